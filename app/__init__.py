@@ -1,0 +1,1 @@
+"""CloudCrm: two services exchanging events through a transactional outbox and inbox."""

@@ -1,0 +1,66 @@
+"""The command line: ``python -m app dev|api|migrate`` (the contract's commands)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from fastapi import FastAPI
+
+from app import migrate
+from app.logs import configure_logging
+from app.settings import SERVICES, Settings
+
+logger = logging.getLogger("app")
+
+DEFAULT_PORTS = {"ordering": 8001, "catalog": 8002}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="both APIs on one port, embedded defaults")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+
+    api = commands.add_parser("api", help="one service's HTTP API")
+    api.add_argument("service", choices=SERVICES)
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=None, help="default: ordering 8001, catalog 8002")
+
+    upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
+    upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
+    return parser
+
+
+def _serve(app: FastAPI, host: str, port: int) -> None:
+    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    configure_logging()
+    settings = Settings()
+    if args.command == "migrate":
+        for service in [args.service] if args.service else SERVICES:
+            migrate.upgrade(service, settings=settings)
+        return 0
+    if args.command == "api":
+        if args.service == "ordering":
+            from app.ordering.app import create_app
+        else:
+            from app.catalog.app import create_app
+        _serve(create_app(settings), args.host, args.port or DEFAULT_PORTS[args.service])
+        return 0
+    from app.dev import create_dev_app
+
+    _serve(create_dev_app(settings), args.host, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

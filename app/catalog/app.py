@@ -1,0 +1,31 @@
+"""The catalog service's FastAPI app factory and its resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app.catalog.router import integration_router, router
+from app.settings import Settings
+from app.web import build_app, database
+
+ROUTERS = (router, integration_router)
+
+
+@asynccontextmanager
+async def catalog_resources(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """Catalog's database."""
+    async with database(app, settings, "catalog"):
+        yield
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The catalog API alone (``python -m app api catalog``)."""
+    return build_app(
+        title="CloudCrm catalog",
+        settings=settings,
+        routers=ROUTERS,
+        resources=[catalog_resources],
+    )

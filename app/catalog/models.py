@@ -1,0 +1,37 @@
+"""The catalog database's own tables (the outbox tables come from app.outbox)."""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from sqlalchemy import CheckConstraint, Integer, MetaData, Numeric, String, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from app.outbox.models import NAMING_CONVENTION, outbox_metadata
+
+PRICE_PRECISION = 14
+PRICE_SCALE = 2
+
+
+class CatalogBase(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Product(CatalogBase):
+    __tablename__ = "products"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[Decimal] = mapped_column(Numeric(PRICE_PRECISION, PRICE_SCALE))
+    stock_count: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        # The last line of defence: whatever a handler does, stock never goes negative.
+        CheckConstraint("stock_count >= 0", name="stock_count_non_negative"),
+        CheckConstraint("price >= 0", name="price_non_negative"),
+    )
+
+
+# Everything Alembic manages in the catalog database.
+catalog_metadata = (CatalogBase.metadata, outbox_metadata)

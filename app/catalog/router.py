@@ -1,0 +1,79 @@
+"""Catalog's HTTP API: the public CRUD and the integration API other services call."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog import service
+from app.catalog.models import Product
+from app.catalog.schemas import ProductIds, ProductRead, ProductWrite
+from app.schemas import DEFAULT_LIMIT, Limit, Skip
+from app.web import unit_of_work
+
+router = APIRouter(prefix="/api/catalog", tags=["catalog"])
+integration_router = APIRouter(prefix="/integration-api/catalog", tags=["catalog integration"])
+
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work("catalog"), scope="function")]
+
+
+def _found(product: Product | None, product_id: uuid.UUID) -> Product:
+    if product is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"product {product_id} not found")
+    return product
+
+
+@router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductRead)
+async def create_product(body: ProductWrite, session: SessionDep) -> Product:
+    """Add a product."""
+    return await service.create_product(
+        session, name=body.name, price=body.price, stock_count=body.stock_count
+    )
+
+
+@router.get("/products", response_model=list[ProductRead])
+async def list_products(
+    session: SessionDep, skip: Skip = 0, limit: Limit = DEFAULT_LIMIT
+) -> list[Product]:
+    """Products, by name."""
+    return list(await service.list_products(session, skip=skip, limit=limit))
+
+
+@router.get("/products/{product_id}", response_model=ProductRead)
+async def get_product(product_id: uuid.UUID, session: SessionDep) -> Product:
+    """One product."""
+    return _found(await service.get_product(session, product_id=product_id), product_id)
+
+
+@router.put("/products/{product_id}", response_model=ProductRead)
+async def replace_product(
+    product_id: uuid.UUID, body: ProductWrite, session: SessionDep
+) -> Product:
+    """Replace a product's name, price and stock."""
+    product = await service.replace_product(
+        session,
+        product_id=product_id,
+        name=body.name,
+        price=body.price,
+        stock_count=body.stock_count,
+    )
+    return _found(product, product_id)
+
+
+@router.delete("/products/{product_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_product(product_id: uuid.UUID, session: SessionDep) -> Response:
+    """Remove a product."""
+    if not await service.delete_product(session, product_id=product_id):
+        _found(None, product_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@integration_router.post("/products/by-ids", response_model=list[ProductRead])
+async def products_by_ids(
+    product_ids: Annotated[ProductIds, Body()], session: SessionDep
+) -> list[Product]:
+    """The products among the given ids (unknown ids are left out), for other services."""
+    return list(await service.products_by_ids(session, product_ids=product_ids))

@@ -1,0 +1,1 @@
+"""The ordering service: takes orders and announces them through its outbox."""

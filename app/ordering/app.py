@@ -1,0 +1,41 @@
+"""The ordering service's FastAPI app factory and its resources."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from app.ordering.router import router
+from app.settings import Settings
+from app.web import build_app, database
+
+
+@asynccontextmanager
+async def ordering_resources(
+    app: FastAPI,
+    settings: Settings,
+    catalog_transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[None]:
+    """Ordering's database and its HTTP client for catalog's integration API."""
+    timeout = httpx.Timeout(settings.catalog_api_timeout_seconds)
+    async with (
+        database(app, settings, "ordering"),
+        httpx.AsyncClient(
+            base_url=settings.catalog_api_url, timeout=timeout, transport=catalog_transport
+        ) as client,
+    ):
+        app.state.catalog_client = client
+        yield
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """The ordering API alone (``python -m app api ordering``)."""
+    return build_app(
+        title="CloudCrm ordering",
+        settings=settings,
+        routers=[router],
+        resources=[ordering_resources],
+    )

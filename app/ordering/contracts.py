@@ -1,0 +1,23 @@
+"""Events the ordering service publishes. Other services may import this module only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, ClassVar
+
+from pydantic import Field, StringConstraints
+
+from app.outbox.events import IntegrationEvent
+
+
+class OrderPlaced(IntegrationEvent):
+    """An order was accepted; catalog reserves its stock."""
+
+    event_name: ClassVar[str] = "OrderPlaced"
+    event_version: ClassVar[int] = 1
+
+    order_id: uuid.UUID
+    product_id: uuid.UUID
+    customer_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    # Strict: a consumer must not accept "3" or 3.0 for a quantity.
+    quantity: Annotated[int, Field(strict=True, ge=1, le=10_000)]

@@ -1,0 +1,88 @@
+"""Ordering's HTTP API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Annotated
+
+import httpx
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.ordering import service
+from app.ordering.catalog_client import fetch_product_names
+from app.ordering.models import Order
+from app.ordering.schemas import OrderCreate, OrderRead, OrderView
+from app.schemas import DEFAULT_LIMIT, Limit, Skip
+from app.web import session_factory, unit_of_work
+
+router = APIRouter(prefix="/api/ordering", tags=["ordering"])
+
+SessionDep = Annotated[AsyncSession, Depends(unit_of_work("ordering"), scope="function")]
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(session_factory("ordering"))]
+
+
+def catalog_client(request: Request) -> httpx.AsyncClient:
+    client: httpx.AsyncClient = request.app.state.catalog_client
+    return client
+
+
+CatalogClientDep = Annotated[httpx.AsyncClient, Depends(catalog_client)]
+
+
+async def _with_product_names(
+    client: httpx.AsyncClient, orders: Sequence[Order]
+) -> list[OrderView]:
+    names = await fetch_product_names(client, (order.product_id for order in orders))
+    return [
+        OrderView.model_validate(order).model_copy(
+            update={"product_name": names.get(order.product_id)}
+        )
+        for order in orders
+    ]
+
+
+@router.post("/order", status_code=status.HTTP_201_CREATED, response_model=OrderRead)
+async def place_order(
+    body: OrderCreate,
+    session: SessionDep,
+    x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+) -> OrderRead:
+    """Place an order; its OrderPlaced event is committed in the same transaction."""
+    order = await service.place_order(
+        session,
+        customer_name=body.customer_name,
+        product_id=body.product_id,
+        quantity=body.quantity,
+        correlation_id=x_correlation_id,
+    )
+    return OrderRead.model_validate(order)
+
+
+@router.get("/order", response_model=list[OrderView])
+async def list_orders(
+    sessions: SessionsDep,
+    client: CatalogClientDep,
+    skip: Skip = 0,
+    limit: Limit = DEFAULT_LIMIT,
+) -> list[OrderView]:
+    """Orders, newest first, with product names from catalog when it answers."""
+    # The session closes before catalog is called: a slow catalog must not pin
+    # database connections.
+    async with sessions() as session:
+        orders = await service.list_orders(session, skip=skip, limit=limit)
+    return await _with_product_names(client, orders)
+
+
+@router.get("/order/{order_id}", response_model=OrderView)
+async def get_order(
+    order_id: uuid.UUID, sessions: SessionsDep, client: CatalogClientDep
+) -> OrderView:
+    """One order by id."""
+    async with sessions() as session:
+        order = await service.get_order(session, order_id=order_id)
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"order {order_id} not found")
+    [read] = await _with_product_names(client, [order])
+    return read

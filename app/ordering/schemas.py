@@ -1,0 +1,30 @@
+"""Ordering's HTTP bodies."""
+
+from __future__ import annotations
+
+import uuid
+
+from app.ordering.models import OrderState
+from app.schemas import CamelModel, CamelRequest, Name, StrictQuantity, UtcDateTime
+
+
+class OrderCreate(CamelRequest):
+    customer_name: Name
+    product_id: uuid.UUID
+    quantity: StrictQuantity = 1
+
+
+class OrderRead(CamelModel):
+    id: uuid.UUID
+    customer_name: str
+    product_id: uuid.UUID
+    quantity: int
+    state: OrderState
+    created_at: UtcDateTime
+
+
+class OrderView(OrderRead):
+    """An order as listed: with its product's name."""
+
+    # Filled from catalog's integration API; null when catalog did not answer in time.
+    product_name: str | None = None

@@ -1,0 +1,148 @@
+"""HTTP plumbing shared by both services: body limit, error mapping, the session boundary."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.db import make_engine, make_sessionmaker
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class BodySizeLimitMiddleware:
+    """Answers 413 for bodies over ``max_bytes``, whether declared or streamed (chunked).
+
+    The body is read (at most ``max_bytes``) before the app runs and then replayed: an
+    error raised from inside the app's body parsing would be turned into a 400 by FastAPI.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+            await self._reject(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        detail = f"request body larger than {self.max_bytes} bytes"
+        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+
+
+async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The transaction was rolled back (or its fate is unknown if the connection died at
+    # COMMIT); either way the client must retry, so this is "unavailable", not "bad input".
+    logger.error("database error", extra={"error": repr(exc)[:500]})
+    return JSONResponse(
+        {"detail": "the database could not complete the request; retry later"},
+        status_code=503,
+    )
+
+
+def install_common(app: FastAPI, *, max_body_bytes: int) -> None:
+    """Add the body limit and the error mapping every service shares."""
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
+    app.add_exception_handler(DBAPIError, _database_error)
+
+
+def unit_of_work(service: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:
+    """The request's transaction on ``service``'s database, as a FastAPI dependency.
+
+    Commits if the endpoint returns, rolls back if it raises; the only place the HTTP
+    side commits (STYLE rule 2). Used with ``scope="function"`` so the commit finishes
+    before the response is sent: a 201 is never answered for a transaction that then
+    fails to commit.
+    """
+
+    async def transaction(request: Request) -> AsyncIterator[AsyncSession]:
+        factory = session_factory(service)(request)
+        async with factory() as session, session.begin():
+            yield session
+
+    return transaction
+
+
+def session_factory(service: str) -> Callable[[Request], async_sessionmaker[AsyncSession]]:
+    """``service``'s session factory, for reads that must not hold a connection for long."""
+
+    def sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+        factories: dict[str, async_sessionmaker[AsyncSession]] = request.app.state.sessionmakers
+        return factories[service]
+
+    return sessions
+
+
+ResourceFactory = Callable[[FastAPI, Settings], AbstractAsyncContextManager[None]]
+
+
+def build_app(
+    *,
+    title: str,
+    settings: Settings,
+    routers: Sequence[APIRouter],
+    resources: Sequence[ResourceFactory],
+) -> FastAPI:
+    """A FastAPI app serving ``routers`` with each resource opened for its lifetime."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.sessionmakers = {}
+        async with AsyncExitStack() as stack:
+            for resource in resources:
+                await stack.enter_async_context(resource(app, settings))
+            yield
+
+    app = FastAPI(title=title, lifespan=lifespan)
+    install_common(app, max_body_bytes=settings.max_request_body_bytes)
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+@asynccontextmanager
+async def database(app: FastAPI, settings: Settings, service: str) -> AsyncIterator[None]:
+    """Open ``service``'s engine for the app's lifetime and register its sessions."""
+    engine = make_engine(settings.database_url(service), pool_size=settings.database_pool_size)
+    app.state.sessionmakers[service] = make_sessionmaker(engine)
+    try:
+        yield
+    finally:
+        await engine.dispose()

@@ -1,0 +1,65 @@
+"""Fixtures shared by every test layer: throwaway PostgreSQL databases per test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from app import migrate
+from app.settings import SERVICES, Settings
+from tests.support import postgres
+
+
+@pytest.fixture(scope="session")
+def database_templates() -> Iterator[dict[str, str]]:
+    """One migrated template database per service; tests clone them (fast, isolated)."""
+    names = {service: postgres.unique_name(f"cc_tpl_{service}") for service in SERVICES}
+    try:
+        for service, name in names.items():
+            url = postgres.create_database(name)
+            migrate.upgrade(service, settings=Settings(**{f"{service}_database_url": url}))
+        yield names
+    finally:
+        for name in names.values():
+            postgres.drop_database(name)
+
+
+async def _clone(template: str, prefix: str) -> AsyncIterator[str]:
+    name = postgres.unique_name(prefix)
+    url = await asyncio.to_thread(postgres.create_database, name, template=template)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(postgres.drop_database, name)
+
+
+@pytest.fixture
+async def ordering_db(database_templates: dict[str, str]) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated ordering database."""
+    async for url in _clone(database_templates["ordering"], "cc_ordering"):
+        yield url
+
+
+@pytest.fixture
+async def catalog_db(database_templates: dict[str, str]) -> AsyncIterator[str]:
+    """The URL of a fresh, migrated catalog database."""
+    async for url in _clone(database_templates["catalog"], "cc_catalog"):
+        yield url
+
+
+async def query(url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one SQL statement on the database at ``url`` (its own connection) and fetch."""
+    async with await psycopg.AsyncConnection.connect(
+        postgres.sync_dsn(url), autocommit=True
+    ) as connection:
+        cursor = await connection.execute(statement, params or None)  # type: ignore[arg-type]
+        return await cursor.fetchall() if cursor.description else []
+
+
+async def count(url: str, table: str) -> int:
+    [(total,)] = await query(url, f"SELECT count(*) FROM {table}")
+    return int(total)
