@@ -57,9 +57,7 @@ async def test_order_and_outbox_row_are_written_in_one_transaction(
     assert order_xid == outbox_xid
 
 
-async def test_each_order_gets_its_own_event(
-    ordering: httpx.AsyncClient, ordering_db: str
-) -> None:
+async def test_each_order_gets_its_own_event(ordering: httpx.AsyncClient, ordering_db: str) -> None:
     for quantity in (1, 2, 3):
         body = {"customerName": "Bo", "productId": str(uuid.uuid4()), "quantity": quantity}
         assert (await ordering.post("/api/ordering/order", json=body)).status_code == 201

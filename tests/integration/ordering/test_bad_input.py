@@ -1,0 +1,110 @@
+"""Every bad request is a clear 4xx and writes nothing."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import count
+
+pytestmark = pytest.mark.postgres
+
+PRODUCT = str(uuid.uuid4())
+MEGABYTE = "x" * 1_000_000
+
+
+def order(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"customerName": "Ann", "productId": PRODUCT, "quantity": 1}
+    body.update(overrides)
+    return {key: value for key, value in body.items() if value is not ...}
+
+
+BAD_BODIES: list[tuple[str, bytes, int]] = [
+    ("invalid uuid", json.dumps(order(productId="not-a-uuid")).encode(), 422),
+    ("uuid as number", json.dumps(order(productId=12345)).encode(), 422),
+    ("empty name", json.dumps(order(customerName="")).encode(), 422),
+    ("blank name", json.dumps(order(customerName="   ")).encode(), 422),
+    ("201-char name", json.dumps(order(customerName="n" * 201)).encode(), 422),
+    ("NUL in name", json.dumps(order(customerName="a\u0000b")).encode(), 422),
+    ("name as number", json.dumps(order(customerName=5)).encode(), 422),
+    ("1 MB name", json.dumps(order(customerName=MEGABYTE)).encode(), 413),
+    ("quantity 0", json.dumps(order(quantity=0)).encode(), 422),
+    ("quantity -1", json.dumps(order(quantity=-1)).encode(), 422),
+    ("quantity 10^12", json.dumps(order(quantity=10**12)).encode(), 422),
+    ("quantity 10001", json.dumps(order(quantity=10_001)).encode(), 422),
+    ("quantity 1.5", json.dumps(order(quantity=1.5)).encode(), 422),
+    ("quantity as string", json.dumps(order(quantity="3")).encode(), 422),
+    ("quantity true", json.dumps(order(quantity=True)).encode(), 422),
+    ("quantity null", json.dumps(order(quantity=None)).encode(), 422),
+    ("missing name", json.dumps(order(customerName=...)).encode(), 422),
+    ("missing product", json.dumps(order(productId=...)).encode(), 422),
+    ("unknown field", json.dumps(order(discount=5)).encode(), 422),
+    ("snake_case field", json.dumps({"customer_name": "A", "productId": PRODUCT}).encode(), 422),
+    ("malformed JSON", b'{"customerName": "Ann", "productId":', 422),
+    ("JSON array", json.dumps([order()]).encode(), 422),
+    ("JSON string", b'"hello"', 422),
+    ("empty body", b"", 422),
+    ("body over 64 KiB", b'{"customerName": "' + b"a" * 70_000 + b'"}', 413),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status"), [(b, s) for _, b, s in BAD_BODIES], ids=[n for n, _, _ in BAD_BODIES]
+)
+async def test_bad_order_body_is_rejected_and_nothing_is_written(
+    ordering: httpx.AsyncClient, ordering_db: str, body: bytes, status: int
+) -> None:
+    response = await ordering.post(
+        "/api/ordering/order", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]  # a message, not an empty error
+    assert await count(ordering_db, "orders") == 0
+    assert await count(ordering_db, "outbox") == 0
+
+
+async def test_body_over_the_limit_sent_chunked_is_413(
+    ordering: httpx.AsyncClient, ordering_db: str
+) -> None:
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b'{"customerName": "'
+        for _ in range(10):
+            yield b"a" * 8192
+        yield b'"}'
+
+    response = await ordering.post(
+        "/api/ordering/order", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert await count(ordering_db, "orders") == 0
+
+
+async def test_form_encoded_body_is_rejected(ordering: httpx.AsyncClient, ordering_db: str) -> None:
+    response = await ordering.post(
+        "/api/ordering/order", data={"customerName": "Ann", "productId": PRODUCT}
+    )
+    assert 400 <= response.status_code < 500
+    assert await count(ordering_db, "orders") == 0
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/api/ordering/order/not-a-uuid", 422),
+        (f"/api/ordering/order/{uuid.uuid4()}", 404),
+        ("/api/ordering/order?skip=-1", 422),
+        ("/api/ordering/order?limit=0", 422),
+        ("/api/ordering/order?limit=1000000", 422),
+        (f"/api/ordering/order?skip={10**30}", 422),
+        ("/api/ordering/order?limit=abc", 422),
+    ],
+)
+async def test_bad_reads_are_4xx(ordering: httpx.AsyncClient, path: str, status: int) -> None:
+    response = await ordering.get(path)
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from app.ordering.contracts import OrderPlaced
+
+
+def event(**overrides: object) -> OrderPlaced:
+    fields: dict[str, object] = {
+        "order_id": uuid.uuid4(),
+        "product_id": uuid.uuid4(),
+        "customer_name": "Ann",
+        "quantity": 2,
+    }
+    fields.update(overrides)
+    return OrderPlaced(**fields)  # type: ignore[arg-type]
+
+
+def test_body_is_camel_case_without_the_id() -> None:
+    placed = event()
+    assert placed.body() == {
+        "orderId": str(placed.order_id),
+        "productId": str(placed.product_id),
+        "customerName": "Ann",
+        "quantity": 2,
+    }
+    assert OrderPlaced.event_name == "OrderPlaced"
+    assert OrderPlaced.event_version == 1
+
+
+def test_each_event_has_its_own_id() -> None:
+    assert event().event_id != event().event_id
+
+
+def test_events_are_frozen() -> None:
+    with pytest.raises(ValidationError, match="frozen"):
+        event().quantity = 5  # type: ignore[misc]
+
+
+def test_body_round_trips_through_the_consumer_side_validation() -> None:
+    placed = event()
+    again = OrderPlaced.model_validate_json(json.dumps(placed.body()))
+    assert again.model_dump(exclude={"event_id"}) == placed.model_dump(exclude={"event_id"})
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"quantity": "2"},
+        {"quantity": 2.0},
+        {"quantity": 0},
+        {"quantity": 10_001},
+        {"customerName": ""},
+        {"customerName": "x" * 201},
+        {"productId": "nope"},
+        {"extra": 1},
+    ],
+)
+def test_consumer_side_validation_rejects_what_the_publisher_never_sends(
+    change: dict[str, object],
+) -> None:
+    body = event().body() | change
+    with pytest.raises(ValidationError):
+        OrderPlaced.model_validate_json(json.dumps(body))

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.ordering.contracts import OrderPlaced
+from app.outbox import OutboxMessage, add_event
+
+
+def test_add_event_stages_a_row_without_any_io() -> None:
+    # An unbound session: any I/O (flush, execute, commit) would raise.
+    session = AsyncSession()
+    placed = OrderPlaced(
+        order_id=uuid.uuid4(), product_id=uuid.uuid4(), customer_name="Ann", quantity=1
+    )
+
+    row = add_event(session, placed, correlation_id="c-1", traceparent="00-abc-def-01")
+
+    assert list(session.new) == [row]
+    assert isinstance(row, OutboxMessage)
+    assert row.id == placed.event_id
+    assert row.event_type == "OrderPlaced"
+    assert row.payload == placed.body()
+    assert row.headers == {
+        "event_version": "1",
+        "correlation_id": "c-1",
+        "traceparent": "00-abc-def-01",
+    }
+    assert row.published_at is None and row.attempts == 0
+
+
+def test_headers_leave_out_what_is_unknown() -> None:
+    placed = OrderPlaced(
+        order_id=uuid.uuid4(), product_id=uuid.uuid4(), customer_name="Bo", quantity=3
+    )
+    row = add_event(AsyncSession(), placed)
+    assert row.headers == {"event_version": "1"}

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+import pytest
+
+from app.settings import Settings
+
+
+def test_defaults_are_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ORDERING_DATABASE_URL", "CATALOG_DATABASE_URL", "BROKER_URL", "CATALOG_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = Settings()
+    assert settings.ordering_database_url == "sqlite+aiosqlite:///./var/ordering.db"
+    assert settings.catalog_database_url == "sqlite+aiosqlite:///./var/catalog.db"
+    assert settings.broker_url == "memory://"
+    assert settings.catalog_api_url == "http://127.0.0.1:8002"
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORDERING_DATABASE_URL", "postgresql+psycopg://u@h/o")
+    monkeypatch.setenv("CATALOG_API_TIMEOUT_SECONDS", "0.5")
+    settings = Settings()
+    assert settings.database_url("ordering") == "postgresql+psycopg://u@h/o"
+    assert settings.catalog_api_timeout_seconds == 0.5
+
+
+def test_unknown_service_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown service 'billing'"):
+        Settings().database_url("billing")
+
+
+def test_invalid_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALOG_API_TIMEOUT_SECONDS", "-1")
+    with pytest.raises(ValueError, match="catalog_api_timeout_seconds"):
+        Settings()
