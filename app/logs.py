@@ -6,7 +6,7 @@ import logging
 import sys
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class KeyValueFormatter(logging.Formatter):
