@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import sys
 from collections.abc import Sequence
@@ -32,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=None, help="default: ordering 8001, catalog 8002")
 
+    relay = commands.add_parser("relay", help="publish a service's outbox to RabbitMQ")
+    relay.add_argument("service", choices=SERVICES)
+
     upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
     return parser
@@ -39,6 +43,20 @@ def _parser() -> argparse.ArgumentParser:
 
 def _serve(app: FastAPI, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False)
+
+
+def _relay(settings: Settings, service: str) -> int:
+    if not settings.broker_url.startswith(("amqp://", "amqps://")):
+        logger.error(
+            "the relay publishes to RabbitMQ: set BROKER_URL=amqp://user:password@host:5672/ "
+            "(got %r; memory:// exists only inside `python -m app dev`)",
+            settings.broker_url,
+        )
+        return 2
+    from app.outbox.runner import run_relay
+
+    asyncio.run(run_relay(settings, database_url=settings.database_url(service), name=service))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -49,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for service in [args.service] if args.service else SERVICES:
             migrate.upgrade(service, settings=settings)
         return 0
+    if args.command == "relay":
+        return _relay(settings, args.service)
     if args.command == "api":
         if args.service == "ordering":
             from app.ordering.app import create_app

@@ -26,6 +26,25 @@ class Settings(BaseSettings):
     # Largest accepted HTTP request body; the contract fixes 64 KiB.
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # The relay (python -m app relay SERVICE).
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Concurrent claim-publish-mark loops per relay process: while one waits for
+    # confirms, another claims, so the database and the broker work at the same time.
+    relay_concurrency: int = Field(default=2, ge=1, le=32)
+    relay_publish_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    relay_max_attempts: int = Field(default=10, ge=1, le=1_000)
+    relay_retry_base_seconds: float = Field(default=1.0, ge=0, le=3_600)
+    relay_retry_max_seconds: float = Field(default=300.0, ge=0, le=86_400)
+    relay_poll_interval_seconds: float = Field(default=1.0, gt=0, le=3_600)
+    # Broker reconnect backoff (full jitter between 0 and the capped exponential).
+    broker_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    # Retention of published outbox rows (failed and pending rows are never deleted).
+    outbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    retention_interval_seconds: float = Field(default=60.0, gt=0)
+    retention_batch_size: int = Field(default=1_000, ge=1, le=100_000)
+    # How long SIGTERM waits for the batch in flight before releasing it.
+    shutdown_grace_seconds: float = Field(default=5.0, gt=0, le=300)
+
     def database_url(self, service: ServiceName) -> str:
         """The database URL of one service."""
         if service == "ordering":

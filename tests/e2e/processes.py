@@ -70,3 +70,51 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError(f"{url} never answered:\n{log.read_text()}")
+
+
+class Background:
+    """A ``python -m app`` process whose log the test reads (for processes without HTTP)."""
+
+    def __init__(self, *args: str, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app", *args],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=self._log,
+            stderr=self._log,
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    async def wait_for_log(self, text: str, *, timeout: float = 30.0, count: int = 1) -> None:
+        import asyncio
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log().count(text) >= count:
+                return
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"exited {self.process.returncode} before {text!r}:\n{self.log()}"
+                )
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{text!r} not logged within {timeout}s:\n{self.log()}")
+
+    async def wait_exit(self, timeout: float) -> int | None:
+        import asyncio
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if (code := self.process.poll()) is not None:
+                return code
+            await asyncio.sleep(0.05)
+        return None
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()

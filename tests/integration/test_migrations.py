@@ -91,4 +91,4 @@ def test_services_keep_separate_histories() -> None:
         service: ScriptDirectory.from_config(alembic_config(service, "sqlite://")).get_heads()
         for service in SERVICES
     }
-    assert heads == {"ordering": ["0001_ordering"], "catalog": ["0001_catalog"]}
+    assert heads == {"ordering": ["0002_ordering"], "catalog": ["0002_catalog"]}

@@ -1,0 +1,122 @@
+"""Publishing to RabbitMQ with publisher confirms, ``mandatory`` and persistent messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import aio_pika
+import aiormq
+from aio_pika.abc import AbstractChannel, AbstractConnection
+from aiormq.exceptions import DeliveryError
+from pamqp.commands import Basic
+
+from app.outbox.publisher import (
+    EXCHANGE,
+    BrokerUnavailableError,
+    OutgoingMessage,
+    PublishResult,
+)
+
+logger = logging.getLogger(__name__)
+
+PERSISTENT = 2
+
+
+async def declare_exchange(channel: AbstractChannel) -> None:
+    """Declare the contract's exchange; idempotent, so every process may do it at start."""
+    await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+
+
+class AmqpPublisher:
+    """One connection and channel, opened on first use and again after any failure.
+
+    A plain (not robust) connection: when it breaks, the relay must know at once which
+    publishes were confirmed, rather than have them silently wait for a reconnect.
+    """
+
+    def __init__(self, url: str, *, publish_timeout: float) -> None:
+        self._url = url
+        self._timeout = publish_timeout
+        self._connection: AbstractConnection | None = None
+        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure_channel(self) -> aiormq.abc.AbstractChannel:
+        async with self._lock:
+            if self._channel is not None and not self._channel.is_closed:
+                return self._channel
+            await self._drop()
+            try:
+                connection = await aio_pika.connect(self._url, timeout=self._timeout)
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                await declare_exchange(channel)
+                # The publishes go straight to aio-pika's underlying aiormq channel: the
+                # same frames and confirms, without building an aio_pika.Message per row.
+                self._channel = await channel.get_underlay_channel()
+                self._connection = connection
+            except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+                raise BrokerUnavailableError(f"cannot reach RabbitMQ: {exc!r}") from exc
+            logger.info("connected to RabbitMQ", extra={"exchange": EXCHANGE})
+            return self._channel
+
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        """Publish every message at once and wait for all confirms (or the timeout)."""
+        channel = await self._ensure_channel()
+        outcomes = await asyncio.gather(
+            *(self._publish(channel, message) for message in messages), return_exceptions=True
+        )
+        result = PublishResult()
+        for message, outcome in zip(messages, outcomes, strict=True):
+            if isinstance(outcome, DeliveryError):
+                result.rejected[message.message_id] = _reason(outcome)
+            elif isinstance(outcome, BaseException):
+                result.broken = result.broken or outcome
+            else:
+                result.confirmed.append(message.message_id)
+        if result.broken is not None:
+            # Half-dead connections hang; start from a fresh one next time.
+            await self._drop()
+        return result
+
+    async def _publish(self, channel: aiormq.abc.AbstractChannel, message: OutgoingMessage) -> None:
+        headers: dict[str, Any] = dict(message.headers)
+        correlation_id = headers.pop("correlation_id", None)
+        properties = Basic.Properties(
+            message_id=str(message.message_id),
+            message_type=message.event_type,
+            content_type="application/json",
+            delivery_mode=PERSISTENT,
+            timestamp=message.created_at,
+            correlation_id=correlation_id,
+            headers=headers or None,
+        )
+        await channel.basic_publish(
+            message.body,
+            exchange=EXCHANGE,
+            routing_key=message.event_type,
+            properties=properties,
+            mandatory=True,
+            timeout=self._timeout,
+        )
+
+    async def _drop(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None:
+            try:
+                await asyncio.wait_for(connection.close(), timeout=2)
+            except Exception:  # it is already broken; only release it
+                logger.debug("closing a broken connection failed", exc_info=True)
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+
+def _reason(error: DeliveryError) -> str:
+    frame = error.frame
+    if isinstance(frame, Basic.Return):
+        return f"returned by the broker: {frame.reply_code} {frame.reply_text}"
+    return f"rejected by the broker: {type(frame).__name__}"

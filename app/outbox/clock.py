@@ -1,0 +1,40 @@
+"""The database clock in SQL, on PostgreSQL and SQLite alike.
+
+Leases, retry times and retention ages are computed by the database, never by a
+process: several relays on several hosts never agree on the time, the database does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import DateTime
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement, literal
+
+
+class db_now_plus(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it renders
+    """``now + seconds`` on the database clock (seconds may be negative or a bind)."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+    def __init__(self, seconds: float | ColumnElement[Any]) -> None:
+        if not isinstance(seconds, ColumnElement):
+            seconds = literal(float(seconds))
+        super().__init__(seconds)
+
+
+@compiles(db_now_plus, "postgresql")
+def _postgresql(element: db_now_plus, compiler: Any, **kw: Any) -> str:
+    # clock_timestamp, not now(): now() is frozen at the start of a transaction that may
+    # have waited on locks, and a retry time must count from when the failure happened.
+    seconds = compiler.process(element.clauses, **kw)
+    return f"(clock_timestamp() + make_interval(secs => CAST({seconds} AS double precision)))"
+
+
+@compiles(db_now_plus, "sqlite")
+def _sqlite(element: db_now_plus, compiler: Any, **kw: Any) -> str:
+    # Same text format as CURRENT_TIMESTAMP (the column defaults), so comparisons hold.
+    seconds = compiler.process(element.clauses, **kw)
+    return f"datetime('now', printf('%+.6f seconds', {seconds}))"

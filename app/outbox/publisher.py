@@ -1,0 +1,52 @@
+"""The seam between the relay and a broker: RabbitMQ (aio-pika) or the in-memory broker."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+EXCHANGE = "cloudcrm.events"  # the contract's topic exchange; routing key = event name
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """One outbox row, ready for the wire."""
+
+    message_id: uuid.UUID
+    event_type: str
+    body: bytes
+    headers: Mapping[str, str]
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class PublishResult:
+    """What the broker said about a batch.
+
+    ``confirmed``: acknowledged by the broker (publisher confirm), safe to mark published.
+    ``rejected``: nacked or returned as unroutable, with the reason; these are the
+    message's own failures and count as an attempt.
+    ``broken``: the connection failed; the messages in neither list have an unknown fate
+    and are left pending without counting an attempt (it was not their fault).
+    """
+
+    confirmed: list[uuid.UUID] = field(default_factory=list)
+    rejected: dict[uuid.UUID, str] = field(default_factory=dict)
+    broken: BaseException | None = None
+
+
+class BrokerUnavailableError(Exception):
+    """The broker cannot be reached; the caller backs off and retries."""
+
+
+class Publisher(Protocol):
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        """Publish all of ``messages`` (pipelined) and report each one's fate."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection."""
+        ...

@@ -1,0 +1,150 @@
+"""The relay process: workers, wake-ups, retention, and a clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.db import make_engine
+from app.outbox.amqp import AmqpPublisher
+from app.outbox.publisher import BrokerUnavailableError
+from app.outbox.relay import OutboxRelay, RelayPolicy
+from app.outbox.retention import delete_published_outbox_rows
+from app.outbox.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def relay_policy(settings: Settings) -> RelayPolicy:
+    return RelayPolicy(
+        batch_size=settings.relay_batch_size,
+        max_attempts=settings.relay_max_attempts,
+        retry_base_seconds=settings.relay_retry_base_seconds,
+        retry_max_seconds=settings.relay_retry_max_seconds,
+    )
+
+
+async def run_relay(settings: Settings, *, database_url: str, name: str) -> None:
+    """Relay ``database_url``'s outbox to ``settings.broker_url`` until SIGTERM/SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    engine = make_engine(database_url, pool_size=settings.relay_concurrency + 1)
+    publisher = AmqpPublisher(
+        settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds
+    )
+    relay = OutboxRelay(engine, publisher, relay_policy(settings))
+    wakeup = Wakeup()
+    scheduler = _scheduler(settings, engine, wakeup)
+    background: list[asyncio.Task[None]] = []
+    dsn = libpq_dsn(database_url)
+    if dsn is not None:
+        listener = listen_for_outbox_inserts(
+            dsn, wakeup, max_backoff=settings.broker_reconnect_max_seconds
+        )
+        background.append(asyncio.create_task(listener, name="outbox-listener"))
+    workers = [
+        asyncio.create_task(
+            _work(relay, wakeup.subscribe(), stop, settings), name=f"relay-worker-{index}"
+        )
+        for index in range(settings.relay_concurrency)
+    ]
+    scheduler.start()
+    logger.info(
+        "relay started",
+        extra={"service": name, "workers": len(workers), "listen": dsn is not None},
+    )
+    try:
+        await stop.wait()
+        logger.info("relay stopping: finishing the batch in flight")
+        _, unfinished = await asyncio.wait(workers, timeout=settings.shutdown_grace_seconds)
+        # A batch still waiting for confirms is abandoned: cancelling rolls its
+        # transaction back, which releases its rows to the next relay unmarked.
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+    finally:
+        scheduler.shutdown(wait=False)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await publisher.close()
+        await engine.dispose()
+        logger.info("relay stopped", extra={"service": name})
+
+
+def _scheduler(settings: Settings, engine: AsyncEngine, wakeup: Wakeup) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    # The fallback for lost notifications, and the only wake-up on SQLite.
+    scheduler.add_job(wakeup.notify, "interval", seconds=settings.relay_poll_interval_seconds)
+    scheduler.add_job(
+        _retention,
+        "interval",
+        args=(settings, engine),
+        seconds=settings.retention_interval_seconds,
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
+    return scheduler
+
+
+async def _retention(settings: Settings, engine: AsyncEngine) -> None:
+    try:
+        await delete_published_outbox_rows(
+            engine,
+            older_than_seconds=settings.outbox_retention_seconds,
+            batch_size=settings.retention_batch_size,
+        )
+    except DBAPIError as exc:
+        logger.warning("outbox retention failed; next run retries", extra={"error": repr(exc)})
+
+
+async def _work(
+    relay: OutboxRelay, woken: asyncio.Event, stop: asyncio.Event, settings: Settings
+) -> None:
+    """Drain, then sleep until woken; back off (full jitter) while a dependency is down."""
+    failures = 0
+    while not stop.is_set():
+        woken.clear()
+        try:
+            while not stop.is_set():
+                report = await relay.relay_batch()
+                if report.claimed < settings.relay_batch_size:
+                    break
+            failures = 0
+        except (BrokerUnavailableError, DBAPIError, OSError) as exc:
+            failures += 1
+            delay = random.uniform(0, min(settings.broker_reconnect_max_seconds, 0.1 * 2**failures))
+            logger.warning(
+                "relay cannot proceed; backing off",
+                extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
+            )
+            await _sleep_unless(stop, delay)
+            continue
+        await _first(woken, stop)
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waits = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waits:
+            task.cancel()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

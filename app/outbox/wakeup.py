@@ -1,0 +1,68 @@
+"""Waking the relay: PostgreSQL LISTEN/NOTIFY for latency, an interval poll as the fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+logger = logging.getLogger(__name__)
+
+# The outbox trigger (migration 0002) notifies this channel when an INSERT commits.
+NOTIFY_CHANNEL = "outbox_pending"
+
+
+class Wakeup:
+    """Fan-out of "there may be work": every subscriber's event is set by ``notify``."""
+
+    def __init__(self) -> None:
+        self._events: list[asyncio.Event] = []
+
+    def subscribe(self) -> asyncio.Event:
+        event = asyncio.Event()
+        self._events.append(event)
+        return event
+
+    def notify(self) -> None:
+        for event in self._events:
+            event.set()
+
+
+def libpq_dsn(database_url: str) -> str | None:
+    """The libpq DSN of a PostgreSQL SQLAlchemy URL; None for other databases."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "postgresql":
+        return None
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def listen_for_outbox_inserts(dsn: str, wakeup: Wakeup, *, max_backoff: float) -> None:
+    """Notify ``wakeup`` whenever an outbox insert commits; reconnect forever on errors.
+
+    NOTIFY is delivered at COMMIT, never for a rolled-back transaction, and the trigger
+    fires inside the writer's own transaction, so no clock is compared: a row written
+    after other statements in a long transaction still wakes the relay when it commits.
+    A lost notification (listener reconnecting) costs at most one poll interval.
+    """
+    failures = 0
+    while True:
+        try:
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+                await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                logger.info("listening for outbox inserts", extra={"channel": NOTIFY_CHANNEL})
+                failures = 0
+                # Rows may have committed while nobody listened.
+                wakeup.notify()
+                async for _ in connection.notifies():
+                    wakeup.notify()
+        except psycopg.Error as exc:
+            failures += 1
+            delay = random.uniform(0, min(max_backoff, 0.2 * 2**failures))
+            logger.warning(
+                "outbox listener lost its connection; polling covers the gap",
+                extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 2)},
+            )
+            await asyncio.sleep(delay)

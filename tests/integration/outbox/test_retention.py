@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.outbox.retention import delete_published_outbox_rows
+from tests.conftest import query
+from tests.integration.outbox.conftest import stage_events
+
+pytestmark = pytest.mark.postgres
+
+DAY = 24 * 3600
+
+
+async def test_retention_deletes_only_old_published_rows(
+    ordering_db: str, engine: AsyncEngine
+) -> None:
+    ids = await stage_events(engine, 12)
+    old_published, recent_published = ids[:5], ids[5:7]
+    old_pending, old_failed, new_pending = ids[7:9], ids[9:10], ids[10:]
+    ages = [
+        (
+            old_published,
+            "published_at = now() - interval '8 days', created_at = now() - interval '8 days'",
+        ),
+        (recent_published, "published_at = now() - interval '6 days'"),
+        (
+            old_pending,
+            "created_at = now() - interval '30 days', next_attempt_at = now() - interval '30 days'",
+        ),
+        (
+            old_failed,
+            "failed_at = now() - interval '30 days', created_at = now() - interval '30 days'",
+        ),
+    ]
+    for rows, assignment in ages:
+        await query(ordering_db, f"UPDATE outbox SET {assignment} WHERE id = ANY(%s)", rows)
+
+    deleted = await delete_published_outbox_rows(
+        engine,
+        older_than_seconds=7 * DAY,
+        batch_size=2,  # several bounded batches
+    )
+
+    assert deleted == 5
+    remaining = {row[0] for row in await query(ordering_db, "SELECT id FROM outbox")}
+    assert remaining == set(recent_published + old_pending + old_failed + new_pending)
+    assert await delete_published_outbox_rows(engine, older_than_seconds=7 * DAY, batch_size=2) == 0

@@ -1,0 +1,105 @@
+"""Throwaway RabbitMQ vhosts and a way to read what reached a queue."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+
+from app.outbox.publisher import EXCHANGE
+from tests.support.config import SERVERS
+
+START_HINT = "start it with: rabbitmq-server -detached && rabbitmqctl await_startup"
+
+
+def _ctl(*args: str) -> None:
+    done = subprocess.run(
+        [SERVERS.rabbitmqctl, "-q", *args], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            f"rabbitmqctl {' '.join(args)} failed ({done.stderr.strip()}); {START_HINT}",
+            pytrace=False,
+        )
+
+
+def vhost_url(vhost: str) -> str:
+    parts = urlsplit(SERVERS.rabbitmq_url)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+@asynccontextmanager
+async def throwaway_vhost() -> AsyncIterator[str]:
+    """A fresh vhost (its AMQP URL) that is deleted, with all its queues, afterwards."""
+    vhost = f"cc_test_{uuid.uuid4().hex[:12]}"
+    user = urlsplit(SERVERS.rabbitmq_url).username or "guest"
+    await asyncio.to_thread(_ctl, "add_vhost", vhost)
+    try:
+        await asyncio.to_thread(_ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+        url = vhost_url(vhost)
+        try:
+            connection = await aio_pika.connect(url, timeout=5)
+        except (OSError, aio_pika.exceptions.AMQPError) as exc:
+            pytest.fail(f"RabbitMQ is unreachable at {url} ({exc!r}); {START_HINT}", pytrace=False)
+        await connection.close()
+        yield url
+    finally:
+        await asyncio.to_thread(_ctl, "delete_vhost", vhost)
+
+
+async def bind_queue(url: str, queue: str, *routing_keys: str) -> None:
+    """Declare the contract's exchange and a durable queue bound to ``routing_keys``."""
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        declared = await channel.declare_queue(queue, durable=True)
+        for key in routing_keys:
+            await declared.bind(exchange, key)
+
+
+async def read_queue(
+    url: str, queue: str, *, expected: int, timeout: float = 30.0
+) -> list[AbstractIncomingMessage]:
+    """Consume until ``expected`` messages arrived, then a short quiet period (to catch
+    extra ones: a duplicate must be seen, not missed)."""
+    received: list[AbstractIncomingMessage] = []
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=1000)
+        declared = await channel.declare_queue(queue, durable=True, passive=True)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        quiet_until: float | None = None
+        async with declared.iterator() as messages:
+            while True:
+                now = loop.time()
+                if quiet_until is not None and now >= quiet_until:
+                    break
+                if now >= deadline:
+                    break
+                wait = (quiet_until or deadline) - now
+                try:
+                    message = await asyncio.wait_for(anext(messages), timeout=wait)
+                except TimeoutError:
+                    continue
+                await message.ack()
+                received.append(message)
+                if len(received) >= expected and quiet_until is None:
+                    quiet_until = loop.time() + 0.5
+    return received
+
+
+async def queue_depth(url: str, queue: str) -> int:
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, durable=True, passive=True)
+        return declared.declaration_result.message_count or 0
