@@ -55,6 +55,22 @@ async def pending(database_url: str) -> int:
     return int(count)
 
 
+async def wait_drained(database_url: str, *, within: float = 30.0) -> None:
+    for _ in range(int(within * 10)):
+        if await pending(database_url) == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{await pending(database_url)} rows still pending after {within}s")
+
+
+async def staged(database_url: str, count: int) -> list[uuid.UUID]:
+    engine = make_engine(database_url)
+    try:
+        return await stage_events(engine, count, chunk=5000)
+    finally:
+        await engine.dispose()
+
+
 async def test_notify_wakes_the_relay_for_an_order_written_in_a_multi_statement_transaction(
     ordering_db: str, broker: str, start_relay: Callable[..., Background]
 ) -> None:
@@ -86,9 +102,7 @@ async def test_notify_wakes_the_relay_for_an_order_written_in_a_multi_statement_
 async def test_sigterm_exits_zero_promptly_and_loses_nothing(
     ordering_db: str, broker: str, start_relay: Callable[..., Background]
 ) -> None:
-    engine = make_engine(ordering_db)
-    ids = await stage_events(engine, 20_000, chunk=5000)
-    await engine.dispose()
+    ids = await staged(ordering_db, 20_000)
     relay = start_relay(broker, RELAY_BATCH_SIZE="200")
     await relay.wait_for_log("relayed batch", count=3)  # mid-drain
 
@@ -100,10 +114,7 @@ async def test_sigterm_exits_zero_promptly_and_loses_nothing(
     left = await pending(ordering_db)
     assert left > 0, "the drain finished before SIGTERM; the test proves nothing"
     successor = start_relay(broker)
-    for _ in range(300):
-        if await pending(ordering_db) == 0:
-            break
-        await asyncio.sleep(0.1)
+    await wait_drained(ordering_db)
     messages = await read_queue(broker, QUEUE, expected=len(ids), timeout=60)
     assert {m.message_id for m in messages} == {str(i) for i in ids}
     successor.process.send_signal(signal.SIGTERM)
@@ -113,9 +124,7 @@ async def test_sigterm_exits_zero_promptly_and_loses_nothing(
 async def test_kill_9_mid_drain_then_restart_loses_nothing(
     ordering_db: str, broker: str, start_relay: Callable[..., Background]
 ) -> None:
-    engine = make_engine(ordering_db)
-    ids = await stage_events(engine, 10_000, chunk=5000)
-    await engine.dispose()
+    ids = await staged(ordering_db, 10_000)
     relay = start_relay(broker, RELAY_BATCH_SIZE="500")
     await relay.wait_for_log("relayed batch", count=2)
 
@@ -124,11 +133,7 @@ async def test_kill_9_mid_drain_then_restart_loses_nothing(
     assert await pending(ordering_db) > 0
 
     start_relay(broker)
-    for _ in range(300):
-        if await pending(ordering_db) == 0:
-            break
-        await asyncio.sleep(0.1)
-    assert await pending(ordering_db) == 0
+    await wait_drained(ordering_db)
     messages = await read_queue(broker, QUEUE, expected=len(ids), timeout=60)
     seen = Counter(m.message_id for m in messages)
     assert set(seen) == {str(i) for i in ids}  # none lost; duplicates allowed
@@ -141,9 +146,7 @@ async def test_broker_down_backs_off_without_busy_looping_then_resumes(
     proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
     proxy.block()
     try:
-        engine = make_engine(ordering_db)
-        ids = await stage_events(engine, 50)
-        await engine.dispose()
+        ids = await staged(ordering_db, 50)
         relay = start_relay(
             broker.replace(f":{target.port}/", f":{proxy.port}/"),
             BROKER_RECONNECT_MAX_SECONDS="1",
@@ -157,11 +160,7 @@ async def test_broker_down_backs_off_without_busy_looping_then_resumes(
         assert "backing off" in relay.log()
 
         proxy.unblock()
-        for _ in range(100):
-            if await pending(ordering_db) == 0:
-                break
-            await asyncio.sleep(0.1)
-        assert await pending(ordering_db) == 0
+        await wait_drained(ordering_db)
         messages = await read_queue(broker, QUEUE, expected=50)
         assert {m.message_id for m in messages} == {str(i) for i in ids}
     finally:
