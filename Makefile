@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format migrate clean
+.PHONY: install run test lint format migrate bench clean
 
 install: $(STAMP)
 
@@ -29,6 +29,10 @@ lint: install
 format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+# Speed figures (needs PostgreSQL and RabbitMQ); writes bench/results/latest.json.
+bench: install
+	$(BIN)/python -m bench
 
 migrate: install
 	$(BIN)/python -m app migrate

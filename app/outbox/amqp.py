@@ -41,10 +41,10 @@ class AmqpPublisher:
         self._url = url
         self._timeout = publish_timeout
         self._connection: AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._channel: aiormq.Channel | None = None
         self._lock = asyncio.Lock()
 
-    async def _ensure_channel(self) -> aiormq.abc.AbstractChannel:
+    async def _ensure_channel(self) -> aiormq.Channel:
         async with self._lock:
             if self._channel is not None and not self._channel.is_closed:
                 return self._channel
@@ -55,7 +55,9 @@ class AmqpPublisher:
                 await declare_exchange(channel)
                 # The publishes go straight to aio-pika's underlying aiormq channel: the
                 # same frames and confirms, without building an aio_pika.Message per row.
-                self._channel = await channel.get_underlay_channel()
+                underlay = await channel.get_underlay_channel()
+                assert isinstance(underlay, aiormq.Channel)  # for basic_publish(wait=False)
+                self._channel = underlay
                 self._connection = connection
             except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
                 raise BrokerUnavailableError(f"cannot reach RabbitMQ: {exc!r}") from exc
@@ -65,13 +67,20 @@ class AmqpPublisher:
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
         """Publish every message at once and wait for all confirms (or the timeout)."""
         channel = await self._ensure_channel()
-        outcomes = await asyncio.gather(
-            *(self._publish(channel, message) for message in messages), return_exceptions=True
-        )
+        publishes = [asyncio.ensure_future(self._publish(channel, m)) for m in messages]
+        # One deadline for the whole batch bounds every publish in it (aio-pika can wait
+        # forever for a confirm on a connection that died silently); a timeout per
+        # publish would cost a timer per message for the same guarantee.
+        _, late = await asyncio.wait(publishes, timeout=self._timeout)
+        for publish in late:
+            publish.cancel()
+        outcomes = await asyncio.gather(*publishes, return_exceptions=True)
         result = PublishResult()
         for message, outcome in zip(messages, outcomes, strict=True):
             if isinstance(outcome, DeliveryError):
                 result.rejected[message.message_id] = _reason(outcome)
+            elif isinstance(outcome, asyncio.CancelledError):
+                result.broken = result.broken or TimeoutError(f"no confirm within {self._timeout}s")
             elif isinstance(outcome, BaseException):
                 result.broken = result.broken or outcome
             else:
@@ -81,7 +90,7 @@ class AmqpPublisher:
             await self._drop()
         return result
 
-    async def _publish(self, channel: aiormq.abc.AbstractChannel, message: OutgoingMessage) -> None:
+    async def _publish(self, channel: aiormq.Channel, message: OutgoingMessage) -> None:
         headers: dict[str, Any] = dict(message.headers)
         correlation_id = headers.pop("correlation_id", None)
         properties = Basic.Properties(
@@ -99,7 +108,9 @@ class AmqpPublisher:
             routing_key=message.event_type,
             properties=properties,
             mandatory=True,
-            timeout=self._timeout,
+            # Do not wait for each frame to reach the socket buffer: only the broker's
+            # confirm, awaited below, says anything about the message's fate.
+            wait=False,
         )
 
     async def _drop(self) -> None:

@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, Text, bindparam, case, cast, select, update
+from sqlalchemy import ARRAY, Table, Text, Uuid, any_, bindparam, case, cast, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -84,11 +84,15 @@ def _claim_statement(batch_size: int):  # type: ignore[no-untyped-def]
     )
 
 
-_MARK_PUBLISHED = (
-    update(outbox)
-    .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(published_at=db_now_plus(0), last_error=None)
-)
+def _mark_published(dialect: str):  # type: ignore[no-untyped-def]
+    if dialect == "postgresql":
+        # One array parameter: the same statement text for any batch size, so it is
+        # prepared once, instead of a new 500-placeholder IN list per batch.
+        ids = bindparam("ids", type_=ARRAY(Uuid()))
+        condition = outbox.c.id == any_(ids)
+    else:
+        condition = outbox.c.id.in_(bindparam("ids", expanding=True))
+    return update(outbox).where(condition).values(published_at=db_now_plus(0), last_error=None)
 
 
 def _record_rejection(max_attempts: int):  # type: ignore[no-untyped-def]
@@ -102,7 +106,7 @@ def _record_rejection(max_attempts: int):  # type: ignore[no-untyped-def]
             next_attempt_at=db_now_plus(bindparam("delay")),
             failed_at=case((attempts >= max_attempts, db_now_plus(0)), else_=None),
         )
-        .returning(outbox.c.failed_at.is_not(None))
+        .returning(outbox.c.failed_at)
     )
 
 
@@ -123,6 +127,7 @@ class OutboxRelay:
         self._after_confirm = after_confirm
         self._claim = _claim_statement(policy.batch_size)
         self._reject = _record_rejection(policy.max_attempts)
+        self._mark = _mark_published(engine.dialect.name)
 
     async def relay_batch(self) -> BatchReport:
         """Claim, publish and mark one batch. Raises BrokerUnavailableError after marking
@@ -136,7 +141,7 @@ class OutboxRelay:
             if result.confirmed:
                 if self._after_confirm is not None:
                     await self._after_confirm(result.confirmed)
-                await connection.execute(_MARK_PUBLISHED, {"ids": result.confirmed})
+                await connection.execute(self._mark, {"ids": result.confirmed})
             failed = await self._record_rejections(connection, rows, result.rejected)
         report = BatchReport(
             claimed=len(rows),
@@ -160,7 +165,8 @@ class OutboxRelay:
         for row_id, error in rejected.items():
             delay = self._retry_delay(attempts_by_id[row_id])
             parameters = {"row_id": row_id, "error": error[:2000], "delay": delay}
-            failed += bool((await connection.execute(self._reject, parameters)).scalar_one())
+            failed_at = (await connection.execute(self._reject, parameters)).scalar_one()
+            failed += failed_at is not None
         return failed
 
     def _retry_delay(self, attempts_so_far: int) -> float:

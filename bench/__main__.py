@@ -1,0 +1,93 @@
+"""``make bench``: one run, one machine, every figure next to its ceiling.
+
+Prints a table and writes bench/results/latest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aio_pika
+import psycopg
+
+from bench import infra
+from bench.publish_ceiling import aio_pika_ceiling, frame_level_ceiling
+from bench.relay_drain import drain_rate
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+
+
+def _machine() -> dict[str, object]:
+    with psycopg.connect(infra.PG_ADMIN) as connection:
+        row = connection.execute("SHOW server_version").fetchone()
+    rabbit = subprocess.run(
+        ["rabbitmqctl", "-q", "version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "postgresql": row[0] if row else None,
+        "rabbitmq": rabbit,
+        "aio_pika": aio_pika.__version__,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--rows", type=int, default=50_000, help="relay backlog size")
+    parser.add_argument("--ceiling-messages", type=int, default=50_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per figure; medians kept")
+    args = parser.parse_args()
+
+    results: dict[str, object] = {"when": datetime.now(UTC).isoformat(), "machine": _machine()}
+    samples: dict[str, list[float]] = {"ceiling": [], "frames": [], "one": [], "two": []}
+    with infra.vhost() as broker, infra.ordering_database() as database:
+        # Interleaved, so a slow minute of the machine weighs on every figure alike.
+        for _ in range(args.repeat):
+            samples["ceiling"].append(
+                asyncio.run(aio_pika_ceiling(broker, messages=args.ceiling_messages))
+            )
+            samples["frames"].append(
+                asyncio.run(frame_level_ceiling(broker, messages=args.ceiling_messages))
+            )
+            samples["one"].append(drain_rate(database, broker, rows=args.rows, relays=1))
+            samples["two"].append(drain_rate(database, broker, rows=args.rows, relays=2))
+    ceiling, frames, one, two = (statistics.median(samples[k]) for k in samples)
+    results["samples_msg_s"] = {k: [round(v) for v in vs] for k, vs in samples.items()}
+    results["publish"] = {
+        "aio_pika_ceiling_msg_s": round(ceiling),
+        "frame_level_ceiling_msg_s": round(frames),
+        "relay_1_process_msg_s": round(one),
+        "relay_2_processes_msg_s": round(two),
+        "relay_1_vs_ceiling": round(one / ceiling, 2),
+        "relay_2_vs_ceiling": round(two / ceiling, 2),
+        "backlog_rows": args.rows,
+        "targets": {"relay_1_vs_ceiling": 0.85, "relay_2_vs_ceiling": 1.1},
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+
+    rows = [
+        ("aio-pika ceiling (500 in flight, confirms, no DB)", ceiling, None),
+        ("frame-level ceiling (aiormq channel, same frames)", frames, None),
+        (f"relay, 1 process, {args.rows:,}-row backlog", one, one / ceiling),
+        (f"relay, 2 processes, {args.rows:,}-row backlog", two, two / ceiling),
+    ]
+    print(f"medians of {args.repeat} interleaved runs")
+    print(f"{'measure':<52} {'msg/s':>8}  vs aio-pika ceiling")
+    for label, rate, ratio in rows:
+        print(f"{label:<52} {rate:>8,.0f}  {'' if ratio is None else f'{ratio:.2f}x'}")
+    print(f"machine: {results['machine']}")
+    print(f"written: {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,56 @@
+"""The relay draining a backlog on PostgreSQL + RabbitMQ, as separate processes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+import aio_pika
+import psycopg
+
+from app.outbox.publisher import EXCHANGE
+from bench.infra import libpq, processes
+
+# One transaction writes the whole backlog, so the relays start on a committed table.
+STAGE = """
+INSERT INTO outbox (id, event_type, payload, headers)
+SELECT gen_random_uuid(), 'OrderPlaced',
+       json_build_object('orderId', gen_random_uuid(), 'productId', gen_random_uuid(),
+                         'customerName', 'customer ' || n, 'quantity', 1 + n %% 5),
+       '{"event_version": "1"}'::json
+FROM generate_series(1, %s) AS n
+"""
+
+
+def _pending(connection: psycopg.Connection) -> int:  # type: ignore[type-arg]
+    row = connection.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+async def _fresh_queue(broker_url: str) -> None:
+    """A bound queue (the relay's messages must be routable) that starts empty."""
+    async with await aio_pika.connect(broker_url) as connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        queue = await channel.declare_queue("bench.relay", durable=True)
+        await queue.bind(exchange, "OrderPlaced")
+        await queue.purge()
+
+
+def drain_rate(database_url: str, broker_url: str, *, rows: int, relays: int) -> float:
+    """Start ``relays`` relay processes idle, commit ``rows`` outbox rows, time the drain."""
+    asyncio.run(_fresh_queue(broker_url))
+    env = dict(os.environ, ORDERING_DATABASE_URL=database_url, BROKER_URL=broker_url)
+    with psycopg.connect(libpq(database_url), autocommit=True) as connection:
+        connection.execute("TRUNCATE outbox")
+        with processes(relays, "relay", "ordering", env=env, ready="listening for outbox inserts"):
+            connection.execute(STAGE, (rows,))  # NOTIFY wakes the relays at this commit
+            started = time.perf_counter()
+            while _pending(connection):
+                time.sleep(0.02)
+            elapsed = time.perf_counter() - started
+    return rows / elapsed

@@ -1,0 +1,163 @@
+"""The relay's bookkeeping on SQLite (the embedded default) with a scripted fake broker.
+
+Locking and SKIP LOCKED are proven on PostgreSQL (tests/integration/outbox); these
+check the marking rules and the SQL on the other dialect the project supports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app import migrate
+from app.db import make_engine, make_sessionmaker
+from app.ordering.contracts import OrderPlaced
+from app.outbox import add_event
+from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, PublishResult
+from app.outbox.relay import OutboxRelay, RelayPolicy
+from app.outbox.retention import delete_published_outbox_rows
+from app.settings import Settings
+
+
+class ScriptedBroker:
+    """Confirms everything, except ids it is told to reject or to lose with the connection."""
+
+    def __init__(self) -> None:
+        self.received: list[OutgoingMessage] = []
+        self.reject: set[uuid.UUID] = set()
+        self.lose_after: int | None = None
+
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        result = PublishResult()
+        for index, message in enumerate(messages):
+            if self.lose_after is not None and index >= self.lose_after:
+                result.broken = ConnectionResetError("scripted cut")
+                break
+            self.received.append(message)
+            if message.message_id in self.reject:
+                result.rejected[message.message_id] = "returned by the broker: 312 NO_ROUTE"
+            else:
+                result.confirmed.append(message.message_id)
+        return result
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ordering.db'}"
+    await asyncio.to_thread(
+        migrate.upgrade, "ordering", settings=Settings(ordering_database_url=url)
+    )
+    engine = make_engine(url)
+    yield engine
+    await engine.dispose()
+
+
+async def stage(engine: AsyncEngine, count: int) -> list[uuid.UUID]:
+    async with make_sessionmaker(engine)() as session, session.begin():
+        return [
+            add_event(
+                session,
+                OrderPlaced(
+                    order_id=uuid.uuid4(), product_id=uuid.uuid4(), customer_name="A", quantity=1
+                ),
+            ).id
+            for _ in range(count)
+        ]
+
+
+async def rows(engine: AsyncEngine) -> dict[uuid.UUID, tuple[object, ...]]:
+    async with engine.connect() as connection:
+        result = await connection.execute(
+            text("SELECT id, published_at, attempts, failed_at, last_error FROM outbox")
+        )
+        return {uuid.UUID(hex=row[0]): tuple(row[1:]) for row in result}
+
+
+async def test_confirmed_rows_are_marked_and_bodies_are_the_stored_json(
+    engine: AsyncEngine,
+) -> None:
+    ids = await stage(engine, 7)
+    broker = ScriptedBroker()
+
+    published = await OutboxRelay(engine, broker, RelayPolicy(batch_size=3)).drain()
+
+    assert published == 7
+    assert sorted(m.message_id for m in broker.received) == sorted(ids)
+    assert all(m.body.startswith(b'{"orderId"') for m in broker.received)
+    assert all(published_at is not None for published_at, *_ in (await rows(engine)).values())
+
+
+async def test_rejected_row_counts_an_attempt_then_fails_at_the_maximum(
+    engine: AsyncEngine,
+) -> None:
+    [poison, good] = await stage(engine, 2)
+    broker = ScriptedBroker()
+    broker.reject.add(poison)
+    relay = OutboxRelay(engine, broker, RelayPolicy(max_attempts=2, retry_base_seconds=0))
+
+    first = await relay.relay_batch()
+    second = await relay.relay_batch()
+    third = await relay.relay_batch()
+
+    assert (first.published, first.rejected, first.failed) == (1, 1, 0)
+    assert (second.rejected, second.failed) == (1, 1)
+    assert third.claimed == 0  # a failed row is never claimed again
+    state = await rows(engine)
+    assert state[poison][1:3] != (None, None) and state[poison][1] == 2
+    assert state[poison][0] is None and "NO_ROUTE" in str(state[poison][3])
+    assert state[good][0] is not None
+
+
+async def test_rejected_row_waits_for_its_backoff(engine: AsyncEngine) -> None:
+    [poison] = await stage(engine, 1)
+    broker = ScriptedBroker()
+    broker.reject.add(poison)
+    relay = OutboxRelay(engine, broker, RelayPolicy(retry_base_seconds=60))
+
+    assert (await relay.relay_batch()).rejected == 1
+    assert (await relay.relay_batch()).claimed == 0  # not before a minute has passed
+
+
+async def test_lost_connection_marks_only_what_was_confirmed(engine: AsyncEngine) -> None:
+    ids = await stage(engine, 5)
+    broker = ScriptedBroker()
+    broker.lose_after = 2
+    relay = OutboxRelay(engine, broker, RelayPolicy())
+
+    with pytest.raises(BrokerUnavailableError):
+        await relay.relay_batch()
+
+    state = await rows(engine)
+    marked = {row_id for row_id, (published_at, *_) in state.items() if published_at}
+    assert marked == {m.message_id for m in broker.received}
+    assert len(marked) == 2
+    assert all(state[i][1] == 0 for i in ids)  # the broker's fault, not the rows'
+
+    broker.lose_after = None
+    assert await relay.drain() == 3
+
+
+async def test_retention_on_sqlite_deletes_only_old_published_rows(engine: AsyncEngine) -> None:
+    old, recent, pending = await stage(engine, 3)
+    async with engine.begin() as connection:
+        for row_id, age in ((old, "-8 days"), (recent, "-1 days")):
+            await connection.execute(
+                text("UPDATE outbox SET published_at = datetime('now', :age) WHERE id = :id"),
+                {"age": age, "id": row_id.hex},
+            )
+
+    deleted = await delete_published_outbox_rows(
+        engine, older_than_seconds=7 * 24 * 3600, batch_size=1
+    )
+
+    assert deleted == 1
+    assert set(await rows(engine)) == {recent, pending}
