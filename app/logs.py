@@ -27,3 +27,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # APScheduler logs every run of every job at INFO: once a second for the relay's poll.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)

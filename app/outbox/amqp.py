@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any
 
 import aio_pika
 import aiormq
@@ -13,6 +12,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection
 from aiormq.exceptions import DeliveryError
 from pamqp.commands import Basic
 
+from app.outbox.amqp_frames import properties, publish_frames, supports_frame_batches
 from app.outbox.publisher import (
     EXCHANGE,
     BrokerUnavailableError,
@@ -21,8 +21,6 @@ from app.outbox.publisher import (
 )
 
 logger = logging.getLogger(__name__)
-
-PERSISTENT = 2
 
 
 async def declare_exchange(channel: AbstractChannel) -> None:
@@ -50,31 +48,45 @@ class AmqpPublisher:
                 return self._channel
             await self._drop()
             try:
-                connection = await aio_pika.connect(self._url, timeout=self._timeout)
-                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-                await declare_exchange(channel)
-                # The publishes go straight to aio-pika's underlying aiormq channel: the
-                # same frames and confirms, without building an aio_pika.Message per row.
-                underlay = await channel.get_underlay_channel()
-                assert isinstance(underlay, aiormq.Channel)  # for basic_publish(wait=False)
-                self._channel = underlay
-                self._connection = connection
-            except (OSError, TimeoutError, aiormq.exceptions.AMQPError) as exc:
+                # aio-pika's own connect timeout does not cover every step of the
+                # handshake (seen: a socket reset mid-handshake hung it for good).
+                async with asyncio.timeout(self._timeout):
+                    self._connection = await aio_pika.connect(self._url, timeout=self._timeout)
+                    channel = await self._connection.channel(
+                        publisher_confirms=True, on_return_raises=True
+                    )
+                    await declare_exchange(channel)
+                    # Publishes go straight to aio-pika's underlying aiormq channel: the
+                    # same frames and confirms, without an aio_pika.Message per row.
+                    underlay = await channel.get_underlay_channel()
+            except Exception as exc:
+                # Any failure to connect means "unavailable": besides OSError and AMQP
+                # errors, aiormq has been seen to raise StopAsyncIteration when the
+                # socket is reset mid-handshake.
+                await self._drop()  # a connection whose channel never opened
                 raise BrokerUnavailableError(f"cannot reach RabbitMQ: {exc!r}") from exc
+            assert isinstance(underlay, aiormq.Channel)  # for basic_publish(wait=False)
+            self._channel = underlay
             logger.info("connected to RabbitMQ", extra={"exchange": EXCHANGE})
             return self._channel
 
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
-        """Publish every message at once and wait for all confirms (or the timeout)."""
+        """Publish every message at once and wait for all confirms (or the deadline)."""
         channel = await self._ensure_channel()
-        publishes = [asyncio.ensure_future(self._publish(channel, m)) for m in messages]
+        try:
+            if supports_frame_batches(channel):
+                confirms = await publish_frames(channel, messages)
+            else:
+                confirms = [asyncio.ensure_future(self._publish(channel, m)) for m in messages]
+        except Exception as exc:  # the channel closed under us, or worse: start afresh
+            await self._drop()
+            return PublishResult(broken=exc)
         # One deadline for the whole batch bounds every publish in it (aio-pika can wait
-        # forever for a confirm on a connection that died silently); a timeout per
-        # publish would cost a timer per message for the same guarantee.
-        _, late = await asyncio.wait(publishes, timeout=self._timeout)
-        for publish in late:
-            publish.cancel()
-        outcomes = await asyncio.gather(*publishes, return_exceptions=True)
+        # forever for a confirm on a connection that died silently).
+        _, late = await asyncio.wait(confirms, timeout=self._timeout)
+        for confirm in late:
+            confirm.cancel()
+        outcomes = await asyncio.gather(*confirms, return_exceptions=True)
         result = PublishResult()
         for message, outcome in zip(messages, outcomes, strict=True):
             if isinstance(outcome, DeliveryError):
@@ -91,25 +103,14 @@ class AmqpPublisher:
         return result
 
     async def _publish(self, channel: aiormq.Channel, message: OutgoingMessage) -> None:
-        headers: dict[str, Any] = dict(message.headers)
-        correlation_id = headers.pop("correlation_id", None)
-        properties = Basic.Properties(
-            message_id=str(message.message_id),
-            message_type=message.event_type,
-            content_type="application/json",
-            delivery_mode=PERSISTENT,
-            timestamp=message.created_at,
-            correlation_id=correlation_id,
-            headers=headers or None,
-        )
         await channel.basic_publish(
             message.body,
             exchange=EXCHANGE,
             routing_key=message.event_type,
-            properties=properties,
+            properties=properties(message),
             mandatory=True,
             # Do not wait for each frame to reach the socket buffer: only the broker's
-            # confirm, awaited below, says anything about the message's fate.
+            # confirm, awaited by the caller, says anything about the message's fate.
             wait=False,
         )
 

@@ -124,11 +124,15 @@ async def _work(
                 if report.claimed < settings.relay_batch_size:
                     break
             failures = 0
-        except (BrokerUnavailableError, DBAPIError, OSError) as exc:
+        except Exception as exc:
+            # A worker never dies: a dependency that is down (broker, database) or an
+            # unexpected library error both end in a jittered, capped backoff and a retry.
             failures += 1
             delay = random.uniform(0, min(settings.broker_reconnect_max_seconds, 0.1 * 2**failures))
+            expected = isinstance(exc, BrokerUnavailableError | DBAPIError | OSError)
             logger.warning(
                 "relay cannot proceed; backing off",
+                exc_info=not expected,
                 extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
             )
             await _sleep_unless(stop, delay)

@@ -58,11 +58,12 @@ async def listen_for_outbox_inserts(dsn: str, wakeup: Wakeup, *, max_backoff: fl
                 wakeup.notify()
                 async for _ in connection.notifies():
                     wakeup.notify()
-        except psycopg.Error as exc:
+        except Exception as exc:  # psycopg.Error, OSError, or anything unexpected: retry
             failures += 1
             delay = random.uniform(0, min(max_backoff, 0.2 * 2**failures))
             logger.warning(
                 "outbox listener lost its connection; polling covers the gap",
+                exc_info=not isinstance(exc, psycopg.Error | OSError),
                 extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 2)},
             )
             await asyncio.sleep(delay)

@@ -160,7 +160,10 @@ async def test_broker_down_backs_off_without_busy_looping_then_resumes(
         assert "backing off" in relay.log()
 
         proxy.unblock()
-        await wait_drained(ordering_db)
+        try:
+            await wait_drained(ordering_db)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nrelay log:\n{relay.log()[-5000:]}") from None
         messages = await read_queue(broker, QUEUE, expected=50)
         assert {m.message_id for m in messages} == {str(i) for i in ids}
     finally:

@@ -32,9 +32,15 @@ async def published_ids(database_url: str) -> set[uuid.UUID]:
     return {row[0] for row in rows}
 
 
+@pytest.mark.parametrize("path", ["frame-batches", "basic-publish"])
 async def test_every_committed_row_is_published_with_the_contract_properties(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    ordering_db: str, engine: AsyncEngine, broker: str, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Both ways the publisher can write: one frame write per batch, or aiormq's
+    # basic_publish per message (the fallback when aiormq's internals differ).
+    monkeypatch.setattr(
+        "app.outbox.amqp.supports_frame_batches", lambda _channel: path == "frame-batches"
+    )
     await bind_queue(broker, QUEUE, "OrderPlaced")
     sessions = make_sessionmaker(engine)
     for index in range(20):
