@@ -8,9 +8,9 @@ import uuid
 from datetime import UTC, datetime
 
 import aio_pika
-from pamqp.commands import Basic
 
-from app.outbox.publisher import EXCHANGE
+from app.outbox.amqp import AmqpPublisher
+from app.outbox.publisher import EXCHANGE, OutgoingMessage
 
 BODY = (
     b'{"orderId": "7c1f5e1e-8a3b-4c1e-9a7e-3b1b2f6d1a11", "productId": '
@@ -62,34 +62,24 @@ async def aio_pika_ceiling(url: str, *, messages: int, in_flight: int = 500) -> 
         await connection.close()
 
 
-async def frame_level_ceiling(url: str, *, messages: int, in_flight: int = 500) -> float:
-    """The relay's own path: aio-pika's underlying aiormq channel, same frames and confirms."""
-    connection, exchange, queue = await _setup(url, "bench.ceiling")
+async def relay_publisher_ceiling(url: str, *, messages: int, batch: int = 500) -> float:
+    """The relay's own publisher (one frame write per batch, confirms), no database."""
+    connection, _, queue = await _setup(url, "bench.ceiling")
+    publisher = AmqpPublisher(url, publish_timeout=30)
     try:
-        channel = await exchange.channel.get_underlay_channel()
         started = time.perf_counter()
-        for start in range(0, messages, in_flight):
-            await asyncio.gather(
-                *(
-                    channel.basic_publish(
-                        BODY,
-                        exchange=EXCHANGE,
-                        routing_key="OrderPlaced",
-                        properties=Basic.Properties(
-                            message_id=str(uuid.uuid4()),
-                            message_type="OrderPlaced",
-                            content_type="application/json",
-                            delivery_mode=2,
-                            timestamp=datetime.now(UTC),
-                        ),
-                        mandatory=True,
-                        timeout=30,
-                    )
-                    for _ in range(min(in_flight, messages - start))
-                )
+        for start in range(0, messages, batch):
+            now = datetime.now(UTC)
+            result = await publisher.publish_batch(
+                [
+                    OutgoingMessage(uuid.uuid4(), "OrderPlaced", BODY, {"event_version": "1"}, now)
+                    for _ in range(min(batch, messages - start))
+                ]
             )
+            assert result.broken is None and not result.rejected, result
         rate = messages / (time.perf_counter() - started)
         await queue.purge()
         return rate
     finally:
+        await publisher.close()
         await connection.close()
