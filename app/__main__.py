@@ -14,6 +14,7 @@ from fastapi import FastAPI
 
 from app import migrate
 from app.logs import configure_logging
+from app.outbox.subscriptions import Subscription
 from app.settings import SERVICES, Settings
 
 logger = logging.getLogger("app")
@@ -37,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
     relay = commands.add_parser("relay", help="publish a service's outbox to RabbitMQ")
     relay.add_argument("service", choices=SERVICES)
 
+    consume = commands.add_parser("consume", help="apply a service's events through its inbox")
+    consume.add_argument("service", choices=SERVICES)
+
     upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
     return parser
@@ -46,18 +50,53 @@ def _serve(app: FastAPI, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False)
 
 
+def _needs_rabbitmq(settings: Settings, command: str) -> bool:
+    if settings.broker_url.startswith(("amqp://", "amqps://")):
+        return True
+    logger.error(
+        "`%s` talks to RabbitMQ: set BROKER_URL=amqp://user:password@host:5672/ "
+        "(got %r; memory:// exists only inside `python -m app dev`)",
+        command,
+        settings.broker_url,
+    )
+    return False
+
+
 def _relay(settings: Settings, service: str) -> int:
-    if not settings.broker_url.startswith(("amqp://", "amqps://")):
-        logger.error(
-            "the relay publishes to RabbitMQ: set BROKER_URL=amqp://user:password@host:5672/ "
-            "(got %r; memory:// exists only inside `python -m app dev`)",
-            settings.broker_url,
-        )
+    if not _needs_rabbitmq(settings, "relay"):
         return 2
     from app.outbox.runner import run_relay
 
     _run_async(run_relay(settings, database_url=settings.database_url(service), name=service))
     return 0
+
+
+def _consume(settings: Settings, service: str) -> int:
+    if not _needs_rabbitmq(settings, "consume"):
+        return 2
+    subscriptions = _subscriptions(service)
+    if not subscriptions:
+        logger.error("the %s service consumes no events (yet)", service)
+        return 2
+    from app.outbox.consumer_runner import run_consumer
+
+    _run_async(
+        run_consumer(
+            settings,
+            service=service,
+            database_url=settings.database_url(service),
+            subscriptions=subscriptions,
+        )
+    )
+    return 0
+
+
+def _subscriptions(service: str) -> tuple[Subscription, ...]:
+    if service == "catalog":
+        from app.catalog.handlers import SUBSCRIPTIONS
+
+        return SUBSCRIPTIONS
+    return ()
 
 
 def _run_async(main: Coroutine[Any, Any, None]) -> None:
@@ -80,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "relay":
         return _relay(settings, args.service)
+    if args.command == "consume":
+        return _consume(settings, args.service)
     if args.command == "api":
         if args.service == "ordering":
             from app.ordering.app import create_app

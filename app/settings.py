@@ -45,6 +45,18 @@ class Settings(BaseSettings):
     # How long SIGTERM waits for the batch in flight before releasing it.
     shutdown_grace_seconds: float = Field(default=5.0, gt=0, le=300)
 
+    # The consumer (python -m app consume SERVICE).
+    consumer_prefetch: int = Field(default=500, ge=1, le=65_535)
+    # A batch of messages shares one database transaction; it closes at this size or when
+    # the window has passed since its first message, whichever comes first.
+    consumer_batch_size: int = Field(default=200, ge=1, le=5_000)
+    consumer_batch_window_seconds: float = Field(default=0.005, ge=0, le=5)
+    # Deliveries before RabbitMQ dead-letters a message that keeps failing (quorum
+    # queue x-delivery-limit); consumer crashes and restarts count too, hence generous.
+    consumer_delivery_limit: int = Field(default=20, ge=1, le=1_000)
+    inbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    database_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
+
     def database_url(self, service: ServiceName) -> str:
         """The database URL of one service."""
         if service == "ordering":

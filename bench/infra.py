@@ -31,13 +31,13 @@ def _admin(statement: sql.Composable) -> None:
 
 
 @contextmanager
-def ordering_database() -> Iterator[str]:
-    """A migrated ordering database; yields its SQLAlchemy URL."""
+def service_database(service: str) -> Iterator[str]:
+    """A migrated database of ``service``; yields its SQLAlchemy URL."""
     name = f"cc_bench_{uuid.uuid4().hex[:10]}"
     _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
     try:
-        migrate.upgrade("ordering", settings=Settings(ordering_database_url=url))
+        migrate.upgrade(service, settings=Settings(**{f"{service}_database_url": url}))
         yield url
     finally:
         _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import random
 import signal
 from datetime import UTC, datetime
 
@@ -18,6 +16,7 @@ from app.outbox.amqp import AmqpPublisher
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.relay import OutboxRelay, RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
+from app.outbox.waiting import backoff_delay, first_of, sleep_unless
 from app.outbox.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
 from app.settings import Settings
 
@@ -128,27 +127,13 @@ async def _work(
             # A worker never dies: a dependency that is down (broker, database) or an
             # unexpected library error both end in a jittered, capped backoff and a retry.
             failures += 1
-            delay = random.uniform(0, min(settings.broker_reconnect_max_seconds, 0.1 * 2**failures))
+            delay = backoff_delay(failures, settings.broker_reconnect_max_seconds)
             expected = isinstance(exc, BrokerUnavailableError | DBAPIError | OSError)
             logger.warning(
                 "relay cannot proceed; backing off",
                 exc_info=not expected,
                 extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
             )
-            await _sleep_unless(stop, delay)
+            await sleep_unless(stop, delay)
             continue
-        await _first(woken, stop)
-
-
-async def _first(*events: asyncio.Event) -> None:
-    waits = [asyncio.create_task(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in waits:
-            task.cancel()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        await first_of(woken, stop)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 
 import psycopg
 from sqlalchemy.engine import make_url
+
+from app.outbox.waiting import backoff_delay
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ async def listen_for_outbox_inserts(dsn: str, wakeup: Wakeup, *, max_backoff: fl
                     wakeup.notify()
         except Exception as exc:  # psycopg.Error, OSError, or anything unexpected: retry
             failures += 1
-            delay = random.uniform(0, min(max_backoff, 0.2 * 2**failures))
+            delay = backoff_delay(failures, max_backoff)
             logger.warning(
                 "outbox listener lost its connection; polling covers the gap",
                 exc_info=not isinstance(exc, psycopg.Error | OSError),

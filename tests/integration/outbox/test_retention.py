@@ -46,3 +46,31 @@ async def test_retention_deletes_only_old_published_rows(
     remaining = {row[0] for row in await query(ordering_db, "SELECT id FROM outbox")}
     assert remaining == set(recent_published + old_pending + old_failed + new_pending)
     assert await delete_published_outbox_rows(engine, older_than_seconds=7 * DAY, batch_size=2) == 0
+
+
+async def test_inbox_retention_deletes_only_old_rows(catalog_db: str) -> None:
+    import uuid
+
+    from app.db import make_engine
+    from app.outbox.inbox import delete_old_inbox_rows
+
+    old = [uuid.uuid4() for _ in range(3)]
+    recent = [uuid.uuid4() for _ in range(2)]
+    for message_id, age in [(m, "8 days") for m in old] + [(m, "1 day") for m in recent]:
+        await query(
+            catalog_db,
+            "INSERT INTO inbox (consumer, message_id, outcome, processed_at) "
+            "VALUES ('catalog', %s, 'applied', now() - %s::interval)",
+            message_id,
+            age,
+        )
+    engine = make_engine(catalog_db)
+    try:
+        deleted = await delete_old_inbox_rows(engine, older_than_seconds=7 * DAY, batch_size=2)
+    finally:
+        await engine.dispose()
+
+    assert deleted == 3
+    assert {row[0] for row in await query(catalog_db, "SELECT message_id FROM inbox")} == set(
+        recent
+    )

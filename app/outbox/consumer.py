@@ -1,0 +1,270 @@
+"""The consumer loop: batch deliveries, apply them through the inbox, then ack.
+
+Ack ordering: a message is acked only after the transaction holding its inbox row and its
+effect has committed. A crash between the two redelivers it, and the inbox skips it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from app.outbox.decoding import Decoded, Poison, decode
+from app.outbox.inbox import InboxProcessor
+from app.outbox.subscriptions import Subscription
+from app.outbox.topology import ConsumerTopology, declare
+from app.outbox.transient import is_database_outage, is_retryable_conflict
+from app.outbox.waiting import backoff_delay, sleep_unless
+
+logger = logging.getLogger(__name__)
+
+# Test fault hook: called after a batch committed, before its messages are acked.
+AfterCommitHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
+
+CONFLICT_RETRIES = 3
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    prefetch: int = 500
+    batch_size: int = 200
+    batch_window_seconds: float = 0.005
+    delivery_limit: int = 20
+    reconnect_max_seconds: float = 30.0
+    database_reconnect_max_seconds: float = 30.0
+    connect_timeout_seconds: float = 10.0
+
+
+class InboxConsumer:
+    """Consumes ``S.events`` for one service until ``stop`` is set; reconnects forever."""
+
+    def __init__(
+        self,
+        *,
+        broker_url: str,
+        service: str,
+        processor: InboxProcessor,
+        subscriptions: Mapping[str, Subscription],
+        policy: ConsumerPolicy,
+        after_commit: AfterCommitHook | None = None,
+    ) -> None:
+        self._url = broker_url
+        self._topology = ConsumerTopology.for_service(service)
+        self._processor = processor
+        self._subscriptions = subscriptions
+        self._policy = policy
+        self._after_commit = after_commit
+        self.ready = asyncio.Event()  # set while a connection is consuming
+
+    async def run(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            try:
+                await self._consume_until_stopped(stop)
+                return
+            except Exception as exc:  # the broker went away, or worse: never die
+                self.ready.clear()
+                failures += 1
+                delay = backoff_delay(failures, self._policy.reconnect_max_seconds)
+                logger.warning(
+                    "consumer lost its connection; reconnecting",
+                    exc_info=not isinstance(exc, OSError | aio_pika.exceptions.AMQPError),
+                    extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
+                )
+                await sleep_unless(stop, delay)
+
+    async def _consume_until_stopped(self, stop: asyncio.Event) -> None:
+        async with asyncio.timeout(self._policy.connect_timeout_seconds):
+            connection = await aio_pika.connect(self._url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.set_qos(prefetch_count=self._policy.prefetch)
+            declared = await declare(
+                channel,
+                self._topology,
+                event_names=self._subscriptions,
+                delivery_limit=self._policy.delivery_limit,
+            )
+            self._dead_letters = declared.dead_letters
+            inbound: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+
+            async def receive(message: AbstractIncomingMessage) -> None:
+                inbound.put_nowait(message)
+
+            tag = await declared.queue.consume(receive)
+            self.ready.set()
+            logger.info("consuming", extra={"queue": self._topology.queue})
+            closed = asyncio.ensure_future(connection.closed())
+            try:
+                while not stop.is_set():
+                    batch = await self._next_batch(inbound, stop, closed)
+                    if batch:
+                        await self._handle(batch, stop)
+                # Stop taking deliveries, then finish what was already delivered.
+                await declared.queue.cancel(tag)
+                while not inbound.empty():
+                    await self._handle(_take(inbound, self._policy.batch_size), stop)
+            finally:
+                closed.cancel()
+                self.ready.clear()
+
+    async def _next_batch(
+        self,
+        inbound: asyncio.Queue[AbstractIncomingMessage],
+        stop: asyncio.Event,
+        closed: asyncio.Future[Any],
+    ) -> list[AbstractIncomingMessage]:
+        first = asyncio.ensure_future(inbound.get())
+        stopping = asyncio.ensure_future(stop.wait())
+        waits: set[asyncio.Future[Any]] = {first, stopping, closed}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not first.done():
+            first.cancel()
+            if closed.done():
+                raise ConnectionError("the broker closed the connection")
+            return []
+        batch = [first.result()]
+        deadline = time.monotonic() + self._policy.batch_window_seconds
+        while len(batch) < self._policy.batch_size:
+            batch += _take(inbound, self._policy.batch_size - len(batch))
+            remaining = deadline - time.monotonic()
+            if len(batch) >= self._policy.batch_size or remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(inbound.get(), timeout=remaining))
+            except TimeoutError:
+                break
+        return batch
+
+    async def _handle(self, batch: list[AbstractIncomingMessage], stop: asyncio.Event) -> None:
+        valid: list[tuple[AbstractIncomingMessage, Decoded]] = []
+        for message in batch:
+            decoded = decode(
+                message_id=message.message_id,
+                event_type=message.type,
+                content_type=message.content_type,
+                body=message.body,
+                subscriptions=self._subscriptions,
+            )
+            if isinstance(decoded, Poison):
+                await self._dead_letter(message, decoded.reason)
+            else:
+                valid.append((message, decoded))
+        if valid:
+            await self._apply(valid, stop)
+
+    async def _apply(
+        self, valid: list[tuple[AbstractIncomingMessage, Decoded]], stop: asyncio.Event
+    ) -> None:
+        started = time.perf_counter()
+        outages = 0
+        conflicts = 0
+        while True:
+            try:
+                outcomes = await self._processor.process([decoded for _, decoded in valid])
+                break
+            except Exception as exc:
+                if is_database_outage(exc) and not stop.is_set():
+                    # The database is away: hold the messages (unacked, so nothing is
+                    # lost) and retry. Requeueing would spend their delivery budget on
+                    # an outage that is no fault of theirs.
+                    outages += 1
+                    delay = backoff_delay(outages, self._policy.database_reconnect_max_seconds)
+                    logger.warning(
+                        "database unavailable; holding the batch",
+                        extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
+                    )
+                    await sleep_unless(stop, delay)
+                    continue
+                if is_retryable_conflict(exc) and conflicts < CONFLICT_RETRIES:
+                    conflicts += 1
+                    continue
+                await self._one_by_one(valid, exc)
+                return
+        if self._after_commit is not None:
+            await self._after_commit([decoded.message_id for _, decoded in valid])
+        for message, _ in valid:
+            await message.ack()
+        _log_batch(len(valid), outcomes, time.perf_counter() - started)
+
+    async def _one_by_one(
+        self, valid: list[tuple[AbstractIncomingMessage, Decoded]], batch_error: Exception
+    ) -> None:
+        """Isolate the failing message: the others commit alone and are acked."""
+        logger.warning(
+            "batch failed; retrying its messages one by one",
+            extra={"error": repr(batch_error)[:300], "size": len(valid)},
+        )
+        for message, decoded in valid:
+            try:
+                await self._processor.process([decoded])
+            except Exception as exc:
+                # Requeued: the quorum queue counts the delivery and dead-letters the
+                # message once it has failed ``delivery_limit`` times.
+                logger.error(
+                    "message failed; requeued",
+                    extra={"message_id": str(decoded.message_id), "error": repr(exc)[:300]},
+                )
+                await message.nack(requeue=True)
+            else:
+                await message.ack()
+
+    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
+        """Publish to the dead-letter queue with the reason (confirmed), then ack."""
+        headers = dict(message.headers or {})
+        headers.update(
+            {
+                "x-poison-reason": reason,
+                "x-poison-queue": self._topology.queue,
+                "x-original-routing-key": message.routing_key or "",
+            }
+        )
+        copy = aio_pika.Message(
+            message.body,
+            headers=headers,
+            content_type=message.content_type,
+            message_id=message.message_id,
+            type=message.type,
+            correlation_id=message.correlation_id,
+            timestamp=message.timestamp,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        await self._dead_letters.publish(copy, routing_key=self._topology.queue)
+        await message.ack()
+        logger.warning(
+            "dead-lettered a poison message",
+            extra={"message_id": str(message.message_id)[:100], "reason": reason},
+        )
+
+
+def _take(
+    inbound: asyncio.Queue[AbstractIncomingMessage], limit: int
+) -> list[AbstractIncomingMessage]:
+    taken: list[AbstractIncomingMessage] = []
+    while len(taken) < limit and not inbound.empty():
+        taken.append(inbound.get_nowait())
+    return taken
+
+
+def _log_batch(size: int, outcomes: dict[uuid.UUID, str], seconds: float) -> None:
+    counts: dict[str, int] = {}
+    for outcome in outcomes.values():
+        counts[outcome] = counts.get(outcome, 0) + 1
+    logger.info(
+        "consumed batch",
+        extra={
+            "messages": size,
+            "duplicates": size - len(outcomes),
+            "outcomes": counts,
+            "duration_ms": round(seconds * 1000, 1),
+        },
+    )

@@ -1,0 +1,124 @@
+"""Effectively-once processing: the inbox row and the handler's effect commit together.
+
+For a batch of decoded messages, in ONE transaction:
+
+    INSERT INTO inbox (consumer, message_id, outcome) VALUES … ON CONFLICT DO NOTHING
+        RETURNING message_id                       -- the database decides what is new
+    handlers apply the new events                  -- their effects, same transaction
+    UPDATE inbox SET outcome = … (pipelined)       -- what each handler concluded
+    COMMIT                                         -- only then are the messages acked
+
+The insert is the arbiter, never a prior SELECT: two consumers that receive the same
+message race on the primary key, the second blocks until the first commits and then
+inserts nothing, so it skips the effect. A redelivery after a crash (committed, not yet
+acked) finds its row and is skipped the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Table, bindparam, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from app.db import make_sessionmaker
+from app.outbox.clock import db_now_plus
+from app.outbox.decoding import Decoded
+from app.outbox.models import InboxMessage
+from app.outbox.retention import delete_in_batches
+from app.outbox.subscriptions import Subscription
+
+inbox: Table = InboxMessage.__table__  # type: ignore[assignment]
+
+# Placeholder until the handler's outcome is known, a few statements later in the same
+# transaction; no other transaction can ever see it.
+_IN_PROGRESS = "in_progress"
+
+_SET_OUTCOME = (
+    update(inbox)
+    .where(inbox.c.consumer == bindparam("b_consumer"))
+    .where(inbox.c.message_id == bindparam("b_message_id"))
+    .values(outcome=bindparam("b_outcome"))
+)
+
+
+class InboxProcessor:
+    """Applies batches of messages for one consumer name, each message at most once."""
+
+    def __init__(
+        self, engine: AsyncEngine, *, consumer: str, subscriptions: Mapping[str, Subscription]
+    ) -> None:
+        self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
+        self._consumer = consumer
+        self._subscriptions = subscriptions
+        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
+
+    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        """Apply the new messages among ``messages``; returns their outcomes by id.
+
+        Messages already in the inbox (duplicates) get no entry. Raises on any database
+        error, with nothing committed.
+        """
+        async with self._sessions() as session, session.begin():
+            fresh = await self._record(session, messages)
+            outcomes = await self._apply(session, fresh)
+            if outcomes:
+                await session.execute(
+                    _SET_OUTCOME,
+                    [
+                        {"b_consumer": self._consumer, "b_message_id": mid, "b_outcome": outcome}
+                        for mid, outcome in outcomes.items()
+                    ],
+                )
+        return outcomes
+
+    async def _record(self, session: AsyncSession, messages: Sequence[Decoded]) -> list[Decoded]:
+        """Insert the inbox rows; keep the first delivery of each message that was new."""
+        unique: dict[uuid.UUID, Decoded] = {}
+        for message in messages:
+            unique.setdefault(message.message_id, message)
+        if not unique:
+            return []
+        rows = [
+            {"consumer": self._consumer, "message_id": mid, "outcome": _IN_PROGRESS}
+            for mid in unique
+        ]
+        inserted = set((await session.scalars(self._insert, rows)).all())
+        return [message for mid, message in unique.items() if mid in inserted]
+
+    async def _apply(self, session: AsyncSession, fresh: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        by_type: dict[str, list[Decoded]] = defaultdict(list)
+        for message in fresh:
+            by_type[message.event.event_name].append(message)
+        outcomes: dict[uuid.UUID, str] = {}
+        for event_name, group in by_type.items():
+            handled = await self._subscriptions[event_name].handle(
+                session, [message.event for message in group]
+            )
+            if len(handled) != len(group):
+                raise RuntimeError(f"{event_name} handler returned {len(handled)} outcomes")
+            outcomes.update(zip((m.message_id for m in group), handled, strict=True))
+        return outcomes
+
+
+async def delete_old_inbox_rows(
+    engine: AsyncEngine, *, older_than_seconds: float, batch_size: int
+) -> int:
+    """Remove inbox rows processed more than ``older_than_seconds`` ago.
+
+    A message redelivered after its row is gone would be applied again, so the retention
+    must exceed any redelivery delay (RabbitMQ redelivers within seconds to minutes).
+    """
+    condition: Any = inbox.c.processed_at < db_now_plus(-older_than_seconds)
+    return await delete_in_batches(
+        engine,
+        inbox,
+        keys=[inbox.c.consumer, inbox.c.message_id],
+        condition=condition,
+        batch_size=batch_size,
+    )

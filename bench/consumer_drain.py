@@ -1,0 +1,139 @@
+"""The catalog consumer draining a queue of OrderPlaced, against a naive baseline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+
+import aio_pika
+import psycopg
+from sqlalchemy import text
+
+from app.db import make_engine, make_sessionmaker
+from app.outbox.amqp import AmqpPublisher
+from app.outbox.publisher import OutgoingMessage
+from app.outbox.topology import ConsumerTopology, declare
+from bench.infra import libpq, processes
+
+PRODUCTS = 100
+
+
+def stock_products(database_url: str) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(PRODUCTS)]
+    with psycopg.connect(libpq(database_url), autocommit=True) as connection:
+        connection.execute("TRUNCATE inbox, products")
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                "INSERT INTO products (id, name, price, stock_count) "
+                "VALUES (%s, %s, 1, 1000000000)",
+                [(pid, f"product {i}") for i, pid in enumerate(ids)],
+            )
+    return ids
+
+
+async def fill_queue(broker_url: str, products: list[uuid.UUID], messages: int) -> None:
+    """Declare catalog's topology and queue ``messages`` OrderPlaced in it."""
+    async with await aio_pika.connect(broker_url) as connection:
+        channel = await connection.channel()
+        declared = await declare(
+            channel,
+            ConsumerTopology.for_service("catalog"),
+            event_names=["OrderPlaced"],
+            delivery_limit=20,
+        )
+        await declared.queue.purge()
+    publisher = AmqpPublisher(broker_url, publish_timeout=60)
+    try:
+        for start in range(0, messages, 1000):
+            now = datetime.now(UTC)
+            batch = [
+                OutgoingMessage(
+                    uuid.uuid4(),
+                    "OrderPlaced",
+                    (
+                        f'{{"orderId": "{uuid.uuid4()}", "productId": "{products[i % PRODUCTS]}",'
+                        f' "customerName": "customer {i}", "quantity": 1}}'
+                    ).encode(),
+                    {"event_version": "1"},
+                    now,
+                )
+                for i in range(start, min(messages, start + 1000))
+            ]
+            result = await publisher.publish_batch(batch)
+            assert len(result.confirmed) == len(batch), result
+    finally:
+        await publisher.close()
+
+
+def _inbox_rows(connection: psycopg.Connection) -> int:  # type: ignore[type-arg]
+    row = connection.execute("SELECT count(*) FROM inbox").fetchone()
+    return int(row[0]) if row else 0
+
+
+def consumer_rate(database_url: str, broker_url: str, *, messages: int) -> float:
+    """``python -m app consume catalog`` draining ``messages`` already queued."""
+    products = stock_products(database_url)
+    asyncio.run(fill_queue(broker_url, products, messages))
+    env = dict(os.environ, CATALOG_DATABASE_URL=database_url, BROKER_URL=broker_url)
+    with (
+        psycopg.connect(libpq(database_url), autocommit=True) as connection,
+        processes(1, "consume", "catalog", env=env, ready="consuming"),
+    ):
+        started = time.perf_counter()
+        while _inbox_rows(connection) < messages:
+            time.sleep(0.02)
+        return messages / (time.perf_counter() - started)
+
+
+async def _naive(database_url: str, broker_url: str, messages: int) -> float:
+    """One transaction per message: inbox insert, conditional decrement, commit, ack."""
+    engine = make_engine(database_url)
+    sessions = make_sessionmaker(engine)
+    done = asyncio.Event()
+    handled = 0
+
+    async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal handled
+        import json
+
+        body = json.loads(message.body)
+        async with sessions() as session, session.begin():
+            new = await session.execute(
+                text(
+                    "INSERT INTO inbox (consumer, message_id, outcome) VALUES ('naive', :id, 'x') "
+                    "ON CONFLICT DO NOTHING RETURNING message_id"
+                ),
+                {"id": uuid.UUID(message.message_id or "")},
+            )
+            if new.first() is not None:
+                await session.execute(
+                    text(
+                        "UPDATE products SET stock_count = stock_count - :q "
+                        "WHERE id = :p AND stock_count >= :q"
+                    ),
+                    {"q": body["quantity"], "p": uuid.UUID(body["productId"])},
+                )
+        await message.ack()
+        handled += 1
+        if handled == messages:
+            done.set()
+
+    async with await aio_pika.connect(broker_url) as connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=100)
+        queue = await channel.get_queue("catalog.events")
+        started = time.perf_counter()
+        await queue.consume(handle)
+        await done.wait()
+        rate = messages / (time.perf_counter() - started)
+    await engine.dispose()
+    return rate
+
+
+def naive_rate(database_url: str, broker_url: str, *, messages: int) -> float:
+    products = stock_products(database_url)
+    asyncio.run(fill_queue(broker_url, products, messages))
+    return asyncio.run(_naive(database_url, broker_url, messages))

@@ -1,0 +1,141 @@
+"""Running the inbox consumer in-process and feeding it messages, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aio_pika
+
+from app.catalog.handlers import SUBSCRIPTIONS
+from app.db import make_engine
+from app.outbox.consumer import AfterCommitHook, ConsumerPolicy, InboxConsumer
+from app.outbox.inbox import InboxProcessor
+from app.outbox.publisher import EXCHANGE
+from app.outbox.subscriptions import by_event_name
+
+
+@asynccontextmanager
+async def running_consumer(
+    database_url: str,
+    broker_url: str,
+    *,
+    after_commit: AfterCommitHook | None = None,
+    **policy: Any,
+) -> AsyncIterator[asyncio.Task[None]]:
+    """Catalog's consumer, consuming until the block ends; yields its task."""
+    engine = make_engine(database_url)
+    index = by_event_name(SUBSCRIPTIONS)
+    consumer = InboxConsumer(
+        broker_url=broker_url,
+        service="catalog",
+        processor=InboxProcessor(engine, consumer="catalog", subscriptions=index),
+        subscriptions=index,
+        policy=ConsumerPolicy(**{"reconnect_max_seconds": 0.5, **policy}),
+        after_commit=after_commit,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run(stop))
+    try:
+        await asyncio.wait_for(_ready_or_done(consumer.ready, task), timeout=15)
+        yield task
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), timeout=10)
+        except BaseException:
+            task.cancel()
+        await engine.dispose()
+
+
+async def _ready_or_done(ready: asyncio.Event, task: asyncio.Task[None]) -> None:
+    waiter = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if task.done():
+        task.result()
+
+
+def order_placed(product_id: uuid.UUID | str, quantity: int = 1, **fields: Any) -> bytes:
+    body = {
+        "orderId": str(uuid.uuid4()),
+        "productId": str(product_id),
+        "customerName": "Ann",
+        "quantity": quantity,
+    }
+    body.update(fields)
+    return json.dumps(body).encode()
+
+
+async def publish(
+    broker_url: str,
+    messages: list[tuple[bytes, dict[str, Any]]],
+    *,
+    routing_key: Callable[[dict[str, Any]], str] = lambda props: props.get("type") or "x",
+) -> None:
+    """Publish raw messages (body, properties) to the events exchange, confirmed."""
+    async with await aio_pika.connect(broker_url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        for start in range(0, len(messages), 500):
+            await asyncio.gather(
+                *(
+                    exchange.publish(
+                        aio_pika.Message(
+                            body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **props
+                        ),
+                        routing_key=routing_key(props),
+                    )
+                    for body, props in messages[start : start + 500]
+                )
+            )
+
+
+def valid_props(message_id: uuid.UUID | None = None) -> dict[str, Any]:
+    return {
+        "message_id": str(message_id or uuid.uuid4()),
+        "type": "OrderPlaced",
+        "content_type": "application/json",
+    }
+
+
+async def wait_until(
+    condition: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.05
+) -> None:
+    """Poll an async ``condition`` until it is truthy; fail with its last value otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await condition()
+        if last:
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+async def publish_without_message_id(broker_url: str, body: bytes, **props: Any) -> None:
+    """aio-pika (aiormq) fills in a random message_id when none is given; a message from
+    another client may have none, so this writes the frames itself."""
+    from aiormq.abc import ChannelFrame
+    from pamqp.body import ContentBody
+    from pamqp.commands import Basic
+    from pamqp.header import ContentHeader
+
+    async with await aio_pika.connect(broker_url) as connection:
+        channel = await connection.channel(publisher_confirms=False)
+        underlay = await channel.get_underlay_channel()
+        frames = [
+            Basic.Publish(exchange=EXCHANGE, routing_key="OrderPlaced"),
+            ContentHeader(
+                properties=Basic.Properties(delivery_mode=2, **props), body_size=len(body)
+            ),
+            ContentBody(body),
+        ]
+        await underlay.write_queue.put(ChannelFrame.marshall(underlay.number, frames))  # type: ignore[attr-defined]
+        await asyncio.sleep(0.2)  # let the frames leave before the connection closes
