@@ -12,6 +12,7 @@ import pytest
 from app import migrate
 from app.settings import SERVICES, Settings
 from tests.support import postgres
+from tests.support.rabbit import throwaway_vhost
 
 
 @pytest.fixture(scope="session")
@@ -35,6 +36,13 @@ async def _clone(template: str, prefix: str) -> AsyncIterator[str]:
         yield url
     finally:
         await asyncio.to_thread(postgres.drop_database, name)
+
+
+@pytest.fixture
+async def broker() -> AsyncIterator[str]:
+    """The AMQP URL of a fresh RabbitMQ vhost, deleted afterwards."""
+    async with throwaway_vhost() as url:
+        yield url
 
 
 @pytest.fixture

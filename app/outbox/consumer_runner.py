@@ -5,17 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 from collections.abc import Sequence
-from datetime import UTC, datetime
-
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_engine
 from app.outbox.consumer import ConsumerPolicy, InboxConsumer
 from app.outbox.inbox import InboxProcessor, delete_old_inbox_rows
+from app.outbox.process import scheduler_with_retention, stop_on_signals
 from app.outbox.subscriptions import Subscription, by_event_name
 from app.settings import Settings
 
@@ -41,10 +36,7 @@ async def run_consumer(
     subscriptions: Sequence[Subscription],
 ) -> None:
     """Consume ``service``'s queue into its database until SIGTERM/SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    stop = stop_on_signals()
     index = by_event_name(subscriptions)
     engine = make_engine(database_url, pool_size=2)
     consumer = InboxConsumer(
@@ -54,15 +46,8 @@ async def run_consumer(
         subscriptions=index,
         policy=consumer_policy(settings),
     )
-    scheduler = AsyncIOScheduler(timezone=UTC)
-    scheduler.add_job(
-        _retention,
-        "interval",
-        args=(settings, engine),
-        seconds=settings.retention_interval_seconds,
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
+    scheduler = scheduler_with_retention(
+        settings, engine, delete_old_inbox_rows, older_than_seconds=settings.inbox_retention_seconds
     )
     scheduler.start()
     consuming = asyncio.create_task(consumer.run(stop), name="consumer")
@@ -83,17 +68,3 @@ async def run_consumer(
         scheduler.shutdown(wait=False)
         await engine.dispose()
         logger.info("consumer stopped", extra={"service": service})
-
-
-async def _retention(settings: Settings, engine: AsyncEngine) -> None:
-    try:
-        deleted = await delete_old_inbox_rows(
-            engine,
-            older_than_seconds=settings.inbox_retention_seconds,
-            batch_size=settings.retention_batch_size,
-        )
-    except DBAPIError as exc:
-        logger.warning("inbox retention failed; next run retries", extra={"error": repr(exc)})
-        return
-    if deleted:
-        logger.info("inbox retention", extra={"deleted": deleted})

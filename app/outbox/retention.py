@@ -43,13 +43,10 @@ async def delete_published_outbox_rows(
     Pending and failed rows are never touched: only ``published_at`` qualifies a row.
     """
     outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
-    deleted = await delete_in_batches(
+    return await delete_in_batches(
         engine,
         outbox,
         keys=[outbox.c.id],
         condition=outbox.c.published_at < db_now_plus(-older_than_seconds),
         batch_size=batch_size,
     )
-    if deleted:
-        logger.info("outbox retention", extra={"deleted": deleted})
-    return deleted

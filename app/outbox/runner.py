@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-from datetime import UTC, datetime
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_engine
 from app.outbox.amqp import AmqpPublisher
+from app.outbox.process import scheduler_with_retention, stop_on_signals
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.relay import OutboxRelay, RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
@@ -34,18 +31,21 @@ def relay_policy(settings: Settings) -> RelayPolicy:
 
 async def run_relay(settings: Settings, *, database_url: str, name: str) -> None:
     """Relay ``database_url``'s outbox to ``settings.broker_url`` until SIGTERM/SIGINT."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-
+    stop = stop_on_signals()
     engine = make_engine(database_url, pool_size=settings.relay_concurrency + 1)
     publisher = AmqpPublisher(
         settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds
     )
     relay = OutboxRelay(engine, publisher, relay_policy(settings))
     wakeup = Wakeup()
-    scheduler = _scheduler(settings, engine, wakeup)
+    scheduler = scheduler_with_retention(
+        settings,
+        engine,
+        delete_published_outbox_rows,
+        older_than_seconds=settings.outbox_retention_seconds,
+    )
+    # The fallback for lost notifications, and the only wake-up on SQLite.
+    scheduler.add_job(wakeup.notify, "interval", seconds=settings.relay_poll_interval_seconds)
     background: list[asyncio.Task[None]] = []
     dsn = libpq_dsn(database_url)
     if dsn is not None:
@@ -81,33 +81,6 @@ async def run_relay(settings: Settings, *, database_url: str, name: str) -> None
         await publisher.close()
         await engine.dispose()
         logger.info("relay stopped", extra={"service": name})
-
-
-def _scheduler(settings: Settings, engine: AsyncEngine, wakeup: Wakeup) -> AsyncIOScheduler:
-    scheduler = AsyncIOScheduler(timezone=UTC)
-    # The fallback for lost notifications, and the only wake-up on SQLite.
-    scheduler.add_job(wakeup.notify, "interval", seconds=settings.relay_poll_interval_seconds)
-    scheduler.add_job(
-        _retention,
-        "interval",
-        args=(settings, engine),
-        seconds=settings.retention_interval_seconds,
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-    )
-    return scheduler
-
-
-async def _retention(settings: Settings, engine: AsyncEngine) -> None:
-    try:
-        await delete_published_outbox_rows(
-            engine,
-            older_than_seconds=settings.outbox_retention_seconds,
-            batch_size=settings.retention_batch_size,
-        )
-    except DBAPIError as exc:
-        logger.warning("outbox retention failed; next run retries", extra={"error": repr(exc)})
 
 
 async def _work(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,15 +14,9 @@ from app.ordering import service
 from tests.conftest import query
 from tests.e2e.processes import Background, command_env
 from tests.support.consuming import wait_until
-from tests.support.rabbit import queue_depth, throwaway_vhost
+from tests.support.rabbit import queue_depth
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
-
-
-@pytest.fixture
-async def broker() -> AsyncIterator[str]:
-    async with throwaway_vhost() as url:
-        yield url
 
 
 @pytest.fixture

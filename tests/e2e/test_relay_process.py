@@ -21,16 +21,16 @@ from tests.conftest import query
 from tests.e2e.processes import Background, command_env
 from tests.integration.outbox.conftest import QUEUE, stage_events
 from tests.support.proxy import TcpProxy
-from tests.support.rabbit import bind_queue, read_queue, throwaway_vhost
+from tests.support.rabbit import bind_queue, read_queue
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 
 @pytest.fixture
-async def broker() -> AsyncIterator[str]:
-    async with throwaway_vhost() as url:
-        await bind_queue(url, QUEUE, "OrderPlaced")
-        yield url
+async def broker(broker: str) -> str:
+    """The shared fresh vhost, with a queue bound to OrderPlaced to read from."""
+    await bind_queue(broker, QUEUE, "OrderPlaced")
+    return broker
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,17 +19,11 @@ from tests.support.consuming import (
     valid_props,
     wait_until,
 )
-from tests.support.rabbit import read_queue, throwaway_vhost
+from tests.support.rabbit import read_queue
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 DLQ = "catalog.events.dlq"
-
-
-@pytest.fixture
-async def broker() -> AsyncIterator[str]:
-    async with throwaway_vhost() as url:
-        yield url
 
 
 async def new_product(database_url: str, stock: int) -> uuid.UUID:

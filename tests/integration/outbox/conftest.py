@@ -12,18 +12,10 @@ from app.ordering.contracts import OrderPlaced
 from app.outbox import add_event
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.relay import AfterConfirmHook, OutboxRelay, RelayPolicy
-from tests.support.rabbit import throwaway_vhost
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 QUEUE = "test.events"
-
-
-@pytest.fixture
-async def broker() -> AsyncIterator[str]:
-    """The AMQP URL of a fresh vhost."""
-    async with throwaway_vhost() as url:
-        yield url
 
 
 @pytest.fixture

@@ -1,0 +1,58 @@
+"""What every long-running messaging process shares: a stop signal and a retention job."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RetentionJob = Callable[..., Awaitable[int]]
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (a clean shutdown, exit code 0)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def scheduler_with_retention(
+    settings: Settings, engine: AsyncEngine, job: RetentionJob, *, older_than_seconds: float
+) -> AsyncIOScheduler:
+    """An APScheduler running ``job`` now and every retention interval."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+
+    async def retention() -> None:
+        try:
+            deleted = await job(
+                engine,
+                older_than_seconds=older_than_seconds,
+                batch_size=settings.retention_batch_size,
+            )
+        except DBAPIError as exc:
+            logger.warning("retention failed; next run retries", extra={"error": repr(exc)})
+            return
+        if deleted:
+            logger.info("retention", extra={"job": job.__name__, "deleted": deleted})
+
+    scheduler.add_job(
+        retention,
+        "interval",
+        seconds=settings.retention_interval_seconds,
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
+    return scheduler
