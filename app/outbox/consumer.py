@@ -192,8 +192,11 @@ class InboxConsumer:
                 return
         if self._after_commit is not None:
             await self._after_commit([decoded.message_id for _, decoded in valid])
-        for message, _ in valid:
-            await message.ack()
+        # One ack for the batch. Safe because batches are taken in delivery order and
+        # handled one at a time: every earlier delivery on this channel is already
+        # settled, so "multiple" covers exactly this batch (and its poison, acked).
+        last = max((message for message, _ in valid), key=lambda m: m.delivery_tag or 0)
+        await last.ack(multiple=True)
         _log_batch(len(valid), outcomes, time.perf_counter() - started)
 
     async def _one_by_one(
