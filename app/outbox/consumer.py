@@ -82,39 +82,52 @@ class InboxConsumer:
                 await sleep_unless(stop, delay)
 
     async def _consume_until_stopped(self, stop: asyncio.Event) -> None:
-        async with asyncio.timeout(self._policy.connect_timeout_seconds):
-            connection = await aio_pika.connect(self._url)
-        async with connection:
-            channel = await connection.channel(publisher_confirms=True)
-            await channel.set_qos(prefetch_count=self._policy.prefetch)
-            declared = await declare(
-                channel,
-                self._topology,
-                event_names=self._subscriptions,
-                delivery_limit=self._policy.delivery_limit,
-            )
-            self._dead_letters = declared.dead_letters
-            inbound: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        connection: aio_pika.abc.AbstractConnection | None = None
+        inbound: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
 
-            async def receive(message: AbstractIncomingMessage) -> None:
-                inbound.put_nowait(message)
+        async def receive(message: AbstractIncomingMessage) -> None:
+            inbound.put_nowait(message)
 
-            tag = await declared.queue.consume(receive)
+        try:
+            # Every step of the setup is bounded: a connection reset mid-handshake has
+            # been seen to leave aio-pika waiting forever.
+            async with asyncio.timeout(self._policy.connect_timeout_seconds):
+                connection = await aio_pika.connect(self._url)
+                channel = await connection.channel(publisher_confirms=True)
+                await channel.set_qos(prefetch_count=self._policy.prefetch)
+                declared = await declare(
+                    channel,
+                    self._topology,
+                    event_names=self._subscriptions,
+                    delivery_limit=self._policy.delivery_limit,
+                )
+                self._dead_letters = declared.dead_letters
+                tag = await declared.queue.consume(receive)
             self.ready.set()
             logger.info("consuming", extra={"queue": self._topology.queue})
-            closed = asyncio.ensure_future(connection.closed())
+            # aio-pika's closed() resolves only when close() is called; a connection the
+            # broker or the network dropped is reported to the close callbacks instead.
+            lost = asyncio.get_running_loop().create_future()
+            connection.close_callbacks.add(
+                lambda *_: lost.done() or lost.set_result(None)  # type: ignore[func-returns-value]
+            )
+            closed = asyncio.ensure_future(lost)
             try:
                 while not stop.is_set():
                     batch = await self._next_batch(inbound, stop, closed)
                     if batch:
                         await self._handle(batch, stop)
                 # Stop taking deliveries, then finish what was already delivered.
-                await declared.queue.cancel(tag)
+                async with asyncio.timeout(self._policy.connect_timeout_seconds):
+                    await declared.queue.cancel(tag)
                 while not inbound.empty():
                     await self._handle(_take(inbound, self._policy.batch_size), stop)
             finally:
                 closed.cancel()
-                self.ready.clear()
+        finally:
+            self.ready.clear()
+            if connection is not None:
+                await _close_quietly(connection)
 
     async def _next_batch(
         self,
@@ -196,7 +209,8 @@ class InboxConsumer:
         # handled one at a time: every earlier delivery on this channel is already
         # settled, so "multiple" covers exactly this batch (and its poison, acked).
         last = max((message for message, _ in valid), key=lambda m: m.delivery_tag or 0)
-        await last.ack(multiple=True)
+        async with asyncio.timeout(self._policy.connect_timeout_seconds):
+            await last.ack(multiple=True)
         _log_batch(len(valid), outcomes, time.perf_counter() - started)
 
     async def _one_by_one(
@@ -241,12 +255,22 @@ class InboxConsumer:
             timestamp=message.timestamp,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        await self._dead_letters.publish(copy, routing_key=self._topology.queue)
-        await message.ack()
+        async with asyncio.timeout(self._policy.connect_timeout_seconds):
+            await self._dead_letters.publish(copy, routing_key=self._topology.queue)
+            await message.ack()
         logger.warning(
             "dead-lettered a poison message",
             extra={"message_id": str(message.message_id)[:100], "reason": reason},
         )
+
+
+async def _close_quietly(connection: aio_pika.abc.AbstractConnection) -> None:
+    # Closing a half-dead connection can wait forever for the broker's close-ok;
+    # unacked deliveries return to the queue either way.
+    try:
+        await asyncio.wait_for(connection.close(), timeout=2)
+    except Exception:  # already broken: only release it
+        logger.debug("closing a broken connection failed", exc_info=True)
 
 
 def _take(

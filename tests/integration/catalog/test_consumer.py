@@ -299,3 +299,38 @@ async def test_database_connection_cut_during_batches_loses_nothing_applies_noth
 
     assert await outcomes(catalog_db) == Counter(applied=3000)
     assert sum([await stock_of(catalog_db, p) for p in products]) == 4 * 10_000 - 3000
+
+
+async def test_broker_connection_cut_the_consumer_reconnects_and_applies_each_once(
+    catalog_db: str, broker: str
+) -> None:
+    from urllib.parse import urlsplit
+
+    from tests.support.proxy import TcpProxy
+
+    products = [await new_product(catalog_db, 10_000) for _ in range(4)]
+    target = urlsplit(broker)
+    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
+    via_proxy = broker.replace(f":{target.port}/", f":{proxy.port}/")
+    try:
+        async with running_consumer(catalog_db, via_proxy, batch_size=50, prefetch=100):
+
+            async def trickle() -> None:  # a steady flow, so the cuts land mid-stream
+                for _ in range(20):
+                    batch = [(order_placed(products[i % 4], 1), valid_props()) for i in range(150)]
+                    await publish(broker, batch)
+                    await asyncio.sleep(0.05)
+
+            publishing = asyncio.create_task(trickle())
+            for _ in range(5):  # acks, deliveries and commits all get caught mid-way
+                await asyncio.sleep(0.25)
+                proxy.cut()
+            await publishing
+            await wait_until(lambda: _queue_settled(catalog_db, expected_rows=3000), timeout=60)
+            await wait_until(lambda: _queue_empty(broker))
+    finally:
+        await proxy.close()
+
+    assert proxy.connections > 1  # it did reconnect
+    assert await outcomes(catalog_db) == Counter(applied=3000)
+    assert sum([await stock_of(catalog_db, p) for p in products]) == 4 * 10_000 - 3000
