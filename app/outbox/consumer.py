@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractIncomingMessage
 
 from app.outbox.decoding import Decoded, Poison, decode
 from app.outbox.inbox import InboxProcessor
+from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
 from app.outbox.subscriptions import Subscription
-from app.outbox.topology import ConsumerTopology, declare
+from app.outbox.topology import ConsumerTopology
 from app.outbox.transient import is_database_outage, is_retryable_conflict
 from app.outbox.waiting import backoff_delay, sleep_unless
 
@@ -49,20 +49,21 @@ class InboxConsumer:
     def __init__(
         self,
         *,
-        broker_url: str,
+        open_session: SessionOpener,
         service: str,
         processor: InboxProcessor,
         subscriptions: Mapping[str, Subscription],
         policy: ConsumerPolicy,
         after_commit: AfterCommitHook | None = None,
     ) -> None:
-        self._url = broker_url
+        self._open_session = open_session
         self._topology = ConsumerTopology.for_service(service)
         self._processor = processor
         self._subscriptions = subscriptions
         self._policy = policy
         self._after_commit = after_commit
         self.ready = asyncio.Event()  # set while a connection is consuming
+        self._session: ConsumerSession
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -82,59 +83,28 @@ class InboxConsumer:
                 await sleep_unless(stop, delay)
 
     async def _consume_until_stopped(self, stop: asyncio.Event) -> None:
-        connection: aio_pika.abc.AbstractConnection | None = None
-        inbound: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
-
-        async def receive(message: AbstractIncomingMessage) -> None:
-            inbound.put_nowait(message)
-
-        try:
-            # Every step of the setup is bounded: a connection reset mid-handshake has
-            # been seen to leave aio-pika waiting forever.
-            async with asyncio.timeout(self._policy.connect_timeout_seconds):
-                connection = await aio_pika.connect(self._url)
-                channel = await connection.channel(publisher_confirms=True)
-                await channel.set_qos(prefetch_count=self._policy.prefetch)
-                declared = await declare(
-                    channel,
-                    self._topology,
-                    event_names=self._subscriptions,
-                    delivery_limit=self._policy.delivery_limit,
-                )
-                self._dead_letters = declared.dead_letters
-                tag = await declared.queue.consume(receive)
+        async with self._open_session() as session:
+            self._session = session
             self.ready.set()
             logger.info("consuming", extra={"queue": self._topology.queue})
-            # aio-pika's closed() resolves only when close() is called; a connection the
-            # broker or the network dropped is reported to the close callbacks instead.
-            lost = asyncio.get_running_loop().create_future()
-            connection.close_callbacks.add(
-                lambda *_: lost.done() or lost.set_result(None)  # type: ignore[func-returns-value]
-            )
-            closed = asyncio.ensure_future(lost)
             try:
                 while not stop.is_set():
-                    batch = await self._next_batch(inbound, stop, closed)
+                    batch = await self._next_batch(session.inbound, stop, session.lost)
                     if batch:
                         await self._handle(batch, stop)
                 # Stop taking deliveries, then finish what was already delivered.
-                async with asyncio.timeout(self._policy.connect_timeout_seconds):
-                    await declared.queue.cancel(tag)
-                while not inbound.empty():
-                    await self._handle(_take(inbound, self._policy.batch_size), stop)
+                await session.stop_receiving()
+                while not session.inbound.empty():
+                    await self._handle(_take(session.inbound, self._policy.batch_size), stop)
             finally:
-                closed.cancel()
-        finally:
-            self.ready.clear()
-            if connection is not None:
-                await _close_quietly(connection)
+                self.ready.clear()
 
     async def _next_batch(
         self,
-        inbound: asyncio.Queue[AbstractIncomingMessage],
+        inbound: asyncio.Queue[Delivery],
         stop: asyncio.Event,
         closed: asyncio.Future[Any],
-    ) -> list[AbstractIncomingMessage]:
+    ) -> list[Delivery]:
         first = asyncio.ensure_future(inbound.get())
         stopping = asyncio.ensure_future(stop.wait())
         waits: set[asyncio.Future[Any]] = {first, stopping, closed}
@@ -158,8 +128,8 @@ class InboxConsumer:
                 break
         return batch
 
-    async def _handle(self, batch: list[AbstractIncomingMessage], stop: asyncio.Event) -> None:
-        valid: list[tuple[AbstractIncomingMessage, Decoded]] = []
+    async def _handle(self, batch: list[Delivery], stop: asyncio.Event) -> None:
+        valid: list[tuple[Delivery, Decoded]] = []
         for message in batch:
             decoded = decode(
                 message_id=message.message_id,
@@ -175,9 +145,7 @@ class InboxConsumer:
         if valid:
             await self._apply(valid, stop)
 
-    async def _apply(
-        self, valid: list[tuple[AbstractIncomingMessage, Decoded]], stop: asyncio.Event
-    ) -> None:
+    async def _apply(self, valid: list[tuple[Delivery, Decoded]], stop: asyncio.Event) -> None:
         started = time.perf_counter()
         outages = 0
         conflicts = 0
@@ -214,7 +182,7 @@ class InboxConsumer:
         _log_batch(len(valid), outcomes, time.perf_counter() - started)
 
     async def _one_by_one(
-        self, valid: list[tuple[AbstractIncomingMessage, Decoded]], batch_error: Exception
+        self, valid: list[tuple[Delivery, Decoded]], batch_error: Exception
     ) -> None:
         """Isolate the failing message: the others commit alone and are acked."""
         logger.warning(
@@ -235,48 +203,17 @@ class InboxConsumer:
             else:
                 await message.ack()
 
-    async def _dead_letter(self, message: AbstractIncomingMessage, reason: str) -> None:
-        """Publish to the dead-letter queue with the reason (confirmed), then ack."""
-        headers = dict(message.headers or {})
-        headers.update(
-            {
-                "x-poison-reason": reason,
-                "x-poison-queue": self._topology.queue,
-                "x-original-routing-key": message.routing_key or "",
-            }
-        )
-        copy = aio_pika.Message(
-            message.body,
-            headers=headers,
-            content_type=message.content_type,
-            message_id=message.message_id,
-            type=message.type,
-            correlation_id=message.correlation_id,
-            timestamp=message.timestamp,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        )
+    async def _dead_letter(self, message: Delivery, reason: str) -> None:
         async with asyncio.timeout(self._policy.connect_timeout_seconds):
-            await self._dead_letters.publish(copy, routing_key=self._topology.queue)
-            await message.ack()
+            await self._session.dead_letter(message, reason)
         logger.warning(
             "dead-lettered a poison message",
             extra={"message_id": str(message.message_id)[:100], "reason": reason},
         )
 
 
-async def _close_quietly(connection: aio_pika.abc.AbstractConnection) -> None:
-    # Closing a half-dead connection can wait forever for the broker's close-ok;
-    # unacked deliveries return to the queue either way.
-    try:
-        await asyncio.wait_for(connection.close(), timeout=2)
-    except Exception:  # already broken: only release it
-        logger.debug("closing a broken connection failed", exc_info=True)
-
-
-def _take(
-    inbound: asyncio.Queue[AbstractIncomingMessage], limit: int
-) -> list[AbstractIncomingMessage]:
-    taken: list[AbstractIncomingMessage] = []
+def _take(inbound: asyncio.Queue[Delivery], limit: int) -> list[Delivery]:
+    taken: list[Delivery] = []
     while len(taken) < limit and not inbound.empty():
         taken.append(inbound.get_nowait())
     return taken

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from app.db import make_engine
-from app.outbox.consumer import ConsumerPolicy, InboxConsumer
+from app.outbox.amqp_consumer import amqp_sessions
+from app.outbox.consumer import AfterCommitHook, ConsumerPolicy, InboxConsumer
 from app.outbox.inbox import InboxProcessor, delete_old_inbox_rows
 from app.outbox.process import scheduler_with_retention, stop_on_signals
 from app.outbox.subscriptions import Subscription, by_event_name
+from app.outbox.topology import ConsumerTopology
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -28,6 +30,34 @@ def consumer_policy(settings: Settings) -> ConsumerPolicy:
     )
 
 
+def amqp_consumer(
+    broker_url: str,
+    *,
+    service: str,
+    processor: InboxProcessor,
+    subscriptions: Mapping[str, Subscription],
+    policy: ConsumerPolicy,
+    after_commit: AfterCommitHook | None = None,
+) -> InboxConsumer:
+    """An inbox consumer of ``service``'s queue on RabbitMQ."""
+    sessions = amqp_sessions(
+        broker_url,
+        ConsumerTopology.for_service(service),
+        event_names=subscriptions,
+        prefetch=policy.prefetch,
+        delivery_limit=policy.delivery_limit,
+        timeout=policy.connect_timeout_seconds,
+    )
+    return InboxConsumer(
+        open_session=sessions,
+        service=service,
+        processor=processor,
+        subscriptions=subscriptions,
+        policy=policy,
+        after_commit=after_commit,
+    )
+
+
 async def run_consumer(
     settings: Settings,
     *,
@@ -39,8 +69,8 @@ async def run_consumer(
     stop = stop_on_signals()
     index = by_event_name(subscriptions)
     engine = make_engine(database_url, pool_size=2)
-    consumer = InboxConsumer(
-        broker_url=settings.broker_url,
+    consumer = amqp_consumer(
+        settings.broker_url,
         service=service,
         processor=InboxProcessor(engine, consumer=service, subscriptions=index),
         subscriptions=index,

@@ -13,7 +13,8 @@ import aio_pika
 
 from app.catalog.handlers import SUBSCRIPTIONS
 from app.db import make_engine
-from app.outbox.consumer import AfterCommitHook, ConsumerPolicy, InboxConsumer
+from app.outbox.consumer import AfterCommitHook, ConsumerPolicy
+from app.outbox.consumer_runner import amqp_consumer
 from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import EXCHANGE
 from app.outbox.subscriptions import by_event_name
@@ -30,8 +31,8 @@ async def running_consumer(
     """Catalog's consumer, consuming until the block ends; yields its task."""
     engine = make_engine(database_url)
     index = by_event_name(SUBSCRIPTIONS)
-    consumer = InboxConsumer(
-        broker_url=broker_url,
+    consumer = amqp_consumer(
+        broker_url,
         service="catalog",
         processor=InboxProcessor(engine, consumer="catalog", subscriptions=index),
         subscriptions=index,
