@@ -1,8 +1,13 @@
-"""``python -m app dev``: both APIs on one port on the embedded defaults."""
+"""``python -m app dev``: both APIs, the ordering relay and the catalog consumer, one process.
+
+Embedded defaults: SQLite files under ./var and the in-memory broker. With the database
+URLs and BROKER_URL set, the same command runs on PostgreSQL and RabbitMQ.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -12,10 +17,25 @@ from fastapi import FastAPI
 from app import migrate
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
+from app.catalog.demo import seed_demo_products
+from app.catalog.handlers import SUBSCRIPTIONS as CATALOG_SUBSCRIPTIONS
+from app.db import make_engine, make_sessionmaker
 from app.ordering.app import ordering_resources
 from app.ordering.router import router as ordering_router
+from app.outbox.amqp import AmqpPublisher
+from app.outbox.consumer import InboxConsumer
+from app.outbox.consumer_runner import amqp_consumer, consumer_policy
+from app.outbox.inbox import InboxProcessor
+from app.outbox.memory import InMemoryBroker
+from app.outbox.publisher import Publisher
+from app.outbox.runner import relay_until
+from app.outbox.subscriptions import by_event_name
+from app.outbox.topology import ConsumerTopology
+from app.outbox.wakeup import libpq_dsn
 from app.settings import SERVICES, Settings
 from app.web import build_app
+
+logger = logging.getLogger(__name__)
 
 
 def create_dev_app(settings: Settings) -> FastAPI:
@@ -26,6 +46,8 @@ def create_dev_app(settings: Settings) -> FastAPI:
         for service in SERVICES:
             # Alembic's env runs its own event loop, so it runs in a worker thread.
             await asyncio.to_thread(migrate.upgrade, service, settings=settings)
+        if settings.seed_demo_products:
+            await _seed(settings)
         yield
 
     @asynccontextmanager
@@ -38,5 +60,85 @@ def create_dev_app(settings: Settings) -> FastAPI:
         title="CloudCrm (ordering + catalog)",
         settings=settings,
         routers=[ordering_router, *CATALOG_ROUTERS],
-        resources=[migrated, catalog_resources, ordering_in_process],
+        resources=[migrated, catalog_resources, ordering_in_process, messaging_in_process],
     )
+
+
+async def _seed(settings: Settings) -> None:
+    engine = make_engine(settings.catalog_database_url)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            added = await seed_demo_products(session)
+    finally:
+        await engine.dispose()
+    if added:
+        logger.info("seeded demo products", extra={"products": added})
+
+
+@asynccontextmanager
+async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+    """The ordering relay and the catalog consumer, as tasks of this process."""
+    ordering = make_engine(settings.ordering_database_url, pool_size=settings.relay_concurrency + 1)
+    catalog = make_engine(settings.catalog_database_url, pool_size=2)
+    index = by_event_name(CATALOG_SUBSCRIPTIONS)
+    policy = consumer_policy(settings)
+    processor = InboxProcessor(catalog, consumer="catalog", subscriptions=index)
+    publisher: Publisher
+    consumer: InboxConsumer
+    if settings.broker_url.startswith(("amqp://", "amqps://")):
+        publisher = AmqpPublisher(
+            settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds
+        )
+        consumer = amqp_consumer(
+            settings.broker_url,
+            service="catalog",
+            processor=processor,
+            subscriptions=index,
+            policy=policy,
+        )
+    else:
+        broker = InMemoryBroker()
+        topology = ConsumerTopology.for_service("catalog")
+        # Declared before the relay starts, so the first event already has a queue.
+        broker.declare(topology, event_names=index, delivery_limit=policy.delivery_limit)
+        publisher = broker
+        consumer = InboxConsumer(
+            open_session=broker.sessions(
+                topology, event_names=index, delivery_limit=policy.delivery_limit
+            ),
+            service="catalog",
+            processor=processor,
+            subscriptions=index,
+            policy=policy,
+        )
+    # Without LISTEN/NOTIFY (SQLite) the poll is the wake-up: keep the tutorial snappy.
+    relay_settings = settings.model_copy(
+        update={"relay_poll_interval_seconds": min(settings.relay_poll_interval_seconds, 0.2)}
+    )
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(consumer.run(stop), name="catalog-consumer"),
+        asyncio.create_task(
+            relay_until(
+                stop,
+                settings=relay_settings,
+                engine=ordering,
+                publisher=publisher,
+                listen_dsn=libpq_dsn(settings.ordering_database_url),
+                name="ordering",
+            ),
+            name="ordering-relay",
+        ),
+    ]
+    logger.info("in-process relay and consumer started", extra={"broker": settings.broker_url})
+    try:
+        yield
+    finally:
+        stop.set()
+        _, unfinished = await asyncio.wait(tasks, timeout=settings.shutdown_grace_seconds + 1)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await publisher.close()
+        await ordering.dispose()
+        await catalog.dispose()

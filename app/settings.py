@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # Largest accepted HTTP request body; the contract fixes 64 KiB.
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # `python -m app dev`: add a few demo products to an empty catalog at start.
+    seed_demo_products: bool = True
+
     # The relay (python -m app relay SERVICE).
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Concurrent claim-publish-mark loops per relay process: while one waits for

@@ -6,11 +6,12 @@ import asyncio
 import logging
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_engine
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.process import scheduler_with_retention, stop_on_signals
-from app.outbox.publisher import BrokerUnavailableError
+from app.outbox.publisher import BrokerUnavailableError, Publisher
 from app.outbox.relay import OutboxRelay, RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
 from app.outbox.waiting import backoff_delay, first_of, sleep_unless
@@ -36,6 +37,30 @@ async def run_relay(settings: Settings, *, database_url: str, name: str) -> None
     publisher = AmqpPublisher(
         settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds
     )
+    try:
+        await relay_until(
+            stop,
+            settings=settings,
+            engine=engine,
+            publisher=publisher,
+            listen_dsn=libpq_dsn(database_url),
+            name=name,
+        )
+    finally:
+        await publisher.close()
+        await engine.dispose()
+
+
+async def relay_until(
+    stop: asyncio.Event,
+    *,
+    settings: Settings,
+    engine: AsyncEngine,
+    publisher: Publisher,
+    listen_dsn: str | None,
+    name: str,
+) -> None:
+    """Run the relay's workers, wake-ups and retention until ``stop`` is set."""
     relay = OutboxRelay(engine, publisher, relay_policy(settings))
     wakeup = Wakeup()
     scheduler = scheduler_with_retention(
@@ -47,10 +72,9 @@ async def run_relay(settings: Settings, *, database_url: str, name: str) -> None
     # The fallback for lost notifications, and the only wake-up on SQLite.
     scheduler.add_job(wakeup.notify, "interval", seconds=settings.relay_poll_interval_seconds)
     background: list[asyncio.Task[None]] = []
-    dsn = libpq_dsn(database_url)
-    if dsn is not None:
+    if listen_dsn is not None:
         listener = listen_for_outbox_inserts(
-            dsn, wakeup, max_backoff=settings.broker_reconnect_max_seconds
+            listen_dsn, wakeup, max_backoff=settings.broker_reconnect_max_seconds
         )
         background.append(asyncio.create_task(listener, name="outbox-listener"))
     workers = [
@@ -62,7 +86,7 @@ async def run_relay(settings: Settings, *, database_url: str, name: str) -> None
     scheduler.start()
     logger.info(
         "relay started",
-        extra={"service": name, "workers": len(workers), "listen": dsn is not None},
+        extra={"service": name, "workers": len(workers), "listen": listen_dsn is not None},
     )
     try:
         await stop.wait()
@@ -78,8 +102,6 @@ async def run_relay(settings: Settings, *, database_url: str, name: str) -> None
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
-        await publisher.close()
-        await engine.dispose()
         logger.info("relay stopped", extra={"service": name})
 
 

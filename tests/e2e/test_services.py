@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,14 +81,54 @@ def test_separate_processes_on_postgresql(databases: dict[str, str]) -> None:
         assert listed.json()[0]["productName"] is None
 
 
+def tutorial_stock_flow(url: str) -> None:
+    """The tutorial: order the seeded Product A (stock 53); within 2 s its stock is 52."""
+    products = httpx.get(f"{url}/api/catalog/products").json()
+    [product] = [p for p in products if p["name"] == "Product A"]
+    assert product["stockCount"] == 53
+    order = httpx.post(
+        f"{url}/api/ordering/order",
+        json={"customerName": "Ann", "productId": product["id"], "quantity": 1},
+    )
+    assert order.status_code == 201, order.text
+    deadline = time.monotonic() + 2
+    stock = 53
+    while time.monotonic() < deadline and stock != 52:
+        stock = httpx.get(f"{url}/api/catalog/products/{product['id']}").json()["stockCount"]
+        time.sleep(0.05)
+    assert stock == 52
+    [listed] = httpx.get(f"{url}/api/ordering/order").json()
+    assert listed["id"] == order.json()["id"] and listed["productName"] == "Product A"
+
+
 def test_dev_on_embedded_defaults(tmp_path: Path) -> None:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with running(
-        "dev", "--port", str(port), env=command_env(), ready_url=f"{url}/docs", cwd=tmp_path
-    ):
-        order, _ = tutorial_flow(url, url)
-        assert order["productName"] == "Product A"
+    env = command_env(BROKER_URL="memory://")
+    with running("dev", "--port", str(port), env=env, ready_url=f"{url}/docs", cwd=tmp_path):
+        tutorial_stock_flow(url)
         assert httpx.get(f"{url}/openapi.json").json()["info"]["title"]
     assert (tmp_path / "var" / "ordering.db").exists()
     assert (tmp_path / "var" / "catalog.db").exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.rabbitmq
+def test_dev_on_postgresql_and_rabbitmq(databases: dict[str, str], tmp_path: Path) -> None:
+    import asyncio
+
+    from tests.support.rabbit import throwaway_vhost
+
+    async def scenario() -> None:
+        async with throwaway_vhost() as broker:
+            port = free_port()
+            url = f"http://127.0.0.1:{port}"
+            env = command_env(
+                ORDERING_DATABASE_URL=databases["ordering"],
+                CATALOG_DATABASE_URL=databases["catalog"],
+                BROKER_URL=broker,
+            )
+            with running("dev", "--port", str(port), env=env, ready_url=f"{url}/docs"):
+                await asyncio.to_thread(tutorial_stock_flow, url)
+
+    asyncio.run(scenario())
