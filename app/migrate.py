@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from alembic.config import Config
 from alembic import command
 from app.db import ensure_sqlite_directory
 from app.settings import Settings
+from app.startup import wait_for_database
 
 logger = logging.getLogger(__name__)
 
@@ -30,5 +32,6 @@ def upgrade(service: str, *, settings: Settings, revision: str = "head") -> None
     """Upgrade ``service``'s database to ``revision``. Blocking: call it off the event loop."""
     url = settings.database_url(service)
     ensure_sqlite_directory(url)
+    asyncio.run(wait_for_database(url, within=settings.startup_timeout_seconds))
     logger.info("migrating", extra={"service": service, "revision": revision})
     command.upgrade(alembic_config(service, url), revision)

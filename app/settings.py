@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # Largest accepted HTTP request body; the contract fixes 64 KiB.
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
+    # Every process waits this long for its database and broker at start, then exits
+    # with a clear message (compose starts everything at once).
+    startup_timeout_seconds: float = Field(default=60.0, ge=0, le=3_600)
+
     # `python -m app dev`: add a few demo products to an empty catalog at start.
     seed_demo_products: bool = True
 

@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.db import make_engine, make_sessionmaker
 from app.settings import Settings
+from app.startup import wait_for_database
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,7 @@ def build_app(
 @asynccontextmanager
 async def database(app: FastAPI, settings: Settings, service: str) -> AsyncIterator[None]:
     """Open ``service``'s engine for the app's lifetime and register its sessions."""
+    await wait_for_database(settings.database_url(service), within=settings.startup_timeout_seconds)
     engine = make_engine(settings.database_url(service), pool_size=settings.database_pool_size)
     app.state.sessionmakers[service] = make_sessionmaker(engine)
     try:

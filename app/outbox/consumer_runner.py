@@ -15,6 +15,7 @@ from app.outbox.process import scheduler_with_retention, stop_on_signals
 from app.outbox.subscriptions import Subscription, by_event_name
 from app.outbox.topology import ConsumerTopology
 from app.settings import Settings
+from app.startup import wait_for_broker, wait_for_database
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ async def run_consumer(
 ) -> None:
     """Consume ``service``'s queue into its database until SIGTERM/SIGINT."""
     stop = stop_on_signals()
+    await wait_for_database(database_url, within=settings.startup_timeout_seconds)
+    await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
     index = by_event_name(subscriptions)
     engine = make_engine(database_url, pool_size=2)
     consumer = amqp_consumer(

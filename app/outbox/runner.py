@@ -17,6 +17,7 @@ from app.outbox.retention import delete_published_outbox_rows
 from app.outbox.waiting import backoff_delay, first_of, sleep_unless
 from app.outbox.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
 from app.settings import Settings
+from app.startup import wait_for_broker, wait_for_database
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def relay_policy(settings: Settings) -> RelayPolicy:
 async def run_relay(settings: Settings, *, database_url: str, name: str) -> None:
     """Relay ``database_url``'s outbox to ``settings.broker_url`` until SIGTERM/SIGINT."""
     stop = stop_on_signals()
+    await wait_for_database(database_url, within=settings.startup_timeout_seconds)
+    await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
     engine = make_engine(database_url, pool_size=settings.relay_concurrency + 1)
     publisher = AmqpPublisher(
         settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds

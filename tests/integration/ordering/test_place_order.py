@@ -140,15 +140,26 @@ async def _visible(session: AsyncSession, table: str) -> int:
 
 
 async def test_database_down_is_a_clear_503(ordering_db: str) -> None:
+    from urllib.parse import urlsplit
+
     from app.ordering.app import create_app
     from app.settings import Settings
-    from tests.support.servers import asgi_client, free_port
+    from tests.support.proxy import TcpProxy
+    from tests.support.servers import asgi_client
 
+    target = urlsplit(ordering_db.replace("postgresql+psycopg", "postgresql"))
+    proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5432).start()
     settings = Settings(
-        ordering_database_url=f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none"
+        ordering_database_url=ordering_db.replace(f":{target.port}/", f":{proxy.port}/")
     )
-    async with asgi_client(create_app(settings)) as client:
-        body = {"customerName": "Flo", "productId": str(uuid.uuid4())}
-        response = await client.post("/api/ordering/order", json=body)
+    try:
+        async with asgi_client(create_app(settings)) as client:
+            proxy.block()  # the database goes away after the service started
+            proxy.cut()
+            body = {"customerName": "Flo", "productId": str(uuid.uuid4())}
+            response = await client.post("/api/ordering/order", json=body)
+    finally:
+        await proxy.close()
     assert response.status_code == 503
+    assert "retry" in response.json()["detail"]
     assert await count(ordering_db, "orders") == 0

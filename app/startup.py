@@ -1,0 +1,68 @@
+"""Waiting at start for PostgreSQL and RabbitMQ: bounded, logged, and a clear exit."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import aio_pika
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from app.db import make_engine
+
+logger = logging.getLogger(__name__)
+
+
+class DependencyUnavailableError(SystemExit):
+    """A dependency never came up: the process exits 1 with this message."""
+
+    def __init__(self, message: str) -> None:
+        logger.error(message)
+        super().__init__(f"error: {message}")
+
+
+async def _wait(name: str, where: str, attempt: object, within: float) -> None:
+    deadline = time.monotonic() + within
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            await asyncio.wait_for(attempt(), timeout=5)  # type: ignore[operator]
+            if tries > 1:
+                logger.info("%s is up", name, extra={"at": where, "tries": tries})
+            return
+        except Exception as exc:
+            if time.monotonic() >= deadline:
+                raise DependencyUnavailableError(
+                    f"{name} at {where} is not reachable after {within:.0f}s ({exc!r:.200})"
+                ) from exc
+            logger.warning("waiting for %s", name, extra={"at": where, "error": repr(exc)[:200]})
+            await asyncio.sleep(min(2.0, 0.2 * tries))
+
+
+async def wait_for_database(url: str, *, within: float) -> None:
+    """Return once ``SELECT 1`` works on the database at ``url``."""
+    engine = make_engine(url, pool_size=1)
+
+    async def ping() -> None:
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+
+    try:
+        where = make_url(url).render_as_string(hide_password=True)
+        await _wait("the database", where, ping, within)
+    finally:
+        await engine.dispose()
+
+
+async def wait_for_broker(url: str, *, within: float) -> None:
+    """Return once an AMQP connection to ``url`` opens."""
+
+    async def ping() -> None:
+        connection = await aio_pika.connect(url, timeout=5)
+        await connection.close()
+
+    where = url.split("@")[-1]
+    await _wait("RabbitMQ", where, ping, within)

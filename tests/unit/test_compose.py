@@ -1,0 +1,60 @@
+"""docker-compose.yml cannot run here (no Docker), so it is checked by reading it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from app.__main__ import _parser
+from app.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES: dict[str, Any] = COMPOSE["services"]
+APP_SERVICES = {name: spec for name, spec in SERVICES.items() if spec.get("build")}
+
+
+def test_the_whole_system_is_there() -> None:
+    assert {"postgres", "rabbitmq", "migrate"} <= set(SERVICES)
+    commands = {tuple(spec["command"][3:5]) for spec in APP_SERVICES.values()}
+    assert {
+        ("migrate",),
+        ("api", "ordering"),
+        ("api", "catalog"),
+        ("relay", "ordering"),
+        ("consume", "catalog"),
+    } <= {c[:1] if c[0] == "migrate" else c for c in commands}
+    assert "management" in SERVICES["rabbitmq"]["image"]
+    assert (ROOT / "Dockerfile").exists()
+
+
+def test_every_command_is_a_real_cli_command() -> None:
+    for name, spec in APP_SERVICES.items():
+        command = spec["command"]
+        assert command[:3] == ["python", "-m", "app"], name
+        _parser().parse_args(command[3:])  # exits on an unknown command or option
+
+
+def test_every_variable_is_a_real_setting() -> None:
+    fields = {field.upper() for field in Settings.model_fields}
+    for name, spec in APP_SERVICES.items():
+        assert set(spec["environment"]) <= fields, name
+
+
+def test_every_dependency_exists_and_waits_for_health() -> None:
+    for name, spec in SERVICES.items():
+        for dependency, condition in spec.get("depends_on", {}).items():
+            assert dependency in SERVICES, (name, dependency)
+            assert condition["condition"] in {"service_healthy", "service_completed_successfully"}
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in SERVICES[dependency], dependency
+
+
+def test_the_init_script_creates_both_databases() -> None:
+    script = (ROOT / "docker" / "postgres-init.sql").read_text()
+    urls = APP_SERVICES["migrate"]["environment"]
+    for variable in ("ORDERING_DATABASE_URL", "CATALOG_DATABASE_URL"):
+        database = urls[variable].rsplit("/", 1)[1]
+        assert f"CREATE DATABASE {database};" in script
