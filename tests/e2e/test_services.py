@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.processes import command_env, run_command, running
+from tests.e2e.processes import Background, command_env, run_command, running
 from tests.support import postgres
 from tests.support.servers import free_port
 
@@ -24,61 +24,66 @@ def databases() -> Iterator[dict[str, str]]:
             postgres.drop_database(name)
 
 
-def tutorial_flow(ordering_url: str, catalog_url: str) -> tuple[dict[str, object], str]:
-    """Create a product, order it, list orders; returns the listed order and product id."""
-    product = httpx.post(
-        f"{catalog_url}/api/catalog/products",
-        json={"name": "Product A", "price": 10.5, "stockCount": 53},
-    )
-    assert product.status_code == 201, product.text
-    product_id = product.json()["id"]
-    order = httpx.post(
-        f"{ordering_url}/api/ordering/order",
-        json={"customerName": "Ann", "productId": product_id, "quantity": 1},
-    )
-    assert order.status_code == 201, order.text
-    listed = httpx.get(f"{ordering_url}/api/ordering/order")
-    assert listed.status_code == 200
-    [only] = listed.json()
-    assert only["id"] == order.json()["id"]
-    return only, product_id
-
-
 @pytest.mark.postgres
-def test_separate_processes_on_postgresql(databases: dict[str, str]) -> None:
+@pytest.mark.rabbitmq
+async def test_separate_processes_on_postgresql_and_rabbitmq(
+    databases: dict[str, str], broker: str, tmp_path: Path
+) -> None:
     ordering_port, catalog_port = free_port(), free_port()
     catalog_url = f"http://127.0.0.1:{catalog_port}"
+    ordering_url = f"http://127.0.0.1:{ordering_port}"
     env = command_env(
         ORDERING_DATABASE_URL=databases["ordering"],
         CATALOG_DATABASE_URL=databases["catalog"],
         CATALOG_API_URL=catalog_url,
+        BROKER_URL=broker,
     )
     log = run_command("migrate", env=env)
     assert "ordering" in log and "catalog" in log
 
-    ordering_url = f"http://127.0.0.1:{ordering_port}"
-    with running(
-        "api",
-        "ordering",
-        "--port",
-        str(ordering_port),
-        env=env,
-        ready_url=f"{ordering_url}/docs",
-    ):
-        with running(
-            "api",
-            "catalog",
-            "--port",
-            str(catalog_port),
-            env=env,
-            ready_url=f"{catalog_url}/docs",
-        ):
-            order, _ = tutorial_flow(ordering_url, catalog_url)
-            assert order["productName"] == "Product A"
-        # Catalog stopped: ordering still lists, without names.
-        listed = httpx.get(f"{ordering_url}/api/ordering/order")
-        assert listed.status_code == 200
-        assert listed.json()[0]["productName"] is None
+    started: list[Background] = []
+
+    def start(*args: str) -> Background:
+        process = Background(*args, env=env, log_path=tmp_path / f"{len(started)}.log")
+        started.append(process)
+        return process
+
+    try:
+        await start("consume", "catalog").wait_for_log("consuming")
+        relay = start("relay", "ordering")
+        catalog = start("api", "catalog", "--port", str(catalog_port))
+        ordering = start("api", "ordering", "--port", str(ordering_port))
+        for api in (catalog, ordering):
+            await api.wait_for_log("Application startup complete")
+        await relay.wait_for_log("listening for outbox inserts")
+
+        async with httpx.AsyncClient(timeout=10) as client:
+            created = await client.post(
+                f"{catalog_url}/api/catalog/products",
+                json={"name": "Product A", "price": 10.5, "stockCount": 53},
+            )
+            product_id = created.json()["id"]
+            order = await client.post(
+                f"{ordering_url}/api/ordering/order",
+                json={"customerName": "Ann", "productId": product_id, "quantity": 1},
+            )
+            assert order.status_code == 201, order.text
+            deadline = time.monotonic() + 2
+            stock = 53
+            while stock != 52 and time.monotonic() < deadline:
+                product = await client.get(f"{catalog_url}/api/catalog/products/{product_id}")
+                stock = product.json()["stockCount"]
+            assert stock == 52  # within 2 s of the order
+            [listed] = (await client.get(f"{ordering_url}/api/ordering/order")).json()
+            assert listed["productName"] == "Product A"
+
+            catalog.stop()  # catalog down: ordering still lists, without names
+            listed_without = await client.get(f"{ordering_url}/api/ordering/order")
+            assert listed_without.status_code == 200
+            assert listed_without.json()[0]["productName"] is None
+    finally:
+        for process in started:
+            process.stop()
 
 
 def tutorial_stock_flow(url: str) -> None:
