@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format migrate bench clean
+.PHONY: install run test soak lint format migrate bench clean
 
 install: $(STAMP)
 
@@ -20,6 +20,10 @@ run: install
 
 test: install
 	$(BIN)/pytest
+
+# The reliability scenarios at full size (3,000 orders each).
+soak: install
+	TEST_RELIABILITY_ORDERS=3000 $(BIN)/pytest tests/reliability
 
 lint: install
 	$(BIN)/ruff check .

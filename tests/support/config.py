@@ -16,6 +16,8 @@ class TestServers(BaseSettings):
     # the rabbitmqctl that creates and deletes those vhosts.
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rabbitmqctl: str = "rabbitmqctl"
+    # Orders per reliability scenario: small in `make test`, large in `make soak`.
+    reliability_orders: int = 600
 
 
 SERVERS = TestServers()

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.reliability.history import History, Verdict, settle
+from tests.support.config import SERVERS
+from tests.support.deployment import Deployment
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+
+STOCK = 10_000_000
+
+
+@pytest.fixture
+async def deployment(
+    ordering_db: str, catalog_db: str, broker: str, tmp_path: Path
+) -> AsyncIterator[Deployment]:
+    system = Deployment(ordering_db, catalog_db, broker, tmp_path)
+    try:
+        yield system
+    finally:
+        system.stop()
+
+
+async def run_load(
+    deployment: Deployment,
+    *,
+    orders: int = SERVERS.reliability_orders,
+    clients: int = 16,
+    during: Callable[[], Awaitable[None]] | None = None,
+) -> Verdict:
+    """Place ``orders`` from ``clients`` concurrent clients while ``during`` injects faults,
+    settle on a sentinel, and return the checker's verdict."""
+    import asyncio
+
+    history = History(f"run{random.randrange(10**9)}")
+    async with httpx.AsyncClient(timeout=10) as client:
+        products = [await deployment.new_product(client, STOCK) for _ in range(4)]
+        sentinel = await deployment.new_product(client, STOCK)
+        remaining = orders
+        rng = random.Random(11)
+
+        async def customer() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await history.place(
+                    client, deployment.ordering_url, rng.choice(products), rng.randint(1, 5)
+                )
+
+        faults = [asyncio.create_task(during())] if during else []
+        await asyncio.gather(*(customer() for _ in range(clients)))
+        for task in faults:
+            await task
+        await settle(
+            history,
+            client,
+            deployment.ordering_url,
+            deployment.ordering_db,
+            deployment.catalog_db,
+            sentinel,
+        )
+    initial = dict.fromkeys([*products, sentinel], STOCK)
+    return await history.check(deployment.ordering_db, deployment.catalog_db, initial)
