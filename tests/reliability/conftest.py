@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -24,7 +25,7 @@ async def deployment(
     try:
         yield system
     finally:
-        system.stop()
+        await system.stop()
 
 
 async def run_load(
@@ -32,7 +33,9 @@ async def run_load(
     *,
     orders: int = SERVERS.reliability_orders,
     clients: int = 16,
+    rate: float | None = None,
     during: Callable[[], Awaitable[None]] | None = None,
+    latencies: list[float] | None = None,
 ) -> Verdict:
     """Place ``orders`` from ``clients`` concurrent clients while ``during`` injects faults,
     settle on a sentinel, and return the checker's verdict."""
@@ -45,16 +48,33 @@ async def run_load(
         remaining = orders
         rng = random.Random(11)
 
+        async def one_order() -> None:
+            started = time.monotonic()
+            await history.place(
+                client, deployment.ordering_url, rng.choice(products), rng.randint(1, 5)
+            )
+            if latencies is not None:
+                latencies.append(time.monotonic() - started)
+
         async def customer() -> None:
             nonlocal remaining
             while remaining > 0:
                 remaining -= 1
-                await history.place(
-                    client, deployment.ordering_url, rng.choice(products), rng.randint(1, 5)
-                )
+                await one_order()
+
+        async def open_loop(per_second: float) -> None:
+            # A steady offered load: an order every 1/rate s, whatever the answers take.
+            pending = []
+            for _ in range(orders):
+                pending.append(asyncio.create_task(one_order()))
+                await asyncio.sleep(1 / per_second)
+            await asyncio.gather(*pending)
 
         faults = [asyncio.create_task(during())] if during else []
-        await asyncio.gather(*(customer() for _ in range(clients)))
+        if rate is None:
+            await asyncio.gather(*(customer() for _ in range(clients)))
+        else:
+            await open_loop(rate)
         for task in faults:
             await task
         await settle(

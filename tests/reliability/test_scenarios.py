@@ -110,3 +110,74 @@ async def test_an_early_transaction_committing_late_is_still_delivered(
         deployment.catalog_db, "SELECT stock_count FROM products WHERE id = %s", early_product
     )
     assert stock == 9
+
+
+async def test_rabbitmq_black_holed_under_steady_load(deployment: Deployment) -> None:
+    from tests.support.config import SERVERS
+
+    await deployment.with_proxies()
+    await deployment.start(RELAY_PUBLISH_TIMEOUT_SECONDS="2")
+    assert deployment.rabbitmq_proxy is not None
+    hole = 30.0 if SERVERS.reliability_orders >= 3000 else 5.0
+    latencies: list[float] = []
+
+    async def black_hole() -> None:
+        await asyncio.sleep(1)
+        deployment.rabbitmq_proxy.block()  # type: ignore[union-attr]
+        await asyncio.sleep(hole)
+        deployment.rabbitmq_proxy.unblock()  # type: ignore[union-attr]
+        deployment.rabbitmq_proxy.cut()  # type: ignore[union-attr]  # stale streams reset
+
+    orders = int((hole + 3) * 50)
+    verdict = await run_load(
+        deployment, orders=orders, rate=50, during=black_hole, latencies=latencies
+    )
+
+    assert verdict.clean, verdict
+    assert verdict.attempts["ok"] == orders + 1  # every POST answered 201, sentinel included
+    latencies.sort()
+    assert latencies[int(len(latencies) * 0.99)] < 1.0  # POSTs never wait for the broker
+
+
+async def test_postgresql_connections_reset_for_relay_and_consumer(
+    deployment: Deployment,
+) -> None:
+    await deployment.with_proxies()
+    await deployment.start()
+    assert deployment.postgres_proxy is not None
+
+    async def resets() -> None:
+        for _ in range(8):
+            await asyncio.sleep(0.3)
+            deployment.postgres_proxy.cut()  # type: ignore[union-attr]
+
+    verdict = await run_load(deployment, during=resets)
+
+    assert verdict.clean, verdict
+
+
+async def test_poison_mixed_into_real_traffic(deployment: Deployment) -> None:
+    from tests.integration.catalog.test_consumer import poison_cases
+    from tests.support.rabbit import read_queue
+
+    await deployment.start()
+    cases = poison_cases(uuid.uuid4())
+    cases.append(("string for a number", b'{"orderId": 5}', cases[0][2], "orderId"))
+
+    async def poison() -> None:
+        for name, body, props, _ in cases:
+            await asyncio.sleep(0.05)
+            await publish(
+                deployment.broker,
+                [(body, {**props, "headers": {"test-case": name}})],
+                routing_key=lambda _: "OrderPlaced",
+            )
+
+    verdict = await run_load(deployment, during=poison)
+
+    assert verdict.clean, verdict
+    dead = await read_queue(deployment.broker, "catalog.events.dlq", expected=len(cases))
+    reasons = {str(m.headers["test-case"]): str(m.headers["x-poison-reason"]) for m in dead}
+    assert set(reasons) == {name for name, *_ in cases}
+    for name, _, _, words in cases:
+        assert words in reasons[name], (name, reasons[name])

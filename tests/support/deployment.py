@@ -6,10 +6,12 @@ import asyncio
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
 from tests.e2e.processes import Background, command_env
+from tests.support.proxy import TcpProxy
 from tests.support.servers import free_port
 
 
@@ -24,7 +26,35 @@ class Deployment:
     apis: list[Background] = field(default_factory=list)
     ordering_url: str = ""
     catalog_url: str = ""
+    # Optional proxies between the relay/consumer and the servers, for network faults.
+    postgres_proxy: TcpProxy | None = None
+    rabbitmq_proxy: TcpProxy | None = None
     _started: int = 0
+
+    async def with_proxies(self) -> None:
+        """Route the relay's and consumer's connections through proxies the test owns."""
+        pg = urlsplit(self.ordering_db.replace("postgresql+psycopg", "postgresql"))
+        amqp = urlsplit(self.broker)
+        self.postgres_proxy = await TcpProxy(pg.hostname or "127.0.0.1", pg.port or 5432).start()
+        self.rabbitmq_proxy = await TcpProxy(
+            amqp.hostname or "127.0.0.1", amqp.port or 5672
+        ).start()
+
+    def _via_proxies(self, args: tuple[str, ...]) -> dict[str, str]:
+        if args[0] not in ("relay", "consume") or self.postgres_proxy is None:
+            return {}
+        assert self.rabbitmq_proxy is not None
+        pg_port = urlsplit(self.ordering_db.replace("postgresql+psycopg", "postgresql")).port
+        amqp_port = urlsplit(self.broker).port
+        return {
+            "ORDERING_DATABASE_URL": self.ordering_db.replace(
+                f":{pg_port}/", f":{self.postgres_proxy.port}/"
+            ),
+            "CATALOG_DATABASE_URL": self.catalog_db.replace(
+                f":{pg_port}/", f":{self.postgres_proxy.port}/"
+            ),
+            "BROKER_URL": self.broker.replace(f":{amqp_port}/", f":{self.rabbitmq_proxy.port}/"),
+        }
 
     def _env(self, **overrides: str) -> dict[str, str]:
         settings = {
@@ -40,9 +70,8 @@ class Deployment:
 
     def _start(self, *args: str, **overrides: str) -> Background:
         self._started += 1
-        return Background(
-            *args, env=self._env(**overrides), log_path=self.logs / f"{self._started}-{args[0]}.log"
-        )
+        env = self._env(**{**self._via_proxies(args), **overrides})
+        return Background(*args, env=env, log_path=self.logs / f"{self._started}-{args[0]}.log")
 
     async def start(self, *, relays: int = 1, consumers: int = 1, **overrides: str) -> None:
         ordering_port, catalog_port = free_port(), free_port()
@@ -94,9 +123,12 @@ class Deployment:
         product_id: str = created.json()["id"]
         return product_id
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         for process in [*self.apis, *self.relays, *self.consumers]:
             process.stop()
+        for proxy in (self.postgres_proxy, self.rabbitmq_proxy):
+            if proxy is not None:
+                await proxy.close()
 
 
 async def pause(seconds: float) -> None:
