@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 from pydantic.alias_generators import to_camel
 
 
@@ -23,11 +29,25 @@ class CamelRequest(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid")
 
 
-def _printable(value: str) -> str:
-    # PostgreSQL text cannot hold NUL, and control characters in a name are never intended.
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise ValueError("must not contain control characters")
+# No control characters (PostgreSQL text cannot hold NUL, and no name means them) and at
+# least one visible character. A pattern rather than a validator function, so that the
+# OpenAPI schema states exactly what is enforced.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema's "integer" admits 3.0, so the API does too; a string or a boolean
+    # is never a count.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("must be a JSON integer")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
     return value
+
+
+JsonInteger = BeforeValidator(_json_integer)
 
 
 def _assume_utc(value: datetime) -> datetime:
@@ -39,8 +59,8 @@ UtcDateTime = Annotated[datetime, AfterValidator(_assume_utc)]
 
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_printable),
+    StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN),
+    AfterValidator(str.strip),
 ]
 
 # Bounded so that OFFSET and LIMIT never overflow PostgreSQL's bigint or load a whole table.
@@ -48,4 +68,20 @@ Skip = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]
 Limit = Annotated[int, Query(ge=1, le=500, description="rows to return (at most 500)")]
 DEFAULT_LIMIT = 50
 
-StrictQuantity = Annotated[int, Field(strict=True, ge=1, le=10_000)]
+
+class ErrorBody(BaseModel):
+    detail: str | list[dict[str, object]]
+
+
+# Answers every endpoint may give besides its own: documented so that clients (and
+# schemathesis) know them.
+COMMON_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorBody, "description": "the body could not be read"},
+    413: {"model": ErrorBody, "description": "request body over 64 KiB"},
+    503: {"model": ErrorBody, "description": "the database is unavailable; retry"},
+}
+NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "no such id"}
+}
+
+StrictQuantity = Annotated[int, Field(ge=1, le=10_000), JsonInteger]

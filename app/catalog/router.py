@@ -11,11 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog import service
 from app.catalog.models import Product
 from app.catalog.schemas import ProductIds, ProductRead, ProductWrite
-from app.schemas import DEFAULT_LIMIT, Limit, Skip
+from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, Limit, Skip
 from app.web import unit_of_work
 
-router = APIRouter(prefix="/api/catalog", tags=["catalog"])
-integration_router = APIRouter(prefix="/integration-api/catalog", tags=["catalog integration"])
+router = APIRouter(prefix="/api/catalog", tags=["catalog"], responses=COMMON_ERRORS)
+integration_router = APIRouter(
+    prefix="/integration-api/catalog", tags=["catalog integration"], responses=COMMON_ERRORS
+)
 
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work("catalog"), scope="function")]
 
@@ -42,13 +44,13 @@ async def list_products(
     return list(await service.list_products(session, skip=skip, limit=limit))
 
 
-@router.get("/products/{product_id}", response_model=ProductRead)
+@router.get("/products/{product_id}", response_model=ProductRead, responses=NOT_FOUND)
 async def get_product(product_id: uuid.UUID, session: SessionDep) -> Product:
     """One product."""
     return _found(await service.get_product(session, product_id=product_id), product_id)
 
 
-@router.put("/products/{product_id}", response_model=ProductRead)
+@router.put("/products/{product_id}", response_model=ProductRead, responses=NOT_FOUND)
 async def replace_product(
     product_id: uuid.UUID, body: ProductWrite, session: SessionDep
 ) -> Product:
@@ -63,7 +65,9 @@ async def replace_product(
     return _found(product, product_id)
 
 
-@router.delete("/products/{product_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/products/{product_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND
+)
 async def delete_product(product_id: uuid.UUID, session: SessionDep) -> Response:
     """Remove a product."""
     if not await service.delete_product(session, product_id=product_id):

@@ -3,30 +3,41 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated
 
-from pydantic import Field, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
 
-from app.catalog.models import PRICE_PRECISION, PRICE_SCALE
-from app.schemas import CamelModel, CamelRequest, Name
+from app.catalog.models import PRICE_SCALE
+from app.schemas import CamelModel, CamelRequest, JsonInteger, Name
 
 MAX_STOCK = 2_147_483_647  # PostgreSQL integer
 MAX_IDS_PER_LOOKUP = 1_000
 
+MAX_PRICE = Decimal("999999999999.99")  # what NUMERIC(14, 2) holds
+
+
+def _to_cents(value: Decimal) -> Decimal:
+    return value.quantize(Decimal(1).scaleb(-PRICE_SCALE), rounding=ROUND_HALF_UP)
+
+
+def _json_number(value: object) -> object:
+    # A price is a JSON number: not a string, not a boolean.
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise ValueError("must be a JSON number")
+    return value
+
+
 Price = Annotated[
     Decimal,
-    Field(
-        ge=0,
-        max_digits=PRICE_PRECISION,
-        decimal_places=PRICE_SCALE,
-        allow_inf_nan=False,
-        description="finite, >= 0, at most 2 decimal places",
-    ),
+    Field(ge=0, le=MAX_PRICE, allow_inf_nan=False, description="finite, >= 0; kept in cents"),
+    BeforeValidator(_json_number),
+    AfterValidator(_to_cents),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": float(MAX_PRICE)}),
 ]
 # Prices are JSON numbers on the way out too (pydantic would render a Decimal as a string).
 PriceOut = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
-StockCount = Annotated[int, Field(strict=True, ge=0, le=MAX_STOCK)]
+StockCount = Annotated[int, Field(ge=0, le=MAX_STOCK), JsonInteger]
 
 
 class ProductWrite(CamelRequest):

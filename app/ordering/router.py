@@ -14,10 +14,10 @@ from app.ordering import service
 from app.ordering.catalog_client import fetch_product_names
 from app.ordering.models import Order
 from app.ordering.schemas import OrderCreate, OrderRead, OrderView
-from app.schemas import DEFAULT_LIMIT, Limit, Skip
+from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, Limit, Skip
 from app.web import session_factory, unit_of_work
 
-router = APIRouter(prefix="/api/ordering", tags=["ordering"])
+router = APIRouter(prefix="/api/ordering", tags=["ordering"], responses=COMMON_ERRORS)
 
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work("ordering"), scope="function")]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(session_factory("ordering"))]
@@ -75,7 +75,7 @@ async def list_orders(
     return await _with_product_names(client, orders)
 
 
-@router.get("/order/{order_id}", response_model=OrderView)
+@router.get("/order/{order_id}", response_model=OrderView, responses=NOT_FOUND)
 async def get_order(
     order_id: uuid.UUID, sessions: SessionsDep, client: CatalogClientDep
 ) -> OrderView:
