@@ -28,9 +28,24 @@ async def deployment(
         await system.stop()
 
 
+REPORT: list[dict[str, object]] = []
+REPORT_FILE = Path(__file__).resolve().parents[2] / "bench" / "results" / "reliability.json"
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write what each scenario saw, for the README's Reliability table."""
+    if REPORT:
+        import json
+
+        REPORT_FILE.parent.mkdir(parents=True, exist_ok=True)
+        REPORT_FILE.write_text(json.dumps(REPORT, indent=2) + "\n")
+
+
 async def run_load(
     deployment: Deployment,
     *,
+    scenario: str,
+    faults: str,
     orders: int = SERVERS.reliability_orders,
     clients: int = 16,
     rate: float | None = None,
@@ -86,4 +101,18 @@ async def run_load(
             sentinel,
         )
     initial = dict.fromkeys([*products, sentinel], STOCK)
-    return await history.check(deployment.ordering_db, deployment.catalog_db, initial)
+    verdict = await history.check(deployment.ordering_db, deployment.catalog_db, initial)
+    REPORT.append(
+        {
+            "scenario": scenario,
+            "orders": sum(verdict.attempts.values()),
+            "ok": verdict.attempts["ok"],
+            "failed": verdict.attempts["failed"],
+            "unknown": verdict.attempts["unknown"],
+            "faults": faults,
+            "lost": len(verdict.lost),
+            "applied_twice": verdict.applied_twice,
+            "pending_outbox": verdict.pending_outbox,
+        }
+    )
+    return verdict

@@ -32,7 +32,12 @@ async def test_relay_and_consumer_killed_nine_five_times_each(deployment: Deploy
             await asyncio.sleep(rng.uniform(0.1, 0.6))
             await deployment.kill_and_restart(deployment.consumers[0])
 
-    verdict = await run_load(deployment, during=chaos)
+    verdict = await run_load(
+        deployment,
+        scenario="relay and consumer killed -9",
+        faults="kill -9: relay x5, consumer x5, random moments",
+        during=chaos,
+    )
 
     assert verdict.clean, verdict
     assert verdict.attempts["ok"] >= 1 and verdict.orders >= verdict.attempts["ok"]
@@ -65,7 +70,12 @@ async def test_three_relays_two_consumers_and_duplicates_injected(deployment: De
             if copies:
                 await publish(deployment.broker, copies * 2, routing_key=lambda _: "OrderPlaced")
 
-    verdict = await run_load(deployment, during=duplicates)
+    verdict = await run_load(
+        deployment,
+        scenario="3 relays, 2 consumers, duplicates injected",
+        faults="200 copies of published events (same message_id) at random delays",
+        during=duplicates,
+    )
 
     assert verdict.clean, verdict
 
@@ -94,7 +104,12 @@ async def test_an_early_transaction_committing_late_is_still_delivered(
         finally:
             await engine.dispose()
 
-    verdict = await run_load(deployment, during=hold_early_transaction)
+    verdict = await run_load(
+        deployment,
+        scenario="early outbox row committed late",
+        faults="one transaction held open 5 s while later ones commit",
+        during=hold_early_transaction,
+    )
 
     assert verdict.clean, verdict
     [(message_id,)] = await query(
@@ -130,7 +145,13 @@ async def test_rabbitmq_black_holed_under_steady_load(deployment: Deployment) ->
 
     orders = int((hole + 3) * 50)
     verdict = await run_load(
-        deployment, orders=orders, rate=50, during=black_hole, latencies=latencies
+        deployment,
+        scenario="RabbitMQ black-holed at 50 orders/s",
+        faults=f"relay and consumer AMQP connections black-holed {hole:.0f} s",
+        orders=orders,
+        rate=50,
+        during=black_hole,
+        latencies=latencies,
     )
 
     assert verdict.clean, verdict
@@ -151,7 +172,12 @@ async def test_postgresql_connections_reset_for_relay_and_consumer(
             await asyncio.sleep(0.3)
             deployment.postgres_proxy.cut()  # type: ignore[union-attr]
 
-    verdict = await run_load(deployment, during=resets)
+    verdict = await run_load(
+        deployment,
+        scenario="PostgreSQL connections reset",
+        faults="relay and consumer DB connections reset 8 times",
+        during=resets,
+    )
 
     assert verdict.clean, verdict
 
@@ -173,7 +199,12 @@ async def test_poison_mixed_into_real_traffic(deployment: Deployment) -> None:
                 routing_key=lambda _: "OrderPlaced",
             )
 
-    verdict = await run_load(deployment, during=poison)
+    verdict = await run_load(
+        deployment,
+        scenario="poison mixed into traffic",
+        faults=f"{len(cases)} poison messages of every kind",
+        during=poison,
+    )
 
     assert verdict.clean, verdict
     dead = await read_queue(deployment.broker, "catalog.events.dlq", expected=len(cases))
