@@ -85,12 +85,12 @@ async def run_load(
                 await asyncio.sleep(1 / per_second)
             await asyncio.gather(*pending)
 
-        faults = [asyncio.create_task(during())] if during else []
+        injecting = [asyncio.create_task(during())] if during else []
         if rate is None:
             await asyncio.gather(*(customer() for _ in range(clients)))
         else:
             await open_loop(rate)
-        for task in faults:
+        for task in injecting:
             await task
         await settle(
             history,

@@ -73,7 +73,7 @@ async def test_three_relays_two_consumers_and_duplicates_injected(deployment: De
     verdict = await run_load(
         deployment,
         scenario="3 relays, 2 consumers, duplicates injected",
-        faults="200 copies of published events (same message_id) at random delays",
+        faults="up to 400 copies of published events (same message_id), random delays",
         during=duplicates,
     )
 
