@@ -9,7 +9,8 @@ import contextlib
 
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target``; ``cut()`` resets every connection,
-    ``block()`` refuses new ones and silently drops bytes on open ones (a black hole)."""
+    ``block()`` refuses new ones and silently drops bytes on open ones (a black hole),
+    ``delay`` slows every chunk down."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
@@ -20,6 +21,7 @@ class TcpProxy:
         self.connections = 0
         self.port = 0
         self.upstream_bytes = 0
+        self.delay = 0.0  # seconds added before every forwarded chunk (a slow network)
         self._cut_at: int | None = None
 
     async def start(self) -> TcpProxy:
@@ -53,6 +55,8 @@ class TcpProxy:
             while data := await source.read(65536):
                 if self.blocked:
                     continue  # black hole: swallow the bytes, keep the socket open
+                if self.delay:
+                    await asyncio.sleep(self.delay)
                 sink.write(data)
                 await sink.drain()
                 if upstream:
