@@ -22,6 +22,7 @@ from bench import infra
 from bench.consumer_drain import consumer_rate, naive_rate
 from bench.publish_ceiling import aio_pika_ceiling, relay_publisher_ceiling
 from bench.relay_drain import drain_rate
+from bench.wakeup_latency import idle_wakeup_ms
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 
@@ -48,7 +49,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; medians kept")
     parser.add_argument("--consumer-messages", type=int, default=50_000)
     parser.add_argument(
-        "--only", choices=["publish", "consume"], default=None, help="one part of the report"
+        "--only",
+        choices=["publish", "consume", "latency"],
+        default=None,
+        help="one part of the report",
     )
     args = parser.parse_args()
 
@@ -60,6 +64,8 @@ def main() -> None:
         results["publish"] = _publish_part(args)
     if args.only in (None, "consume"):
         results["consume"] = _consume_part(args)
+    if args.only in (None, "latency"):
+        results["latency"] = _latency_part()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
@@ -101,6 +107,20 @@ def _publish_part(args: argparse.Namespace) -> dict[str, object]:
         "samples_msg_s": {k: [round(v) for v in vs] for k, vs in samples.items()},
         "targets": {"relay_1_vs_ceiling": 0.85, "relay_2_vs_ceiling": 1.1},
     }
+
+
+def _latency_part() -> dict[str, object]:
+    with (
+        infra.vhost() as broker,
+        infra.service_database("ordering") as ordering,
+        infra.service_database("catalog") as catalog,
+    ):
+        idle = idle_wakeup_ms(ordering, catalog, broker)
+    print(
+        f"idle wake-up, order commit -> catalog inbox row ({idle['samples']} orders, one at a "
+        f"time): p50 {idle['p50_ms']} ms, p99 {idle['p99_ms']} ms, max {idle['max_ms']} ms"
+    )
+    return {"idle_wakeup": idle, "targets": {"idle_wakeup_p50_ms": 5}}
 
 
 def _consume_part(args: argparse.Namespace) -> dict[str, object]:

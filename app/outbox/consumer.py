@@ -36,7 +36,7 @@ CONFLICT_RETRIES = 3
 class ConsumerPolicy:
     prefetch: int = 500
     batch_size: int = 200
-    batch_window_seconds: float = 0.005
+    batch_window_seconds: float = 0.0
     delivery_limit: int = 20
     reconnect_max_seconds: float = 30.0
     database_reconnect_max_seconds: float = 30.0
