@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import aio_pika
 from sqlalchemy import text
@@ -23,13 +24,15 @@ class DependencyUnavailableError(SystemExit):
         super().__init__(f"error: {message}")
 
 
-async def _wait(name: str, where: str, attempt: object, within: float) -> None:
+async def _wait(
+    name: str, where: str, attempt: Callable[[], Awaitable[None]], within: float
+) -> None:
     deadline = time.monotonic() + within
     tries = 0
     while True:
         tries += 1
         try:
-            await asyncio.wait_for(attempt(), timeout=5)  # type: ignore[operator]
+            await asyncio.wait_for(attempt(), timeout=5)
             if tries > 1:
                 logger.info("%s is up", name, extra={"at": where, "tries": tries})
             return

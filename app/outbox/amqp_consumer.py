@@ -28,6 +28,10 @@ class AmqpSession:
         self._topology = topology
         self._tag: str | None = None
 
+    def mark_lost(self, *_: object) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+
     async def receive(self, message: Any) -> None:
         self.inbound.put_nowait(message)
 
@@ -89,9 +93,7 @@ def amqp_sessions(
                 session = AmqpSession(declared.queue, declared.dead_letters, topology)
                 # aio-pika's closed() resolves only when close() is called; a connection
                 # the broker or the network dropped is reported to the close callbacks.
-                connection.close_callbacks.add(
-                    lambda *_: session.lost.done() or session.lost.set_result(None)  # type: ignore[func-returns-value]
-                )
+                connection.close_callbacks.add(session.mark_lost)
                 await session.start()
             yield session
         finally:

@@ -21,18 +21,18 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Table, bindparam, update
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.db import make_sessionmaker
 from app.outbox.clock import db_now_plus
 from app.outbox.decoding import Decoded
-from app.outbox.models import InboxMessage
+from app.outbox.models import INBOX
 from app.outbox.retention import delete_in_batches
 from app.outbox.subscriptions import Subscription
 
-inbox: Table = InboxMessage.__table__  # type: ignore[assignment]
+inbox = INBOX
 
 # Placeholder until the handler's outcome is known, a few statements later in the same
 # transaction; no other transaction can ever see it.

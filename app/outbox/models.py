@@ -10,7 +10,19 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Index, Integer, MetaData, String, Text, Uuid, func, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -77,3 +89,8 @@ class InboxMessage(OutboxBase):
     outcome: Mapped[str] = mapped_column(String(50))
 
     __table_args__ = (Index("ix_inbox_processed_at", "processed_at"),)
+
+
+# The Core tables, typed, for the relay's and the consumer's set-based statements.
+OUTBOX: Table = OutboxMessage.__table__  # type: ignore[assignment]
+INBOX: Table = InboxMessage.__table__  # type: ignore[assignment]

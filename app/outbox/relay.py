@@ -28,17 +28,30 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Table, Text, Uuid, any_, bindparam, case, cast, select, update
+from sqlalchemy import (
+    ARRAY,
+    Select,
+    Text,
+    Update,
+    Uuid,
+    any_,
+    bindparam,
+    case,
+    cast,
+    select,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from app.outbox.clock import db_now_plus
-from app.outbox.models import OutboxMessage
+from app.outbox.models import OUTBOX
 from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, Publisher
 
 logger = logging.getLogger(__name__)
 
-outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
+outbox = OUTBOX
 
 # A fault hook for tests: called with the confirmed ids before they are marked.
 AfterConfirmHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
@@ -61,7 +74,7 @@ class BatchReport:
     seconds: float
 
 
-def _claim_statement(batch_size: int):  # type: ignore[no-untyped-def]
+def _claim_statement(batch_size: int) -> Select[Any]:
     return (
         select(
             outbox.c.id,
@@ -84,7 +97,7 @@ def _claim_statement(batch_size: int):  # type: ignore[no-untyped-def]
     )
 
 
-def _mark_published(dialect: str):  # type: ignore[no-untyped-def]
+def _mark_published(dialect: str) -> Update:
     if dialect == "postgresql":
         # One array parameter: the same statement text for any batch size, so it is
         # prepared once, instead of a new 500-placeholder IN list per batch.
@@ -95,7 +108,7 @@ def _mark_published(dialect: str):  # type: ignore[no-untyped-def]
     return update(outbox).where(condition).values(published_at=db_now_plus(0), last_error=None)
 
 
-def _record_rejection(max_attempts: int):  # type: ignore[no-untyped-def]
+def _record_rejection(max_attempts: int) -> ReturningUpdate[Any]:
     attempts = outbox.c.attempts + 1
     return (
         update(outbox)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 from sqlalchemy import Column, Table, delete, select, tuple_
@@ -10,9 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
 from app.outbox.clock import db_now_plus
-from app.outbox.models import OutboxMessage
-
-logger = logging.getLogger(__name__)
+from app.outbox.models import OUTBOX
 
 
 async def delete_in_batches(
@@ -42,11 +39,10 @@ async def delete_published_outbox_rows(
 
     Pending and failed rows are never touched: only ``published_at`` qualifies a row.
     """
-    outbox: Table = OutboxMessage.__table__  # type: ignore[assignment]
     return await delete_in_batches(
         engine,
-        outbox,
-        keys=[outbox.c.id],
-        condition=outbox.c.published_at < db_now_plus(-older_than_seconds),
+        OUTBOX,
+        keys=[OUTBOX.c.id],
+        condition=OUTBOX.c.published_at < db_now_plus(-older_than_seconds),
         batch_size=batch_size,
     )

@@ -20,6 +20,7 @@ from app.ordering import service
 from tests.conftest import query
 from tests.e2e.processes import Background, command_env
 from tests.integration.outbox.conftest import QUEUE, stage_events
+from tests.support.consuming import wait_until
 from tests.support.proxy import TcpProxy
 from tests.support.rabbit import bind_queue, read_queue
 
@@ -56,11 +57,10 @@ async def pending(database_url: str) -> int:
 
 
 async def wait_drained(database_url: str, *, within: float = 30.0) -> None:
-    for _ in range(int(within * 10)):
-        if await pending(database_url) == 0:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{await pending(database_url)} rows still pending after {within}s")
+    async def drained() -> bool:
+        return await pending(database_url) == 0
+
+    await wait_until(drained, timeout=within)
 
 
 async def staged(database_url: str, count: int) -> list[uuid.UUID]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,7 +128,3 @@ class Deployment:
         for proxy in (self.postgres_proxy, self.rabbitmq_proxy):
             if proxy is not None:
                 await proxy.close()
-
-
-async def pause(seconds: float) -> None:
-    await asyncio.sleep(seconds)
