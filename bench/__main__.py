@@ -19,12 +19,21 @@ import aio_pika
 import psycopg
 
 from bench import infra
+from bench.chart import latency_chart
 from bench.consumer_drain import consumer_rate, naive_rate
+from bench.e2e_latency import Run, highest_flat_rate, pipeline
+from bench.http_overhead import overhead, post_rates
+from bench.memory import drain_backlog
+from bench.orders import run_orders
 from bench.publish_ceiling import aio_pika_ceiling, relay_publisher_ceiling
 from bench.relay_drain import drain_rate
-from bench.wakeup_latency import idle_wakeup_ms
+from bench.report import print_summary
+from bench.scale import scale_case
+from bench.stats import latency_summary
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
+CHART = RESULTS.with_name("latency.png")
+PARTS = ("publish", "consume", "write", "latency", "memory", "scale")
 
 
 def _machine() -> dict[str, object]:
@@ -48,12 +57,10 @@ def main() -> None:
     parser.add_argument("--ceiling-messages", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; medians kept")
     parser.add_argument("--consumer-messages", type=int, default=50_000)
-    parser.add_argument(
-        "--only",
-        choices=["publish", "consume", "latency"],
-        default=None,
-        help="one part of the report",
-    )
+    parser.add_argument("--only", choices=PARTS, default=None, help="one part of the report")
+    parser.add_argument("--backlog", type=int, default=200_000, help="memory: backlog rows")
+    parser.add_argument("--retained", type=int, default=1_000_000, help="scale: published rows")
+    parser.add_argument("--pending", type=int, default=100_000, help="scale: pending rows")
     args = parser.parse_args()
 
     results: dict[str, object] = {}
@@ -64,13 +71,21 @@ def main() -> None:
         results["publish"] = _publish_part(args)
     if args.only in (None, "consume"):
         results["consume"] = _consume_part(args)
+    if args.only in (None, "write"):
+        results["write"] = _write_part()
     if args.only in (None, "latency"):
         results["latency"] = _latency_part()
+    if args.only in (None, "memory"):
+        results["memory"] = _memory_part(args)
+    if args.only in (None, "scale"):
+        results["scale"] = _scale_part(args)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 
+    print()
+    print_summary(results)
     print(f"machine: {results['machine']}")
-    print(f"written: {RESULTS}")
+    print(f"written: {RESULTS} and {CHART}")
 
 
 def _publish_part(args: argparse.Namespace) -> dict[str, object]:
@@ -109,18 +124,97 @@ def _publish_part(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def _write_part() -> dict[str, object]:
+    """The order + outbox transaction: PostgreSQL's own ceiling, then through HTTP."""
+    with infra.service_database("ordering") as database:
+        by_clients = {
+            clients: run_orders(database, products=100, seconds=5, clients=clients).per_second
+            for clients in (1, 4, 8, 16)
+        }
+        order_only = run_orders(
+            database, products=100, seconds=5, clients=8, with_outbox=False
+        ).per_second
+        http = overhead(post_rates(database))
+    best = max(by_clients, key=lambda clients: by_clients[clients])
+    print(
+        f"PostgreSQL, order + outbox transaction (pgbench, no HTTP): {by_clients[best]:,.0f}/s "
+        f"at {best} clients (order only: {order_only:,.0f}/s)"
+    )
+    print(
+        f"HTTP POST /api/ordering/order, {http['clients']} clients: "
+        f"{http['with_outbox_req_s']:,} req/s with the outbox row, "
+        f"{http['order_only_req_s']:,} without: overhead {http['outbox_overhead_percent']}%"
+    )
+    return {
+        "order_outbox_txn_per_s": round(by_clients[best]),
+        "order_outbox_txn_by_clients": {str(k): round(v) for k, v in by_clients.items()},
+        "order_only_txn_per_s": round(order_only),
+        "http": http,
+        "targets": {"outbox_overhead_percent": 10},
+    }
+
+
 def _latency_part() -> dict[str, object]:
+    """Order commit -> catalog inbox commit, at rest and under open-loop load."""
+    steady = {10.0: 20.0, 1000.0: 15.0, 3000.0: 10.0}  # offered orders/s -> seconds
+    with (
+        infra.vhost() as broker,
+        infra.service_database("ordering") as ordering,
+        infra.service_database("catalog") as catalog,
+        pipeline(ordering, catalog, broker) as line,
+    ):
+        asyncio.run(line.offer(500, 2))  # warm-up: connections, prepared statements, JIT-free
+        idle = asyncio.run(line.one_at_a_time(50))
+        runs: dict[float, Run] = {}
+        for rate, seconds in steady.items():
+            runs[rate] = asyncio.run(line.offer(rate, seconds))
+            print(f"  {rate:>6,.0f}/s offered: {runs[rate].summary()}")
+        flat, probed = asyncio.run(highest_flat_rate(line, runs))
+    idle_summary = latency_summary(idle.latencies_s)
+    print(f"idle wake-up, one order at a time: {idle_summary}")
+    print(f"highest offered rate with a flat backlog: {flat:,.0f} orders/s")
+    latency_chart(
+        {"idle, one at a time": idle.latencies_s}
+        | {f"{rate:,.0f} orders/s offered": runs[rate].latencies_s for rate in steady},
+        CHART,
+        title="order commit -> catalog inbox commit (relay + RabbitMQ + consumer), "
+        f"{os.cpu_count()} cores",
+        targets_ms=[5, 25],
+    )
+    return {
+        "idle_wakeup": idle_summary,
+        "open_loop": {f"{rate:g}": runs[rate].summary() for rate in steady},
+        "flat_search": {f"{rate:g}": run.summary() for rate, run in sorted(probed.items())},
+        "highest_flat_rate_per_s": flat,
+        "chart": CHART.name,
+        "targets": {"e2e_p50_ms_at_1000": 5, "e2e_p99_ms_at_1000": 25, "idle_wakeup_p50_ms": 5},
+    }
+
+
+def _memory_part(args: argparse.Namespace) -> dict[str, object]:
     with (
         infra.vhost() as broker,
         infra.service_database("ordering") as ordering,
         infra.service_database("catalog") as catalog,
     ):
-        idle = idle_wakeup_ms(ordering, catalog, broker)
-    print(
-        f"idle wake-up, order commit -> catalog inbox row ({idle['samples']} orders, one at a "
-        f"time): p50 {idle['p50_ms']} ms, p99 {idle['p99_ms']} ms, max {idle['max_ms']} ms"
-    )
-    return {"idle_wakeup": idle, "targets": {"idle_wakeup_p50_ms": 5}}
+        memory = drain_backlog(ordering, catalog, broker, rows=args.backlog)
+    print(f"memory, {args.backlog:,}-row backlog through relay and consumer: {memory}")
+    return {**memory, "targets": {"peak_rss_mb": 150}}
+
+
+def _scale_part(args: argparse.Namespace) -> dict[str, object]:
+    with infra.vhost() as broker, infra.service_database("ordering") as database:
+        empty = scale_case(database, broker, published=0, pending=args.pending)
+        retained = scale_case(database, broker, published=args.retained, pending=args.pending)
+    print(f"scale, empty table:  {empty}")
+    print(f"scale, {args.retained:,} retained: {retained}")
+    return {
+        "empty": empty,
+        "retained": retained,
+        "claim_ratio": round(float(retained["claim_ms"]) / float(empty["claim_ms"]), 2),  # type: ignore[arg-type]
+        "drain_ratio": round(float(retained["drain_msg_s"]) / float(empty["drain_msg_s"]), 2),  # type: ignore[arg-type]
+        "targets": {"within_percent": 20},
+    }
 
 
 def _consume_part(args: argparse.Namespace) -> dict[str, object]:

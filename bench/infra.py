@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -43,6 +44,16 @@ def service_database(service: str) -> Iterator[str]:
         _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def service_env(ordering_db: str, catalog_db: str, broker_url: str) -> dict[str, str]:
+    """The environment of ``python -m app`` processes working on these databases and broker."""
+    return dict(
+        os.environ,
+        ORDERING_DATABASE_URL=ordering_db,
+        CATALOG_DATABASE_URL=catalog_db,
+        BROKER_URL=broker_url,
+    )
+
+
 def libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
@@ -62,30 +73,112 @@ def vhost() -> Iterator[str]:
 
 
 @contextmanager
-def processes(count: int, *args: str, env: dict[str, str], ready: str) -> Iterator[None]:
-    """``count`` times ``python -m app ARGS``, each waited for until its log shows ``ready``."""
-    started = []
-    try:
-        for index in range(count):
-            log = ROOT / "bench" / "results" / f"{args[0]}-{index}.log"
-            handle = log.open("wb")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "app", *args],
-                env=env,
-                cwd=ROOT,
-                stdout=handle,
-                stderr=handle,
-            )
-            started.append((process, handle, log))
-        for process, _, log in started:
+def started_process(
+    argv: list[str], *, env: dict[str, str], log: Path, ready: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``argv`` running, waited for until its log shows ``ready``; stopped with SIGTERM."""
+    with log.open("wb") as handle:
+        process = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=handle, stderr=handle)
+        try:
             deadline = time.monotonic() + 60
             while ready not in log.read_text(errors="replace"):
                 if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{args} did not start:\n{log.read_text()}")
+                    raise RuntimeError(f"{argv} did not start:\n{log.read_text()}")
                 time.sleep(0.05)
-        yield
-    finally:
-        for process, handle, _ in started:
+            yield process
+        finally:
             process.terminate()
-            process.wait(timeout=30)
-            handle.close()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def processes(
+    count: int, *args: str, env: dict[str, str], ready: str
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """``count`` times ``python -m app ARGS``, each waited for until its log shows ``ready``."""
+    with ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                started_process(
+                    [sys.executable, "-m", "app", *args],
+                    env=env,
+                    log=ROOT / "bench" / "results" / f"{args[0]}-{index}.log",
+                    ready=ready,
+                )
+            )
+            for index in range(count)
+        ]
+
+
+def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
+    """The process's peak resident set so far (Linux: VmHWM), in MiB."""
+    for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc: peak RSS is measured on Linux only")
+
+
+# What each group of processes is, by its command line.
+_CPU_GROUPS = (
+    ("relay", "-m app relay"),
+    ("consumer", "-m app consume"),
+    ("load generator (pgbench)", "pgbench"),
+    ("bench clocks", "multiprocessing"),
+    ("rabbitmq", "beam.smp"),
+    ("postgresql", "postgres"),
+)
+
+
+def _cpu_by_process() -> dict[int, tuple[str, float]]:
+    """pid -> (group, CPU seconds so far) for every process on this machine (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    seen: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while being read
+            continue
+        group = next((name for name, marker in _CPU_GROUPS if marker in command), "other")
+        seen[int(entry.name)] = (group, (int(fields[11]) + int(fields[12])) / ticks)
+    return seen
+
+
+@contextmanager
+def cpu_by_group() -> Iterator[dict[str, float]]:
+    """Yields a dict filled on exit with the cores each group used meanwhile.
+
+    Sampled every 0.25 s, so processes that start and end inside the window (pgbench's
+    database backends) are counted too, to within a quarter second each."""
+    first: dict[int, tuple[str, float]] = {}
+    last: dict[int, tuple[str, float]] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while True:
+            now = _cpu_by_process()
+            for pid, value in now.items():
+                first.setdefault(pid, (value[0], 0.0) if first else value)
+            last.update(now)
+            if stop.wait(0.25):
+                return
+
+    first.update(_cpu_by_process())
+    started = time.monotonic()
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cores: dict[str, float] = {}
+    try:
+        yield cores
+    finally:
+        stop.set()
+        sampler.join()
+        elapsed = time.monotonic() - started
+        for pid, (group, used) in last.items():
+            cores[group] = cores.get(group, 0.0) + (used - first[pid][1]) / elapsed

@@ -12,12 +12,14 @@ import psycopg
 from app.outbox.publisher import EXCHANGE
 from bench.infra import libpq, processes
 
-# One transaction writes the whole backlog, so the relays start on a committed table.
+# One transaction writes the whole backlog, so the relays start on a committed table. The
+# products are the bench's (``bench.orders.product_id``), so a consumer downstream finds them.
 STAGE = """
 INSERT INTO outbox (id, event_type, payload, headers)
 SELECT gen_random_uuid(), 'OrderPlaced',
-       json_build_object('orderId', gen_random_uuid(), 'productId', gen_random_uuid(),
-                         'customerName', 'customer ' || n, 'quantity', 1 + n %% 5),
+       json_build_object('orderId', gen_random_uuid(),
+                         'productId', md5('bench-product-' || (1 + n %% 100))::uuid,
+                         'customerName', 'customer ' || n, 'quantity', 1),
        '{"event_version": "1"}'::json
 FROM generate_series(1, %s) AS n
 """
@@ -41,12 +43,17 @@ async def _fresh_queue(broker_url: str) -> None:
         await queue.purge()
 
 
-def drain_rate(database_url: str, broker_url: str, *, rows: int, relays: int) -> float:
-    """Start ``relays`` relay processes idle, commit ``rows`` outbox rows, time the drain."""
+def drain_rate(
+    database_url: str, broker_url: str, *, rows: int, relays: int, keep_table: bool = False
+) -> float:
+    """Start ``relays`` relay processes idle, commit ``rows`` outbox rows, time the drain.
+
+    The outbox starts empty unless ``keep_table`` (the scale test's retained rows)."""
     asyncio.run(_fresh_queue(broker_url))
     env = dict(os.environ, ORDERING_DATABASE_URL=database_url, BROKER_URL=broker_url)
     with psycopg.connect(libpq(database_url), autocommit=True) as connection:
-        connection.execute("TRUNCATE outbox")
+        if not keep_table:
+            connection.execute("TRUNCATE outbox")
         with processes(relays, "relay", "ordering", env=env, ready="listening for outbox inserts"):
             connection.execute(STAGE, (rows,))  # NOTIFY wakes the relays at this commit
             started = time.perf_counter()

@@ -14,9 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Product
 from app.ordering.contracts import OrderPlaced
-from app.outbox.subscriptions import Subscription
+from app.outbox.subscriptions import APPLIED, Subscription
 
-APPLIED = "applied"
 UNKNOWN_PRODUCT = "unknown_product"
 INSUFFICIENT_STOCK = "insufficient_stock"
 

@@ -5,7 +5,7 @@ For a batch of decoded messages, in ONE transaction:
     INSERT INTO inbox (consumer, message_id, outcome) VALUES … ON CONFLICT DO NOTHING
         RETURNING message_id                       -- the database decides what is new
     handlers apply the new events                  -- their effects, same transaction
-    UPDATE inbox SET outcome = … (pipelined)       -- what each handler concluded
+    UPDATE inbox SET outcome = … (pipelined)       -- only outcomes other than "applied"
     COMMIT                                         -- only then are the messages acked
 
 The insert is the arbiter, never a prior SELECT: two consumers that receive the same
@@ -30,13 +30,13 @@ from app.outbox.clock import db_now_plus
 from app.outbox.decoding import Decoded
 from app.outbox.models import INBOX
 from app.outbox.retention import delete_in_batches
-from app.outbox.subscriptions import Subscription
+from app.outbox.subscriptions import APPLIED, Subscription
 
 inbox = INBOX
 
-# Placeholder until the handler's outcome is known, a few statements later in the same
-# transaction; no other transaction can ever see it.
-_IN_PROGRESS = "in_progress"
+# Rows are inserted as "applied", the usual outcome, and corrected a few statements later
+# in the same transaction when a handler concluded otherwise; no other transaction can
+# see a row before that.
 
 _SET_OUTCOME = (
     update(inbox)
@@ -67,14 +67,13 @@ class InboxProcessor:
         async with self._sessions() as session, session.begin():
             fresh = await self._record(session, messages)
             outcomes = await self._apply(session, fresh)
-            if outcomes:
-                await session.execute(
-                    _SET_OUTCOME,
-                    [
-                        {"b_consumer": self._consumer, "b_message_id": mid, "b_outcome": outcome}
-                        for mid, outcome in outcomes.items()
-                    ],
-                )
+            corrections = [
+                {"b_consumer": self._consumer, "b_message_id": mid, "b_outcome": outcome}
+                for mid, outcome in outcomes.items()
+                if outcome != APPLIED
+            ]
+            if corrections:
+                await session.execute(_SET_OUTCOME, corrections)
         return outcomes
 
     async def _record(self, session: AsyncSession, messages: Sequence[Decoded]) -> list[Decoded]:
@@ -85,8 +84,7 @@ class InboxProcessor:
         if not unique:
             return []
         rows = [
-            {"consumer": self._consumer, "message_id": mid, "outcome": _IN_PROGRESS}
-            for mid in unique
+            {"consumer": self._consumer, "message_id": mid, "outcome": APPLIED} for mid in unique
         ]
         inserted = set((await session.scalars(self._insert, rows)).all())
         return [message for mid, message in unique.items() if mid in inserted]

@@ -48,6 +48,9 @@ class OutboxMessage(OutboxBase):
     """One event waiting to be (or already) published. Its id is the AMQP message_id."""
 
     __tablename__ = "outbox"
+    # The writer never reads the server defaults back (created_at, next_attempt_at): no
+    # RETURNING on the INSERT, so the row costs the caller's transaction as little as it can.
+    __mapper_args__ = {"eager_defaults": False}  # noqa: RUF012 - SQLAlchemy's mapping hook
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     event_type: Mapped[str] = mapped_column(String(200))

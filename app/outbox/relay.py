@@ -74,7 +74,7 @@ class BatchReport:
     seconds: float
 
 
-def _claim_statement(batch_size: int) -> Select[Any]:
+def claim_statement(batch_size: int) -> Select[Any]:
     return (
         select(
             outbox.c.id,
@@ -138,7 +138,7 @@ class OutboxRelay:
         self._publisher = publisher
         self._policy = policy
         self._after_confirm = after_confirm
-        self._claim = _claim_statement(policy.batch_size)
+        self._claim = claim_statement(policy.batch_size)
         self._reject = _record_rejection(policy.max_attempts)
         self._mark = _mark_published(engine.dialect.name)
 

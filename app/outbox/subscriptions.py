@@ -14,6 +14,10 @@ from app.outbox.events import IntegrationEvent
 # transaction and returns one outcome per event, in the same order. It never commits.
 BatchHandler = Callable[[AsyncSession, Sequence[Any]], Awaitable[Sequence[str]]]
 
+# The usual outcome. The inbox row is written with it up front, so only the other
+# outcomes (a rejection, say) cost an UPDATE in the consumer's transaction.
+APPLIED = "applied"
+
 
 @dataclass(frozen=True)
 class Subscription:

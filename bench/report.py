@@ -1,0 +1,100 @@
+"""The summary table: every figure of the run next to its target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+# (label, figure, unit, target text, met?) from the results; None when a part did not run.
+Row = tuple[str, float, str, str, bool | None]
+
+
+def _rows(results: Mapping[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+
+    def add(part: str, build: Callable[[Mapping[str, Any]], list[Row]]) -> None:
+        if part in results:
+            rows.extend(build(results[part]))
+
+    add(
+        "publish",
+        lambda p: [
+            ("aio-pika publish ceiling (confirms)", p["aio_pika_ceiling_msg_s"], "msg/s", "", None),
+            ("relay, 1 process, vs ceiling", p["relay_1_vs_ceiling"], "x", ">= 0.85",
+             p["relay_1_vs_ceiling"] >= 0.85),
+            ("relay, 2 processes, vs ceiling", p["relay_2_vs_ceiling"], "x", ">= 1.1",
+             p["relay_2_vs_ceiling"] >= 1.1),
+        ],
+    )  # fmt: skip
+    add(
+        "consume",
+        lambda c: [
+            ("catalog consumer drain", c["consumer_msg_s"], "msg/s", ">= 5,000",
+             c["consumer_msg_s"] >= 5000),
+            ("consumer vs one transaction per message", c["consumer_vs_naive"], "x", ">= 3",
+             c["consumer_vs_naive"] >= 3),
+        ],
+    )  # fmt: skip
+    add(
+        "write",
+        lambda w: [
+            ("PostgreSQL order + outbox txn ceiling", w["order_outbox_txn_per_s"], "txn/s", "",
+             None),
+            ("HTTP POST order, 32 clients", w["http"]["with_outbox_req_s"], "req/s", "", None),
+            ("outbox overhead on POST", w["http"]["outbox_overhead_percent"], "%", "<= 10",
+             w["http"]["outbox_overhead_percent"] <= 10),
+        ],
+    )  # fmt: skip
+    add("latency", _latency_rows)
+    add(
+        "memory",
+        lambda m: [
+            ("relay peak RSS, backlog drain", m["relay_peak_rss_mb"], "MiB", "<= 150",
+             m["relay_peak_rss_mb"] <= 150),
+            ("consumer peak RSS, backlog drain", m["consumer_peak_rss_mb"], "MiB", "<= 150",
+             m["consumer_peak_rss_mb"] <= 150),
+        ],
+    )  # fmt: skip
+    add(
+        "scale",
+        lambda s: [
+            ("claim query, 1M retained vs empty", s["claim_ratio"], "x", "<= 1.2",
+             s["claim_ratio"] <= 1.2 and s["retained"]["indexes"] == ["ix_outbox_pending"]),
+            ("relay drain, 1M retained vs empty", s["drain_ratio"], "x", ">= 0.8",
+             s["drain_ratio"] >= 0.8),
+        ],
+    )  # fmt: skip
+    return rows
+
+
+def _latency_rows(latency: Mapping[str, Any]) -> list[Row]:
+    idle = latency["idle_wakeup"]
+    at_1000 = latency["open_loop"]["1000"]
+    rows: list[Row] = [
+        ("idle wake-up p50", idle["p50_ms"], "ms", "<= 5", idle["p50_ms"] <= 5),
+        ("idle wake-up p99", idle["p99_ms"], "ms", "", None),
+    ]
+    for rate, run in latency["open_loop"].items():
+        rows.append(
+            (
+                f"e2e at {float(rate):,.0f}/s offered: p50 / p99 (p95 {run['p95_ms']}, "
+                f"max {run['max_ms']})",
+                run["p50_ms"],
+                f"/ {run['p99_ms']} ms",
+                "<= 5 / <= 25" if rate == "1000" else "",
+                (at_1000["p50_ms"] <= 5 and at_1000["p99_ms"] <= 25) if rate == "1000" else None,
+            )
+        )
+    rows.append(
+        ("highest rate with a flat backlog", latency["highest_flat_rate_per_s"], "orders/s", "",
+         None)
+    )  # fmt: skip
+    return rows
+
+
+def print_summary(results: Mapping[str, Any]) -> None:
+    print(f"{'measure':<62} {'figure':>10} {'':<14} {'target':<13} met")
+    for label, figure, unit, target, met in _rows(results):
+        verdict = "" if met is None else ("yes" if met else "NO")
+        shown = f"{figure:,.2f}" if isinstance(figure, float) and figure < 100 else f"{figure:,.0f}"
+        print(f"{label:<62} {shown:>10} {unit:<14} {target:<13} {verdict}")

@@ -1,0 +1,57 @@
+"""The benchmark's own arithmetic: a wrong percentile or backlog slope is a wrong report."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.e2e_latency import Run, backlog_growth_per_s
+from bench.stats import latency_summary, percentile
+
+
+def test_percentile_is_nearest_rank_of_observed_values() -> None:
+    values = [float(v) for v in range(1, 101)]  # 1..100
+    assert percentile(values, 0.50) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile([7.0], 0.99) == 7
+
+
+def test_latency_summary_reports_milliseconds() -> None:
+    summary = latency_summary([0.001, 0.002, 0.003, 0.004, 0.100])
+    assert summary == {
+        "p50_ms": 3.0,
+        "p95_ms": 100.0,
+        "p99_ms": 100.0,
+        "max_ms": 100.0,
+        "samples": 5,
+    }
+    with pytest.raises(ValueError):
+        latency_summary([])
+
+
+def _steady(rate: float, seconds: float, delay: float) -> tuple[list[float], list[float]]:
+    commits = [index / rate for index in range(int(rate * seconds))]
+    return commits, [t + delay for t in commits]
+
+
+def test_backlog_that_keeps_up_does_not_grow() -> None:
+    commits, arrivals = _steady(1000, 10, delay=0.005)
+    assert abs(backlog_growth_per_s(commits, arrivals)) < 5
+
+
+def test_backlog_growth_is_the_rate_not_delivered() -> None:
+    commits = [index / 1000 for index in range(10_000)]  # 1,000/s offered
+    arrivals = [index / 600 for index in range(10_000)]  # 600/s delivered
+    assert backlog_growth_per_s(commits, arrivals) == pytest.approx(400, rel=0.05)
+
+
+def _run(rate: float, achieved: float, growth: float, missing: int = 0) -> Run:
+    return Run(rate, 10, achieved, [0.001], missing, growth)
+
+
+def test_a_rate_is_flat_only_when_offered_delivered_and_complete() -> None:
+    assert _run(1000, 995, 3).flat
+    assert not _run(1000, 900, 3).flat  # the generator could not offer it
+    assert not _run(1000, 995, 80).flat  # the backlog grew
+    assert not _run(1000, 995, 3, missing=1).flat  # an order never arrived
+    assert _run(10, 10, 0.5).flat  # a tiny rate is judged on whole orders
