@@ -15,8 +15,13 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine for a service database (PostgreSQL via psycopg 3, or SQLite)."""
+def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+    """An async engine for a service database (PostgreSQL via psycopg 3, or SQLite).
+
+    ``pre_ping`` costs a round trip per checkout. The relay and the consumer turn it off:
+    they retry any failed batch anyway, and SQLAlchemy discards the whole pool on the first
+    disconnect error, so a dead connection costs them one retried batch, not a round trip
+    on every batch."""
     if ensure_sqlite_directory(url):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
@@ -27,7 +32,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         pool_size=pool_size,
         max_overflow=pool_size,
         # A connection cut by a restart or a proxy is found before use, not mid-request.
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
     )
 
 

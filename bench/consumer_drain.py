@@ -84,7 +84,7 @@ def consumer_rate(database_url: str, broker_url: str, *, messages: int) -> float
     ):
         started = time.perf_counter()
         while _inbox_rows(connection) < messages:
-            time.sleep(0.02)
+            time.sleep(0.1)  # count(*) is not free: poll gently
         return messages / (time.perf_counter() - started)
 
 

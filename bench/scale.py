@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.dialects import postgresql
 
-from app.outbox.relay import RelayPolicy, claim_statement
+from app.outbox.relay import RelayPolicy, claim_statement, inlined_sql
 from bench.infra import libpq
 from bench.relay_drain import STAGE, drain_rate
 
@@ -29,10 +29,7 @@ FROM generate_series(1, %s) AS n
 
 def claim_sql() -> str:
     """The relay's claim statement as it runs (default batch size), as SQL text."""
-    statement = claim_statement(RelayPolicy().batch_size)
-    return str(
-        statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
-    )
+    return inlined_sql(claim_statement(RelayPolicy().batch_size), postgresql.dialect())
 
 
 def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -71,7 +71,7 @@ async def run_consumer(
     await wait_for_database(database_url, within=settings.startup_timeout_seconds)
     await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
     index = by_event_name(subscriptions)
-    engine = make_engine(database_url, pool_size=2)
+    engine = make_engine(database_url, pool_size=2, pre_ping=False)
     consumer = amqp_consumer(
         settings.broker_url,
         service=service,

@@ -45,6 +45,12 @@ _SET_OUTCOME = (
     .values(outcome=bindparam("b_outcome"))
 )
 
+_INSERT_ARRAY = (
+    "INSERT INTO inbox (consumer, message_id, outcome) "
+    "SELECT %s, unnest(CAST(%s AS uuid[])), %s "
+    "ON CONFLICT DO NOTHING RETURNING message_id"
+)
+
 
 class InboxProcessor:
     """Applies batches of messages for one consumer name, each message at most once."""
@@ -55,6 +61,7 @@ class InboxProcessor:
         self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self._consumer = consumer
         self._subscriptions = subscriptions
+        self._pipelined = engine.dialect.driver == "psycopg"
         dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
         self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
 
@@ -83,11 +90,29 @@ class InboxProcessor:
             unique.setdefault(message.message_id, message)
         if not unique:
             return []
-        rows = [
-            {"consumer": self._consumer, "message_id": mid, "outcome": APPLIED} for mid in unique
-        ]
-        inserted = set((await session.scalars(self._insert, rows)).all())
+        if self._pipelined:
+            inserted = await self._insert_pipelined(session, list(unique))
+        else:
+            rows = [
+                {"consumer": self._consumer, "message_id": mid, "outcome": APPLIED}
+                for mid in unique
+            ]
+            inserted = set((await session.scalars(self._insert, rows)).all())
         return [message for mid, message in unique.items() if mid in inserted]
+
+    async def _insert_pipelined(
+        self, session: AsyncSession, message_ids: list[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """PostgreSQL: BEGIN and the insert in one round trip (psycopg's pipeline mode, on
+        the session's own connection), and one array parameter, so the statement text is
+        the same for any batch size and psycopg prepares it once."""
+        raw = await (await session.connection()).get_raw_connection()
+        driver: Any = raw.driver_connection
+        async with driver.pipeline(), driver.cursor() as cursor:
+            await cursor.execute(
+                _INSERT_ARRAY, (self._consumer, message_ids, APPLIED), prepare=True
+            )
+            return {row[0] for row in await cursor.fetchall()}
 
     async def _apply(self, session: AsyncSession, fresh: Sequence[Decoded]) -> dict[uuid.UUID, str]:
         by_type: dict[str, list[Decoded]] = defaultdict(list)

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import (
     ARRAY,
     Select,
@@ -41,7 +42,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 
@@ -139,6 +140,10 @@ class OutboxRelay:
         self._policy = policy
         self._after_confirm = after_confirm
         self._claim = claim_statement(policy.batch_size)
+        # On psycopg, the claim and the marks run on the driver's connection in pipeline
+        # mode (SQLAlchemy does not drive pipelines): same SQL, half the round trips.
+        self._pipelined = engine.dialect.driver == "psycopg"
+        self._claim_sql = inlined_sql(self._claim, engine.dialect)
         self._reject = _record_rejection(policy.max_attempts)
         self._mark = _mark_published(engine.dialect.name)
 
@@ -147,15 +152,14 @@ class OutboxRelay:
         whatever was confirmed before the connection failed."""
         started = time.perf_counter()
         async with self._engine.begin() as connection:
-            rows = (await connection.execute(self._claim)).all()
+            rows = await self._claim_rows(connection)
             if not rows:
                 return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
             result = await self._publisher.publish_batch([_outgoing(row) for row in rows])
-            if result.confirmed:
-                if self._after_confirm is not None:
-                    await self._after_confirm(result.confirmed)
-                await connection.execute(self._mark, {"ids": result.confirmed})
+            if result.confirmed and self._after_confirm is not None:
+                await self._after_confirm(result.confirmed)
             failed = await self._record_rejections(connection, rows, result.rejected)
+            await self._mark_and_commit(connection, result.confirmed)
         report = BatchReport(
             claimed=len(rows),
             published=len(result.confirmed),
@@ -168,8 +172,33 @@ class OutboxRelay:
             raise BrokerUnavailableError(f"connection lost mid-batch: {result.broken!r}")
         return report
 
+    async def _claim_rows(self, connection: AsyncConnection) -> Sequence[Any]:
+        if not self._pipelined:
+            return (await connection.execute(self._claim)).all()
+        driver = await _psycopg(connection)
+        # BEGIN and the claim go out together: one round trip instead of two.
+        async with driver.pipeline(), driver.cursor(row_factory=namedtuple_row) as cursor:
+            await cursor.execute(self._claim_sql, prepare=True)
+            rows: list[Any] = await cursor.fetchall()
+            return rows
+
+    async def _mark_and_commit(
+        self, connection: AsyncConnection, confirmed: list[uuid.UUID]
+    ) -> None:
+        if not self._pipelined:
+            if confirmed:
+                await connection.execute(self._mark, {"ids": confirmed})
+            return  # committed by the caller's ``begin()`` block
+        driver = await _psycopg(connection)
+        # The marks and COMMIT go out together: one round trip instead of two. The caller's
+        # ``begin()`` block then finds no transaction open, and psycopg sends nothing more.
+        async with driver.pipeline():
+            if confirmed:
+                await driver.execute(_MARK_PUBLISHED_PG, {"ids": confirmed}, prepare=True)
+            await driver.commit()
+
     async def _record_rejections(
-        self, connection: AsyncConnection, rows: Sequence[Row[Any]], rejected: dict[uuid.UUID, str]
+        self, connection: AsyncConnection, rows: Sequence[Any], rejected: dict[uuid.UUID, str]
     ) -> int:
         if not rejected:
             return 0
@@ -198,7 +227,25 @@ class OutboxRelay:
                 return published
 
 
-def _outgoing(row: Row[Any]) -> OutgoingMessage:
+def inlined_sql(statement: Select[Any], dialect: Dialect) -> str:
+    """``statement`` as SQL text, its parameters inlined (they are constants)."""
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    return str(compiled)
+
+
+# ``_mark_published`` as the driver runs it (a uuid[] parameter).
+_MARK_PUBLISHED_PG = (
+    "UPDATE outbox SET published_at = clock_timestamp(), last_error = NULL WHERE id = ANY(%(ids)s)"
+)
+
+
+async def _psycopg(connection: AsyncConnection) -> Any:
+    """The psycopg AsyncConnection under SQLAlchemy's connection."""
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
+
+
+def _outgoing(row: Any) -> OutgoingMessage:
     return OutgoingMessage(
         message_id=row.id,
         event_type=row.event_type,

@@ -36,7 +36,7 @@ async def run_relay(settings: Settings, *, database_url: str, name: str) -> None
     stop = stop_on_signals()
     await wait_for_database(database_url, within=settings.startup_timeout_seconds)
     await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
-    engine = make_engine(database_url, pool_size=settings.relay_concurrency + 1)
+    engine = make_engine(database_url, pool_size=settings.relay_concurrency + 1, pre_ping=False)
     publisher = AmqpPublisher(
         settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds
     )
