@@ -14,7 +14,7 @@ from app.outbox.process import scheduler_with_retention, stop_on_signals
 from app.outbox.publisher import BrokerUnavailableError, Publisher
 from app.outbox.relay import OutboxRelay, RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
-from app.outbox.waiting import backoff_delay, first_of, sleep_unless
+from app.outbox.waiting import backoff_delay, sleep_unless
 from app.outbox.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
 from app.settings import Settings
 from app.startup import wait_for_broker, wait_for_database
@@ -82,7 +82,7 @@ async def relay_until(
         background.append(asyncio.create_task(listener, name="outbox-listener"))
     workers = [
         asyncio.create_task(
-            _work(relay, wakeup.subscribe(), stop, settings), name=f"relay-worker-{index}"
+            _work(relay, wakeup, wakeup.subscribe(), stop, settings), name=f"relay-worker-{index}"
         )
         for index in range(settings.relay_concurrency)
     ]
@@ -109,7 +109,11 @@ async def relay_until(
 
 
 async def _work(
-    relay: OutboxRelay, woken: asyncio.Event, stop: asyncio.Event, settings: Settings
+    relay: OutboxRelay,
+    wakeup: Wakeup,
+    woken: asyncio.Event,
+    stop: asyncio.Event,
+    settings: Settings,
 ) -> None:
     """Drain, then sleep until woken; back off (full jitter) while a dependency is down."""
     failures = 0
@@ -120,6 +124,7 @@ async def _work(
                 report = await relay.relay_batch()
                 if report.claimed < settings.relay_batch_size:
                     break
+                wakeup.notify()  # a backlog: bring in an idle worker to share it
             failures = 0
         except Exception as exc:
             # A worker never dies: a dependency that is down (broker, database) or an
@@ -134,4 +139,4 @@ async def _work(
             )
             await sleep_unless(stop, delay)
             continue
-        await first_of(woken, stop)
+        await wakeup.wait(woken, stop)

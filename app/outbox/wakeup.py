@@ -8,7 +8,7 @@ import logging
 import psycopg
 from sqlalchemy.engine import make_url
 
-from app.outbox.waiting import backoff_delay
+from app.outbox.waiting import backoff_delay, first_of
 
 logger = logging.getLogger(__name__)
 
@@ -17,10 +17,18 @@ NOTIFY_CHANNEL = "outbox_pending"
 
 
 class Wakeup:
-    """Fan-out of "there may be work": every subscriber's event is set by ``notify``."""
+    """ "There may be work", handed to the workers of one relay.
+
+    An idle worker is woken alone: with several idle, waking all would have each run a
+    claim that only one can win, and on a small machine the losers' round trips delay the
+    winner's. With none idle, every busy worker is told to look again when its batch is
+    done, so rows committed meanwhile never wait for the poll. A worker that claims a full
+    batch calls ``notify`` itself, which brings in an idle one to share the backlog.
+    """
 
     def __init__(self) -> None:
         self._events: list[asyncio.Event] = []
+        self._idle: list[asyncio.Event] = []  # in the order they went idle
 
     def subscribe(self) -> asyncio.Event:
         event = asyncio.Event()
@@ -28,8 +36,22 @@ class Wakeup:
         return event
 
     def notify(self) -> None:
+        if self._idle:
+            self._idle.pop(0).set()
+            return
         for event in self._events:
             event.set()
+
+    async def wait(self, event: asyncio.Event, stop: asyncio.Event) -> None:
+        """Idle until ``event`` (this worker's) or ``stop`` is set."""
+        if event.is_set():
+            return
+        self._idle.append(event)
+        try:
+            await first_of(event, stop)
+        finally:
+            if event in self._idle:
+                self._idle.remove(event)
 
 
 def libpq_dsn(database_url: str) -> str | None:

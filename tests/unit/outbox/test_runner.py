@@ -7,6 +7,7 @@ import asyncio
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.relay import BatchReport
 from app.outbox.runner import _work
+from app.outbox.wakeup import Wakeup
 from app.settings import Settings
 
 
@@ -30,14 +31,15 @@ async def test_worker_survives_unexpected_errors_and_stops_on_request() -> None:
     relay = FlakyRelay(
         BrokerUnavailableError("down"), StopAsyncIteration(), RuntimeError("library bug")
     )
-    stop, woken = asyncio.Event(), asyncio.Event()
+    stop, wakeup = asyncio.Event(), Wakeup()
+    woken = wakeup.subscribe()
     settings = Settings(broker_reconnect_max_seconds=0.01)
 
-    worker = asyncio.create_task(_work(relay, woken, stop, settings))  # type: ignore[arg-type]
+    worker = asyncio.create_task(_work(relay, wakeup, woken, stop, settings))  # type: ignore[arg-type]
     await asyncio.wait_for(relay.idle.wait(), timeout=5)
     assert relay.calls == 4 and not worker.done()
 
-    woken.set()  # a wake-up makes it drain again
+    wakeup.notify()  # a wake-up makes it drain again
     for _ in range(100):
         if relay.calls == 5:
             break
