@@ -33,7 +33,7 @@ from bench.stats import latency_summary
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 CHART = RESULTS.with_name("latency.png")
-PARTS = ("publish", "consume", "write", "latency", "memory", "scale")
+PARTS = ("publish", "consume", "write", "latency", "memory", "scale")  # in running order
 
 
 def _machine() -> dict[str, object]:
@@ -67,18 +67,20 @@ def main() -> None:
     if args.only is not None and RESULTS.exists():
         results = json.loads(RESULTS.read_text())  # keep the part not measured this time
     results.update(when=datetime.now(UTC).isoformat(), machine=_machine())
-    if args.only in (None, "publish"):
-        results["publish"] = _publish_part(args)
-    if args.only in (None, "consume"):
-        results["consume"] = _consume_part(args)
-    if args.only in (None, "write"):
-        results["write"] = _write_part()
-    if args.only in (None, "latency"):
-        results["latency"] = _latency_part()
-    if args.only in (None, "memory"):
-        results["memory"] = _memory_part(args)
-    if args.only in (None, "scale"):
-        results["scale"] = _scale_part(args)
+    parts = {
+        "publish": lambda: _publish_part(args),
+        "consume": lambda: _consume_part(args),
+        "write": _write_part,
+        "latency": _latency_part,
+        "memory": lambda: _memory_part(args),
+        "scale": lambda: _scale_part(args),
+    }
+    for name, measure in parts.items():
+        if args.only in (None, name):
+            # The machine's speed drifts (a shared VM here: up to 2x within minutes), so
+            # each part records how fast a fixed piece of Python ran just before it.
+            calibration = infra.cpu_calibration_ms()
+            results[name] = {**measure(), "cpu_calibration_ms": calibration}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
 

@@ -182,3 +182,15 @@ def cpu_by_group() -> Iterator[dict[str, float]]:
         elapsed = time.monotonic() - started
         for pid, (group, used) in last.items():
             cores[group] = cores.get(group, 0.0) + (used - first[pid][1]) / elapsed
+
+
+def cpu_calibration_ms() -> float:
+    """Milliseconds for a fixed pure-Python loop (best of 3): lower is a faster machine."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for value in range(1_000_000):
+            total += value
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)

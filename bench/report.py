@@ -98,3 +98,11 @@ def print_summary(results: Mapping[str, Any]) -> None:
         verdict = "" if met is None else ("yes" if met else "NO")
         shown = f"{figure:,.2f}" if isinstance(figure, float) and figure < 100 else f"{figure:,.0f}"
         print(f"{label:<62} {shown:>10} {unit:<14} {target:<13} {verdict}")
+    calibrations = {
+        part: results[part]["cpu_calibration_ms"]
+        for part in ("publish", "consume", "write", "latency", "memory", "scale")
+        if part in results and "cpu_calibration_ms" in results[part]
+    }
+    if calibrations:
+        shown = ", ".join(f"{part} {ms}" for part, ms in calibrations.items())
+        print(f"CPU calibration before each part (ms for a fixed loop; lower = faster): {shown}")
