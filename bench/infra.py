@@ -114,6 +114,12 @@ def processes(
         ]
 
 
+def process_cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """User + system CPU seconds the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
     """The process's peak resident set so far (Linux: VmHWM), in MiB."""
     for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
@@ -154,8 +160,8 @@ def _cpu_by_process() -> dict[int, tuple[str, float]]:
 def cpu_by_group() -> Iterator[dict[str, float]]:
     """Yields a dict filled on exit with the cores each group used meanwhile.
 
-    Sampled every 0.25 s, so processes that start and end inside the window (pgbench's
-    database backends) are counted too, to within a quarter second each."""
+    Sampled every 0.5 s, so processes that start and end inside the window (pgbench's
+    database backends) are counted too, to within half a second each."""
     first: dict[int, tuple[str, float]] = {}
     last: dict[int, tuple[str, float]] = {}
     stop = threading.Event()
@@ -166,7 +172,7 @@ def cpu_by_group() -> Iterator[dict[str, float]]:
             for pid, value in now.items():
                 first.setdefault(pid, (value[0], 0.0) if first else value)
             last.update(now)
-            if stop.wait(0.25):
+            if stop.wait(0.5):
                 return
 
     first.update(_cpu_by_process())

@@ -39,24 +39,15 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return nodes
 
 
-def claim_timing(database_url: str, *, runs: int = 20) -> dict[str, object]:
-    """Median EXPLAIN ANALYZE time of the claim (rolled back: nothing is locked after),
-    and the indexes its plan reads."""
-    times: list[float] = []
-    indexes: set[str] = set()
-    with psycopg.connect(libpq(database_url)) as connection:
-        for _ in range(runs):
-            row = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + claim_sql()).fetchone()
-            connection.rollback()
-            assert row is not None
-            [explained] = row[0] if isinstance(row[0], list) else json.loads(row[0])
-            times.append(float(explained["Execution Time"]))
-            indexes |= {
-                node["Index Name"]
-                for node in _plan_nodes(explained["Plan"])
-                if "Index Name" in node
-            }
-    return {"claim_ms": round(statistics.median(times), 3), "indexes": sorted(indexes)}
+def _explain_claim(connection: psycopg.Connection) -> tuple[float, set[str]]:  # type: ignore[type-arg]
+    """One EXPLAIN ANALYZE of the claim, rolled back (nothing stays locked): its time in
+    ms and the indexes its plan reads."""
+    row = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + claim_sql()).fetchone()
+    connection.rollback()
+    assert row is not None
+    [explained] = row[0] if isinstance(row[0], list) else json.loads(row[0])
+    nodes = _plan_nodes(explained["Plan"])
+    return float(explained["Execution Time"]), {n["Index Name"] for n in nodes if "Index Name" in n}
 
 
 def _reset(database_url: str, *, published: int, pending: int) -> None:
@@ -68,18 +59,43 @@ def _reset(database_url: str, *, published: int, pending: int) -> None:
         connection.execute("VACUUM ANALYZE outbox")
 
 
-def scale_case(
-    database_url: str, broker_url: str, *, published: int, pending: int
+def compare(
+    empty_db: str, retained_db: str, broker_url: str, *, retained: int, pending: int
 ) -> dict[str, object]:
-    """Claim time with ``pending`` rows over ``published`` retained ones, then the drain rate
-    of ``pending`` rows by one relay over the same retained rows."""
-    _reset(database_url, published=published, pending=pending)
-    claim = claim_timing(database_url)
-    _reset(database_url, published=published, pending=0)
-    rate = drain_rate(database_url, broker_url, rows=pending, relays=1, keep_table=True)
-    return {
-        "published_rows": published,
-        "pending_rows": pending,
-        **claim,
-        "drain_msg_s": round(rate),
+    """The claim and the drain of ``pending`` rows on an empty outbox and over ``retained``
+    published rows. Interleaved (claims alternate, drains go A B B A), because this
+    machine's speed drifts by more than the 20% being checked."""
+    _reset(empty_db, published=0, pending=pending)
+    _reset(retained_db, published=retained, pending=pending)
+    databases = {"empty": empty_db, "retained": retained_db}
+    claims: dict[str, list[float]] = {name: [] for name in databases}
+    indexes: dict[str, set[str]] = {name: set() for name in databases}
+    with (
+        psycopg.connect(libpq(empty_db)) as empty,
+        psycopg.connect(libpq(retained_db)) as kept,
+    ):
+        for _ in range(30):
+            for name, connection in (("empty", empty), ("retained", kept)):
+                ms, used = _explain_claim(connection)
+                claims[name].append(ms)
+                indexes[name] |= used
+    drains: dict[str, list[float]] = {name: [] for name in databases}
+    for name in ("empty", "retained", "retained", "empty"):
+        # The empty outbox starts empty each time; the retained one keeps every row it has
+        # published, so it only grows past ``retained``.
+        drains[name].append(
+            drain_rate(
+                databases[name], broker_url, rows=pending, relays=1, keep_table=name == "retained"
+            )
+        )
+    figures = {
+        name: {
+            "published_rows": 0 if name == "empty" else retained,
+            "pending_rows": pending,
+            "claim_ms": round(statistics.median(claims[name]), 3),
+            "indexes": sorted(indexes[name]),
+            "drain_msg_s": round(statistics.median(drains[name])),
+        }
+        for name in databases
     }
+    return figures
