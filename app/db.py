@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -67,3 +68,10 @@ def _sqlite_on_begin(connection: Any) -> None:
     # IMMEDIATE takes the write lock at BEGIN, so two writers queue on busy_timeout instead
     # of failing with "database is locked" when the second upgrades its read lock.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+async def driver_connection(connection: AsyncConnection) -> Any:
+    """The DBAPI driver's own connection under SQLAlchemy's (psycopg's AsyncConnection on
+    PostgreSQL): for what SQLAlchemy does not drive, such as psycopg's pipeline mode."""
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection

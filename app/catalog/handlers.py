@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Product
+from app.db import driver_connection
 from app.ordering.contracts import OrderPlaced
 from app.outbox.subscriptions import APPLIED, Subscription
 
@@ -58,7 +58,7 @@ async def _decrement_each(session: AsyncSession, events: Sequence[OrderPlaced]) 
         return [(await connection.execute(_RESERVE_ONE, p)).first() is not None for p in params]
     # psycopg pipelines executemany: every UPDATE runs in order on the server, with one
     # network round trip for the batch, and returning=True keeps each one's result.
-    raw: Any = (await connection.get_raw_connection()).driver_connection
+    raw = await driver_connection(connection)
     applied: list[bool] = []
     async with raw.cursor() as cursor:
         await cursor.executemany(RESERVE, params, returning=True)

@@ -2,8 +2,8 @@
 
 For a batch of decoded messages, in ONE transaction:
 
-    INSERT INTO inbox (consumer, message_id, outcome) VALUES … ON CONFLICT DO NOTHING
-        RETURNING message_id                       -- the database decides what is new
+    INSERT INTO inbox (consumer, message_id, outcome) SELECT …, unnest(ids), 'applied'
+        ON CONFLICT DO NOTHING RETURNING message_id -- the database decides what is new
     handlers apply the new events                  -- their effects, same transaction
     UPDATE inbox SET outcome = … (pipelined)       -- only outcomes other than "applied"
     COMMIT                                         -- only then are the messages acked
@@ -25,7 +25,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import make_sessionmaker
+from app.db import driver_connection, make_sessionmaker
 from app.outbox.clock import db_now_plus
 from app.outbox.decoding import Decoded
 from app.outbox.models import INBOX
@@ -106,8 +106,7 @@ class InboxProcessor:
         """PostgreSQL: BEGIN and the insert in one round trip (psycopg's pipeline mode, on
         the session's own connection), and one array parameter, so the statement text is
         the same for any batch size and psycopg prepares it once."""
-        raw = await (await session.connection()).get_raw_connection()
-        driver: Any = raw.driver_connection
+        driver = await driver_connection(await session.connection())
         async with driver.pipeline(), driver.cursor() as cursor:
             await cursor.execute(
                 _INSERT_ARRAY, (self._consumer, message_ids, APPLIED), prepare=True

@@ -46,6 +46,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 
+from app.db import driver_connection
 from app.outbox.clock import db_now_plus
 from app.outbox.models import OUTBOX
 from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, Publisher
@@ -175,7 +176,7 @@ class OutboxRelay:
     async def _claim_rows(self, connection: AsyncConnection) -> Sequence[Any]:
         if not self._pipelined:
             return (await connection.execute(self._claim)).all()
-        driver = await _psycopg(connection)
+        driver = await driver_connection(connection)
         # BEGIN and the claim go out together: one round trip instead of two.
         async with driver.pipeline(), driver.cursor(row_factory=namedtuple_row) as cursor:
             await cursor.execute(self._claim_sql, prepare=True)
@@ -189,7 +190,7 @@ class OutboxRelay:
             if confirmed:
                 await connection.execute(self._mark, {"ids": confirmed})
             return  # committed by the caller's ``begin()`` block
-        driver = await _psycopg(connection)
+        driver = await driver_connection(connection)
         # The marks and COMMIT go out together: one round trip instead of two. The caller's
         # ``begin()`` block then finds no transaction open, and psycopg sends nothing more.
         async with driver.pipeline():
@@ -237,12 +238,6 @@ def inlined_sql(statement: Select[Any], dialect: Dialect) -> str:
 _MARK_PUBLISHED_PG = (
     "UPDATE outbox SET published_at = clock_timestamp(), last_error = NULL WHERE id = ANY(%(ids)s)"
 )
-
-
-async def _psycopg(connection: AsyncConnection) -> Any:
-    """The psycopg AsyncConnection under SQLAlchemy's connection."""
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
 
 
 def _outgoing(row: Any) -> OutgoingMessage:
