@@ -16,22 +16,15 @@ from app.db import make_engine, make_sessionmaker
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.publisher import OutgoingMessage
 from app.outbox.topology import ConsumerTopology, declare
-from bench.infra import libpq, processes
+from bench.infra import inbox_rows, libpq, processes
+from bench.orders import stock_products
 
-PRODUCTS = 100
 
-
-def stock_products(database_url: str) -> list[uuid.UUID]:
-    ids = [uuid.uuid4() for _ in range(PRODUCTS)]
+def _fresh_products(database_url: str) -> list[uuid.UUID]:
+    """An empty inbox and the bench's products, each run."""
     with psycopg.connect(libpq(database_url), autocommit=True) as connection:
         connection.execute("TRUNCATE inbox, products")
-        with connection.cursor() as cursor:
-            cursor.executemany(
-                "INSERT INTO products (id, name, price, stock_count) "
-                "VALUES (%s, %s, 1, 1000000000)",
-                [(pid, f"product {i}") for i, pid in enumerate(ids)],
-            )
-    return ids
+    return stock_products(database_url)
 
 
 async def fill_queue(broker_url: str, products: list[uuid.UUID], messages: int) -> None:
@@ -54,7 +47,8 @@ async def fill_queue(broker_url: str, products: list[uuid.UUID], messages: int) 
                     uuid.uuid4(),
                     "OrderPlaced",
                     (
-                        f'{{"orderId": "{uuid.uuid4()}", "productId": "{products[i % PRODUCTS]}",'
+                        f'{{"orderId": "{uuid.uuid4()}", '
+                        f'"productId": "{products[i % len(products)]}",'
                         f' "customerName": "customer {i}", "quantity": 1}}'
                     ).encode(),
                     {"event_version": "1"},
@@ -68,14 +62,9 @@ async def fill_queue(broker_url: str, products: list[uuid.UUID], messages: int) 
         await publisher.close()
 
 
-def _inbox_rows(connection: psycopg.Connection) -> int:  # type: ignore[type-arg]
-    row = connection.execute("SELECT count(*) FROM inbox").fetchone()
-    return int(row[0]) if row else 0
-
-
 def consumer_rate(database_url: str, broker_url: str, *, messages: int) -> float:
     """``python -m app consume catalog`` draining ``messages`` already queued."""
-    products = stock_products(database_url)
+    products = _fresh_products(database_url)
     asyncio.run(fill_queue(broker_url, products, messages))
     env = dict(os.environ, CATALOG_DATABASE_URL=database_url, BROKER_URL=broker_url)
     with (
@@ -83,7 +72,7 @@ def consumer_rate(database_url: str, broker_url: str, *, messages: int) -> float
         processes(1, "consume", "catalog", env=env, ready="consuming"),
     ):
         started = time.perf_counter()
-        while _inbox_rows(connection) < messages:
+        while inbox_rows(connection) < messages:
             time.sleep(0.1)  # count(*) is not free: poll gently
         return messages / (time.perf_counter() - started)
 
@@ -134,6 +123,6 @@ async def _naive(database_url: str, broker_url: str, messages: int) -> float:
 
 
 def naive_rate(database_url: str, broker_url: str, *, messages: int) -> float:
-    products = stock_products(database_url)
+    products = _fresh_products(database_url)
     asyncio.run(fill_queue(broker_url, products, messages))
     return asyncio.run(_naive(database_url, broker_url, messages))

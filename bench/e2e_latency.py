@@ -21,7 +21,6 @@ import psycopg
 
 from bench.infra import cpu_by_group, libpq, processes, service_env
 from bench.orders import (
-    Clock,
     clock,
     install_clock,
     place_order,
@@ -108,7 +107,7 @@ class Pipeline:
                 )
             commits = committed.collect()
             await asyncio.to_thread(
-                self._wait_for_inbox, set(commits), arrived, timeout=60 + len(commits) / 500
+                self._wait_for_inbox, set(commits), timeout=60 + len(commits) / 500
             )
             arrivals = arrived.collect()
         run = _run(rate, seconds, commits, arrivals)
@@ -126,12 +125,12 @@ class Pipeline:
                     await asyncio.sleep(pause)  # idle: nothing in flight when it commits
                     await place_order(connection, product)
             commits = committed.collect()
-            await asyncio.to_thread(self._wait_for_inbox, set(commits), arrived, timeout=60)
+            await asyncio.to_thread(self._wait_for_inbox, set(commits), timeout=60)
             arrivals = arrived.collect()
         return _run(orders / (orders * pause), orders * pause, commits, arrivals)
 
-    def _wait_for_inbox(self, message_ids: set[str], arrived: Clock, *, timeout: float) -> None:
-        del arrived  # the clock keeps listening; the table says when all are in
+    def _wait_for_inbox(self, message_ids: set[str], *, timeout: float) -> None:
+        """Until every one of ``message_ids`` has its inbox row (the clock keeps stamping)."""
         deadline = time.monotonic() + timeout
         ids = list(message_ids)
         with psycopg.connect(libpq(self.catalog_db), autocommit=True) as connection:

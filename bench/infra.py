@@ -54,6 +54,11 @@ def service_env(ordering_db: str, catalog_db: str, broker_url: str) -> dict[str,
     )
 
 
+def inbox_rows(connection: psycopg.Connection) -> int:  # type: ignore[type-arg]
+    row = connection.execute("SELECT count(*) FROM inbox").fetchone()
+    return int(row[0]) if row else 0
+
+
 def libpq(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
 
@@ -114,10 +119,14 @@ def processes(
         ]
 
 
-def process_cpu_seconds(process: subprocess.Popen[bytes]) -> float:
-    """User + system CPU seconds the process has used so far (Linux /proc)."""
-    fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+def _cpu_seconds(proc: Path) -> float:
+    """User + system CPU seconds of the process at ``/proc/PID`` so far (Linux)."""
+    fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    return _cpu_seconds(Path(f"/proc/{process.pid}"))
 
 
 def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
@@ -141,18 +150,17 @@ _CPU_GROUPS = (
 
 def _cpu_by_process() -> dict[int, tuple[str, float]]:
     """pid -> (group, CPU seconds so far) for every process on this machine (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
     seen: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            used = _cpu_seconds(entry)
         except OSError:  # the process ended while being read
             continue
         group = next((name for name, marker in _CPU_GROUPS if marker in command), "other")
-        seen[int(entry.name)] = (group, (int(fields[11]) + int(fields[12])) / ticks)
+        seen[int(entry.name)] = (group, used)
     return seen
 
 

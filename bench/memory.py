@@ -6,14 +6,9 @@ import time
 
 import psycopg
 
-from bench.infra import libpq, peak_rss_mb, processes, service_env
+from bench.infra import inbox_rows, libpq, peak_rss_mb, processes, service_env
 from bench.orders import stock_products
 from bench.relay_drain import STAGE
-
-
-def _inbox_rows(connection: psycopg.Connection) -> int:  # type: ignore[type-arg]
-    row = connection.execute("SELECT count(*) FROM inbox").fetchone()
-    return int(row[0]) if row else 0
 
 
 def drain_backlog(
@@ -31,7 +26,7 @@ def drain_backlog(
         ordering.execute(STAGE, (rows,))
         started = time.perf_counter()
         deadline = time.monotonic() + 600
-        while _inbox_rows(catalog) < rows:
+        while inbox_rows(catalog) < rows:
             if time.monotonic() > deadline:
                 raise RuntimeError("the backlog did not drain within 10 minutes")
             time.sleep(0.2)

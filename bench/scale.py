@@ -39,10 +39,10 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return nodes
 
 
-def _explain_claim(connection: psycopg.Connection) -> tuple[float, set[str]]:  # type: ignore[type-arg]
-    """One EXPLAIN ANALYZE of the claim, rolled back (nothing stays locked): its time in
+def _explain_claim(connection: psycopg.Connection, claim: str) -> tuple[float, set[str]]:  # type: ignore[type-arg]
+    """One EXPLAIN ANALYZE of ``claim``, rolled back (nothing stays locked): its time in
     ms and the indexes its plan reads."""
-    row = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + claim_sql()).fetchone()
+    row = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + claim).fetchone()
     connection.rollback()
     assert row is not None
     [explained] = row[0] if isinstance(row[0], list) else json.loads(row[0])
@@ -74,9 +74,10 @@ def compare(
         psycopg.connect(libpq(empty_db)) as empty,
         psycopg.connect(libpq(retained_db)) as kept,
     ):
+        claim = claim_sql()
         for _ in range(30):
             for name, connection in (("empty", empty), ("retained", kept)):
-                ms, used = _explain_claim(connection)
+                ms, used = _explain_claim(connection, claim)
                 claims[name].append(ms)
                 indexes[name] |= used
     drains: dict[str, list[float]] = {name: [] for name in databases}

@@ -30,12 +30,8 @@ from typing import Any
 
 from psycopg.rows import namedtuple_row
 from sqlalchemy import (
-    ARRAY,
     Select,
     Text,
-    Update,
-    Uuid,
-    any_,
     bindparam,
     case,
     cast,
@@ -99,15 +95,12 @@ def claim_statement(batch_size: int) -> Select[Any]:
     )
 
 
-def _mark_published(dialect: str) -> Update:
-    if dialect == "postgresql":
-        # One array parameter: the same statement text for any batch size, so it is
-        # prepared once, instead of a new 500-placeholder IN list per batch.
-        ids = bindparam("ids", type_=ARRAY(Uuid()))
-        condition = outbox.c.id == any_(ids)
-    else:
-        condition = outbox.c.id.in_(bindparam("ids", expanding=True))
-    return update(outbox).where(condition).values(published_at=db_now_plus(0), last_error=None)
+# Without psycopg's pipeline (SQLite): the marks through SQLAlchemy.
+_MARK_PUBLISHED = (
+    update(outbox)
+    .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(published_at=db_now_plus(0), last_error=None)
+)
 
 
 def _record_rejection(max_attempts: int) -> ReturningUpdate[Any]:
@@ -144,9 +137,8 @@ class OutboxRelay:
         # On psycopg, the claim and the marks run on the driver's connection in pipeline
         # mode (SQLAlchemy does not drive pipelines): same SQL, half the round trips.
         self._pipelined = engine.dialect.driver == "psycopg"
-        self._claim_sql = inlined_sql(self._claim, engine.dialect)
+        self._claim_sql = inlined_sql(self._claim, engine.dialect) if self._pipelined else ""
         self._reject = _record_rejection(policy.max_attempts)
-        self._mark = _mark_published(engine.dialect.name)
 
     async def relay_batch(self) -> BatchReport:
         """Claim, publish and mark one batch. Raises BrokerUnavailableError after marking
@@ -188,7 +180,7 @@ class OutboxRelay:
     ) -> None:
         if not self._pipelined:
             if confirmed:
-                await connection.execute(self._mark, {"ids": confirmed})
+                await connection.execute(_MARK_PUBLISHED, {"ids": confirmed})
             return  # committed by the caller's ``begin()`` block
         driver = await driver_connection(connection)
         # The marks and COMMIT go out together: one round trip instead of two. The caller's
@@ -234,7 +226,8 @@ def inlined_sql(statement: Select[Any], dialect: Dialect) -> str:
     return str(compiled)
 
 
-# ``_mark_published`` as the driver runs it (a uuid[] parameter).
+# ``_MARK_PUBLISHED`` as psycopg runs it: one uuid[] parameter, so the statement text is
+# the same for any batch size and is prepared once.
 _MARK_PUBLISHED_PG = (
     "UPDATE outbox SET published_at = clock_timestamp(), last_error = NULL WHERE id = ANY(%(ids)s)"
 )
