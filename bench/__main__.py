@@ -22,9 +22,10 @@ from bench import infra
 from bench.chart import latency_chart
 from bench.consumer_drain import consumer_rate, naive_rate
 from bench.e2e_latency import Run, highest_flat_rate, pipeline
+from bench.floors import one_message_inbox_transaction, quorum_publish_to_delivery
 from bench.http_overhead import overhead, post_rates
 from bench.memory import drain_backlog
-from bench.orders import run_orders
+from bench.orders import product_id, run_orders
 from bench.publish_ceiling import aio_pika_ceiling, relay_publisher_ceiling
 from bench.relay_drain import drain_rate
 from bench.report import print_summary
@@ -168,6 +169,13 @@ def _latency_part() -> dict[str, object]:
         pipeline(ordering, catalog, broker) as line,
     ):
         asyncio.run(line.offer(500, 2))  # warm-up: connections, prepared statements, JIT-free
+        floors = {
+            "quorum_queue_publish_to_delivery": asyncio.run(quorum_publish_to_delivery(broker)),
+            "one_message_inbox_transaction": asyncio.run(
+                one_message_inbox_transaction(catalog, product_id(1))
+            ),
+        }
+        print(f"  idle floors: {floors}")
         idle = asyncio.run(line.one_at_a_time(50))
         runs: dict[float, Run] = {}
         for rate, seconds in steady.items():
@@ -187,6 +195,7 @@ def _latency_part() -> dict[str, object]:
     )
     return {
         "idle_wakeup": idle_summary,
+        "idle_floors": floors,
         "open_loop": {f"{rate:g}": runs[rate].summary() for rate in steady},
         "flat_search": {f"{rate:g}": run.summary() for rate, run in sorted(probed.items())},
         "highest_flat_rate_per_s": flat,

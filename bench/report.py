@@ -74,6 +74,14 @@ def _latency_rows(latency: Mapping[str, Any]) -> list[Row]:
         ("idle wake-up p50", idle["p50_ms"], "ms", "<= 5", idle["p50_ms"] <= 5),
         ("idle wake-up p99", idle["p99_ms"], "ms", "", None),
     ]
+    floors = latency.get("idle_floors", {})
+    if floors:
+        broker = floors["quorum_queue_publish_to_delivery"]["p50_ms"]
+        inbox = floors["one_message_inbox_transaction"]["p50_ms"]
+        rows += [
+            ("  of which floor: quorum queue publish -> delivery p50", broker, "ms", "", None),
+            ("  of which floor: one-message inbox transaction p50", inbox, "ms", "", None),
+        ]
     for rate, run in latency["open_loop"].items():
         rows.append(
             (

@@ -1,0 +1,82 @@
+"""What the idle chain is made of: the broker's own hop and one inbox transaction.
+
+The idle wake-up target (order commit -> inbox commit, p50 <= 5 ms) includes a trip
+through a quorum queue and a consumer transaction. Measured alone, at rest, on the same
+machine, they show how much of the 5 ms is left for the relay and the consumer's code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import aio_pika
+
+from app.catalog.handlers import SUBSCRIPTIONS
+from app.db import make_engine
+from app.ordering.contracts import OrderPlaced
+from app.outbox.decoding import Decoded
+from app.outbox.inbox import InboxProcessor
+from app.outbox.subscriptions import by_event_name
+from bench.stats import latency_summary
+
+PAUSE_S = 0.01  # between samples: each one starts from an idle broker / database
+
+
+async def quorum_publish_to_delivery(broker_url: str, samples: int = 200) -> dict[str, float]:
+    """One persistent message at a time through a quorum queue, as the relay publishes
+    (confirms on): publish -> the consumer's callback."""
+    connection = await aio_pika.connect(broker_url)
+    try:
+        publishing = await connection.channel(publisher_confirms=True)
+        consuming = await connection.channel()
+        queue = await consuming.declare_queue(
+            f"bench.floor.{uuid.uuid4().hex[:8]}",
+            durable=True,
+            arguments={"x-queue-type": "quorum"},
+        )
+        delivered: asyncio.Queue[float] = asyncio.Queue()
+
+        async def receive(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            delivered.put_nowait(time.perf_counter())
+            await message.ack()
+
+        tag = await queue.consume(receive)
+        latencies = []
+        for _ in range(samples):
+            body = aio_pika.Message(b"{}" * 100, delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+            sent = time.perf_counter()
+            await publishing.default_exchange.publish(body, routing_key=queue.name)
+            latencies.append(await delivered.get() - sent)
+            await asyncio.sleep(PAUSE_S)
+        await queue.cancel(tag)  # before the delete, which would cancel it noisily
+        await queue.delete(if_unused=False, if_empty=False)
+        return latency_summary(latencies)
+    finally:
+        await connection.close()
+
+
+async def one_message_inbox_transaction(
+    catalog_db: str, product: uuid.UUID, samples: int = 200
+) -> dict[str, float]:
+    """``InboxProcessor.process`` for a single OrderPlaced of ``product`` (in stock):
+    BEGIN + inbox insert, the stock update, COMMIT, as the consumer runs it."""
+    engine = make_engine(catalog_db, pool_size=1, pre_ping=False)
+    processor = InboxProcessor(
+        engine, consumer="catalog", subscriptions=by_event_name(SUBSCRIPTIONS)
+    )
+    try:
+        latencies = []
+        for index in range(samples + 20):  # the first 20 warm up (prepared statements)
+            event = OrderPlaced(
+                order_id=uuid.uuid4(), product_id=product, customer_name="bench", quantity=1
+            )
+            started = time.perf_counter()
+            await processor.process([Decoded(message_id=uuid.uuid4(), event=event)])
+            if index >= 20:
+                latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(PAUSE_S)
+        return latency_summary(latencies)
+    finally:
+        await engine.dispose()
