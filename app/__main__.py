@@ -75,9 +75,6 @@ def _consume(settings: Settings, service: str) -> int:
     if not _needs_rabbitmq(settings, "consume"):
         return 2
     subscriptions = _subscriptions(service)
-    if not subscriptions:
-        logger.error("the %s service consumes no events (yet)", service)
-        return 2
     from app.outbox.consumer_runner import run_consumer
 
     _run_async(
@@ -96,7 +93,9 @@ def _subscriptions(service: str) -> tuple[Subscription, ...]:
         from app.catalog.handlers import SUBSCRIPTIONS
 
         return SUBSCRIPTIONS
-    return ()
+    from app.ordering.handlers import SUBSCRIPTIONS as ORDERING_SUBSCRIPTIONS
+
+    return ORDERING_SUBSCRIPTIONS
 
 
 def _run_async(main: Coroutine[Any, Any, None]) -> None:

@@ -1,4 +1,4 @@
-"""``python -m app dev``: both APIs, the ordering relay and the catalog consumer, one process.
+"""``python -m app dev``: both APIs, both relays and both consumers, one process.
 
 Embedded defaults: SQLite files under ./var and the in-memory broker. With the database
 URLs and BROKER_URL set, the same command runs on PostgreSQL and RabbitMQ.
@@ -21,6 +21,7 @@ from app.catalog.demo import seed_demo_products
 from app.catalog.handlers import SUBSCRIPTIONS as CATALOG_SUBSCRIPTIONS
 from app.db import make_engine, make_sessionmaker
 from app.ordering.app import ordering_resources
+from app.ordering.handlers import SUBSCRIPTIONS as ORDERING_SUBSCRIPTIONS
 from app.ordering.router import router as ordering_router
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.consumer import InboxConsumer
@@ -77,36 +78,46 @@ async def _seed(settings: Settings) -> None:
 
 @asynccontextmanager
 async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterator[None]:
-    """The ordering relay and the catalog consumer, as tasks of this process."""
-    ordering = make_engine(settings.ordering_database_url, pool_size=settings.relay_concurrency + 1)
-    catalog = make_engine(settings.catalog_database_url, pool_size=2)
-    index = by_event_name(CATALOG_SUBSCRIPTIONS)
+    """Both relays and both consumers (catalog takes OrderPlaced and OrderCancelled,
+    ordering takes catalog's replies), as tasks of this process."""
+    subscriptions = {"catalog": CATALOG_SUBSCRIPTIONS, "ordering": ORDERING_SUBSCRIPTIONS}
+    # One engine per database, shared by its relay and its consumer.
+    pool_size = settings.relay_concurrency + 3
+    engines = {
+        service: make_engine(settings.database_url(service), pool_size=pool_size)
+        for service in SERVICES
+    }
     policy = consumer_policy(settings)
-    processor = InboxProcessor(catalog, consumer="catalog", subscriptions=index)
     publisher: Publisher
-    consumer: InboxConsumer
+    consumers: dict[str, InboxConsumer] = {}
+    broker: InMemoryBroker | None = None
     if settings.broker_url.startswith(("amqp://", "amqps://")):
         publisher = AmqpPublisher(
             settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds
         )
-        consumer = amqp_consumer(
-            settings.broker_url,
-            service="catalog",
-            processor=processor,
-            subscriptions=index,
-            policy=policy,
-        )
     else:
         broker = InMemoryBroker()
-        topology = ConsumerTopology.for_service("catalog")
-        # Declared before the relay starts, so the first event already has a queue.
-        broker.declare(topology, event_names=index, delivery_limit=policy.delivery_limit)
         publisher = broker
-        consumer = InboxConsumer(
+    for service in SERVICES:
+        index = by_event_name(subscriptions[service])
+        processor = InboxProcessor(engines[service], consumer=service, subscriptions=index)
+        if broker is None:
+            consumers[service] = amqp_consumer(
+                settings.broker_url,
+                service=service,
+                processor=processor,
+                subscriptions=index,
+                policy=policy,
+            )
+            continue
+        topology = ConsumerTopology.for_service(service)
+        # Declared before the relays start, so the first event already has a queue.
+        broker.declare(topology, event_names=index, delivery_limit=policy.delivery_limit)
+        consumers[service] = InboxConsumer(
             open_session=broker.sessions(
                 topology, event_names=index, delivery_limit=policy.delivery_limit
             ),
-            service="catalog",
+            service=service,
             processor=processor,
             subscriptions=index,
             policy=policy,
@@ -117,20 +128,24 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
     )
     stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(consumer.run(stop), name="catalog-consumer"),
+        asyncio.create_task(consumer.run(stop), name=f"{service}-consumer")
+        for service, consumer in consumers.items()
+    ]
+    tasks += [
         asyncio.create_task(
             relay_until(
                 stop,
                 settings=relay_settings,
-                engine=ordering,
+                engine=engine,
                 publisher=publisher,
-                listen_dsn=libpq_dsn(settings.ordering_database_url),
-                name="ordering",
+                listen_dsn=libpq_dsn(settings.database_url(service)),
+                name=service,
             ),
-            name="ordering-relay",
-        ),
+            name=f"{service}-relay",
+        )
+        for service, engine in engines.items()
     ]
-    logger.info("in-process relay and consumer started", extra={"broker": settings.broker_url})
+    logger.info("in-process relays and consumers started", extra={"broker": settings.broker_url})
     try:
         yield
     finally:
@@ -140,5 +155,5 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await publisher.close()
-        await ordering.dispose()
-        await catalog.dispose()
+        for engine in engines.values():
+            await engine.dispose()

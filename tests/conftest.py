@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -12,6 +13,7 @@ import pytest
 from app import migrate
 from app.settings import SERVICES, Settings
 from tests.support import postgres
+from tests.support.deployment import Deployment
 from tests.support.rabbit import throwaway_vhost
 
 
@@ -43,6 +45,18 @@ async def broker() -> AsyncIterator[str]:
     """The AMQP URL of a fresh RabbitMQ vhost, deleted afterwards."""
     async with throwaway_vhost() as url:
         yield url
+
+
+@pytest.fixture
+async def deployment(
+    ordering_db: str, catalog_db: str, broker: str, tmp_path: Path
+) -> AsyncIterator[Deployment]:
+    """Both services' processes (started by the test, stopped afterwards)."""
+    system = Deployment(ordering_db, catalog_db, broker, tmp_path)
+    try:
+        yield system
+    finally:
+        await system.stop()
 
 
 @pytest.fixture

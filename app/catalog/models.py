@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import uuid
 from decimal import Decimal
 
@@ -30,6 +31,34 @@ class Product(CatalogBase):
         # The last line of defence: whatever a handler does, stock never goes negative.
         CheckConstraint("stock_count >= 0", name="stock_count_non_negative"),
         CheckConstraint("price >= 0", name="price_non_negative"),
+    )
+
+
+class ReservationState(enum.StrEnum):
+    RESERVED = "reserved"  # the order's quantity was taken from stock
+    REJECTED = "rejected"  # nothing was taken (unknown product, too little stock)
+    RELEASED = "released"  # taken, then given back when the order was cancelled
+    # The cancel arrived before the order (relays publish in parallel): a tombstone, so the
+    # late OrderPlaced takes nothing.
+    CANCELLED_FIRST = "cancelled_first"
+
+
+class StockReservation(CatalogBase):
+    """What catalog did for one order: the arbiter between its OrderPlaced and its
+    OrderCancelled, whichever arrives first, and the record that stock is given back once."""
+
+    __tablename__ = "stock_reservations"
+
+    order_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    product_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    quantity: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20))
+
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('reserved', 'rejected', 'released', 'cancelled_first')",
+            name="state_known",
+        ),
     )
 
 

@@ -21,3 +21,14 @@ class OrderPlaced(IntegrationEvent):
     customer_name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     # Strict: a consumer must not accept "3" or 3.0 for a quantity.
     quantity: Annotated[int, Field(strict=True, ge=1, le=10_000)]
+
+
+class OrderCancelled(IntegrationEvent):
+    """A placed order was cancelled; catalog gives back the stock it had reserved for it."""
+
+    event_name: ClassVar[str] = "OrderCancelled"
+    event_version: ClassVar[int] = 1
+
+    order_id: uuid.UUID
+    product_id: uuid.UUID
+    quantity: Annotated[int, Field(strict=True, ge=1, le=10_000)]

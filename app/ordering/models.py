@@ -13,7 +13,16 @@ from app.outbox.models import NAMING_CONVENTION, outbox_metadata
 
 
 class OrderState(enum.StrEnum):
+    """Placed -> Confirmed | Rejected (catalog's reply); Placed | Confirmed -> Cancelled."""
+
     PLACED = "Placed"
+    CONFIRMED = "Confirmed"
+    REJECTED = "Rejected"
+    CANCELLED = "Cancelled"
+
+
+# States a customer may still cancel from.
+CANCELLABLE = (OrderState.PLACED, OrderState.CONFIRMED)
 
 
 class OrderingBase(DeclarativeBase):
@@ -38,6 +47,8 @@ class Order(OrderingBase):
         ),
         default=OrderState.PLACED,
     )
+    # Catalog's reason when the order is Rejected (unknown_product, insufficient_stock).
+    rejection_reason: Mapped[str | None] = mapped_column(String(50), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (CheckConstraint("quantity >= 1", name="quantity_positive"),)

@@ -14,7 +14,7 @@ from app.ordering import service
 from app.ordering.catalog_client import fetch_product_names
 from app.ordering.models import Order
 from app.ordering.schemas import OrderCreate, OrderRead, OrderView
-from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, Limit, Skip
+from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit, Skip
 from app.web import session_factory, unit_of_work
 
 router = APIRouter(prefix="/api/ordering", tags=["ordering"], responses=COMMON_ERRORS)
@@ -57,6 +57,32 @@ async def place_order(
         quantity=body.quantity,
         correlation_id=x_correlation_id,
     )
+    return OrderRead.model_validate(order)
+
+
+CONFLICT: dict[int | str, dict[str, object]] = {
+    409: {"model": ErrorBody, "description": "the order was rejected: nothing to cancel"}
+}
+
+
+@router.post(
+    "/order/{order_id}/cancel", response_model=OrderRead, responses={**NOT_FOUND, **CONFLICT}
+)
+async def cancel_order(
+    order_id: uuid.UUID,
+    session: SessionDep,
+    x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+) -> OrderRead:
+    """Cancel an order (Placed or Confirmed): OrderCancelled is committed with the state
+    change, and catalog gives the stock back. Cancelling a cancelled order is a no-op."""
+    try:
+        order = await service.cancel_order(
+            session, order_id=order_id, correlation_id=x_correlation_id
+        )
+    except service.CannotCancelError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=str(exc)) from exc
+    if order is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"order {order_id} not found")
     return OrderRead.model_validate(order)
 
 

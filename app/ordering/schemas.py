@@ -20,6 +20,8 @@ class OrderRead(CamelModel):
     product_id: uuid.UUID
     quantity: int
     state: OrderState
+    # Why catalog rejected the order (unknown_product, insufficient_stock); else null.
+    rejection_reason: str | None = None
     created_at: UtcDateTime
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.ordering.contracts import OrderPlaced
-from app.ordering.models import Order, OrderState
+from app.ordering.contracts import OrderCancelled, OrderPlaced
+from app.ordering.models import CANCELLABLE, Order, OrderState
 from app.outbox import add_event
 
 
@@ -56,3 +56,37 @@ async def list_orders(session: AsyncSession, *, skip: int, limit: int) -> Sequen
 async def get_order(session: AsyncSession, *, order_id: uuid.UUID) -> Order | None:
     """One order, or None."""
     return await session.get(Order, order_id)
+
+
+class CannotCancelError(Exception):
+    """The order is past the point where cancelling means anything (it was rejected)."""
+
+
+async def cancel_order(
+    session: AsyncSession, *, order_id: uuid.UUID, correlation_id: str | None = None
+) -> Order | None:
+    """Cancel an order and stage OrderCancelled in the caller's transaction; None when
+    there is no such order. Cancelling a cancelled order changes nothing (no new event);
+    a rejected one raises CannotCancelError."""
+    # One conditional UPDATE, not read-then-write: if catalog's reply commits meanwhile
+    # (Placed -> Confirmed), PostgreSQL re-checks the condition against the new row, so a
+    # cancel never overwrites a Rejected order and never emits a second OrderCancelled.
+    cancelled = (
+        update(Order)
+        .where(Order.id == order_id, Order.state.in_(CANCELLABLE))
+        .values(state=OrderState.CANCELLED)
+        .returning(Order)
+        .execution_options(synchronize_session=False)
+    )
+    order = (await session.scalars(cancelled)).one_or_none()
+    if order is None:
+        existing = await session.get(Order, order_id)
+        if existing is not None and existing.state == OrderState.REJECTED:
+            raise CannotCancelError(f"order {order_id} was rejected: there is nothing to cancel")
+        return existing  # None, or already Cancelled: cancelling twice is a no-op
+    add_event(
+        session,
+        OrderCancelled(order_id=order.id, product_id=order.product_id, quantity=order.quantity),
+        correlation_id=correlation_id,
+    )
+    return order

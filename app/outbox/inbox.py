@@ -17,8 +17,8 @@ acked) finds its row and is skipped the same way.
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from itertools import groupby
 from typing import Any
 
 from sqlalchemy import bindparam, update
@@ -114,11 +114,12 @@ class InboxProcessor:
             return {row[0] for row in await cursor.fetchall()}
 
     async def _apply(self, session: AsyncSession, fresh: Sequence[Decoded]) -> dict[uuid.UUID, str]:
-        by_type: dict[str, list[Decoded]] = defaultdict(list)
-        for message in fresh:
-            by_type[message.event.event_name].append(message)
+        """Hand each run of same-type events to its handler, runs in delivery order: the
+        effects are then those of applying the messages one by one in the order they came
+        (an order's cancel delivered after it was placed is handled after it, too)."""
         outcomes: dict[uuid.UUID, str] = {}
-        for event_name, group in by_type.items():
+        for event_name, run in groupby(fresh, key=lambda message: message.event.event_name):
+            group = list(run)
             handled = await self._subscriptions[event_name].handle(
                 session, [message.event for message in group]
             )

@@ -76,6 +76,7 @@ class Background:
     """A ``python -m app`` process whose log the test reads (for processes without HTTP)."""
 
     def __init__(self, *args: str, env: dict[str, str], log_path: Path) -> None:
+        self.args = args
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -87,7 +87,8 @@ async def test_separate_processes_on_postgresql_and_rabbitmq(
 
 
 def tutorial_stock_flow(url: str) -> None:
-    """The tutorial: order the seeded Product A (stock 53); within 2 s its stock is 52."""
+    """The tutorial: order the seeded Product A (stock 53); within 2 s its stock is 52 and
+    the order is Confirmed; cancelled, it gives the unit back (53 again)."""
     products = httpx.get(f"{url}/api/catalog/products").json()
     [product] = [p for p in products if p["name"] == "Product A"]
     assert product["stockCount"] == 53
@@ -96,14 +97,23 @@ def tutorial_stock_flow(url: str) -> None:
         json={"customerName": "Ann", "productId": product["id"], "quantity": 1},
     )
     assert order.status_code == 201, order.text
-    deadline = time.monotonic() + 2
-    stock = 53
-    while time.monotonic() < deadline and stock != 52:
-        stock = httpx.get(f"{url}/api/catalog/products/{product['id']}").json()["stockCount"]
-        time.sleep(0.05)
-    assert stock == 52
+    order_url = f"{url}/api/ordering/order/{order.json()['id']}"
+    stock_url = f"{url}/api/catalog/products/{product['id']}"
+    assert _eventually(lambda: httpx.get(stock_url).json()["stockCount"], 52)
+    assert _eventually(lambda: httpx.get(order_url).json()["state"], "Confirmed")
     [listed] = httpx.get(f"{url}/api/ordering/order").json()
     assert listed["id"] == order.json()["id"] and listed["productName"] == "Product A"
+
+    cancelled = httpx.post(f"{order_url}/cancel")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "Cancelled"
+    assert _eventually(lambda: httpx.get(stock_url).json()["stockCount"], 53)
+
+
+def _eventually(read: Callable[[], object], expected: object, within: float = 2.0) -> bool:
+    deadline = time.monotonic() + within
+    while (seen := read()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seen == expected
 
 
 def test_dev_on_embedded_defaults(tmp_path: Path) -> None:

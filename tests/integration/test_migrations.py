@@ -16,7 +16,7 @@ from tests.support import postgres
 
 pytestmark = pytest.mark.postgres
 
-OWN_TABLES = {"ordering": {"orders"}, "catalog": {"products"}}
+OWN_TABLES = {"ordering": {"orders"}, "catalog": {"products", "stock_reservations"}}
 OUTBOX_TABLES = {"outbox", "inbox"}
 
 
@@ -91,4 +91,4 @@ def test_services_keep_separate_histories() -> None:
         service: ScriptDirectory.from_config(alembic_config(service, "sqlite://")).get_heads()
         for service in SERVICES
     }
-    assert heads == {"ordering": ["0002_ordering"], "catalog": ["0002_catalog"]}
+    assert heads == {"ordering": ["0003_ordering"], "catalog": ["0003_catalog"]}

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -15,17 +15,6 @@ from tests.support.deployment import Deployment
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 STOCK = 10_000_000
-
-
-@pytest.fixture
-async def deployment(
-    ordering_db: str, catalog_db: str, broker: str, tmp_path: Path
-) -> AsyncIterator[Deployment]:
-    system = Deployment(ordering_db, catalog_db, broker, tmp_path)
-    try:
-        yield system
-    finally:
-        await system.stop()
 
 
 REPORT: list[dict[str, object]] = []

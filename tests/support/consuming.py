@@ -11,13 +11,16 @@ from typing import Any
 
 import aio_pika
 
-from app.catalog.handlers import SUBSCRIPTIONS
+from app.catalog.handlers import SUBSCRIPTIONS as CATALOG_SUBSCRIPTIONS
 from app.db import make_engine
+from app.ordering.handlers import SUBSCRIPTIONS as ORDERING_SUBSCRIPTIONS
 from app.outbox.consumer import AfterCommitHook, ConsumerPolicy
 from app.outbox.consumer_runner import amqp_consumer
 from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import EXCHANGE
 from app.outbox.subscriptions import by_event_name
+
+SUBSCRIPTIONS = {"catalog": CATALOG_SUBSCRIPTIONS, "ordering": ORDERING_SUBSCRIPTIONS}
 
 
 @asynccontextmanager
@@ -25,16 +28,17 @@ async def running_consumer(
     database_url: str,
     broker_url: str,
     *,
+    service: str = "catalog",
     after_commit: AfterCommitHook | None = None,
     **policy: Any,
 ) -> AsyncIterator[asyncio.Task[None]]:
-    """Catalog's consumer, consuming until the block ends; yields its task."""
+    """``service``'s consumer, consuming until the block ends; yields its task."""
     engine = make_engine(database_url)
-    index = by_event_name(SUBSCRIPTIONS)
+    index = by_event_name(SUBSCRIPTIONS[service])
     consumer = amqp_consumer(
         broker_url,
-        service="catalog",
-        processor=InboxProcessor(engine, consumer="catalog", subscriptions=index),
+        service=service,
+        processor=InboxProcessor(engine, consumer=service, subscriptions=index),
         subscriptions=index,
         policy=ConsumerPolicy(**{"reconnect_max_seconds": 0.5, **policy}),
         after_commit=after_commit,

@@ -72,14 +72,25 @@ class Deployment:
         env = self._env(**{**self._via_proxies(args), **overrides})
         return Background(*args, env=env, log_path=self.logs / f"{self._started}-{args[0]}.log")
 
-    async def start(self, *, relays: int = 1, consumers: int = 1, **overrides: str) -> None:
+    async def start(
+        self, *, relays: int = 1, consumers: int = 1, replies: bool = False, **overrides: str
+    ) -> None:
+        """APIs, ordering's relays and catalog's consumers; with ``replies``, also catalog's
+        relays and ordering's consumers (the same numbers), which close the order loop."""
         ordering_port, catalog_port = free_port(), free_port()
         self.ordering_url = f"http://127.0.0.1:{ordering_port}"
         self.catalog_url = f"http://127.0.0.1:{catalog_port}"
-        for _ in range(consumers):
-            await self.add_consumer(**overrides)
-        for _ in range(relays):
-            await self.add_relay(**overrides)
+        sides = (
+            [("ordering", "catalog"), ("catalog", "ordering")]
+            if replies
+            else [("ordering", "catalog")]
+        )
+        for _, consuming in sides:
+            for _ in range(consumers):
+                await self.add_consumer(consuming, **overrides)
+        for relaying, _ in sides:
+            for _ in range(relays):
+                await self.add_relay(relaying, **overrides)
         self.apis = [
             self._start("api", "catalog", "--port", str(catalog_port)),
             self._start("api", "ordering", "--port", str(ordering_port)),
@@ -87,14 +98,14 @@ class Deployment:
         for api in self.apis:
             await api.wait_for_log("Application startup complete")
 
-    async def add_consumer(self, **overrides: str) -> Background:
-        consumer = self._start("consume", "catalog", **overrides)
+    async def add_consumer(self, service: str = "catalog", **overrides: str) -> Background:
+        consumer = self._start("consume", service, **overrides)
         self.consumers.append(consumer)
         await consumer.wait_for_log("consuming")
         return consumer
 
-    async def add_relay(self, **overrides: str) -> Background:
-        relay = self._start("relay", "ordering", **overrides)
+    async def add_relay(self, service: str = "ordering", **overrides: str) -> Background:
+        relay = self._start("relay", service, **overrides)
         self.relays.append(relay)
         await relay.wait_for_log("relay started")
         return relay
@@ -107,11 +118,12 @@ class Deployment:
             process.process.send_signal(signal.SIGTERM)
         await process.wait_exit(timeout=15)
         process.stop()
+        service = process.args[1]
         if process in self.relays:
             self.relays.remove(process)
-            return await self.add_relay()
+            return await self.add_relay(service)
         self.consumers.remove(process)
-        return await self.add_consumer()
+        return await self.add_consumer(service)
 
     async def new_product(self, client: httpx.AsyncClient, stock: int) -> str:
         created = await client.post(

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import count, query
+from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import (
     order_placed,
     publish,
@@ -24,24 +25,6 @@ from tests.support.rabbit import read_queue
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 DLQ = "catalog.events.dlq"
-
-
-async def new_product(database_url: str, stock: int) -> uuid.UUID:
-    product_id = uuid.uuid4()
-    await query(
-        database_url,
-        "INSERT INTO products (id, name, price, stock_count) VALUES (%s, 'P', 1, %s)",
-        product_id,
-        stock,
-    )
-    return product_id
-
-
-async def stock_of(database_url: str, product_id: uuid.UUID) -> int:
-    [(stock,)] = await query(
-        database_url, "SELECT stock_count FROM products WHERE id = %s", product_id
-    )
-    return int(stock)
 
 
 async def outcomes(database_url: str) -> Counter[str]:

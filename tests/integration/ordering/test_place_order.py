@@ -27,7 +27,15 @@ async def test_order_and_outbox_row_are_written_in_one_transaction(
 
     assert response.status_code == 201, response.text
     order = response.json()
-    assert set(order) == {"id", "customerName", "productId", "quantity", "state", "createdAt"}
+    assert set(order) == {
+        "id",
+        "customerName",
+        "productId",
+        "quantity",
+        "state",
+        "rejectionReason",
+        "createdAt",
+    }
     assert order["customerName"] == "Ann"
     assert order["productId"] == str(product_id)
     assert order["quantity"] == 3

@@ -1,0 +1,155 @@
+"""Catalog's stock statements: reservation rows and stock counts, for batches of orders.
+
+They run inside the consumer's transaction (the handlers call them) and never commit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.catalog.models import Product, ReservationState, StockReservation
+from app.db import driver_connection
+
+reservations = cast(Table, StockReservation.__table__)
+
+
+@dataclass(frozen=True)
+class OrderLine:
+    order_id: uuid.UUID
+    product_id: uuid.UUID
+    quantity: int
+
+
+async def claim_reservations(
+    session: AsyncSession, lines: Sequence[OrderLine], state: ReservationState
+) -> set[uuid.UUID]:
+    """Insert a reservation row in ``state`` for each order that has none; returns the
+    orders whose row this call inserted.
+
+    The primary key is the arbiter between an order's OrderPlaced and its OrderCancelled:
+    when two consumers handle both at once, the second INSERT waits for the first
+    transaction and then inserts nothing, so it sees the first one's row. Rows go in in
+    order-id order, so two batches never wait on each other's rows in opposite orders
+    (which would deadlock)."""
+    if not lines:
+        return set()
+    connection = await session.connection()
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(reservations).on_conflict_do_nothing().returning(reservations.c.order_id)
+    )
+    rows = [
+        {"order_id": line.order_id, "product_id": line.product_id, "quantity": line.quantity,
+         "state": state.value}
+        for line in sorted(lines, key=lambda line: str(line.order_id))
+    ]  # fmt: skip
+    return set((await session.scalars(statement, rows)).all())
+
+
+async def reservation_states(
+    session: AsyncSession, order_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    ids = list(order_ids)
+    if not ids:
+        return {}
+    query = select(reservations.c.order_id, reservations.c.state).where(
+        reservations.c.order_id.in_(ids)
+    )
+    return {order_id: state for order_id, state in (await session.execute(query)).all()}
+
+
+async def mark_rejected(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -> None:
+    if order_ids:
+        await session.execute(
+            update(reservations)
+            .where(reservations.c.order_id.in_(order_ids))
+            .values(state=ReservationState.REJECTED.value)
+        )
+
+
+async def release_reserved(
+    session: AsyncSession, order_ids: Sequence[uuid.UUID]
+) -> list[OrderLine]:
+    """Flip ``reserved`` rows to ``released``; returns what each had taken. A row already
+    released (or rejected, or a tombstone) is left alone, so stock goes back at most once."""
+    if not order_ids:
+        return []
+    statement = (
+        update(reservations)
+        .where(reservations.c.order_id.in_(order_ids))
+        .where(reservations.c.state == ReservationState.RESERVED.value)
+        .values(state=ReservationState.RELEASED.value)
+        .returning(reservations.c.order_id, reservations.c.product_id, reservations.c.quantity)
+    )
+    return [OrderLine(*row) for row in (await session.execute(statement)).all()]
+
+
+# One atomic conditional decrement per order: it either takes the whole quantity or
+# nothing, and stock can never go below zero (the CHECK constraint backs it up).
+TAKE = (
+    "UPDATE products SET stock_count = stock_count - %(quantity)s "
+    "WHERE id = %(product_id)s AND stock_count >= %(quantity)s RETURNING id"
+)
+
+_TAKE_ONE = (
+    update(Product)
+    .where(Product.id == bindparam("product_id"))
+    .where(Product.stock_count >= bindparam("quantity"))
+    .values(stock_count=Product.stock_count - bindparam("quantity"))
+    .returning(Product.id)
+)
+
+# On the table, not the ORM class: with a list of parameters SQLAlchemy then runs a plain
+# executemany instead of an ORM bulk update by primary key.
+_products = cast(Table, Product.__table__)
+_GIVE_BACK = (
+    update(_products)
+    .where(_products.c.id == bindparam("b_product_id"))
+    .values(stock_count=_products.c.stock_count + bindparam("b_quantity"))
+)
+
+
+async def take_stock(session: AsyncSession, lines: Sequence[OrderLine]) -> list[bool]:
+    """Take each line's quantity, in the given order; False where it did not fit."""
+    if not lines:
+        return []
+    params = [{"quantity": line.quantity, "product_id": line.product_id} for line in lines]
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        return [(await connection.execute(_TAKE_ONE, p)).first() is not None for p in params]
+    # psycopg pipelines executemany: every UPDATE runs in order on the server, with one
+    # network round trip for the batch, and returning=True keeps each one's result.
+    raw = await driver_connection(connection)
+    taken: list[bool] = []
+    async with raw.cursor() as cursor:
+        await cursor.executemany(TAKE, params, returning=True)
+        while True:
+            taken.append(cursor.rowcount > 0)
+            if not cursor.nextset():
+                break
+    return taken
+
+
+async def give_back(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
+    """Return each line's quantity to its product (in product order, as ``take_stock``'s
+    callers lock them, so the two never deadlock)."""
+    if lines:
+        ordered = sorted(lines, key=lambda line: str(line.product_id))
+        await session.execute(
+            _GIVE_BACK,
+            [{"b_product_id": line.product_id, "b_quantity": line.quantity} for line in ordered],
+        )
+
+
+async def existing_products(session: AsyncSession, product_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    if not product_ids:
+        return set()
+    rows = await session.scalars(select(Product.id).where(Product.id.in_(product_ids)))
+    return set(rows)

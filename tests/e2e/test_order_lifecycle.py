@@ -1,0 +1,194 @@
+"""The order loop as deployed: both APIs, both relays and both consumers as processes on
+PostgreSQL and RabbitMQ. Placed -> Confirmed | Rejected by catalog's reply; a cancel gives
+the stock back exactly once, even when it overtakes its order."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import query
+from tests.support import postgres
+from tests.support.consuming import wait_until
+from tests.support.deployment import Deployment
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+
+
+async def place(client: httpx.AsyncClient, deployment: Deployment, product: str) -> str:
+    response = await client.post(
+        f"{deployment.ordering_url}/api/ordering/order",
+        json={"customerName": "Ann", "productId": product, "quantity": 1},
+    )
+    assert response.status_code == 201, response.text
+    order_id: str = response.json()["id"]
+    return order_id
+
+
+async def stock(client: httpx.AsyncClient, deployment: Deployment, product: str) -> int:
+    response = await client.get(f"{deployment.catalog_url}/api/catalog/products/{product}")
+    count: int = response.json()["stockCount"]
+    return count
+
+
+async def quiet(deployment: Deployment) -> bool:
+    """Every event of both outboxes published, and each in its consumer's inbox."""
+    ordering, catalog = deployment.ordering_db, deployment.catalog_db
+    for source, target in [(ordering, catalog), (catalog, ordering)]:
+        [(pending, events)] = await query(
+            source, "SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FROM outbox"
+        )
+        [(handled,)] = await query(target, "SELECT count(*) FROM inbox")
+        if pending or handled < events:
+            return False
+    return True
+
+
+async def states(deployment: Deployment) -> dict[str, tuple[str, str | None]]:
+    rows = await query(
+        deployment.ordering_db, "SELECT id::text, state, rejection_reason FROM orders"
+    )
+    return {order_id: (state, reason) for order_id, state, reason in rows}
+
+
+async def test_ten_in_stock_and_fifty_concurrent_orders(deployment: Deployment) -> None:
+    await deployment.start(replies=True)
+    async with httpx.AsyncClient(timeout=30) as client:
+        product = await deployment.new_product(client, 10)
+        orders = await asyncio.gather(*(place(client, deployment, product) for _ in range(50)))
+        await wait_until(lambda: quiet(deployment), timeout=60)
+
+        final = await states(deployment)
+        assert Counter(state for state, _ in final.values()) == {"Confirmed": 10, "Rejected": 40}
+        assert {reason for state, reason in final.values() if state == "Rejected"} == {
+            "insufficient_stock"
+        }
+        assert set(final) == set(orders)
+        assert await stock(client, deployment, product) == 0
+        # What the API shows: a rejected order carries catalog's reason.
+        shown = (await client.get(f"{deployment.ordering_url}/api/ordering/order?limit=50")).json()
+        assert Counter(order["state"] for order in shown) == {"Confirmed": 10, "Rejected": 40}
+
+
+async def test_an_unknown_product_is_rejected_with_the_reason(deployment: Deployment) -> None:
+    await deployment.start(replies=True)
+    async with httpx.AsyncClient(timeout=30) as client:
+        order = await place(client, deployment, "00000000-0000-4000-8000-000000000000")
+        url = f"{deployment.ordering_url}/api/ordering/order/{order}"
+
+        async def rejected() -> bool:
+            return bool((await client.get(url)).json()["state"] == "Rejected")
+
+        await wait_until(rejected, timeout=30)
+        shown = (await client.get(url)).json()
+        assert shown["rejectionReason"] == "unknown_product"
+        cancel = await client.post(f"{url}/cancel")
+        assert cancel.status_code == 409  # rejected: nothing to cancel
+
+
+async def test_place_then_cancel_a_thousand_orders_racing(deployment: Deployment) -> None:
+    """Three relays and two consumers per side; each order is cancelled as soon as it is
+    placed, so its OrderCancelled races its OrderPlaced through different relays, and
+    catalog's replies race the cancels. Little stock, so some orders are rejected first
+    (their cancel then answers 409 and gives nothing back)."""
+    await deployment.start(relays=3, consumers=2, replies=True)
+    initial = 5
+    async with httpx.AsyncClient(timeout=60) as client:
+        product = await deployment.new_product(client, initial)
+        remaining = list(range(1000))
+        answers: Counter[int] = Counter()
+        rng = random.Random(3)
+
+        async def customer() -> None:
+            while remaining:
+                remaining.pop()
+                order = await place(client, deployment, product)
+                if rng.random() < 0.3:  # some replies then arrive before the cancel
+                    await asyncio.sleep(rng.uniform(0.05, 0.3))
+                cancel = await client.post(
+                    f"{deployment.ordering_url}/api/ordering/order/{order}/cancel"
+                )
+                answers[cancel.status_code] += 1
+
+        await asyncio.gather(*(customer() for _ in range(16)))
+        await wait_until(lambda: quiet(deployment), timeout=180)
+
+        assert set(answers) <= {200, 409} and answers.total() == 1000
+        final = await states(deployment)
+        assert len(final) == 1000
+        assert {state for state, _ in final.values()} <= {"Cancelled", "Rejected"}
+        assert sum(state == "Rejected" for state, _ in final.values()) == answers[409]
+        assert await stock(client, deployment, product) == initial
+    reservations = dict(
+        await query(
+            deployment.catalog_db, "SELECT state, count(*) FROM stock_reservations GROUP BY state"
+        )
+    )
+    # No reservation is left taken, and each one released was given back by exactly one
+    # OrderCancelled (the stock, back at its initial count, says the same in sum).
+    assert "reserved" not in reservations and sum(reservations.values()) == 1000
+    cancels = [
+        message_id
+        for (message_id,) in await query(
+            deployment.ordering_db, "SELECT id FROM outbox WHERE event_type = 'OrderCancelled'"
+        )
+    ]
+    [(gave_back,)] = await query(
+        deployment.catalog_db,
+        "SELECT count(*) FROM inbox WHERE outcome = 'applied' AND message_id = ANY(%s)",
+        cancels,
+    )
+    assert gave_back == reservations.get("released", 0)
+
+
+async def test_a_cancel_published_before_its_order_takes_no_stock(
+    deployment: Deployment,
+) -> None:
+    """Forces the race: a stalled relay (here, a transaction the test holds) has claimed
+    the OrderPlaced rows, so three live relays publish the OrderCancelled rows first.
+    Catalog records the cancels; the late OrderPlaced then take nothing and get no reply."""
+    await deployment.start(relays=0, consumers=2, replies=True)
+    orders = 30
+    async with httpx.AsyncClient(timeout=30) as client:
+        product = await deployment.new_product(client, 100)
+        placed = [await place(client, deployment, product) for _ in range(orders)]
+        async with await psycopg.AsyncConnection.connect(
+            postgres.sync_dsn(deployment.ordering_db)
+        ) as stalled_relay:
+            claimed = await stalled_relay.execute(
+                "SELECT id FROM outbox WHERE event_type = 'OrderPlaced' FOR UPDATE"
+            )
+            assert len(await claimed.fetchall()) == orders
+            for order in placed:
+                response = await client.post(
+                    f"{deployment.ordering_url}/api/ordering/order/{order}/cancel"
+                )
+                assert response.status_code == 200
+            for _ in range(3):
+                await deployment.add_relay("ordering")
+            await deployment.add_relay("catalog")
+
+            async def cancels_recorded() -> bool:
+                rows = await query(
+                    deployment.catalog_db,
+                    "SELECT count(*) FROM stock_reservations WHERE state = 'cancelled_first'",
+                )
+                return bool(rows[0][0] == orders)
+
+            await wait_until(cancels_recorded, timeout=60)
+            await stalled_relay.rollback()  # the stalled relay gives its rows back
+        await wait_until(lambda: quiet(deployment), timeout=60)
+
+        assert await stock(client, deployment, product) == 100
+        assert {state for state, _ in (await states(deployment)).values()} == {"Cancelled"}
+    outcomes: list[Any] = await query(
+        deployment.catalog_db, "SELECT outcome, count(*) FROM inbox GROUP BY outcome"
+    )
+    assert dict(outcomes) == {"cancelled_before_placed": 2 * orders}
+    assert await query(deployment.catalog_db, "SELECT count(*) FROM outbox") == [(0,)]
