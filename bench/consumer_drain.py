@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 import uuid
@@ -23,7 +24,7 @@ from bench.orders import stock_products
 def _fresh_products(database_url: str) -> list[uuid.UUID]:
     """An empty inbox and the bench's products, each run."""
     with psycopg.connect(libpq(database_url), autocommit=True) as connection:
-        connection.execute("TRUNCATE inbox, products")
+        connection.execute("TRUNCATE inbox, products, stock_reservations, outbox")
     return stock_products(database_url)
 
 
@@ -78,7 +79,8 @@ def consumer_rate(database_url: str, broker_url: str, *, messages: int) -> float
 
 
 async def _naive(database_url: str, broker_url: str, messages: int) -> float:
-    """One transaction per message: inbox insert, conditional decrement, commit, ack."""
+    """One transaction per message doing what the consumer does for it: inbox insert,
+    reservation row, conditional decrement, the reply in catalog's outbox; commit, ack."""
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
     done = asyncio.Event()
@@ -86,25 +88,15 @@ async def _naive(database_url: str, broker_url: str, messages: int) -> float:
 
     async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         nonlocal handled
-        import json
-
         body = json.loads(message.body)
+        order = {"o": uuid.UUID(body["orderId"]), "p": uuid.UUID(body["productId"])}
         async with sessions() as session, session.begin():
-            new = await session.execute(
-                text(
-                    "INSERT INTO inbox (consumer, message_id, outcome) VALUES ('naive', :id, 'x') "
-                    "ON CONFLICT DO NOTHING RETURNING message_id"
-                ),
-                {"id": uuid.UUID(message.message_id or "")},
-            )
+            new = await session.execute(_NAIVE_INBOX, {"id": uuid.UUID(message.message_id or "")})
             if new.first() is not None:
-                await session.execute(
-                    text(
-                        "UPDATE products SET stock_count = stock_count - :q "
-                        "WHERE id = :p AND stock_count >= :q"
-                    ),
-                    {"q": body["quantity"], "p": uuid.UUID(body["productId"])},
-                )
+                await session.execute(_NAIVE_RESERVATION, order | {"q": body["quantity"]})
+                await session.execute(_NAIVE_TAKE, {"q": body["quantity"], "p": order["p"]})
+                reply = {"orderId": body["orderId"], "productId": body["productId"], "quantity": 1}
+                await session.execute(_NAIVE_REPLY, {"id": uuid.uuid4(), "body": json.dumps(reply)})
         await message.ack()
         handled += 1
         if handled == messages:
@@ -120,6 +112,23 @@ async def _naive(database_url: str, broker_url: str, messages: int) -> float:
         rate = messages / (time.perf_counter() - started)
     await engine.dispose()
     return rate
+
+
+_NAIVE_INBOX = text(
+    "INSERT INTO inbox (consumer, message_id, outcome) VALUES ('naive', :id, 'x') "
+    "ON CONFLICT DO NOTHING RETURNING message_id"
+)
+_NAIVE_RESERVATION = text(
+    "INSERT INTO stock_reservations (order_id, product_id, quantity, state) "
+    "VALUES (:o, :p, :q, 'reserved') ON CONFLICT DO NOTHING"
+)
+_NAIVE_TAKE = text(
+    "UPDATE products SET stock_count = stock_count - :q WHERE id = :p AND stock_count >= :q"
+)
+_NAIVE_REPLY = text(
+    "INSERT INTO outbox (id, event_type, payload, headers) "
+    "VALUES (:id, 'StockReserved', CAST(:body AS json), '{}')"
+)
 
 
 def naive_rate(database_url: str, broker_url: str, *, messages: int) -> float:

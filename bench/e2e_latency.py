@@ -163,14 +163,18 @@ def _run(rate: float, seconds: float, commits: dict[str, float], arrivals: dict[
 
 @contextmanager
 def pipeline(ordering_db: str, catalog_db: str, broker_url: str) -> Iterator[Pipeline]:
-    """``python -m app consume catalog`` and ``relay ordering``, idle and ready."""
+    """The whole deployment's messaging, idle and ready: ``relay ordering`` and ``consume
+    catalog`` (the path measured), and ``relay catalog`` and ``consume ordering``, which
+    carry catalog's replies back and compete for the same cores, as they do in production."""
     install_clock(ordering_db, table="outbox", column="id")
     install_clock(catalog_db, table="inbox", column="message_id")
     products = stock_products(catalog_db)
     env = service_env(ordering_db, catalog_db, broker_url)
     with (
         processes(1, "consume", "catalog", env=env, ready="consuming"),
+        processes(1, "consume", "ordering", env=env, ready="consuming"),
         processes(1, "relay", "ordering", env=env, ready="listening for outbox inserts"),
+        processes(1, "relay", "catalog", env=env, ready="listening for outbox inserts"),
     ):
         yield Pipeline(ordering_db, catalog_db, len(products))
 

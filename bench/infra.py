@@ -111,7 +111,7 @@ def processes(
                 started_process(
                     [sys.executable, "-m", "app", *args],
                     env=env,
-                    log=ROOT / "bench" / "results" / f"{args[0]}-{index}.log",
+                    log=ROOT / "bench" / "results" / f"{'-'.join(args)}-{index}.log",
                     ready=ready,
                 )
             )
@@ -139,8 +139,10 @@ def peak_rss_mb(process: subprocess.Popen[bytes]) -> float:
 
 # What each group of processes is, by its command line.
 _CPU_GROUPS = (
-    ("relay", "-m app relay"),
-    ("consumer", "-m app consume"),
+    ("relay ordering", "-m app relay ordering"),
+    ("consumer catalog", "-m app consume catalog"),
+    ("relay catalog", "-m app relay catalog"),
+    ("consumer ordering", "-m app consume ordering"),
     ("load generator (pgbench)", "pgbench"),
     ("bench clocks", "multiprocessing"),
     ("rabbitmq", "beam.smp"),

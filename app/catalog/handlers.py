@@ -28,7 +28,7 @@ from app.catalog.stock import (
     take_stock,
 )
 from app.ordering.contracts import OrderCancelled, OrderPlaced
-from app.outbox import add_event
+from app.outbox import IntegrationEvent, write_events
 from app.outbox.subscriptions import APPLIED, Subscription
 
 UNKNOWN_PRODUCT: RejectionReason = "unknown_product"
@@ -62,6 +62,7 @@ async def reserve_stock(session: AsyncSession, events: Sequence[OrderPlaced]) ->
     missed = [lines[index] for index, ok in zip(order, taken, strict=True) if not ok]
     existing = await existing_products(session, {line.product_id for line in missed})
     await mark_rejected(session, [line.order_id for line in missed])
+    replies: list[IntegrationEvent] = []
     for index, ok in zip(order, taken, strict=True):
         line = lines[index]
         fields = {
@@ -71,11 +72,12 @@ async def reserve_stock(session: AsyncSession, events: Sequence[OrderPlaced]) ->
         }
         if ok:
             outcomes[index] = APPLIED
-            add_event(session, StockReserved(**fields))
+            replies.append(StockReserved(**fields))
         else:
             reason = INSUFFICIENT_STOCK if line.product_id in existing else UNKNOWN_PRODUCT
             outcomes[index] = reason
-            add_event(session, StockReservationRejected(**fields, reason=reason))
+            replies.append(StockReservationRejected(**fields, reason=reason))
+    await write_events(session, replies)
     return outcomes
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Product, ReservationState, StockReservation
@@ -27,6 +27,16 @@ class OrderLine:
     quantity: int
 
 
+# PostgreSQL: one statement text for any batch size (array parameters), prepared once;
+# unnest keeps the arrays' order, so rows go in in order-id order.
+_CLAIM_ARRAYS = (
+    "INSERT INTO stock_reservations (order_id, product_id, quantity, state) "
+    "SELECT order_id, product_id, quantity, %s FROM unnest(CAST(%s AS uuid[]), "
+    "CAST(%s AS uuid[]), CAST(%s AS int[])) AS t(order_id, product_id, quantity) "
+    "ON CONFLICT DO NOTHING RETURNING order_id"
+)
+
+
 async def claim_reservations(
     session: AsyncSession, lines: Sequence[OrderLine], state: ReservationState
 ) -> set[uuid.UUID]:
@@ -40,15 +50,22 @@ async def claim_reservations(
     (which would deadlock)."""
     if not lines:
         return set()
+    ordered = sorted(lines, key=lambda line: str(line.order_id))
     connection = await session.connection()
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    if connection.dialect.name == "postgresql":
+        driver = await driver_connection(connection)
+        columns = ([line.order_id for line in ordered], [line.product_id for line in ordered])
+        quantities = [line.quantity for line in ordered]
+        async with driver.cursor() as cursor:
+            await cursor.execute(_CLAIM_ARRAYS, (state.value, *columns, quantities), prepare=True)
+            return {row[0] for row in await cursor.fetchall()}
     statement = (
-        dialect.insert(reservations).on_conflict_do_nothing().returning(reservations.c.order_id)
+        sqlite.insert(reservations).on_conflict_do_nothing().returning(reservations.c.order_id)
     )
     rows = [
         {"order_id": line.order_id, "product_id": line.product_id, "quantity": line.quantity,
          "state": state.value}
-        for line in sorted(lines, key=lambda line: str(line.order_id))
+        for line in ordered
     ]  # fmt: skip
     return set((await session.scalars(statement, rows)).all())
 

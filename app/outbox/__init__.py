@@ -2,6 +2,13 @@
 
 from app.outbox.events import IntegrationEvent
 from app.outbox.models import InboxMessage, OutboxMessage, outbox_metadata
-from app.outbox.writer import add_event
+from app.outbox.writer import add_event, write_events
 
-__all__ = ["InboxMessage", "IntegrationEvent", "OutboxMessage", "add_event", "outbox_metadata"]
+__all__ = [
+    "InboxMessage",
+    "IntegrationEvent",
+    "OutboxMessage",
+    "add_event",
+    "outbox_metadata",
+    "write_events",
+]

@@ -113,3 +113,27 @@ async def test_duplicate_and_out_of_order_replies(
     ]
     # Nothing was dead-lettered: a reply that no longer applies is not poison.
     assert await read_queue(broker, "ordering.events.dlq", expected=0, timeout=1) == []
+
+
+async def test_a_malformed_reply_is_dead_lettered_and_the_next_applies(
+    ordering_db: str, broker: str
+) -> None:
+    order = await new_order(ordering_db)
+    bogus_reason = rejected(order, "out_of_stock")  # not a reason the contract knows
+    no_quantity = (json.dumps({"orderId": str(order)}).encode(), reserved(order)[1])
+    good = reserved(order)
+
+    async with running_consumer(ordering_db, broker, service="ordering"):
+        await publish(broker, [bogus_reason, no_quantity, good])
+        dead = await read_queue(broker, "ordering.events.dlq", expected=2)
+
+        async def applied() -> bool:
+            return await count(ordering_db, "inbox") == 1
+
+        await wait_until(applied)
+
+    assert sorted(message.message_id or "" for message in dead) == sorted(
+        [bogus_reason[1]["message_id"], no_quantity[1]["message_id"]]
+    )
+    assert all("x-poison-reason" in (message.headers or {}) for message in dead)
+    assert await states(ordering_db) == {order: ("Confirmed", None)}

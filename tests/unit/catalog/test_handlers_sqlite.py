@@ -22,6 +22,7 @@ from app.db import make_engine, make_sessionmaker
 from app.ordering.contracts import OrderPlaced
 from app.outbox.decoding import Decoded
 from app.outbox.inbox import InboxProcessor
+from app.outbox.models import OutboxMessage
 from app.outbox.subscriptions import by_event_name
 from app.settings import Settings
 
@@ -72,6 +73,16 @@ async def test_orders_apply_in_order_and_never_oversell(engine: AsyncEngine) -> 
         "unknown_product",
     ]
     assert await stock(engine, hot) == 0
+    async with make_sessionmaker(engine)() as session:
+        replies = (
+            await session.execute(select(OutboxMessage.event_type, OutboxMessage.payload))
+        ).all()
+    assert sorted((kind, payload.get("reason")) for kind, payload in replies) == [
+        ("StockReservationRejected", "insufficient_stock"),
+        ("StockReservationRejected", "unknown_product"),
+        ("StockReserved", None),
+        ("StockReserved", None),
+    ]
 
 
 async def test_a_message_seen_again_is_skipped(engine: AsyncEngine) -> None:
