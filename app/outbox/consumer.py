@@ -29,7 +29,9 @@ logger = logging.getLogger(__name__)
 # Test fault hook: called after a batch committed, before its messages are acked.
 AfterCommitHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
 
-CONFLICT_RETRIES = 3
+CONFLICT_RETRIES = 3  # for a batch; then its messages are handled one by one
+ALONE_CONFLICT_RETRIES = 10  # for one message on its own
+CONFLICT_BACKOFF_MAX_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,10 @@ class InboxConsumer:
                     await sleep_unless(stop, delay)
                     continue
                 if is_retryable_conflict(exc) and conflicts < CONFLICT_RETRIES:
+                    # A deadlock with another consumer's batch: a short jittered pause,
+                    # so the two do not collide again in step.
                     conflicts += 1
+                    await asyncio.sleep(backoff_delay(conflicts, CONFLICT_BACKOFF_MAX_SECONDS))
                     continue
                 await self._one_by_one(valid, exc)
                 return
@@ -191,7 +196,7 @@ class InboxConsumer:
         )
         for message, decoded in valid:
             try:
-                await self._processor.process([decoded])
+                await self._process_alone(decoded)
             except Exception as exc:
                 # Requeued: the quorum queue counts the delivery and dead-letters the
                 # message once it has failed ``delivery_limit`` times.
@@ -202,6 +207,21 @@ class InboxConsumer:
                 await message.nack(requeue=True)
             else:
                 await message.ack()
+
+    async def _process_alone(self, decoded: Decoded) -> None:
+        """One message in its own transaction. A deadlock or serialization failure is
+        another transaction's timing, not the message's fault: it is retried here rather
+        than requeued, which would spend the message's delivery budget on it."""
+        conflicts = 0
+        while True:
+            try:
+                await self._processor.process([decoded])
+                return
+            except Exception as exc:
+                if not is_retryable_conflict(exc) or conflicts >= ALONE_CONFLICT_RETRIES:
+                    raise
+                conflicts += 1
+                await asyncio.sleep(backoff_delay(conflicts, CONFLICT_BACKOFF_MAX_SECONDS))
 
     async def _dead_letter(self, message: Delivery, reason: str) -> None:
         async with asyncio.timeout(self._policy.connect_timeout_seconds):

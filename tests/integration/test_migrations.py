@@ -43,6 +43,12 @@ def run(statement: str, url: str) -> None:
         connection.execute(statement)  # type: ignore[arg-type]
 
 
+def run_scalar(statement: str, url: str) -> object:
+    with psycopg.connect(postgres.sync_dsn(url), autocommit=True) as connection:
+        row = connection.execute(statement).fetchone()  # type: ignore[arg-type]
+    return row[0] if row else None
+
+
 def in_worker_thread(function: object, *args: object) -> None:
     """Alembic's env starts its own event loop; keep it off any loop pytest is running."""
     asyncio.run(asyncio.to_thread(function, *args))  # type: ignore[arg-type]
@@ -92,3 +98,23 @@ def test_services_keep_separate_histories() -> None:
         for service in SERVICES
     }
     assert heads == {"ordering": ["0003_ordering"], "catalog": ["0003_catalog"]}
+
+
+def test_order_states_migrate_and_a_downgrade_never_drops_orders(fresh_database: str) -> None:
+    config = alembic_config("ordering", fresh_database)
+    in_worker_thread(command.upgrade, config, "0002_ordering")
+    insert = (
+        "INSERT INTO orders (id, customer_name, product_id, quantity, state) "
+        "VALUES (gen_random_uuid(), 'Ann', gen_random_uuid(), 1, '{}')"
+    )
+    run(insert.format("Placed"), fresh_database)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        run(insert.format("Confirmed"), fresh_database)  # the old schema: Placed only
+
+    in_worker_thread(command.upgrade, config, "head")
+    run(insert.format("Confirmed"), fresh_database)
+    with pytest.raises(psycopg.errors.CheckViolation):
+        run(insert.format("Shipped"), fresh_database)
+    with pytest.raises(RuntimeError, match="cannot downgrade"):
+        in_worker_thread(command.downgrade, config, "0002_ordering")
+    assert run_scalar("SELECT count(*) FROM orders", fresh_database) == 2

@@ -34,8 +34,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    # Orders past Placed cannot be expressed in the old schema.
-    op.execute("DELETE FROM orders WHERE state <> 'Placed'")
+    # Orders past Placed cannot be expressed in the old schema, and deleting them would
+    # lose orders whose stock catalog holds: refuse instead.
+    later = op.get_bind().execute(sa.text("SELECT count(*) FROM orders WHERE state <> 'Placed'"))
+    if later.scalar_one():
+        raise RuntimeError(
+            "cannot downgrade: orders exist in Confirmed, Rejected or Cancelled, which the "
+            "previous schema cannot hold"
+        )
     with op.batch_alter_table("orders") as batch:
         batch.drop_column("rejection_reason")
         batch.alter_column("state", existing_type=NEW_STATES, type_=OLD_STATES)

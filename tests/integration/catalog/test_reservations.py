@@ -151,12 +151,24 @@ async def test_a_cancel_arriving_first_makes_the_late_order_take_nothing(
 async def test_place_and_cancel_in_one_batch(
     catalog_db: str, engine: AsyncEngine, cancel_first: bool
 ) -> None:
+    """Handled in delivery order within the batch: place then cancel gives back what was
+    taken; cancel then place leaves a tombstone and takes nothing."""
     product = await new_product(catalog_db, 5)
     order = uuid.uuid4()
     pair = [placed(order, product, 2), cancelled(order, product, 2)]
-    await processor(engine).process(pair[::-1] if cancel_first else pair)
+    batch = pair[::-1] if cancel_first else pair
+    await processor(engine).process(batch)
 
     assert await stock_of(catalog_db, product) == 5
+    [(state,)] = await query(catalog_db, "SELECT state FROM stock_reservations")
+    if cancel_first:
+        assert await outcomes_of(catalog_db, batch) == ["cancelled_before_placed"] * 2
+        assert state == "cancelled_first"
+        assert await replies(catalog_db) == []
+    else:
+        assert await outcomes_of(catalog_db, batch) == ["applied", "applied"]
+        assert state == "released"
+        assert await replies(catalog_db) == [("StockReserved", str(order), None)]
 
 
 @pytest.mark.rabbitmq

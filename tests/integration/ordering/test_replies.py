@@ -63,7 +63,8 @@ async def consume(ordering_db: str, broker: str, messages: list[Any], *, batch: 
     """Publish ``messages`` in this order and wait until each distinct one has its inbox row."""
     distinct = len({properties["message_id"] for _, properties in messages})
     async with running_consumer(ordering_db, broker, service="ordering", batch_size=batch):
-        await publish(broker, messages)
+        for message in messages:  # one at a time: the order of delivery is the point
+            await publish(broker, [message])
 
         async def settled() -> bool:
             return await count(ordering_db, "inbox") >= distinct
