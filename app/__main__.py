@@ -13,8 +13,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from app import migrate
+from app.consumers import subscriptions_of
 from app.logs import configure_logging
-from app.outbox.subscriptions import Subscription
 from app.settings import SERVICES, Settings
 
 logger = logging.getLogger("app")
@@ -74,7 +74,7 @@ def _relay(settings: Settings, service: str) -> int:
 def _consume(settings: Settings, service: str) -> int:
     if not _needs_rabbitmq(settings, "consume"):
         return 2
-    subscriptions = _subscriptions(service)
+    subscriptions = subscriptions_of(service)
     from app.outbox.consumer_runner import run_consumer
 
     _run_async(
@@ -86,16 +86,6 @@ def _consume(settings: Settings, service: str) -> int:
         )
     )
     return 0
-
-
-def _subscriptions(service: str) -> tuple[Subscription, ...]:
-    if service == "catalog":
-        from app.catalog.handlers import SUBSCRIPTIONS
-
-        return SUBSCRIPTIONS
-    from app.ordering.handlers import SUBSCRIPTIONS as ORDERING_SUBSCRIPTIONS
-
-    return ORDERING_SUBSCRIPTIONS
 
 
 def _run_async(main: Coroutine[Any, Any, None]) -> None:

@@ -18,10 +18,9 @@ from app import migrate
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
-from app.catalog.handlers import SUBSCRIPTIONS as CATALOG_SUBSCRIPTIONS
+from app.consumers import subscriptions_of
 from app.db import make_engine, make_sessionmaker
 from app.ordering.app import ordering_resources
-from app.ordering.handlers import SUBSCRIPTIONS as ORDERING_SUBSCRIPTIONS
 from app.ordering.router import router as ordering_router
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.consumer import InboxConsumer
@@ -80,7 +79,6 @@ async def _seed(settings: Settings) -> None:
 async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     """Both relays and both consumers (catalog takes OrderPlaced and OrderCancelled,
     ordering takes catalog's replies), as tasks of this process."""
-    subscriptions = {"catalog": CATALOG_SUBSCRIPTIONS, "ordering": ORDERING_SUBSCRIPTIONS}
     # One engine per database, shared by its relay and its consumer.
     pool_size = settings.relay_concurrency + 3
     engines = {
@@ -99,7 +97,7 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
         broker = InMemoryBroker()
         publisher = broker
     for service in SERVICES:
-        index = by_event_name(subscriptions[service])
+        index = by_event_name(subscriptions_of(service))
         processor = InboxProcessor(engines[service], consumer=service, subscriptions=index)
         if broker is None:
             consumers[service] = amqp_consumer(

@@ -6,7 +6,7 @@ import enum
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Integer, MetaData, Numeric, String, Uuid
+from sqlalchemy import CheckConstraint, Integer, MetaData, Numeric, String, Table, Uuid
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
@@ -61,6 +61,10 @@ class StockReservation(CatalogBase):
         ),
     )
 
+
+# Typed handles for Core statements (as app.outbox.models does for its tables).
+PRODUCTS: Table = Product.__table__  # type: ignore[assignment]
+STOCK_RESERVATIONS: Table = StockReservation.__table__  # type: ignore[assignment]
 
 # Everything Alembic manages in the catalog database.
 catalog_metadata = (CatalogBase.metadata, outbox_metadata)

@@ -8,16 +8,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import Product, ReservationState, StockReservation
+from app.catalog.models import PRODUCTS, STOCK_RESERVATIONS, Product, ReservationState
 from app.db import driver_connection
 
-reservations = cast(Table, StockReservation.__table__)
+reservations = STOCK_RESERVATIONS
 
 
 @dataclass(frozen=True)
@@ -125,11 +124,10 @@ _TAKE_ONE = (
 
 # On the table, not the ORM class: with a list of parameters SQLAlchemy then runs a plain
 # executemany instead of an ORM bulk update by primary key.
-_products = cast(Table, Product.__table__)
 _GIVE_BACK = (
-    update(_products)
-    .where(_products.c.id == bindparam("b_product_id"))
-    .values(stock_count=_products.c.stock_count + bindparam("b_quantity"))
+    update(PRODUCTS)
+    .where(PRODUCTS.c.id == bindparam("b_product_id"))
+    .values(stock_count=PRODUCTS.c.stock_count + bindparam("b_quantity"))
 )
 
 
@@ -155,8 +153,9 @@ async def take_stock(session: AsyncSession, lines: Sequence[OrderLine]) -> list[
 
 
 async def give_back(session: AsyncSession, lines: Sequence[OrderLine]) -> None:
-    """Return each line's quantity to its product (in product order, as ``take_stock``'s
-    callers lock them, so the two never deadlock)."""
+    """Return each line's quantity to its product, in product order as ``take_stock``'s
+    callers lock them (a batch mixing places and cancels can still deadlock with another
+    consumer's; the consumer retries that)."""
     if lines:
         ordered = sorted(lines, key=lambda line: str(line.product_id))
         await session.execute(

@@ -11,16 +11,13 @@ from typing import Any
 
 import aio_pika
 
-from app.catalog.handlers import SUBSCRIPTIONS as CATALOG_SUBSCRIPTIONS
+from app.consumers import subscriptions_of
 from app.db import make_engine
-from app.ordering.handlers import SUBSCRIPTIONS as ORDERING_SUBSCRIPTIONS
 from app.outbox.consumer import AfterCommitHook, ConsumerPolicy
 from app.outbox.consumer_runner import amqp_consumer
 from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import EXCHANGE
 from app.outbox.subscriptions import by_event_name
-
-SUBSCRIPTIONS = {"catalog": CATALOG_SUBSCRIPTIONS, "ordering": ORDERING_SUBSCRIPTIONS}
 
 
 @asynccontextmanager
@@ -34,7 +31,7 @@ async def running_consumer(
 ) -> AsyncIterator[asyncio.Task[None]]:
     """``service``'s consumer, consuming until the block ends; yields its task."""
     engine = make_engine(database_url)
-    index = by_event_name(SUBSCRIPTIONS[service])
+    index = by_event_name(subscriptions_of(service))
     consumer = amqp_consumer(
         broker_url,
         service=service,
