@@ -1,4 +1,5 @@
-"""The command line: ``python -m app dev|api|migrate`` (the contract's commands)."""
+"""The command line: ``python -m app dev|api|relay|consume|migrate|broker`` (the contract's
+commands)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ import uvicorn
 from fastapi import FastAPI
 
 from app import migrate
-from app.consumers import subscriptions_of
+from app.consumers import all_bindings, bindings_fed_by, subscriptions_of
 from app.logs import configure_logging
+from app.outbox.publisher import EXCHANGE
+from app.outbox.topology import TopologyConflictError, declare_at
 from app.settings import SERVICES, Settings
+from app.startup import wait_for_broker, wait_for_database
 
 logger = logging.getLogger("app")
 
@@ -43,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
 
     upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
+
+    broker = commands.add_parser("broker", help="RabbitMQ topology")
+    broker_commands = broker.add_subparsers(dest="broker_command", required=True)
+    broker_commands.add_parser(
+        "declare", help="declare the exchange, every service's queues, dead letters, bindings"
+    )
     return parser
 
 
@@ -62,12 +72,29 @@ def _needs_rabbitmq(settings: Settings, command: str) -> bool:
     return False
 
 
+async def _at_head(settings: Settings, service: str) -> None:
+    """Every process but ``dev`` (which migrates) refuses a database not at head: it would
+    otherwise fail every request or message later, far from the cause."""
+    url = settings.database_url(service)
+    await wait_for_database(url, within=settings.startup_timeout_seconds)
+    await migrate.ensure_at_head(service, url=url)
+
+
 def _relay(settings: Settings, service: str) -> int:
     if not _needs_rabbitmq(settings, "relay"):
         return 2
     from app.outbox.runner import run_relay
 
-    _run_async(run_relay(settings, database_url=settings.database_url(service), name=service))
+    async def main() -> None:
+        await _at_head(settings, service)
+        await run_relay(
+            settings,
+            database_url=settings.database_url(service),
+            name=service,
+            bindings=bindings_fed_by(service),
+        )
+
+    _run_async(main())
     return 0
 
 
@@ -77,14 +104,35 @@ def _consume(settings: Settings, service: str) -> int:
     subscriptions = subscriptions_of(service)
     from app.outbox.consumer_runner import run_consumer
 
-    _run_async(
-        run_consumer(
+    async def main() -> None:
+        await _at_head(settings, service)
+        await run_consumer(
             settings,
             service=service,
             database_url=settings.database_url(service),
             subscriptions=subscriptions,
         )
-    )
+
+    _run_async(main())
+    return 0
+
+
+def _declare_broker(settings: Settings) -> int:
+    if not _needs_rabbitmq(settings, "broker declare"):
+        return 2
+    bindings = all_bindings()
+
+    async def declare() -> None:
+        await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
+        await declare_at(settings.broker_url, bindings, within=60)
+
+    try:
+        asyncio.run(declare())
+    except TopologyConflictError as exc:
+        logger.error("%s", exc)
+        return 1
+    queues = [item.topology.queue for item in bindings]
+    logger.info("declared the topology", extra={"exchange": EXCHANGE, "queues": queues})
     return 0
 
 
@@ -106,11 +154,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         for service in [args.service] if args.service else SERVICES:
             migrate.upgrade(service, settings=settings)
         return 0
+    if args.command == "broker":
+        return _declare_broker(settings)
     if args.command == "relay":
         return _relay(settings, args.service)
     if args.command == "consume":
         return _consume(settings, args.service)
     if args.command == "api":
+        asyncio.run(_at_head(settings, args.service))
         if args.service == "ordering":
             from app.ordering.app import create_app
         else:

@@ -1,8 +1,11 @@
-"""What each service consumes: the one place that maps a service to its subscriptions."""
+"""What each service consumes and publishes: the one place that maps a service to its
+subscriptions, and so to the RabbitMQ queues and bindings of the whole system."""
 
 from __future__ import annotations
 
 from app.outbox.subscriptions import Subscription
+from app.outbox.topology import QueueBindings
+from app.settings import SERVICES
 
 
 def subscriptions_of(service: str) -> tuple[Subscription, ...]:
@@ -17,3 +20,30 @@ def subscriptions_of(service: str) -> tuple[Subscription, ...]:
 
         return ORDERING
     raise ValueError(f"unknown service {service!r}")
+
+
+def published_by(service: str) -> frozenset[str]:
+    """The names (routing keys) of the events ``service`` publishes."""
+    if service == "catalog":
+        from app.catalog.contracts import PUBLISHED
+    elif service == "ordering":
+        from app.ordering.contracts import PUBLISHED
+    else:
+        raise ValueError(f"unknown service {service!r}")
+    return frozenset(event.event_name for event in PUBLISHED)
+
+
+def bindings_of(service: str) -> QueueBindings:
+    """``service``'s queue, dead letters and the events bound to its queue."""
+    return QueueBindings.of(service, (s.name for s in subscriptions_of(service)))
+
+
+def all_bindings() -> list[QueueBindings]:
+    """Every service's queues: what ``python -m app broker declare`` declares."""
+    return [bindings_of(service) for service in SERVICES]
+
+
+def bindings_fed_by(service: str) -> list[QueueBindings]:
+    """The queues that ``service``'s events are routed to: what its relay declares."""
+    published = published_by(service)
+    return [item for item in all_bindings() if published & set(item.event_names)]

@@ -16,20 +16,40 @@ from sqlalchemy.ext.asyncio import (
 )
 
 
-def make_engine(url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    pre_ping: bool = True,
+    lock_timeout: float | None = None,
+    statement_timeout: float | None = None,
+) -> AsyncEngine:
     """An async engine for a service database (PostgreSQL via psycopg 3, or SQLite).
 
     ``pre_ping`` costs a round trip per checkout. The relay and the consumer turn it off:
     they retry any failed batch anyway, and SQLAlchemy discards the whole pool on the first
     disconnect error, so a dead connection costs them one retried batch, not a round trip
-    on every batch."""
+    on every batch.
+
+    ``lock_timeout`` / ``statement_timeout`` (seconds; PostgreSQL only) are set for every
+    connection at connect time (libpq ``options``), so they cost no round trip per
+    transaction; a statement past them fails with SQLSTATE 55P03 / 57014."""
     if ensure_sqlite_directory(url):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return engine
+    options = " ".join(
+        f"-c {name}={round(seconds * 1000)}"
+        for name, seconds in (
+            ("lock_timeout", lock_timeout),
+            ("statement_timeout", statement_timeout),
+        )
+        if seconds is not None
+    )
     return create_async_engine(
         url,
+        connect_args={"options": options} if options else {},
         pool_size=pool_size,
         max_overflow=pool_size,
         # A connection cut by a restart or a proxy is found before use, not mid-request.

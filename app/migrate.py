@@ -7,9 +7,13 @@ import logging
 from pathlib import Path
 
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
 from alembic import command
-from app.db import ensure_sqlite_directory
+from app.db import ensure_sqlite_directory, make_engine
+from app.outbox.process import FatalError
 from app.settings import Settings
 from app.startup import wait_for_database
 
@@ -35,3 +39,30 @@ def upgrade(service: str, *, settings: Settings, revision: str = "head") -> None
     asyncio.run(wait_for_database(url, within=settings.startup_timeout_seconds))
     logger.info("migrating", extra={"service": service, "revision": revision})
     command.upgrade(alembic_config(service, url), revision)
+
+
+class DatabaseNotAtHeadError(FatalError):
+    """The service's database is not at the Alembic head this code expects: the process
+    exits rather than fail every request or message later, far from the cause."""
+
+
+async def ensure_at_head(service: str, *, url: str) -> None:
+    """Return if ``service``'s database at ``url`` is at the head revision; else raise
+    DatabaseNotAtHeadError saying which revision it is at and what to run."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            current = await connection.run_sync(
+                lambda sync: set(MigrationContext.configure(sync).get_current_heads())
+            )
+    finally:
+        await engine.dispose()
+    heads = set(ScriptDirectory.from_config(alembic_config(service, url)).get_heads())
+    if current == heads:
+        return
+    where = make_url(url).render_as_string(hide_password=True)
+    found = ", ".join(sorted(current)) or "no revision (empty database)"
+    raise DatabaseNotAtHeadError(
+        f"the {service} database at {where} is at {found}, not at {', '.join(sorted(heads))}"
+        f": run `python -m app migrate {service}`"
+    )

@@ -34,3 +34,7 @@ class StockReservationRejected(IntegrationEvent):
     product_id: uuid.UUID
     quantity: Annotated[int, Field(strict=True, ge=1, le=10_000)]
     reason: RejectionReason
+
+
+# Every event catalog publishes: its relay declares the queues bound to these.
+PUBLISHED: tuple[type[IntegrationEvent], ...] = (StockReserved, StockReservationRejected)

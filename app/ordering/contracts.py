@@ -32,3 +32,7 @@ class OrderCancelled(IntegrationEvent):
     order_id: uuid.UUID
     product_id: uuid.UUID
     quantity: Annotated[int, Field(strict=True, ge=1, le=10_000)]
+
+
+# Every event ordering publishes: its relay declares the queues bound to these.
+PUBLISHED: tuple[type[IntegrationEvent], ...] = (OrderPlaced, OrderCancelled)

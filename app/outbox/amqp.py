@@ -4,28 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 import aio_pika
 import aiormq
-from aio_pika.abc import AbstractChannel, AbstractConnection
-from aiormq.exceptions import DeliveryError
+from aio_pika.abc import AbstractConnection
+from aiormq.exceptions import ChannelPreconditionFailed, DeliveryError
 from pamqp.commands import Basic
 
-from app.outbox.amqp_frames import properties, publish_frames, supports_frame_batches
+from app.outbox.amqp_frames import (
+    Encoded,
+    UnpublishableError,
+    encode_for,
+    properties,
+    publish_frames,
+    supports_frame_batches,
+)
 from app.outbox.publisher import (
     EXCHANGE,
     BrokerUnavailableError,
     OutgoingMessage,
     PublishResult,
 )
+from app.outbox.topology import QueueBindings, TopologyConflictError, declare_topology
 
 logger = logging.getLogger(__name__)
 
-
-async def declare_exchange(channel: AbstractChannel) -> None:
-    """Declare the contract's exchange; idempotent, so every process may do it at start."""
-    await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+NO_ROUTE = 312
+# After a NO_ROUTE the topology is declared again (a queue may have been deleted), but
+# not more often than this: an event nobody subscribes to must not cost a declare a batch.
+REDECLARE_INTERVAL_SECONDS = 5.0
 
 
 class AmqpPublisher:
@@ -35,16 +44,29 @@ class AmqpPublisher:
     publishes were confirmed, rather than have them silently wait for a reconnect.
     """
 
-    def __init__(self, url: str, *, publish_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        publish_timeout: float,
+        bindings: Sequence[QueueBindings] = (),
+    ) -> None:
+        """``bindings``: the queues that consume what this relay publishes; declared (with
+        the exchange) on every connect and after a NO_ROUTE, so that no event is returned
+        for want of a queue that was never declared or was deleted."""
         self._url = url
         self._timeout = publish_timeout
+        self._bindings = tuple(bindings)
         self._connection: AbstractConnection | None = None
         self._channel: aiormq.Channel | None = None
         self._lock = asyncio.Lock()
+        self._redeclare = False
+        self._declared_at = 0.0
 
     async def _ensure_channel(self) -> aiormq.Channel:
         async with self._lock:
             if self._channel is not None and not self._channel.is_closed:
+                await self._declare_again_after_no_route()
                 return self._channel
             await self._drop()
             try:
@@ -52,13 +74,16 @@ class AmqpPublisher:
                 # handshake (seen: a socket reset mid-handshake hung it for good).
                 async with asyncio.timeout(self._timeout):
                     self._connection = await aio_pika.connect(self._url, timeout=self._timeout)
+                    await self._declare(self._connection)
                     channel = await self._connection.channel(
                         publisher_confirms=True, on_return_raises=True
                     )
-                    await declare_exchange(channel)
                     # Publishes go straight to aio-pika's underlying aiormq channel: the
                     # same frames and confirms, without an aio_pika.Message per row.
                     underlay = await channel.get_underlay_channel()
+            except TopologyConflictError:
+                await self._drop()
+                raise  # refused, not unavailable: a retry cannot help
             except Exception as exc:
                 # Any failure to connect means "unavailable": besides OSError and AMQP
                 # errors, aiormq has been seen to raise StopAsyncIteration when the
@@ -70,14 +95,79 @@ class AmqpPublisher:
             logger.info("connected to RabbitMQ", extra={"exchange": EXCHANGE})
             return self._channel
 
+    async def _declare(self, connection: AbstractConnection) -> None:
+        await declare_topology(connection, self._bindings)
+        self._redeclare = False
+        self._declared_at = time.monotonic()
+
+    async def _declare_again_after_no_route(self) -> None:
+        if not self._redeclare or self._connection is None:
+            return
+        if time.monotonic() - self._declared_at < REDECLARE_INTERVAL_SECONDS:
+            return
+        logger.warning("events were returned unroutable; declaring the topology again")
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._declare(self._connection)
+        except TopologyConflictError:
+            raise
+        except Exception as exc:
+            await self._drop()
+            raise BrokerUnavailableError(f"cannot declare the topology: {exc!r}") from exc
+
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
-        """Publish every message at once and wait for all confirms (or the deadline)."""
+        """Publish every message at once and wait for all confirms (or the deadline).
+
+        A message that cannot be encoded is rejected alone (its own fault) and the rest
+        are published. If the broker closes the channel over one message
+        (406 PRECONDITION_FAILED, e.g. over its maximum message size), the unconfirmed
+        ones are published again one at a time, so only that message is rejected.
+        """
         channel = await self._ensure_channel()
+        result = PublishResult()
+        sendable: list[Encoded] = []
+        for message in messages:
+            try:
+                sendable.append(encode_for(channel, message))
+            except UnpublishableError as exc:
+                result.rejected[message.message_id] = f"unpublishable: {exc}"
+        if not sendable:
+            return result
+        outcome = await self._send(channel, sendable)
+        result.confirmed += outcome.confirmed
+        result.rejected.update(outcome.rejected)
+        result.unroutable.update(outcome.unroutable)
+        result.broken = outcome.broken
+        if result.unroutable:
+            self._redeclare = True
+        if isinstance(outcome.broken, ChannelPreconditionFailed) and len(sendable) > 1:
+            settled = {*outcome.confirmed, *outcome.rejected, *outcome.unroutable}
+            rest = [item.message for item in sendable if item.message.message_id not in settled]
+            logger.warning(
+                "the broker refused a message of the batch; publishing the rest one by one",
+                extra={"error": repr(outcome.broken)[:300], "messages": len(rest)},
+            )
+            result.broken = None
+            for message in rest:
+                alone = await self.publish_batch([message])
+                result.confirmed += alone.confirmed
+                if isinstance(alone.broken, ChannelPreconditionFailed):
+                    result.rejected[message.message_id] = f"refused by the broker: {alone.broken}"
+                elif alone.broken is not None:
+                    result.broken = alone.broken
+                    break
+                result.rejected.update(alone.rejected)
+                result.unroutable.update(alone.unroutable)
+        return result
+
+    async def _send(self, channel: aiormq.Channel, encoded: list[Encoded]) -> PublishResult:
         try:
             if supports_frame_batches(channel):
-                confirms = await publish_frames(channel, messages)
+                confirms = await publish_frames(channel, encoded)
             else:
-                confirms = [asyncio.ensure_future(self._publish(channel, m)) for m in messages]
+                confirms = [
+                    asyncio.ensure_future(self._publish(channel, item.message)) for item in encoded
+                ]
         except Exception as exc:  # the channel closed under us, or worse: start afresh
             await self._drop()
             return PublishResult(broken=exc)
@@ -88,15 +178,19 @@ class AmqpPublisher:
             confirm.cancel()
         outcomes = await asyncio.gather(*confirms, return_exceptions=True)
         result = PublishResult()
-        for message, outcome in zip(messages, outcomes, strict=True):
+        for item, outcome in zip(encoded, outcomes, strict=True):
+            message_id = item.message.message_id
             if isinstance(outcome, DeliveryError):
-                result.rejected[message.message_id] = _reason(outcome)
+                if _is_no_route(outcome):
+                    result.unroutable[message_id] = _reason(outcome)
+                else:
+                    result.rejected[message_id] = _reason(outcome)
             elif isinstance(outcome, asyncio.CancelledError):
                 result.broken = result.broken or TimeoutError(f"no confirm within {self._timeout}s")
             elif isinstance(outcome, BaseException):
                 result.broken = result.broken or outcome
             else:
-                result.confirmed.append(message.message_id)
+                result.confirmed.append(message_id)
         if result.broken is not None:
             # Half-dead connections hang; start from a fresh one next time.
             await self._drop()
@@ -125,6 +219,11 @@ class AmqpPublisher:
     async def close(self) -> None:
         async with self._lock:
             await self._drop()
+
+
+def _is_no_route(error: DeliveryError) -> bool:
+    # 312 NO_ROUTE (AMQP 0-9-1 reply codes): a mandatory message no queue is bound for.
+    return isinstance(error.frame, Basic.Return) and error.frame.reply_code == NO_ROUTE
 
 
 def _reason(error: DeliveryError) -> str:

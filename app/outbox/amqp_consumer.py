@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -12,7 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractQueue
 
 from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
-from app.outbox.topology import ConsumerTopology, declare
+from app.outbox.topology import ConsumerTopology, QueueBindings, declare_topology
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,13 @@ class AmqpSession:
     def mark_lost(self, *_: object) -> None:
         if not self.lost.done():
             self.lost.set_result(None)
+
+    def mark_cancelled(self, *_: object) -> None:
+        logger.warning(
+            "RabbitMQ cancelled the consumer (queue deleted?); reconnecting to declare it",
+            extra={"queue": self._topology.queue},
+        )
+        self.mark_lost()
 
     async def receive(self, message: Any) -> None:
         self.inbound.put_nowait(message)
@@ -66,16 +73,14 @@ class AmqpSession:
 
 
 def amqp_sessions(
-    url: str,
-    topology: ConsumerTopology,
-    *,
-    event_names: Iterable[str],
-    prefetch: int,
-    delivery_limit: int,
-    timeout: float,
+    url: str, bindings: QueueBindings, *, prefetch: int, timeout: float
 ) -> SessionOpener:
-    """Opens a fresh connection per session (the consumer reconnects by opening another)."""
-    names = list(event_names)
+    """Opens a fresh connection per session (the consumer reconnects by opening another).
+
+    Each session declares its topology first, so a queue deleted under a running consumer
+    is declared again by the next session. Raises TopologyConflictError when RabbitMQ
+    refuses a declaration (never worth a retry)."""
+    topology = bindings.topology
 
     @asynccontextmanager
     async def open_session() -> AsyncIterator[ConsumerSession]:
@@ -85,15 +90,24 @@ def amqp_sessions(
             # been seen to leave aio-pika waiting forever.
             async with asyncio.timeout(timeout):
                 connection = await aio_pika.connect(url)
+                await declare_topology(connection, [bindings])
                 channel = await connection.channel(publisher_confirms=True)
                 await channel.set_qos(prefetch_count=prefetch)
-                declared = await declare(
-                    channel, topology, event_names=names, delivery_limit=delivery_limit
+                queue = await channel.declare_queue(topology.queue, durable=True, passive=True)
+                dead_letters = await channel.get_exchange(
+                    topology.dead_letter_exchange, ensure=False
                 )
-                session = AmqpSession(declared.queue, declared.dead_letters, topology)
+                session = AmqpSession(queue, dead_letters, topology)
                 # aio-pika's closed() resolves only when close() is called; a connection
-                # the broker or the network dropped is reported to the close callbacks.
+                # the broker or the network dropped is reported to the close callbacks,
+                # and so is a channel the broker closed while the connection lives on.
                 connection.close_callbacks.add(session.mark_lost)
+                channel.close_callbacks.add(session.mark_lost)
+                # The broker cancels a consumer whose queue was deleted (basic.cancel):
+                # aiormq logs it and the channel lives on, consuming nothing, for good.
+                # The session ends instead, and the next one declares the queue again.
+                underlay = await channel.get_underlay_channel()
+                underlay.on_consumer_cancel_callbacks.add(session.mark_cancelled)
                 await session.start()
             yield session
         finally:

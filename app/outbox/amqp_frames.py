@@ -1,4 +1,10 @@
-"""A batch of publishes written as one frame write on aio-pika's aiormq channel.
+"""Outbox rows as AMQP frames: each row checked and marshalled on its own, a batch written
+as one frame write on aio-pika's aiormq channel.
+
+Per row, because a row is data: whatever it carries into properties or headers (a 300-byte
+correlation id, a header the field table cannot hold) must fail that row alone, with its
+reason, and never the batch around it (issue 13: one oversized correlation id once blocked
+every later row, since the whole batch failed as if the broker were down).
 
 ``basic_publish`` costs a task, a lock round, a queue put and a socket write per message;
 at thousands of messages a second that, not the broker, is the relay's ceiling. Here the
@@ -14,7 +20,9 @@ the publisher falls back to ``basic_publish`` when they are missing.
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -22,12 +30,23 @@ import aiormq
 from aiormq.abc import ChannelFrame
 from pamqp.body import ContentBody
 from pamqp.commands import Basic
+from pamqp.frame import marshal
 from pamqp.header import ContentHeader
 
+from app.outbox.decoding import MAX_BODY_BYTES
 from app.outbox.publisher import EXCHANGE, OutgoingMessage
 
 PERSISTENT = 2
+# AMQP 0-9-1 §4.2.5.5: field (header) names are at most 128 bytes; pamqp silently
+# truncates longer ones, which would rename the header, so such a row is refused instead.
+MAX_HEADER_NAME_BYTES = 128
+# A frame's end octet and type/channel/size prefix (AMQP 0-9-1 §4.2.3).
+FRAME_OVERHEAD = 8
 _REQUIRED = ("lock", "delivery_tag", "confirmations", "message_id_delivery_tag", "write_queue")
+
+
+class UnpublishableError(Exception):
+    """This row can never be published as it is (its own fault, not the broker's)."""
 
 
 def supports_frame_batches(channel: aiormq.Channel) -> bool:
@@ -49,14 +68,60 @@ def properties(message: OutgoingMessage) -> Basic.Properties:
     )
 
 
-def _frames(channel: aiormq.Channel, message: OutgoingMessage) -> list[Any]:
+def encode(message: OutgoingMessage, *, channel_number: int, frame_max: int) -> bytes:
+    """The marshalled frames (publish, content header, body) of one row.
+
+    ``frame_max``: the connection's negotiated frame size in bytes; the content header
+    must fit in one frame (AMQP 0-9-1 §4.2.6.1), or RabbitMQ closes the whole connection.
+    Raises UnpublishableError naming what does not fit: a body over the consumers'
+    64 KiB, a header name over 128 bytes, a routing key, type or correlation id over an
+    AMQP short string's 255 bytes, a value the field table cannot encode, properties
+    larger than a frame.
+    """
     body = message.body
-    size = channel.max_content_size
-    return [
-        Basic.Publish(exchange=EXCHANGE, routing_key=message.event_type, mandatory=True),
-        ContentHeader(properties=properties(message), body_size=len(body)),
-        *(ContentBody(body[start : start + size]) for start in range(0, len(body), size)),
-    ]
+    if len(body) > MAX_BODY_BYTES:
+        raise UnpublishableError(
+            f"body of {len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit consumers accept"
+        )
+    for name in message.headers:
+        if len(name.encode()) > MAX_HEADER_NAME_BYTES:
+            raise UnpublishableError(
+                f"header name {name[:40]!r}... is over AMQP's {MAX_HEADER_NAME_BYTES} bytes"
+            )
+    size = frame_max - FRAME_OVERHEAD
+    try:
+        publish = marshal(
+            Basic.Publish(exchange=EXCHANGE, routing_key=message.event_type, mandatory=True),
+            channel_number,
+        )
+        header = marshal(
+            ContentHeader(properties=properties(message), body_size=len(body)), channel_number
+        )
+    except (TypeError, ValueError, OverflowError, struct.error, UnicodeError) as exc:
+        raise UnpublishableError(f"cannot be encoded as AMQP: {exc}") from exc
+    if len(header) > frame_max:
+        raise UnpublishableError(
+            f"properties and headers take {len(header)} bytes, over the broker's "
+            f"{frame_max}-byte frame"
+        )
+    chunks = (body[start : start + size] for start in range(0, len(body), size))
+    return b"".join([publish, header, *(marshal(ContentBody(c), channel_number) for c in chunks)])
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One row's frames for a channel, ready to write."""
+
+    message: OutgoingMessage
+    payload: bytes
+
+
+def encode_for(channel: aiormq.Channel, message: OutgoingMessage) -> Encoded:
+    """``message`` marshalled for ``channel`` (its number and the connection's frame size).
+
+    Raises UnpublishableError (see ``encode``)."""
+    frame_max = channel.max_content_size + FRAME_OVERHEAD
+    return Encoded(message, encode(message, channel_number=channel.number, frame_max=frame_max))
 
 
 def _forget(channel: aiormq.Channel, message_id: str, tag: int, _: asyncio.Future[Any]) -> None:
@@ -65,29 +130,26 @@ def _forget(channel: aiormq.Channel, message_id: str, tag: int, _: asyncio.Futur
 
 
 async def publish_frames(
-    channel: aiormq.Channel, messages: Sequence[OutgoingMessage]
+    channel: aiormq.Channel, encoded: Sequence[Encoded]
 ) -> list[asyncio.Future[Any]]:
-    """Send ``messages``; returns one confirmation future per message, in order.
+    """Send the ``encoded`` rows; returns one confirmation future per row, in order.
 
     A future resolves to ``Basic.Ack``, fails with ``DeliveryError`` (nack, or returned as
     unroutable), or fails with a channel/connection error when the channel closes first.
     """
-    # Marshal before touching any channel state: a failure here leaves the channel as it
-    # was, so delivery tags never drift from what the broker counts.
-    frames = [frame for message in messages for frame in _frames(channel, message)]
-    payload = ChannelFrame.marshall(channel_number=channel.number, frames=frames)
+    payload = ChannelFrame(payload=b"".join(item.payload for item in encoded), should_close=False)
     async with channel.lock:
         first_tag = channel.delivery_tag + 1
         futures: list[asyncio.Future[Any]] = []
-        for offset, message in enumerate(messages):
+        for offset, item in enumerate(encoded):
             tag = first_tag + offset
             future = channel.create_future()
             channel.confirmations[tag] = future
-            message_id = str(message.message_id)
+            message_id = str(item.message.message_id)
             channel.message_id_delivery_tag[message_id] = tag
             future.add_done_callback(partial(_forget, channel, message_id, tag))
             futures.append(future)
-        channel.delivery_tag += len(messages)
+        channel.delivery_tag += len(encoded)
         try:
             await channel.write_queue.put(payload)
         except BaseException:

@@ -17,12 +17,13 @@ from typing import Any
 import aio_pika
 
 from app.outbox.decoding import Decoded, Poison, decode
+from app.outbox.holding import Holding
 from app.outbox.inbox import InboxProcessor
 from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
 from app.outbox.subscriptions import Subscription
-from app.outbox.topology import ConsumerTopology
-from app.outbox.transient import is_database_outage, is_retryable_conflict
-from app.outbox.waiting import backoff_delay, sleep_unless
+from app.outbox.topology import ConsumerTopology, TopologyConflictError
+from app.outbox.transient import is_blocked, is_environment_fault, is_retryable_conflict
+from app.outbox.waiting import backoff_delay, sleep_unless, spaced_delay
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +33,19 @@ AfterCommitHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
 CONFLICT_RETRIES = 3  # for a batch; then its messages are handled one by one
 ALONE_CONFLICT_RETRIES = 10  # for one message on its own
 CONFLICT_BACKOFF_MAX_SECONDS = 0.5
+PARK_BASE_SECONDS = 0.5  # a parked message's first retry; doubles up to the policy's cap
+REDELIVERY_BASE_SECONDS = 0.1  # a failed message's first requeue delay; doubles
 
 
 @dataclass(frozen=True)
 class ConsumerPolicy:
+    """How a consumer takes, retries and gives up on messages (times in seconds).
+
+    ``delivery_limit``: deliveries of one message (the quorum queue's ``x-delivery-count``
+    plus this one) after which it is dead-lettered unhandled; ``redelivery_max_seconds``:
+    cap of the spaced delay before a failed message is requeued.
+    """
+
     prefetch: int = 500
     batch_size: int = 200
     batch_window_seconds: float = 0.0
@@ -43,6 +53,7 @@ class ConsumerPolicy:
     reconnect_max_seconds: float = 30.0
     database_reconnect_max_seconds: float = 30.0
     connect_timeout_seconds: float = 10.0
+    redelivery_max_seconds: float = 30.0
 
 
 class InboxConsumer:
@@ -66,6 +77,7 @@ class InboxConsumer:
         self._after_commit = after_commit
         self.ready = asyncio.Event()  # set while a connection is consuming
         self._session: ConsumerSession
+        self._holding = Holding()
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -73,6 +85,8 @@ class InboxConsumer:
             try:
                 await self._consume_until_stopped(stop)
                 return
+            except TopologyConflictError:
+                raise  # the broker refuses our queues: retrying cannot help
             except Exception as exc:  # the broker went away, or worse: never die
                 self.ready.clear()
                 failures += 1
@@ -87,6 +101,7 @@ class InboxConsumer:
     async def _consume_until_stopped(self, stop: asyncio.Event) -> None:
         async with self._open_session() as session:
             self._session = session
+            self._holding = Holding()
             self.ready.set()
             logger.info("consuming", extra={"queue": self._topology.queue})
             try:
@@ -100,6 +115,7 @@ class InboxConsumer:
                     await self._handle(_take(session.inbound, self._policy.batch_size), stop)
             finally:
                 self.ready.clear()
+                self._holding.drop()
 
     async def _next_batch(
         self,
@@ -107,16 +123,21 @@ class InboxConsumer:
         stop: asyncio.Event,
         closed: asyncio.Future[Any],
     ) -> list[Delivery]:
+        if closed.done():
+            raise ConnectionError("the broker closed the connection or cancelled the consumer")
+        parked = self._holding.due(self._policy.batch_size)
+        if parked:
+            return parked + _take(inbound, self._policy.batch_size - len(parked))
         first = asyncio.ensure_future(inbound.get())
         stopping = asyncio.ensure_future(stop.wait())
         waits: set[asyncio.Future[Any]] = {first, stopping, closed}
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            waits, timeout=self._holding.seconds_to_next(), return_when=asyncio.FIRST_COMPLETED
+        )
         stopping.cancel()
         if not first.done():
             first.cancel()
-            if closed.done():
-                raise ConnectionError("the broker closed the connection")
-            return []
+            return []  # stopping, the connection is gone, or a parked message is due
         batch = [first.result()]
         deadline = time.monotonic() + self._policy.batch_window_seconds
         while len(batch) < self._policy.batch_size:
@@ -133,12 +154,21 @@ class InboxConsumer:
     async def _handle(self, batch: list[Delivery], stop: asyncio.Event) -> None:
         valid: list[tuple[Delivery, Decoded]] = []
         for message in batch:
+            deliveries = _delivery_count(message) + 1
+            if deliveries > self._policy.delivery_limit:
+                reason = (
+                    f"delivery limit: failed {deliveries - 1} times "
+                    f"(limit {self._policy.delivery_limit})"
+                )
+                await self._dead_letter(message, reason)
+                continue
             decoded = decode(
                 message_id=message.message_id,
                 event_type=message.type,
                 content_type=message.content_type,
                 body=message.body,
                 subscriptions=self._subscriptions,
+                headers=message.headers,
             )
             if isinstance(decoded, Poison):
                 await self._dead_letter(message, decoded.reason)
@@ -156,10 +186,10 @@ class InboxConsumer:
                 outcomes = await self._processor.process([decoded for _, decoded in valid])
                 break
             except Exception as exc:
-                if is_database_outage(exc) and not stop.is_set():
-                    # The database is away: hold the messages (unacked, so nothing is
-                    # lost) and retry. Requeueing would spend their delivery budget on
-                    # an outage that is no fault of theirs.
+                if is_environment_fault(exc) and not stop.is_set():
+                    # The database is away, not migrated, or refuses us: hold the
+                    # messages (unacked, so nothing is lost) and retry. Requeueing would
+                    # spend their delivery budget on a fault that is none of theirs.
                     outages += 1
                     delay = backoff_delay(outages, self._policy.database_reconnect_max_seconds)
                     logger.warning(
@@ -174,17 +204,29 @@ class InboxConsumer:
                     conflicts += 1
                     await asyncio.sleep(backoff_delay(conflicts, CONFLICT_BACKOFF_MAX_SECONDS))
                     continue
+                # A message's own failure, or a row locked past the lock timeout: find
+                # which message, and let the others commit without it.
                 await self._one_by_one(valid, exc)
                 return
         if self._after_commit is not None:
             await self._after_commit([decoded.message_id for _, decoded in valid])
-        # One ack for the batch. Safe because batches are taken in delivery order and
-        # handled one at a time: every earlier delivery on this channel is already
-        # settled, so "multiple" covers exactly this batch (and its poison, acked).
-        last = max((message for message, _ in valid), key=lambda m: m.delivery_tag or 0)
-        async with asyncio.timeout(self._policy.connect_timeout_seconds):
-            await last.ack(multiple=True)
+        await self._ack([message for message, _ in valid])
         _log_batch(len(valid), outcomes, time.perf_counter() - started)
+
+    async def _ack(self, messages: list[Delivery]) -> None:
+        """One ack for the batch when nothing earlier is held; else one per message.
+
+        "multiple" is safe because batches are taken in delivery order and handled one at
+        a time: every earlier delivery on this channel is settled, except those held on
+        purpose (parked, or waiting to be requeued), which it would settle too."""
+        last = max(messages, key=lambda m: m.delivery_tag or 0)
+        held = self._holding.lowest_tag()
+        async with asyncio.timeout(self._policy.connect_timeout_seconds):
+            if held is None or held > (last.delivery_tag or 0):
+                await last.ack(multiple=True)
+                return
+            for message in messages:
+                await message.ack()
 
     async def _one_by_one(
         self, valid: list[tuple[Delivery, Decoded]], batch_error: Exception
@@ -198,15 +240,35 @@ class InboxConsumer:
             try:
                 await self._process_alone(decoded)
             except Exception as exc:
-                # Requeued: the quorum queue counts the delivery and dead-letters the
-                # message once it has failed ``delivery_limit`` times.
-                logger.error(
-                    "message failed; requeued",
-                    extra={"message_id": str(decoded.message_id), "error": repr(exc)[:300]},
-                )
-                await message.nack(requeue=True)
+                self._hold(message, exc)
             else:
-                await message.ack()
+                async with asyncio.timeout(self._policy.connect_timeout_seconds):
+                    await message.ack()
+
+    def _hold(self, message: Delivery, exc: Exception) -> None:
+        """Keep a message that failed alone: parked when it was not its fault (a lock
+        held elsewhere, the database away), requeued after a spaced delay otherwise."""
+        count = _delivery_count(message)
+        extra = {"message_id": str(message.message_id)[:100], "error": repr(exc)[:300]}
+        if is_blocked(exc) or is_environment_fault(exc):
+            delay = self._holding.park(
+                message, base=PARK_BASE_SECONDS, cap=self._policy.database_reconnect_max_seconds
+            )
+            logger.warning(
+                "message blocked (a lock held elsewhere, or the database); parked for a retry",
+                extra={**extra, "retry_in_s": round(delay, 3)},
+            )
+            return
+        delay = spaced_delay(
+            count, base=REDELIVERY_BASE_SECONDS, cap=self._policy.redelivery_max_seconds
+        )
+        # Requeued: the quorum queue counts the delivery, and the consumer dead-letters
+        # the message once it has failed ``delivery_limit`` times.
+        logger.error(
+            "message failed; requeued after a pause",
+            extra={**extra, "deliveries": count + 1, "requeue_in_s": round(delay, 3)},
+        )
+        self._holding.requeue_later(message, delay)
 
     async def _process_alone(self, decoded: Decoded) -> None:
         """One message in its own transaction. A deadlock or serialization failure is
@@ -230,6 +292,13 @@ class InboxConsumer:
             "dead-lettered a poison message",
             extra={"message_id": str(message.message_id)[:100], "reason": reason},
         )
+
+
+def _delivery_count(message: Delivery) -> int:
+    """Earlier deliveries of ``message`` that were returned (RabbitMQ quorum queues'
+    ``x-delivery-count`` header; absent on a first delivery from other queues)."""
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) and count >= 0 else 0
 
 
 def _take(inbound: asyncio.Queue[Delivery], limit: int) -> list[Delivery]:

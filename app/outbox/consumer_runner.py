@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_engine
 from app.outbox.amqp_consumer import amqp_sessions
 from app.outbox.consumer import AfterCommitHook, ConsumerPolicy, InboxConsumer
 from app.outbox.inbox import InboxProcessor, delete_old_inbox_rows
-from app.outbox.process import scheduler_with_retention, stop_on_signals
+from app.outbox.process import FatalError, scheduler_with_retention, stop_on_signals
 from app.outbox.subscriptions import Subscription, by_event_name
-from app.outbox.topology import ConsumerTopology
+from app.outbox.topology import QueueBindings
 from app.settings import Settings
 from app.startup import wait_for_broker, wait_for_database
 
 logger = logging.getLogger(__name__)
+
+FIRST = asyncio.FIRST_COMPLETED
+
+
+class ConsumerStoppedError(FatalError):
+    """The consumer cannot go on (RabbitMQ refused its queues)."""
 
 
 def consumer_policy(settings: Settings) -> ConsumerPolicy:
@@ -28,6 +35,19 @@ def consumer_policy(settings: Settings) -> ConsumerPolicy:
         delivery_limit=settings.consumer_delivery_limit,
         reconnect_max_seconds=settings.broker_reconnect_max_seconds,
         database_reconnect_max_seconds=settings.database_reconnect_max_seconds,
+        redelivery_max_seconds=settings.consumer_redelivery_max_seconds,
+    )
+
+
+def consumer_engine(settings: Settings, database_url: str, *, pool_size: int) -> AsyncEngine:
+    """The engine a consumer (and, in ``dev``, a relay) works through: with the lock and
+    statement timeouts, so that no transaction waits without bound on another's locks."""
+    return make_engine(
+        database_url,
+        pool_size=pool_size,
+        pre_ping=False,
+        lock_timeout=settings.consumer_lock_timeout_seconds,
+        statement_timeout=settings.consumer_statement_timeout_seconds,
     )
 
 
@@ -43,10 +63,8 @@ def amqp_consumer(
     """An inbox consumer of ``service``'s queue on RabbitMQ."""
     sessions = amqp_sessions(
         broker_url,
-        ConsumerTopology.for_service(service),
-        event_names=subscriptions,
+        QueueBindings.of(service, subscriptions),
         prefetch=policy.prefetch,
-        delivery_limit=policy.delivery_limit,
         timeout=policy.connect_timeout_seconds,
     )
     return InboxConsumer(
@@ -71,7 +89,7 @@ async def run_consumer(
     await wait_for_database(database_url, within=settings.startup_timeout_seconds)
     await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
     index = by_event_name(subscriptions)
-    engine = make_engine(database_url, pool_size=2, pre_ping=False)
+    engine = consumer_engine(settings, database_url, pool_size=2)
     consumer = amqp_consumer(
         settings.broker_url,
         service=service,
@@ -86,7 +104,13 @@ async def run_consumer(
     consuming = asyncio.create_task(consumer.run(stop), name="consumer")
     logger.info("consumer started", extra={"service": service, "events": sorted(index)})
     try:
-        await stop.wait()
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({consuming, stopping}, return_when=FIRST)
+        stopping.cancel()
+        if consuming.done() and not stop.is_set():
+            # The loop never ends by itself: only a refused declaration gets here. A
+            # process that looks alive while consuming nothing is worse than an exit.
+            raise ConsumerStoppedError(f"consumer of {service} stopped: {consuming.exception()}")
         logger.info("consumer stopping: finishing the batch in flight")
         try:
             await asyncio.wait_for(consuming, timeout=settings.shutdown_grace_seconds)
@@ -96,8 +120,7 @@ async def run_consumer(
             logger.warning("consumer did not finish in time; its deliveries are requeued")
     finally:
         consuming.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await consuming
+        await asyncio.gather(consuming, return_exceptions=True)
         scheduler.shutdown(wait=False)
         await engine.dispose()
         logger.info("consumer stopped", extra={"service": service})

@@ -1,21 +1,30 @@
 """Turning a delivery into an event, or into the reason it is poison.
 
-A consumer validates with the same event model (same limits) the publisher used. Every
-rejection names its reason; the consumer dead-letters the message with it.
+A consumer validates with the same event model (same limits) the publisher used, as a
+tolerant reader: fields it does not know are ignored. The ``event_version`` header picks
+how the body is read; a version the subscription cannot read is poison. Every rejection
+names its reason; the consumer dead-letters the message with it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import ValidationError
 
-from app.outbox.events import IntegrationEvent
-from app.outbox.subscriptions import Subscription
+from app.outbox.events import VERSION_HEADER, IntegrationEvent
+from app.outbox.subscriptions import Subscription, Upcaster
 
 MAX_BODY_BYTES = 64 * 1024
+
+# The writer sends the version as a decimal string; another client may send an AMQP int.
+# No more digits than an AMQP long long holds, so a huge string never reaches int().
+_DECIMAL = re.compile(r"-?[0-9]{1,18}")
 
 
 @dataclass(frozen=True)
@@ -36,8 +45,17 @@ def decode(
     content_type: str | None,
     body: bytes,
     subscriptions: Mapping[str, Subscription],
+    headers: Mapping[str, Any] | None = None,
 ) -> Decoded | Poison:
-    """Validate one delivery's properties and body against its event contract."""
+    """Validate one delivery's properties, version and body against its event contract.
+
+    ``subscriptions`` is keyed by event name (the AMQP ``type``); ``headers`` are the AMQP
+    headers, whose ``event_version`` (an int or a decimal string; absent = the current
+    version) selects the current model or one of the subscription's upcasters. Returns
+    ``Decoded`` or ``Poison`` with a reason of at most ~700 characters; a bad delivery never
+    raises. A version with no way to read it gives ``unsupported version N of Event (this
+    consumer reads …)``.
+    """
     if len(body) > MAX_BODY_BYTES:
         return Poison(f"body of {len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit")
     if not message_id:
@@ -51,11 +69,62 @@ def decode(
     subscription = subscriptions.get(event_type or "")
     if subscription is None:
         return Poison(f"unknown event type {str(event_type)[:100]!r}")
+    version = _version(headers, subscription)
+    if isinstance(version, Poison):
+        return version
+    current = subscription.event.event_version
+    if version != current:
+        upcaster = subscription.upcasters.get(version)
+        if upcaster is None:
+            readable = ", ".join(str(v) for v in sorted({current, *subscription.upcasters}))
+            return Poison(
+                f"unsupported version {version} of {subscription.name} "
+                f"(this consumer reads {readable})"
+            )
+        upcast = _upcast(body, version, upcaster, subscription)
+        if isinstance(upcast, Poison):
+            return upcast
+        body = upcast
     try:
-        event = subscription.event.model_validate_json(body)
+        event = subscription.event.from_body(body)
     except ValidationError as exc:
         return Poison(f"invalid {subscription.name}: {_summary(exc)}")
     return Decoded(parsed_id, event.model_copy(update={"event_id": parsed_id}))
+
+
+def _version(headers: Mapping[str, Any] | None, subscription: Subscription) -> int | Poison:
+    if headers is None or VERSION_HEADER not in headers:
+        # Every publisher of this project sends it; another client may not, and then the
+        # body can only be read as the version this consumer knows.
+        return subscription.event.event_version
+    value = headers[VERSION_HEADER]
+    # bool is an int subclass, and True is not a version.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return int(value)
+    return Poison(f"invalid {VERSION_HEADER} {repr(value)[:100]} (an integer is expected)")
+
+
+def _upcast(
+    body: bytes, version: int, upcaster: Upcaster, subscription: Subscription
+) -> bytes | Poison:
+    where = f"{subscription.name} version {version}"
+    try:
+        old = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        return Poison(f"invalid {where}: not JSON ({str(exc)[:200]})")
+    if not isinstance(old, dict):
+        return Poison(f"invalid {where}: the body is not a JSON object")
+    try:
+        # Back to JSON, so the current model validates in JSON mode exactly as it does a
+        # current-version body (python mode differs for strict non-JSON types).
+        return json.dumps(upcaster(old)).encode()
+    except Exception as exc:
+        # An upcaster is a pure function of the body: what it raises on this body it raises
+        # on every redelivery, so dead-letter now (replayable once it is fixed) rather than
+        # spend the delivery limit, or let one message stop the consumer.
+        return Poison(f"invalid {where}: its upcaster failed ({repr(exc)[:200]})")
 
 
 def _summary(error: ValidationError) -> str:

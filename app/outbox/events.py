@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+# The message header naming the contract version of its body (the writer sets it to
+# ``str(event_version)`` on every outbox row; the relay sends row headers as AMQP headers).
+VERSION_HEADER = "event_version"
 
 
 class IntegrationEvent(BaseModel):
@@ -14,12 +18,15 @@ class IntegrationEvent(BaseModel):
 
     The body on the wire holds the declared fields in camelCase. The event's id is not in
     the body: it travels as the AMQP ``message_id`` and is the outbox row's primary key and
-    the inbox's deduplication key, so the three can never disagree.
+    the inbox's deduplication key, so the three can never disagree. ``event_version`` is
+    bumped only by a breaking change (README, "Evolving an event contract").
     """
 
     model_config = ConfigDict(
         frozen=True,
-        extra="forbid",  # an unknown field is a contract violation, not noise to ignore
+        # Building an event in code: an unknown keyword is a publisher's typo, so it fails at
+        # once instead of the field vanishing from the message. Reading is tolerant: from_body.
+        extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
         str_strip_whitespace=False,
@@ -34,3 +41,17 @@ class IntegrationEvent(BaseModel):
     def body(self) -> dict[str, Any]:
         """The JSON-ready message body (camelCase, without the id)."""
         return self.model_dump(mode="json", by_alias=True)
+
+    @classmethod
+    def from_body(cls, body: bytes | str) -> Self:
+        """Read a message body (a JSON object, camelCase keys) of this event's version.
+
+        The tolerant reader: body fields this contract does not declare are ignored, so a
+        newer publisher may add an optional field without its messages being dead-lettered.
+        Declared fields keep every check (types, limits, strict ints, required). The
+        result's ``event_id`` is not the message's: the caller sets it.
+        Raises ``pydantic.ValidationError`` for invalid JSON, a non-object or a failed check.
+        """
+        # A per-call override rather than a second config (pydantic >= 2.12): the same model,
+        # validated in JSON mode exactly as before, only unknown keys dropped.
+        return cls.model_validate_json(body, extra="ignore")

@@ -66,6 +66,9 @@ class OutboxMessage(OutboxBase):
     last_error: Mapped[str | None] = mapped_column(Text)
     # Set when the row gave up after the maximum attempts; kept for replay.
     failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Since when RabbitMQ has returned the row as unroutable (no queue bound to its event);
+    # such a row is retried for a long time, not failed after a few attempts.
+    unroutable_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
         Index(

@@ -27,14 +27,17 @@ class PublishResult:
     """What the broker said about a batch.
 
     ``confirmed``: acknowledged by the broker (publisher confirm), safe to mark published.
-    ``rejected``: nacked or returned as unroutable, with the reason; these are the
+    ``rejected``: nacked, refused or impossible to encode, with the reason; these are the
     message's own failures and count as an attempt.
+    ``unroutable``: returned as NO_ROUTE (no queue bound to its routing key yet), with the
+    reason; not the message's fault, retried for a long time (the topology may come).
     ``broken``: the connection failed; the messages in neither list have an unknown fate
     and are left pending without counting an attempt (it was not their fault).
     """
 
     confirmed: list[uuid.UUID] = field(default_factory=list)
     rejected: dict[uuid.UUID, str] = field(default_factory=dict)
+    unroutable: dict[uuid.UUID, str] = field(default_factory=dict)
     broken: BaseException | None = None
 
 

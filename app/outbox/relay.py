@@ -35,6 +35,7 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
+    func,
     select,
     update,
 )
@@ -57,10 +58,20 @@ AfterConfirmHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
 
 @dataclass(frozen=True)
 class RelayPolicy:
+    """Batch size, and when a row that could not be published is retried or failed.
+
+    A rejected row (nacked, refused, impossible to encode: its own fault) is retried with
+    exponential backoff from ``retry_base_seconds`` up to ``retry_max_seconds`` and failed
+    at ``max_attempts``. An unroutable row (no queue bound yet: not its fault) is retried
+    with backoff capped at ``retry_max_seconds``, without counting attempts, and failed
+    only once it has been unroutable for ``unroutable_give_up_seconds``.
+    """
+
     batch_size: int = 500
     max_attempts: int = 10
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
+    unroutable_give_up_seconds: float = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -68,8 +79,9 @@ class BatchReport:
     claimed: int
     published: int
     rejected: int
-    failed: int  # rejected rows that reached max_attempts
+    failed: int  # rejected rows that reached max_attempts, unroutable ones past give-up
     seconds: float
+    unroutable: int = 0
 
 
 def claim_statement(batch_size: int) -> Select[Any]:
@@ -82,6 +94,8 @@ def claim_statement(batch_size: int) -> Select[Any]:
             outbox.c.headers,
             outbox.c.created_at,
             outbox.c.attempts,
+            outbox.c.next_attempt_at,
+            outbox.c.unroutable_since,
         )
         .where(
             outbox.c.published_at.is_(None),
@@ -113,6 +127,23 @@ def _record_rejection(max_attempts: int) -> ReturningUpdate[Any]:
             last_error=bindparam("error"),
             next_attempt_at=db_now_plus(bindparam("delay")),
             failed_at=case((attempts >= max_attempts, db_now_plus(0)), else_=None),
+            unroutable_since=None,
+        )
+        .returning(outbox.c.failed_at)
+    )
+
+
+def _record_unroutable(*, give_up: bool) -> ReturningUpdate[Any]:
+    # ``unroutable_since`` keeps the first NO_ROUTE (on the database clock); attempts are
+    # not counted, since no attempt of the row's own failed.
+    return (
+        update(outbox)
+        .where(outbox.c.id == bindparam("row_id"))
+        .values(
+            unroutable_since=func.coalesce(outbox.c.unroutable_since, db_now_plus(0)),
+            last_error=bindparam("error"),
+            next_attempt_at=db_now_plus(bindparam("delay")),
+            failed_at=db_now_plus(0) if give_up else None,
         )
         .returning(outbox.c.failed_at)
     )
@@ -139,6 +170,9 @@ class OutboxRelay:
         self._pipelined = engine.dialect.driver == "psycopg"
         self._claim_sql = inlined_sql(self._claim, engine.dialect) if self._pipelined else ""
         self._reject = _record_rejection(policy.max_attempts)
+        self._unroutable = {
+            give_up: _record_unroutable(give_up=give_up) for give_up in (False, True)
+        }
 
     async def relay_batch(self) -> BatchReport:
         """Claim, publish and mark one batch. Raises BrokerUnavailableError after marking
@@ -148,10 +182,13 @@ class OutboxRelay:
             rows = await self._claim_rows(connection)
             if not rows:
                 return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
-            result = await self._publisher.publish_batch([_outgoing(row) for row in rows])
+            messages, unreadable = _outgoing(rows)
+            result = await self._publisher.publish_batch(messages)
+            result.rejected.update(unreadable)
             if result.confirmed and self._after_confirm is not None:
                 await self._after_confirm(result.confirmed)
             failed = await self._record_rejections(connection, rows, result.rejected)
+            failed += await self._record_unroutable(connection, rows, result.unroutable)
             await self._mark_and_commit(connection, result.confirmed)
         report = BatchReport(
             claimed=len(rows),
@@ -159,6 +196,7 @@ class OutboxRelay:
             rejected=len(result.rejected),
             failed=failed,
             seconds=time.perf_counter() - started,
+            unroutable=len(result.unroutable),
         )
         _log_batch(report)
         if result.broken is not None:
@@ -204,6 +242,28 @@ class OutboxRelay:
             failed += failed_at is not None
         return failed
 
+    async def _record_unroutable(
+        self, connection: AsyncConnection, rows: Sequence[Any], unroutable: dict[uuid.UUID, str]
+    ) -> int:
+        if not unroutable:
+            return 0
+        policy = self._policy
+        by_id = {row.id: row for row in rows}
+        failed = 0
+        for row_id, error in unroutable.items():
+            row = by_id[row_id]
+            since = row.unroutable_since
+            # How long it has been unroutable, both times on the database clock. Waiting
+            # as long again doubles the delay each time, capped: no counter needed.
+            waited = (row.next_attempt_at - since).total_seconds() if since else 0.0
+            give_up = since is not None and waited >= policy.unroutable_give_up_seconds
+            delay = min(policy.retry_max_seconds, max(policy.retry_base_seconds, waited))
+            parameters = {"row_id": row_id, "error": error[:2000], "delay": delay}
+            statement = self._unroutable[give_up]
+            failed += (await connection.execute(statement, parameters)).scalar_one() is not None
+        _log_unroutable(rows, unroutable)
+        return failed
+
     def _retry_delay(self, attempts_so_far: int) -> float:
         """Exponential: base, 2 x base, 4 x base, … capped at the maximum."""
         policy = self._policy
@@ -233,18 +293,40 @@ _MARK_PUBLISHED_PG = (
 )
 
 
-def _outgoing(row: Any) -> OutgoingMessage:
-    return OutgoingMessage(
-        message_id=row.id,
-        event_type=row.event_type,
-        body=row.body.encode(),
-        headers=row.headers or {},
-        created_at=row.created_at,
+def _outgoing(rows: Sequence[Any]) -> tuple[list[OutgoingMessage], dict[uuid.UUID, str]]:
+    """The rows as messages, and the reasons of those that cannot be read as one (a row
+    is data: one written by hand or by another version must fail alone)."""
+    messages: list[OutgoingMessage] = []
+    unreadable: dict[uuid.UUID, str] = {}
+    for row in rows:
+        headers = row.headers if row.headers is not None else {}
+        if not isinstance(headers, dict) or not all(isinstance(k, str) for k in headers):
+            unreadable[row.id] = f"unpublishable: headers are not a JSON object: {headers!r:.200}"
+        elif row.body is None:
+            unreadable[row.id] = "unpublishable: the row has no payload"
+        else:
+            messages.append(
+                OutgoingMessage(
+                    message_id=row.id,
+                    event_type=row.event_type,
+                    body=row.body.encode(),
+                    headers=headers,
+                    created_at=row.created_at,
+                )
+            )
+    return messages, unreadable
+
+
+def _log_unroutable(rows: Sequence[Any], unroutable: dict[uuid.UUID, str]) -> None:
+    routing_keys = sorted({row.event_type for row in rows if row.id in unroutable})
+    logger.warning(
+        "events returned unroutable (no queue bound); retrying",
+        extra={"rows": len(unroutable), "routing_keys": routing_keys},
     )
 
 
 def _log_batch(report: BatchReport) -> None:
-    level = logging.WARNING if report.rejected else logging.INFO
+    level = logging.WARNING if report.rejected or report.unroutable else logging.INFO
     logger.log(
         level,
         "relayed batch",
@@ -252,6 +334,7 @@ def _log_batch(report: BatchReport) -> None:
             "claimed": report.claimed,
             "published": report.published,
             "rejected": report.rejected,
+            "unroutable": report.unroutable,
             "failed": report.failed,
             "duration_ms": round(report.seconds * 1000, 1),
         },

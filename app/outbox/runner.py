@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.db import make_engine
 from app.outbox.amqp import AmqpPublisher
-from app.outbox.process import scheduler_with_retention, stop_on_signals
+from app.outbox.process import FatalError, scheduler_with_retention, stop_on_signals
 from app.outbox.publisher import BrokerUnavailableError, Publisher
 from app.outbox.relay import OutboxRelay, RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
+from app.outbox.topology import QueueBindings, TopologyConflictError
 from app.outbox.waiting import backoff_delay, sleep_unless
 from app.outbox.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
 from app.settings import Settings
@@ -28,17 +30,38 @@ def relay_policy(settings: Settings) -> RelayPolicy:
         max_attempts=settings.relay_max_attempts,
         retry_base_seconds=settings.relay_retry_base_seconds,
         retry_max_seconds=settings.relay_retry_max_seconds,
+        unroutable_give_up_seconds=settings.relay_unroutable_give_up_seconds,
     )
 
 
-async def run_relay(settings: Settings, *, database_url: str, name: str) -> None:
-    """Relay ``database_url``'s outbox to ``settings.broker_url`` until SIGTERM/SIGINT."""
+class RelayStoppedError(FatalError):
+    """The relay cannot go on (RabbitMQ refused its topology)."""
+
+
+async def run_relay(
+    settings: Settings,
+    *,
+    database_url: str,
+    name: str,
+    bindings: Sequence[QueueBindings] = (),
+) -> None:
+    """Relay ``database_url``'s outbox to ``settings.broker_url`` until SIGTERM/SIGINT.
+
+    ``bindings``: the queues consuming what this service publishes, declared before the
+    first publish. Raises RelayStoppedError (exit 1) if RabbitMQ refuses them."""
     stop = stop_on_signals()
     await wait_for_database(database_url, within=settings.startup_timeout_seconds)
     await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
-    engine = make_engine(database_url, pool_size=settings.relay_concurrency + 1, pre_ping=False)
+    engine = make_engine(
+        database_url,
+        pool_size=settings.relay_concurrency + 1,
+        pre_ping=False,
+        statement_timeout=settings.consumer_statement_timeout_seconds,
+    )
     publisher = AmqpPublisher(
-        settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds
+        settings.broker_url,
+        publish_timeout=settings.relay_publish_timeout_seconds,
+        bindings=bindings,
     )
     try:
         await relay_until(
@@ -92,7 +115,15 @@ async def relay_until(
         extra={"service": name, "workers": len(workers), "listen": listen_dsn is not None},
     )
     try:
-        await stop.wait()
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({stopping, *workers}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        dead = [task for task in workers if task.done()]
+        if dead and not stop.is_set():
+            # A worker ends only when RabbitMQ refused the topology. The others would
+            # meet the same refusal: stop, rather than look alive relaying nothing.
+            stop.set()
+            raise RelayStoppedError(f"relay of {name} stopped: {dead[0].exception()}")
         logger.info("relay stopping: finishing the batch in flight")
         _, unfinished = await asyncio.wait(workers, timeout=settings.shutdown_grace_seconds)
         # A batch still waiting for confirms is abandoned: cancelling rolls its
@@ -102,9 +133,9 @@ async def relay_until(
         await asyncio.gather(*unfinished, return_exceptions=True)
     finally:
         scheduler.shutdown(wait=False)
-        for task in background:
+        for task in [*background, *workers]:
             task.cancel()
-        await asyncio.gather(*background, return_exceptions=True)
+        await asyncio.gather(*background, *workers, return_exceptions=True)
         logger.info("relay stopped", extra={"service": name})
 
 
@@ -126,6 +157,8 @@ async def _work(
                     break
                 wakeup.notify()  # a backlog: bring in an idle worker to share it
             failures = 0
+        except TopologyConflictError:
+            raise  # refused by the broker: no retry can help (the process exits 1)
         except Exception as exc:
             # A worker never dies: a dependency that is down (broker, database) or an
             # unexpected library error both end in a jittered, capped backoff and a retry.

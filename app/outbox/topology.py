@@ -1,18 +1,48 @@
-"""RabbitMQ names and declarations for a consuming service (the contract's AMQP section)."""
+"""RabbitMQ names and declarations (the contract's AMQP section).
+
+What RabbitMQ lets an operator change at run time is kept out of queue arguments: a queue
+argument can never change once the queue exists (a redeclaration with another value is
+refused with 406 PRECONDITION_FAILED), so a new ``CONSUMER_DELIVERY_LIMIT`` once bricked the
+consumer in a reconnect loop. The delivery limit is applied by the consumer itself, from
+the quorum queue's ``x-delivery-count`` header, and dead letters are published by the
+consumer to ``S.events.dlx`` with their reason; the queues carry only their type. An
+operator who wants a broker-side backstop adds a policy (``delivery-limit``,
+``dead-letter-exchange``), which RabbitMQ applies to existing queues at once.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
+from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity, ChannelPreconditionFailed
+from pamqp.common import FieldValue
 
 from app.outbox.publisher import EXCHANGE
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+QUORUM: dict[str, FieldValue] = {"x-queue-type": "quorum"}
+# Arguments earlier releases put on ``S.events``. A queue declared with them is adopted
+# (warned about) rather than refused, so that upgrading does not stop the consumer.
+LEGACY_ARGUMENTS = frozenset(
+    {"x-delivery-limit", "x-dead-letter-exchange", "x-dead-letter-strategy", "x-overflow"}
+)
+_INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)'")
 
 
 @dataclass(frozen=True)
 class ConsumerTopology:
+    """The queue names of one consuming service."""
+
     queue: str  # S.events
     dead_letter_exchange: str  # S.events.dlx
     dead_letter_queue: str  # S.events.dlq
@@ -23,43 +53,99 @@ class ConsumerTopology:
 
 
 @dataclass(frozen=True)
-class Declared:
-    queue: AbstractQueue
-    dead_letters: AbstractExchange
+class QueueBindings:
+    """One service's queues and the event names (routing keys) bound to its queue."""
+
+    topology: ConsumerTopology
+    event_names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, service: str, event_names: Iterable[str]) -> QueueBindings:
+        return cls(ConsumerTopology.for_service(service), tuple(sorted(event_names)))
 
 
-async def declare(
-    channel: AbstractChannel,
-    topology: ConsumerTopology,
-    *,
-    event_names: Iterable[str],
-    delivery_limit: int,
-) -> Declared:
-    """Declare exchanges, queues and bindings; idempotent, so every start may do it."""
-    events = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-    dead_letters = await channel.declare_exchange(
-        topology.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+class TopologyConflictError(Exception):
+    """RabbitMQ refused a declaration (an existing entity differs, or no permission).
+
+    Not a passing fault: retrying cannot help, so processes exit 1 with this message.
+    """
+
+
+async def declare_topology(
+    connection: AbstractConnection, bindings: Sequence[QueueBindings]
+) -> None:
+    """Declare the exchange and, for each service, its DLX, DLQ, queue and bindings.
+
+    Idempotent: every process may run it at start. Raises TopologyConflictError naming the
+    entity and the broker's words when RabbitMQ refuses (406, 403, 404).
+    """
+    channel = await connection.channel()
+    try:
+        events = await _refusable(
+            f"exchange {EXCHANGE}",
+            channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True),
+        )
+        for item in bindings:
+            names = item.topology
+            dead_letters = await _refusable(
+                f"exchange {names.dead_letter_exchange}",
+                channel.declare_exchange(
+                    names.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
+                ),
+            )
+            channel, dlq = await _declare_queue(connection, channel, names.dead_letter_queue)
+            await dlq.bind(dead_letters, routing_key="")
+            channel, queue = await _declare_queue(connection, channel, names.queue)
+            for name in item.event_names:
+                await queue.bind(events, routing_key=name)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
+async def _declare_queue(
+    connection: AbstractConnection, channel: AbstractChannel, name: str
+) -> tuple[AbstractChannel, AbstractQueue]:
+    """Declare quorum queue ``name``; returns it and the channel to go on with (a new one
+    when a legacy queue was adopted, since a refused declaration closes its channel)."""
+    try:
+        return channel, await channel.declare_queue(name, durable=True, arguments=QUORUM)
+    except ChannelPreconditionFailed as exc:
+        found = _INEQUIVALENT.search(str(exc))
+        if found is None or found.group(1) not in LEGACY_ARGUMENTS:
+            raise _conflict(f"queue {name}", exc) from exc
+        logger.warning(
+            "queue declared by an earlier release with %s; using it as it is (its "
+            "arguments still apply beside the consumer's own limit; delete it once empty "
+            "and restart to drop them)",
+            found.group(1),
+            extra={"queue": name},
+        )
+    fresh = await connection.channel()
+    return fresh, await fresh.declare_queue(name, durable=True, passive=True)
+
+
+async def _refusable(what: str, declaration: Awaitable[T]) -> T:
+    try:
+        return await declaration
+    except (ChannelPreconditionFailed, ChannelAccessRefused, ChannelNotFoundEntity) as exc:
+        raise _conflict(what, exc) from exc
+
+
+def _conflict(what: str, exc: Exception) -> TopologyConflictError:
+    return TopologyConflictError(
+        f"RabbitMQ refused to declare {what}: {exc.args[-1] if exc.args else exc!r}. "
+        "It exists with other settings, or this user may not configure it: delete or "
+        "rename it, or grant the permission, then start again"
     )
-    dlq = await channel.declare_queue(
-        topology.dead_letter_queue, durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    await dlq.bind(dead_letters)
-    queue = await channel.declare_queue(
-        topology.queue,
-        durable=True,
-        arguments={
-            # A quorum queue counts deliveries itself, crashes of the consumer included,
-            # so a message that can never be handled is dead-lettered after
-            # ``delivery_limit`` tries even if it kills the consumer every time.
-            "x-queue-type": "quorum",
-            "x-delivery-limit": delivery_limit,
-            "x-dead-letter-exchange": topology.dead_letter_exchange,
-            # At-least-once dead-lettering: a message leaves the queue only once the
-            # dead-letter queue has confirmed it (it requires reject-publish overflow).
-            "x-dead-letter-strategy": "at-least-once",
-            "x-overflow": "reject-publish",
-        },
-    )
-    for name in event_names:
-        await queue.bind(events, routing_key=name)
-    return Declared(queue=queue, dead_letters=dead_letters)
+
+
+async def declare_at(url: str, bindings: Sequence[QueueBindings], *, within: float) -> None:
+    """Connect to RabbitMQ at ``url``, ``declare_topology``, disconnect, within
+    ``within`` seconds. Raises TopologyConflictError, or the connection's error."""
+    async with asyncio.timeout(within):
+        connection = await aio_pika.connect(url)
+        try:
+            await declare_topology(connection, bindings)
+        finally:
+            await connection.close()

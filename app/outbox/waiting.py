@@ -26,3 +26,10 @@ async def first_of(*events: asyncio.Event) -> None:
     finally:
         for task in waits:
             task.cancel()
+
+
+def spaced_delay(attempt: int, *, base: float, cap: float) -> float:
+    """Equal-jitter exponential backoff: half of min(cap, base x 2^attempt), plus up to as
+    much again at random — never near zero, so retries of one thing are always spaced."""
+    ceiling: float = min(cap, base * 2.0 ** min(attempt, 32))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)

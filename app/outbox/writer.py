@@ -10,14 +10,14 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import driver_connection
-from app.outbox.events import IntegrationEvent
+from app.outbox.events import VERSION_HEADER, IntegrationEvent
 from app.outbox.models import OUTBOX, OutboxMessage
 
 
 def _headers(
     event: IntegrationEvent, correlation_id: str | None, traceparent: str | None
 ) -> dict[str, str]:
-    headers: dict[str, str] = {"event_version": str(event.event_version)}
+    headers: dict[str, str] = {VERSION_HEADER: str(event.event_version)}
     if correlation_id is not None:
         headers["correlation_id"] = correlation_id
     if traceparent is not None:

@@ -195,7 +195,7 @@ async def test_poison_mixed_into_real_traffic(deployment: Deployment) -> None:
             await asyncio.sleep(0.05)
             await publish(
                 deployment.broker,
-                [(body, {**props, "headers": {"test-case": name}})],
+                [(body, {**props, "headers": {**props.get("headers", {}), "test-case": name}})],
                 routing_key=lambda _: "OrderPlaced",
             )
 

@@ -143,6 +143,32 @@ async def test_unknown_product_and_short_stock_are_recorded_not_retried(
     assert await stock_of(catalog_db, product) == 0
 
 
+async def test_an_unknown_field_from_a_newer_publisher_is_ignored_and_the_order_applied(
+    catalog_db: str, broker: str
+) -> None:
+    product = await new_product(catalog_db, 10)
+    newer = valid_props()
+    async with running_consumer(catalog_db, broker):
+        await publish(
+            broker,
+            [(order_placed(product, 3, discount=5), {**newer, "headers": {"event_version": "1"}})],
+        )
+        await wait_until(lambda: _queue_settled(catalog_db, expected_rows=1))
+        await wait_until(lambda: _queue_empty(broker))
+
+    assert await query(catalog_db, "SELECT message_id::text, outcome FROM inbox") == [
+        (newer["message_id"], "applied")
+    ]
+    assert await stock_of(catalog_db, product) == 7
+    assert await _dead_letters(broker) == 0
+
+
+async def _dead_letters(broker: str) -> int:
+    from tests.support.rabbit import queue_depth
+
+    return await queue_depth(broker, DLQ)
+
+
 def poison_cases(product: uuid.UUID) -> list[tuple[str, bytes, dict[str, Any], str]]:
     """(case, body, properties, words expected in the reason)."""
     good = order_placed(product, 1)
@@ -165,7 +191,12 @@ def poison_cases(product: uuid.UUID) -> list[tuple[str, bytes, dict[str, Any], s
         ("quantity 0", order_placed(product, 0), valid_props(), "quantity"),
         ("quantity -5", order_placed(product, -5), valid_props(), "quantity"),
         ("quantity as string", order_placed(product, "3"), valid_props(), "quantity"),  # type: ignore[arg-type]
-        ("unknown field", order_placed(product, 1, discount=5), valid_props(), "discount"),
+        (
+            "unsupported version",
+            good,
+            {**valid_props(), "headers": {"event_version": "2"}},
+            "unsupported version 2 of OrderPlaced",
+        ),
         (
             "missing field",
             b'{"orderId": "' + str(uuid.uuid4()).encode() + b'"}',
@@ -195,7 +226,8 @@ async def test_poison_is_dead_lettered_with_its_reason_and_the_next_message_flow
     messages: list[tuple[bytes, dict[str, Any]]] = []
     valid_ids = []
     for name, body, props, _ in cases:
-        messages.append((body, {**props, "headers": {"test-case": name}}))
+        headers = {**props.get("headers", {}), "test-case": name}
+        messages.append((body, {**props, "headers": headers}))
         follower = valid_props()
         valid_ids.append(follower["message_id"])
         messages.append((order_placed(product, 1), follower))
@@ -248,7 +280,7 @@ async def test_message_failing_every_time_is_dead_lettered_after_the_delivery_li
         await wait_until(lambda: _queue_settled(catalog_db, expected_rows=10))
 
     assert [m.message_id for m in dead] == [doomed["message_id"]]
-    assert dead[0].headers.get("x-first-death-reason") == "delivery_limit"
+    assert dead[0].headers["x-poison-reason"] == "delivery limit: failed 3 times (limit 3)"
     assert await stock_of(catalog_db, healthy) == 90
     assert await stock_of(catalog_db, cursed) == 100
     assert await outcomes(catalog_db) == Counter(applied=10)

@@ -185,15 +185,16 @@ async def test_unroutable_message_is_not_marked_published(
     async with relay_for(ordering_db, broker) as relay:
         report = await relay.relay_batch()
 
-    assert (report.published, report.rejected) == (0, 1)
-    [(published_at, attempts, last_error, failed_at, retry_in)] = await query(
+    assert (report.published, report.rejected, report.unroutable) == (0, 0, 1)
+    [(published_at, attempts, last_error, failed_at, retry_in, since)] = await query(
         ordering_db,
         "SELECT published_at, attempts, last_error, failed_at, "
-        "extract(epoch FROM next_attempt_at - now()) FROM outbox WHERE id = %s",
+        "extract(epoch FROM next_attempt_at - now()), unroutable_since FROM outbox WHERE id = %s",
         row_id,
     )
     assert published_at is None and failed_at is None
-    assert attempts == 1
+    assert attempts == 0  # not the row's fault: no attempt counted
+    assert since is not None
     assert "NO_ROUTE" in last_error
     assert retry_in > 0  # backed off, not retried at once
 
@@ -203,7 +204,13 @@ async def test_row_reaching_max_attempts_is_failed_and_the_others_flow(
 ) -> None:
     await bind_queue(broker, QUEUE, "OrderPlaced")
     [poison] = await stage_events(engine, 1)
-    await query(ordering_db, "UPDATE outbox SET event_type = 'NobodyListens' WHERE id = %s", poison)
+    # A correlation id of 260 UTF-8 bytes: over an AMQP short string (issue 13, item 1).
+    await query(
+        ordering_db,
+        "UPDATE outbox SET headers = json_build_object('correlation_id', repeat('é', 130)) "
+        "WHERE id = %s",
+        poison,
+    )
     good = await stage_events(engine, 5)
 
     async with relay_for(
@@ -220,7 +227,7 @@ async def test_row_reaching_max_attempts_is_failed_and_the_others_flow(
         poison,
     )
     assert attempts == 3 and failed_at is not None and published_at is None
-    assert "NO_ROUTE" in last_error
+    assert "255 bytes" in last_error
     assert await published_ids(ordering_db) == set(good)
     messages = await read_queue(broker, QUEUE, expected=7)
     assert {uuid.UUID(m.message_id or "") for m in messages} == set(good)

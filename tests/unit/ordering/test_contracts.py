@@ -43,8 +43,19 @@ def test_events_are_frozen() -> None:
 
 def test_body_round_trips_through_the_consumer_side_validation() -> None:
     placed = event()
-    again = OrderPlaced.model_validate_json(json.dumps(placed.body()))
+    again = OrderPlaced.from_body(json.dumps(placed.body()))
     assert again.model_dump(exclude={"event_id"}) == placed.model_dump(exclude={"event_id"})
+
+
+def test_the_consumer_ignores_a_field_a_newer_publisher_added() -> None:
+    placed = event()
+    again = OrderPlaced.from_body(json.dumps(placed.body() | {"discount": 5}))
+    assert again.model_dump(exclude={"event_id"}) == placed.model_dump(exclude={"event_id"})
+
+
+def test_the_publisher_cannot_build_an_event_with_an_unknown_field() -> None:
+    with pytest.raises(ValidationError, match="discount"):
+        event(discount=5)
 
 
 @pytest.mark.parametrize(
@@ -57,7 +68,8 @@ def test_body_round_trips_through_the_consumer_side_validation() -> None:
         {"customerName": ""},
         {"customerName": "x" * 201},
         {"productId": "nope"},
-        {"extra": 1},
+        {"quantity": None},
+        {"quantity": "2", "discount": 5},
     ],
 )
 def test_consumer_side_validation_rejects_what_the_publisher_never_sends(
@@ -65,4 +77,11 @@ def test_consumer_side_validation_rejects_what_the_publisher_never_sends(
 ) -> None:
     body = event().body() | change
     with pytest.raises(ValidationError):
-        OrderPlaced.model_validate_json(json.dumps(body))
+        OrderPlaced.from_body(json.dumps(body))
+
+
+def test_consumer_side_validation_rejects_a_missing_field() -> None:
+    body = event().body()
+    del body["customerName"]
+    with pytest.raises(ValidationError, match="customerName"):
+        OrderPlaced.from_body(json.dumps(body))

@@ -1,0 +1,181 @@
+"""Processes that cannot work say so in one line and exit 1; those that can, heal (issue 13).
+
+Each command is started as a user starts it, on PostgreSQL and RabbitMQ.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aio_pika
+import pytest
+
+from tests.conftest import query
+from tests.e2e.processes import PROJECT_ROOT, Background, command_env
+from tests.support import postgres
+from tests.support.catalog import new_product, stock_of
+from tests.support.consuming import order_placed, publish, valid_props, wait_until
+from tests.support.rabbit import queue_depth
+from tests.support.servers import free_port
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+
+
+def run(*args: str, timeout: float = 60, **settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=command_env(STARTUP_TIMEOUT_SECONDS="5", **settings),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if " ERROR " in line]
+
+
+@pytest.fixture
+def empty_database() -> object:
+    name = postgres.unique_name("cc_unmigrated")
+    url = postgres.create_database(name)
+    yield url
+    postgres.drop_database(name)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["consume", "catalog"], ["relay", "catalog"], ["api", "catalog"]],
+    ids=["consume", "relay", "api"],
+)
+def test_a_database_without_migrations_stops_every_process_with_one_line(
+    args: list[str], empty_database: str, broker: str
+) -> None:
+    if args[0] == "api":
+        args = [*args, "--port", str(free_port())]
+    started = time.monotonic()
+    done = run(*args, CATALOG_DATABASE_URL=empty_database, BROKER_URL=broker)
+    assert done.returncode == 1, done.stderr
+    [line] = error_lines(done.stderr)
+    assert "no revision (empty database)" in line
+    assert "run `python -m app migrate catalog`" in line
+    assert "Traceback" not in done.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_broker_declare_is_idempotent_and_refusals_are_one_line(broker: str) -> None:
+    for _ in range(2):
+        done = run("broker", "declare", BROKER_URL=broker)
+        assert done.returncode == 0, done.stderr
+    assert "declared the topology" in done.stderr
+
+
+async def _classic_queue(broker: str, name: str) -> None:
+    async with await aio_pika.connect(broker) as connection:
+        channel = await connection.channel()
+        await channel.declare_queue(name, durable=True)  # classic: not what we declare
+
+
+async def test_a_conflicting_queue_stops_the_consumer_and_broker_declare(
+    catalog_db: str, broker: str, tmp_path: Path
+) -> None:
+    await _classic_queue(broker, "catalog.events")
+    done = run("broker", "declare", BROKER_URL=broker)
+    assert done.returncode == 1
+    [line] = error_lines(done.stderr)
+    assert "queue catalog.events" in line and "x-queue-type" in line
+
+    consumer = Background(
+        "consume",
+        "catalog",
+        env=command_env(CATALOG_DATABASE_URL=catalog_db, BROKER_URL=broker),
+        log_path=tmp_path / "consume.log",
+    )
+    try:
+        # Not a reconnect loop: the process ends, with the broker's words.
+        assert await consumer.wait_exit(timeout=30) == 1, consumer.log()
+    finally:
+        consumer.stop()
+    assert "RabbitMQ refused to declare queue catalog.events" in consumer.log()
+    assert "reconnecting" not in consumer.log()
+
+
+async def test_a_new_delivery_limit_applies_at_restart(
+    catalog_db: str, broker: str, tmp_path: Path
+) -> None:
+    product = await new_product(catalog_db, 10)
+    env = command_env(CATALOG_DATABASE_URL=catalog_db, BROKER_URL=broker)
+    first = Background("consume", "catalog", env=env, log_path=tmp_path / "1.log")
+    try:
+        await first.wait_for_log("consuming")
+    finally:
+        first.stop()
+    env["CONSUMER_DELIVERY_LIMIT"] = "5"
+    second = Background("consume", "catalog", env=env, log_path=tmp_path / "2.log")
+    try:
+        await second.wait_for_log("consuming")
+        await publish(broker, [(order_placed(product, 2), valid_props())])
+        await wait_until(lambda: _stock_is(catalog_db, product, 8))
+    finally:
+        second.stop()
+    assert "PRECONDITION_FAILED" not in second.log()
+
+
+async def test_a_queue_deleted_under_a_running_consumer_is_declared_again(
+    catalog_db: str, broker: str, tmp_path: Path
+) -> None:
+    product = await new_product(catalog_db, 10)
+    env = command_env(
+        CATALOG_DATABASE_URL=catalog_db, BROKER_URL=broker, BROKER_RECONNECT_MAX_SECONDS="1"
+    )
+    consumer = Background("consume", "catalog", env=env, log_path=tmp_path / "consume.log")
+    try:
+        await consumer.wait_for_log("consuming")
+        async with await aio_pika.connect(broker) as connection:
+            channel = await connection.channel()
+            await channel.queue_delete("catalog.events")
+        # The consumer notices the broker's cancel and declares its queue again.
+        await consumer.wait_for_log("consuming", count=2, timeout=15)
+        assert await queue_depth(broker, "catalog.events") == 0
+        await publish(broker, [(order_placed(product, 3), valid_props())])
+        await wait_until(lambda: _stock_is(catalog_db, product, 7), timeout=15)
+        assert consumer.process.poll() is None
+    finally:
+        consumer.stop()
+    assert "cancelled the consumer" in consumer.log()
+
+
+async def _stock_is(database_url: str, product: object, expected: int) -> bool:
+    return await stock_of(database_url, product) == expected  # type: ignore[arg-type]
+
+
+async def test_the_relay_publishes_into_queues_no_consumer_declared_yet(
+    ordering_db: str, broker: str, tmp_path: Path
+) -> None:
+    # A fresh vhost, the relay started first: nothing is returned unroutable, the events
+    # wait in catalog.events for the consumer that starts later.
+    from app.db import make_engine
+    from tests.integration.outbox.conftest import stage_events
+
+    engine = make_engine(ordering_db)
+    try:
+        await stage_events(engine, 5)
+    finally:
+        await engine.dispose()
+    env = command_env(ORDERING_DATABASE_URL=ordering_db, BROKER_URL=broker)
+    relay = Background("relay", "ordering", env=env, log_path=tmp_path / "relay.log")
+    try:
+        await wait_until(lambda: _published(ordering_db, 5), timeout=20)
+    finally:
+        relay.stop()
+    assert await queue_depth(broker, "catalog.events") == 5
+    assert "returned unroutable" not in relay.log()
+
+
+async def _published(database_url: str, expected: int) -> bool:
+    rows = await query(database_url, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
+    return bool(rows[0][0] == expected)

@@ -1,0 +1,217 @@
+"""Rows that cannot be published fail alone; rows with no route wait for one (issue 13).
+
+On real PostgreSQL and RabbitMQ: what a row carries into AMQP properties and headers is
+checked against the broker's limits, one row at a time, and the rows around it flow.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.consumers import bindings_fed_by
+from app.outbox import amqp, amqp_frames
+from app.outbox.publisher import OutgoingMessage
+from tests.conftest import query
+from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events
+from tests.support.rabbit import bind_queue, queue_depth, read_queue
+
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+
+SHORT_255 = "é" * 127 + "a"  # 255 UTF-8 bytes: the most an AMQP short string holds
+SHORT_256 = "é" * 128  # 256 bytes
+MAX_BODY = 64 * 1024
+
+
+def _json_string_of(size: int) -> str:
+    return f"'\"{'a' * (size - 2)}\"'"  # a JSON string literal whose text is ``size`` bytes
+
+
+# (case, SQL SET clause for the middle row, whether RabbitMQ can take it, what to check)
+CASES: list[tuple[str, str, bool]] = [
+    ("routing key and type of 255 bytes", f"event_type = '{SHORT_255}'", True),
+    ("routing key and type of 256 bytes", f"event_type = '{SHORT_256}'", False),
+    (
+        "correlation id of 255 bytes",
+        f"headers = json_build_object('correlation_id', '{SHORT_255}')",
+        True,
+    ),
+    (
+        "correlation id of 256 bytes",
+        f"headers = json_build_object('correlation_id', '{SHORT_256}')",
+        False,
+    ),
+    ("header name of 128 bytes", "headers = json_build_object(repeat('h', 128), 'v')", True),
+    ("header name of 129 bytes", "headers = json_build_object(repeat('h', 129), 'v')", False),
+    ("header value of 100 KB", "headers = json_build_object('big', repeat('v', 100000))", True),
+    (
+        "headers larger than a frame",
+        "headers = json_build_object('big', repeat('v', 140000))",
+        False,
+    ),
+    ("header integer of 2^62", "headers = json_build_object('n', 4611686018427387904)", True),
+    ("header integer of 2^70", "headers = json_build_object('n', 1180591620717411303424)", False),
+    ("body of 64 KiB", f"payload = {_json_string_of(MAX_BODY)}", True),
+    ("body of 64 KiB + 1", f"payload = {_json_string_of(MAX_BODY + 1)}", False),
+    ("headers that are not an object", "headers = '[1, 2]'", False),
+]
+
+
+@pytest.mark.parametrize(("case", "change", "fits"), CASES, ids=[c[0] for c in CASES])
+async def test_each_property_is_checked_against_the_broker_limits_row_by_row(
+    ordering_db: str, engine: AsyncEngine, broker: str, case: str, change: str, fits: bool
+) -> None:
+    await bind_queue(broker, QUEUE, "#")  # every routing key, the 255-byte one too
+    first, odd, last = await stage_events(engine, 3)
+    await query(ordering_db, f"UPDATE outbox SET {change} WHERE id = %s", odd)
+    [(stored_headers, stored_type)] = await query(
+        ordering_db, "SELECT headers, event_type FROM outbox WHERE id = %s", odd
+    )
+
+    async with relay_for(ordering_db, broker) as relay:
+        report = await relay.relay_batch()
+
+    received = {m.message_id: m for m in await read_queue(broker, QUEUE, expected=2 + fits)}
+    assert {str(first), str(last)} <= set(received), "the rows around it must flow"
+    [(attempts, last_error, published_at)] = await query(
+        ordering_db, "SELECT attempts, last_error, published_at FROM outbox WHERE id = %s", odd
+    )
+    if fits:
+        # RabbitMQ took it, and it arrived exactly as the row holds it.
+        assert report.published == 3 and published_at is not None
+        message = received[str(odd)]
+        assert message.type == stored_type and message.routing_key == stored_type
+        expected = dict(stored_headers)
+        assert message.correlation_id == expected.pop("correlation_id", None)
+        assert {k: v for k, v in (message.headers or {}).items() if k in expected} == expected
+    else:
+        assert report.published == 2 and report.rejected == 1
+        assert str(odd) not in received
+        assert published_at is None and attempts == 1
+        assert last_error.startswith("unpublishable:"), last_error
+
+
+async def test_a_broker_refusal_of_one_message_fails_that_row_alone(
+    ordering_db: str, engine: AsyncEngine, broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A refusal nobody predicted: RabbitMQ closes the channel (406) over one message. Here
+    # the message claims another user (user_id), which RabbitMQ refuses that way.
+    await bind_queue(broker, QUEUE, "OrderPlaced")
+    ids = await stage_events(engine, 6)
+    refused = ids[2]
+    original = amqp_frames.properties
+
+    def properties(message: OutgoingMessage) -> Any:
+        props = original(message)
+        if message.message_id == refused:
+            props.user_id = "somebody-else"
+        return props
+
+    monkeypatch.setattr(amqp_frames, "properties", properties)
+    async with relay_for(ordering_db, broker) as relay:
+        report = await relay.relay_batch()
+
+    assert (report.published, report.rejected) == (5, 1)
+    received = await read_queue(broker, QUEUE, expected=5)
+    assert {m.message_id for m in received} == {str(i) for i in ids if i != refused}
+    [(attempts, last_error)] = await query(
+        ordering_db, "SELECT attempts, last_error FROM outbox WHERE id = %s", refused
+    )
+    assert attempts == 1 and "user_id" in last_error
+
+
+async def test_an_unroutable_row_is_retried_past_max_attempts_then_failed_by_age(
+    ordering_db: str, engine: AsyncEngine, broker: str
+) -> None:
+    [row_id] = await stage_events(engine, 1)  # no queue is bound to OrderPlaced
+    policy: dict[str, float] = {
+        "max_attempts": 2,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.2,
+        "unroutable_give_up_seconds": 1.0,
+    }
+    async with relay_for(ordering_db, broker, **policy) as relay:
+        for _ in range(6):  # three times max_attempts: not failed for it
+            await _relay_when_due(relay, ordering_db, row_id)
+        [(failed_at, attempts)] = await query(
+            ordering_db, "SELECT failed_at, attempts FROM outbox WHERE id = %s", row_id
+        )
+        assert failed_at is None and attempts == 0
+        while not (await query(ordering_db, "SELECT 1 FROM outbox WHERE failed_at IS NOT NULL")):
+            await _relay_when_due(relay, ordering_db, row_id)
+
+    [(attempts, last_error, since, failed_at)] = await query(
+        ordering_db,
+        "SELECT attempts, last_error, unroutable_since, failed_at FROM outbox WHERE id = %s",
+        row_id,
+    )
+    assert attempts == 0 and "NO_ROUTE" in last_error
+    assert (failed_at - since).total_seconds() >= 1.0  # failed by age, not by count
+
+
+async def _relay_when_due(relay: Any, database_url: str, row_id: uuid.UUID) -> None:
+    [(wait,)] = await query(
+        database_url,
+        "SELECT greatest(0, extract(epoch FROM next_attempt_at - clock_timestamp())) "
+        "FROM outbox WHERE id = %s",
+        row_id,
+    )
+    import asyncio
+
+    await asyncio.sleep(float(wait) + 0.01)
+    await relay.relay_batch()
+
+
+async def test_the_relay_declares_the_queues_it_publishes_to(
+    ordering_db: str, engine: AsyncEngine, broker: str
+) -> None:
+    # A fresh vhost, no consumer ever started: the relay declares catalog.events itself,
+    # so the first event is routed and waits there for the consumer.
+    ids = await stage_events(engine, 3)
+    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
+    from app.outbox.relay import OutboxRelay, RelayPolicy
+
+    relay = OutboxRelay(engine, publisher, RelayPolicy())
+    try:
+        report = await relay.relay_batch()
+    finally:
+        await publisher.close()
+    assert report.published == 3 and report.unroutable == 0
+    received = await read_queue(broker, "catalog.events", expected=3)
+    assert {m.message_id for m in received} == {str(i) for i in ids}
+
+
+async def test_a_deleted_queue_is_declared_again_and_its_events_routed(
+    ordering_db: str, engine: AsyncEngine, broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(amqp, "REDECLARE_INTERVAL_SECONDS", 0.0)
+    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
+    from app.outbox.relay import OutboxRelay, RelayPolicy
+
+    relay = OutboxRelay(engine, publisher, RelayPolicy(retry_base_seconds=0))
+    try:
+        await stage_events(engine, 1)
+        assert (await relay.relay_batch()).published == 1
+        await _delete_queue(broker, "catalog.events")  # an operator's mistake
+        [late] = await stage_events(engine, 1)
+        first = await relay.relay_batch()  # returned: no route
+        second = await relay.relay_batch()  # declared again, then routed
+    finally:
+        await publisher.close()
+    assert first.unroutable == 1 and second.published == 1
+    assert await queue_depth(broker, "catalog.events") == 1
+    [(attempts, published_at)] = await query(
+        ordering_db, "SELECT attempts, published_at FROM outbox WHERE id = %s", late
+    )
+    assert attempts == 0 and published_at is not None
+
+
+async def _delete_queue(broker_url: str, name: str) -> None:
+    import aio_pika
+
+    async with await aio_pika.connect(broker_url) as connection:
+        channel = await connection.channel()
+        await channel.queue_delete(name)
