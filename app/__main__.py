@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
@@ -12,9 +13,11 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.exc import DBAPIError
 
 from app import migrate
 from app.consumers import all_bindings, bindings_fed_by, subscriptions_of
+from app.db import make_engine
 from app.logs import configure_logging
 from app.outbox.publisher import EXCHANGE
 from app.outbox.topology import TopologyConflictError, declare_at
@@ -47,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
 
     upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
+
+    outbox = commands.add_parser("outbox", help="look at a service's outbox")
+    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
+    status = outbox_commands.add_parser("status", help="pending, failed, oldest pending age")
+    status.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
+    status.add_argument("--json", action="store_true", help="one JSON object per service")
 
     broker = commands.add_parser("broker", help="RabbitMQ topology")
     broker_commands = broker.add_subparsers(dest="broker_command", required=True)
@@ -117,6 +126,40 @@ def _consume(settings: Settings, service: str) -> int:
     return 0
 
 
+def _outbox_status(settings: Settings, services: Sequence[str], as_json: bool) -> int:
+    from app.outbox.status import OutboxStatus, outbox_status
+
+    async def read() -> dict[str, OutboxStatus]:
+        found: dict[str, OutboxStatus] = {}
+        for service in services:
+            url = settings.database_url(service)
+            await wait_for_database(url, within=settings.startup_timeout_seconds)
+            engine = make_engine(url, pool_size=1)
+            try:
+                found[service] = await outbox_status(engine)
+            finally:
+                await engine.dispose()
+        return found
+
+    try:
+        statuses = asyncio.run(read())
+    except DBAPIError as exc:  # reachable, but not an outbox (not migrated?)
+        logger.error("cannot read the outbox: %s", str(exc.orig).splitlines()[0])
+        return 1
+    if as_json:
+        print(json.dumps({name: status.as_dict() for name, status in statuses.items()}))
+        return 0
+    columns = ("pending", "oldest(s)", "unroutable", "failed", "last hour")
+    print(f"{'service':<10} " + " ".join(f"{column:>10}" for column in columns))
+    for name, status in statuses.items():
+        age = status.oldest_pending_age_seconds
+        print(
+            f"{name:<10} {status.pending:>10} {'-' if age is None else f'{age:.1f}':>10} "
+            f"{status.unroutable:>10} {status.failed:>10} {status.published_last_hour:>10}"
+        )
+    return 0
+
+
 def _declare_broker(settings: Settings) -> int:
     if not _needs_rabbitmq(settings, "broker declare"):
         return 2
@@ -156,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "broker":
         return _declare_broker(settings)
+    if args.command == "outbox":
+        return _outbox_status(settings, [args.service] if args.service else SERVICES, args.json)
     if args.command == "relay":
         return _relay(settings, args.service)
     if args.command == "consume":

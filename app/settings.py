@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     ordering_database_url: str = "sqlite+aiosqlite:///./var/ordering.db"
     catalog_database_url: str = "sqlite+aiosqlite:///./var/catalog.db"
     broker_url: str = "memory://"
+    # Where the embedded broker (BROKER_URL=memory://, `dev` only) keeps its queues, so a
+    # message confirmed to the relay survives a crash of the process until it is acked.
+    embedded_broker_path: str = "./var/broker.db"
     catalog_api_url: str = "http://127.0.0.1:8002"
 
     # How long ordering waits for catalog's integration API before answering without names.
@@ -43,6 +46,9 @@ class Settings(BaseSettings):
     relay_retry_base_seconds: float = Field(default=1.0, ge=0, le=3_600)
     relay_retry_max_seconds: float = Field(default=300.0, ge=0, le=86_400)
     relay_poll_interval_seconds: float = Field(default=1.0, gt=0, le=3_600)
+    # A row RabbitMQ returns as unroutable (no queue bound to its event yet) is not at
+    # fault: it is retried with capped backoff for this long before it is failed.
+    relay_unroutable_give_up_seconds: float = Field(default=7 * 24 * 3600, ge=0)
     # Broker reconnect backoff (full jitter between 0 and the capped exponential).
     broker_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
     # Retention of published outbox rows (failed and pending rows are never deleted).
@@ -60,9 +66,16 @@ class Settings(BaseSettings):
     # idle system answers one message without delay.
     consumer_batch_size: int = Field(default=200, ge=1, le=5_000)
     consumer_batch_window_seconds: float = Field(default=0.0, ge=0, le=5)
-    # Deliveries before RabbitMQ dead-letters a message that keeps failing (quorum
-    # queue x-delivery-limit); consumer crashes and restarts count too, hence generous.
+    # Deliveries after which the consumer dead-letters a message that keeps failing,
+    # counted by the quorum queue (x-delivery-count), so consumer crashes and restarts
+    # count too, hence generous. Not a queue argument: a new value applies at restart.
     consumer_delivery_limit: int = Field(default=20, ge=1, le=1_000)
+    # A failed message is requeued after a pause that doubles from 0.1 s up to this.
+    consumer_redelivery_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    # PostgreSQL lock_timeout and statement_timeout of the consumer's (and relay's)
+    # transactions: a row locked elsewhere parks its message instead of stalling all.
+    consumer_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=3_600)
+    consumer_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=3_600)
     inbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
     database_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
 

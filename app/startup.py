@@ -12,16 +12,13 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from app.db import make_engine
+from app.outbox.process import FatalError
 
 logger = logging.getLogger(__name__)
 
 
-class DependencyUnavailableError(SystemExit):
-    """A dependency never came up: the process exits 1 with this message."""
-
-    def __init__(self, message: str) -> None:
-        logger.error(message)
-        super().__init__(f"error: {message}")
+class DependencyUnavailableError(FatalError):
+    """A dependency never came up within the start-up timeout."""
 
 
 async def _wait(

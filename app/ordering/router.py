@@ -19,6 +19,17 @@ from app.web import session_factory, unit_of_work
 
 router = APIRouter(prefix="/api/ordering", tags=["ordering"], responses=COMMON_ERRORS)
 
+# Printable ASCII, 1-200 characters: it travels as the AMQP correlation_id, a short string
+# of at most 255 bytes. Starlette decodes header bytes as Latin-1, so 130 bytes of 0xE9 once
+# passed as 130 characters and became 260 UTF-8 bytes the relay could not send.
+CorrelationId = Annotated[
+    str | None,
+    Header(
+        pattern=r"^[\x20-\x7e]{1,200}$",
+        description="echoed as the events' AMQP correlation_id: printable ASCII, 1-200 chars",
+    ),
+]
+
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work("ordering"), scope="function")]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(session_factory("ordering"))]
 
@@ -47,7 +58,7 @@ async def _with_product_names(
 async def place_order(
     body: OrderCreate,
     session: SessionDep,
-    x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+    x_correlation_id: CorrelationId = None,
 ) -> OrderRead:
     """Place an order; its OrderPlaced event is committed in the same transaction."""
     order = await service.place_order(
@@ -71,7 +82,7 @@ CONFLICT: dict[int | str, dict[str, object]] = {
 async def cancel_order(
     order_id: uuid.UUID,
     session: SessionDep,
-    x_correlation_id: Annotated[str | None, Header(max_length=200)] = None,
+    x_correlation_id: CorrelationId = None,
 ) -> OrderRead:
     """Cancel an order (Placed or Confirmed): OrderCancelled is committed with the state
     change, and catalog gives the stock back. Cancelling a cancelled order is a no-op."""

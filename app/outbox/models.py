@@ -79,6 +79,13 @@ class OutboxMessage(OutboxBase):
         ),
         # Retention deletes old published rows in batches by age.
         Index("ix_outbox_published_at", "published_at"),
+        # Failed rows, for status and replay: as small as the failures, never a scan.
+        Index(
+            "ix_outbox_failed",
+            "failed_at",
+            postgresql_where=text("failed_at IS NOT NULL"),
+            sqlite_where=text("failed_at IS NOT NULL"),
+        ),
     )
 
 

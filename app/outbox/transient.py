@@ -6,6 +6,9 @@ SQLSTATE codes: PostgreSQL's Appendix A, "PostgreSQL Error Codes".
 
 from __future__ import annotations
 
+import sqlite3
+
+import psycopg
 from sqlalchemy.exc import DBAPIError
 
 # Connection exceptions (08…), and the server going away (57P01-3: admin shutdown,
@@ -34,26 +37,36 @@ _BLOCKED_STATES = ("55P03", "57014")
 _CONFLICT_STATES = ("40P01", "40001")
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    original = getattr(exc, "orig", None)
-    return getattr(original, "sqlstate", None) or getattr(original, "pgcode", None)
+def _driver_error(exc: BaseException) -> BaseException | None:
+    """The driver's own exception: SQLAlchemy's wraps it; statements run on psycopg's
+    connection directly (pipelines, array parameters) raise it bare."""
+    if isinstance(exc, DBAPIError):
+        return exc.orig
+    if isinstance(exc, psycopg.Error | sqlite3.Error):
+        return exc
+    return None
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    return getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
 
 
 def is_database_outage(exc: BaseException) -> bool:
     """The database (or the way to it) is down: nothing about the messages is wrong."""
     if isinstance(exc, OSError | TimeoutError):
         return True
-    if not isinstance(exc, DBAPIError):
+    error = _driver_error(exc)
+    if error is None:
         return False
-    if exc.connection_invalidated:
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    state = _sqlstate(exc)
+    state = _sqlstate(error)
     if state is None:
         # Without a SQLSTATE (SQLite, or a driver that lost the connection), only an
         # operational or interface error is the environment's; a data or integrity
         # error is the message's.
-        kind = type(exc.orig).__name__
-        return kind in ("OperationalError", "InterfaceError") and not _is_blocked_sqlite(exc)
+        kind = type(error).__name__
+        return kind in ("OperationalError", "InterfaceError") and not _locked_sqlite(error)
     return state.startswith(_OUTAGE_STATES)
 
 
@@ -62,25 +75,28 @@ def is_environment_fault(exc: BaseException) -> bool:
     none may be requeued against its delivery limit for it."""
     if is_database_outage(exc):
         return True
-    if not isinstance(exc, DBAPIError):
+    error = _driver_error(exc)
+    if error is None:
         return False
-    state = _sqlstate(exc)
+    state = _sqlstate(error)
     if state is not None:
         return state.startswith(_ENVIRONMENT_STATES)
-    return any(words in str(exc.orig).lower() for words in _ENVIRONMENT_WORDS)
+    return any(words in str(error).lower() for words in _ENVIRONMENT_WORDS)
 
 
 def is_blocked(exc: BaseException) -> bool:
     """A lock or statement timeout: another transaction holds a row this one needs."""
-    if not isinstance(exc, DBAPIError):
+    error = _driver_error(exc)
+    if error is None:
         return False
-    state = _sqlstate(exc)
-    return state.startswith(_BLOCKED_STATES) if state else _is_blocked_sqlite(exc)
+    state = _sqlstate(error)
+    return state.startswith(_BLOCKED_STATES) if state else _locked_sqlite(error)
 
 
-def _is_blocked_sqlite(exc: DBAPIError) -> bool:
-    return "database is locked" in str(exc.orig).lower()
+def _locked_sqlite(error: BaseException) -> bool:
+    return "database is locked" in str(error).lower()
 
 
 def is_retryable_conflict(exc: BaseException) -> bool:
-    return isinstance(exc, DBAPIError) and (_sqlstate(exc) or "").startswith(_CONFLICT_STATES)
+    error = _driver_error(exc)
+    return error is not None and (_sqlstate(error) or "").startswith(_CONFLICT_STATES)

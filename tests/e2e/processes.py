@@ -22,7 +22,17 @@ def command_env(**settings: str) -> dict[str, str]:
 
 
 def run_command(*args: str, env: dict[str, str], cwd: Path = PROJECT_ROOT) -> str:
-    """Run ``python -m app ARGS`` to completion; fail with its output if it fails."""
+    """Run ``python -m app ARGS`` to completion; fail with its output if it fails.
+    Returns what it logged (stderr); ``command_output`` returns what it printed."""
+    return _completed(*args, env=env, cwd=cwd).stderr
+
+
+def command_output(*args: str, env: dict[str, str], cwd: Path = PROJECT_ROOT) -> str:
+    """Run ``python -m app ARGS`` to completion; its standard output."""
+    return _completed(*args, env=env, cwd=cwd).stdout
+
+
+def _completed(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     done = subprocess.run(
         [sys.executable, "-m", "app", *args],
         env=env,
@@ -32,7 +42,7 @@ def run_command(*args: str, env: dict[str, str], cwd: Path = PROJECT_ROOT) -> st
         timeout=120,
     )
     assert done.returncode == 0, f"python -m app {' '.join(args)} failed:\n{done.stderr}"
-    return done.stderr
+    return done
 
 
 @contextmanager

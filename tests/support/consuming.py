@@ -27,10 +27,11 @@ async def running_consumer(
     *,
     service: str = "catalog",
     after_commit: AfterCommitHook | None = None,
+    lock_timeout: float = 2.0,
     **policy: Any,
 ) -> AsyncIterator[asyncio.Task[None]]:
     """``service``'s consumer, consuming until the block ends; yields its task."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, lock_timeout=lock_timeout, statement_timeout=30)
     index = by_event_name(subscriptions_of(service))
     consumer = amqp_consumer(
         broker_url,

@@ -32,6 +32,19 @@ def test_the_whole_system_is_there() -> None:
     assert (ROOT / "Dockerfile").exists()
 
 
+def test_the_topology_is_declared_before_any_process_starts() -> None:
+    assert SERVICES["broker-declare"]["command"][3:] == ["broker", "declare"]
+    assert SERVICES["broker-declare"]["restart"] == "no"
+    for name, spec in APP_SERVICES.items():
+        if spec["command"][3] in ("api", "relay", "consume"):
+            assert spec["depends_on"]["broker-declare"] == {
+                "condition": "service_completed_successfully"
+            }, name
+            assert spec["depends_on"]["migrate"] == {
+                "condition": "service_completed_successfully"
+            }, name
+
+
 def test_every_command_is_a_real_cli_command() -> None:
     for name, spec in APP_SERVICES.items():
         command = spec["command"]

@@ -68,6 +68,23 @@ async def test_bad_order_body_is_rejected_and_nothing_is_written(
     assert await count(ordering_db, "outbox") == 0
 
 
+@pytest.mark.parametrize(
+    "value",
+    [b"\xe9" * 130, ("é" * 130).encode(), b"c" * 201, b"tab\there", b""],
+    ids=["latin-1 bytes", "utf-8 bytes", "201 characters", "control character", "empty"],
+)
+async def test_a_correlation_id_that_is_not_a_short_ascii_string_is_422(
+    ordering: httpx.AsyncClient, ordering_db: str, value: bytes
+) -> None:
+    # It would become the AMQP correlation_id (a short string: at most 255 bytes).
+    response = await ordering.post(
+        "/api/ordering/order", json=order(), headers={"X-Correlation-Id": value}
+    )
+    assert response.status_code == 422, response.text
+    assert "x-correlation-id" in response.text
+    assert await count(ordering_db, "outbox") == 0
+
+
 async def test_body_over_the_limit_sent_chunked_is_413(
     ordering: httpx.AsyncClient, ordering_db: str
 ) -> None:

@@ -1,0 +1,66 @@
+"""What an operator asks of an outbox: how much waits, how old, how much failed.
+
+Each figure is read through an index (pending rows through the partial pending index,
+failed rows through the partial failed index, the last hour's through ``published_at``),
+never by scanning the published rows the table retains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.outbox.clock import db_now_plus
+from app.outbox.models import OUTBOX
+
+outbox = OUTBOX
+_PENDING = and_(outbox.c.published_at.is_(None), outbox.c.failed_at.is_(None))
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """One outbox's state: counts of rows, and ages in seconds (None when nothing waits)."""
+
+    pending: int
+    failed: int
+    oldest_pending_age_seconds: float | None
+    published_last_hour: int
+    unroutable: int  # pending rows RabbitMQ returned as unroutable (no queue bound)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def outbox_status(engine: AsyncEngine) -> OutboxStatus:
+    """Read the status of the outbox in ``engine``'s database (the database's clock)."""
+    pending = select(
+        func.count(),
+        func.min(outbox.c.created_at),
+        func.count(outbox.c.unroutable_since),
+        db_now_plus(0),
+    ).where(_PENDING)
+    failed = select(func.count()).where(outbox.c.failed_at.is_not(None))
+    recent = select(func.count()).where(outbox.c.published_at >= db_now_plus(-3600))
+    async with engine.connect() as connection:
+        count, oldest, unroutable, now = (await connection.execute(pending)).one()
+        failed_count = (await connection.execute(failed)).scalar_one()
+        recent_count = (await connection.execute(recent)).scalar_one()
+    age = None if oldest is None else (_utc(now) - _utc(oldest)).total_seconds()
+    return OutboxStatus(
+        pending=count,
+        failed=failed_count,
+        oldest_pending_age_seconds=None if age is None else round(max(age, 0.0), 3),
+        published_last_hour=recent_count,
+        unroutable=unroutable,
+    )
+
+
+def _utc(value: datetime | str) -> datetime:
+    # SQLite hands timestamps back naive (or, for an expression, as text); all are UTC.
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
