@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -18,19 +19,19 @@ from app import migrate
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
-from app.consumers import subscriptions_of
+from app.consumers import all_bindings, subscriptions_of
 from app.db import make_engine, make_sessionmaker
 from app.ordering.app import ordering_resources
 from app.ordering.router import router as ordering_router
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.consumer import InboxConsumer
-from app.outbox.consumer_runner import amqp_consumer, consumer_policy
+from app.outbox.consumer_runner import amqp_consumer, consumer_engine, consumer_policy
 from app.outbox.inbox import InboxProcessor
 from app.outbox.memory import InMemoryBroker
 from app.outbox.publisher import Publisher
 from app.outbox.runner import relay_until
 from app.outbox.subscriptions import by_event_name
-from app.outbox.topology import ConsumerTopology
+from app.outbox.topology import ConsumerTopology, declare_at
 from app.outbox.wakeup import libpq_dsn
 from app.settings import SERVICES, Settings
 from app.web import build_app
@@ -82,7 +83,7 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
     # One engine per database, shared by its relay and its consumer.
     pool_size = settings.relay_concurrency + 3
     engines = {
-        service: make_engine(settings.database_url(service), pool_size=pool_size)
+        service: consumer_engine(settings, settings.database_url(service), pool_size=pool_size)
         for service in SERVICES
     }
     policy = consumer_policy(settings)
@@ -90,11 +91,18 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
     consumers: dict[str, InboxConsumer] = {}
     broker: InMemoryBroker | None = None
     if settings.broker_url.startswith(("amqp://", "amqps://")):
+        # Declared before anything starts: a refusal stops `dev` at once, loudly.
+        await declare_at(settings.broker_url, all_bindings(), within=60)
+        # One publisher for both relays: it declares every service's queues.
         publisher = AmqpPublisher(
-            settings.broker_url, publish_timeout=settings.relay_publish_timeout_seconds
+            settings.broker_url,
+            publish_timeout=settings.relay_publish_timeout_seconds,
+            bindings=all_bindings(),
         )
     else:
-        broker = InMemoryBroker()
+        # Queues in a SQLite file: what the relay saw confirmed survives kill -9.
+        Path(settings.embedded_broker_path).parent.mkdir(parents=True, exist_ok=True)
+        broker = InMemoryBroker(path=settings.embedded_broker_path)
         publisher = broker
     for service in SERVICES:
         index = by_event_name(subscriptions_of(service))

@@ -1,139 +1,54 @@
-"""An in-memory broker for ``python -m app dev``: one process, no server.
+"""The embedded broker of ``python -m app dev``: one process, no server, queues in SQLite.
 
 It keeps the semantics the rest of the system relies on: publishing to an event nobody
-is bound to is refused (as ``mandatory`` is), a delivery stays unacked until the consumer
-acks it after its commit, unacked deliveries come back when the consumer stops or nacks,
-and a message delivered too often, or rejected as poison, goes to ``S.events.dlq``. It
-keeps nothing across restarts: the outbox is what survives (unpublished rows are
-published again), as with any broker that lost its queues.
+is bound to is refused (as ``mandatory`` is); a message is confirmed only once it is
+committed to the queue file (``app.outbox.queue_file``) and stays there until the
+consumer acks it, after its own commit; unacked deliveries come back, counted, when the
+consumer stops or nacks, or when the process dies (``kill -9`` included); every delivery
+carries ``x-delivery-count`` as a quorum queue's does; a message delivered too often, or
+rejected as poison, goes to ``S.events.dlq``. The deques below are the fast path for
+delivery; the file is the truth at start.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Any
 
+from app.outbox.memory_queue import DELIVERY_COUNT, MemoryDelivery, MemoryQueue
 from app.outbox.publisher import OutgoingMessage, PublishResult
+from app.outbox.queue_file import Envelope, QueueFile
 from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
 from app.outbox.topology import ConsumerTopology
 
-
-@dataclass(frozen=True)
-class Envelope:
-    body: bytes
-    message_id: str | None
-    type: str | None
-    routing_key: str | None
-    content_type: str | None = "application/json"
-    correlation_id: str | None = None
-    timestamp: datetime | None = None
-    headers: Mapping[str, Any] = field(default_factory=dict)
-    deliveries: int = 0
-
-
-class MemoryDelivery:
-    """One delivery of an envelope; acks and nacks go back to its queue."""
-
-    def __init__(self, envelope: Envelope, queue: MemoryQueue, tag: int) -> None:
-        self._envelope, self._queue, self.delivery_tag = envelope, queue, tag
-
-    def __getattr__(self, name: str) -> Any:  # body, message_id, type, headers, …
-        return getattr(self._envelope, name)
-
-    async def ack(self, multiple: bool = False) -> None:
-        self._queue.settle(self.delivery_tag, multiple=multiple)
-
-    async def nack(self, multiple: bool = False, requeue: bool = True) -> None:
-        self._queue.give_back(self.delivery_tag, dead_letter=not requeue)
-
-
-class MemoryQueue:
-    def __init__(self, name: str, *, delivery_limit: int, dead_letters: MemoryQueue | None):
-        self.name = name
-        self.ready: deque[Envelope] = deque()
-        self.unacked: dict[int, Envelope] = {}
-        self._delivery_limit = delivery_limit
-        self._dead_letters = dead_letters
-        self._consumer: asyncio.Queue[Delivery] | None = None
-        self._tags = 0
-
-    def put(self, envelope: Envelope) -> None:
-        self.ready.append(envelope)
-        self._deliver()
-
-    def attach(self, inbound: asyncio.Queue[Delivery]) -> None:
-        self._consumer = inbound
-        self._deliver()
-
-    def pause(self) -> None:
-        """No new deliveries; those unacked stay with the consumer (as basic.cancel)."""
-        self._consumer = None
-
-    def detach(self) -> None:
-        """The consumer went away: its unacked deliveries return, counted."""
-        self._consumer = None
-        for tag in sorted(self.unacked, reverse=True):
-            self._return(self.unacked.pop(tag), front=True)
-
-    def settle(self, tag: int, *, multiple: bool) -> None:
-        for settled in [t for t in self.unacked if t == tag or (multiple and t < tag)]:
-            del self.unacked[settled]
-
-    def give_back(self, tag: int, *, dead_letter: bool) -> None:
-        envelope = self.unacked.pop(tag, None)
-        if envelope is None:
-            return
-        if dead_letter:
-            self._dead_letter(envelope, "rejected")
-        else:
-            self._return(envelope, front=False)
-        self._deliver()
-
-    def _return(self, envelope: Envelope, *, front: bool) -> None:
-        if envelope.deliveries >= self._delivery_limit:
-            self._dead_letter(envelope, "delivery_limit")
-        elif front:
-            self.ready.appendleft(envelope)
-        else:
-            self.ready.append(envelope)
-
-    def _dead_letter(self, envelope: Envelope, reason: str) -> None:
-        if self._dead_letters is not None:
-            headers = {**envelope.headers, "x-first-death-reason": reason}
-            self._dead_letters.put(replace(envelope, headers=headers, deliveries=0))
-
-    def _deliver(self) -> None:
-        while self._consumer is not None and self.ready:
-            envelope = self.ready.popleft()
-            envelope = replace(envelope, deliveries=envelope.deliveries + 1)
-            self._tags += 1
-            self.unacked[self._tags] = envelope
-            self._consumer.put_nowait(MemoryDelivery(envelope, self, self._tags))
+__all__ = ["Envelope", "InMemoryBroker", "MemoryDelivery", "MemoryQueue", "MemorySession"]
 
 
 class MemorySession:
+    """One consumer attached to one queue, as a channel consuming it is on RabbitMQ."""
+
     def __init__(self, queue: MemoryQueue, dead_letters: MemoryQueue) -> None:
         self.inbound: asyncio.Queue[Delivery] = asyncio.Queue()
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue, self._dead_letters = queue, dead_letters
 
     async def dead_letter(self, message: Delivery, reason: str) -> None:
-        headers = {**(message.headers or {}), "x-poison-reason": reason}
-        self._dead_letters.put(
-            Envelope(
-                body=message.body,
-                message_id=message.message_id,
-                type=message.type,
-                routing_key=message.routing_key,
-                content_type=message.content_type,
-                headers=headers,
-            )
+        # Stored in the dead-letter queue first, acked after: a crash between the two
+        # leaves a duplicate dead letter, never a lost one (as with RabbitMQ's confirms).
+        headers = {k: v for k, v in (message.headers or {}).items() if k != DELIVERY_COUNT}
+        envelope = Envelope(
+            body=message.body,
+            message_id=message.message_id,
+            type=message.type,
+            routing_key=message.routing_key,
+            content_type=message.content_type,
+            correlation_id=message.correlation_id,
+            timestamp=message.timestamp,
+            headers={**headers, "x-poison-reason": reason},
         )
+        self._dead_letters.put(envelope)
         await message.ack()
 
     async def stop_receiving(self) -> None:
@@ -141,33 +56,46 @@ class MemorySession:
 
 
 class InMemoryBroker:
-    """Topic routing by exact event name, publisher 'confirms', queues and dead letters."""
+    """Topic routing by exact event name, publisher confirms, queues and dead letters.
 
-    def __init__(self) -> None:
+    ``path``: the SQLite file the queues live in (created if missing); None keeps them in
+    a private in-memory database, gone with the broker (tests).
+    """
+
+    def __init__(self, path: str | None = None) -> None:
         self.queues: dict[str, MemoryQueue] = {}
         self._bindings: dict[str, set[str]] = {}  # routing key -> queue names
+        self._store = QueueFile(path)
 
     def declare(
         self, topology: ConsumerTopology, *, event_names: Iterable[str], delivery_limit: int
     ) -> tuple[MemoryQueue, MemoryQueue]:
-        dlq = self.queues.setdefault(
-            topology.dead_letter_queue,
-            MemoryQueue(topology.dead_letter_queue, delivery_limit=1 << 30, dead_letters=None),
-        )
-        queue = self.queues.setdefault(
-            topology.queue,
-            MemoryQueue(topology.queue, delivery_limit=delivery_limit, dead_letters=dlq),
-        )
+        """The queue and its dead-letter queue, loaded from the file on first declare."""
+        dlq = self._queue(topology.dead_letter_queue, delivery_limit=1 << 30, dead_letters=None)
+        queue = self._queue(topology.queue, delivery_limit=delivery_limit, dead_letters=dlq)
         for name in event_names:
             self._bindings.setdefault(name, set()).add(topology.queue)
         return queue, dlq
 
+    def _queue(
+        self, name: str, *, delivery_limit: int, dead_letters: MemoryQueue | None
+    ) -> MemoryQueue:
+        if name not in self.queues:
+            self.queues[name] = MemoryQueue(
+                name, store=self._store, delivery_limit=delivery_limit, dead_letters=dead_letters
+            )
+        return self.queues[name]
+
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        """Route ``messages`` and store them in one transaction; confirmed once committed.
+        Unbound events are unroutable (312 NO_ROUTE, as RabbitMQ returns a mandatory
+        message no queue is bound for); a failed commit is ``broken``."""
         result = PublishResult()
+        queued: list[tuple[str, Envelope]] = []
         for message in messages:
             bound = self._bindings.get(message.event_type)
             if not bound:
-                result.rejected[message.message_id] = "returned by the broker: 312 NO_ROUTE"
+                result.unroutable[message.message_id] = "returned by the broker: 312 NO_ROUTE"
                 continue
             headers = dict(message.headers)
             envelope = Envelope(
@@ -179,13 +107,22 @@ class InMemoryBroker:
                 timestamp=message.created_at,
                 headers=headers,
             )
-            for name in sorted(bound):
-                self.queues[name].put(envelope)
+            queued += [(name, envelope) for name in sorted(bound)]
             result.confirmed.append(message.message_id)
+        try:
+            stored = self._store.insert(queued)
+        except sqlite3.Error as exc:  # nothing was stored: the relay keeps the rows pending
+            result.confirmed, result.broken = [], exc
+            return result
+        by_queue: dict[str, list[Envelope]] = {}
+        for (name, _), envelope in zip(queued, stored, strict=True):
+            by_queue.setdefault(name, []).append(envelope)
+        for name, envelopes in by_queue.items():  # one delivery record per queue
+            self.queues[name].enqueue(envelopes)
         return result
 
     async def close(self) -> None:
-        return None
+        self._store.close()
 
     def sessions(
         self, topology: ConsumerTopology, *, event_names: Iterable[str], delivery_limit: int

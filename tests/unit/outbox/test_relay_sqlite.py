@@ -31,6 +31,7 @@ class ScriptedBroker:
     def __init__(self) -> None:
         self.received: list[OutgoingMessage] = []
         self.reject: set[uuid.UUID] = set()
+        self.unroutable: set[uuid.UUID] = set()
         self.lose_after: int | None = None
 
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
@@ -41,7 +42,9 @@ class ScriptedBroker:
                 break
             self.received.append(message)
             if message.message_id in self.reject:
-                result.rejected[message.message_id] = "returned by the broker: 312 NO_ROUTE"
+                result.rejected[message.message_id] = "rejected by the broker: Nack"
+            elif message.message_id in self.unroutable:
+                result.unroutable[message.message_id] = "returned by the broker: 312 NO_ROUTE"
             else:
                 result.confirmed.append(message.message_id)
         return result
@@ -113,8 +116,27 @@ async def test_rejected_row_counts_an_attempt_then_fails_at_the_maximum(
     assert third.claimed == 0  # a failed row is never claimed again
     state = await rows(engine)
     assert state[poison][1:3] != (None, None) and state[poison][1] == 2
-    assert state[poison][0] is None and "NO_ROUTE" in str(state[poison][3])
+    assert state[poison][0] is None and "Nack" in str(state[poison][3])
     assert state[good][0] is not None
+
+
+async def test_unroutable_row_counts_no_attempt_and_fails_only_by_age(engine: AsyncEngine) -> None:
+    [lost] = await stage(engine, 1)
+    broker = ScriptedBroker()
+    broker.unroutable.add(lost)
+    # SQLite keeps whole seconds, so the give-up is set well apart from the early batches.
+    policy = RelayPolicy(max_attempts=1, retry_base_seconds=0, unroutable_give_up_seconds=3)
+    relay = OutboxRelay(engine, broker, policy)
+
+    reports = [await relay.relay_batch() for _ in range(3)]  # three times max_attempts
+    assert [r.unroutable for r in reports] == [1, 1, 1] and not any(r.failed for r in reports)
+    await asyncio.sleep(3.2)
+    await relay.relay_batch()  # sets the next attempt after the wait, on the database clock
+    await relay.relay_batch()
+    state = await rows(engine)
+    published_at, attempts, failed_at, last_error = state[lost][:4]
+    assert published_at is None and attempts == 0
+    assert failed_at is not None and "NO_ROUTE" in str(last_error)
 
 
 async def test_rejected_row_waits_for_its_backoff(engine: AsyncEngine) -> None:
