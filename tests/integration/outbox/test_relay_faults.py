@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import aio_pika
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -215,3 +216,30 @@ async def _delete_queue(broker_url: str, name: str) -> None:
     async with await aio_pika.connect(broker_url) as connection:
         channel = await connection.channel()
         await channel.queue_delete(name)
+
+
+async def test_an_exchange_deleted_under_the_relay_is_declared_again(
+    ordering_db: str, engine: AsyncEngine, broker: str
+) -> None:
+    from app.outbox.publisher import BrokerUnavailableError
+    from app.outbox.relay import OutboxRelay, RelayPolicy
+
+    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
+    relay = OutboxRelay(engine, publisher, RelayPolicy())
+    try:
+        await stage_events(engine, 1)
+        assert (await relay.relay_batch()).published == 1
+        async with await aio_pika.connect(broker) as connection:
+            await (await connection.channel()).exchange_delete("cloudcrm.events")
+        ids = await stage_events(engine, 2)
+        # The broker closes the channel (404): not the rows' fault, nothing marked...
+        with pytest.raises(BrokerUnavailableError):
+            await relay.relay_batch()
+        # ... and the next batch reconnects, declares the exchange and bindings again.
+        assert (await relay.relay_batch()).published == 2
+    finally:
+        await publisher.close()
+    received = await read_queue(broker, "catalog.events", expected=3)
+    assert {str(i) for i in ids} <= {m.message_id for m in received}
+    rows = await query(ordering_db, "SELECT attempts FROM outbox WHERE id = ANY(%s)", ids)
+    assert rows == [(0,), (0,)]
