@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
     status = outbox_commands.add_parser("status", help="pending, failed, oldest pending age")
     status.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
-    status.add_argument("--json", action="store_true", help="one JSON object per service")
+    status.add_argument(
+        "--json", action="store_true", help="print one JSON object, keyed by service"
+    )
 
     broker = commands.add_parser("broker", help="RabbitMQ topology")
     broker_commands = broker.add_subparsers(dest="broker_command", required=True)

@@ -54,6 +54,11 @@ def scheduler_with_retention(
         except DBAPIError as exc:
             logger.warning("retention failed; next run retries", extra={"error": repr(exc)})
             return
+        except asyncio.CancelledError:
+            # The process is exiting (perhaps on a fatal error, already said in one
+            # line): APScheduler would log the cancellation as a job failure with a
+            # traceback. The next start runs the job again.
+            return
         if deleted:
             logger.info("retention", extra={"job": job.__name__, "deleted": deleted})
 

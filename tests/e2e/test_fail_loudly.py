@@ -102,6 +102,8 @@ async def test_a_conflicting_queue_stops_the_consumer_and_broker_declare(
         consumer.stop()
     assert "RabbitMQ refused to declare queue catalog.events" in consumer.log()
     assert "reconnecting" not in consumer.log()
+    assert "Traceback" not in consumer.log()
+    assert len(error_lines(consumer.log())) == 1
 
 
 async def test_a_new_delivery_limit_applies_at_restart(
