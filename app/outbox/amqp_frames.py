@@ -20,6 +20,7 @@ the publisher falls back to ``basic_publish`` when they are missing.
 from __future__ import annotations
 
 import asyncio
+import math
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -68,6 +69,19 @@ def properties(message: OutgoingMessage) -> Basic.Properties:
     )
 
 
+def _refuse_non_finite(value: object) -> None:
+    # JSON's 1e999 reads as infinity: pamqp encodes it, and RabbitMQ then closes the whole
+    # connection (541 INTERNAL_ERROR), which would look like an outage and block every row.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UnpublishableError(f"header value {value} is not a finite number")
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_non_finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_non_finite(item)
+
+
 def encode(message: OutgoingMessage, *, channel_number: int, frame_max: int) -> bytes:
     """The marshalled frames (publish, content header, body) of one row.
 
@@ -83,13 +97,14 @@ def encode(message: OutgoingMessage, *, channel_number: int, frame_max: int) -> 
         raise UnpublishableError(
             f"body of {len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit consumers accept"
         )
-    for name in message.headers:
-        if len(name.encode()) > MAX_HEADER_NAME_BYTES:
-            raise UnpublishableError(
-                f"header name {name[:40]!r}... is over AMQP's {MAX_HEADER_NAME_BYTES} bytes"
-            )
     size = frame_max - FRAME_OVERHEAD
     try:
+        for name in message.headers:
+            if len(name.encode()) > MAX_HEADER_NAME_BYTES:
+                raise UnpublishableError(
+                    f"header name {name[:40]!r}... is over AMQP's {MAX_HEADER_NAME_BYTES} bytes"
+                )
+        _refuse_non_finite(message.headers)
         publish = marshal(
             Basic.Publish(exchange=EXCHANGE, routing_key=message.event_type, mandatory=True),
             channel_number,

@@ -297,6 +297,9 @@ class InboxConsumer:
 def _delivery_count(message: Delivery) -> int:
     """Earlier deliveries of ``message`` that were returned (RabbitMQ quorum queues'
     ``x-delivery-count`` header; absent on a first delivery from other queues)."""
+    if not getattr(message, "redelivered", True):
+        # A first delivery has failed nowhere, whatever a publisher put in the header.
+        return 0
     count = (message.headers or {}).get("x-delivery-count", 0)
     return count if isinstance(count, int) and count >= 0 else 0
 

@@ -5,9 +5,11 @@ argument can never change once the queue exists (a redeclaration with another va
 refused with 406 PRECONDITION_FAILED), so a new ``CONSUMER_DELIVERY_LIMIT`` once bricked the
 consumer in a reconnect loop. The delivery limit is applied by the consumer itself, from
 the quorum queue's ``x-delivery-count`` header, and dead letters are published by the
-consumer to ``S.events.dlx`` with their reason; the queues carry only their type. An
-operator who wants a broker-side backstop adds a policy (``delivery-limit``,
-``dead-letter-exchange``), which RabbitMQ applies to existing queues at once.
+consumer to ``S.events.dlx`` with their reason. The queues carry only arguments whose
+values never change (their type, and ``S.events.dlx`` as their dead-letter exchange, at
+least once): whatever dead-letters on the broker's side (an operator's ``delivery-limit``
+policy, or RabbitMQ 4's default limit of 20 for quorum queues) lands in ``S.events.dlq``
+instead of being dropped.
 """
 
 from __future__ import annotations
@@ -31,11 +33,23 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 QUORUM: dict[str, FieldValue] = {"x-queue-type": "quorum"}
-# Arguments earlier releases put on ``S.events``. A queue declared with them is adopted
+# An argument earlier releases put on ``S.events``. A queue declared with it is adopted
 # (warned about) rather than refused, so that upgrading does not stop the consumer.
-LEGACY_ARGUMENTS = frozenset(
-    {"x-delivery-limit", "x-dead-letter-exchange", "x-dead-letter-strategy", "x-overflow"}
-)
+LEGACY_ARGUMENTS = frozenset({"x-delivery-limit"})
+
+
+def queue_arguments(topology: ConsumerTopology) -> dict[str, FieldValue]:
+    """``S.events``'s arguments: fixed for the queue's life, none of them a setting."""
+    return {
+        **QUORUM,
+        "x-dead-letter-exchange": topology.dead_letter_exchange,
+        # At-least-once dead-lettering: a message leaves the queue only once the
+        # dead-letter queue has confirmed it (RabbitMQ requires reject-publish with it).
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
 _INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)'")
 
 
@@ -93,9 +107,13 @@ async def declare_topology(
                     names.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
                 ),
             )
-            channel, dlq = await _declare_queue(connection, channel, names.dead_letter_queue)
+            channel, dlq = await _declare_queue(
+                connection, channel, names.dead_letter_queue, QUORUM
+            )
             await dlq.bind(dead_letters, routing_key="")
-            channel, queue = await _declare_queue(connection, channel, names.queue)
+            channel, queue = await _declare_queue(
+                connection, channel, names.queue, queue_arguments(names)
+            )
             for name in item.event_names:
                 await queue.bind(events, routing_key=name)
     finally:
@@ -104,12 +122,15 @@ async def declare_topology(
 
 
 async def _declare_queue(
-    connection: AbstractConnection, channel: AbstractChannel, name: str
+    connection: AbstractConnection,
+    channel: AbstractChannel,
+    name: str,
+    arguments: dict[str, FieldValue],
 ) -> tuple[AbstractChannel, AbstractQueue]:
     """Declare quorum queue ``name``; returns it and the channel to go on with (a new one
     when a legacy queue was adopted, since a refused declaration closes its channel)."""
     try:
-        return channel, await channel.declare_queue(name, durable=True, arguments=QUORUM)
+        return channel, await channel.declare_queue(name, durable=True, arguments=arguments)
     except ChannelPreconditionFailed as exc:
         found = _INEQUIVALENT.search(str(exc))
         if found is None or found.group(1) not in LEGACY_ARGUMENTS:

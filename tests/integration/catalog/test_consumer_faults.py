@@ -135,3 +135,15 @@ async def test_a_message_parked_while_others_fail_is_not_acked_by_a_later_batch(
 
 async def _stock_is(database_url: str, product: uuid.UUID, expected: int) -> bool:
     return await stock_of(database_url, product) == expected
+
+
+async def test_a_forged_delivery_count_on_a_first_delivery_is_not_believed(
+    catalog_db: str, broker: str
+) -> None:
+    product = await new_product(catalog_db, 10)
+    forged = {**valid_props(), "headers": {"x-delivery-count": 1000}}
+    async with running_consumer(catalog_db, broker, delivery_limit=3):
+        await publish(broker, [(order_placed(product, 1), forged)])
+        await wait_until(lambda: _applied(catalog_db, forged["message_id"]), timeout=15)
+    assert await stock_of(catalog_db, product) == 9
+    assert await queue_depth(broker, DLQ) == 0

@@ -58,6 +58,9 @@ CASES: list[tuple[str, str, bool]] = [
     ("body of 64 KiB", f"payload = {_json_string_of(MAX_BODY)}", True),
     ("body of 64 KiB + 1", f"payload = {_json_string_of(MAX_BODY + 1)}", False),
     ("headers that are not an object", "headers = '[1, 2]'", False),
+    # JSON's 1e999 reads as infinity; RabbitMQ would close the whole connection over it.
+    ("header value infinite", """headers = '{"a": [1, {"b": -1e999}]}'""", False),
+    ("header name a lone surrogate", """headers = '{"\\ud800": 1}'""", False),
 ]
 
 
