@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
@@ -13,16 +12,14 @@ from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
-from sqlalchemy.exc import DBAPIError
+from pydantic import ValidationError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from app import migrate
-from app.consumers import all_bindings, bindings_fed_by, subscriptions_of
-from app.db import make_engine
+from app.consumers import bindings_fed_by, subscriptions_of
 from app.logs import configure_logging
-from app.outbox.publisher import EXCHANGE
-from app.outbox.topology import TopologyConflictError, declare_at
+from app.operations import at_head, declare_broker, needs_rabbitmq, outbox_status
 from app.settings import SERVICES, Settings
-from app.startup import wait_for_broker, wait_for_database
 
 logger = logging.getLogger("app")
 
@@ -71,33 +68,13 @@ def _serve(app: FastAPI, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False)
 
 
-def _needs_rabbitmq(settings: Settings, command: str) -> bool:
-    if settings.broker_url.startswith(("amqp://", "amqps://")):
-        return True
-    logger.error(
-        "`%s` talks to RabbitMQ: set BROKER_URL=amqp://user:password@host:5672/ "
-        "(got %r; memory:// exists only inside `python -m app dev`)",
-        command,
-        settings.broker_url,
-    )
-    return False
-
-
-async def _at_head(settings: Settings, service: str) -> None:
-    """Every process but ``dev`` (which migrates) refuses a database not at head: it would
-    otherwise fail every request or message later, far from the cause."""
-    url = settings.database_url(service)
-    await wait_for_database(url, within=settings.startup_timeout_seconds)
-    await migrate.ensure_at_head(service, url=url)
-
-
 def _relay(settings: Settings, service: str) -> int:
-    if not _needs_rabbitmq(settings, "relay"):
+    if not needs_rabbitmq(settings, "relay"):
         return 2
     from app.outbox.runner import run_relay
 
     async def main() -> None:
-        await _at_head(settings, service)
+        await at_head(settings, service)
         await run_relay(
             settings,
             database_url=settings.database_url(service),
@@ -110,13 +87,13 @@ def _relay(settings: Settings, service: str) -> int:
 
 
 def _consume(settings: Settings, service: str) -> int:
-    if not _needs_rabbitmq(settings, "consume"):
+    if not needs_rabbitmq(settings, "consume"):
         return 2
     subscriptions = subscriptions_of(service)
     from app.outbox.consumer_runner import run_consumer
 
     async def main() -> None:
-        await _at_head(settings, service)
+        await at_head(settings, service)
         await run_consumer(
             settings,
             service=service,
@@ -125,59 +102,6 @@ def _consume(settings: Settings, service: str) -> int:
         )
 
     _run_async(main())
-    return 0
-
-
-def _outbox_status(settings: Settings, services: Sequence[str], as_json: bool) -> int:
-    from app.outbox.status import OutboxStatus, outbox_status
-
-    async def read() -> dict[str, OutboxStatus]:
-        found: dict[str, OutboxStatus] = {}
-        for service in services:
-            url = settings.database_url(service)
-            await wait_for_database(url, within=settings.startup_timeout_seconds)
-            engine = make_engine(url, pool_size=1)
-            try:
-                found[service] = await outbox_status(engine)
-            finally:
-                await engine.dispose()
-        return found
-
-    try:
-        statuses = asyncio.run(read())
-    except DBAPIError as exc:  # reachable, but not an outbox (not migrated?)
-        logger.error("cannot read the outbox: %s", str(exc.orig).splitlines()[0])
-        return 1
-    if as_json:
-        print(json.dumps({name: status.as_dict() for name, status in statuses.items()}))
-        return 0
-    columns = ("pending", "oldest(s)", "unroutable", "failed", "last hour")
-    print(f"{'service':<10} " + " ".join(f"{column:>10}" for column in columns))
-    for name, status in statuses.items():
-        age = status.oldest_pending_age_seconds
-        print(
-            f"{name:<10} {status.pending:>10} {'-' if age is None else f'{age:.1f}':>10} "
-            f"{status.unroutable:>10} {status.failed:>10} {status.published_last_hour:>10}"
-        )
-    return 0
-
-
-def _declare_broker(settings: Settings) -> int:
-    if not _needs_rabbitmq(settings, "broker declare"):
-        return 2
-    bindings = all_bindings()
-
-    async def declare() -> None:
-        await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
-        await declare_at(settings.broker_url, bindings, within=60)
-
-    try:
-        asyncio.run(declare())
-    except TopologyConflictError as exc:
-        logger.error("%s", exc)
-        return 1
-    queues = [item.topology.queue for item in bindings]
-    logger.info("declared the topology", extra={"exchange": EXCHANGE, "queues": queues})
     return 0
 
 
@@ -192,23 +116,43 @@ def _run_async(main: Coroutine[Any, Any, None]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; its exit status (0 ok, 1 failure, 2 usage)."""
     args = _parser().parse_args(argv)
     configure_logging()
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        logger.error("invalid settings: %s", problems)
+        return 1
+    try:
+        return _dispatch(args, settings)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        # A database URL SQLAlchemy cannot read, or a driver it does not know.
+        logger.error("invalid database URL: %s", exc)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "migrate":
         for service in [args.service] if args.service else SERVICES:
             migrate.upgrade(service, settings=settings)
         return 0
     if args.command == "broker":
-        return _declare_broker(settings)
+        return declare_broker(settings)
     if args.command == "outbox":
-        return _outbox_status(settings, [args.service] if args.service else SERVICES, args.json)
+        return outbox_status(
+            settings, [args.service] if args.service else SERVICES, as_json=args.json
+        )
     if args.command == "relay":
         return _relay(settings, args.service)
     if args.command == "consume":
         return _consume(settings, args.service)
     if args.command == "api":
-        asyncio.run(_at_head(settings, args.service))
+        asyncio.run(at_head(settings, args.service))
         if args.service == "ordering":
             from app.ordering.app import create_app
         else:

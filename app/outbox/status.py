@@ -35,7 +35,7 @@ class OutboxStatus:
         return asdict(self)
 
 
-async def outbox_status(engine: AsyncEngine) -> OutboxStatus:
+async def read_status(engine: AsyncEngine) -> OutboxStatus:
     """Read the status of the outbox in ``engine``'s database (the database's clock)."""
     pending = select(
         func.count(),

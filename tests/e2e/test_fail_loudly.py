@@ -181,3 +181,29 @@ async def test_the_relay_publishes_into_queues_no_consumer_declared_yet(
 async def _published(database_url: str, expected: int) -> bool:
     rows = await query(database_url, "SELECT count(*) FROM outbox WHERE published_at IS NOT NULL")
     return bool(rows[0][0] == expected)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        ("CONSUMER_DELIVERY_LIMIT", "abc", "invalid settings: CONSUMER_DELIVERY_LIMIT"),
+        ("RELAY_BATCH_SIZE", "0", "invalid settings: RELAY_BATCH_SIZE"),
+        ("CATALOG_DATABASE_URL", "bogus://nowhere", "invalid database URL"),
+        ("CATALOG_DATABASE_URL", "not a url", "invalid database URL"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_exit_1(setting: str, value: str, words: str) -> None:
+    done = run("outbox", "status", "catalog", **{setting: value})
+    assert done.returncode == 1, done.stderr
+    [line] = error_lines(done.stderr)
+    assert words in line
+    assert "Traceback" not in done.stderr
+
+
+def test_outbox_status_on_a_database_without_migrations_says_what_to_run(
+    empty_database: str,
+) -> None:
+    done = run("outbox", "status", "catalog", CATALOG_DATABASE_URL=empty_database)
+    assert done.returncode == 1
+    [line] = error_lines(done.stderr)
+    assert "run `python -m app migrate catalog`" in line

@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.outbox.status import outbox_status
+from app.outbox.status import read_status
 from tests.conftest import query
 from tests.e2e.processes import command_env, command_output
 from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events
@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 async def test_status_counts_pending_unroutable_failed_and_recent(
     ordering_db: str, engine: AsyncEngine, broker: str
 ) -> None:
-    assert (await outbox_status(engine)).oldest_pending_age_seconds is None
+    assert (await read_status(engine)).oldest_pending_age_seconds is None
     await bind_queue(broker, QUEUE, "OrderPlaced")
     await stage_events(engine, 4)
     async with relay_for(ordering_db, broker) as relay:
@@ -38,7 +38,7 @@ async def test_status_counts_pending_unroutable_failed_and_recent(
     async with relay_for(ordering_db, broker) as relay:
         assert (await relay.relay_batch()).unroutable == 1
 
-    status = await outbox_status(engine)
+    status = await read_status(engine)
     assert (status.pending, status.unroutable, status.failed) == (2, 1, 1)
     assert status.published_last_hour == 4
     assert status.oldest_pending_age_seconds is not None
