@@ -46,7 +46,13 @@ class MemorySession:
             content_type=message.content_type,
             correlation_id=message.correlation_id,
             timestamp=message.timestamp,
-            headers={**headers, "x-poison-reason": reason},
+            # The same headers as on RabbitMQ (amqp_consumer.AmqpSession.dead_letter).
+            headers={
+                **headers,
+                "x-poison-reason": reason,
+                "x-poison-queue": self._queue.name,
+                "x-original-routing-key": message.routing_key or "",
+            },
         )
         self._dead_letters.put(envelope)
         await message.ack()
