@@ -13,10 +13,11 @@ import aio_pika
 import psycopg
 from sqlalchemy import text
 
+from app.consumers import bindings_of
 from app.db import make_engine, make_sessionmaker
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.publisher import OutgoingMessage
-from app.outbox.topology import ConsumerTopology, declare
+from app.outbox.topology import declare_topology
 from bench.infra import inbox_rows, libpq, processes
 from bench.orders import stock_products
 
@@ -31,14 +32,9 @@ def _fresh_products(database_url: str) -> list[uuid.UUID]:
 async def fill_queue(broker_url: str, products: list[uuid.UUID], messages: int) -> None:
     """Declare catalog's topology and queue ``messages`` OrderPlaced in it."""
     async with await aio_pika.connect(broker_url) as connection:
+        await declare_topology(connection, [bindings_of("catalog")])
         channel = await connection.channel()
-        declared = await declare(
-            channel,
-            ConsumerTopology.for_service("catalog"),
-            event_names=["OrderPlaced"],
-            delivery_limit=20,
-        )
-        await declared.queue.purge()
+        await channel.queue_purge("catalog.events")
     publisher = AmqpPublisher(broker_url, publish_timeout=60)
     try:
         for start in range(0, messages, 1000):

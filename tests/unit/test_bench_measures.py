@@ -55,3 +55,14 @@ def test_a_rate_is_flat_only_when_offered_delivered_and_complete() -> None:
     assert not _run(1000, 995, 80).flat  # the backlog grew
     assert not _run(1000, 995, 3, missing=1).flat  # an order never arrived
     assert _run(10, 10, 0.5).flat  # a tiny rate is judged on whole orders
+
+
+def test_every_bench_module_imports() -> None:
+    # The bench runs only in `make bench`; an API it uses that changed must fail here.
+    import importlib
+    import pkgutil
+
+    import bench
+
+    for module in pkgutil.iter_modules(bench.__path__):
+        importlib.import_module(f"bench.{module.name}")
