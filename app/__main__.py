@@ -19,7 +19,9 @@ from app import migrate
 from app.consumers import bindings_fed_by, subscriptions_of
 from app.logs import configure_logging
 from app.operations import at_head, declare_broker, needs_rabbitmq, outbox_status
+from app.outbox.database import UnsupportedDatabaseError
 from app.settings import SERVICES, Settings
+from app.wiring import consumer_config, relay_config
 
 logger = logging.getLogger("app")
 
@@ -71,12 +73,12 @@ def _serve(app: FastAPI, host: str, port: int) -> None:
 def _relay(settings: Settings, service: str) -> int:
     if not needs_rabbitmq(settings, "relay"):
         return 2
-    from app.outbox.runner import run_relay
+    from app.outbox.relay_process import run_relay
 
     async def main() -> None:
         await at_head(settings, service)
         await run_relay(
-            settings,
+            relay_config(settings),
             database_url=settings.database_url(service),
             name=service,
             bindings=bindings_fed_by(service),
@@ -90,12 +92,12 @@ def _consume(settings: Settings, service: str) -> int:
     if not needs_rabbitmq(settings, "consume"):
         return 2
     subscriptions = subscriptions_of(service)
-    from app.outbox.consumer_runner import run_consumer
+    from app.outbox.consumer_process import run_consumer
 
     async def main() -> None:
         await at_head(settings, service)
         await run_consumer(
-            settings,
+            consumer_config(settings),
             service=service,
             database_url=settings.database_url(service),
             subscriptions=subscriptions,
@@ -130,8 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     try:
         return _dispatch(args, settings)
-    except (ArgumentError, NoSuchModuleError) as exc:
-        # A database URL SQLAlchemy cannot read, or a driver it does not know.
+    except (ArgumentError, NoSuchModuleError, UnsupportedDatabaseError) as exc:
+        # A database URL SQLAlchemy cannot read, or a database or driver not supported.
         logger.error("invalid database URL: %s", exc)
         return 1
 

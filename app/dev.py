@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -20,21 +21,22 @@ from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
 from app.consumers import all_bindings, subscriptions_of
-from app.db import make_engine, make_sessionmaker
 from app.ordering.app import ordering_resources
 from app.ordering.router import router as ordering_router
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.consumer import InboxConsumer
-from app.outbox.consumer_runner import amqp_consumer, consumer_engine, consumer_policy
+from app.outbox.consumer_process import amqp_consumer, consumer_engine
+from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.inbox import InboxProcessor
 from app.outbox.memory import InMemoryBroker
 from app.outbox.publisher import Publisher
-from app.outbox.runner import relay_until
+from app.outbox.relay_process import relay_until
 from app.outbox.subscriptions import by_event_name
 from app.outbox.topology import ConsumerTopology, declare_at
 from app.outbox.wakeup import libpq_dsn
 from app.settings import SERVICES, Settings
 from app.web import build_app
+from app.wiring import consumer_config, relay_config
 
 logger = logging.getLogger(__name__)
 
@@ -82,11 +84,12 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
     ordering takes catalog's replies), as tasks of this process."""
     # One engine per database, shared by its relay and its consumer.
     pool_size = settings.relay_concurrency + 3
+    consuming = consumer_config(settings)
     engines = {
-        service: consumer_engine(settings, settings.database_url(service), pool_size=pool_size)
+        service: consumer_engine(consuming, settings.database_url(service), pool_size=pool_size)
         for service in SERVICES
     }
-    policy = consumer_policy(settings)
+    policy = consuming.consumer
     publisher: Publisher
     consumers: dict[str, InboxConsumer] = {}
     broker: InMemoryBroker | None = None
@@ -129,9 +132,8 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
             policy=policy,
         )
     # Without LISTEN/NOTIFY (SQLite) the poll is the wake-up: keep the tutorial snappy.
-    relay_settings = settings.model_copy(
-        update={"relay_poll_interval_seconds": min(settings.relay_poll_interval_seconds, 0.2)}
-    )
+    relaying = relay_config(settings)
+    relaying = replace(relaying, poll_interval_seconds=min(relaying.poll_interval_seconds, 0.2))
     stop = asyncio.Event()
     tasks = [
         asyncio.create_task(consumer.run(stop), name=f"{service}-consumer")
@@ -141,7 +143,7 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
         asyncio.create_task(
             relay_until(
                 stop,
-                settings=relay_settings,
+                config=relaying,
                 engine=engine,
                 publisher=publisher,
                 listen_dsn=libpq_dsn(settings.database_url(service)),

@@ -12,10 +12,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import make_url
 
 from alembic import command
-from app.db import ensure_sqlite_directory, make_engine
+from app.outbox.database import ensure_sqlite_directory, make_engine
 from app.outbox.process import FatalError
+from app.outbox.startup import wait_for_database
 from app.settings import Settings
-from app.startup import wait_for_database
 
 logger = logging.getLogger(__name__)
 

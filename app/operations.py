@@ -12,11 +12,11 @@ from sqlalchemy.exc import DBAPIError
 
 from app import migrate
 from app.consumers import all_bindings
-from app.db import make_engine
+from app.outbox.database import make_engine
 from app.outbox.publisher import EXCHANGE
+from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.topology import TopologyConflictError, declare_at
 from app.settings import Settings
-from app.startup import wait_for_broker, wait_for_database
 
 logger = logging.getLogger("app")
 

@@ -13,9 +13,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db import make_engine, make_sessionmaker
+from app.outbox.database import make_engine, make_sessionmaker
+from app.outbox.startup import wait_for_database
 from app.settings import Settings
-from app.startup import wait_for_database
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import psycopg
 from sqlalchemy import text
 
 from app.consumers import bindings_of
-from app.db import make_engine, make_sessionmaker
 from app.outbox.amqp import AmqpPublisher
+from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import OutgoingMessage
 from app.outbox.topology import declare_topology
 from bench.infra import inbox_rows, libpq, processes

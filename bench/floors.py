@@ -14,8 +14,8 @@ import uuid
 import aio_pika
 
 from app.catalog.handlers import SUBSCRIPTIONS
-from app.db import make_engine
 from app.ordering.contracts import OrderPlaced
+from app.outbox.database import make_engine
 from app.outbox.decoding import Decoded
 from app.outbox.inbox import InboxProcessor
 from app.outbox.subscriptions import by_event_name

@@ -14,7 +14,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import PRODUCTS, STOCK_RESERVATIONS, Product, ReservationState
-from app.db import driver_connection
+from app.outbox.database import driver_connection, is_psycopg
 
 reservations = STOCK_RESERVATIONS
 
@@ -51,7 +51,7 @@ async def claim_reservations(
         return set()
     ordered = sorted(lines, key=lambda line: str(line.order_id))
     connection = await session.connection()
-    if connection.dialect.name == "postgresql":
+    if is_psycopg(connection.dialect):
         driver = await driver_connection(connection)
         columns = ([line.order_id for line in ordered], [line.product_id for line in ordered])
         quantities = [line.quantity for line in ordered]
@@ -137,7 +137,7 @@ async def take_stock(session: AsyncSession, lines: Sequence[OrderLine]) -> list[
         return []
     params = [{"quantity": line.quantity, "product_id": line.product_id} for line in lines]
     connection = await session.connection()
-    if connection.dialect.name != "postgresql":
+    if not is_psycopg(connection.dialect):
         return [(await connection.execute(_TAKE_ONE, p)).first() is not None for p in params]
     # psycopg pipelines executemany: every UPDATE runs in order on the server, with one
     # network round trip for the batch, and returning=True keeps each one's result.

@@ -25,8 +25,8 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.db import driver_connection, make_sessionmaker
 from app.outbox.clock import db_now_plus
+from app.outbox.database import driver_connection, is_psycopg, make_sessionmaker
 from app.outbox.decoding import Decoded
 from app.outbox.models import INBOX
 from app.outbox.retention import delete_in_batches
@@ -61,8 +61,8 @@ class InboxProcessor:
         self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self._consumer = consumer
         self._subscriptions = subscriptions
-        self._pipelined = engine.dialect.driver == "psycopg"
-        dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+        self._pipelined = is_psycopg(engine.dialect)
+        dialect = postgresql if self._pipelined else sqlite
         self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
 
     async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:

@@ -6,13 +6,12 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -38,18 +37,28 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How old a kept row may get (seconds), how often retention runs (seconds), and how
+    many rows each of its transactions deletes."""
+
+    older_than_seconds: float = 7 * 24 * 3600.0
+    interval_seconds: float = 60.0
+    batch_size: int = 1_000
+
+
 def scheduler_with_retention(
-    settings: Settings, engine: AsyncEngine, job: RetentionJob, *, older_than_seconds: float
+    policy: RetentionPolicy, engine: AsyncEngine, job: RetentionJob
 ) -> AsyncIOScheduler:
-    """An APScheduler running ``job`` now and every retention interval."""
+    """An APScheduler running ``job`` now and every ``policy.interval_seconds``."""
     scheduler = AsyncIOScheduler(timezone=UTC)
 
     async def retention() -> None:
         try:
             deleted = await job(
                 engine,
-                older_than_seconds=older_than_seconds,
-                batch_size=settings.retention_batch_size,
+                older_than_seconds=policy.older_than_seconds,
+                batch_size=policy.batch_size,
             )
         except DBAPIError as exc:
             logger.warning("retention failed; next run retries", extra={"error": repr(exc)})
@@ -65,7 +74,7 @@ def scheduler_with_retention(
     scheduler.add_job(
         retention,
         "interval",
-        seconds=settings.retention_interval_seconds,
+        seconds=policy.interval_seconds,
         next_run_time=datetime.now(UTC),
         max_instances=1,
         coalesce=True,

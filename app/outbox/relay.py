@@ -43,8 +43,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import ReturningUpdate
 
-from app.db import driver_connection
 from app.outbox.clock import db_now_plus
+from app.outbox.database import driver_connection, is_psycopg
 from app.outbox.models import OUTBOX
 from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, Publisher
 
@@ -167,7 +167,7 @@ class OutboxRelay:
         self._claim = claim_statement(policy.batch_size)
         # On psycopg, the claim and the marks run on the driver's connection in pipeline
         # mode (SQLAlchemy does not drive pipelines): same SQL, half the round trips.
-        self._pipelined = engine.dialect.driver == "psycopg"
+        self._pipelined = is_psycopg(engine.dialect)
         self._claim_sql = inlined_sql(self._claim, engine.dialect) if self._pipelined else ""
         self._reject = _record_rejection(policy.max_attempts)
         self._unroutable = {

@@ -9,7 +9,7 @@ from psycopg.types.json import Json
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import driver_connection
+from app.outbox.database import driver_connection, is_psycopg
 from app.outbox.events import VERSION_HEADER, IntegrationEvent
 from app.outbox.models import OUTBOX, OutboxMessage
 
@@ -65,7 +65,7 @@ async def write_events(session: AsyncSession, events: Sequence[IntegrationEvent]
     if not events:
         return
     connection = await session.connection()
-    if connection.dialect.name != "postgresql":
+    if not is_psycopg(connection.dialect):
         rows: list[dict[str, Any]] = [
             {
                 "id": event.event_id,

@@ -160,7 +160,7 @@ async def test_the_relay_publishes_into_queues_no_consumer_declared_yet(
 ) -> None:
     # A fresh vhost, the relay started first: nothing is returned unroutable, the events
     # wait in catalog.events for the consumer that starts later.
-    from app.db import make_engine
+    from app.outbox.database import make_engine
     from tests.integration.outbox.conftest import stage_events
 
     engine = make_engine(ordering_db)
@@ -190,6 +190,11 @@ async def _published(database_url: str, expected: int) -> bool:
         ("RELAY_BATCH_SIZE", "0", "invalid settings: RELAY_BATCH_SIZE"),
         ("CATALOG_DATABASE_URL", "bogus://nowhere", "invalid database URL"),
         ("CATALOG_DATABASE_URL", "not a url", "invalid database URL"),
+        (
+            "CATALOG_DATABASE_URL",
+            "postgresql+asyncpg://postgres@127.0.0.1/x",
+            "the outbox runs on postgresql+psycopg, sqlite+aiosqlite; got postgresql+asyncpg",
+        ),
     ],
 )
 def test_a_bad_setting_is_one_line_and_exit_1(setting: str, value: str, words: str) -> None:

@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import text
 
-from app.db import make_engine, make_sessionmaker
 from app.ordering import service
+from app.outbox.database import make_engine, make_sessionmaker
 from tests.conftest import query
 from tests.e2e.processes import Background, command_env
 from tests.integration.outbox.conftest import QUEUE, stage_events

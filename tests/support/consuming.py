@@ -12,9 +12,9 @@ from typing import Any
 import aio_pika
 
 from app.consumers import subscriptions_of
-from app.db import make_engine
 from app.outbox.consumer import AfterCommitHook, ConsumerPolicy
-from app.outbox.consumer_runner import amqp_consumer
+from app.outbox.consumer_process import amqp_consumer
+from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import EXCHANGE
 from app.outbox.subscriptions import by_event_name

@@ -13,8 +13,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.handlers import SUBSCRIPTIONS
-from app.db import make_engine
 from app.ordering.contracts import OrderCancelled, OrderPlaced
+from app.outbox.database import make_engine
 from app.outbox.decoding import Decoded
 from app.outbox.inbox import InboxProcessor
 from app.outbox.subscriptions import by_event_name

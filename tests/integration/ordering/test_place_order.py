@@ -8,8 +8,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.db import make_engine, make_sessionmaker
 from app.ordering import service
+from app.outbox.database import make_engine, make_sessionmaker
 from tests.conftest import count, query
 
 pytestmark = pytest.mark.postgres

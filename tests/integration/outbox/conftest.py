@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import make_engine, make_sessionmaker
 from app.ordering.contracts import OrderPlaced
 from app.outbox import add_event
 from app.outbox.amqp import AmqpPublisher
+from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.relay import AfterConfirmHook, OutboxRelay, RelayPolicy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]

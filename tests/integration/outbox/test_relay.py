@@ -12,8 +12,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import make_sessionmaker
 from app.ordering import service
+from app.outbox.database import make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError
 from tests.conftest import query
 from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events

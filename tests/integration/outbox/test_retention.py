@@ -51,7 +51,7 @@ async def test_retention_deletes_only_old_published_rows(
 async def test_inbox_retention_deletes_only_old_rows(catalog_db: str) -> None:
     import uuid
 
-    from app.db import make_engine
+    from app.outbox.database import make_engine
     from app.outbox.inbox import delete_old_inbox_rows
 
     old = [uuid.uuid4() for _ in range(3)]

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import migrate
 from app.catalog.handlers import SUBSCRIPTIONS
 from app.catalog.models import Product
-from app.db import make_engine, make_sessionmaker
 from app.ordering.contracts import OrderPlaced
+from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.decoding import Decoded
 from app.outbox.inbox import InboxProcessor
 from app.outbox.models import OutboxMessage

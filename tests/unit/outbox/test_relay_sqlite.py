@@ -16,9 +16,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app import migrate
-from app.db import make_engine, make_sessionmaker
 from app.ordering.contracts import OrderPlaced
 from app.outbox import add_event
+from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, PublishResult
 from app.outbox.relay import OutboxRelay, RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -14,6 +14,35 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+# The databases and async drivers the outbox runs on: PostgreSQL through psycopg 3 (the
+# fast path: pipelines, array parameters, LISTEN/NOTIFY) and SQLite through aiosqlite
+# (the portable path, for the embedded default).
+SUPPORTED = {"postgresql": "psycopg", "sqlite": "aiosqlite"}
+
+
+class UnsupportedDatabaseError(ValueError):
+    """A database URL or engine whose database or driver the outbox does not run on."""
+
+
+def check_supported(url: str) -> None:
+    """Raise UnsupportedDatabaseError unless ``url`` names a supported database+driver."""
+    parsed = make_url(url)
+    _check(parsed.get_backend_name(), parsed.get_driver_name())
+
+
+def _check(database: str, driver: str) -> None:
+    if SUPPORTED.get(database) != driver:
+        supported = ", ".join(f"{name}+{drv}" for name, drv in SUPPORTED.items())
+        raise UnsupportedDatabaseError(f"the outbox runs on {supported}; got {database}+{driver}")
+
+
+def is_psycopg(dialect: Dialect) -> bool:
+    """True on PostgreSQL through psycopg 3 (the fast path), False on SQLite; raises
+    UnsupportedDatabaseError for any other database or driver (an asyncpg engine, say,
+    whose connection has none of psycopg's methods)."""
+    _check(dialect.name, dialect.driver)
+    return dialect.name == "postgresql"
 
 
 def make_engine(
@@ -33,7 +62,10 @@ def make_engine(
 
     ``lock_timeout`` / ``statement_timeout`` (seconds; PostgreSQL only) are set for every
     connection at connect time (libpq ``options``), so they cost no round trip per
-    transaction; a statement past them fails with SQLSTATE 55P03 / 57014."""
+    transaction; a statement past them fails with SQLSTATE 55P03 / 57014.
+
+    Raises UnsupportedDatabaseError for a database or driver the outbox does not run on."""
+    check_supported(url)
     if ensure_sqlite_directory(url):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)

@@ -1,37 +1,52 @@
-"""The relay process: workers, wake-ups, retention, and a clean exit on SIGTERM."""
+"""The relay process (``python -m app relay SERVICE``): workers, wake-ups, retention, and a
+clean exit on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import make_engine
 from app.outbox.amqp import AmqpPublisher
-from app.outbox.process import FatalError, scheduler_with_retention, stop_on_signals
+from app.outbox.database import make_engine
+from app.outbox.process import (
+    FatalError,
+    RetentionPolicy,
+    scheduler_with_retention,
+    stop_on_signals,
+)
 from app.outbox.publisher import BrokerUnavailableError, Publisher
 from app.outbox.relay import OutboxRelay, RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
+from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.topology import QueueBindings, TopologyConflictError
 from app.outbox.waiting import backoff_delay, sleep_unless
 from app.outbox.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
-from app.settings import Settings
-from app.startup import wait_for_broker, wait_for_database
 
 logger = logging.getLogger(__name__)
 
 
-def relay_policy(settings: Settings) -> RelayPolicy:
-    return RelayPolicy(
-        batch_size=settings.relay_batch_size,
-        max_attempts=settings.relay_max_attempts,
-        retry_base_seconds=settings.relay_retry_base_seconds,
-        retry_max_seconds=settings.relay_retry_max_seconds,
-        unroutable_give_up_seconds=settings.relay_unroutable_give_up_seconds,
-    )
+@dataclass(frozen=True)
+class RelayProcessConfig:
+    """Everything a relay process needs besides its database (times in seconds).
+
+    ``concurrency``: claim-publish-mark loops sharing the process; ``poll_interval_seconds``:
+    the wake-up when no notification comes (the only one on SQLite)."""
+
+    broker_url: str
+    relay: RelayPolicy = field(default_factory=RelayPolicy)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    concurrency: int = 2
+    publish_timeout_seconds: float = 10.0
+    poll_interval_seconds: float = 1.0
+    reconnect_max_seconds: float = 30.0
+    startup_timeout_seconds: float = 60.0
+    shutdown_grace_seconds: float = 5.0
+    statement_timeout_seconds: float | None = 30.0
 
 
 class RelayStoppedError(FatalError):
@@ -39,34 +54,32 @@ class RelayStoppedError(FatalError):
 
 
 async def run_relay(
-    settings: Settings,
+    config: RelayProcessConfig,
     *,
     database_url: str,
     name: str,
     bindings: Sequence[QueueBindings] = (),
 ) -> None:
-    """Relay ``database_url``'s outbox to ``settings.broker_url`` until SIGTERM/SIGINT.
+    """Relay ``database_url``'s outbox to ``config.broker_url`` until SIGTERM/SIGINT.
 
     ``bindings``: the queues consuming what this service publishes, declared before the
     first publish. Raises RelayStoppedError (exit 1) if RabbitMQ refuses them."""
     stop = stop_on_signals()
-    await wait_for_database(database_url, within=settings.startup_timeout_seconds)
-    await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
+    await wait_for_database(database_url, within=config.startup_timeout_seconds)
+    await wait_for_broker(config.broker_url, within=config.startup_timeout_seconds)
     engine = make_engine(
         database_url,
-        pool_size=settings.relay_concurrency + 1,
+        pool_size=config.concurrency + 1,
         pre_ping=False,
-        statement_timeout=settings.consumer_statement_timeout_seconds,
+        statement_timeout=config.statement_timeout_seconds,
     )
     publisher = AmqpPublisher(
-        settings.broker_url,
-        publish_timeout=settings.relay_publish_timeout_seconds,
-        bindings=bindings,
+        config.broker_url, publish_timeout=config.publish_timeout_seconds, bindings=bindings
     )
     try:
         await relay_until(
             stop,
-            settings=settings,
+            config=config,
             engine=engine,
             publisher=publisher,
             listen_dsn=libpq_dsn(database_url),
@@ -80,34 +93,29 @@ async def run_relay(
 async def relay_until(
     stop: asyncio.Event,
     *,
-    settings: Settings,
+    config: RelayProcessConfig,
     engine: AsyncEngine,
     publisher: Publisher,
     listen_dsn: str | None,
     name: str,
 ) -> None:
     """Run the relay's workers, wake-ups and retention until ``stop`` is set."""
-    relay = OutboxRelay(engine, publisher, relay_policy(settings))
+    relay = OutboxRelay(engine, publisher, config.relay)
     wakeup = Wakeup()
-    scheduler = scheduler_with_retention(
-        settings,
-        engine,
-        delete_published_outbox_rows,
-        older_than_seconds=settings.outbox_retention_seconds,
-    )
+    scheduler = scheduler_with_retention(config.retention, engine, delete_published_outbox_rows)
     # The fallback for lost notifications, and the only wake-up on SQLite.
-    scheduler.add_job(wakeup.notify, "interval", seconds=settings.relay_poll_interval_seconds)
+    scheduler.add_job(wakeup.notify, "interval", seconds=config.poll_interval_seconds)
     background: list[asyncio.Task[None]] = []
     if listen_dsn is not None:
         listener = listen_for_outbox_inserts(
-            listen_dsn, wakeup, max_backoff=settings.broker_reconnect_max_seconds
+            listen_dsn, wakeup, max_backoff=config.reconnect_max_seconds
         )
         background.append(asyncio.create_task(listener, name="outbox-listener"))
     workers = [
         asyncio.create_task(
-            _work(relay, wakeup, wakeup.subscribe(), stop, settings), name=f"relay-worker-{index}"
+            _work(relay, wakeup, wakeup.subscribe(), stop, config), name=f"relay-worker-{index}"
         )
-        for index in range(settings.relay_concurrency)
+        for index in range(config.concurrency)
     ]
     scheduler.start()
     logger.info(
@@ -125,7 +133,7 @@ async def relay_until(
             stop.set()
             raise RelayStoppedError(f"relay of {name} stopped: {dead[0].exception()}")
         logger.info("relay stopping: finishing the batch in flight")
-        _, unfinished = await asyncio.wait(workers, timeout=settings.shutdown_grace_seconds)
+        _, unfinished = await asyncio.wait(workers, timeout=config.shutdown_grace_seconds)
         # A batch still waiting for confirms is abandoned: cancelling rolls its
         # transaction back, which releases its rows to the next relay unmarked.
         for task in unfinished:
@@ -144,7 +152,7 @@ async def _work(
     wakeup: Wakeup,
     woken: asyncio.Event,
     stop: asyncio.Event,
-    settings: Settings,
+    config: RelayProcessConfig,
 ) -> None:
     """Drain, then sleep until woken; back off (full jitter) while a dependency is down."""
     failures = 0
@@ -153,7 +161,7 @@ async def _work(
         try:
             while not stop.is_set():
                 report = await relay.relay_batch()
-                if report.claimed < settings.relay_batch_size:
+                if report.claimed < config.relay.batch_size:
                     break
                 wakeup.notify()  # a backlog: bring in an idle worker to share it
             failures = 0
@@ -163,7 +171,7 @@ async def _work(
             # A worker never dies: a dependency that is down (broker, database) or an
             # unexpected library error both end in a jittered, capped backoff and a retry.
             failures += 1
-            delay = backoff_delay(failures, settings.broker_reconnect_max_seconds)
+            delay = backoff_delay(failures, config.reconnect_max_seconds)
             expected = isinstance(exc, BrokerUnavailableError | DBAPIError | OSError)
             logger.warning(
                 "relay cannot proceed; backing off",

@@ -1,22 +1,28 @@
-"""The consumer process: the loop, inbox retention, and a clean exit on SIGTERM."""
+"""The consumer process (``python -m app consume SERVICE``): the loop, inbox retention, and a
+clean exit on SIGTERM."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.db import make_engine
 from app.outbox.amqp_consumer import amqp_sessions
 from app.outbox.consumer import AfterCommitHook, ConsumerPolicy, InboxConsumer
+from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor, delete_old_inbox_rows
-from app.outbox.process import FatalError, scheduler_with_retention, stop_on_signals
+from app.outbox.process import (
+    FatalError,
+    RetentionPolicy,
+    scheduler_with_retention,
+    stop_on_signals,
+)
+from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.subscriptions import Subscription, by_event_name
 from app.outbox.topology import QueueBindings
-from app.settings import Settings
-from app.startup import wait_for_broker, wait_for_database
 
 logger = logging.getLogger(__name__)
 
@@ -27,27 +33,33 @@ class ConsumerStoppedError(FatalError):
     """The consumer cannot go on (RabbitMQ refused its queues)."""
 
 
-def consumer_policy(settings: Settings) -> ConsumerPolicy:
-    return ConsumerPolicy(
-        prefetch=settings.consumer_prefetch,
-        batch_size=settings.consumer_batch_size,
-        batch_window_seconds=settings.consumer_batch_window_seconds,
-        delivery_limit=settings.consumer_delivery_limit,
-        reconnect_max_seconds=settings.broker_reconnect_max_seconds,
-        database_reconnect_max_seconds=settings.database_reconnect_max_seconds,
-        redelivery_max_seconds=settings.consumer_redelivery_max_seconds,
-    )
+@dataclass(frozen=True)
+class ConsumerProcessConfig:
+    """Everything a consumer process needs besides its database and handlers (seconds).
+
+    The lock and statement timeouts apply to every transaction of the consumer's engine
+    (PostgreSQL), so that none waits without bound on another's locks."""
+
+    broker_url: str
+    consumer: ConsumerPolicy = field(default_factory=ConsumerPolicy)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    lock_timeout_seconds: float | None = 2.0
+    statement_timeout_seconds: float | None = 30.0
+    startup_timeout_seconds: float = 60.0
+    shutdown_grace_seconds: float = 5.0
 
 
-def consumer_engine(settings: Settings, database_url: str, *, pool_size: int) -> AsyncEngine:
-    """The engine a consumer (and, in ``dev``, a relay) works through: with the lock and
-    statement timeouts, so that no transaction waits without bound on another's locks."""
+def consumer_engine(
+    config: ConsumerProcessConfig, database_url: str, *, pool_size: int
+) -> AsyncEngine:
+    """The engine a consumer (and, in ``dev``, a relay) works through, with the config's
+    lock and statement timeouts."""
     return make_engine(
         database_url,
         pool_size=pool_size,
         pre_ping=False,
-        lock_timeout=settings.consumer_lock_timeout_seconds,
-        statement_timeout=settings.consumer_statement_timeout_seconds,
+        lock_timeout=config.lock_timeout_seconds,
+        statement_timeout=config.statement_timeout_seconds,
     )
 
 
@@ -78,7 +90,7 @@ def amqp_consumer(
 
 
 async def run_consumer(
-    settings: Settings,
+    config: ConsumerProcessConfig,
     *,
     service: str,
     database_url: str,
@@ -86,20 +98,18 @@ async def run_consumer(
 ) -> None:
     """Consume ``service``'s queue into its database until SIGTERM/SIGINT."""
     stop = stop_on_signals()
-    await wait_for_database(database_url, within=settings.startup_timeout_seconds)
-    await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
+    await wait_for_database(database_url, within=config.startup_timeout_seconds)
+    await wait_for_broker(config.broker_url, within=config.startup_timeout_seconds)
     index = by_event_name(subscriptions)
-    engine = consumer_engine(settings, database_url, pool_size=2)
+    engine = consumer_engine(config, database_url, pool_size=2)
     consumer = amqp_consumer(
-        settings.broker_url,
+        config.broker_url,
         service=service,
         processor=InboxProcessor(engine, consumer=service, subscriptions=index),
         subscriptions=index,
-        policy=consumer_policy(settings),
+        policy=config.consumer,
     )
-    scheduler = scheduler_with_retention(
-        settings, engine, delete_old_inbox_rows, older_than_seconds=settings.inbox_retention_seconds
-    )
+    scheduler = scheduler_with_retention(config.retention, engine, delete_old_inbox_rows)
     scheduler.start()
     consuming = asyncio.create_task(consumer.run(stop), name="consumer")
     logger.info("consumer started", extra={"service": service, "events": sorted(index)})
@@ -113,7 +123,7 @@ async def run_consumer(
             raise ConsumerStoppedError(f"consumer of {service} stopped: {consuming.exception()}")
         logger.info("consumer stopping: finishing the batch in flight")
         try:
-            await asyncio.wait_for(consuming, timeout=settings.shutdown_grace_seconds)
+            await asyncio.wait_for(consuming, timeout=config.shutdown_grace_seconds)
         except TimeoutError:
             # Unacked messages return to the queue when the connection closes; their
             # inbox rows (if committed) make the redelivery a skip.

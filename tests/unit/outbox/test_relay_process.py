@@ -6,9 +6,9 @@ import asyncio
 
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.relay import BatchReport
-from app.outbox.runner import _work
+from app.outbox.relay_process import RelayProcessConfig, _work
+from app.outbox.topology import TopologyConflictError
 from app.outbox.wakeup import Wakeup
-from app.settings import Settings
 
 
 class FlakyRelay:
@@ -33,9 +33,9 @@ async def test_worker_survives_unexpected_errors_and_stops_on_request() -> None:
     )
     stop, wakeup = asyncio.Event(), Wakeup()
     woken = wakeup.subscribe()
-    settings = Settings(broker_reconnect_max_seconds=0.01)
+    config = RelayProcessConfig(broker_url="amqp://", reconnect_max_seconds=0.01)
 
-    worker = asyncio.create_task(_work(relay, wakeup, woken, stop, settings))  # type: ignore[arg-type]
+    worker = asyncio.create_task(_work(relay, wakeup, woken, stop, config))  # type: ignore[arg-type]
     await asyncio.wait_for(relay.idle.wait(), timeout=5)
     assert relay.calls == 4 and not worker.done()
 
@@ -49,3 +49,13 @@ async def test_worker_survives_unexpected_errors_and_stops_on_request() -> None:
     stop.set()
     await asyncio.wait_for(worker, timeout=5)
     assert worker.exception() is None
+
+
+async def test_worker_ends_when_the_broker_refuses_the_topology() -> None:
+    # Not worth a retry: the process exits 1 rather than look alive relaying nothing.
+    relay = FlakyRelay(TopologyConflictError("refused"))
+    stop, wakeup = asyncio.Event(), Wakeup()
+    config = RelayProcessConfig(broker_url="amqp://", reconnect_max_seconds=0.01)
+    worker = asyncio.create_task(_work(relay, wakeup, wakeup.subscribe(), stop, config))  # type: ignore[arg-type]
+    await asyncio.wait({worker}, timeout=5)
+    assert isinstance(worker.exception(), TopologyConflictError)

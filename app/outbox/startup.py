@@ -11,7 +11,7 @@ import aio_pika
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from app.db import make_engine
+from app.outbox.database import make_engine
 from app.outbox.process import FatalError
 
 logger = logging.getLogger(__name__)

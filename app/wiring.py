@@ -1,0 +1,62 @@
+"""The one place where the application's Settings become the outbox library's policies
+(cosmicpython's bootstrap: nothing in ``app/outbox`` reads settings)."""
+
+from __future__ import annotations
+
+from app.outbox.consumer import ConsumerPolicy
+from app.outbox.consumer_process import ConsumerProcessConfig
+from app.outbox.process import RetentionPolicy
+from app.outbox.relay import RelayPolicy
+from app.outbox.relay_process import RelayProcessConfig
+from app.settings import Settings
+
+
+def relay_config(settings: Settings) -> RelayProcessConfig:
+    """A relay process's configuration from ``settings``."""
+    return RelayProcessConfig(
+        broker_url=settings.broker_url,
+        relay=RelayPolicy(
+            batch_size=settings.relay_batch_size,
+            max_attempts=settings.relay_max_attempts,
+            retry_base_seconds=settings.relay_retry_base_seconds,
+            retry_max_seconds=settings.relay_retry_max_seconds,
+            unroutable_give_up_seconds=settings.relay_unroutable_give_up_seconds,
+        ),
+        retention=_retention(settings, settings.outbox_retention_seconds),
+        concurrency=settings.relay_concurrency,
+        publish_timeout_seconds=settings.relay_publish_timeout_seconds,
+        poll_interval_seconds=settings.relay_poll_interval_seconds,
+        reconnect_max_seconds=settings.broker_reconnect_max_seconds,
+        startup_timeout_seconds=settings.startup_timeout_seconds,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
+    )
+
+
+def consumer_config(settings: Settings) -> ConsumerProcessConfig:
+    """A consumer process's configuration from ``settings``."""
+    return ConsumerProcessConfig(
+        broker_url=settings.broker_url,
+        consumer=ConsumerPolicy(
+            prefetch=settings.consumer_prefetch,
+            batch_size=settings.consumer_batch_size,
+            batch_window_seconds=settings.consumer_batch_window_seconds,
+            delivery_limit=settings.consumer_delivery_limit,
+            reconnect_max_seconds=settings.broker_reconnect_max_seconds,
+            database_reconnect_max_seconds=settings.database_reconnect_max_seconds,
+            redelivery_max_seconds=settings.consumer_redelivery_max_seconds,
+        ),
+        retention=_retention(settings, settings.inbox_retention_seconds),
+        lock_timeout_seconds=settings.consumer_lock_timeout_seconds,
+        statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
+        startup_timeout_seconds=settings.startup_timeout_seconds,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+    )
+
+
+def _retention(settings: Settings, older_than_seconds: float) -> RetentionPolicy:
+    return RetentionPolicy(
+        older_than_seconds=older_than_seconds,
+        interval_seconds=settings.retention_interval_seconds,
+        batch_size=settings.retention_batch_size,
+    )

@@ -1,0 +1,36 @@
+"""What a library user expects of the package: a license, type information, one version."""
+
+from __future__ import annotations
+
+import tomllib
+from importlib.metadata import metadata
+from pathlib import Path
+
+import app
+import app.outbox
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_version_is_the_one_in_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert app.outbox.__version__ == project["version"]
+    assert f"## {project['version']}" in (ROOT / "CHANGELOG.md").read_text()
+
+
+def test_license_and_type_marker_ship_with_the_package() -> None:
+    assert "MIT License" in (ROOT / "LICENSE").read_text()
+    assert metadata("cloudcrm-outbox")["License-Expression"] == "MIT"
+    assert (Path(app.__file__).parent / "py.typed").exists()
+
+
+def test_the_library_imports_nothing_else_of_the_application() -> None:
+    # ARCHITECTURE.md: app/outbox is a library with its own configuration objects.
+    forbidden = ("app.settings", "app.db", "app.startup", "app.ordering", "app.catalog")
+    for module in (ROOT / "app" / "outbox").rglob("*.py"):
+        text = module.read_text()
+        for name in forbidden:
+            assert f"from {name} import" not in text and f"import {name}" not in text, (
+                module,
+                name,
+            )
