@@ -14,16 +14,19 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import aio_pika
-
 from app.outbox.decoding import Decoded, Poison, decode
 from app.outbox.holding import Holding
 from app.outbox.inbox import InboxProcessor
 from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
 from app.outbox.subscriptions import Subscription
 from app.outbox.topology import ConsumerTopology, TopologyConflictError
-from app.outbox.transient import is_blocked, is_environment_fault, is_retryable_conflict
-from app.outbox.waiting import backoff_delay, sleep_unless, spaced_delay
+from app.outbox.transient import (
+    is_blocked,
+    is_environment_fault,
+    is_expected_fault,
+    is_retryable_conflict,
+)
+from app.outbox.waiting import Backoff, sleep_unless, spaced_delay
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +83,9 @@ class InboxConsumer:
         self._holding = Holding()
 
     async def run(self, stop: asyncio.Event) -> None:
-        failures = 0
+        """Consume until ``stop`` is set, reconnecting with backoff whatever happens, but
+        a refused declaration (TopologyConflictError, raised: no retry can help)."""
+        backoff = Backoff(self._policy.reconnect_max_seconds)
         while not stop.is_set():
             try:
                 await self._consume_until_stopped(stop)
@@ -89,11 +94,10 @@ class InboxConsumer:
                 raise  # the broker refuses our queues: retrying cannot help
             except Exception as exc:  # the broker went away, or worse: never die
                 self.ready.clear()
-                failures += 1
-                delay = backoff_delay(failures, self._policy.reconnect_max_seconds)
+                delay = backoff.next_delay()
                 logger.warning(
                     "consumer lost its connection; reconnecting",
-                    exc_info=not isinstance(exc, OSError | aio_pika.exceptions.AMQPError),
+                    exc_info=not is_expected_fault(exc),
                     extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
                 )
                 await sleep_unless(stop, delay)
@@ -179,8 +183,8 @@ class InboxConsumer:
 
     async def _apply(self, valid: list[tuple[Delivery, Decoded]], stop: asyncio.Event) -> None:
         started = time.perf_counter()
-        outages = 0
-        conflicts = 0
+        outages = Backoff(self._policy.database_reconnect_max_seconds)
+        conflicts = Backoff(CONFLICT_BACKOFF_MAX_SECONDS)
         while True:
             try:
                 outcomes = await self._processor.process([decoded for _, decoded in valid])
@@ -190,19 +194,17 @@ class InboxConsumer:
                     # The database is away, not migrated, or refuses us: hold the
                     # messages (unacked, so nothing is lost) and retry. Requeueing would
                     # spend their delivery budget on a fault that is none of theirs.
-                    outages += 1
-                    delay = backoff_delay(outages, self._policy.database_reconnect_max_seconds)
+                    delay = outages.next_delay()
                     logger.warning(
                         "database unavailable; holding the batch",
                         extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
                     )
                     await sleep_unless(stop, delay)
                     continue
-                if is_retryable_conflict(exc) and conflicts < CONFLICT_RETRIES:
+                if is_retryable_conflict(exc) and conflicts.failures < CONFLICT_RETRIES:
                     # A deadlock with another consumer's batch: a short jittered pause,
                     # so the two do not collide again in step.
-                    conflicts += 1
-                    await asyncio.sleep(backoff_delay(conflicts, CONFLICT_BACKOFF_MAX_SECONDS))
+                    await conflicts.pause()
                     continue
                 # A message's own failure, or a row locked past the lock timeout: find
                 # which message, and let the others commit without it.
@@ -274,16 +276,15 @@ class InboxConsumer:
         """One message in its own transaction. A deadlock or serialization failure is
         another transaction's timing, not the message's fault: it is retried here rather
         than requeued, which would spend the message's delivery budget on it."""
-        conflicts = 0
+        conflicts = Backoff(CONFLICT_BACKOFF_MAX_SECONDS)
         while True:
             try:
                 await self._processor.process([decoded])
                 return
             except Exception as exc:
-                if not is_retryable_conflict(exc) or conflicts >= ALONE_CONFLICT_RETRIES:
+                if not is_retryable_conflict(exc) or conflicts.failures >= ALONE_CONFLICT_RETRIES:
                     raise
-                conflicts += 1
-                await asyncio.sleep(backoff_delay(conflicts, CONFLICT_BACKOFF_MAX_SECONDS))
+                await conflicts.pause()
 
     async def _dead_letter(self, message: Delivery, reason: str) -> None:
         async with asyncio.timeout(self._policy.connect_timeout_seconds):

@@ -8,7 +8,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.amqp import AmqpPublisher
@@ -19,12 +18,13 @@ from app.outbox.process import (
     scheduler_with_retention,
     stop_on_signals,
 )
-from app.outbox.publisher import BrokerUnavailableError, Publisher
+from app.outbox.publisher import Publisher
 from app.outbox.relay import OutboxRelay, RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
 from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.topology import QueueBindings, TopologyConflictError
-from app.outbox.waiting import backoff_delay, sleep_unless
+from app.outbox.transient import is_expected_fault
+from app.outbox.waiting import Backoff, sleep_unless
 from app.outbox.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
 
 logger = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ async def _work(
     config: RelayProcessConfig,
 ) -> None:
     """Drain, then sleep until woken; back off (full jitter) while a dependency is down."""
-    failures = 0
+    backoff = Backoff(config.reconnect_max_seconds)
     while not stop.is_set():
         woken.clear()
         try:
@@ -164,18 +164,16 @@ async def _work(
                 if report.claimed < config.relay.batch_size:
                     break
                 wakeup.notify()  # a backlog: bring in an idle worker to share it
-            failures = 0
+            backoff.succeeded()
         except TopologyConflictError:
             raise  # refused by the broker: no retry can help (the process exits 1)
         except Exception as exc:
             # A worker never dies: a dependency that is down (broker, database) or an
             # unexpected library error both end in a jittered, capped backoff and a retry.
-            failures += 1
-            delay = backoff_delay(failures, config.reconnect_max_seconds)
-            expected = isinstance(exc, BrokerUnavailableError | DBAPIError | OSError)
+            delay = backoff.next_delay()
             logger.warning(
                 "relay cannot proceed; backing off",
-                exc_info=not expected,
+                exc_info=not is_expected_fault(exc),
                 extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
             )
             await sleep_unless(stop, delay)

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 
 from app.outbox.database import make_engine
 from app.outbox.process import FatalError
+from app.outbox.waiting import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -25,13 +26,14 @@ async def _wait(
     name: str, where: str, attempt: Callable[[], Awaitable[None]], within: float
 ) -> None:
     deadline = time.monotonic() + within
-    tries = 0
+    # Short pauses (at most 2 s): a dependency starting beside this process (compose)
+    # is usually up within seconds.
+    backoff = Backoff(cap=2.0, base=0.2)
     while True:
-        tries += 1
         try:
             await asyncio.wait_for(attempt(), timeout=5)
-            if tries > 1:
-                logger.info("%s is up", name, extra={"at": where, "tries": tries})
+            if backoff.failures:
+                logger.info("%s is up", name, extra={"at": where, "tries": backoff.failures + 1})
             return
         except Exception as exc:
             if time.monotonic() >= deadline:
@@ -39,7 +41,7 @@ async def _wait(
                     f"{name} at {where} is not reachable after {within:.0f}s ({exc!r:.200})"
                 ) from exc
             logger.warning("waiting for %s", name, extra={"at": where, "error": repr(exc)[:200]})
-            await asyncio.sleep(min(2.0, 0.2 * tries))
+            await backoff.pause()
 
 
 async def wait_for_database(url: str, *, within: float) -> None:

@@ -8,7 +8,8 @@ import logging
 import psycopg
 from sqlalchemy.engine import make_url
 
-from app.outbox.waiting import backoff_delay, first_of
+from app.outbox.transient import is_expected_fault
+from app.outbox.waiting import Backoff, first_of
 
 logger = logging.getLogger(__name__)
 
@@ -70,23 +71,22 @@ async def listen_for_outbox_inserts(dsn: str, wakeup: Wakeup, *, max_backoff: fl
     after other statements in a long transaction still wakes the relay when it commits.
     A lost notification (listener reconnecting) costs at most one poll interval.
     """
-    failures = 0
+    backoff = Backoff(max_backoff)
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
                 await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
                 logger.info("listening for outbox inserts", extra={"channel": NOTIFY_CHANNEL})
-                failures = 0
+                backoff.succeeded()
                 # Rows may have committed while nobody listened.
                 wakeup.notify()
                 async for _ in connection.notifies():
                     wakeup.notify()
         except Exception as exc:  # psycopg.Error, OSError, or anything unexpected: retry
-            failures += 1
-            delay = backoff_delay(failures, max_backoff)
+            delay = backoff.next_delay()
             logger.warning(
                 "outbox listener lost its connection; polling covers the gap",
-                exc_info=not isinstance(exc, psycopg.Error | OSError),
+                exc_info=not is_expected_fault(exc),
                 extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 2)},
             )
             await asyncio.sleep(delay)
