@@ -11,7 +11,6 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
-from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -23,16 +22,12 @@ from app.catalog.demo import seed_demo_products
 from app.consumers import all_bindings, subscriptions_of
 from app.ordering.app import ordering_resources
 from app.ordering.router import router as ordering_router
-from app.outbox.amqp import AmqpPublisher
-from app.outbox.consumer import InboxConsumer
-from app.outbox.consumer_process import amqp_consumer, consumer_engine
+from app.outbox.broker import broker_for
+from app.outbox.consumer_process import consumer_engine, inbox_consumer
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.inbox import InboxProcessor
-from app.outbox.memory import InMemoryBroker
-from app.outbox.publisher import Publisher
 from app.outbox.relay_process import relay_until
 from app.outbox.subscriptions import by_event_name
-from app.outbox.topology import ConsumerTopology, declare_at
 from app.outbox.wakeup import libpq_dsn
 from app.settings import SERVICES, Settings
 from app.web import build_app
@@ -90,47 +85,27 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
         for service in SERVICES
     }
     policy = consuming.consumer
-    publisher: Publisher
-    consumers: dict[str, InboxConsumer] = {}
-    broker: InMemoryBroker | None = None
-    if settings.broker_url.startswith(("amqp://", "amqps://")):
-        # Declared before anything starts: a refusal stops `dev` at once, loudly.
-        await declare_at(settings.broker_url, all_bindings(), within=60)
-        # One publisher for both relays: it declares every service's queues.
-        publisher = AmqpPublisher(
-            settings.broker_url,
-            publish_timeout=settings.relay_publish_timeout_seconds,
-            bindings=all_bindings(),
-        )
-    else:
-        # Queues in a SQLite file: what the relay saw confirmed survives kill -9.
-        Path(settings.embedded_broker_path).parent.mkdir(parents=True, exist_ok=True)
-        broker = InMemoryBroker(path=settings.embedded_broker_path)
-        publisher = broker
-    for service in SERVICES:
-        index = by_event_name(subscriptions_of(service))
-        processor = InboxProcessor(engines[service], consumer=service, subscriptions=index)
-        if broker is None:
-            consumers[service] = amqp_consumer(
-                settings.broker_url,
-                service=service,
-                processor=processor,
-                subscriptions=index,
-                policy=policy,
-            )
-            continue
-        topology = ConsumerTopology.for_service(service)
-        # Declared before the relays start, so the first event already has a queue.
-        broker.declare(topology, event_names=index, delivery_limit=policy.delivery_limit)
-        consumers[service] = InboxConsumer(
-            open_session=broker.sessions(
-                topology, event_names=index, delivery_limit=policy.delivery_limit
-            ),
+    broker = broker_for(
+        settings.broker_url,
+        embedded_path=settings.embedded_broker_path,
+        publish_timeout=settings.relay_publish_timeout_seconds,
+    )
+    # Declared before anything starts: the first event already has its queue, and a
+    # refusal (RabbitMQ) stops `dev` at once, loudly.
+    await broker.declare(all_bindings())
+    # One publisher for both relays: it declares every service's queues again if needed.
+    publisher = broker.publisher(bindings=all_bindings())
+    consumers = {
+        service: inbox_consumer(
+            broker,
             service=service,
-            processor=processor,
+            processor=InboxProcessor(engines[service], consumer=service, subscriptions=index),
             subscriptions=index,
             policy=policy,
         )
+        for service in SERVICES
+        for index in [by_event_name(subscriptions_of(service))]
+    }
     # Without LISTEN/NOTIFY (SQLite) the poll is the wake-up: keep the tutorial snappy.
     relaying = relay_config(settings)
     relaying = replace(relaying, poll_interval_seconds=min(relaying.poll_interval_seconds, 0.2))
@@ -163,5 +138,6 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await publisher.close()
+        await broker.close()
         for engine in engines.values():
             await engine.dispose()

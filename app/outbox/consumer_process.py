@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.outbox.amqp_consumer import amqp_sessions
+from app.outbox.broker import Broker, RabbitMQBroker
 from app.outbox.consumer import AfterCommitHook, ConsumerPolicy, InboxConsumer
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor, delete_old_inbox_rows
@@ -63,8 +63,8 @@ def consumer_engine(
     )
 
 
-def amqp_consumer(
-    broker_url: str,
+def inbox_consumer(
+    broker: Broker,
     *,
     service: str,
     processor: InboxProcessor,
@@ -72,13 +72,8 @@ def amqp_consumer(
     policy: ConsumerPolicy,
     after_commit: AfterCommitHook | None = None,
 ) -> InboxConsumer:
-    """An inbox consumer of ``service``'s queue on RabbitMQ."""
-    sessions = amqp_sessions(
-        broker_url,
-        QueueBindings.of(service, subscriptions),
-        prefetch=policy.prefetch,
-        timeout=policy.connect_timeout_seconds,
-    )
+    """An inbox consumer of ``service``'s queue (``S.events``) on ``broker``."""
+    sessions = broker.sessions(QueueBindings.of(service, subscriptions), prefetch=policy.prefetch)
     return InboxConsumer(
         open_session=sessions,
         service=service,
@@ -102,8 +97,11 @@ async def run_consumer(
     await wait_for_broker(config.broker_url, within=config.startup_timeout_seconds)
     index = by_event_name(subscriptions)
     engine = consumer_engine(config, database_url, pool_size=2)
-    consumer = amqp_consumer(
-        config.broker_url,
+    broker = RabbitMQBroker(
+        config.broker_url, connect_timeout=config.consumer.connect_timeout_seconds
+    )
+    consumer = inbox_consumer(
+        broker,
         service=service,
         processor=InboxProcessor(engine, consumer=service, subscriptions=index),
         subscriptions=index,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.outbox.amqp import AmqpPublisher
+from app.outbox.broker import RabbitMQBroker
 from app.outbox.database import make_engine
 from app.outbox.process import (
     FatalError,
@@ -73,9 +73,8 @@ async def run_relay(
         pre_ping=False,
         statement_timeout=config.statement_timeout_seconds,
     )
-    publisher = AmqpPublisher(
-        config.broker_url, publish_timeout=config.publish_timeout_seconds, bindings=bindings
-    )
+    broker = RabbitMQBroker(config.broker_url, publish_timeout=config.publish_timeout_seconds)
+    publisher = broker.publisher(bindings=bindings)
     try:
         await relay_until(
             stop,

@@ -12,8 +12,9 @@ from typing import Any
 import aio_pika
 
 from app.consumers import subscriptions_of
+from app.outbox.broker import RabbitMQBroker
 from app.outbox.consumer import AfterCommitHook, ConsumerPolicy
-from app.outbox.consumer_process import amqp_consumer
+from app.outbox.consumer_process import inbox_consumer
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import EXCHANGE
@@ -33,8 +34,8 @@ async def running_consumer(
     """``service``'s consumer, consuming until the block ends; yields its task."""
     engine = make_engine(database_url, lock_timeout=lock_timeout, statement_timeout=30)
     index = by_event_name(subscriptions_of(service))
-    consumer = amqp_consumer(
-        broker_url,
+    consumer = inbox_consumer(
+        RabbitMQBroker(broker_url),
         service=service,
         processor=InboxProcessor(engine, consumer=service, subscriptions=index),
         subscriptions=index,

@@ -124,8 +124,11 @@ async def test_unroutable_row_counts_no_attempt_and_fails_only_by_age(engine: As
     [lost] = await stage(engine, 1)
     broker = ScriptedBroker()
     broker.unroutable.add(lost)
-    # SQLite keeps whole seconds, so the give-up is set well apart from the early batches.
-    policy = RelayPolicy(max_attempts=1, retry_base_seconds=0, unroutable_give_up_seconds=3)
+    # SQLite keeps whole seconds: no backoff (due again at once, whatever second it is),
+    # and a give-up well apart from the early batches.
+    policy = RelayPolicy(
+        max_attempts=1, retry_base_seconds=0, retry_max_seconds=0, unroutable_give_up_seconds=3
+    )
     relay = OutboxRelay(engine, broker, policy)
 
     reports = [await relay.relay_batch() for _ in range(3)]  # three times max_attempts

@@ -1,0 +1,43 @@
+"""One broker interface, chosen from the URL once."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from app.outbox.broker import EmbeddedBroker, RabbitMQBroker, UnsupportedBrokerError, broker_for
+from app.outbox.publisher import OutgoingMessage
+from app.outbox.topology import QueueBindings
+
+CATALOG = QueueBindings.of("catalog", ["OrderPlaced"])
+
+
+def test_the_url_chooses_the_broker(tmp_path: Path) -> None:
+    assert isinstance(broker_for("amqp://guest:guest@127.0.0.1:5672/"), RabbitMQBroker)
+    assert isinstance(broker_for("amqps://h:5671/"), RabbitMQBroker)
+    assert isinstance(broker_for("memory://", embedded_path=str(tmp_path / "b.db")), EmbeddedBroker)
+    with pytest.raises(UnsupportedBrokerError, match="no broker for 'redis'"):
+        broker_for("redis://127.0.0.1:6379")
+
+
+async def test_the_embedded_broker_publishes_and_delivers_through_the_interface(
+    tmp_path: Path,
+) -> None:
+    broker = broker_for("memory://", embedded_path=str(tmp_path / "var" / "broker.db"))
+    await broker.declare([CATALOG])
+    publisher = broker.publisher(bindings=[CATALOG])
+    message = OutgoingMessage(uuid.uuid4(), "OrderPlaced", b"{}", {}, datetime.now(UTC))
+    result = await publisher.publish_batch([message])
+    assert result.confirmed == [message.message_id]
+    await publisher.close()  # one relay's handle: the broker stays open for the others
+
+    async with broker.sessions(CATALOG, prefetch=10)() as session:
+        delivery = session.inbound.get_nowait()
+        assert delivery.message_id == str(message.message_id)
+        await delivery.ack()
+    unbound = OutgoingMessage(uuid.uuid4(), "Nobody", b"{}", {}, datetime.now(UTC))
+    assert unbound.message_id in (await publisher.publish_batch([unbound])).unroutable
+    await broker.close()
