@@ -10,13 +10,12 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from app.outbox.decoding import Decoded, Poison, decode
 from app.outbox.holding import Holding
-from app.outbox.inbox import InboxProcessor
 from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
 from app.outbox.subscriptions import Subscription
 from app.outbox.topology import ConsumerTopology, TopologyConflictError
@@ -30,8 +29,15 @@ from app.outbox.waiting import Backoff, sleep_unless, spaced_delay
 
 logger = logging.getLogger(__name__)
 
-# Test fault hook: called after a batch committed, before its messages are acked.
-AfterCommitHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
+
+class BatchProcessor(Protocol):
+    """Applies decoded messages through the inbox and commits (``InboxProcessor``)."""
+
+    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        """Apply the new ones among ``messages`` in one committed transaction; their
+        outcomes by message id (duplicates get none). Raises with nothing committed."""
+        ...
+
 
 CONFLICT_RETRIES = 3  # for a batch; then its messages are handled one by one
 ALONE_CONFLICT_RETRIES = 10  # for one message on its own
@@ -67,17 +73,15 @@ class InboxConsumer:
         *,
         open_session: SessionOpener,
         service: str,
-        processor: InboxProcessor,
+        processor: BatchProcessor,
         subscriptions: Mapping[str, Subscription],
         policy: ConsumerPolicy,
-        after_commit: AfterCommitHook | None = None,
     ) -> None:
         self._open_session = open_session
         self._topology = ConsumerTopology.for_service(service)
         self._processor = processor
         self._subscriptions = subscriptions
         self._policy = policy
-        self._after_commit = after_commit
         self.ready = asyncio.Event()  # set while a connection is consuming
         self._session: ConsumerSession
         self._holding = Holding()
@@ -210,8 +214,6 @@ class InboxConsumer:
                 # which message, and let the others commit without it.
                 await self._one_by_one(valid, exc)
                 return
-        if self._after_commit is not None:
-            await self._after_commit([decoded.message_id for _, decoded in valid])
         await self._ack([message for message, _ in valid])
         _log_batch(len(valid), outcomes, time.perf_counter() - started)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import Broker, RabbitMQBroker
-from app.outbox.consumer import AfterCommitHook, ConsumerPolicy, InboxConsumer
+from app.outbox.consumer import BatchProcessor, ConsumerPolicy, InboxConsumer
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor, delete_old_inbox_rows
 from app.outbox.process import (
@@ -67,10 +67,9 @@ def inbox_consumer(
     broker: Broker,
     *,
     service: str,
-    processor: InboxProcessor,
+    processor: BatchProcessor,
     subscriptions: Mapping[str, Subscription],
     policy: ConsumerPolicy,
-    after_commit: AfterCommitHook | None = None,
 ) -> InboxConsumer:
     """An inbox consumer of ``service``'s queue (``S.events``) on ``broker``."""
     sessions = broker.sessions(QueueBindings.of(service, subscriptions), prefetch=policy.prefetch)
@@ -80,7 +79,6 @@ def inbox_consumer(
         processor=processor,
         subscriptions=subscriptions,
         policy=policy,
-        after_commit=after_commit,
     )
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +51,6 @@ from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, Publis
 logger = logging.getLogger(__name__)
 
 outbox = OUTBOX
-
-# A fault hook for tests: called with the confirmed ids before they are marked.
-AfterConfirmHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -157,13 +154,10 @@ class OutboxRelay:
         engine: AsyncEngine,
         publisher: Publisher,
         policy: RelayPolicy,
-        *,
-        after_confirm: AfterConfirmHook | None = None,
     ) -> None:
         self._engine = engine
         self._publisher = publisher
         self._policy = policy
-        self._after_confirm = after_confirm
         self._claim = claim_statement(policy.batch_size)
         # On psycopg, the claim and the marks run on the driver's connection in pipeline
         # mode (SQLAlchemy does not drive pipelines): same SQL, half the round trips.
@@ -185,8 +179,6 @@ class OutboxRelay:
             messages, unreadable = _outgoing(rows)
             result = await self._publisher.publish_batch(messages)
             result.rejected.update(unreadable)
-            if result.confirmed and self._after_confirm is not None:
-                await self._after_confirm(result.confirmed)
             failed = await self._record_rejections(connection, rows, result.rejected)
             failed += await self._record_unroutable(connection, rows, result.unroutable)
             await self._mark_and_commit(connection, result.confirmed)

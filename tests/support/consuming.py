@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -13,12 +13,29 @@ import aio_pika
 
 from app.consumers import subscriptions_of
 from app.outbox.broker import RabbitMQBroker
-from app.outbox.consumer import AfterCommitHook, ConsumerPolicy
+from app.outbox.consumer import BatchProcessor, ConsumerPolicy
 from app.outbox.consumer_process import inbox_consumer
 from app.outbox.database import make_engine
+from app.outbox.decoding import Decoded
 from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import EXCHANGE
 from app.outbox.subscriptions import by_event_name
+
+# A fault hook: called with a batch's message ids after its transaction committed, before
+# the consumer acks them (it acks once ``process`` returns).
+AfterCommitHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
+
+
+class HookedProcessor:
+    """An inbox processor that runs ``after_commit`` between the commit and the ack."""
+
+    def __init__(self, inner: BatchProcessor, after_commit: AfterCommitHook) -> None:
+        self._inner, self._after_commit = inner, after_commit
+
+    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        outcomes = await self._inner.process(messages)
+        await self._after_commit([message.message_id for message in messages])
+        return outcomes
 
 
 @asynccontextmanager
@@ -34,13 +51,15 @@ async def running_consumer(
     """``service``'s consumer, consuming until the block ends; yields its task."""
     engine = make_engine(database_url, lock_timeout=lock_timeout, statement_timeout=30)
     index = by_event_name(subscriptions_of(service))
+    processor: BatchProcessor = InboxProcessor(engine, consumer=service, subscriptions=index)
+    if after_commit is not None:
+        processor = HookedProcessor(processor, after_commit)
     consumer = inbox_consumer(
         RabbitMQBroker(broker_url),
         service=service,
-        processor=InboxProcessor(engine, consumer=service, subscriptions=index),
+        processor=processor,
         subscriptions=index,
         policy=ConsumerPolicy(**{"reconnect_max_seconds": 0.5, **policy}),
-        after_commit=after_commit,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(consumer.run(stop))

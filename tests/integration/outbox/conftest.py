@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
@@ -11,7 +11,8 @@ from app.ordering.contracts import OrderPlaced
 from app.outbox import add_event
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.database import make_engine, make_sessionmaker
-from app.outbox.relay import AfterConfirmHook, OutboxRelay, RelayPolicy
+from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
+from app.outbox.relay import OutboxRelay, RelayPolicy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -42,6 +43,27 @@ async def stage_events(engine: AsyncEngine, count: int, *, chunk: int = 1000) ->
     return ids
 
 
+# A fault hook: called with the confirmed ids after the broker confirmed them, before the
+# relay marks them (it marks what ``publish_batch`` returns).
+AfterConfirmHook = Callable[[Sequence[uuid.UUID]], Awaitable[None]]
+
+
+class HookedPublisher:
+    """A publisher that runs ``after_confirm`` between the broker's confirms and the mark."""
+
+    def __init__(self, inner: Publisher, after_confirm: AfterConfirmHook) -> None:
+        self._inner, self._after_confirm = inner, after_confirm
+
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        result = await self._inner.publish_batch(messages)
+        if result.confirmed:
+            await self._after_confirm(result.confirmed)
+        return result
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
 @asynccontextmanager
 async def relay_for(
     database_url: str,
@@ -53,14 +75,11 @@ async def relay_for(
 ) -> AsyncIterator[OutboxRelay]:
     """A relay with its own engine and broker connection (as a separate process has)."""
     engine = make_engine(database_url)
-    publisher = AmqpPublisher(broker_url, publish_timeout=publish_timeout)
+    publisher: Publisher = AmqpPublisher(broker_url, publish_timeout=publish_timeout)
+    if after_confirm is not None:
+        publisher = HookedPublisher(publisher, after_confirm)
     try:
-        yield OutboxRelay(
-            engine,
-            publisher,
-            RelayPolicy(**policy),
-            after_confirm=after_confirm,  # type: ignore[arg-type]
-        )
+        yield OutboxRelay(engine, publisher, RelayPolicy(**policy))  # type: ignore[arg-type]
     finally:
         await publisher.close()
         await engine.dispose()
