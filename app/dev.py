@@ -19,15 +19,13 @@ from app import migrate
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
-from app.consumers import all_bindings, subscriptions_of
+from app.consumers import subscriptions_of
 from app.ordering.app import ordering_resources
 from app.ordering.router import router as ordering_router
 from app.outbox.broker import broker_for
-from app.outbox.consumer_process import consumer_engine, inbox_consumer
+from app.outbox.consumer_process import consumer_engine
 from app.outbox.database import make_engine, make_sessionmaker
-from app.outbox.inbox import InboxProcessor
-from app.outbox.relay_process import relay_until
-from app.outbox.subscriptions import by_event_name
+from app.outbox.in_process import InProcessConfig, MessagingService, in_process
 from app.outbox.wakeup import libpq_dsn
 from app.settings import SERVICES, Settings
 from app.web import build_app
@@ -77,67 +75,36 @@ async def _seed(settings: Settings) -> None:
 async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     """Both relays and both consumers (catalog takes OrderPlaced and OrderCancelled,
     ordering takes catalog's replies), as tasks of this process."""
+    consuming = consumer_config(settings)
+    relaying = relay_config(settings)
+    # Without LISTEN/NOTIFY (SQLite) the poll is the wake-up: keep the tutorial snappy.
+    relaying = replace(relaying, poll_interval_seconds=min(relaying.poll_interval_seconds, 0.2))
     # One engine per database, shared by its relay and its consumer.
     pool_size = settings.relay_concurrency + 3
-    consuming = consumer_config(settings)
     engines = {
         service: consumer_engine(consuming, settings.database_url(service), pool_size=pool_size)
         for service in SERVICES
     }
-    policy = consuming.consumer
+    services = [
+        MessagingService(
+            service,
+            engines[service],
+            subscriptions_of(service),
+            listen_dsn=libpq_dsn(settings.database_url(service)),
+        )
+        for service in SERVICES
+    ]
     broker = broker_for(
         settings.broker_url,
         embedded_path=settings.embedded_broker_path,
         publish_timeout=settings.relay_publish_timeout_seconds,
     )
-    # Declared before anything starts: the first event already has its queue, and a
-    # refusal (RabbitMQ) stops `dev` at once, loudly.
-    await broker.declare(all_bindings())
-    # One publisher for both relays: it declares every service's queues again if needed.
-    publisher = broker.publisher(bindings=all_bindings())
-    consumers = {
-        service: inbox_consumer(
-            broker,
-            service=service,
-            processor=InboxProcessor(engines[service], consumer=service, subscriptions=index),
-            subscriptions=index,
-            policy=policy,
-        )
-        for service in SERVICES
-        for index in [by_event_name(subscriptions_of(service))]
-    }
-    # Without LISTEN/NOTIFY (SQLite) the poll is the wake-up: keep the tutorial snappy.
-    relaying = relay_config(settings)
-    relaying = replace(relaying, poll_interval_seconds=min(relaying.poll_interval_seconds, 0.2))
-    stop = asyncio.Event()
-    tasks = [
-        asyncio.create_task(consumer.run(stop), name=f"{service}-consumer")
-        for service, consumer in consumers.items()
-    ]
-    tasks += [
-        asyncio.create_task(
-            relay_until(
-                stop,
-                config=relaying,
-                engine=engine,
-                publisher=publisher,
-                listen_dsn=libpq_dsn(settings.database_url(service)),
-                name=service,
-            ),
-            name=f"{service}-relay",
-        )
-        for service, engine in engines.items()
-    ]
-    logger.info("in-process relays and consumers started", extra={"broker": settings.broker_url})
+    config = InProcessConfig(relay=relaying, consumer=consuming.consumer)
     try:
-        yield
+        async with in_process(broker, services, config=config):
+            logger.info("messaging in process", extra={"broker": type(broker).__name__})
+            yield
     finally:
-        stop.set()
-        _, unfinished = await asyncio.wait(tasks, timeout=settings.shutdown_grace_seconds + 1)
-        for task in unfinished:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await publisher.close()
         await broker.close()
         for engine in engines.values():
             await engine.dispose()

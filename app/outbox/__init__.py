@@ -1,9 +1,36 @@
-"""Service-agnostic transactional outbox and inbox. Imports no service (ARCHITECTURE.md)."""
+"""A transactional outbox and inbox for FastAPI + SQLAlchemy services (PostgreSQL or
+SQLite; RabbitMQ or an embedded broker). It imports nothing else of ``app/``.
+
+What a service needs, from here alone (see docs/outbox.md):
+
+- publish: ``IntegrationEvent`` contracts, ``add_event`` / ``write_events`` in your own
+  transaction, the ``outbox_metadata`` tables in your database;
+- consume: ``Subscription(event, handle)`` per event, applied once through the inbox;
+- run: ``broker_for(url)`` and ``in_process(...)`` in a lifespan, or the ``run_relay`` /
+  ``run_consumer`` process entry points, configured by the policies below;
+- test: ``app.outbox.testing``.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
+from app.outbox.broker import (
+    Broker,
+    EmbeddedBroker,
+    RabbitMQBroker,
+    UnsupportedBrokerError,
+    broker_for,
+)
+from app.outbox.consumer import ConsumerPolicy
+from app.outbox.consumer_process import ConsumerProcessConfig, run_consumer
+from app.outbox.database import UnsupportedDatabaseError, make_engine, make_sessionmaker
 from app.outbox.events import IntegrationEvent
+from app.outbox.in_process import InProcessConfig, MessagingService, in_process
 from app.outbox.models import InboxMessage, OutboxMessage, outbox_metadata
+from app.outbox.process import RetentionPolicy
+from app.outbox.relay import RelayPolicy
+from app.outbox.relay_process import RelayProcessConfig, run_relay
+from app.outbox.subscriptions import APPLIED, Subscription
+from app.outbox.topology import QueueBindings, TopologyConflictError
 from app.outbox.writer import add_event, write_events
 
 try:
@@ -12,10 +39,32 @@ except PackageNotFoundError:  # pragma: no cover - run from a source tree, not i
     __version__ = "0+unknown"
 
 __all__ = [
+    "APPLIED",
+    "Broker",
+    "ConsumerPolicy",
+    "ConsumerProcessConfig",
+    "EmbeddedBroker",
+    "InProcessConfig",
     "InboxMessage",
     "IntegrationEvent",
+    "MessagingService",
     "OutboxMessage",
+    "QueueBindings",
+    "RabbitMQBroker",
+    "RelayPolicy",
+    "RelayProcessConfig",
+    "RetentionPolicy",
+    "Subscription",
+    "TopologyConflictError",
+    "UnsupportedBrokerError",
+    "UnsupportedDatabaseError",
     "add_event",
+    "broker_for",
+    "in_process",
+    "make_engine",
+    "make_sessionmaker",
     "outbox_metadata",
+    "run_consumer",
+    "run_relay",
     "write_events",
 ]

@@ -1,0 +1,110 @@
+"""Relays and consumers as tasks of the calling process: for a FastAPI lifespan (``dev``,
+a small service, a test) instead of separate ``relay`` and ``consume`` processes.
+
+    async with in_process(broker, [MessagingService("orders", engine, SUBSCRIPTIONS)]):
+        yield  # the app serves; each service's outbox is relayed and its queue consumed
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.outbox.broker import Broker
+from app.outbox.consumer import ConsumerPolicy, InboxConsumer
+from app.outbox.consumer_process import inbox_consumer
+from app.outbox.inbox import InboxProcessor
+from app.outbox.relay_process import RelayProcessConfig, relay_until
+from app.outbox.subscriptions import Subscription, by_event_name
+from app.outbox.topology import QueueBindings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MessagingService:
+    """One service's side of messaging: its database (outbox and inbox tables in it), what
+    it consumes (none: it only publishes), and a libpq DSN to LISTEN on for new outbox
+    rows (PostgreSQL; None polls, as on SQLite)."""
+
+    name: str
+    engine: AsyncEngine
+    subscriptions: Sequence[Subscription] = ()
+    listen_dsn: str | None = None
+
+    @property
+    def bindings(self) -> QueueBindings:
+        """Its queue ``NAME.events`` and the event names bound to it."""
+        return QueueBindings.of(self.name, (s.name for s in self.subscriptions))
+
+
+@dataclass(frozen=True)
+class InProcessConfig:
+    """The relays' and consumers' policies (seconds), shared by every service."""
+
+    relay: RelayProcessConfig = field(default_factory=lambda: RelayProcessConfig(broker_url=""))
+    consumer: ConsumerPolicy = field(default_factory=ConsumerPolicy)
+
+
+@asynccontextmanager
+async def in_process(
+    broker: Broker,
+    services: Sequence[MessagingService],
+    *,
+    config: InProcessConfig | None = None,
+) -> AsyncIterator[None]:
+    """Declare every service's queues, then run a relay per service and a consumer per
+    service that subscribes to anything, until the block ends (then they finish what
+    they hold within the relay's ``shutdown_grace_seconds``). Raises TopologyConflictError
+    at entry when the broker refuses a declaration."""
+    config = config or InProcessConfig()
+    consuming = [service for service in services if service.subscriptions]
+    every_queue = [service.bindings for service in consuming]
+    await broker.declare(every_queue)
+    publisher = broker.publisher(bindings=every_queue)
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(_consumer(broker, service, config.consumer).run(stop))
+        for service in consuming
+    ]
+    tasks += [
+        asyncio.create_task(
+            relay_until(
+                stop,
+                config=config.relay,
+                engine=service.engine,
+                publisher=publisher,
+                listen_dsn=service.listen_dsn,
+                name=service.name,
+            ),
+            name=f"{service.name}-relay",
+        )
+        for service in services
+    ]
+    logger.info("in-process relays and consumers started", extra={"services": len(services)})
+    try:
+        yield
+    finally:
+        stop.set()
+        grace = config.relay.shutdown_grace_seconds + 1
+        _, unfinished = await asyncio.wait(tasks, timeout=grace)
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await publisher.close()
+
+
+def _consumer(broker: Broker, service: MessagingService, policy: ConsumerPolicy) -> InboxConsumer:
+    index = by_event_name(service.subscriptions)
+    return inbox_consumer(
+        broker,
+        service=service.name,
+        processor=InboxProcessor(service.engine, consumer=service.name, subscriptions=index),
+        subscriptions=index,
+        policy=policy,
+    )
