@@ -1,21 +1,108 @@
-"""Schema steps of the outbox and inbox tables, for each service's Alembic history.
+"""Versioned schema steps of the outbox and inbox tables, for any service's Alembic history.
 
-Every service database holds the same outbox and inbox tables; a step is written once
-here and called from each service's revision (its own history, its own database).
+Every service database holds the same outbox and inbox tables. Each step is written once
+here, numbered, and called from a service's own revision (its own history, its own
+database). Revisions already applied stay as they were written; new ones call these.
+A new service calls ``create_latest()`` in its first revision, an existing one the steps it
+lacks:
+
+    def upgrade() -> None:
+        create_latest()            # or: add_unroutable_since() after versions 1 and 2
+
+    def downgrade() -> None:
+        drop_latest()
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from alembic import op
+from app.outbox.wakeup import NOTIFY_CHANNEL
 
+PENDING = sa.text("published_at IS NULL AND failed_at IS NULL")
 FAILED = sa.text("failed_at IS NOT NULL")
 
 
+def create_outbox_and_inbox() -> None:
+    """Version 1: the outbox (with its pending and published indexes) and the inbox."""
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("message_id", sa.Uuid(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
+                  nullable=False),
+        sa.Column("outcome", sa.String(length=50), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "message_id", name=op.f("pk_inbox")),
+    )  # fmt: skip
+    op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"])
+    now = sa.func.now()
+    op.create_table(
+        "outbox",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sa.String(length=200), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=now, nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("next_attempt_at", sa.DateTime(timezone=True), server_default=now,
+                  nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+    )  # fmt: skip
+    op.create_index(
+        "ix_outbox_pending",
+        "outbox",
+        ["next_attempt_at"],
+        postgresql_where=PENDING,
+        sqlite_where=PENDING,
+    )
+    op.create_index("ix_outbox_published_at", "outbox", ["published_at"])
+
+
+def drop_outbox_and_inbox() -> None:
+    op.drop_table("outbox")
+    op.drop_table("inbox")
+
+
+# A statement-level trigger: one notification per inserting statement, and PostgreSQL
+# folds identical notifications of one transaction into one, delivered only at COMMIT.
+# Nothing here compares clocks, so a long multi-statement transaction still notifies.
+_CREATE_TRIGGER = f"""
+CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('{NOTIFY_CHANNEL}', '');
+    RETURN NULL;
+END $$;
+CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+"""
+_DROP_TRIGGER = """
+DROP TRIGGER IF EXISTS outbox_notify ON outbox;
+DROP FUNCTION IF EXISTS outbox_notify();
+"""
+
+
+def create_wakeup_trigger() -> None:
+    """Version 2: NOTIFY the relay when outbox rows commit (PostgreSQL; SQLite has no
+    LISTEN/NOTIFY and the relay polls there, so nothing is made)."""
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_CREATE_TRIGGER)
+
+
+def drop_wakeup_trigger() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(_DROP_TRIGGER)
+
+
 def add_unroutable_since() -> None:
-    """outbox.unroutable_since: when RabbitMQ first returned the row as unroutable; and a
-    partial index of failed rows, so that counting them never scans published ones."""
+    """Version 3: outbox.unroutable_since (when RabbitMQ first returned the row as
+    unroutable), and a partial index of failed rows, so that counting them never scans
+    the published ones."""
     op.add_column("outbox", sa.Column("unroutable_since", sa.DateTime(timezone=True)))
     op.create_index(
         "ix_outbox_failed", "outbox", ["failed_at"], postgresql_where=FAILED, sqlite_where=FAILED
@@ -27,3 +114,24 @@ def drop_unroutable_since() -> None:
     # Batch mode: SQLite rebuilds the table; PostgreSQL drops the column in place.
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("unroutable_since")
+
+
+Step = tuple[int, Callable[[], None], Callable[[], None]]
+STEPS: tuple[Step, ...] = (
+    (1, create_outbox_and_inbox, drop_outbox_and_inbox),
+    (2, create_wakeup_trigger, drop_wakeup_trigger),
+    (3, add_unroutable_since, drop_unroutable_since),
+)
+LATEST = STEPS[-1][0]
+
+
+def create_latest() -> None:
+    """Every step in order: the outbox and inbox of version ``LATEST``."""
+    for _, upgrade, _ in STEPS:
+        upgrade()
+
+
+def drop_latest() -> None:
+    """Every step undone, newest first."""
+    for _, _, downgrade in reversed(STEPS):
+        downgrade()
