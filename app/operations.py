@@ -12,6 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app import migrate
 from app.consumers import all_bindings
+from app.outbox.broker import AMQP_SCHEMES
 from app.outbox.database import make_engine
 from app.outbox.publisher import EXCHANGE
 from app.outbox.startup import wait_for_broker, wait_for_database
@@ -23,7 +24,7 @@ logger = logging.getLogger("app")
 
 def needs_rabbitmq(settings: Settings, command: str) -> bool:
     """True when BROKER_URL is an AMQP URL; else log why ``command`` needs one."""
-    if settings.broker_url.startswith(("amqp://", "amqps://")):
+    if settings.broker_url.startswith(AMQP_SCHEMES):
         return True
     logger.error(
         "`%s` talks to RabbitMQ: set BROKER_URL=amqp://user:password@host:5672/ "
