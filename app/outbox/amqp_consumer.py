@@ -1,4 +1,4 @@
-"""A consumer session on RabbitMQ (aio-pika)."""
+"""A consumer's connection to RabbitMQ (aio-pika)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractQueue
 
-from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
+from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
 from app.outbox.topology import ConsumerTopology, QueueBindings, declare_topology
 
 logger = logging.getLogger(__name__)
 
 
-class AmqpSession:
+class AmqpConsumerConnection:
     def __init__(
         self, queue: AbstractQueue, dead_letters: AbstractExchange, topology: ConsumerTopology
     ) -> None:
@@ -72,18 +72,17 @@ class AmqpSession:
         await message.ack()
 
 
-def amqp_sessions(
+def amqp_consumer_connections(
     url: str, bindings: QueueBindings, *, prefetch: int, timeout: float
-) -> SessionOpener:
-    """Opens a fresh connection per session (the consumer reconnects by opening another).
-
-    Each session declares its topology first, so a queue deleted under a running consumer
-    is declared again by the next session. Raises TopologyConflictError when RabbitMQ
+) -> ConnectionOpener:
+    """Opens a fresh broker connection each time (the consumer reconnects by opening
+    another). Each declares its topology first, so a queue deleted under a running consumer
+    is declared again by the next connection. Raises TopologyConflictError when RabbitMQ
     refuses a declaration (never worth a retry)."""
     topology = bindings.topology
 
     @asynccontextmanager
-    async def open_session() -> AsyncIterator[ConsumerSession]:
+    async def open_connection() -> AsyncIterator[ConsumerConnection]:
         connection: AbstractConnection | None = None
         try:
             # Every step of the setup is bounded: a connection reset mid-handshake has
@@ -97,24 +96,24 @@ def amqp_sessions(
                 dead_letters = await channel.get_exchange(
                     topology.dead_letter_exchange, ensure=False
                 )
-                session = AmqpSession(queue, dead_letters, topology)
+                consuming = AmqpConsumerConnection(queue, dead_letters, topology)
                 # aio-pika's closed() resolves only when close() is called; a connection
                 # the broker or the network dropped is reported to the close callbacks,
                 # and so is a channel the broker closed while the connection lives on.
-                connection.close_callbacks.add(session.mark_lost)
-                channel.close_callbacks.add(session.mark_lost)
+                connection.close_callbacks.add(consuming.mark_lost)
+                channel.close_callbacks.add(consuming.mark_lost)
                 # The broker cancels a consumer whose queue was deleted (basic.cancel):
                 # aiormq logs it and the channel lives on, consuming nothing, for good.
-                # The session ends instead, and the next one declares the queue again.
+                # The connection ends instead, and the next one declares the queue again.
                 underlay = await channel.get_underlay_channel()
-                underlay.on_consumer_cancel_callbacks.add(session.mark_cancelled)
-                await session.start()
-            yield session
+                underlay.on_consumer_cancel_callbacks.add(consuming.mark_cancelled)
+                await consuming.start()
+            yield consuming
         finally:
             if connection is not None:
                 await _close_quietly(connection)
 
-    return open_session
+    return open_connection
 
 
 async def _close_quietly(connection: AbstractConnection) -> None:

@@ -1,7 +1,7 @@
 """One interface to a message broker, chosen once from its URL: RabbitMQ or the embedded one.
 
 The relay publishes through a broker's ``publisher``, a consumer takes deliveries through
-its ``sessions``, and ``declare`` makes the exchange, queues, dead letters and bindings.
+its ``consumer_connections``, and ``declare`` makes the exchange, queues, dead letters and bindings.
 Nothing else in the outbox asks which broker it runs on.
 """
 
@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Protocol
 
 from app.outbox.amqp import AmqpPublisher
-from app.outbox.amqp_consumer import amqp_sessions
+from app.outbox.amqp_consumer import amqp_consumer_connections
+from app.outbox.consumer_connection import ConnectionOpener
 from app.outbox.memory import InMemoryBroker
 from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
-from app.outbox.sessions import SessionOpener
 from app.outbox.topology import QueueBindings, declare_at
 
 AMQP_SCHEMES = ("amqp://", "amqps://")
@@ -35,12 +35,13 @@ class Broker(Protocol):
         and again after a message comes back unroutable."""
         ...
 
-    def sessions(self, bindings: QueueBindings, *, prefetch: int) -> SessionOpener:
-        """Consumer sessions on ``bindings``' queue, at most ``prefetch`` unacked each."""
+    def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
+        """Consumer connections to ``bindings``' queue, at most ``prefetch`` unacked each."""
         ...
 
     async def close(self) -> None:
-        """Release what the broker itself holds (publishers and sessions close their own)."""
+        """Release what the broker itself holds (publishers and consumer connections
+        close their own)."""
         ...
 
 
@@ -64,8 +65,10 @@ class RabbitMQBroker:
     def publisher(self, *, bindings: Sequence[QueueBindings] = ()) -> Publisher:
         return AmqpPublisher(self.url, publish_timeout=self._publish_timeout, bindings=bindings)
 
-    def sessions(self, bindings: QueueBindings, *, prefetch: int) -> SessionOpener:
-        return amqp_sessions(self.url, bindings, prefetch=prefetch, timeout=self._connect_timeout)
+    def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
+        return amqp_consumer_connections(
+            self.url, bindings, prefetch=prefetch, timeout=self._connect_timeout
+        )
 
     async def close(self) -> None:
         return None
@@ -93,8 +96,8 @@ class EmbeddedBroker:
     def publisher(self, *, bindings: Sequence[QueueBindings] = ()) -> Publisher:
         return _SharedPublisher(self._memory)
 
-    def sessions(self, bindings: QueueBindings, *, prefetch: int) -> SessionOpener:
-        return self._memory.sessions(
+    def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
+        return self._memory.consumer_connections(
             bindings.topology, event_names=bindings.event_names, delivery_limit=self._limit
         )
 

@@ -14,9 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
 from app.outbox.decoding import Decoded, Poison, decode
 from app.outbox.holding import Holding
-from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
 from app.outbox.subscriptions import Subscription
 from app.outbox.topology import ConsumerTopology, TopologyConflictError
 from app.outbox.transient import (
@@ -71,19 +71,19 @@ class InboxConsumer:
     def __init__(
         self,
         *,
-        open_session: SessionOpener,
+        open_connection: ConnectionOpener,
         service: str,
         processor: BatchProcessor,
         subscriptions: Mapping[str, Subscription],
         policy: ConsumerPolicy,
     ) -> None:
-        self._open_session = open_session
+        self._open_connection = open_connection
         self._topology = ConsumerTopology.for_service(service)
         self._processor = processor
         self._subscriptions = subscriptions
         self._policy = policy
         self.ready = asyncio.Event()  # set while a connection is consuming
-        self._session: ConsumerSession
+        self._connection: ConsumerConnection
         self._holding = Holding()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -107,20 +107,20 @@ class InboxConsumer:
                 await sleep_unless(stop, delay)
 
     async def _consume_until_stopped(self, stop: asyncio.Event) -> None:
-        async with self._open_session() as session:
-            self._session = session
+        async with self._open_connection() as connection:
+            self._connection = connection
             self._holding = Holding()
             self.ready.set()
             logger.info("consuming", extra={"queue": self._topology.queue})
             try:
                 while not stop.is_set():
-                    batch = await self._next_batch(session.inbound, stop, session.lost)
+                    batch = await self._next_batch(connection.inbound, stop, connection.lost)
                     if batch:
                         await self._handle(batch, stop)
                 # Stop taking deliveries, then finish what was already delivered.
-                await session.stop_receiving()
-                while not session.inbound.empty():
-                    await self._handle(_take(session.inbound, self._policy.batch_size), stop)
+                await connection.stop_receiving()
+                while not connection.inbound.empty():
+                    await self._handle(_take(connection.inbound, self._policy.batch_size), stop)
             finally:
                 self.ready.clear()
                 self._holding.drop()
@@ -290,7 +290,7 @@ class InboxConsumer:
 
     async def _dead_letter(self, message: Delivery, reason: str) -> None:
         async with asyncio.timeout(self._policy.connect_timeout_seconds):
-            await self._session.dead_letter(message, reason)
+            await self._connection.dead_letter(message, reason)
         logger.warning(
             "dead-lettered a poison message",
             extra={"message_id": str(message.message_id)[:100], "reason": reason},

@@ -72,9 +72,10 @@ def inbox_consumer(
     policy: ConsumerPolicy,
 ) -> InboxConsumer:
     """An inbox consumer of ``service``'s queue (``S.events``) on ``broker``."""
-    sessions = broker.sessions(QueueBindings.of(service, subscriptions), prefetch=policy.prefetch)
+    bindings = QueueBindings.of(service, subscriptions)
+    connections = broker.consumer_connections(bindings, prefetch=policy.prefetch)
     return InboxConsumer(
-        open_session=sessions,
+        open_connection=connections,
         service=service,
         processor=processor,
         subscriptions=subscriptions,

@@ -18,7 +18,7 @@ import heapq
 import itertools
 import logging
 
-from app.outbox.sessions import Delivery
+from app.outbox.consumer_connection import Delivery
 from app.outbox.waiting import spaced_delay
 
 logger = logging.getLogger(__name__)

@@ -17,16 +17,22 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
+from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
 from app.outbox.memory_queue import DELIVERY_COUNT, MemoryDelivery, MemoryQueue
 from app.outbox.publisher import OutgoingMessage, PublishResult
 from app.outbox.queue_file import Envelope, QueueFile
-from app.outbox.sessions import ConsumerSession, Delivery, SessionOpener
 from app.outbox.topology import ConsumerTopology
 
-__all__ = ["Envelope", "InMemoryBroker", "MemoryDelivery", "MemoryQueue", "MemorySession"]
+__all__ = [
+    "Envelope",
+    "InMemoryBroker",
+    "MemoryConsumerConnection",
+    "MemoryDelivery",
+    "MemoryQueue",
+]
 
 
-class MemorySession:
+class MemoryConsumerConnection:
     """One consumer attached to one queue, as a channel consuming it is on RabbitMQ."""
 
     def __init__(self, queue: MemoryQueue, dead_letters: MemoryQueue) -> None:
@@ -46,7 +52,7 @@ class MemorySession:
             content_type=message.content_type,
             correlation_id=message.correlation_id,
             timestamp=message.timestamp,
-            # The same headers as on RabbitMQ (amqp_consumer.AmqpSession.dead_letter).
+            # The same headers as on RabbitMQ (amqp_consumer.AmqpConsumerConnection.dead_letter).
             headers={
                 **headers,
                 "x-poison-reason": reason,
@@ -130,19 +136,19 @@ class InMemoryBroker:
     async def close(self) -> None:
         self._store.close()
 
-    def sessions(
+    def consumer_connections(
         self, topology: ConsumerTopology, *, event_names: Iterable[str], delivery_limit: int
-    ) -> SessionOpener:
+    ) -> ConnectionOpener:
         names = list(event_names)
 
         @asynccontextmanager
-        async def open_session() -> AsyncIterator[ConsumerSession]:
+        async def open_connection() -> AsyncIterator[ConsumerConnection]:
             queue, dlq = self.declare(topology, event_names=names, delivery_limit=delivery_limit)
-            session = MemorySession(queue, dlq)
-            queue.attach(session.inbound)
+            consuming = MemoryConsumerConnection(queue, dlq)
+            queue.attach(consuming.inbound)
             try:
-                yield session
+                yield consuming
             finally:
                 queue.detach()
 
-        return open_session
+        return open_connection

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from app.outbox.consumer_connection import Delivery
 from app.outbox.queue_file import Envelope, Move, QueueFile
-from app.outbox.sessions import Delivery
 
 DELIVERY_COUNT = "x-delivery-count"  # the quorum queue's header: earlier deliveries returned
 

@@ -34,7 +34,7 @@ async def test_the_embedded_broker_publishes_and_delivers_through_the_interface(
     assert result.confirmed == [message.message_id]
     await publisher.close()  # one relay's handle: the broker stays open for the others
 
-    async with broker.sessions(CATALOG, prefetch=10)() as session:
+    async with broker.consumer_connections(CATALOG, prefetch=10)() as session:
         delivery = session.inbound.get_nowait()
         assert delivery.message_id == str(message.message_id)
         await delivery.ack()

@@ -71,7 +71,7 @@ async def test_deadlocked_batch_and_messages_are_retried_not_requeued() -> None:
     broker.declare(TOPOLOGY, event_names=index, delivery_limit=1)
     processor = DeadlockingProcessor(alone_failures=3)
     consumer = InboxConsumer(
-        open_session=broker.sessions(TOPOLOGY, event_names=index, delivery_limit=1),
+        open_connection=broker.consumer_connections(TOPOLOGY, event_names=index, delivery_limit=1),
         service="catalog",
         processor=processor,  # type: ignore[arg-type]
         subscriptions=index,

@@ -7,9 +7,9 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.outbox.memory import InMemoryBroker, MemoryQueue, MemorySession
+from app.outbox.consumer_connection import Delivery
+from app.outbox.memory import InMemoryBroker, MemoryConsumerConnection, MemoryQueue
 from app.outbox.publisher import OutgoingMessage
-from app.outbox.sessions import Delivery
 from app.outbox.topology import ConsumerTopology
 
 TOPOLOGY = ConsumerTopology.for_service("catalog")
@@ -30,7 +30,7 @@ async def test_unbound_events_are_refused_like_mandatory() -> None:
 
 async def test_unacked_deliveries_come_back_and_the_limit_dead_letters() -> None:
     broker = InMemoryBroker()
-    sessions = broker.sessions(TOPOLOGY, event_names=["OrderPlaced"], delivery_limit=2)
+    sessions = broker.consumer_connections(TOPOLOGY, event_names=["OrderPlaced"], delivery_limit=2)
     sent = message()
     broker.declare(TOPOLOGY, event_names=["OrderPlaced"], delivery_limit=2)
     assert (await broker.publish_batch([sent])).confirmed == [sent.message_id]
@@ -50,7 +50,7 @@ async def test_unacked_deliveries_come_back_and_the_limit_dead_letters() -> None
 
 async def test_ack_settles_nack_requeues_and_poison_goes_to_the_dlq() -> None:
     broker = InMemoryBroker()
-    sessions = broker.sessions(TOPOLOGY, event_names=["OrderPlaced"], delivery_limit=5)
+    sessions = broker.consumer_connections(TOPOLOGY, event_names=["OrderPlaced"], delivery_limit=5)
     async with sessions() as session:
         first, second, third = message(), message(), message()
         await broker.publish_batch([first, second, third])
@@ -134,7 +134,7 @@ async def test_an_acked_message_does_not_come_back(tmp_path: Path) -> None:
 
 async def test_x_delivery_count_counts_returned_deliveries() -> None:
     broker = InMemoryBroker()
-    sessions = broker.sessions(TOPOLOGY, event_names=EVENTS, delivery_limit=5)
+    sessions = broker.consumer_connections(TOPOLOGY, event_names=EVENTS, delivery_limit=5)
     sent = message()
     async with sessions() as session:
         await broker.publish_batch([sent])
@@ -151,7 +151,7 @@ async def test_dead_letters_are_in_the_dlq_after_a_restart(tmp_path: Path) -> No
     crashed, queue = on_file(tmp_path / "broker.db", delivery_limit=1)
     rejected, poison, spent = message(), message(), message()
     await crashed.publish_batch([rejected, poison, spent])
-    session = MemorySession(queue, crashed.queues[TOPOLOGY.dead_letter_queue])
+    session = MemoryConsumerConnection(queue, crashed.queues[TOPOLOGY.dead_letter_queue])
     a, b, _ = deliveries(queue)  # the third is outstanding at the crash
     await a.nack(requeue=False)
     await session.dead_letter(b, "invalid OrderPlaced")

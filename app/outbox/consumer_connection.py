@@ -35,7 +35,7 @@ class Delivery(Protocol):
     async def nack(self, multiple: bool = False, requeue: bool = True) -> None: ...
 
 
-class ConsumerSession(Protocol):
+class ConsumerConnection(Protocol):
     """One connection's worth of consuming ``S.events``."""
 
     inbound: asyncio.Queue[Delivery]  # deliveries, in delivery order
@@ -50,4 +50,4 @@ class ConsumerSession(Protocol):
         ...
 
 
-SessionOpener = Callable[[], AbstractAsyncContextManager[ConsumerSession]]
+ConnectionOpener = Callable[[], AbstractAsyncContextManager[ConsumerConnection]]
