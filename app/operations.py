@@ -14,7 +14,7 @@ from app import migrate
 from app.consumers import all_bindings
 from app.outbox.broker import AMQP_SCHEMES
 from app.outbox.database import make_engine
-from app.outbox.publisher import EXCHANGE
+from app.outbox.names import DEFAULT_NAMES
 from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.topology import TopologyConflictError, declare_at
 from app.settings import Settings
@@ -93,5 +93,7 @@ def declare_broker(settings: Settings) -> int:
         logger.error("%s", exc)
         return 1
     queues = [item.topology.queue for item in bindings]
-    logger.info("declared the topology", extra={"exchange": EXCHANGE, "queues": queues})
+    logger.info(
+        "declared the topology", extra={"exchange": DEFAULT_NAMES.exchange, "queues": queues}
+    )
     return 0

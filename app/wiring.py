@@ -6,7 +6,7 @@ from __future__ import annotations
 from app.outbox.consumer import ConsumerPolicy
 from app.outbox.consumer_process import ConsumerProcessConfig
 from app.outbox.process import RetentionPolicy
-from app.outbox.relay import RelayPolicy
+from app.outbox.relay_policy import RelayPolicy
 from app.outbox.relay_process import RelayProcessConfig
 from app.settings import Settings
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 import aio_pika
 
 from app.outbox.amqp import AmqpPublisher
-from app.outbox.publisher import EXCHANGE, OutgoingMessage
+from app.outbox.names import DEFAULT_NAMES
+from app.outbox.publisher import OutgoingMessage
 
 BODY = (
     b'{"orderId": "7c1f5e1e-8a3b-4c1e-9a7e-3b1b2f6d1a11", "productId": '
@@ -25,7 +26,9 @@ async def _setup(
 ]:
     connection = await aio_pika.connect(url)
     channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-    exchange = await channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+    exchange = await channel.declare_exchange(
+        DEFAULT_NAMES.exchange, aio_pika.ExchangeType.TOPIC, durable=True
+    )
     declared = await channel.declare_queue(queue, durable=True)
     await declared.bind(exchange, "OrderPlaced")
     return connection, exchange, declared

@@ -9,7 +9,7 @@ import time
 import aio_pika
 import psycopg
 
-from app.outbox.publisher import EXCHANGE
+from app.outbox.names import DEFAULT_NAMES
 from bench.infra import libpq, processes
 
 # One transaction writes the whole backlog, so the relays start on a committed table. The
@@ -36,7 +36,7 @@ async def _fresh_queue(broker_url: str) -> None:
     async with await aio_pika.connect(broker_url) as connection:
         channel = await connection.channel()
         exchange = await channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            DEFAULT_NAMES.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
         queue = await channel.declare_queue("bench.relay", durable=True)
         await queue.bind(exchange, "OrderPlaced")

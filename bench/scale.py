@@ -13,7 +13,9 @@ from typing import Any
 import psycopg
 from sqlalchemy.dialects import postgresql
 
-from app.outbox.relay import RelayPolicy, claim_statement, inlined_sql
+from app.outbox.models import OUTBOX
+from app.outbox.relay_policy import RelayPolicy
+from app.outbox.relay_statements import relay_statements
 from bench.infra import libpq
 from bench.relay_drain import STAGE, drain_rate
 
@@ -29,7 +31,11 @@ FROM generate_series(1, %s) AS n
 
 def claim_sql() -> str:
     """The relay's claim statement as it runs (default batch size), as SQL text."""
-    return inlined_sql(claim_statement(RelayPolicy().batch_size), postgresql.dialect())
+    policy = RelayPolicy()
+    statements = relay_statements(
+        OUTBOX, batch_size=policy.batch_size, max_attempts=policy.max_attempts
+    )
+    return statements.claim_sql(postgresql.dialect())
 
 
 def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:

@@ -4,7 +4,10 @@ SQLite; RabbitMQ or an embedded broker). It imports nothing else of ``app/``.
 What a service needs, from here alone (see docs/outbox.md):
 
 - publish: ``IntegrationEvent`` contracts, ``add_event`` / ``write_events`` in your own
-  transaction, the ``outbox_metadata`` tables in your database;
+  transaction, the ``outbox_metadata`` tables in your database (``app.outbox.migrations``
+  for Alembic);
+- name: ``MessagingNames`` (exchange, queue pattern, tables, notification channel; today's
+  by default), one per service, handed to its broker, processes and migrations;
 - consume: ``Subscription(event, handle)`` per event, applied once through the inbox;
 - run: ``broker_for(url)`` and ``in_process(...)`` in a lifespan, or the ``run_relay`` /
   ``run_consumer`` process entry points, configured by the policies below;
@@ -25,9 +28,17 @@ from app.outbox.consumer_process import ConsumerProcessConfig, run_consumer
 from app.outbox.database import UnsupportedDatabaseError, make_engine, make_sessionmaker
 from app.outbox.events import IntegrationEvent
 from app.outbox.in_process import InProcessConfig, MessagingService, in_process
-from app.outbox.models import InboxMessage, OutboxMessage, outbox_metadata
+from app.outbox.models import (
+    InboxMessage,
+    OutboxMessage,
+    OutboxRow,
+    OutboxTables,
+    outbox_metadata,
+    outbox_tables,
+)
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.process import RetentionPolicy
-from app.outbox.relay import RelayPolicy
+from app.outbox.relay_policy import RelayPolicy
 from app.outbox.relay_process import RelayProcessConfig, run_relay
 from app.outbox.subscriptions import APPLIED, Subscription
 from app.outbox.topology import QueueBindings, TopologyConflictError
@@ -40,6 +51,7 @@ except PackageNotFoundError:  # pragma: no cover - run from a source tree, not i
 
 __all__ = [
     "APPLIED",
+    "DEFAULT_NAMES",
     "Broker",
     "ConsumerPolicy",
     "ConsumerProcessConfig",
@@ -47,8 +59,11 @@ __all__ = [
     "InProcessConfig",
     "InboxMessage",
     "IntegrationEvent",
+    "MessagingNames",
     "MessagingService",
     "OutboxMessage",
+    "OutboxRow",
+    "OutboxTables",
     "QueueBindings",
     "RabbitMQBroker",
     "RelayPolicy",
@@ -64,6 +79,7 @@ __all__ = [
     "make_engine",
     "make_sessionmaker",
     "outbox_metadata",
+    "outbox_tables",
     "run_consumer",
     "run_relay",
     "write_events",

@@ -21,8 +21,8 @@ from app.outbox.amqp_frames import (
     publish_frames,
     supports_frame_batches,
 )
+from app.outbox.names import DEFAULT_NAMES
 from app.outbox.publisher import (
-    EXCHANGE,
     BrokerUnavailableError,
     OutgoingMessage,
     PublishResult,
@@ -50,11 +50,15 @@ class AmqpPublisher:
         *,
         publish_timeout: float,
         bindings: Sequence[QueueBindings] = (),
+        exchange: str = DEFAULT_NAMES.exchange,
     ) -> None:
-        """``bindings``: the queues that consume what this relay publishes; declared (with
-        the exchange) on every connect and after a NO_ROUTE, so that no event is returned
-        for want of a queue that was never declared or was deleted."""
+        """Publishes to the topic ``exchange`` (routing key: the event name), confirms
+        awaited at most ``publish_timeout`` seconds. ``bindings``: the queues that consume
+        what this relay publishes; declared (with the exchange) on every connect and after
+        a NO_ROUTE, so that no event is returned for want of a queue that was never
+        declared or was deleted."""
         self._url = url
+        self._exchange = exchange
         self._timeout = publish_timeout
         self._bindings = tuple(bindings)
         self._connection: AbstractConnection | None = None
@@ -92,11 +96,11 @@ class AmqpPublisher:
                 raise BrokerUnavailableError(f"cannot reach RabbitMQ: {exc!r}") from exc
             assert isinstance(underlay, aiormq.Channel)  # for basic_publish(wait=False)
             self._channel = underlay
-            logger.info("connected to RabbitMQ", extra={"exchange": EXCHANGE})
+            logger.info("connected to RabbitMQ", extra={"exchange": self._exchange})
             return self._channel
 
     async def _declare(self, connection: AbstractConnection) -> None:
-        await declare_topology(connection, self._bindings)
+        await declare_topology(connection, self._bindings, exchange=self._exchange)
         self._redeclare = False
         self._declared_at = time.monotonic()
 
@@ -128,7 +132,7 @@ class AmqpPublisher:
         sendable: list[Encoded] = []
         for message in messages:
             try:
-                sendable.append(encode_for(channel, message))
+                sendable.append(encode_for(channel, message, self._exchange))
             except UnpublishableError as exc:
                 result.rejected[message.message_id] = f"unpublishable: {exc}"
         if not sendable:
@@ -199,7 +203,7 @@ class AmqpPublisher:
     async def _publish(self, channel: aiormq.Channel, message: OutgoingMessage) -> None:
         await channel.basic_publish(
             message.body,
-            exchange=EXCHANGE,
+            exchange=self._exchange,
             routing_key=message.event_type,
             properties=properties(message),
             mandatory=True,

@@ -73,7 +73,7 @@ class AmqpConsumerConnection:
 
 
 def amqp_consumer_connections(
-    url: str, bindings: QueueBindings, *, prefetch: int, timeout: float
+    url: str, bindings: QueueBindings, *, prefetch: int, timeout: float, exchange: str
 ) -> ConnectionOpener:
     """Opens a fresh broker connection each time (the consumer reconnects by opening
     another). Each declares its topology first, so a queue deleted under a running consumer
@@ -89,7 +89,7 @@ def amqp_consumer_connections(
             # been seen to leave aio-pika waiting forever.
             async with asyncio.timeout(timeout):
                 connection = await aio_pika.connect(url)
-                await declare_topology(connection, [bindings])
+                await declare_topology(connection, [bindings], exchange=exchange)
                 channel = await connection.channel(publisher_confirms=True)
                 await channel.set_qos(prefetch_count=prefetch)
                 queue = await channel.declare_queue(topology.queue, durable=True, passive=True)

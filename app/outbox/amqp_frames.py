@@ -35,7 +35,7 @@ from pamqp.frame import marshal
 from pamqp.header import ContentHeader
 
 from app.outbox.decoding import MAX_BODY_BYTES
-from app.outbox.publisher import EXCHANGE, OutgoingMessage
+from app.outbox.publisher import OutgoingMessage
 
 PERSISTENT = 2
 # AMQP 0-9-1 §4.2.5.5: field (header) names are at most 128 bytes; pamqp silently
@@ -82,7 +82,9 @@ def _refuse_non_finite(value: object) -> None:
             _refuse_non_finite(item)
 
 
-def encode(message: OutgoingMessage, *, channel_number: int, frame_max: int) -> bytes:
+def encode(
+    message: OutgoingMessage, *, channel_number: int, frame_max: int, exchange: str
+) -> bytes:
     """The marshalled frames (publish, content header, body) of one row.
 
     ``frame_max``: the connection's negotiated frame size in bytes; the content header
@@ -106,7 +108,7 @@ def encode(message: OutgoingMessage, *, channel_number: int, frame_max: int) -> 
                 )
         _refuse_non_finite(message.headers)
         publish = marshal(
-            Basic.Publish(exchange=EXCHANGE, routing_key=message.event_type, mandatory=True),
+            Basic.Publish(exchange=exchange, routing_key=message.event_type, mandatory=True),
             channel_number,
         )
         header = marshal(
@@ -131,12 +133,13 @@ class Encoded:
     payload: bytes
 
 
-def encode_for(channel: aiormq.Channel, message: OutgoingMessage) -> Encoded:
+def encode_for(channel: aiormq.Channel, message: OutgoingMessage, exchange: str) -> Encoded:
     """``message`` marshalled for ``channel`` (its number and the connection's frame size).
 
     Raises UnpublishableError (see ``encode``)."""
     frame_max = channel.max_content_size + FRAME_OVERHEAD
-    return Encoded(message, encode(message, channel_number=channel.number, frame_max=frame_max))
+    frames = encode(message, channel_number=channel.number, frame_max=frame_max, exchange=exchange)
+    return Encoded(message, frames)
 
 
 def _forget(channel: aiormq.Channel, message_id: str, tag: int, _: asyncio.Future[Any]) -> None:

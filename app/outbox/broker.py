@@ -15,6 +15,7 @@ from app.outbox.amqp import AmqpPublisher
 from app.outbox.amqp_consumer import amqp_consumer_connections
 from app.outbox.consumer_connection import ConnectionOpener
 from app.outbox.memory import InMemoryBroker
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
 from app.outbox.topology import QueueBindings, declare_at
 
@@ -23,7 +24,11 @@ EMBEDDED_SCHEME = "memory://"
 
 
 class Broker(Protocol):
-    """What the outbox needs of a broker (connections are made on first use, not here)."""
+    """What the outbox needs of a broker (connections are made on first use, not here).
+
+    ``names``: the exchange and queue names it declares and uses."""
+
+    names: MessagingNames
 
     async def declare(self, bindings: Sequence[QueueBindings]) -> None:
         """Declare the exchange and each service's queues, dead letters and bindings;
@@ -53,21 +58,38 @@ class RabbitMQBroker:
     """RabbitMQ at an ``amqp://`` or ``amqps://`` URL (seconds for the timeouts)."""
 
     def __init__(
-        self, url: str, *, publish_timeout: float = 10.0, connect_timeout: float = 10.0
+        self,
+        url: str,
+        *,
+        publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        names: MessagingNames = DEFAULT_NAMES,
     ) -> None:
         self.url = url
+        self.names = names
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
 
     async def declare(self, bindings: Sequence[QueueBindings]) -> None:
-        await declare_at(self.url, bindings, within=self._connect_timeout * 6)
+        await declare_at(
+            self.url, bindings, within=self._connect_timeout * 6, exchange=self.names.exchange
+        )
 
     def publisher(self, *, bindings: Sequence[QueueBindings] = ()) -> Publisher:
-        return AmqpPublisher(self.url, publish_timeout=self._publish_timeout, bindings=bindings)
+        return AmqpPublisher(
+            self.url,
+            publish_timeout=self._publish_timeout,
+            bindings=bindings,
+            exchange=self.names.exchange,
+        )
 
     def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
         return amqp_consumer_connections(
-            self.url, bindings, prefetch=prefetch, timeout=self._connect_timeout
+            self.url,
+            bindings,
+            prefetch=prefetch,
+            timeout=self._connect_timeout,
+            exchange=self.names.exchange,
         )
 
     async def close(self) -> None:
@@ -79,9 +101,17 @@ class EmbeddedBroker:
     with RabbitMQ's semantics the outbox relies on (see ``memory.py``).
 
     ``backstop_delivery_limit``: returns after which the queue itself dead-letters, as a
-    quorum queue's own limit would; consumers apply their (lower) limit first."""
+    quorum queue's own limit would; consumers apply their (lower) limit first. It has one
+    exchange, whatever ``names.exchange`` says; queues are named by ``names``."""
 
-    def __init__(self, path: str | None, *, backstop_delivery_limit: int = 1_000) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        *,
+        backstop_delivery_limit: int = 1_000,
+        names: MessagingNames = DEFAULT_NAMES,
+    ) -> None:
+        self.names = names
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._memory = InMemoryBroker(path=path)
@@ -125,13 +155,16 @@ def broker_for(
     embedded_path: str | None = None,
     publish_timeout: float = 10.0,
     connect_timeout: float = 10.0,
+    names: MessagingNames = DEFAULT_NAMES,
 ) -> Broker:
     """The broker a URL names: RabbitMQ for ``amqp(s)://``, the embedded one (its queues at
     ``embedded_path``) for ``memory://``. Raises UnsupportedBrokerError otherwise."""
     if url.startswith(AMQP_SCHEMES):
-        return RabbitMQBroker(url, publish_timeout=publish_timeout, connect_timeout=connect_timeout)
+        return RabbitMQBroker(
+            url, publish_timeout=publish_timeout, connect_timeout=connect_timeout, names=names
+        )
     if url.startswith(EMBEDDED_SCHEME):
-        return EmbeddedBroker(embedded_path)
+        return EmbeddedBroker(embedded_path, names=names)
     scheme = url.split("://", 1)[0] if "://" in url else url[:20]
     raise UnsupportedBrokerError(
         f"no broker for {scheme!r}: use amqp://user:password@host:5672/vhost (RabbitMQ) "

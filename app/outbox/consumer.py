@@ -18,7 +18,7 @@ from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection,
 from app.outbox.decoding import Decoded, Poison, decode
 from app.outbox.holding import Holding
 from app.outbox.subscriptions import Subscription
-from app.outbox.topology import ConsumerTopology, TopologyConflictError
+from app.outbox.topology import TopologyConflictError
 from app.outbox.transient import (
     is_blocked,
     is_environment_fault,
@@ -66,19 +66,21 @@ class ConsumerPolicy:
 
 
 class InboxConsumer:
-    """Consumes ``S.events`` for one service until ``stop`` is set; reconnects forever."""
+    """Consumes one service's queue until ``stop`` is set; reconnects forever."""
 
     def __init__(
         self,
         *,
         open_connection: ConnectionOpener,
-        service: str,
+        queue: str,
         processor: BatchProcessor,
         subscriptions: Mapping[str, Subscription],
         policy: ConsumerPolicy,
     ) -> None:
+        """``open_connection`` opens a broker connection consuming ``queue`` (its name is
+        for the logs); ``subscriptions`` by event name."""
         self._open_connection = open_connection
-        self._topology = ConsumerTopology.for_service(service)
+        self._queue = queue
         self._processor = processor
         self._subscriptions = subscriptions
         self._policy = policy
@@ -111,7 +113,7 @@ class InboxConsumer:
             self._connection = connection
             self._holding = Holding()
             self.ready.set()
-            logger.info("consuming", extra={"queue": self._topology.queue})
+            logger.info("consuming", extra={"queue": self._queue})
             try:
                 while not stop.is_set():
                     batch = await self._next_batch(connection.inbound, stop, connection.lost)

@@ -13,13 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.outbox.broker import Broker, RabbitMQBroker
 from app.outbox.consumer import BatchProcessor, ConsumerPolicy, InboxConsumer
 from app.outbox.database import make_engine
-from app.outbox.inbox import InboxProcessor, delete_old_inbox_rows
+from app.outbox.inbox import InboxProcessor
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
     scheduler_with_retention,
     stop_on_signals,
 )
+from app.outbox.retention import delete_old_inbox_rows
 from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.subscriptions import Subscription, by_event_name
 from app.outbox.topology import QueueBindings
@@ -38,9 +40,11 @@ class ConsumerProcessConfig:
     """Everything a consumer process needs besides its database and handlers (seconds).
 
     The lock and statement timeouts apply to every transaction of the consumer's engine
-    (PostgreSQL), so that none waits without bound on another's locks."""
+    (PostgreSQL), so that none waits without bound on another's locks. ``names``: its
+    queue's and inbox table's."""
 
     broker_url: str
+    names: MessagingNames = DEFAULT_NAMES
     consumer: ConsumerPolicy = field(default_factory=ConsumerPolicy)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     lock_timeout_seconds: float | None = 2.0
@@ -71,12 +75,12 @@ def inbox_consumer(
     subscriptions: Mapping[str, Subscription],
     policy: ConsumerPolicy,
 ) -> InboxConsumer:
-    """An inbox consumer of ``service``'s queue (``S.events``) on ``broker``."""
-    bindings = QueueBindings.of(service, subscriptions)
+    """An inbox consumer of ``service``'s queue (named by ``broker.names``) on ``broker``."""
+    bindings = QueueBindings.of(service, subscriptions, broker.names)
     connections = broker.consumer_connections(bindings, prefetch=policy.prefetch)
     return InboxConsumer(
         open_connection=connections,
-        service=service,
+        queue=bindings.topology.queue,
         processor=processor,
         subscriptions=subscriptions,
         policy=policy,
@@ -97,16 +101,20 @@ async def run_consumer(
     index = by_event_name(subscriptions)
     engine = consumer_engine(config, database_url, pool_size=2)
     broker = RabbitMQBroker(
-        config.broker_url, connect_timeout=config.consumer.connect_timeout_seconds
+        config.broker_url,
+        connect_timeout=config.consumer.connect_timeout_seconds,
+        names=config.names,
     )
     consumer = inbox_consumer(
         broker,
         service=service,
-        processor=InboxProcessor(engine, consumer=service, subscriptions=index),
+        processor=InboxProcessor(engine, consumer=service, subscriptions=index, names=config.names),
         subscriptions=index,
         policy=config.consumer,
     )
-    scheduler = scheduler_with_retention(config.retention, engine, delete_old_inbox_rows)
+    scheduler = scheduler_with_retention(
+        config.retention, engine, delete_old_inbox_rows, names=config.names
+    )
     scheduler.start()
     consuming = asyncio.create_task(consumer.run(stop), name="consumer")
     logger.info("consumer started", extra={"service": service, "events": sorted(index)})

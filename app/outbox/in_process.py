@@ -19,6 +19,7 @@ from app.outbox.broker import Broker
 from app.outbox.consumer import ConsumerPolicy, InboxConsumer
 from app.outbox.consumer_process import inbox_consumer
 from app.outbox.inbox import InboxProcessor
+from app.outbox.names import MessagingNames
 from app.outbox.relay_process import RelayProcessConfig, relay_until
 from app.outbox.subscriptions import Subscription, by_event_name
 from app.outbox.topology import QueueBindings
@@ -37,10 +38,9 @@ class MessagingService:
     subscriptions: Sequence[Subscription] = ()
     listen_dsn: str | None = None
 
-    @property
-    def bindings(self) -> QueueBindings:
-        """Its queue ``NAME.events`` and the event names bound to it."""
-        return QueueBindings.of(self.name, (s.name for s in self.subscriptions))
+    def bindings(self, names: MessagingNames) -> QueueBindings:
+        """Its queue (``NAME.events`` by default) and the event names bound to it."""
+        return QueueBindings.of(self.name, (s.name for s in self.subscriptions), names)
 
 
 @dataclass(frozen=True)
@@ -61,10 +61,12 @@ async def in_process(
     """Declare every service's queues, then run a relay per service and a consumer per
     service that subscribes to anything, until the block ends (then they finish what
     they hold within the relay's ``shutdown_grace_seconds``). Raises TopologyConflictError
-    at entry when the broker refuses a declaration."""
+    at entry when the broker refuses a declaration. Tables, queues and the exchange are
+    named by ``broker.names`` (``config.relay.names`` is not used here)."""
     config = config or InProcessConfig()
+    names = broker.names
     consuming = [service for service in services if service.subscriptions]
-    every_queue = [service.bindings for service in consuming]
+    every_queue = [service.bindings(names) for service in consuming]
     await broker.declare(every_queue)
     publisher = broker.publisher(bindings=every_queue)
     stop = asyncio.Event()
@@ -81,6 +83,7 @@ async def in_process(
                 publisher=publisher,
                 listen_dsn=service.listen_dsn,
                 name=service.name,
+                names=names,
             ),
             name=f"{service.name}-relay",
         )
@@ -104,7 +107,9 @@ def _consumer(broker: Broker, service: MessagingService, policy: ConsumerPolicy)
     return inbox_consumer(
         broker,
         service=service.name,
-        processor=InboxProcessor(service.engine, consumer=service.name, subscriptions=index),
+        processor=InboxProcessor(
+            service.engine, consumer=service.name, subscriptions=index, names=broker.names
+        ),
         subscriptions=index,
         policy=policy,
     )

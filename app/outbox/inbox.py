@@ -19,34 +19,23 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from itertools import groupby
-from typing import Any
 
 from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.outbox.clock import db_now_plus
 from app.outbox.database import driver_connection, is_psycopg, make_sessionmaker
 from app.outbox.decoding import Decoded
-from app.outbox.models import INBOX
-from app.outbox.retention import delete_in_batches
+from app.outbox.models import outbox_tables
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.subscriptions import APPLIED, Subscription
-
-inbox = INBOX
 
 # Rows are inserted as "applied", the usual outcome, and corrected a few statements later
 # in the same transaction when a handler concluded otherwise; no other transaction can
 # see a row before that.
 
-_SET_OUTCOME = (
-    update(inbox)
-    .where(inbox.c.consumer == bindparam("b_consumer"))
-    .where(inbox.c.message_id == bindparam("b_message_id"))
-    .values(outcome=bindparam("b_outcome"))
-)
-
 _INSERT_ARRAY = (
-    "INSERT INTO inbox (consumer, message_id, outcome) "
+    "INSERT INTO {table} (consumer, message_id, outcome) "
     "SELECT %s, unnest(CAST(%s AS uuid[])), %s "
     "ON CONFLICT DO NOTHING RETURNING message_id"
 )
@@ -56,14 +45,29 @@ class InboxProcessor:
     """Applies batches of messages for one consumer name, each message at most once."""
 
     def __init__(
-        self, engine: AsyncEngine, *, consumer: str, subscriptions: Mapping[str, Subscription]
+        self,
+        engine: AsyncEngine,
+        *,
+        consumer: str,
+        subscriptions: Mapping[str, Subscription],
+        names: MessagingNames = DEFAULT_NAMES,
     ) -> None:
+        """``consumer``: the name its inbox rows carry; ``subscriptions`` by event name;
+        ``names`` picks the inbox table."""
         self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self._consumer = consumer
         self._subscriptions = subscriptions
         self._pipelined = is_psycopg(engine.dialect)
+        inbox = outbox_tables(names).inbox
         dialect = postgresql if self._pipelined else sqlite
         self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
+        self._insert_array = _INSERT_ARRAY.format(table=inbox.name)  # a checked SQL name
+        self._set_outcome = (
+            update(inbox)
+            .where(inbox.c.consumer == bindparam("b_consumer"))
+            .where(inbox.c.message_id == bindparam("b_message_id"))
+            .values(outcome=bindparam("b_outcome"))
+        )
 
     async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
         """Apply the new messages among ``messages``; returns their outcomes by id.
@@ -80,7 +84,7 @@ class InboxProcessor:
                 if outcome != APPLIED
             ]
             if corrections:
-                await session.execute(_SET_OUTCOME, corrections)
+                await session.execute(self._set_outcome, corrections)
         return outcomes
 
     async def _record(self, session: AsyncSession, messages: Sequence[Decoded]) -> list[Decoded]:
@@ -109,7 +113,7 @@ class InboxProcessor:
         driver = await driver_connection(await session.connection())
         async with driver.pipeline(), driver.cursor() as cursor:
             await cursor.execute(
-                _INSERT_ARRAY, (self._consumer, message_ids, APPLIED), prepare=True
+                self._insert_array, (self._consumer, message_ids, APPLIED), prepare=True
             )
             return {row[0] for row in await cursor.fetchall()}
 
@@ -127,21 +131,3 @@ class InboxProcessor:
                 raise RuntimeError(f"{event_name} handler returned {len(handled)} outcomes")
             outcomes.update(zip((m.message_id for m in group), handled, strict=True))
         return outcomes
-
-
-async def delete_old_inbox_rows(
-    engine: AsyncEngine, *, older_than_seconds: float, batch_size: int
-) -> int:
-    """Remove inbox rows processed more than ``older_than_seconds`` ago.
-
-    A message redelivered after its row is gone would be applied again, so the retention
-    must exceed any redelivery delay (RabbitMQ redelivers within seconds to minutes).
-    """
-    condition: Any = inbox.c.processed_at < db_now_plus(-older_than_seconds)
-    return await delete_in_batches(
-        engine,
-        inbox,
-        keys=[inbox.c.consumer, inbox.c.message_id],
-        condition=condition,
-        batch_size=batch_size,
-    )

@@ -11,6 +11,9 @@ lacks:
 
     def downgrade() -> None:
         drop_latest()
+
+Each step takes the service's ``MessagingNames`` (table and channel names; today's by
+default), the same it hands to its relay and consumer.
 """
 
 from __future__ import annotations
@@ -20,27 +23,26 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from alembic import op
-from app.outbox.wakeup import NOTIFY_CHANNEL
-
-PENDING = sa.text("published_at IS NULL AND failed_at IS NULL")
-FAILED = sa.text("failed_at IS NOT NULL")
+from app.outbox.models import FAILED, PENDING
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 
-def create_outbox_and_inbox() -> None:
+def create_outbox_and_inbox(names: MessagingNames = DEFAULT_NAMES) -> None:
     """Version 1: the outbox (with its pending and published indexes) and the inbox."""
+    inbox, outbox = names.inbox_table, names.outbox_table
     op.create_table(
-        "inbox",
+        inbox,
         sa.Column("consumer", sa.String(length=100), nullable=False),
         sa.Column("message_id", sa.Uuid(), nullable=False),
         sa.Column("processed_at", sa.DateTime(timezone=True), server_default=sa.func.now(),
                   nullable=False),
         sa.Column("outcome", sa.String(length=50), nullable=False),
-        sa.PrimaryKeyConstraint("consumer", "message_id", name=op.f("pk_inbox")),
+        sa.PrimaryKeyConstraint("consumer", "message_id", name=op.f(f"pk_{inbox}")),
     )  # fmt: skip
-    op.create_index("ix_inbox_processed_at", "inbox", ["processed_at"])
+    op.create_index(f"ix_{inbox}_processed_at", inbox, ["processed_at"])
     now = sa.func.now()
     op.create_table(
-        "outbox",
+        outbox,
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("event_type", sa.String(length=200), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
@@ -52,71 +54,74 @@ def create_outbox_and_inbox() -> None:
                   nullable=False),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
+        sa.PrimaryKeyConstraint("id", name=op.f(f"pk_{outbox}")),
     )  # fmt: skip
     op.create_index(
-        "ix_outbox_pending",
-        "outbox",
+        f"ix_{outbox}_pending",
+        outbox,
         ["next_attempt_at"],
         postgresql_where=PENDING,
         sqlite_where=PENDING,
     )
-    op.create_index("ix_outbox_published_at", "outbox", ["published_at"])
+    op.create_index(f"ix_{outbox}_published_at", outbox, ["published_at"])
 
 
-def drop_outbox_and_inbox() -> None:
-    op.drop_table("outbox")
-    op.drop_table("inbox")
+def drop_outbox_and_inbox(names: MessagingNames = DEFAULT_NAMES) -> None:
+    op.drop_table(names.outbox_table)
+    op.drop_table(names.inbox_table)
 
 
 # A statement-level trigger: one notification per inserting statement, and PostgreSQL
 # folds identical notifications of one transaction into one, delivered only at COMMIT.
 # Nothing here compares clocks, so a long multi-statement transaction still notifies.
-_CREATE_TRIGGER = f"""
-CREATE FUNCTION outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+# (The names are checked SQL names, see MessagingNames.)
+_CREATE_TRIGGER = """
+CREATE FUNCTION {outbox}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM pg_notify('{NOTIFY_CHANNEL}', '');
+    PERFORM pg_notify('{channel}', '');
     RETURN NULL;
 END $$;
-CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
-    FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify();
+CREATE TRIGGER {outbox}_notify AFTER INSERT ON {outbox}
+    FOR EACH STATEMENT EXECUTE FUNCTION {outbox}_notify();
 """
 _DROP_TRIGGER = """
-DROP TRIGGER IF EXISTS outbox_notify ON outbox;
-DROP FUNCTION IF EXISTS outbox_notify();
+DROP TRIGGER IF EXISTS {outbox}_notify ON {outbox};
+DROP FUNCTION IF EXISTS {outbox}_notify();
 """
 
 
-def create_wakeup_trigger() -> None:
+def create_wakeup_trigger(names: MessagingNames = DEFAULT_NAMES) -> None:
     """Version 2: NOTIFY the relay when outbox rows commit (PostgreSQL; SQLite has no
     LISTEN/NOTIFY and the relay polls there, so nothing is made)."""
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_CREATE_TRIGGER)
+        op.execute(_CREATE_TRIGGER.format(outbox=names.outbox_table, channel=names.notify_channel))
 
 
-def drop_wakeup_trigger() -> None:
+def drop_wakeup_trigger(names: MessagingNames = DEFAULT_NAMES) -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(_DROP_TRIGGER)
+        op.execute(_DROP_TRIGGER.format(outbox=names.outbox_table))
 
 
-def add_unroutable_since() -> None:
+def add_unroutable_since(names: MessagingNames = DEFAULT_NAMES) -> None:
     """Version 3: outbox.unroutable_since (when RabbitMQ first returned the row as
     unroutable), and a partial index of failed rows, so that counting them never scans
     the published ones."""
-    op.add_column("outbox", sa.Column("unroutable_since", sa.DateTime(timezone=True)))
+    outbox = names.outbox_table
+    op.add_column(outbox, sa.Column("unroutable_since", sa.DateTime(timezone=True)))
     op.create_index(
-        "ix_outbox_failed", "outbox", ["failed_at"], postgresql_where=FAILED, sqlite_where=FAILED
+        f"ix_{outbox}_failed", outbox, ["failed_at"], postgresql_where=FAILED, sqlite_where=FAILED
     )
 
 
-def drop_unroutable_since() -> None:
-    op.drop_index("ix_outbox_failed", table_name="outbox")
+def drop_unroutable_since(names: MessagingNames = DEFAULT_NAMES) -> None:
+    outbox = names.outbox_table
+    op.drop_index(f"ix_{outbox}_failed", table_name=outbox)
     # Batch mode: SQLite rebuilds the table; PostgreSQL drops the column in place.
-    with op.batch_alter_table("outbox") as batch:
+    with op.batch_alter_table(outbox) as batch:
         batch.drop_column("unroutable_since")
 
 
-Step = tuple[int, Callable[[], None], Callable[[], None]]
+Step = tuple[int, Callable[[MessagingNames], None], Callable[[MessagingNames], None]]
 STEPS: tuple[Step, ...] = (
     (1, create_outbox_and_inbox, drop_outbox_and_inbox),
     (2, create_wakeup_trigger, drop_wakeup_trigger),
@@ -125,13 +130,13 @@ STEPS: tuple[Step, ...] = (
 LATEST = STEPS[-1][0]
 
 
-def create_latest() -> None:
+def create_latest(names: MessagingNames = DEFAULT_NAMES) -> None:
     """Every step in order: the outbox and inbox of version ``LATEST``."""
     for _, upgrade, _ in STEPS:
-        upgrade()
+        upgrade(names)
 
 
-def drop_latest() -> None:
+def drop_latest(names: MessagingNames = DEFAULT_NAMES) -> None:
     """Every step undone, newest first."""
     for _, _, downgrade in reversed(STEPS):
-        downgrade()
+        downgrade(names)

@@ -13,6 +13,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
+
 logger = logging.getLogger(__name__)
 
 RetentionJob = Callable[..., Awaitable[int]]
@@ -48,9 +50,14 @@ class RetentionPolicy:
 
 
 def scheduler_with_retention(
-    policy: RetentionPolicy, engine: AsyncEngine, job: RetentionJob
+    policy: RetentionPolicy,
+    engine: AsyncEngine,
+    job: RetentionJob,
+    *,
+    names: MessagingNames = DEFAULT_NAMES,
 ) -> AsyncIOScheduler:
-    """An APScheduler running ``job`` now and every ``policy.interval_seconds``."""
+    """An APScheduler running ``job`` (on the tables ``names`` names) now and every
+    ``policy.interval_seconds``."""
     scheduler = AsyncIOScheduler(timezone=UTC)
 
     async def retention() -> None:
@@ -59,6 +66,7 @@ def scheduler_with_retention(
                 engine,
                 older_than_seconds=policy.older_than_seconds,
                 batch_size=policy.batch_size,
+                names=names,
             )
         except DBAPIError as exc:
             logger.warning("retention failed; next run retries", extra={"error": repr(exc)})

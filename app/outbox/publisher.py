@@ -8,8 +8,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-EXCHANGE = "cloudcrm.events"  # the contract's topic exchange; routing key = event name
-
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:

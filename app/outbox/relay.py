@@ -29,46 +29,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from psycopg.rows import namedtuple_row
-from sqlalchemy import (
-    Select,
-    Text,
-    bindparam,
-    case,
-    cast,
-    func,
-    select,
-    update,
-)
-from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import ReturningUpdate
 
-from app.outbox.clock import db_now_plus
 from app.outbox.database import driver_connection, is_psycopg
-from app.outbox.models import OUTBOX
-from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, Publisher
+from app.outbox.models import outbox_tables
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.publisher import BrokerUnavailableError, Publisher
+from app.outbox.relay_policy import RelayPolicy
+from app.outbox.relay_statements import outgoing_messages, relay_statements
 
 logger = logging.getLogger(__name__)
-
-outbox = OUTBOX
-
-
-@dataclass(frozen=True)
-class RelayPolicy:
-    """Batch size, and when a row that could not be published is retried or failed.
-
-    A rejected row (nacked, refused, impossible to encode: its own fault) is retried with
-    exponential backoff from ``retry_base_seconds`` up to ``retry_max_seconds`` and failed
-    at ``max_attempts``. An unroutable row (no queue bound yet: not its fault) is retried
-    with backoff capped at ``retry_max_seconds``, without counting attempts, and failed
-    only once it has been unroutable for ``unroutable_give_up_seconds``.
-    """
-
-    batch_size: int = 500
-    max_attempts: int = 10
-    retry_base_seconds: float = 1.0
-    retry_max_seconds: float = 300.0
-    unroutable_give_up_seconds: float = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -81,71 +51,6 @@ class BatchReport:
     unroutable: int = 0
 
 
-def claim_statement(batch_size: int) -> Select[Any]:
-    return (
-        select(
-            outbox.c.id,
-            outbox.c.event_type,
-            # The JSON text as stored: published as-is, not parsed and re-serialised.
-            cast(outbox.c.payload, Text).label("body"),
-            outbox.c.headers,
-            outbox.c.created_at,
-            outbox.c.attempts,
-            outbox.c.next_attempt_at,
-            outbox.c.unroutable_since,
-        )
-        .where(
-            outbox.c.published_at.is_(None),
-            outbox.c.failed_at.is_(None),
-            outbox.c.next_attempt_at <= db_now_plus(0),
-        )
-        .order_by(outbox.c.next_attempt_at)
-        .limit(batch_size)
-        # SKIP LOCKED: rows another relay is publishing are not waited for, just skipped.
-        .with_for_update(skip_locked=True)
-    )
-
-
-# Without psycopg's pipeline (SQLite): the marks through SQLAlchemy.
-_MARK_PUBLISHED = (
-    update(outbox)
-    .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
-    .values(published_at=db_now_plus(0), last_error=None)
-)
-
-
-def _record_rejection(max_attempts: int) -> ReturningUpdate[Any]:
-    attempts = outbox.c.attempts + 1
-    return (
-        update(outbox)
-        .where(outbox.c.id == bindparam("row_id"))
-        .values(
-            attempts=attempts,
-            last_error=bindparam("error"),
-            next_attempt_at=db_now_plus(bindparam("delay")),
-            failed_at=case((attempts >= max_attempts, db_now_plus(0)), else_=None),
-            unroutable_since=None,
-        )
-        .returning(outbox.c.failed_at)
-    )
-
-
-def _record_unroutable(*, give_up: bool) -> ReturningUpdate[Any]:
-    # ``unroutable_since`` keeps the first NO_ROUTE (on the database clock); attempts are
-    # not counted, since no attempt of the row's own failed.
-    return (
-        update(outbox)
-        .where(outbox.c.id == bindparam("row_id"))
-        .values(
-            unroutable_since=func.coalesce(outbox.c.unroutable_since, db_now_plus(0)),
-            last_error=bindparam("error"),
-            next_attempt_at=db_now_plus(bindparam("delay")),
-            failed_at=db_now_plus(0) if give_up else None,
-        )
-        .returning(outbox.c.failed_at)
-    )
-
-
 class OutboxRelay:
     """Moves committed outbox rows of one database to a broker."""
 
@@ -154,19 +59,22 @@ class OutboxRelay:
         engine: AsyncEngine,
         publisher: Publisher,
         policy: RelayPolicy,
+        *,
+        names: MessagingNames = DEFAULT_NAMES,
     ) -> None:
+        """``names`` picks the outbox table (``names.outbox_table``)."""
         self._engine = engine
         self._publisher = publisher
         self._policy = policy
-        self._claim = claim_statement(policy.batch_size)
+        self._sql = relay_statements(
+            outbox_tables(names).outbox,
+            batch_size=policy.batch_size,
+            max_attempts=policy.max_attempts,
+        )
         # On psycopg, the claim and the marks run on the driver's connection in pipeline
         # mode (SQLAlchemy does not drive pipelines): same SQL, half the round trips.
         self._pipelined = is_psycopg(engine.dialect)
-        self._claim_sql = inlined_sql(self._claim, engine.dialect) if self._pipelined else ""
-        self._reject = _record_rejection(policy.max_attempts)
-        self._unroutable = {
-            give_up: _record_unroutable(give_up=give_up) for give_up in (False, True)
-        }
+        self._claim_sql = self._sql.claim_sql(engine.dialect) if self._pipelined else ""
 
     async def relay_batch(self) -> BatchReport:
         """Claim, publish and mark one batch. Raises BrokerUnavailableError after marking
@@ -176,7 +84,7 @@ class OutboxRelay:
             rows = await self._claim_rows(connection)
             if not rows:
                 return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
-            messages, unreadable = _outgoing(rows)
+            messages, unreadable = outgoing_messages(rows)
             result = await self._publisher.publish_batch(messages)
             result.rejected.update(unreadable)
             failed = await self._record_rejections(connection, rows, result.rejected)
@@ -197,7 +105,7 @@ class OutboxRelay:
 
     async def _claim_rows(self, connection: AsyncConnection) -> Sequence[Any]:
         if not self._pipelined:
-            return (await connection.execute(self._claim)).all()
+            return (await connection.execute(self._sql.claim)).all()
         driver = await driver_connection(connection)
         # BEGIN and the claim go out together: one round trip instead of two.
         async with driver.pipeline(), driver.cursor(row_factory=namedtuple_row) as cursor:
@@ -210,14 +118,14 @@ class OutboxRelay:
     ) -> None:
         if not self._pipelined:
             if confirmed:
-                await connection.execute(_MARK_PUBLISHED, {"ids": confirmed})
+                await connection.execute(self._sql.mark_published, {"ids": confirmed})
             return  # committed by the caller's ``begin()`` block
         driver = await driver_connection(connection)
         # The marks and COMMIT go out together: one round trip instead of two. The caller's
         # ``begin()`` block then finds no transaction open, and psycopg sends nothing more.
         async with driver.pipeline():
             if confirmed:
-                await driver.execute(_MARK_PUBLISHED_PG, {"ids": confirmed}, prepare=True)
+                await driver.execute(self._sql.mark_published_pg, {"ids": confirmed}, prepare=True)
             await driver.commit()
 
     async def _record_rejections(
@@ -228,9 +136,9 @@ class OutboxRelay:
         attempts_by_id = {row.id: row.attempts for row in rows}
         failed = 0
         for row_id, error in rejected.items():
-            delay = self._retry_delay(attempts_by_id[row_id])
+            delay = self._policy.retry_delay(attempts_by_id[row_id])
             parameters = {"row_id": row_id, "error": error[:2000], "delay": delay}
-            failed_at = (await connection.execute(self._reject, parameters)).scalar_one()
+            failed_at = (await connection.execute(self._sql.reject, parameters)).scalar_one()
             failed += failed_at is not None
         return failed
 
@@ -244,23 +152,12 @@ class OutboxRelay:
         failed = 0
         for row_id, error in unroutable.items():
             row = by_id[row_id]
-            since = row.unroutable_since
-            # How long it has been unroutable, both times on the database clock. Waiting
-            # as long again doubles the delay each time, capped: no counter needed.
-            waited = (row.next_attempt_at - since).total_seconds() if since else 0.0
-            give_up = since is not None and waited >= policy.unroutable_give_up_seconds
-            delay = min(policy.retry_max_seconds, max(policy.retry_base_seconds, waited))
+            delay, give_up = policy.unroutable_delay(row.unroutable_since, row.next_attempt_at)
             parameters = {"row_id": row_id, "error": error[:2000], "delay": delay}
-            statement = self._unroutable[give_up]
+            statement = self._sql.unroutable_give_up if give_up else self._sql.unroutable
             failed += (await connection.execute(statement, parameters)).scalar_one() is not None
         _log_unroutable(rows, unroutable)
         return failed
-
-    def _retry_delay(self, attempts_so_far: int) -> float:
-        """Exponential: base, 2 x base, 4 x base, … capped at the maximum."""
-        policy = self._policy
-        exponential: float = policy.retry_base_seconds * 2.0 ** min(attempts_so_far, 32)
-        return min(policy.retry_max_seconds, exponential)
 
     async def drain(self) -> int:
         """Relay batches until a batch comes back short; returns the rows published."""
@@ -270,43 +167,6 @@ class OutboxRelay:
             published += report.published
             if report.claimed < self._policy.batch_size:
                 return published
-
-
-def inlined_sql(statement: Select[Any], dialect: Dialect) -> str:
-    """``statement`` as SQL text, its parameters inlined (they are constants)."""
-    compiled = statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
-    return str(compiled)
-
-
-# ``_MARK_PUBLISHED`` as psycopg runs it: one uuid[] parameter, so the statement text is
-# the same for any batch size and is prepared once.
-_MARK_PUBLISHED_PG = (
-    "UPDATE outbox SET published_at = clock_timestamp(), last_error = NULL WHERE id = ANY(%(ids)s)"
-)
-
-
-def _outgoing(rows: Sequence[Any]) -> tuple[list[OutgoingMessage], dict[uuid.UUID, str]]:
-    """The rows as messages, and the reasons of those that cannot be read as one (a row
-    is data: one written by hand or by another version must fail alone)."""
-    messages: list[OutgoingMessage] = []
-    unreadable: dict[uuid.UUID, str] = {}
-    for row in rows:
-        headers = row.headers if row.headers is not None else {}
-        if not isinstance(headers, dict) or not all(isinstance(k, str) for k in headers):
-            unreadable[row.id] = f"unpublishable: headers are not a JSON object: {headers!r:.200}"
-        elif row.body is None:
-            unreadable[row.id] = "unpublishable: the row has no payload"
-        else:
-            messages.append(
-                OutgoingMessage(
-                    message_id=row.id,
-                    event_type=row.event_type,
-                    body=row.body.encode(),
-                    headers=headers,
-                    created_at=row.created_at,
-                )
-            )
-    return messages, unreadable
 
 
 def _log_unroutable(rows: Sequence[Any], unroutable: dict[uuid.UUID, str]) -> None:

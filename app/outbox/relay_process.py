@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import RabbitMQBroker
 from app.outbox.database import make_engine
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -19,7 +20,8 @@ from app.outbox.process import (
     stop_on_signals,
 )
 from app.outbox.publisher import Publisher
-from app.outbox.relay import OutboxRelay, RelayPolicy
+from app.outbox.relay import OutboxRelay
+from app.outbox.relay_policy import RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
 from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.topology import QueueBindings, TopologyConflictError
@@ -35,9 +37,11 @@ class RelayProcessConfig:
     """Everything a relay process needs besides its database (times in seconds).
 
     ``concurrency``: claim-publish-mark loops sharing the process; ``poll_interval_seconds``:
-    the wake-up when no notification comes (the only one on SQLite)."""
+    the wake-up when no notification comes (the only one on SQLite). ``names``: its
+    outbox table's, exchange's and notification channel's."""
 
     broker_url: str
+    names: MessagingNames = DEFAULT_NAMES
     relay: RelayPolicy = field(default_factory=RelayPolicy)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     concurrency: int = 2
@@ -73,7 +77,9 @@ async def run_relay(
         pre_ping=False,
         statement_timeout=config.statement_timeout_seconds,
     )
-    broker = RabbitMQBroker(config.broker_url, publish_timeout=config.publish_timeout_seconds)
+    broker = RabbitMQBroker(
+        config.broker_url, publish_timeout=config.publish_timeout_seconds, names=config.names
+    )
     publisher = broker.publisher(bindings=bindings)
     try:
         await relay_until(
@@ -83,6 +89,7 @@ async def run_relay(
             publisher=publisher,
             listen_dsn=libpq_dsn(database_url),
             name=name,
+            names=config.names,
         )
     finally:
         await publisher.close()
@@ -97,17 +104,24 @@ async def relay_until(
     publisher: Publisher,
     listen_dsn: str | None,
     name: str,
+    names: MessagingNames = DEFAULT_NAMES,
 ) -> None:
-    """Run the relay's workers, wake-ups and retention until ``stop`` is set."""
-    relay = OutboxRelay(engine, publisher, config.relay)
+    """Run the relay's workers, wake-ups and retention until ``stop`` is set, on the
+    outbox table and notification channel ``names`` names."""
+    relay = OutboxRelay(engine, publisher, config.relay, names=names)
     wakeup = Wakeup()
-    scheduler = scheduler_with_retention(config.retention, engine, delete_published_outbox_rows)
+    scheduler = scheduler_with_retention(
+        config.retention, engine, delete_published_outbox_rows, names=names
+    )
     # The fallback for lost notifications, and the only wake-up on SQLite.
     scheduler.add_job(wakeup.notify, "interval", seconds=config.poll_interval_seconds)
     background: list[asyncio.Task[None]] = []
     if listen_dsn is not None:
         listener = listen_for_outbox_inserts(
-            listen_dsn, wakeup, max_backoff=config.reconnect_max_seconds
+            listen_dsn,
+            wakeup,
+            max_backoff=config.reconnect_max_seconds,
+            channel=names.notify_channel,
         )
         background.append(asyncio.create_task(listener, name="outbox-listener"))
     workers = [

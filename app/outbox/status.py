@@ -11,14 +11,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.clock import db_now_plus
-from app.outbox.models import OUTBOX
-
-outbox = OUTBOX
-_PENDING = and_(outbox.c.published_at.is_(None), outbox.c.failed_at.is_(None))
+from app.outbox.models import outbox_tables
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 
 @dataclass(frozen=True)
@@ -35,14 +33,17 @@ class OutboxStatus:
         return asdict(self)
 
 
-async def read_status(engine: AsyncEngine) -> OutboxStatus:
+async def read_status(
+    engine: AsyncEngine, *, names: MessagingNames = DEFAULT_NAMES
+) -> OutboxStatus:
     """Read the status of the outbox in ``engine``'s database (the database's clock)."""
+    outbox = outbox_tables(names).outbox
     pending = select(
         func.count(),
         func.min(outbox.c.created_at),
         func.count(outbox.c.unroutable_since),
         db_now_plus(0),
-    ).where(_PENDING)
+    ).where(outbox.c.published_at.is_(None), outbox.c.failed_at.is_(None))
     failed = select(func.count()).where(outbox.c.failed_at.is_not(None))
     recent = select(func.count()).where(outbox.c.published_at >= db_now_plus(-3600))
     async with engine.connect() as connection:

@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import EmbeddedBroker
-from app.outbox.models import OUTBOX
+from app.outbox.models import outbox_tables
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 
 def embedded_broker() -> EmbeddedBroker:
@@ -37,10 +38,15 @@ class StagedEvent:
 
 
 async def staged_events(
-    engine: AsyncEngine, *, event_type: str | None = None, published: bool | None = None
+    engine: AsyncEngine,
+    *,
+    event_type: str | None = None,
+    published: bool | None = None,
+    names: MessagingNames = DEFAULT_NAMES,
 ) -> list[StagedEvent]:
     """The outbox rows in ``engine``'s database, oldest first; only ``event_type``'s, and
     only the published (True) or unpublished (False) ones when given."""
+    OUTBOX = outbox_tables(names).outbox  # noqa: N806 - the table, as everywhere else
     query = select(
         OUTBOX.c.id, OUTBOX.c.event_type, OUTBOX.c.payload, OUTBOX.c.headers,
         OUTBOX.c.published_at,

@@ -26,7 +26,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
 from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity, ChannelPreconditionFailed
 from pamqp.common import FieldValue
 
-from app.outbox.publisher import EXCHANGE
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +62,10 @@ class ConsumerTopology:
     dead_letter_queue: str  # S.events.dlq
 
     @classmethod
-    def for_service(cls, service: str) -> ConsumerTopology:
-        return cls(f"{service}.events", f"{service}.events.dlx", f"{service}.events.dlq")
+    def for_service(cls, service: str, names: MessagingNames = DEFAULT_NAMES) -> ConsumerTopology:
+        """``service``'s queue by ``names.queue_pattern``, its ``.dlx`` and ``.dlq``."""
+        queue = names.queue(service)
+        return cls(queue, f"{queue}.dlx", f"{queue}.dlq")
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,11 @@ class QueueBindings:
     event_names: tuple[str, ...]
 
     @classmethod
-    def of(cls, service: str, event_names: Iterable[str]) -> QueueBindings:
-        return cls(ConsumerTopology.for_service(service), tuple(sorted(event_names)))
+    def of(
+        cls, service: str, event_names: Iterable[str], names: MessagingNames = DEFAULT_NAMES
+    ) -> QueueBindings:
+        """``service``'s queues (named by ``names``) bound to ``event_names``."""
+        return cls(ConsumerTopology.for_service(service, names), tuple(sorted(event_names)))
 
 
 class TopologyConflictError(Exception):
@@ -86,9 +91,13 @@ class TopologyConflictError(Exception):
 
 
 async def declare_topology(
-    connection: AbstractConnection, bindings: Sequence[QueueBindings]
+    connection: AbstractConnection,
+    bindings: Sequence[QueueBindings],
+    *,
+    exchange: str = DEFAULT_NAMES.exchange,
 ) -> None:
-    """Declare the exchange and, for each service, its DLX, DLQ, queue and bindings.
+    """Declare the topic ``exchange`` and, for each service, its DLX, DLQ, queue and
+    bindings to ``exchange``.
 
     Idempotent: every process may run it at start. Raises TopologyConflictError naming the
     entity and the broker's words when RabbitMQ refuses (406, 403, 404).
@@ -96,8 +105,8 @@ async def declare_topology(
     channel = await connection.channel()
     try:
         events = await _refusable(
-            f"exchange {EXCHANGE}",
-            channel.declare_exchange(EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True),
+            f"exchange {exchange}",
+            channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True),
         )
         for item in bindings:
             names = item.topology
@@ -161,12 +170,18 @@ def _conflict(what: str, exc: Exception) -> TopologyConflictError:
     )
 
 
-async def declare_at(url: str, bindings: Sequence[QueueBindings], *, within: float) -> None:
+async def declare_at(
+    url: str,
+    bindings: Sequence[QueueBindings],
+    *,
+    within: float,
+    exchange: str = DEFAULT_NAMES.exchange,
+) -> None:
     """Connect to RabbitMQ at ``url``, ``declare_topology``, disconnect, within
     ``within`` seconds. Raises TopologyConflictError, or the connection's error."""
     async with asyncio.timeout(within):
         connection = await aio_pika.connect(url)
         try:
-            await declare_topology(connection, bindings)
+            await declare_topology(connection, bindings, exchange=exchange)
         finally:
             await connection.close()

@@ -8,13 +8,11 @@ import logging
 import psycopg
 from sqlalchemy.engine import make_url
 
+from app.outbox.names import DEFAULT_NAMES
 from app.outbox.transient import is_expected_fault
 from app.outbox.waiting import Backoff, first_of
 
 logger = logging.getLogger(__name__)
-
-# The outbox trigger (migration 0002) notifies this channel when an INSERT commits.
-NOTIFY_CHANNEL = "outbox_pending"
 
 
 class Wakeup:
@@ -63,8 +61,11 @@ def libpq_dsn(database_url: str) -> str | None:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-async def listen_for_outbox_inserts(dsn: str, wakeup: Wakeup, *, max_backoff: float) -> None:
-    """Notify ``wakeup`` whenever an outbox insert commits; reconnect forever on errors.
+async def listen_for_outbox_inserts(
+    dsn: str, wakeup: Wakeup, *, max_backoff: float, channel: str = DEFAULT_NAMES.notify_channel
+) -> None:
+    """Notify ``wakeup`` whenever an outbox insert commits (the trigger of schema step 2
+    notifies ``channel``); reconnect forever on errors.
 
     NOTIFY is delivered at COMMIT, never for a rolled-back transaction, and the trigger
     fires inside the writer's own transaction, so no clock is compared: a row written
@@ -75,8 +76,8 @@ async def listen_for_outbox_inserts(dsn: str, wakeup: Wakeup, *, max_backoff: fl
     while True:
         try:
             async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
-                await connection.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                logger.info("listening for outbox inserts", extra={"channel": NOTIFY_CHANNEL})
+                await connection.execute(f"LISTEN {channel}")  # a checked SQL name
+                logger.info("listening for outbox inserts", extra={"channel": channel})
                 backoff.succeeded()
                 # Rows may have committed while nobody listened.
                 wakeup.notify()

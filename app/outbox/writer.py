@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.outbox.database import driver_connection, is_psycopg
 from app.outbox.events import VERSION_HEADER, IntegrationEvent
-from app.outbox.models import OUTBOX, OutboxMessage
+from app.outbox.models import OutboxRow, outbox_tables
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 
 def _headers(
@@ -31,13 +32,15 @@ def add_event(
     *,
     correlation_id: str | None = None,
     traceparent: str | None = None,
-) -> OutboxMessage:
+    names: MessagingNames = DEFAULT_NAMES,
+) -> OutboxRow:
     """Stage ``event`` in the caller's transaction; it is published only if that commits.
 
     No I/O and no flush here: the row is written by the caller's commit, on the caller's
-    connection, so the event and the state change are one atomic write.
+    connection, so the event and the state change are one atomic write. ``names`` picks
+    the outbox table. Returns the staged row (``.id`` is the message id).
     """
-    row = OutboxMessage(
+    row = outbox_tables(names).row(
         id=event.event_id,
         event_type=event.event_name,
         payload=event.body(),
@@ -52,18 +55,24 @@ def add_event(
 # for any number of events and is prepared once; sent in binary (%b), so no element is
 # escaped into array text.
 _INSERT_ARRAYS = (
-    "INSERT INTO outbox (id, event_type, payload, headers) "
+    "INSERT INTO {table} (id, event_type, payload, headers) "
     "SELECT * FROM unnest(CAST(%b AS uuid[]), CAST(%b AS varchar[]), "
     "CAST(%b AS json[]), CAST(%b AS json[]))"
 )
 
 
-async def write_events(session: AsyncSession, events: Sequence[IntegrationEvent]) -> None:
+async def write_events(
+    session: AsyncSession,
+    events: Sequence[IntegrationEvent],
+    *,
+    names: MessagingNames = DEFAULT_NAMES,
+) -> None:
     """Write many events' outbox rows at once, in the caller's transaction (a consumer's
     handler replying to a batch). Same atomicity as ``add_event``; the INSERT runs now,
     as one statement, instead of one ORM object per event at flush."""
     if not events:
         return
+    table = outbox_tables(names).outbox
     connection = await session.connection()
     if not is_psycopg(connection.dialect):
         rows: list[dict[str, Any]] = [
@@ -75,11 +84,11 @@ async def write_events(session: AsyncSession, events: Sequence[IntegrationEvent]
             }
             for event in events
         ]
-        await connection.execute(insert(OUTBOX), rows)
+        await connection.execute(insert(table), rows)
         return
     driver = await driver_connection(connection)
     await driver.execute(
-        _INSERT_ARRAYS,
+        _INSERT_ARRAYS.format(table=table.name),  # a checked SQL name (MessagingNames)
         (
             [event.event_id for event in events],
             [event.event_name for event in events],

@@ -18,7 +18,7 @@ from app.outbox.consumer_process import inbox_consumer
 from app.outbox.database import make_engine
 from app.outbox.decoding import Decoded
 from app.outbox.inbox import InboxProcessor
-from app.outbox.publisher import EXCHANGE
+from app.outbox.names import DEFAULT_NAMES
 from app.outbox.subscriptions import by_event_name
 
 # A fault hook: called with a batch's message ids after its transaction committed, before
@@ -104,7 +104,7 @@ async def publish(
     async with await aio_pika.connect(broker_url) as connection:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            DEFAULT_NAMES.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
         for start in range(0, len(messages), 500):
             await asyncio.gather(
@@ -154,7 +154,7 @@ async def publish_without_message_id(broker_url: str, body: bytes, **props: Any)
         channel = await connection.channel(publisher_confirms=False)
         underlay = await channel.get_underlay_channel()
         frames = [
-            Basic.Publish(exchange=EXCHANGE, routing_key="OrderPlaced"),
+            Basic.Publish(exchange=DEFAULT_NAMES.exchange, routing_key="OrderPlaced"),
             ContentHeader(
                 properties=Basic.Properties(delivery_mode=2, **props), body_size=len(body)
             ),

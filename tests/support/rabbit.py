@@ -13,7 +13,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from app.outbox.publisher import EXCHANGE
+from app.outbox.names import DEFAULT_NAMES
 from tests.support.config import SERVERS
 
 START_HINT = "start it with: rabbitmq-server -detached && rabbitmqctl await_startup"
@@ -59,7 +59,7 @@ async def bind_queue(url: str, queue: str, *routing_keys: str) -> None:
     async with await aio_pika.connect(url) as connection:
         channel = await connection.channel()
         exchange = await channel.declare_exchange(
-            EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True
+            DEFAULT_NAMES.exchange, aio_pika.ExchangeType.TOPIC, durable=True
         )
         declared = await channel.declare_queue(queue, durable=True)
         for key in routing_keys:

@@ -12,7 +12,8 @@ from app.outbox import add_event
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
-from app.outbox.relay import OutboxRelay, RelayPolicy
+from app.outbox.relay import OutboxRelay
+from app.outbox.relay_policy import RelayPolicy
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 

@@ -176,7 +176,8 @@ async def test_the_relay_declares_the_queues_it_publishes_to(
     # so the first event is routed and waits there for the consumer.
     ids = await stage_events(engine, 3)
     publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
-    from app.outbox.relay import OutboxRelay, RelayPolicy
+    from app.outbox.relay import OutboxRelay
+    from app.outbox.relay_policy import RelayPolicy
 
     relay = OutboxRelay(engine, publisher, RelayPolicy())
     try:
@@ -193,7 +194,8 @@ async def test_a_deleted_queue_is_declared_again_and_its_events_routed(
 ) -> None:
     monkeypatch.setattr(amqp, "REDECLARE_INTERVAL_SECONDS", 0.0)
     publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
-    from app.outbox.relay import OutboxRelay, RelayPolicy
+    from app.outbox.relay import OutboxRelay
+    from app.outbox.relay_policy import RelayPolicy
 
     relay = OutboxRelay(engine, publisher, RelayPolicy(retry_base_seconds=0))
     try:
@@ -225,7 +227,8 @@ async def test_an_exchange_deleted_under_the_relay_is_declared_again(
     ordering_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     from app.outbox.publisher import BrokerUnavailableError
-    from app.outbox.relay import OutboxRelay, RelayPolicy
+    from app.outbox.relay import OutboxRelay
+    from app.outbox.relay_policy import RelayPolicy
 
     publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
     relay = OutboxRelay(engine, publisher, RelayPolicy())

@@ -52,7 +52,7 @@ async def test_inbox_retention_deletes_only_old_rows(catalog_db: str) -> None:
     import uuid
 
     from app.outbox.database import make_engine
-    from app.outbox.inbox import delete_old_inbox_rows
+    from app.outbox.retention import delete_old_inbox_rows
 
     old = [uuid.uuid4() for _ in range(3)]
     recent = [uuid.uuid4() for _ in range(2)]

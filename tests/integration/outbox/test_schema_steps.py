@@ -14,37 +14,52 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from app.outbox import make_engine, outbox_metadata
+from app.outbox import MessagingNames, make_engine, outbox_tables
 from app.outbox.migrations import LATEST, STEPS, create_latest, drop_latest
 from tests.support import postgres
 
+# Today's names, and a service's own (its tables beside another service's).
+NAMES = [
+    MessagingNames(),
+    MessagingNames(outbox_table="parcels_outbox", inbox_table="parcels_inbox",
+                   notify_channel="parcels_pending"),
+]  # fmt: skip
 
-def _run(step: Callable[[], None]) -> Callable[[Connection], None]:
+
+def _run(
+    step: Callable[[MessagingNames], None], names: MessagingNames
+) -> Callable[[Connection], None]:
     def run(connection: Connection) -> None:
         with Operations.context(MigrationContext.configure(connection)):
-            step()
+            step(names)
 
     return run
 
 
-def _drift(connection: Connection) -> list[Any]:
-    return list(compare_metadata(MigrationContext.configure(connection), outbox_metadata))
+def _drift(names: MessagingNames) -> Callable[[Connection], list[Any]]:
+    metadata = outbox_tables(names).metadata
+    return lambda connection: list(
+        compare_metadata(MigrationContext.configure(connection), metadata)
+    )
 
 
 async def _steps_match_the_models(url: str) -> None:
     engine = make_engine(url)
     try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_run(create_latest))
-            assert await connection.run_sync(_drift) == []
-            if connection.dialect.name == "postgresql":
-                triggers = await connection.execute(
-                    text("SELECT tgname FROM pg_trigger WHERE tgname = 'outbox_notify'")
-                )
-                assert triggers.scalars().all() == ["outbox_notify"]
-            await connection.run_sync(_run(drop_latest))
-            tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
-            assert not {"outbox", "inbox"} & set(tables)
+        for names in NAMES:
+            async with engine.begin() as connection:
+                await connection.run_sync(_run(create_latest, names))
+                assert await connection.run_sync(_drift(names)) == []
+                if connection.dialect.name == "postgresql":
+                    trigger = f"{names.outbox_table}_notify"
+                    triggers = await connection.execute(
+                        text("SELECT tgname FROM pg_trigger WHERE tgname = :name"),
+                        {"name": trigger},
+                    )
+                    assert triggers.scalars().all() == [trigger]
+                await connection.run_sync(_run(drop_latest, names))
+                tables = await connection.run_sync(lambda c: inspect(c).get_table_names())
+                assert not {names.outbox_table, names.inbox_table} & set(tables)
     finally:
         await engine.dispose()
 

@@ -72,7 +72,7 @@ async def test_deadlocked_batch_and_messages_are_retried_not_requeued() -> None:
     processor = DeadlockingProcessor(alone_failures=3)
     consumer = InboxConsumer(
         open_connection=broker.consumer_connections(TOPOLOGY, event_names=index, delivery_limit=1),
-        service="catalog",
+        queue="catalog.events",
         processor=processor,  # type: ignore[arg-type]
         subscriptions=index,
         policy=ConsumerPolicy(batch_size=10),

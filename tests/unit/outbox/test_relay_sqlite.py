@@ -20,7 +20,8 @@ from app.ordering.contracts import OrderPlaced
 from app.outbox import add_event
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, PublishResult
-from app.outbox.relay import OutboxRelay, RelayPolicy
+from app.outbox.relay import OutboxRelay
+from app.outbox.relay_policy import RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
 from app.settings import Settings
 

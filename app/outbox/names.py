@@ -1,0 +1,73 @@
+"""The names the outbox gives what it makes: the exchange, the queues, the tables, the
+PostgreSQL notification channel. Today's values are the defaults; a service sharing a
+broker or a database with others may choose its own, once, in one ``MessagingNames``
+handed to every part (broker, relay, consumer, writer, migrations).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# PostgreSQL identifiers (unquoted, so that no quoting rule differs between the DDL, the
+# trigger's pg_notify and LISTEN): lower case, at most NAMEDATALEN - 1 = 63 bytes, and
+# short enough that the derived index names ("ix_<table>_next_attempt_at") fit too.
+_SQL_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
+# AMQP 0-9-1 names are short strings (at most 255 bytes); RabbitMQ reserves "amq." for
+# its own entities (a declaration of one is refused with 403 ACCESS_REFUSED).
+_AMQP_NAME_MAX = 255 - len(".events.dlq")
+SERVICE_PLACEHOLDER = "{service}"
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingNames:
+    """Names of the broker entities and database objects (ValueError when one is invalid).
+
+    - ``exchange``: the durable topic exchange every service publishes to; the routing
+      key of a message is its event name.
+    - ``queue_pattern``: a consuming service's queue, ``{service}`` replaced by its name;
+      its dead-letter exchange and queue are the queue's name + ``.dlx`` / ``.dlq``.
+    - ``outbox_table`` / ``inbox_table``: the tables in each service's database.
+    - ``notify_channel``: the PostgreSQL channel the outbox trigger notifies on commit.
+    """
+
+    exchange: str = "cloudcrm.events"
+    queue_pattern: str = "{service}.events"
+    outbox_table: str = "outbox"
+    inbox_table: str = "inbox"
+    notify_channel: str = "outbox_pending"
+
+    def __post_init__(self) -> None:
+        _check_amqp("exchange", self.exchange)
+        if self.queue_pattern.count(SERVICE_PLACEHOLDER) != 1:
+            raise ValueError(
+                f"queue_pattern must contain {SERVICE_PLACEHOLDER} once: {self.queue_pattern!r}"
+            )
+        _check_amqp("queue_pattern", self.queue_pattern.replace(SERVICE_PLACEHOLDER, "s"))
+        for field in ("outbox_table", "inbox_table", "notify_channel"):
+            value = getattr(self, field)
+            if not _SQL_NAME.fullmatch(value):
+                raise ValueError(
+                    f"{field} must be a lower-case SQL name of at most 40 characters "
+                    f"(letters, digits, _; not starting with a digit): {value!r}"
+                )
+        if self.outbox_table == self.inbox_table:
+            raise ValueError(f"outbox_table and inbox_table are both {self.outbox_table!r}")
+
+    def queue(self, service: str) -> str:
+        """The queue ``service`` consumes, e.g. ``catalog.events``."""
+        name = self.queue_pattern.replace(SERVICE_PLACEHOLDER, service)
+        _check_amqp("queue", name)
+        return name
+
+
+def _check_amqp(what: str, name: str) -> None:
+    if not name or len(name.encode()) > _AMQP_NAME_MAX:
+        raise ValueError(f"{what} must be 1 to {_AMQP_NAME_MAX} bytes: {name!r}")
+    if name.startswith("amq."):
+        raise ValueError(f"{what} may not start with 'amq.' (reserved by RabbitMQ): {name!r}")
+    if any(not char.isprintable() or char.isspace() for char in name):
+        raise ValueError(f"{what} must be printable, without spaces: {name!r}")
+
+
+DEFAULT_NAMES = MessagingNames()

@@ -1,0 +1,42 @@
+"""When the relay retries a row it could not publish, and when it gives the row up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class RelayPolicy:
+    """Batch size, and when a row that could not be published is retried or failed.
+
+    A rejected row (nacked, refused, impossible to encode: its own fault) is retried with
+    exponential backoff from ``retry_base_seconds`` up to ``retry_max_seconds`` and failed
+    at ``max_attempts``. An unroutable row (no queue bound yet: not its fault) is retried
+    with backoff capped at ``retry_max_seconds``, without counting attempts, and failed
+    only once it has been unroutable for ``unroutable_give_up_seconds``.
+    """
+
+    batch_size: int = 500
+    max_attempts: int = 10
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
+    unroutable_give_up_seconds: float = 7 * 24 * 3600.0
+
+    def retry_delay(self, attempts_so_far: int) -> float:
+        """Seconds before a rejected row's next attempt: exponential (base, 2 x base,
+        4 x base, …) capped at ``retry_max_seconds``."""
+        exponential: float = self.retry_base_seconds * 2.0 ** min(attempts_so_far, 32)
+        return min(self.retry_max_seconds, exponential)
+
+    def unroutable_delay(
+        self, unroutable_since: datetime | None, next_attempt_at: datetime
+    ) -> tuple[float, bool]:
+        """(seconds before the next attempt, whether to fail the row now) for a row
+        returned unroutable again; both times are the database's."""
+        # How long it has been unroutable. Waiting as long again doubles the delay each
+        # time, capped: no counter needed.
+        since = unroutable_since
+        waited = (next_attempt_at - since).total_seconds() if since else 0.0
+        give_up = since is not None and waited >= self.unroutable_give_up_seconds
+        return min(self.retry_max_seconds, max(self.retry_base_seconds, waited)), give_up
