@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractQueue
 
 from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
+from app.outbox.dead_letters import FIRST_DEAD_AT, now_iso
 from app.outbox.topology import ConsumerTopology, QueueBindings, declare_topology
 
 logger = logging.getLogger(__name__)
@@ -50,7 +51,8 @@ class AmqpConsumerConnection:
             await self._queue.cancel(self._tag)
 
     async def dead_letter(self, message: Delivery, reason: str) -> None:
-        headers = dict(message.headers or {})
+        # When it first died, kept across replays (as x-death's time is for RabbitMQ's own).
+        headers = {FIRST_DEAD_AT: now_iso(), **(message.headers or {})}
         headers.update(
             {
                 "x-poison-reason": reason,

@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
+from app.outbox.dead_letters import FIRST_DEAD_AT, now_iso
 from app.outbox.memory_queue import DELIVERY_COUNT, MemoryDelivery, MemoryQueue
 from app.outbox.publisher import OutgoingMessage, PublishResult
 from app.outbox.queue_file import Envelope, QueueFile
@@ -54,6 +55,7 @@ class MemoryConsumerConnection:
             timestamp=message.timestamp,
             # The same headers as on RabbitMQ (amqp_consumer.AmqpConsumerConnection.dead_letter).
             headers={
+                FIRST_DEAD_AT: now_iso(),
                 **headers,
                 "x-poison-reason": reason,
                 "x-poison-queue": self._queue.name,
@@ -135,6 +137,14 @@ class InMemoryBroker:
 
     async def close(self) -> None:
         self._store.close()
+
+    def bound_queues(self, routing_key: str) -> list[str]:
+        """The queues bound to ``routing_key``, by name."""
+        return sorted(self._bindings.get(routing_key, ()))
+
+    @property
+    def store(self) -> QueueFile:
+        return self._store
 
     def consumer_connections(
         self, topology: ConsumerTopology, *, event_names: Iterable[str], delivery_limit: int

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from app.outbox.consumer_connection import Delivery
+from app.outbox.dead_letters import now_iso
 from app.outbox.queue_file import Envelope, Move, QueueFile
 
 DELIVERY_COUNT = "x-delivery-count"  # the quorum queue's header: earlier deliveries returned
@@ -88,6 +89,14 @@ class MemoryQueue:
         self._return([self.unacked[tag] for tag in sorted(self.unacked)])
         self.unacked.clear()
 
+    def remove(self, envelopes: Sequence[Envelope]) -> None:
+        """Delete ready envelopes (a dead letter replayed or purged), in one transaction."""
+        rows = {envelope.row for envelope in envelopes}
+        self._store.settled(sorted(rows))
+        kept = [envelope for envelope in self.ready if envelope.row not in rows]
+        self.ready.clear()
+        self.ready.extend(kept)
+
     def settle(self, tag: int, *, multiple: bool) -> None:
         settled = [t for t in self.unacked if t == tag or (multiple and t < tag)]
         if settled:  # one transaction per ack, however many it settles
@@ -122,9 +131,15 @@ class MemoryQueue:
         recorded in one transaction, then applied."""
         target = self._dead_letters
         dead = [
-            replace(e, headers={**e.headers, "x-first-death-reason": reason}, returned=0)
+            replace(
+                e,
+                # As RabbitMQ's x-death says when, and why, a message first died.
+                headers={"x-first-dead-lettered-at": now_iso(), **e.headers,
+                         "x-first-death-reason": reason},
+                returned=0,
+            )
             for e in dead
-        ]
+        ]  # fmt: skip
         moves = [Move(e, self.name, to_back=not front) for e in kept]
         moves += [Move(e, target.name if target else None, to_back=True) for e in dead]
         if not moves:

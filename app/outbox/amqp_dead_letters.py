@@ -1,0 +1,145 @@
+"""Listing, replaying and purging a RabbitMQ dead-letter queue over AMQP alone (no
+management plugin).
+
+Messages are taken with ``basic.get`` without ack, at most as many as the queue held when
+the operation began (a replayed message that dies again comes back to the queue and must
+not be taken twice). The ones the operation keeps are returned to the queue when its
+channel closes, in their places (AMQP 0-9-1: unacked messages are requeued when their
+channel closes). A replay acks a message only after the broker confirmed its copy
+(publisher confirms), so a failure leaves it in the queue: replayed twice at worst,
+which the consumers' inboxes absorb, never lost.
+
+On RabbitMQ 4 every quorum queue has a delivery limit (20 by default) and each listing
+counts as a delivery of what it looks at: give the ``*.dlq`` queues a policy with
+``delivery-limit: -1`` there (https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError
+
+from app.outbox.dead_letters import DeadLetter, DeadLetterSelection, dead_letter_of
+
+
+@asynccontextmanager
+async def _dead_letter_queue(
+    url: str, queue: str, *, connect_timeout: float
+) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue | None]]:
+    async with asyncio.timeout(connect_timeout):
+        connection = await aio_pika.connect(url, timeout=connect_timeout)
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            found: AbstractQueue | None = await channel.declare_queue(queue, passive=True)
+        except ChannelNotFoundEntity:  # never declared: nothing was ever dead-lettered
+            found = None
+            channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        yield channel, found
+    finally:
+        await connection.close()
+
+
+async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessage]:
+    """Up to ``limit`` messages, unacked, never more than the queue held at the start."""
+    held = queue.declaration_result.message_count or 0
+    taken: list[AbstractIncomingMessage] = []
+    while len(taken) < min(limit, held):
+        message = await queue.get(no_ack=False, fail=False)
+        if message is None:
+            break
+        taken.append(message)
+    return taken
+
+
+def _letter(message: AbstractIncomingMessage) -> DeadLetter:
+    return dead_letter_of(
+        body=message.body,
+        headers=message.headers,
+        message_id=message.message_id,
+        event_type=message.type,
+        routing_key=message.routing_key,
+        content_type=message.content_type,
+        correlation_id=message.correlation_id,
+        timestamp=message.timestamp,
+    )
+
+
+async def list_dead_letters(
+    url: str, queue: str, *, limit: int, connect_timeout: float
+) -> list[DeadLetter]:
+    """The first ``limit`` dead letters of ``queue``, left where they are."""
+    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (_, found):
+        if found is None:
+            return []
+        return [_letter(message) for message in await _take(found, limit)]
+
+
+async def replay_dead_letters(
+    url: str,
+    queue: str,
+    selection: DeadLetterSelection,
+    *,
+    exchange: str,
+    connect_timeout: float,
+    limit: int,
+) -> tuple[list[DeadLetter], dict[str, str]]:
+    """Publish the selected dead letters to ``exchange`` (confirmed), then remove them.
+
+    Returns the replayed ones, and the reasons of those left in the queue because the
+    broker did not take their copy (unroutable: nothing bound to the routing key)."""
+    replayed: list[DeadLetter] = []
+    refused: dict[str, str] = {}
+    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
+        if found is None:
+            return [], {}
+        target = await channel.get_exchange(exchange, ensure=False)
+        taken = [(m, _letter(m)) for m in await _take(found, limit)]
+        chosen = [(m, letter) for m, letter in taken if selection.matches(letter)]
+        confirms = await asyncio.gather(
+            *(target.publish(_copy(letter), routing_key=letter.routing_key, mandatory=True)
+              for _, letter in chosen),
+            return_exceptions=True,
+        )  # fmt: skip
+        for (message, letter), confirm in zip(chosen, confirms, strict=True):
+            if isinstance(confirm, BaseException):
+                reason = "unroutable" if isinstance(confirm, DeliveryError) else repr(confirm)
+                refused[letter.message_id or "?"] = reason
+                continue
+            await message.ack()
+            replayed.append(letter)
+    return replayed, refused
+
+
+async def purge_dead_letters(
+    url: str, queue: str, selection: DeadLetterSelection, *, connect_timeout: float, limit: int
+) -> list[DeadLetter]:
+    """Remove the selected dead letters for good; returns them."""
+    purged: list[DeadLetter] = []
+    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (_, found):
+        if found is None:
+            return []
+        for message in await _take(found, limit):
+            letter = _letter(message)
+            if selection.matches(letter):
+                await message.ack()
+                purged.append(letter)
+    return purged
+
+
+def _copy(letter: DeadLetter) -> aio_pika.Message:
+    return aio_pika.Message(
+        letter.body,
+        headers=letter.replay_headers(),
+        message_id=letter.message_id,
+        type=letter.event_type,
+        content_type=letter.content_type,
+        correlation_id=letter.correlation_id,
+        timestamp=letter.timestamp,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )

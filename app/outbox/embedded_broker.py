@@ -1,0 +1,90 @@
+"""The Broker inside one process: the embedded broker of ``dev`` and of tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from app.outbox import memory_dead_letters
+from app.outbox.consumer_connection import ConnectionOpener
+from app.outbox.dead_letters import DLQ_LIMIT, DeadLetter, DeadLetterSelection, ReplayResult
+from app.outbox.memory import InMemoryBroker
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
+from app.outbox.topology import ConsumerTopology, QueueBindings
+
+
+class EmbeddedBroker:
+    """The broker inside ``dev``: queues in a SQLite file at ``path`` (None: in memory),
+    with RabbitMQ's semantics the outbox relies on (see ``memory.py``).
+
+    ``backstop_delivery_limit``: returns after which the queue itself dead-letters, as a
+    quorum queue's own limit would; consumers apply their (lower) limit first. It has one
+    exchange, whatever ``names.exchange`` says; queues are named by ``names``."""
+
+    def __init__(
+        self,
+        path: str | None,
+        *,
+        backstop_delivery_limit: int = 1_000,
+        names: MessagingNames = DEFAULT_NAMES,
+    ) -> None:
+        self.names = names
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._memory = InMemoryBroker(path=path)
+        self._limit = backstop_delivery_limit
+
+    async def declare(self, bindings: Sequence[QueueBindings]) -> None:
+        for item in bindings:
+            self._memory.declare(
+                item.topology, event_names=item.event_names, delivery_limit=self._limit
+            )
+
+    def publisher(self, *, bindings: Sequence[QueueBindings] = ()) -> Publisher:
+        return _SharedPublisher(self._memory)
+
+    def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
+        return self._memory.consumer_connections(
+            bindings.topology, event_names=bindings.event_names, delivery_limit=self._limit
+        )
+
+    def _dead_letter_queue(self, service: str) -> str:
+        return ConsumerTopology.for_service(service, self.names).dead_letter_queue
+
+    async def dead_letters(self, service: str, *, limit: int = DLQ_LIMIT) -> list[DeadLetter]:
+        return memory_dead_letters.list_dead_letters(
+            self._memory, self._dead_letter_queue(service), limit=limit
+        )
+
+    async def replay_dead_letters(
+        self, service: str, selection: DeadLetterSelection, *, limit: int = DLQ_LIMIT
+    ) -> ReplayResult:
+        replayed, left = memory_dead_letters.replay_dead_letters(
+            self._memory, self._dead_letter_queue(service), selection, limit=limit
+        )
+        return ReplayResult(replayed, left)
+
+    async def purge_dead_letters(
+        self, service: str, selection: DeadLetterSelection, *, limit: int = DLQ_LIMIT
+    ) -> list[DeadLetter]:
+        return memory_dead_letters.purge_dead_letters(
+            self._memory, self._dead_letter_queue(service), selection, limit=limit
+        )
+
+    async def close(self) -> None:
+        await self._memory.close()
+
+
+class _SharedPublisher:
+    """A relay's handle on the embedded broker: closing it leaves the broker open for the
+    other relays and the consumers (``EmbeddedBroker.close`` closes it)."""
+
+    def __init__(self, memory: InMemoryBroker) -> None:
+        self._memory = memory
+
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        return await self._memory.publish_batch(messages)
+
+    async def close(self) -> None:
+        return None

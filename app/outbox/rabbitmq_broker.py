@@ -1,0 +1,91 @@
+"""The Broker on RabbitMQ: aio-pika publishers and consumers, dead letters over AMQP."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from app.outbox import amqp_dead_letters
+from app.outbox.amqp import AmqpPublisher
+from app.outbox.amqp_consumer import amqp_consumer_connections
+from app.outbox.consumer_connection import ConnectionOpener
+from app.outbox.dead_letters import DLQ_LIMIT, DeadLetter, DeadLetterSelection, ReplayResult
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.publisher import Publisher
+from app.outbox.topology import ConsumerTopology, QueueBindings, declare_at
+
+
+class RabbitMQBroker:
+    """RabbitMQ at an ``amqp://`` or ``amqps://`` URL (seconds for the timeouts)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        publish_timeout: float = 10.0,
+        connect_timeout: float = 10.0,
+        names: MessagingNames = DEFAULT_NAMES,
+    ) -> None:
+        self.url = url
+        self.names = names
+        self._publish_timeout = publish_timeout
+        self._connect_timeout = connect_timeout
+
+    async def declare(self, bindings: Sequence[QueueBindings]) -> None:
+        await declare_at(
+            self.url, bindings, within=self._connect_timeout * 6, exchange=self.names.exchange
+        )
+
+    def publisher(self, *, bindings: Sequence[QueueBindings] = ()) -> Publisher:
+        return AmqpPublisher(
+            self.url,
+            publish_timeout=self._publish_timeout,
+            bindings=bindings,
+            exchange=self.names.exchange,
+        )
+
+    def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
+        return amqp_consumer_connections(
+            self.url,
+            bindings,
+            prefetch=prefetch,
+            timeout=self._connect_timeout,
+            exchange=self.names.exchange,
+        )
+
+    def _dead_letter_queue(self, service: str) -> str:
+        return ConsumerTopology.for_service(service, self.names).dead_letter_queue
+
+    async def dead_letters(self, service: str, *, limit: int = DLQ_LIMIT) -> list[DeadLetter]:
+        return await amqp_dead_letters.list_dead_letters(
+            self.url,
+            self._dead_letter_queue(service),
+            limit=limit,
+            connect_timeout=self._connect_timeout,
+        )
+
+    async def replay_dead_letters(
+        self, service: str, selection: DeadLetterSelection, *, limit: int = DLQ_LIMIT
+    ) -> ReplayResult:
+        replayed, left = await amqp_dead_letters.replay_dead_letters(
+            self.url,
+            self._dead_letter_queue(service),
+            selection,
+            exchange=self.names.exchange,
+            connect_timeout=self._connect_timeout,
+            limit=limit,
+        )
+        return ReplayResult(replayed, left)
+
+    async def purge_dead_letters(
+        self, service: str, selection: DeadLetterSelection, *, limit: int = DLQ_LIMIT
+    ) -> list[DeadLetter]:
+        return await amqp_dead_letters.purge_dead_letters(
+            self.url,
+            self._dead_letter_queue(service),
+            selection,
+            connect_timeout=self._connect_timeout,
+            limit=limit,
+        )
+
+    async def close(self) -> None:
+        return None
