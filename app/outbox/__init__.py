@@ -26,6 +26,7 @@ from app.outbox.broker import (
 from app.outbox.consumer import ConsumerPolicy
 from app.outbox.consumer_process import ConsumerProcessConfig, run_consumer
 from app.outbox.database import UnsupportedDatabaseError, make_engine, make_sessionmaker
+from app.outbox.dead_letters import DeadLetter, DeadLetterSelection, ReplayResult
 from app.outbox.events import IntegrationEvent
 from app.outbox.in_process import InProcessConfig, MessagingService, in_process
 from app.outbox.models import (
@@ -55,6 +56,8 @@ __all__ = [
     "Broker",
     "ConsumerPolicy",
     "ConsumerProcessConfig",
+    "DeadLetter",
+    "DeadLetterSelection",
     "EmbeddedBroker",
     "InProcessConfig",
     "InboxMessage",
@@ -68,6 +71,7 @@ __all__ = [
     "RabbitMQBroker",
     "RelayPolicy",
     "RelayProcessConfig",
+    "ReplayResult",
     "RetentionPolicy",
     "Subscription",
     "TopologyConflictError",
