@@ -1,28 +1,61 @@
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ordering.contracts import OrderPlaced
 from app.outbox import add_event
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
+from tests.support import postgres
+from tests.support.events import OrderPlaced, create_outbox_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 QUEUE = "test.events"
 
 
+@pytest.fixture(scope="session")
+def outbox_template() -> Iterator[str]:
+    """A database holding only the outbox and inbox tables (every schema step), cloned
+    by each test: the library's tests need no service's schema."""
+    name = postgres.unique_name("cc_tpl_outbox")
+    url = postgres.create_database(name)
+    try:
+
+        async def create() -> None:
+            engine = make_engine(url)
+            async with engine.begin() as connection:
+                await connection.run_sync(create_outbox_schema)
+            await engine.dispose()
+
+        asyncio.run(create())
+        yield name
+    finally:
+        postgres.drop_database(name)
+
+
 @pytest.fixture
-async def engine(ordering_db: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(ordering_db)
+async def outbox_db(outbox_template: str) -> AsyncIterator[str]:
+    """The URL of a fresh database with the outbox and inbox tables."""
+    name = postgres.unique_name("cc_outbox")
+    url = await asyncio.to_thread(postgres.create_database, name, template=outbox_template)
+    try:
+        yield url
+    finally:
+        await asyncio.to_thread(postgres.drop_database, name)
+
+
+@pytest.fixture
+async def engine(outbox_db: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(outbox_db)
     yield engine
     await engine.dispose()
 

@@ -12,11 +12,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ordering import service
 from app.outbox.database import make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError
 from tests.conftest import query
 from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events
+from tests.support import events as service
 from tests.support.rabbit import bind_queue, read_queue
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
@@ -34,7 +34,7 @@ async def published_ids(database_url: str) -> set[uuid.UUID]:
 
 @pytest.mark.parametrize("path", ["frame-batches", "basic-publish"])
 async def test_every_committed_row_is_published_with_the_contract_properties(
-    ordering_db: str, engine: AsyncEngine, broker: str, path: str, monkeypatch: pytest.MonkeyPatch
+    outbox_db: str, engine: AsyncEngine, broker: str, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Both ways the publisher can write: one frame write per batch, or aiormq's
     # basic_publish per message (the fallback when aiormq's internals differ).
@@ -54,10 +54,10 @@ async def test_every_committed_row_is_published_with_the_contract_properties(
             )
     rows = {
         row[0]: row
-        for row in await query(ordering_db, "SELECT id, payload, headers, created_at FROM outbox")
+        for row in await query(outbox_db, "SELECT id, payload, headers, created_at FROM outbox")
     }
 
-    async with relay_for(ordering_db, broker) as relay:
+    async with relay_for(outbox_db, broker) as relay:
         assert await relay.drain() == 20
 
     messages = await read_queue(broker, QUEUE, expected=20)
@@ -74,15 +74,15 @@ async def test_every_committed_row_is_published_with_the_contract_properties(
         assert abs((message.timestamp - created_at).total_seconds()) < 1
         assert message.correlation_id == headers.get("correlation_id")
         assert message.headers.get("event_version") == "1"
-    assert await pending_ids(ordering_db) == set()
+    assert await pending_ids(outbox_db) == set()
 
 
 async def test_a_row_committed_late_is_still_published(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     await bind_queue(broker, QUEUE, "OrderPlaced")
     sessions = make_sessionmaker(engine)
-    async with relay_for(ordering_db, broker) as relay, sessions() as early:
+    async with relay_for(outbox_db, broker) as relay, sessions() as early:
         # Opened first: its row gets the earliest created_at and next_attempt_at ...
         await early.begin()
         early_order = await service.place_order(
@@ -96,20 +96,20 @@ async def test_a_row_committed_late_is_still_published(
 
     messages = await read_queue(broker, QUEUE, expected=4)
     order_ids = [json.loads(m.body)["orderId"] for m in messages]
-    assert str(early_order.id) in order_ids
-    assert len(messages) == 4 and await pending_ids(ordering_db) == set()
+    assert str(early_order.order_id) in order_ids
+    assert len(messages) == 4 and await pending_ids(outbox_db) == set()
 
 
 async def test_three_relays_drain_5000_rows_each_published_once(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     await bind_queue(broker, QUEUE, "OrderPlaced")
     ids = await stage_events(engine, 5000)
 
     async def one_relay() -> int:
-        async with relay_for(ordering_db, broker, batch_size=100) as relay:
+        async with relay_for(outbox_db, broker, batch_size=100) as relay:
             published = 0
-            while await pending_ids(ordering_db):
+            while await pending_ids(outbox_db):
                 published += await relay.drain()
             return published
 
@@ -129,7 +129,7 @@ class SimulatedCrashError(BaseException):
 
 
 async def test_crash_after_confirm_before_mark_republishes_the_same_messages(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     await bind_queue(broker, QUEUE, "OrderPlaced")
     ids = await stage_events(engine, 30)
@@ -139,23 +139,23 @@ async def test_crash_after_confirm_before_mark_republishes_the_same_messages(
         confirmed_before_crash.extend(confirmed)
         raise SimulatedCrashError
 
-    async with relay_for(ordering_db, broker, after_confirm=crash) as doomed:
+    async with relay_for(outbox_db, broker, after_confirm=crash) as doomed:
         with pytest.raises(SimulatedCrashError):
             await doomed.drain()
     assert sorted(confirmed_before_crash) == sorted(ids)
-    assert await pending_ids(ordering_db) == set(ids)  # nothing was marked
+    assert await pending_ids(outbox_db) == set(ids)  # nothing was marked
 
-    async with relay_for(ordering_db, broker) as restarted:
+    async with relay_for(outbox_db, broker) as restarted:
         assert await restarted.drain() == 30
 
     messages = await read_queue(broker, QUEUE, expected=60)
     seen = Counter(uuid.UUID(m.message_id or "") for m in messages)
     assert seen == dict.fromkeys(ids, 2)  # each published twice, none lost
-    assert await pending_ids(ordering_db) == set()
+    assert await pending_ids(outbox_db) == set()
 
 
 async def test_rolled_back_order_is_never_published(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     await bind_queue(broker, QUEUE, "OrderPlaced")
     sessions = make_sessionmaker(engine)
@@ -170,7 +170,7 @@ async def test_rolled_back_order_is_never_published(
             session, customer_name="kept", product_id=uuid.uuid4(), quantity=1
         )
 
-    async with relay_for(ordering_db, broker) as relay:
+    async with relay_for(outbox_db, broker) as relay:
         assert await relay.drain() == 1
 
     messages = await read_queue(broker, QUEUE, expected=1)
@@ -178,16 +178,16 @@ async def test_rolled_back_order_is_never_published(
 
 
 async def test_unroutable_message_is_not_marked_published(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     [row_id] = await stage_events(engine, 1)  # no queue is bound to OrderPlaced
 
-    async with relay_for(ordering_db, broker) as relay:
+    async with relay_for(outbox_db, broker) as relay:
         report = await relay.relay_batch()
 
     assert (report.published, report.rejected, report.unroutable) == (0, 0, 1)
     [(published_at, attempts, last_error, failed_at, retry_in, since)] = await query(
-        ordering_db,
+        outbox_db,
         "SELECT published_at, attempts, last_error, failed_at, "
         "extract(epoch FROM next_attempt_at - now()), unroutable_since FROM outbox WHERE id = %s",
         row_id,
@@ -200,13 +200,13 @@ async def test_unroutable_message_is_not_marked_published(
 
 
 async def test_row_reaching_max_attempts_is_failed_and_the_others_flow(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     await bind_queue(broker, QUEUE, "OrderPlaced")
     [poison] = await stage_events(engine, 1)
     # A correlation id of 260 UTF-8 bytes: over an AMQP short string (issue 13, item 1).
     await query(
-        ordering_db,
+        outbox_db,
         "UPDATE outbox SET headers = json_build_object('correlation_id', repeat('é', 130)) "
         "WHERE id = %s",
         poison,
@@ -214,7 +214,7 @@ async def test_row_reaching_max_attempts_is_failed_and_the_others_flow(
     good = await stage_events(engine, 5)
 
     async with relay_for(
-        ordering_db, broker, max_attempts=3, retry_base_seconds=0, batch_size=50
+        outbox_db, broker, max_attempts=3, retry_base_seconds=0, batch_size=50
     ) as relay:
         for _ in range(5):
             await relay.relay_batch()
@@ -222,30 +222,30 @@ async def test_row_reaching_max_attempts_is_failed_and_the_others_flow(
         await relay.relay_batch()
 
     [(attempts, failed_at, last_error, published_at)] = await query(
-        ordering_db,
+        outbox_db,
         "SELECT attempts, failed_at, last_error, published_at FROM outbox WHERE id = %s",
         poison,
     )
     assert attempts == 3 and failed_at is not None and published_at is None
     assert "255 bytes" in last_error
-    assert await published_ids(ordering_db) == set(good)
+    assert await published_ids(outbox_db) == set(good)
     messages = await read_queue(broker, QUEUE, expected=7)
     assert {uuid.UUID(m.message_id or "") for m in messages} == set(good)
 
 
-async def test_broker_unreachable_marks_nothing(ordering_db: str, engine: AsyncEngine) -> None:
+async def test_broker_unreachable_marks_nothing(outbox_db: str, engine: AsyncEngine) -> None:
     from tests.support.servers import free_port
 
     ids = await stage_events(engine, 3)
-    async with relay_for(ordering_db, f"amqp://guest:guest@127.0.0.1:{free_port()}/") as relay:
+    async with relay_for(outbox_db, f"amqp://guest:guest@127.0.0.1:{free_port()}/") as relay:
         with pytest.raises(BrokerUnavailableError):
             await relay.relay_batch()
-    rows = await query(ordering_db, "SELECT id, attempts FROM outbox WHERE published_at IS NULL")
+    rows = await query(outbox_db, "SELECT id, attempts FROM outbox WHERE published_at IS NULL")
     assert sorted(rows) == sorted((i, 0) for i in ids)  # not even an attempt counted
 
 
 async def test_connection_cut_mid_batch_marks_only_confirmed_rows_then_resumes(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     from urllib.parse import urlsplit
 
@@ -257,13 +257,13 @@ async def test_connection_cut_mid_batch_marks_only_confirmed_rows_then_resumes(
     proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
     via_proxy = broker.replace(f":{target.port}/", f":{proxy.port}/")
     try:
-        async with relay_for(ordering_db, via_proxy, batch_size=2000) as relay:
+        async with relay_for(outbox_db, via_proxy, batch_size=2000) as relay:
             # Connect first, then cut once ~100 KB of the batch's publishes went upstream.
             proxy.cut_after(150_000)
             with pytest.raises(BrokerUnavailableError):
                 await relay.relay_batch()
 
-            marked = await published_ids(ordering_db)
+            marked = await published_ids(outbox_db)
             received = await read_queue(broker, QUEUE, expected=len(marked), timeout=10)
             received_ids = {uuid.UUID(m.message_id or "") for m in received}
             # The invariant: nothing is marked published that the broker did not take.
@@ -275,7 +275,7 @@ async def test_connection_cut_mid_batch_marks_only_confirmed_rows_then_resumes(
     finally:
         await proxy.close()
 
-    assert await pending_ids(ordering_db) == set()
+    assert await pending_ids(outbox_db) == set()
     assert published_after == 2000 - len(marked)
     rest = await read_queue(broker, QUEUE, expected=published_after, timeout=30)
     assert received_ids | {uuid.UUID(m.message_id or "") for m in rest} == set(ids)

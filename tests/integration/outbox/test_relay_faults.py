@@ -13,11 +13,11 @@ import aio_pika
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.consumers import bindings_fed_by
 from app.outbox import amqp, amqp_frames
 from app.outbox.publisher import OutgoingMessage
 from tests.conftest import query
 from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events
+from tests.support.events import CATALOG
 from tests.support.rabbit import bind_queue, queue_depth, read_queue
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
@@ -66,22 +66,22 @@ CASES: list[tuple[str, str, bool]] = [
 
 @pytest.mark.parametrize(("case", "change", "fits"), CASES, ids=[c[0] for c in CASES])
 async def test_each_property_is_checked_against_the_broker_limits_row_by_row(
-    ordering_db: str, engine: AsyncEngine, broker: str, case: str, change: str, fits: bool
+    outbox_db: str, engine: AsyncEngine, broker: str, case: str, change: str, fits: bool
 ) -> None:
     await bind_queue(broker, QUEUE, "#")  # every routing key, the 255-byte one too
     first, odd, last = await stage_events(engine, 3)
-    await query(ordering_db, f"UPDATE outbox SET {change} WHERE id = %s", odd)
+    await query(outbox_db, f"UPDATE outbox SET {change} WHERE id = %s", odd)
     [(stored_headers, stored_type)] = await query(
-        ordering_db, "SELECT headers, event_type FROM outbox WHERE id = %s", odd
+        outbox_db, "SELECT headers, event_type FROM outbox WHERE id = %s", odd
     )
 
-    async with relay_for(ordering_db, broker) as relay:
+    async with relay_for(outbox_db, broker) as relay:
         report = await relay.relay_batch()
 
     received = {m.message_id: m for m in await read_queue(broker, QUEUE, expected=2 + fits)}
     assert {str(first), str(last)} <= set(received), "the rows around it must flow"
     [(attempts, last_error, published_at)] = await query(
-        ordering_db, "SELECT attempts, last_error, published_at FROM outbox WHERE id = %s", odd
+        outbox_db, "SELECT attempts, last_error, published_at FROM outbox WHERE id = %s", odd
     )
     if fits:
         # RabbitMQ took it, and it arrived exactly as the row holds it.
@@ -99,7 +99,7 @@ async def test_each_property_is_checked_against_the_broker_limits_row_by_row(
 
 
 async def test_a_broker_refusal_of_one_message_fails_that_row_alone(
-    ordering_db: str, engine: AsyncEngine, broker: str, monkeypatch: pytest.MonkeyPatch
+    outbox_db: str, engine: AsyncEngine, broker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A refusal nobody predicted: RabbitMQ closes the channel (406) over one message. Here
     # the message claims another user (user_id), which RabbitMQ refuses that way.
@@ -115,20 +115,20 @@ async def test_a_broker_refusal_of_one_message_fails_that_row_alone(
         return props
 
     monkeypatch.setattr(amqp_frames, "properties", properties)
-    async with relay_for(ordering_db, broker) as relay:
+    async with relay_for(outbox_db, broker) as relay:
         report = await relay.relay_batch()
 
     assert (report.published, report.rejected) == (5, 1)
     received = await read_queue(broker, QUEUE, expected=5)
     assert {m.message_id for m in received} == {str(i) for i in ids if i != refused}
     [(attempts, last_error)] = await query(
-        ordering_db, "SELECT attempts, last_error FROM outbox WHERE id = %s", refused
+        outbox_db, "SELECT attempts, last_error FROM outbox WHERE id = %s", refused
     )
     assert attempts == 1 and "user_id" in last_error
 
 
 async def test_an_unroutable_row_is_retried_past_max_attempts_then_failed_by_age(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     [row_id] = await stage_events(engine, 1)  # no queue is bound to OrderPlaced
     policy: dict[str, float] = {
@@ -137,18 +137,18 @@ async def test_an_unroutable_row_is_retried_past_max_attempts_then_failed_by_age
         "retry_max_seconds": 0.2,
         "unroutable_give_up_seconds": 1.0,
     }
-    async with relay_for(ordering_db, broker, **policy) as relay:
+    async with relay_for(outbox_db, broker, **policy) as relay:
         for _ in range(6):  # three times max_attempts: not failed for it
-            await _relay_when_due(relay, ordering_db, row_id)
+            await _relay_when_due(relay, outbox_db, row_id)
         [(failed_at, attempts)] = await query(
-            ordering_db, "SELECT failed_at, attempts FROM outbox WHERE id = %s", row_id
+            outbox_db, "SELECT failed_at, attempts FROM outbox WHERE id = %s", row_id
         )
         assert failed_at is None and attempts == 0
-        while not (await query(ordering_db, "SELECT 1 FROM outbox WHERE failed_at IS NOT NULL")):
-            await _relay_when_due(relay, ordering_db, row_id)
+        while not (await query(outbox_db, "SELECT 1 FROM outbox WHERE failed_at IS NOT NULL")):
+            await _relay_when_due(relay, outbox_db, row_id)
 
     [(attempts, last_error, since, failed_at)] = await query(
-        ordering_db,
+        outbox_db,
         "SELECT attempts, last_error, unroutable_since, failed_at FROM outbox WHERE id = %s",
         row_id,
     )
@@ -170,12 +170,12 @@ async def _relay_when_due(relay: Any, database_url: str, row_id: uuid.UUID) -> N
 
 
 async def test_the_relay_declares_the_queues_it_publishes_to(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     # A fresh vhost, no consumer ever started: the relay declares catalog.events itself,
     # so the first event is routed and waits there for the consumer.
     ids = await stage_events(engine, 3)
-    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
+    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=[CATALOG])
     from app.outbox.relay import OutboxRelay
     from app.outbox.relay_policy import RelayPolicy
 
@@ -190,10 +190,10 @@ async def test_the_relay_declares_the_queues_it_publishes_to(
 
 
 async def test_a_deleted_queue_is_declared_again_and_its_events_routed(
-    ordering_db: str, engine: AsyncEngine, broker: str, monkeypatch: pytest.MonkeyPatch
+    outbox_db: str, engine: AsyncEngine, broker: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(amqp, "REDECLARE_INTERVAL_SECONDS", 0.0)
-    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
+    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=[CATALOG])
     from app.outbox.relay import OutboxRelay
     from app.outbox.relay_policy import RelayPolicy
 
@@ -210,7 +210,7 @@ async def test_a_deleted_queue_is_declared_again_and_its_events_routed(
     assert first.unroutable == 1 and second.published == 1
     assert await queue_depth(broker, "catalog.events") == 1
     [(attempts, published_at)] = await query(
-        ordering_db, "SELECT attempts, published_at FROM outbox WHERE id = %s", late
+        outbox_db, "SELECT attempts, published_at FROM outbox WHERE id = %s", late
     )
     assert attempts == 0 and published_at is not None
 
@@ -224,13 +224,13 @@ async def _delete_queue(broker_url: str, name: str) -> None:
 
 
 async def test_an_exchange_deleted_under_the_relay_is_declared_again(
-    ordering_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
     from app.outbox.publisher import BrokerUnavailableError
     from app.outbox.relay import OutboxRelay
     from app.outbox.relay_policy import RelayPolicy
 
-    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=bindings_fed_by("ordering"))
+    publisher = amqp.AmqpPublisher(broker, publish_timeout=5, bindings=[CATALOG])
     relay = OutboxRelay(engine, publisher, RelayPolicy())
     try:
         await stage_events(engine, 1)
@@ -247,5 +247,5 @@ async def test_an_exchange_deleted_under_the_relay_is_declared_again(
         await publisher.close()
     received = await read_queue(broker, "catalog.events", expected=3)
     assert {str(i) for i in ids} <= {m.message_id for m in received}
-    rows = await query(ordering_db, "SELECT attempts FROM outbox WHERE id = ANY(%s)", ids)
+    rows = await query(outbox_db, "SELECT attempts FROM outbox WHERE id = ANY(%s)", ids)
     assert rows == [(0,), (0,)]

@@ -13,7 +13,7 @@ DAY = 24 * 3600
 
 
 async def test_retention_deletes_only_old_published_rows(
-    ordering_db: str, engine: AsyncEngine
+    outbox_db: str, engine: AsyncEngine
 ) -> None:
     ids = await stage_events(engine, 12)
     old_published, recent_published = ids[:5], ids[5:7]
@@ -34,7 +34,7 @@ async def test_retention_deletes_only_old_published_rows(
         ),
     ]
     for rows, assignment in ages:
-        await query(ordering_db, f"UPDATE outbox SET {assignment} WHERE id = ANY(%s)", rows)
+        await query(outbox_db, f"UPDATE outbox SET {assignment} WHERE id = ANY(%s)", rows)
 
     deleted = await delete_published_outbox_rows(
         engine,
@@ -43,12 +43,12 @@ async def test_retention_deletes_only_old_published_rows(
     )
 
     assert deleted == 5
-    remaining = {row[0] for row in await query(ordering_db, "SELECT id FROM outbox")}
+    remaining = {row[0] for row in await query(outbox_db, "SELECT id FROM outbox")}
     assert remaining == set(recent_published + old_pending + old_failed + new_pending)
     assert await delete_published_outbox_rows(engine, older_than_seconds=7 * DAY, batch_size=2) == 0
 
 
-async def test_inbox_retention_deletes_only_old_rows(catalog_db: str) -> None:
+async def test_inbox_retention_deletes_only_old_rows(outbox_db: str) -> None:
     import uuid
 
     from app.outbox.database import make_engine
@@ -58,19 +58,17 @@ async def test_inbox_retention_deletes_only_old_rows(catalog_db: str) -> None:
     recent = [uuid.uuid4() for _ in range(2)]
     for message_id, age in [(m, "8 days") for m in old] + [(m, "1 day") for m in recent]:
         await query(
-            catalog_db,
+            outbox_db,
             "INSERT INTO inbox (consumer, message_id, outcome, processed_at) "
             "VALUES ('catalog', %s, 'applied', now() - %s::interval)",
             message_id,
             age,
         )
-    engine = make_engine(catalog_db)
+    engine = make_engine(outbox_db)
     try:
         deleted = await delete_old_inbox_rows(engine, older_than_seconds=7 * DAY, batch_size=2)
     finally:
         await engine.dispose()
 
     assert deleted == 3
-    assert {row[0] for row in await query(catalog_db, "SELECT message_id FROM inbox")} == set(
-        recent
-    )
+    assert {row[0] for row in await query(outbox_db, "SELECT message_id FROM inbox")} == set(recent)

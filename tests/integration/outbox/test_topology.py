@@ -8,8 +8,8 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 
-from app.consumers import all_bindings
 from app.outbox.topology import TopologyConflictError, declare_at
+from tests.support.events import all_bindings
 from tests.support.rabbit import queue_depth
 
 pytestmark = pytest.mark.rabbitmq

@@ -10,13 +10,13 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError
 
-from app.catalog.handlers import SUBSCRIPTIONS
 from app.outbox.consumer import ConsumerPolicy, InboxConsumer
 from app.outbox.decoding import Decoded
 from app.outbox.memory import InMemoryBroker
 from app.outbox.publisher import OutgoingMessage
 from app.outbox.subscriptions import by_event_name
 from app.outbox.topology import ConsumerTopology
+from tests.support.events import SUBSCRIPTIONS
 
 TOPOLOGY = ConsumerTopology.for_service("catalog")
 

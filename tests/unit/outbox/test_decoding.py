@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from app.catalog.handlers import SUBSCRIPTIONS, reserve_stock
-from app.ordering.contracts import OrderPlaced
 from app.outbox.decoding import Decoded, Poison, decode
 from app.outbox.subscriptions import Subscription, by_event_name
+from tests.support.events import SUBSCRIPTIONS, OrderPlaced
+from tests.support.events import record as reserve_stock
 
 INDEX = by_event_name(SUBSCRIPTIONS)
 MESSAGE_ID = str(uuid.uuid4())

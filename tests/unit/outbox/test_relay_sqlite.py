@@ -15,15 +15,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app import migrate
-from app.ordering.contracts import OrderPlaced
 from app.outbox import add_event
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage, PublishResult
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
-from app.settings import Settings
+from tests.support.events import OrderPlaced, create_outbox_schema
 
 
 class ScriptedBroker:
@@ -56,11 +54,9 @@ class ScriptedBroker:
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'ordering.db'}"
-    await asyncio.to_thread(
-        migrate.upgrade, "ordering", settings=Settings(ordering_database_url=url)
-    )
-    engine = make_engine(url)
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(create_outbox_schema)
     yield engine
     await engine.dispose()
 

@@ -4,8 +4,8 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.ordering.contracts import OrderPlaced
 from app.outbox import OutboxMessage, add_event
+from tests.support.events import OrderPlaced
 
 
 def test_add_event_stages_a_row_without_any_io() -> None:
