@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from app.outbox.consumer import ConsumerPolicy
+from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.consumer_process import ConsumerProcessConfig
 from app.outbox.process import RetentionPolicy
 from app.outbox.relay_policy import RelayPolicy

@@ -23,7 +23,7 @@ from app.outbox.broker import (
     UnsupportedBrokerError,
     broker_for,
 )
-from app.outbox.consumer import ConsumerPolicy
+from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.consumer_process import ConsumerProcessConfig, run_consumer
 from app.outbox.database import UnsupportedDatabaseError, make_engine, make_sessionmaker
 from app.outbox.dead_letters import DeadLetter, DeadLetterSelection, ReplayResult

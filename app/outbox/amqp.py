@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection
-from aiormq.exceptions import ChannelPreconditionFailed, DeliveryError
-from pamqp.commands import Basic
+from aiormq.exceptions import ChannelPreconditionFailed
 
+from app.outbox.amqp_confirms import settle
 from app.outbox.amqp_frames import (
     Encoded,
     UnpublishableError,
@@ -31,7 +31,6 @@ from app.outbox.topology import QueueBindings, TopologyConflictError, declare_to
 
 logger = logging.getLogger(__name__)
 
-NO_ROUTE = 312
 # After a NO_ROUTE the topology is declared again (a queue may have been deleted), but
 # not more often than this: an event nobody subscribes to must not cost a declare a batch.
 REDECLARE_INTERVAL_SECONDS = 5.0
@@ -181,20 +180,7 @@ class AmqpPublisher:
         for confirm in late:
             confirm.cancel()
         outcomes = await asyncio.gather(*confirms, return_exceptions=True)
-        result = PublishResult()
-        for item, outcome in zip(encoded, outcomes, strict=True):
-            message_id = item.message.message_id
-            if isinstance(outcome, DeliveryError):
-                if _is_no_route(outcome):
-                    result.unroutable[message_id] = _reason(outcome)
-                else:
-                    result.rejected[message_id] = _reason(outcome)
-            elif isinstance(outcome, asyncio.CancelledError):
-                result.broken = result.broken or TimeoutError(f"no confirm within {self._timeout}s")
-            elif isinstance(outcome, BaseException):
-                result.broken = result.broken or outcome
-            else:
-                result.confirmed.append(message_id)
+        result = settle(encoded, outcomes, timeout=self._timeout)
         if result.broken is not None:
             # Half-dead connections hang; start from a fresh one next time.
             await self._drop()
@@ -223,15 +209,3 @@ class AmqpPublisher:
     async def close(self) -> None:
         async with self._lock:
             await self._drop()
-
-
-def _is_no_route(error: DeliveryError) -> bool:
-    # 312 NO_ROUTE (AMQP 0-9-1 reply codes): a mandatory message no queue is bound for.
-    return isinstance(error.frame, Basic.Return) and error.frame.reply_code == NO_ROUTE
-
-
-def _reason(error: DeliveryError) -> str:
-    frame = error.frame
-    if isinstance(frame, Basic.Return):
-        return f"returned by the broker: {frame.reply_code} {frame.reply_text}"
-    return f"rejected by the broker: {type(frame).__name__}"

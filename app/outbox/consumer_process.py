@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import Broker, RabbitMQBroker
-from app.outbox.consumer import BatchProcessor, ConsumerPolicy, InboxConsumer
+from app.outbox.consumer import InboxConsumer
+from app.outbox.consumer_policy import BatchProcessor, ConsumerPolicy
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
 from app.outbox.names import DEFAULT_NAMES, MessagingNames

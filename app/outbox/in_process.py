@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import Broker
-from app.outbox.consumer import ConsumerPolicy, InboxConsumer
+from app.outbox.consumer import InboxConsumer
+from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.consumer_process import inbox_consumer
 from app.outbox.inbox import InboxProcessor
 from app.outbox.names import MessagingNames

@@ -13,7 +13,7 @@ import aio_pika
 
 from app.consumers import subscriptions_of
 from app.outbox.broker import RabbitMQBroker
-from app.outbox.consumer import BatchProcessor, ConsumerPolicy
+from app.outbox.consumer_policy import BatchProcessor, ConsumerPolicy
 from app.outbox.consumer_process import inbox_consumer
 from app.outbox.database import make_engine
 from app.outbox.decoding import Decoded

@@ -10,7 +10,8 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import DBAPIError
 
-from app.outbox.consumer import ConsumerPolicy, InboxConsumer
+from app.outbox.consumer import InboxConsumer
+from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.decoding import Decoded
 from app.outbox.memory import InMemoryBroker
 from app.outbox.publisher import OutgoingMessage

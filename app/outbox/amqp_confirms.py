@@ -1,0 +1,50 @@
+"""Reading a batch's publisher confirms: what RabbitMQ confirmed, returned or refused."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from aiormq.exceptions import DeliveryError
+from pamqp.commands import Basic
+
+from app.outbox.amqp_frames import Encoded
+from app.outbox.publisher import PublishResult
+
+NO_ROUTE = 312
+
+
+def settle(
+    encoded: Sequence[Encoded], outcomes: Sequence[object], *, timeout: float
+) -> PublishResult:
+    """Each message's fate from its confirm's outcome (in ``encoded``'s order): confirmed,
+    returned unroutable (312 NO_ROUTE), rejected (nack or another return), or, for a
+    cancelled wait (no confirm within ``timeout`` seconds) or a connection error, the
+    batch marked ``broken``."""
+    result = PublishResult()
+    for item, outcome in zip(encoded, outcomes, strict=True):
+        message_id = item.message.message_id
+        if isinstance(outcome, DeliveryError):
+            if _is_no_route(outcome):
+                result.unroutable[message_id] = _reason(outcome)
+            else:
+                result.rejected[message_id] = _reason(outcome)
+        elif isinstance(outcome, asyncio.CancelledError):
+            result.broken = result.broken or TimeoutError(f"no confirm within {timeout}s")
+        elif isinstance(outcome, BaseException):
+            result.broken = result.broken or outcome
+        else:
+            result.confirmed.append(message_id)
+    return result
+
+
+def _is_no_route(error: DeliveryError) -> bool:
+    # 312 NO_ROUTE (AMQP 0-9-1 reply codes): a mandatory message no queue is bound for.
+    return isinstance(error.frame, Basic.Return) and error.frame.reply_code == NO_ROUTE
+
+
+def _reason(error: DeliveryError) -> str:
+    frame = error.frame
+    if isinstance(frame, Basic.Return):
+        return f"returned by the broker: {frame.reply_code} {frame.reply_text}"
+    return f"rejected by the broker: {type(frame).__name__}"

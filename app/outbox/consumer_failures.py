@@ -1,0 +1,86 @@
+"""When a batch fails: find the failing message, let the others commit, and hold that one
+(parked when it was not its fault, requeued after a spaced delay when it was)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from app.outbox.consumer_batches import delivery_count
+from app.outbox.consumer_connection import Delivery
+from app.outbox.consumer_policy import (
+    ALONE_CONFLICT_RETRIES,
+    CONFLICT_BACKOFF_MAX_SECONDS,
+    PARK_BASE_SECONDS,
+    REDELIVERY_BASE_SECONDS,
+    BatchProcessor,
+    ConsumerPolicy,
+)
+from app.outbox.decoding import Decoded
+from app.outbox.holding import Holding
+from app.outbox.transient import is_blocked, is_environment_fault, is_retryable_conflict
+from app.outbox.waiting import Backoff, spaced_delay
+
+logger = logging.getLogger("app.outbox.consumer")  # the consumer's own log lines
+
+
+async def one_by_one(
+    valid: list[tuple[Delivery, Decoded]],
+    batch_error: Exception,
+    *,
+    processor: BatchProcessor,
+    holding: Holding,
+    policy: ConsumerPolicy,
+) -> None:
+    """Isolate the failing message: the others commit alone and are acked."""
+    logger.warning(
+        "batch failed; retrying its messages one by one",
+        extra={"error": repr(batch_error)[:300], "size": len(valid)},
+    )
+    for message, decoded in valid:
+        try:
+            await _process_alone(processor, decoded)
+        except Exception as exc:
+            _hold(message, exc, holding, policy)
+        else:
+            async with asyncio.timeout(policy.connect_timeout_seconds):
+                await message.ack()
+
+
+def _hold(message: Delivery, exc: Exception, holding: Holding, policy: ConsumerPolicy) -> None:
+    """Keep a message that failed alone: parked when it was not its fault (a lock
+    held elsewhere, the database away), requeued after a spaced delay otherwise."""
+    count = delivery_count(message)
+    extra = {"message_id": str(message.message_id)[:100], "error": repr(exc)[:300]}
+    if is_blocked(exc) or is_environment_fault(exc):
+        delay = holding.park(
+            message, base=PARK_BASE_SECONDS, cap=policy.database_reconnect_max_seconds
+        )
+        logger.warning(
+            "message blocked (a lock held elsewhere, or the database); parked for a retry",
+            extra={**extra, "retry_in_s": round(delay, 3)},
+        )
+        return
+    delay = spaced_delay(count, base=REDELIVERY_BASE_SECONDS, cap=policy.redelivery_max_seconds)
+    # Requeued: the quorum queue counts the delivery, and the consumer dead-letters
+    # the message once it has failed ``delivery_limit`` times.
+    logger.error(
+        "message failed; requeued after a pause",
+        extra={**extra, "deliveries": count + 1, "requeue_in_s": round(delay, 3)},
+    )
+    holding.requeue_later(message, delay)
+
+
+async def _process_alone(processor: BatchProcessor, decoded: Decoded) -> None:
+    """One message in its own transaction. A deadlock or serialization failure is
+    another transaction's timing, not the message's fault: it is retried here rather
+    than requeued, which would spend the message's delivery budget on it."""
+    conflicts = Backoff(CONFLICT_BACKOFF_MAX_SECONDS)
+    while True:
+        try:
+            await processor.process([decoded])
+            return
+        except Exception as exc:
+            if not is_retryable_conflict(exc) or conflicts.failures >= ALONE_CONFLICT_RETRIES:
+                raise
+            await conflicts.pause()

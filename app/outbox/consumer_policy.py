@@ -1,0 +1,45 @@
+"""How a consumer takes, retries and gives up on messages, and what applies them."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from app.outbox.decoding import Decoded
+
+
+class BatchProcessor(Protocol):
+    """Applies decoded messages through the inbox and commits (``InboxProcessor``)."""
+
+    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        """Apply the new ones among ``messages`` in one committed transaction; their
+        outcomes by message id (duplicates get none). Raises with nothing committed."""
+        ...
+
+
+CONFLICT_RETRIES = 3  # for a batch; then its messages are handled one by one
+ALONE_CONFLICT_RETRIES = 10  # for one message on its own
+CONFLICT_BACKOFF_MAX_SECONDS = 0.5
+PARK_BASE_SECONDS = 0.5  # a parked message's first retry; doubles up to the policy's cap
+REDELIVERY_BASE_SECONDS = 0.1  # a failed message's first requeue delay; doubles
+
+
+@dataclass(frozen=True)
+class ConsumerPolicy:
+    """How a consumer takes, retries and gives up on messages (times in seconds).
+
+    ``delivery_limit``: deliveries of one message (the quorum queue's ``x-delivery-count``
+    plus this one) after which it is dead-lettered unhandled; ``redelivery_max_seconds``:
+    cap of the spaced delay before a failed message is requeued.
+    """
+
+    prefetch: int = 500
+    batch_size: int = 200
+    batch_window_seconds: float = 0.0
+    delivery_limit: int = 20
+    reconnect_max_seconds: float = 30.0
+    database_reconnect_max_seconds: float = 30.0
+    connect_timeout_seconds: float = 10.0
+    redelivery_max_seconds: float = 30.0
