@@ -57,7 +57,10 @@ class AmqpConsumerConnection:
             {
                 "x-poison-reason": reason,
                 "x-poison-queue": self._topology.queue,
-                "x-original-routing-key": message.routing_key or "",
+                # A replayed message keeps the event name it was first published under.
+                "x-original-routing-key": headers.get("x-original-routing-key")
+                or message.routing_key
+                or "",
             }
         )
         copy = aio_pika.Message(

@@ -4,10 +4,11 @@ management plugin).
 Messages are taken with ``basic.get`` without ack, at most as many as the queue held when
 the operation began (a replayed message that dies again comes back to the queue and must
 not be taken twice). The ones the operation keeps are returned to the queue when its
-channel closes, in their places (AMQP 0-9-1: unacked messages are requeued when their
-channel closes). A replay acks a message only after the broker confirmed its copy
-(publisher confirms), so a failure leaves it in the queue: replayed twice at worst,
-which the consumers' inboxes absorb, never lost.
+channel closes (AMQP 0-9-1: unacked messages are requeued when their channel closes); a
+quorum queue does not keep their order, so listings are sorted by time of death. A replay
+acks a message only after the broker confirmed its copy (publisher confirms, ``mandatory``
+to the owning service's queue through the default exchange), so a failure leaves it in the
+queue: replayed twice at worst, which the inbox absorbs, never lost.
 
 On RabbitMQ 4 every quorum queue has a delivery limit (20 by default) and each listing
 counts as a delivery of what it looks at: give the ``*.dlq`` queues a policy with
@@ -24,7 +25,12 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError
 
-from app.outbox.dead_letters import DeadLetter, DeadLetterSelection, dead_letter_of
+from app.outbox.dead_letters import (
+    DeadLetter,
+    DeadLetterSelection,
+    dead_letter_of,
+    in_death_order,
+)
 
 
 @asynccontextmanager
@@ -77,7 +83,7 @@ async def list_dead_letters(
     async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (_, found):
         if found is None:
             return []
-        return [_letter(message) for message in await _take(found, limit)]
+        return in_death_order([_letter(message) for message in await _take(found, limit)])
 
 
 async def replay_dead_letters(
@@ -85,35 +91,55 @@ async def replay_dead_letters(
     queue: str,
     selection: DeadLetterSelection,
     *,
-    exchange: str,
+    owner_queue: str,
     connect_timeout: float,
     limit: int,
-) -> tuple[list[DeadLetter], dict[str, str]]:
-    """Publish the selected dead letters to ``exchange`` (confirmed), then remove them.
+) -> tuple[list[DeadLetter], list[tuple[DeadLetter, str]]]:
+    """Publish the selected dead letters to ``owner_queue`` (confirmed), then remove them.
 
-    Returns the replayed ones, and the reasons of those left in the queue because the
-    broker did not take their copy (unroutable: nothing bound to the routing key)."""
+    Returns the replayed ones, and those left in the queue with why (the broker did not
+    take the copy: ``unroutable`` when ``owner_queue`` does not exist)."""
     replayed: list[DeadLetter] = []
-    refused: dict[str, str] = {}
+    left: list[tuple[DeadLetter, str]] = []
     async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
         if found is None:
-            return [], {}
-        target = await channel.get_exchange(exchange, ensure=False)
+            return [], []
         taken = [(m, _letter(m)) for m in await _take(found, limit)]
         chosen = [(m, letter) for m, letter in taken if selection.matches(letter)]
-        confirms = await asyncio.gather(
-            *(target.publish(_copy(letter), routing_key=letter.routing_key, mandatory=True)
-              for _, letter in chosen),
-            return_exceptions=True,
-        )  # fmt: skip
-        for (message, letter), confirm in zip(chosen, confirms, strict=True):
-            if isinstance(confirm, BaseException):
-                reason = "unroutable" if isinstance(confirm, DeliveryError) else repr(confirm)
-                refused[letter.message_id or "?"] = reason
-                continue
-            await message.ack()
-            replayed.append(letter)
-    return replayed, refused
+        # aiormq matches a returned message to its publish by message_id: two copies with
+        # one id in flight at once could have a return charged to the wrong one.
+        for wave in _unique_id_waves(chosen):
+            confirms = await asyncio.gather(
+                *(channel.default_exchange.publish(_copy(letter), routing_key=owner_queue,
+                                                   mandatory=True)
+                  for _, letter in wave),
+                return_exceptions=True,
+            )  # fmt: skip
+            for (message, letter), confirm in zip(wave, confirms, strict=True):
+                if isinstance(confirm, BaseException):
+                    reason = "unroutable" if isinstance(confirm, DeliveryError) else repr(confirm)
+                    left.append((letter, reason))
+                    continue
+                await message.ack()
+                replayed.append(letter)
+    return replayed, left
+
+
+Taken = tuple[AbstractIncomingMessage, DeadLetter]
+
+
+def _unique_id_waves(chosen: list[Taken]) -> list[list[Taken]]:
+    """``chosen`` in waves in which no message id appears twice."""
+    waves: list[list[Taken]] = []
+    for item in chosen:
+        key = item[1].message_id
+        for wave in waves:
+            if all(other.message_id != key for _, other in wave):
+                wave.append(item)
+                break
+        else:
+            waves.append([item])
+    return waves
 
 
 async def purge_dead_letters(

@@ -4,10 +4,12 @@ A dead letter reaches ``S.events.dlq`` two ways: the consumer put it there with 
 (``x-poison-reason``: undecodable, invalid, delivery limit, …), or RabbitMQ did (an
 operator's ``delivery-limit`` policy, a rejection), saying why in ``x-death`` /
 ``x-first-death-reason`` (RabbitMQ's dead-lettering guide,
-https://www.rabbitmq.com/docs/dlx). A replay publishes it again to the exchange under its
-original routing key and ``message_id``, without the death headers, with
-``x-replay-count`` one higher; consumers' inboxes make a replay of something already
-applied a no-op.
+https://www.rabbitmq.com/docs/dlx). A replay publishes it again to the queue of the
+service whose dead letter it is, and only there (through the default exchange: another
+subscriber of the event already had its copy), with its ``message_id``, without the death
+headers, with ``x-replay-count`` one higher; the inbox makes a replay of something already
+applied a no-op. Headers are data any publisher may have set: whatever they hold, a dead
+letter is still listed.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ _DEATH_HEADERS = frozenset(
         "x-delivery-count",
         POISON_REASON,
         "x-poison-queue",
-        "x-original-routing-key",
     }
 )
 
@@ -98,11 +99,25 @@ class DeadLetterSelection:
 
 @dataclass(frozen=True)
 class ReplayResult:
-    """What a replay did: the dead letters republished (and removed from the queue), and,
-    by message id, why others it selected were left in the queue."""
+    """What a replay did: the dead letters republished (and removed from the queue), and
+    the others it selected, each with why it was left in the queue."""
 
     replayed: list[DeadLetter]
-    left: dict[str, str]
+    left: list[tuple[DeadLetter, str]]
+
+
+def check_limit(limit: int) -> int:
+    """``limit`` if it is a count of dead letters (ValueError otherwise)."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ValueError(f"limit must be a whole number >= 0: {limit!r}")
+    return limit
+
+
+def in_death_order(letters: list[DeadLetter]) -> list[DeadLetter]:
+    """Oldest death first (unknown last): a quorum queue does not keep the order of the
+    messages a listing returned to it."""
+    far = datetime.max.replace(tzinfo=UTC)
+    return sorted(letters, key=lambda letter: letter.first_death_at or far)
 
 
 def dead_letter_of(
@@ -117,22 +132,22 @@ def dead_letter_of(
     timestamp: datetime | None = None,
 ) -> DeadLetter:
     """Read a dead-lettered message's headers (RabbitMQ's or the consumer's)."""
-    headers = dict(headers or {})
-    deaths = [d for d in headers.get("x-death") or [] if isinstance(d, Mapping)]
+    headers = dict(headers) if isinstance(headers, Mapping) else {}
+    deaths = [d for d in _list(headers.get("x-death")) if isinstance(d, Mapping)]
     reason = headers.get(POISON_REASON) or headers.get("x-first-death-reason")
     if reason is None and deaths:
         reason = deaths[-1].get("reason")
     original = headers.get("x-original-routing-key")
     if not original and deaths:
-        keys = deaths[-1].get("routing-keys") or []
+        keys = _list(deaths[-1].get("routing-keys"))
         original = keys[0] if keys else None
     replays = _int(headers.get(REPLAY_COUNT))
     died = sum(_int(d.get("count", 1)) for d in deaths) or 1
     return DeadLetter(
         message_id=message_id,
         event_type=event_type,
-        routing_key=_text(original) or event_type or routing_key or "",
-        reason=_text(reason) or "unknown",
+        routing_key=(_text(original) or event_type or routing_key or "")[:255],
+        reason=(_text(reason) or "unknown")[:2000],
         deaths=died + replays,
         replays=replays,
         first_death_at=_first_death(headers, deaths),
@@ -148,14 +163,20 @@ def _first_death(headers: Mapping[str, Any], deaths: list[Mapping[str, Any]]) ->
     stamped = headers.get(FIRST_DEAD_AT)
     if isinstance(stamped, str):
         try:
-            return datetime.fromisoformat(stamped)
+            return _utc(datetime.fromisoformat(stamped))
         except ValueError:
             pass
-    times = [d["time"] for d in deaths if isinstance(d.get("time"), datetime)]
-    if not times:
-        return None
-    oldest: datetime = min(times)
-    return oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+    times = [_utc(d["time"]) for d in deaths if isinstance(d.get("time"), datetime)]
+    return min(times) if times else None
+
+
+def _utc(moment: datetime) -> datetime:
+    # AMQP timestamps carry no zone and mean UTC.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list | tuple) else []
 
 
 def now_iso() -> str:
@@ -165,8 +186,8 @@ def now_iso() -> str:
 
 def _int(value: Any) -> int:
     try:
-        return max(int(value), 0)
-    except (TypeError, ValueError):
+        return min(max(int(value), 0), 1 << 31)
+    except (TypeError, ValueError, OverflowError):
         return 0
 
 

@@ -7,8 +7,15 @@ from pathlib import Path
 
 from app.outbox import memory_dead_letters
 from app.outbox.consumer_connection import ConnectionOpener
-from app.outbox.dead_letters import DLQ_LIMIT, DeadLetter, DeadLetterSelection, ReplayResult
+from app.outbox.dead_letters import (
+    DLQ_LIMIT,
+    DeadLetter,
+    DeadLetterSelection,
+    ReplayResult,
+    check_limit,
+)
 from app.outbox.memory import InMemoryBroker
+from app.outbox.memory_queue import MemoryQueue
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
 from app.outbox.topology import ConsumerTopology, QueueBindings
@@ -49,28 +56,30 @@ class EmbeddedBroker:
             bindings.topology, event_names=bindings.event_names, delivery_limit=self._limit
         )
 
-    def _dead_letter_queue(self, service: str) -> str:
-        return ConsumerTopology.for_service(service, self.names).dead_letter_queue
+    def _queues(self, service: str) -> tuple[MemoryQueue, MemoryQueue]:
+        # Loaded from the file on first use, as a declaration would (without bindings):
+        # dead letters are reachable in a process that has not consumed yet.
+        topology = ConsumerTopology.for_service(service, self.names)
+        return self._memory.declare(topology, event_names=(), delivery_limit=self._limit)
 
     async def dead_letters(self, service: str, *, limit: int = DLQ_LIMIT) -> list[DeadLetter]:
-        return memory_dead_letters.list_dead_letters(
-            self._memory, self._dead_letter_queue(service), limit=limit
-        )
+        _, dlq = self._queues(service)
+        return memory_dead_letters.list_dead_letters(dlq, limit=check_limit(limit))
 
     async def replay_dead_letters(
         self, service: str, selection: DeadLetterSelection, *, limit: int = DLQ_LIMIT
     ) -> ReplayResult:
+        queue, dlq = self._queues(service)
         replayed, left = memory_dead_letters.replay_dead_letters(
-            self._memory, self._dead_letter_queue(service), selection, limit=limit
+            self._memory.store, dlq, queue, selection, limit=check_limit(limit)
         )
         return ReplayResult(replayed, left)
 
     async def purge_dead_letters(
         self, service: str, selection: DeadLetterSelection, *, limit: int = DLQ_LIMIT
     ) -> list[DeadLetter]:
-        return memory_dead_letters.purge_dead_letters(
-            self._memory, self._dead_letter_queue(service), selection, limit=limit
-        )
+        _, dlq = self._queues(service)
+        return memory_dead_letters.purge_dead_letters(dlq, selection, limit=check_limit(limit))
 
     async def close(self) -> None:
         await self._memory.close()

@@ -59,7 +59,10 @@ class MemoryConsumerConnection:
                 **headers,
                 "x-poison-reason": reason,
                 "x-poison-queue": self._queue.name,
-                "x-original-routing-key": message.routing_key or "",
+                # A replayed message keeps the event name it was first published under.
+                "x-original-routing-key": headers.get("x-original-routing-key")
+                or message.routing_key
+                or "",
             },
         )
         self._dead_letters.put(envelope)
@@ -137,10 +140,6 @@ class InMemoryBroker:
 
     async def close(self) -> None:
         self._store.close()
-
-    def bound_queues(self, routing_key: str) -> list[str]:
-        """The queues bound to ``routing_key``, by name."""
-        return sorted(self._bindings.get(routing_key, ()))
 
     @property
     def store(self) -> QueueFile:

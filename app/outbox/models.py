@@ -164,16 +164,16 @@ _mapper.map_imperatively(InboxMessage, INBOX)
 
 
 def outbox_tables(names: MessagingNames = DEFAULT_NAMES) -> OutboxTables:
-    """The tables named by ``names`` (the same objects for the same names)."""
-    return _tables(names)
+    """The tables named by ``names`` (the same objects for the same table names)."""
+    return _tables(names.outbox_table, names.inbox_table)
 
 
 @functools.cache
-def _tables(names: MessagingNames) -> OutboxTables:
-    if (names.outbox_table, names.inbox_table) == (OUTBOX.name, INBOX.name):
+def _tables(outbox_name: str, inbox_name: str) -> OutboxTables:
+    if (outbox_name, inbox_name) == (OUTBOX.name, INBOX.name):
         return OutboxTables(OUTBOX, INBOX, outbox_metadata, OutboxMessage)
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    outbox = outbox_table(metadata, names.outbox_table)
+    outbox = outbox_table(metadata, outbox_name)
     # A class of its own per table: one class maps one table.
     row = _map_outbox_rows(type(f"OutboxRow_{outbox.name}", (OutboxRow,), {}), outbox)
-    return OutboxTables(outbox, inbox_table(metadata, names.inbox_table), metadata, row)
+    return OutboxTables(outbox, inbox_table(metadata, inbox_name), metadata, row)

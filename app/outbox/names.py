@@ -17,6 +17,21 @@ _SQL_NAME = re.compile(r"[a-z_][a-z0-9_]{0,39}")
 # its own entities (a declaration of one is refused with 403 ACCESS_REFUSED).
 _AMQP_NAME_MAX = 255 - len(".events.dlq")
 SERVICE_PLACEHOLDER = "{service}"
+# Names the SQL would read as keywords (PostgreSQL's reserved key words, SQL Key Words
+# appendix, https://www.postgresql.org/docs/current/sql-keywords-appendix.html), so the
+# unquoted DDL, trigger, LISTEN and array inserts would fail; SQLite reserves "sqlite_".
+_SQL_RESERVED = frozenset(
+    """all analyse analyze and any array as asc asymmetric authorization binary both case
+    cast check collate collation column concurrently constraint create cross
+    current_catalog current_date current_role current_schema current_time
+    current_timestamp current_user default deferrable desc distinct do else end except
+    false fetch for foreign freeze from full grant group having ilike in initially inner
+    intersect into is isnull join lateral leading left like limit localtime localtimestamp
+    natural not notnull null offset on only or order outer overlaps placing primary
+    references returning right select session_user similar some symmetric system_user
+    table tablesample then to trailing true union unique user using variadic verbose when
+    where window with""".split()  # noqa: SIM905 - a list of words reads as one
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +66,8 @@ class MessagingNames:
                     f"{field} must be a lower-case SQL name of at most 40 characters "
                     f"(letters, digits, _; not starting with a digit): {value!r}"
                 )
+            if value in _SQL_RESERVED or value.startswith("sqlite_"):
+                raise ValueError(f"{field} may not be an SQL key word or start sqlite_: {value!r}")
         if self.outbox_table == self.inbox_table:
             raise ValueError(f"outbox_table and inbox_table are both {self.outbox_table!r}")
 

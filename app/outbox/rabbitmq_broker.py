@@ -8,7 +8,13 @@ from app.outbox import amqp_dead_letters
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.amqp_consumer import amqp_consumer_connections
 from app.outbox.consumer_connection import ConnectionOpener
-from app.outbox.dead_letters import DLQ_LIMIT, DeadLetter, DeadLetterSelection, ReplayResult
+from app.outbox.dead_letters import (
+    DLQ_LIMIT,
+    DeadLetter,
+    DeadLetterSelection,
+    ReplayResult,
+    check_limit,
+)
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import Publisher
 from app.outbox.topology import ConsumerTopology, QueueBindings, declare_at
@@ -59,20 +65,21 @@ class RabbitMQBroker:
         return await amqp_dead_letters.list_dead_letters(
             self.url,
             self._dead_letter_queue(service),
-            limit=limit,
+            limit=check_limit(limit),
             connect_timeout=self._connect_timeout,
         )
 
     async def replay_dead_letters(
         self, service: str, selection: DeadLetterSelection, *, limit: int = DLQ_LIMIT
     ) -> ReplayResult:
+        topology = ConsumerTopology.for_service(service, self.names)
         replayed, left = await amqp_dead_letters.replay_dead_letters(
             self.url,
-            self._dead_letter_queue(service),
+            topology.dead_letter_queue,
             selection,
-            exchange=self.names.exchange,
+            owner_queue=topology.queue,
             connect_timeout=self._connect_timeout,
-            limit=limit,
+            limit=check_limit(limit),
         )
         return ReplayResult(replayed, left)
 
@@ -84,7 +91,7 @@ class RabbitMQBroker:
             self._dead_letter_queue(service),
             selection,
             connect_timeout=self._connect_timeout,
-            limit=limit,
+            limit=check_limit(limit),
         )
 
     async def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 from app.outbox import (
     DeadLetterSelection,
     MessagingNames,
+    QueueBindings,
     add_event,
     make_sessionmaker,
     outbox_tables,
@@ -264,3 +266,32 @@ async def test_a_service_with_names_of_its_own(pair: str, tmp_path: Path) -> Non
         )
         staged = await staged_events(backend.engine, names=names, published=True)
         assert len(staged) == 20
+
+
+async def test_a_replay_reaches_only_the_service_whose_dead_letter_it_was(
+    backend: Backend,
+) -> None:
+    """Another service also consuming the event already had its copy: a replay must not
+    hand it a second one, and must reach its owner even if nothing else is bound."""
+    other = QueueBindings.of("bystander", ["ItemStored"], backend.names)
+    await backend.broker.declare([other])
+    item = ItemStored(item_id=uuid.uuid4(), note="bug")
+    backend.handler.failing.add("bug")
+    await _stage(backend, [item])
+    async with backend.running():
+
+        async def dead() -> bool:
+            return len(await backend.broker.dead_letters(SERVICE)) == 1
+
+        await eventually(dead, what="the failing message dead-lettered")
+        backend.handler.failing.clear()
+        result = await backend.broker.replay_dead_letters(SERVICE, DeadLetterSelection())
+        assert len(result.replayed) == 1 and result.left == []
+        await _all_applied(backend, [item])
+    bystander = backend.broker.consumer_connections(other, prefetch=10)
+    async with bystander() as connection:
+        await asyncio.sleep(0.5)
+        got = [connection.inbound.get_nowait() for _ in range(connection.inbound.qsize())]
+    assert [message.message_id for message in got] == [str(item.event_id)]  # the original only
+    with pytest.raises(ValueError, match="limit"):
+        await backend.broker.dead_letters(SERVICE, limit=-1)
