@@ -28,7 +28,7 @@ from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError
 from app.outbox.dead_letters import (
     DeadLetter,
     DeadLetterSelection,
-    dead_letter_of,
+    dead_letter_from,
     in_death_order,
 )
 
@@ -63,19 +63,6 @@ async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessag
     return taken
 
 
-def _letter(message: AbstractIncomingMessage) -> DeadLetter:
-    return dead_letter_of(
-        body=message.body,
-        headers=message.headers,
-        message_id=message.message_id,
-        event_type=message.type,
-        routing_key=message.routing_key,
-        content_type=message.content_type,
-        correlation_id=message.correlation_id,
-        timestamp=message.timestamp,
-    )
-
-
 async def list_dead_letters(
     url: str, queue: str, *, limit: int, connect_timeout: float
 ) -> list[DeadLetter]:
@@ -83,7 +70,7 @@ async def list_dead_letters(
     async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (_, found):
         if found is None:
             return []
-        return in_death_order([_letter(message) for message in await _take(found, limit)])
+        return in_death_order([dead_letter_from(message) for message in await _take(found, limit)])
 
 
 async def replay_dead_letters(
@@ -104,7 +91,7 @@ async def replay_dead_letters(
     async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
         if found is None:
             return [], []
-        taken = [(m, _letter(m)) for m in await _take(found, limit)]
+        taken = [(m, dead_letter_from(m)) for m in await _take(found, limit)]
         chosen = [(m, letter) for m, letter in taken if selection.matches(letter)]
         # aiormq matches a returned message to its publish by message_id: two copies with
         # one id in flight at once could have a return charged to the wrong one.
@@ -151,7 +138,7 @@ async def purge_dead_letters(
         if found is None:
             return []
         for message in await _take(found, limit):
-            letter = _letter(message)
+            letter = dead_letter_from(message)
             if selection.matches(letter):
                 await message.ack()
                 purged.append(letter)

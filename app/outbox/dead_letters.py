@@ -159,6 +159,22 @@ def dead_letter_of(
     )
 
 
+def dead_letter_from(message: Any) -> DeadLetter:
+    """``dead_letter_of`` a delivered message or a stored envelope: anything with AMQP's
+    ``body``, ``headers``, ``message_id``, ``type``, ``routing_key``, ``content_type``,
+    ``correlation_id`` and ``timestamp``."""
+    return dead_letter_of(
+        body=message.body,
+        headers=message.headers,
+        message_id=message.message_id,
+        event_type=message.type,
+        routing_key=message.routing_key,
+        content_type=message.content_type,
+        correlation_id=message.correlation_id,
+        timestamp=message.timestamp,
+    )
+
+
 def _first_death(headers: Mapping[str, Any], deaths: list[Mapping[str, Any]]) -> datetime | None:
     stamped = headers.get(FIRST_DEAD_AT)
     if isinstance(stamped, str):

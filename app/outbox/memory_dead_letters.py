@@ -8,16 +8,16 @@ from dataclasses import replace
 from app.outbox.dead_letters import (
     DeadLetter,
     DeadLetterSelection,
-    dead_letter_of,
+    dead_letter_from,
     in_death_order,
 )
 from app.outbox.memory_queue import MemoryQueue
-from app.outbox.queue_file import Envelope, QueueFile
+from app.outbox.queue_file import QueueFile
 
 
 def list_dead_letters(dlq: MemoryQueue, *, limit: int) -> list[DeadLetter]:
     """The first ``limit`` dead letters in ``dlq``, left where they are."""
-    return in_death_order([_letter(e) for e in list(dlq.ready)[:limit]])
+    return in_death_order([dead_letter_from(e) for e in list(dlq.ready)[:limit]])
 
 
 def replay_dead_letters(
@@ -30,7 +30,7 @@ def replay_dead_letters(
 ) -> tuple[list[DeadLetter], list[tuple[DeadLetter, str]]]:
     """Put the selected dead letters back in ``owner`` (the queue they died in; stored),
     then remove them from ``dlq``; the replayed ones (none is left: ``owner`` exists)."""
-    chosen = [(e, _letter(e)) for e in list(dlq.ready)[:limit]]
+    chosen = [(e, dead_letter_from(e)) for e in list(dlq.ready)[:limit]]
     chosen = [(e, letter) for e, letter in chosen if selection.matches(letter)]
     copies = [
         (owner.name, replace(e, headers=letter.replay_headers(), returned=0, row=0))
@@ -48,20 +48,7 @@ def purge_dead_letters(
     dlq: MemoryQueue, selection: DeadLetterSelection, *, limit: int
 ) -> list[DeadLetter]:
     """Remove the selected dead letters from ``dlq`` for good; returns them."""
-    chosen = [(e, _letter(e)) for e in list(dlq.ready)[:limit]]
+    chosen = [(e, dead_letter_from(e)) for e in list(dlq.ready)[:limit]]
     chosen = [(e, letter) for e, letter in chosen if selection.matches(letter)]
     dlq.remove([envelope for envelope, _ in chosen])
     return [letter for _, letter in chosen]
-
-
-def _letter(envelope: Envelope) -> DeadLetter:
-    return dead_letter_of(
-        body=envelope.body,
-        headers=envelope.headers,
-        message_id=envelope.message_id,
-        event_type=envelope.type,
-        routing_key=envelope.routing_key,
-        content_type=envelope.content_type,
-        correlation_id=envelope.correlation_id,
-        timestamp=envelope.timestamp,
-    )
