@@ -1,5 +1,5 @@
-"""The command line: ``python -m app dev|api|relay|consume|migrate|broker`` (the contract's
-commands)."""
+"""The command line: ``python -m app dev|api|relay|consume|migrate|broker|outbox|dlq|inbox``
+(the contract's commands)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from app import migrate
+from app.admin import cli as admin_cli
 from app.consumers import bindings_fed_by, subscriptions_of
 from app.logs import configure_logging
-from app.operations import at_head, declare_broker, needs_rabbitmq, outbox_status
+from app.operations import at_head, declare_broker, needs_rabbitmq
 from app.outbox.database import UnsupportedDatabaseError
 from app.settings import SERVICES, Settings
 from app.wiring import consumer_config, relay_config
@@ -50,13 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
 
-    outbox = commands.add_parser("outbox", help="look at a service's outbox")
-    outbox_commands = outbox.add_subparsers(dest="outbox_command", required=True)
-    status = outbox_commands.add_parser("status", help="pending, failed, oldest pending age")
-    status.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
-    status.add_argument(
-        "--json", action="store_true", help="print one JSON object, keyed by service"
-    )
+    admin_cli.add_commands(commands)
 
     broker = commands.add_parser("broker", help="RabbitMQ topology")
     broker_commands = broker.add_subparsers(dest="broker_command", required=True)
@@ -145,10 +140,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "broker":
         return declare_broker(settings)
-    if args.command == "outbox":
-        return outbox_status(
-            settings, [args.service] if args.service else SERVICES, as_json=args.json
-        )
+    if args.command in {"outbox", "dlq", "inbox"}:
+        return admin_cli.run(args, settings)
     if args.command == "relay":
         return _relay(settings, args.service)
     if args.command == "consume":

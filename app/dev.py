@@ -16,6 +16,7 @@ import httpx
 from fastapi import FastAPI
 
 from app import migrate
+from app.admin.router import router as admin_router
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
@@ -55,7 +56,7 @@ def create_dev_app(settings: Settings) -> FastAPI:
     return build_app(
         title="CloudCrm (ordering + catalog)",
         settings=settings,
-        routers=[ordering_router, *CATALOG_ROUTERS],
+        routers=[ordering_router, *CATALOG_ROUTERS, admin_router],
         resources=[migrated, catalog_resources, ordering_in_process, messaging_in_process],
     )
 
@@ -72,7 +73,7 @@ async def _seed(settings: Settings) -> None:
 
 
 @asynccontextmanager
-async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterator[None]:
+async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
     """Both relays and both consumers (catalog takes OrderPlaced and OrderCancelled,
     ordering takes catalog's replies), as tasks of this process."""
     consuming = consumer_config(settings)
@@ -103,8 +104,10 @@ async def messaging_in_process(_app: FastAPI, settings: Settings) -> AsyncIterat
     try:
         async with in_process(broker, services, config=config):
             logger.info("messaging in process", extra={"broker": type(broker).__name__})
+            app.state.broker = broker  # the admin API's dead letters
             yield
     finally:
+        app.state.broker = None
         await broker.close()
         for engine in engines.values():
             await engine.dispose()

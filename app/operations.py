@@ -1,19 +1,14 @@
-"""Operators' commands: ``outbox status``, ``broker declare``, and the start-up check every
-long-running process makes (its database at the Alembic head)."""
+"""``broker declare``, and the start-up check every long-running process makes (its database
+at the Alembic head); the outbox, dead-letter and inbox commands are in ``app.admin``."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Sequence
-
-from sqlalchemy.exc import DBAPIError
 
 from app import migrate
 from app.consumers import all_bindings
 from app.outbox.broker import AMQP_SCHEMES
-from app.outbox.database import make_engine
 from app.outbox.names import DEFAULT_NAMES
 from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.topology import TopologyConflictError, declare_at
@@ -41,40 +36,6 @@ async def at_head(settings: Settings, service: str) -> None:
     url = settings.database_url(service)
     await wait_for_database(url, within=settings.startup_timeout_seconds)
     await migrate.ensure_at_head(service, url=url)
-
-
-def outbox_status(settings: Settings, services: Sequence[str], *, as_json: bool) -> int:
-    """Print each service's outbox status (a table, or one JSON object); 0, or 1 on error."""
-    from app.outbox.status import OutboxStatus, read_status
-
-    async def read() -> dict[str, OutboxStatus]:
-        found: dict[str, OutboxStatus] = {}
-        for service in services:
-            await at_head(settings, service)
-            engine = make_engine(settings.database_url(service), pool_size=1)
-            try:
-                found[service] = await read_status(engine)
-            finally:
-                await engine.dispose()
-        return found
-
-    try:
-        statuses = asyncio.run(read())
-    except DBAPIError as exc:  # reachable, but not an outbox (not migrated?)
-        logger.error("cannot read the outbox: %s", str(exc.orig).splitlines()[0])
-        return 1
-    if as_json:
-        print(json.dumps({name: status.as_dict() for name, status in statuses.items()}))
-        return 0
-    columns = ("pending", "oldest(s)", "unroutable", "failed", "last hour")
-    print(f"{'service':<10} " + " ".join(f"{column:>10}" for column in columns))
-    for name, status in statuses.items():
-        age = status.oldest_pending_age_seconds
-        print(
-            f"{name:<10} {status.pending:>10} {'-' if age is None else f'{age:.1f}':>10} "
-            f"{status.unroutable:>10} {status.failed:>10} {status.published_last_hour:>10}"
-        )
-    return 0
 
 
 def declare_broker(settings: Settings) -> int:

@@ -140,6 +140,8 @@ def build_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.sessionmakers = {}
+        app.state.engines = {}
+        app.state.broker = None
         async with AsyncExitStack() as stack:
             for resource in resources:
                 await stack.enter_async_context(resource(app, settings))
@@ -158,6 +160,7 @@ async def database(app: FastAPI, settings: Settings, service: str) -> AsyncItera
     await wait_for_database(settings.database_url(service), within=settings.startup_timeout_seconds)
     engine = make_engine(settings.database_url(service), pool_size=settings.database_pool_size)
     app.state.sessionmakers[service] = make_sessionmaker(engine)
+    app.state.engines[service] = engine
     try:
         yield
     finally:

@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from app.admin.resources import admin_broker
+from app.admin.router import router as admin_router
 from app.catalog.router import integration_router, router
 from app.settings import Settings
 from app.web import build_app, database
@@ -26,6 +28,6 @@ def create_app(settings: Settings) -> FastAPI:
     return build_app(
         title="CloudCrm catalog",
         settings=settings,
-        routers=ROUTERS,
-        resources=[catalog_resources],
+        routers=[*ROUTERS, admin_router],
+        resources=[catalog_resources, admin_broker],
     )

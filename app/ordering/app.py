@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.admin.resources import admin_broker
+from app.admin.router import router as admin_router
 from app.ordering.router import router
 from app.settings import Settings
 from app.web import build_app, database
@@ -36,6 +38,6 @@ def create_app(settings: Settings) -> FastAPI:
     return build_app(
         title="CloudCrm ordering",
         settings=settings,
-        routers=[router],
-        resources=[ordering_resources],
+        routers=[router, admin_router],
+        resources=[ordering_resources, admin_broker],
     )

@@ -6,6 +6,7 @@ process: several relays on several hosts never agree on the time, the database d
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime
@@ -38,3 +39,11 @@ def _sqlite(element: db_now_plus, compiler: Any, **kw: Any) -> str:
     # Same text format as CURRENT_TIMESTAMP (the column defaults), so comparisons hold.
     seconds = compiler.process(element.clauses, **kw)
     return f"datetime('now', printf('%+.6f seconds', {seconds}))"
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """A timestamp read back from the database, as an aware UTC datetime: SQLite hands
+    timestamps back naive (or, for an expression, as text); all are UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

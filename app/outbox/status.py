@@ -8,13 +8,12 @@ never by scanning the published rows the table retains.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.outbox.clock import db_now_plus
+from app.outbox.clock import as_utc, db_now_plus
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
@@ -50,7 +49,7 @@ async def read_status(
         count, oldest, unroutable, now = (await connection.execute(pending)).one()
         failed_count = (await connection.execute(failed)).scalar_one()
         recent_count = (await connection.execute(recent)).scalar_one()
-    age = None if oldest is None else (_utc(now) - _utc(oldest)).total_seconds()
+    age = None if oldest is None else (as_utc(now) - as_utc(oldest)).total_seconds()
     return OutboxStatus(
         pending=count,
         failed=failed_count,
@@ -58,10 +57,3 @@ async def read_status(
         published_last_hour=recent_count,
         unroutable=unroutable,
     )
-
-
-def _utc(value: datetime | str) -> datetime:
-    # SQLite hands timestamps back naive (or, for an expression, as text); all are UTC.
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -1,0 +1,248 @@
+"""``python -m app outbox|dlq|inbox …``: the operators' commands (exit 0 done, 1 failed,
+2 usage). Listings print a table, or one JSON object with ``--json``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import logging
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.admin import operations
+from app.admin.operations import MAX_LIMIT, Actor
+from app.admin.printing import print_dead_letters, print_failed, print_inbox, print_status
+from app.operations import at_head
+from app.outbox.broker import AMQP_SCHEMES, Broker, broker_for
+from app.outbox.database import make_engine
+from app.outbox.dead_letters import DeadLetterSelection
+from app.outbox.repair import FailedSelection
+from app.settings import SERVICES, Settings
+
+logger = logging.getLogger("app")
+
+
+class OperationError(Exception):
+    """The operation cannot be done; its message is the one line the command prints."""
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
+def _limit(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 1 <= value <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_LIMIT}: {value}")
+    return value
+
+
+def _service(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("service", choices=SERVICES)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+
+
+def _which(parser: argparse.ArgumentParser, id_type: Callable[[str], Any], what: str) -> None:
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--id", dest="ids", nargs="+", type=id_type, metavar="ID", help=what)
+    group.add_argument("--all", action="store_true", help="every one the filters select")
+
+
+def add_commands(commands: Any) -> None:
+    """The ``outbox``, ``dlq`` and ``inbox`` commands, on argparse ``commands``."""
+    outbox = commands.add_parser("outbox", help="a service's outbox: status, failed rows, replay")
+    verbs = outbox.add_subparsers(dest="verb", required=True)
+    status = verbs.add_parser("status", help="pending, failed, oldest pending age, dead letters")
+    status.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
+    status.add_argument("--json", action="store_true", help="one JSON object, keyed by service")
+    failed = verbs.add_parser("failed", help="rows the relay gave up on")
+    _service(failed)
+    failed.add_argument("--event-type")
+    failed.add_argument("--limit", type=_limit, default=100)
+    replay = verbs.add_parser("replay", help="failed rows back to pending")
+    _service(replay)
+    _which(replay, _uuid, "outbox row ids")
+    replay.add_argument("--event-type")
+    replay.add_argument("--error-contains")
+    replay.add_argument("--dry-run", action="store_true", help="say which, change nothing")
+
+    dlq = commands.add_parser("dlq", help="a service's dead-letter queue: list, replay, purge")
+    verbs = dlq.add_subparsers(dest="verb", required=True)
+    listing = verbs.add_parser("list", help="dead letters and a summary by reason")
+    _service(listing)
+    listing.add_argument("--limit", type=_limit, default=1_000)
+    replay = verbs.add_parser("replay", help="back to the service's queue (confirmed)")
+    _service(replay)
+    _which(replay, str, "message ids")
+    replay.add_argument("--reason", help="only those whose reason contains this")
+    replay.add_argument("--dry-run", action="store_true", help="say which, change nothing")
+    purge = verbs.add_parser("purge", help="delete dead letters for good")
+    _service(purge)
+    _which(purge, str, "message ids")
+    purge.add_argument("--reason", help="only those whose reason contains this")
+    purge.add_argument("--yes", action="store_true", help="do not ask")
+
+    inbox = commands.add_parser("inbox", help="what a service's consumer did with a message")
+    verbs = inbox.add_subparsers(dest="verb", required=True)
+    show = verbs.add_parser("show", help="processed at, outcome")
+    _service(show)
+    show.add_argument("message_id", type=_uuid)
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run an ``outbox``, ``dlq`` or ``inbox`` command; its exit status."""
+    if args.command == "dlq" and args.verb == "purge" and not args.yes and not _confirmed(args):
+        return 2
+    handler = _HANDLERS[(args.command, args.verb)]
+    try:
+        result = asyncio.run(handler(args, settings))
+    except OperationError as exc:
+        logger.error("%s", exc)
+        return 1
+    except DBAPIError as exc:  # reachable, but not an outbox (not migrated?)
+        logger.error("the database refused: %s", str(exc.orig).splitlines()[0])
+        return 1
+    except (OSError, TimeoutError, ConnectionError) as exc:
+        logger.error("cannot reach RabbitMQ: %s", exc or type(exc).__name__)
+        return 1
+    return result
+
+
+def _confirmed(args: argparse.Namespace) -> bool:
+    what = "every dead letter" if args.all else f"{len(args.ids)} dead letter(s)"
+    if not sys.stdin.isatty():
+        logger.error("refusing to purge %s of %s without --yes", what, args.service)
+        return False
+    answer = input(f"Delete {what} of {args.service} for good? [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
+
+
+def _actor() -> Actor:
+    return Actor(f"cli:{getpass.getuser()}")
+
+
+@asynccontextmanager
+async def _engine(settings: Settings, service: str) -> AsyncIterator[AsyncEngine]:
+    await at_head(settings, service)
+    engine = make_engine(settings.database_url(service), pool_size=1)
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def _broker(settings: Settings, *, required: bool = True) -> Broker | None:
+    if settings.broker_url.startswith(AMQP_SCHEMES):
+        return broker_for(settings.broker_url, connect_timeout=10)
+    if not required:
+        return None
+    raise OperationError(
+        "dead letters of the embedded broker (memory://) live inside `python -m app dev`: "
+        "use its admin API (GET /admin/api/SERVICE/dlq on the dev port), or set "
+        "BROKER_URL=amqp://user:password@host:5672/ for RabbitMQ"
+    )
+
+
+def _output(args: argparse.Namespace, data: Any, printer: Callable[[Any], None]) -> None:
+    if args.json:
+        print(json.dumps(data))
+    else:
+        printer(data)
+
+
+async def _status(args: argparse.Namespace, settings: Settings) -> int:
+    found: dict[str, Any] = {}
+    broker = _broker(settings, required=False)
+    for service in [args.service] if args.service else SERVICES:
+        async with _engine(settings, service) as engine:
+            found[service] = await operations.outbox_status(engine, broker, service)
+    _output(args, found, print_status)
+    return 0
+
+
+async def _failed(args: argparse.Namespace, settings: Settings) -> int:
+    async with _engine(settings, args.service) as engine:
+        rows = await operations.outbox_failed(engine, event_type=args.event_type, limit=args.limit)
+    _output(args, {"failed": rows}, print_failed)
+    return 0
+
+
+async def _replay(args: argparse.Namespace, settings: Settings) -> int:
+    selection = FailedSelection(args.ids, args.event_type, args.error_contains)
+    async with _engine(settings, args.service) as engine:
+        done = await operations.outbox_replay(
+            engine, args.service, selection, dry_run=args.dry_run, actor=_actor()
+        )
+    verb = "would replay" if args.dry_run else "replayed"
+    _output(args, done, lambda d: print(f"{verb} {d['replayed']} failed row(s) of {args.service}"))
+    return 0
+
+
+async def _dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    broker = _broker(settings)
+    assert broker is not None
+    _output(args, await operations.dlq_list(broker, args.service, limit=args.limit),
+            print_dead_letters)  # fmt: skip
+    return 0
+
+
+async def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    broker = _broker(settings)
+    assert broker is not None
+    selection = DeadLetterSelection(args.ids, args.reason)
+    done = await operations.dlq_replay(
+        broker, args.service, selection, dry_run=args.dry_run, actor=_actor()
+    )
+    verb = "would replay" if args.dry_run else "replayed"
+    _output(args, done, lambda d: print(
+        f"{verb} {d['replayed']} dead letter(s) of {args.service}"
+        + (f"; {len(d['left'])} left in the queue: {d['left']}" if d["left"] else "")
+    ))  # fmt: skip
+    return 1 if done["left"] else 0
+
+
+async def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
+    broker = _broker(settings)
+    assert broker is not None
+    selection = DeadLetterSelection(args.ids, args.reason)
+    done = await operations.dlq_purge(broker, args.service, selection, actor=_actor())
+    _output(args, done, lambda d: print(f"purged {d['purged']} dead letter(s) of {args.service}"))
+    return 0
+
+
+async def _inbox_show(args: argparse.Namespace, settings: Settings) -> int:
+    async with _engine(settings, args.service) as engine:
+        entry = await operations.inbox_show(engine, args.service, args.message_id)
+    if entry is None:
+        raise OperationError(
+            f"{args.service} has no inbox row for {args.message_id}: never received, or "
+            "older than its inbox retention"
+        )
+    _output(args, entry, print_inbox)
+    return 0
+
+
+Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+_HANDLERS: dict[tuple[str, str], Handler] = {
+    ("outbox", "status"): _status,
+    ("outbox", "failed"): _failed,
+    ("outbox", "replay"): _replay,
+    ("dlq", "list"): _dlq_list,
+    ("dlq", "replay"): _dlq_replay,
+    ("dlq", "purge"): _dlq_purge,
+    ("inbox", "show"): _inbox_show,
+}

@@ -1,0 +1,139 @@
+"""The operations themselves, shared by the CLI and the admin API: JSON-ready results in,
+and every change logged once at WARNING with who made it, what and how many."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.outbox.broker import Broker
+from app.outbox.dead_letters import DeadLetter, DeadLetterSelection
+from app.outbox.repair import (
+    FailedSelection,
+    failed_rows,
+    inbox_entry,
+    replay_failed,
+)
+from app.outbox.status import read_status
+
+logger = logging.getLogger("app.admin")
+
+MAX_LIMIT = 10_000
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who makes a change, for the log: ``cli:<os user>`` or ``api:<client address>``."""
+
+    name: str
+
+
+def _changed(actor: Actor, action: str, service: str, count: int, **details: Any) -> None:
+    logger.warning(
+        "operator %s %s %d on %s",
+        actor.name,
+        action,
+        count,
+        service,
+        extra={"actor": actor.name, "action": action, "service": service, "count": count,
+               **details},
+    )  # fmt: skip
+
+
+async def outbox_status(engine: AsyncEngine, broker: Broker | None, service: str) -> dict[str, Any]:
+    """The outbox's figures and, when the broker is reachable from here, the dead-letter
+    queue's depth and oldest age (None otherwise)."""
+    status = (await read_status(engine)).as_dict()
+    status["dead_letters"] = None
+    status["oldest_dead_letter_age_seconds"] = None
+    if broker is not None:
+        letters = await broker.dead_letters(service)
+        status["dead_letters"] = len(letters)
+        status["oldest_dead_letter_age_seconds"] = _oldest_age(letters)
+    return status
+
+
+def _oldest_age(letters: list[DeadLetter]) -> float | None:
+    deaths = [letter.first_death_at for letter in letters if letter.first_death_at]
+    if not deaths:
+        return None
+    return round((datetime.now(UTC) - min(deaths)).total_seconds(), 3)
+
+
+async def outbox_failed(
+    engine: AsyncEngine, *, event_type: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Failed rows, oldest failure first."""
+    return [row.as_dict() for row in await failed_rows(engine, event_type=event_type, limit=limit)]
+
+
+async def outbox_replay(
+    engine: AsyncEngine,
+    service: str,
+    selection: FailedSelection,
+    *,
+    dry_run: bool,
+    actor: Actor,
+) -> dict[str, Any]:
+    """Failed rows back to pending in one transaction (``dry_run``: only which)."""
+    ids = await replay_failed(engine, selection, dry_run=dry_run)
+    if not dry_run:
+        _changed(actor, "replayed failed outbox rows:", service, len(ids),
+                 ids=[str(i) for i in ids[:100]])  # fmt: skip
+    return {"replayed": len(ids), "ids": [str(i) for i in ids], "dry_run": dry_run}
+
+
+async def dlq_list(broker: Broker, service: str, *, limit: int) -> dict[str, Any]:
+    """The dead letters (oldest death first) and how many there are per reason."""
+    letters = await broker.dead_letters(service, limit=limit)
+    return {
+        "dead_letters": [letter.as_dict() for letter in letters],
+        "summary": dict(Counter(letter.reason for letter in letters).most_common()),
+    }
+
+
+async def dlq_replay(
+    broker: Broker,
+    service: str,
+    selection: DeadLetterSelection,
+    *,
+    dry_run: bool,
+    actor: Actor,
+) -> dict[str, Any]:
+    """Republish the selected dead letters to the service's queue (confirmed, then
+    removed); ``dry_run``: only which."""
+    if dry_run:
+        chosen = [
+            letter for letter in await broker.dead_letters(service) if selection.matches(letter)
+        ]
+        return {"replayed": len(chosen), "ids": [letter.message_id for letter in chosen],
+                "left": [], "dry_run": True}  # fmt: skip
+    result = await broker.replay_dead_letters(service, selection)
+    ids = [letter.message_id for letter in result.replayed]
+    left = [{"id": letter.message_id, "why": why} for letter, why in result.left]
+    _changed(actor, "replayed dead letters:", service, len(ids), ids=ids[:100], left=len(left))
+    return {"replayed": len(ids), "ids": ids, "left": left, "dry_run": False}
+
+
+async def dlq_purge(
+    broker: Broker, service: str, selection: DeadLetterSelection, *, actor: Actor
+) -> dict[str, Any]:
+    """Delete the selected dead letters for good."""
+    purged = await broker.purge_dead_letters(service, selection)
+    ids = [letter.message_id for letter in purged]
+    _changed(actor, "purged dead letters:", service, len(ids), ids=ids[:100])
+    return {"purged": len(ids), "ids": ids}
+
+
+async def inbox_show(
+    engine: AsyncEngine, service: str, message_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """What ``service``'s consumer did with ``message_id``; None when it has no row."""
+    entry = await inbox_entry(engine, consumer=service, message_id=message_id)
+    return None if entry is None else entry.as_dict()

@@ -1,0 +1,61 @@
+"""The operators' commands' tables (``--json`` prints the same data as JSON)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _cell(value: Any, width: int = 10) -> str:
+    if value is None:
+        return f"{'-':>{width}}"
+    if isinstance(value, float):
+        return f"{value:>{width}.1f}"
+    return f"{value:>{width}}"
+
+
+def print_status(statuses: dict[str, dict[str, Any]]) -> None:
+    """One line per service: its outbox's figures and its dead-letter queue's."""
+    columns = ("pending", "oldest(s)", "unroutable", "failed", "last hour", "dead", "dead age")
+    keys = ("pending", "oldest_pending_age_seconds", "unroutable", "failed",
+            "published_last_hour", "dead_letters", "oldest_dead_letter_age_seconds")  # fmt: skip
+    print(f"{'service':<10} " + " ".join(f"{column:>10}" for column in columns))
+    for name, status in statuses.items():
+        print(f"{name:<10} " + " ".join(_cell(status[key]) for key in keys))
+
+
+def print_failed(data: dict[str, list[dict[str, Any]]]) -> None:
+    """Failed rows: id, event type, attempts, failed at, last error."""
+    rows = data["failed"]
+    if not rows:
+        print("no failed rows")
+        return
+    print(f"{'id':<36}  {'event type':<24} {'attempts':>8}  {'failed at':<25}  last error")
+    for row in rows:
+        print(
+            f"{row['id']:<36}  {row['event_type'][:24]:<24} {row['attempts']:>8}  "
+            f"{row['failed_at'][:25]:<25}  {(row['last_error'] or '')[:120]}"
+        )
+
+
+def print_dead_letters(data: dict[str, Any]) -> None:
+    """Dead letters, then how many per reason."""
+    letters = data["dead_letters"]
+    if not letters:
+        print("no dead letters")
+        return
+    print(f"{'message id':<36}  {'type':<24} {'deaths':>6}  {'first death':<25}  reason")
+    for letter in letters:
+        print(
+            f"{(letter['message_id'] or '-')[:36]:<36}  {(letter['event_type'] or '-')[:24]:<24} "
+            f"{letter['deaths']:>6}  {(letter['first_death_at'] or '-')[:25]:<25}  "
+            f"{letter['reason'][:120]}"
+        )
+    print("\nby reason:")
+    for reason, count in data["summary"].items():
+        print(f"{count:>8}  {reason[:150]}")
+
+
+def print_inbox(entry: dict[str, Any]) -> None:
+    """One inbox row."""
+    print(f"{entry['consumer']} processed {entry['message_id']} at {entry['processed_at']}: "
+          f"{entry['outcome']}")  # fmt: skip

@@ -1,0 +1,147 @@
+"""The admin API, under ``/admin/api/{service}/``: the CLI's operations over HTTP (the same
+code), JSON in and out, for the operations page. A process answers for the services whose
+database it holds (``state.engines``); dead letters go through ``state.broker``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.admin import operations
+from app.admin.operations import Actor
+from app.admin.schemas import (
+    DeadLetterPurgeRequest,
+    DeadLetterReplayedView,
+    DeadLetterReplayRequest,
+    DeadLettersView,
+    FailedRowsView,
+    InboxEntryView,
+    OutboxReplayRequest,
+    OutboxStatusView,
+    PurgedView,
+    ReplayedView,
+)
+from app.outbox.broker import Broker
+from app.outbox.dead_letters import DeadLetterSelection
+from app.outbox.repair import FailedSelection
+from app.schemas import COMMON_ERRORS, ErrorBody
+
+NO_BROKER: dict[int | str, dict[str, object]] = {
+    409: {"model": ErrorBody, "description": "no broker reachable from this process"}
+}
+
+
+def actor(request: Request) -> Actor:
+    """Who asks: the client's address (the auth issue adds the token's subject)."""
+    client = request.client.host if request.client else "unknown"
+    return Actor(f"api:{client}")
+
+
+ServiceName = Annotated[
+    Literal["ordering", "catalog"], Path(description="the service whose outbox, inbox or DLQ")
+]
+
+
+def engine(service: ServiceName, request: Request) -> AsyncEngine:
+    """The service's engine, when this process serves it (404 otherwise)."""
+    engines: dict[str, AsyncEngine] = request.app.state.engines
+    if service not in engines:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"this process does not serve {service}")
+    return engines[service]
+
+
+def broker(request: Request) -> Broker:
+    """The broker the dead letters are reached through (409 when none is)."""
+    found: Broker | None = getattr(request.app.state, "broker", None)
+    if found is None:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            "no broker is reachable from this process: BROKER_URL=memory:// is the "
+            "embedded broker of `python -m app dev`; use dev's admin API, or RabbitMQ",
+        )
+    return found
+
+
+Engine = Annotated[AsyncEngine, Depends(engine)]
+BrokerDep = Annotated[Broker, Depends(broker)]
+ActorDep = Annotated[Actor, Depends(actor)]
+
+router = APIRouter(prefix="/admin/api/{service}", tags=["admin"], responses=COMMON_ERRORS)
+
+
+@router.get("/outbox/status", response_model=OutboxStatusView)
+async def outbox_status(service: ServiceName, db: Engine, request: Request) -> dict[str, Any]:
+    """Pending, failed, oldest pending age (s), published in the last hour, rows
+    waiting on "no route", and the dead-letter queue's depth and oldest age (s)."""
+    reachable: Broker | None = getattr(request.app.state, "broker", None)
+    return await operations.outbox_status(db, reachable, service)
+
+
+@router.get("/outbox/failed", response_model=FailedRowsView)
+async def outbox_failed(
+    service: ServiceName,
+    db: Engine,
+    event_type: Annotated[str | None, Query(alias="eventType", max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 100,
+) -> dict[str, Any]:
+    """Rows the relay gave up on, oldest failure first."""
+    return {"failed": await operations.outbox_failed(db, event_type=event_type, limit=limit)}
+
+
+@router.post("/outbox/replay", response_model=ReplayedView)
+async def outbox_replay(
+    service: ServiceName, body: OutboxReplayRequest, db: Engine, who: ActorDep
+) -> dict[str, Any]:
+    """Failed rows back to pending (attempts reset, failure cleared, due now), in one
+    transaction; ``dryRun`` says which without changing anything."""
+    selection = FailedSelection(body.ids, body.event_type, body.error_contains)
+    return await operations.outbox_replay(db, service, selection, dry_run=body.dry_run, actor=who)
+
+
+@router.get("/dlq", response_model=DeadLettersView, responses=NO_BROKER)
+async def dlq_list(
+    service: ServiceName,
+    queue: BrokerDep,
+    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 1_000,
+) -> dict[str, Any]:
+    """Dead letters, oldest death first, and how many per reason."""
+    return await operations.dlq_list(queue, service, limit=limit)
+
+
+@router.post("/dlq/replay", response_model=DeadLetterReplayedView, responses=NO_BROKER)
+async def dlq_replay(
+    service: ServiceName, body: DeadLetterReplayRequest, queue: BrokerDep, who: ActorDep
+) -> dict[str, Any]:
+    """Each selected dead letter back to this service's queue with its message id
+    (confirmed by the broker before it leaves the dead-letter queue)."""
+    selection = DeadLetterSelection(body.ids, body.reason)
+    return await operations.dlq_replay(queue, service, selection, dry_run=body.dry_run, actor=who)
+
+
+@router.post("/dlq/purge", response_model=PurgedView, responses=NO_BROKER)
+async def dlq_purge(
+    service: ServiceName, body: DeadLetterPurgeRequest, queue: BrokerDep, who: ActorDep
+) -> dict[str, Any]:
+    """Delete the selected dead letters for good."""
+    selection = DeadLetterSelection(body.ids, body.reason)
+    return await operations.dlq_purge(queue, service, selection, actor=who)
+
+
+@router.get(
+    "/inbox/{message_id}",
+    response_model=InboxEntryView,
+    responses={404: {"model": ErrorBody, "description": "no inbox row for this message"}},
+)
+async def inbox_show(service: ServiceName, message_id: uuid.UUID, db: Engine) -> dict[str, Any]:
+    """What this service's consumer did with a message: when, and the outcome."""
+    entry = await operations.inbox_show(db, service, message_id)
+    if entry is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND,
+            f"{service} has no inbox row for {message_id}: never received, or older "
+            "than its inbox retention",
+        )
+    return entry
