@@ -18,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from app import migrate
 from app.admin import cli as admin_cli
 from app.consumers import bindings_fed_by, subscriptions_of
+from app.housekeeping import housekeeping
 from app.logs import configure_logging
 from app.operations import at_head, declare_broker, needs_rabbitmq
 from app.outbox.database import UnsupportedDatabaseError
@@ -91,12 +92,13 @@ def _consume(settings: Settings, service: str) -> int:
 
     async def main() -> None:
         await at_head(settings, service)
-        await run_consumer(
-            consumer_config(settings),
-            service=service,
-            database_url=settings.database_url(service),
-            subscriptions=subscriptions,
-        )
+        async with housekeeping(settings, service):
+            await run_consumer(
+                consumer_config(settings),
+                service=service,
+                database_url=settings.database_url(service),
+                subscriptions=subscriptions,
+            )
 
     _run_async(main())
     return 0

@@ -21,6 +21,7 @@ from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
 from app.consumers import subscriptions_of
+from app.housekeeping import housekeeping
 from app.ordering.app import ordering_resources
 from app.ordering.router import router as ordering_router
 from app.outbox.broker import broker_for
@@ -102,7 +103,7 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
     )
     config = InProcessConfig(relay=relaying, consumer=consuming.consumer)
     try:
-        async with in_process(broker, services, config=config):
+        async with in_process(broker, services, config=config), housekeeping(settings, "catalog"):
             logger.info("messaging in process", extra={"broker": type(broker).__name__})
             app.state.broker = broker  # the admin API's dead letters
             yield

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = str  # "ordering" | "catalog"
@@ -77,7 +77,21 @@ class Settings(BaseSettings):
     consumer_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=3_600)
     consumer_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=3_600)
     inbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    # Catalog's finished stock reservations (rejected, released, cancel tombstones) are
+    # deleted this long after their last change; live ones never. At least the inbox's
+    # retention: while a message may still be skipped as a duplicate, its order's
+    # reservation must still say what was done (the rule: app/catalog/retention.py).
+    reservation_retention_seconds: float = Field(default=30 * 24 * 3600, ge=0)
     database_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
+
+    @model_validator(mode="after")
+    def _reservations_outlive_the_inbox(self) -> Settings:
+        if self.reservation_retention_seconds < self.inbox_retention_seconds:
+            raise ValueError(
+                "RESERVATION_RETENTION_SECONDS must be at least INBOX_RETENTION_SECONDS "
+                f"({self.reservation_retention_seconds:g} < {self.inbox_retention_seconds:g})"
+            )
+        return self
 
     def database_url(self, service: ServiceName) -> str:
         """The database URL of one service."""

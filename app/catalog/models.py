@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import enum
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Integer, MetaData, Numeric, String, Table, Uuid
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
@@ -43,6 +56,10 @@ class ReservationState(enum.StrEnum):
     CANCELLED_FIRST = "cancelled_first"
 
 
+TERMINAL_STATES = ("rejected", "released", "cancelled_first")
+TERMINAL = text("state IN ('rejected', 'released', 'cancelled_first')")
+
+
 class StockReservation(CatalogBase):
     """What catalog did for one order: the arbiter between its OrderPlaced and its
     OrderCancelled, whichever arrives first, and the record that stock is given back once."""
@@ -53,11 +70,22 @@ class StockReservation(CatalogBase):
     product_id: Mapped[uuid.UUID] = mapped_column(Uuid)
     quantity: Mapped[int] = mapped_column(Integer)
     state: Mapped[str] = mapped_column(String(20))
+    # The database's clock: when the row was made and last changed state. Retention
+    # deletes terminal rows by ``updated_at`` (see app/catalog/retention.py).
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     __table_args__ = (
         CheckConstraint(
             "state IN ('reserved', 'rejected', 'released', 'cancelled_first')",
             name="state_known",
+        ),
+        # Terminal rows by age, for retention: as small as what may go, never the live ones.
+        Index(
+            "ix_stock_reservations_terminal_updated_at",
+            "updated_at",
+            postgresql_where=TERMINAL,
+            sqlite_where=TERMINAL,
         ),
     )
 

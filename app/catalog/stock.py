@@ -14,6 +14,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import PRODUCTS, STOCK_RESERVATIONS, Product, ReservationState
+from app.outbox.clock import db_now_plus
 from app.outbox.database import driver_connection, is_psycopg
 
 reservations = STOCK_RESERVATIONS
@@ -86,7 +87,7 @@ async def mark_rejected(session: AsyncSession, order_ids: Sequence[uuid.UUID]) -
         await session.execute(
             update(reservations)
             .where(reservations.c.order_id.in_(order_ids))
-            .values(state=ReservationState.REJECTED.value)
+            .values(state=ReservationState.REJECTED.value, updated_at=db_now_plus(0))
         )
 
 
@@ -101,7 +102,7 @@ async def release_reserved(
         update(reservations)
         .where(reservations.c.order_id.in_(order_ids))
         .where(reservations.c.state == ReservationState.RESERVED.value)
-        .values(state=ReservationState.RELEASED.value)
+        .values(state=ReservationState.RELEASED.value, updated_at=db_now_plus(0))
         .returning(reservations.c.order_id, reservations.c.product_id, reservations.c.quantity)
     )
     return [OrderLine(*row) for row in (await session.execute(statement)).all()]
