@@ -38,9 +38,8 @@ def replay_dead_letters(
     ]
     # Stored in the owner's queue first, removed after: a crash between the two leaves a
     # duplicate (absorbed by the inbox), never a loss.
-    stored = store.insert(copies)
+    owner.enqueue(store.insert(copies))
     dlq.remove([envelope for envelope, _ in chosen])
-    owner.enqueue(stored)
     return [letter for _, letter in chosen], []
 
 
