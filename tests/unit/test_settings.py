@@ -32,3 +32,12 @@ def test_invalid_value_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CATALOG_API_TIMEOUT_SECONDS", "-1")
     with pytest.raises(ValueError, match="catalog_api_timeout_seconds"):
         Settings()
+
+
+def test_reservations_may_not_be_deleted_before_the_inbox_forgets(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INBOX_RETENTION_SECONDS", "100")
+    monkeypatch.setenv("RESERVATION_RETENTION_SECONDS", "99")
+    with pytest.raises(ValueError, match="RESERVATION_RETENTION_SECONDS must be at least"):
+        Settings()

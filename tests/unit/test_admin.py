@@ -1,0 +1,123 @@
+"""The operators' commands and admin API refuse bad input clearly: usage errors exit 2,
+failures exit 1 with one line, the API answers 4xx. On SQLite + the embedded defaults."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.__main__ import main
+from app.ordering.app import create_app
+from app.settings import Settings
+
+
+@pytest.fixture
+def migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A working directory with both SQLite databases migrated, BROKER_URL=memory://."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("ORDERING_DATABASE_URL", "CATALOG_DATABASE_URL", "BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["migrate"]) == 0
+    yield tmp_path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["outbox", "replay", "ordering"],  # neither --id nor --all
+        ["outbox", "replay", "ordering", "--all", "--id", str(uuid.uuid4())],
+        ["outbox", "replay", "ordering", "--id", "not-a-uuid"],
+        ["outbox", "failed", "ordering", "--limit", "0"],
+        ["outbox", "failed", "ordering", "--limit", "many"],
+        ["outbox", "failed", "billing"],
+        ["dlq", "list", "catalog", "--limit", "10001"],
+        ["dlq", "purge", "catalog"],
+        ["inbox", "show", "catalog", "not-a-uuid"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_purge_without_yes_and_no_terminal_is_refused(migrated: Path) -> None:
+    assert main(["dlq", "purge", "catalog", "--all"]) == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["dlq", "list", "catalog"],  # the embedded broker lives inside dev
+        ["dlq", "replay", "catalog", "--all"],
+        ["inbox", "show", "catalog", str(uuid.uuid4())],  # no such row
+    ],
+)
+def test_failures_exit_1_with_one_line(
+    migrated: Path, argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(argv) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, errors
+
+
+def test_replaying_nothing_is_not_a_failure(
+    migrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["outbox", "replay", "ordering", "--all", "--json"]) == 0
+    assert capsys.readouterr().out.strip() == '{"replayed": 0, "ids": [], "dry_run": false}'
+
+
+@pytest.fixture
+async def admin(migrated: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """Ordering's API alone with the embedded broker: no dead letters reachable here."""
+    app = create_app(Settings())
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("post", "/admin/api/ordering/outbox/replay", {}, 422),
+        (
+            "post",
+            "/admin/api/ordering/outbox/replay",
+            {"all": True, "ids": [str(uuid.uuid4())]},
+            422,
+        ),
+        ("post", "/admin/api/ordering/outbox/replay", {"ids": []}, 422),
+        ("post", "/admin/api/ordering/outbox/replay", {"ids": ["x"]}, 422),
+        ("post", "/admin/api/ordering/outbox/replay", {"all": True, "extra": 1}, 422),
+        ("get", "/admin/api/ordering/outbox/failed?limit=0", None, 422),
+        ("get", "/admin/api/billing/outbox/status", None, 422),
+        ("get", "/admin/api/catalog/outbox/status", None, 404),  # not served here
+        ("get", "/admin/api/ordering/inbox/not-a-uuid", None, 422),
+        ("get", f"/admin/api/ordering/inbox/{uuid.uuid4()}", None, 404),
+        ("get", "/admin/api/ordering/dlq", None, 409),  # no broker reachable from here
+        ("post", "/admin/api/ordering/dlq/purge", {"all": True}, 409),
+    ],
+)
+async def test_the_admin_api_answers_bad_requests_with_4xx(
+    admin: httpx.AsyncClient, method: str, path: str, body: object, status: int
+) -> None:
+    response = await admin.request(method, path, json=body)
+    assert response.status_code == status, response.text
+    assert "detail" in response.json()
+
+
+async def test_the_admin_api_reads_and_replays(admin: httpx.AsyncClient) -> None:
+    status = (await admin.get("/admin/api/ordering/outbox/status")).json()
+    assert status["pending"] == 0 and status["deadLetters"] is None
+    assert (await admin.get("/admin/api/ordering/outbox/failed")).json() == {"failed": []}
+    replay = await admin.post("/admin/api/ordering/outbox/replay", json={"all": True})
+    assert replay.json() == {"replayed": 0, "ids": [], "dryRun": False}
