@@ -36,11 +36,11 @@ class Actor:
 
 def _changed(actor: Actor, action: str, service: str, count: int, **details: Any) -> None:
     logger.warning(
-        "operator %s %s %d on %s",
+        "operator %s %s of %s: %d",
         actor.name,
         action,
-        count,
         service,
+        count,
         extra={"actor": actor.name, "action": action, "service": service, "count": count,
                **details},
     )  # fmt: skip
@@ -84,7 +84,7 @@ async def outbox_replay(
     """Failed rows back to pending in one transaction (``dry_run``: only which)."""
     ids = await replay_failed(engine, selection, dry_run=dry_run)
     if not dry_run:
-        _changed(actor, "replayed failed outbox rows:", service, len(ids),
+        _changed(actor, "replayed failed outbox rows", service, len(ids),
                  ids=[str(i) for i in ids[:100]])  # fmt: skip
     return {"replayed": len(ids), "ids": [str(i) for i in ids], "dry_run": dry_run}
 
@@ -117,7 +117,7 @@ async def dlq_replay(
     result = await broker.replay_dead_letters(service, selection)
     ids = [letter.message_id for letter in result.replayed]
     left = [{"id": letter.message_id, "why": why} for letter, why in result.left]
-    _changed(actor, "replayed dead letters:", service, len(ids), ids=ids[:100], left=len(left))
+    _changed(actor, "replayed dead letters", service, len(ids), ids=ids[:100], left=len(left))
     return {"replayed": len(ids), "ids": ids, "left": left, "dry_run": False}
 
 
@@ -127,7 +127,7 @@ async def dlq_purge(
     """Delete the selected dead letters for good."""
     purged = await broker.purge_dead_letters(service, selection)
     ids = [letter.message_id for letter in purged]
-    _changed(actor, "purged dead letters:", service, len(ids), ids=ids[:100])
+    _changed(actor, "purged dead letters", service, len(ids), ids=ids[:100])
     return {"purged": len(ids), "ids": ids}
 
 

@@ -29,11 +29,11 @@ def print_failed(data: dict[str, list[dict[str, Any]]]) -> None:
     if not rows:
         print("no failed rows")
         return
-    print(f"{'id':<36}  {'event type':<24} {'attempts':>8}  {'failed at':<25}  last error")
+    print(f"{'id':<36}  {'event type':<24} {'attempts':>8}  {'failed at (UTC)':<19}  last error")
     for row in rows:
         print(
             f"{row['id']:<36}  {row['event_type'][:24]:<24} {row['attempts']:>8}  "
-            f"{row['failed_at'][:25]:<25}  {(row['last_error'] or '')[:120]}"
+            f"{row['failed_at'][:19]:<19}  {(row['last_error'] or '')[:120]}"
         )
 
 
@@ -43,11 +43,11 @@ def print_dead_letters(data: dict[str, Any]) -> None:
     if not letters:
         print("no dead letters")
         return
-    print(f"{'message id':<36}  {'type':<24} {'deaths':>6}  {'first death':<25}  reason")
+    print(f"{'message id':<36}  {'type':<24} {'deaths':>6}  {'first death (UTC)':<19}  reason")
     for letter in letters:
         print(
             f"{(letter['message_id'] or '-')[:36]:<36}  {(letter['event_type'] or '-')[:24]:<24} "
-            f"{letter['deaths']:>6}  {(letter['first_death_at'] or '-')[:25]:<25}  "
+            f"{letter['deaths']:>6}  {(letter['first_death_at'] or '-')[:19]:<19}  "
             f"{letter['reason'][:120]}"
         )
     print("\nby reason:")
