@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.outbox.database import make_engine, make_sessionmaker
+from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.startup import wait_for_database
 from app.settings import Settings
 
@@ -91,11 +92,20 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": errors}, status_code=422)
 
 
+async def _broker_error(_request: Request, exc: Exception) -> JSONResponse:
+    # The admin API's dead letters: the broker is down or refused us; nothing was lost
+    # (what was done before it failed is logged), and a retry is safe.
+    return JSONResponse(
+        status_code=503, content={"detail": f"the broker is unavailable; retry: {exc}"}
+    )
+
+
 def install_common(app: FastAPI, *, max_body_bytes: int) -> None:
     """Add the body limit and the error mapping every service shares."""
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(BrokerUnavailableError, _broker_error)
 
 
 def unit_of_work(service: str) -> Callable[[Request], AsyncIterator[AsyncSession]]:

@@ -19,11 +19,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.admin import operations
 from app.admin.operations import MAX_LIMIT, Actor
-from app.admin.printing import print_dead_letters, print_failed, print_inbox, print_status
+from app.admin.printing import (
+    print_dead_letters,
+    print_events,
+    print_failed,
+    print_inbox,
+    print_status,
+)
 from app.operations import at_head
 from app.outbox.broker import AMQP_SCHEMES, Broker, broker_for
 from app.outbox.database import make_engine
 from app.outbox.dead_letters import DeadLetterSelection
+from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.repair import FailedSelection
 from app.settings import SERVICES, Settings
 
@@ -39,6 +46,20 @@ def _uuid(text: str) -> uuid.UUID:
         return uuid.UUID(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
+
+
+def _text(text: str) -> str:
+    if not 1 <= len(text) <= 200 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise argparse.ArgumentTypeError(
+            f"must be 1 to 200 characters, without control characters: {text[:50]!r}"
+        )
+    return text
+
+
+def _message_id(text: str) -> str:
+    if not 1 <= len(text) <= 255:
+        raise argparse.ArgumentTypeError(f"a message id is 1 to 255 characters: {text[:50]!r}")
+    return text
 
 
 def _limit(text: str) -> int:
@@ -71,13 +92,17 @@ def add_commands(commands: Any) -> None:
     status.add_argument("--json", action="store_true", help="one JSON object, keyed by service")
     failed = verbs.add_parser("failed", help="rows the relay gave up on")
     _service(failed)
-    failed.add_argument("--event-type")
+    failed.add_argument("--event-type", type=_text)
     failed.add_argument("--limit", type=_limit, default=100)
+    events = verbs.add_parser("events", help="an order's outbox rows: their message ids, fate")
+    _service(events)
+    events.add_argument("--order", type=_uuid, required=True, metavar="ORDER_ID")
+    events.add_argument("--limit", type=_limit, default=100)
     replay = verbs.add_parser("replay", help="failed rows back to pending")
     _service(replay)
     _which(replay, _uuid, "outbox row ids")
-    replay.add_argument("--event-type")
-    replay.add_argument("--error-contains")
+    replay.add_argument("--event-type", type=_text)
+    replay.add_argument("--error-contains", type=_text)
     replay.add_argument("--dry-run", action="store_true", help="say which, change nothing")
 
     dlq = commands.add_parser("dlq", help="a service's dead-letter queue: list, replay, purge")
@@ -87,13 +112,13 @@ def add_commands(commands: Any) -> None:
     listing.add_argument("--limit", type=_limit, default=1_000)
     replay = verbs.add_parser("replay", help="back to the service's queue (confirmed)")
     _service(replay)
-    _which(replay, str, "message ids")
-    replay.add_argument("--reason", help="only those whose reason contains this")
+    _which(replay, _message_id, "message ids")
+    replay.add_argument("--reason", type=_text, help="only those whose reason contains this")
     replay.add_argument("--dry-run", action="store_true", help="say which, change nothing")
     purge = verbs.add_parser("purge", help="delete dead letters for good")
     _service(purge)
-    _which(purge, str, "message ids")
-    purge.add_argument("--reason", help="only those whose reason contains this")
+    _which(purge, _message_id, "message ids")
+    purge.add_argument("--reason", type=_text, help="only those whose reason contains this")
     purge.add_argument("--yes", action="store_true", help="do not ask")
 
     inbox = commands.add_parser("inbox", help="what a service's consumer did with a message")
@@ -107,6 +132,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run an ``outbox``, ``dlq`` or ``inbox`` command; its exit status."""
     if args.command == "dlq" and args.verb == "purge" and not args.yes and not _confirmed(args):
         return 2
+    # Alembic's "Context impl" lines (the head check) would bury the answer, and aiormq
+    # logs a failed connect itself: the command says it once, in its own words.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)
+    logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
     handler = _HANDLERS[(args.command, args.verb)]
     try:
         result = asyncio.run(handler(args, settings))
@@ -116,8 +145,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except DBAPIError as exc:  # reachable, but not an outbox (not migrated?)
         logger.error("the database refused: %s", str(exc.orig).splitlines()[0])
         return 1
+    except BrokerUnavailableError as exc:
+        logger.error("%s", exc)
+        return 1
     except (OSError, TimeoutError, ConnectionError) as exc:
-        logger.error("cannot reach RabbitMQ: %s", exc or type(exc).__name__)
+        logger.error("cannot reach RabbitMQ: %r", exc)
         return 1
     return result
 
@@ -127,7 +159,11 @@ def _confirmed(args: argparse.Namespace) -> bool:
     if not sys.stdin.isatty():
         logger.error("refusing to purge %s of %s without --yes", what, args.service)
         return False
-    answer = input(f"Delete {what} of {args.service} for good? [y/N] ")
+    try:
+        answer = input(f"Delete {what} of {args.service} for good? [y/N] ")
+    except (EOFError, KeyboardInterrupt):
+        print()
+        return False
     return answer.strip().lower() in {"y", "yes"}
 
 
@@ -152,8 +188,8 @@ def _broker(settings: Settings, *, required: bool = True) -> Broker | None:
         return None
     raise OperationError(
         "dead letters of the embedded broker (memory://) live inside `python -m app dev`: "
-        "use its admin API (GET /admin/api/SERVICE/dlq on the dev port), or set "
-        "BROKER_URL=amqp://user:password@host:5672/ for RabbitMQ"
+        "while dev runs, use its admin API (GET /admin/api/SERVICE/dlq on dev's port); "
+        "for RabbitMQ, set BROKER_URL=amqp://user:password@host:5672/"
     )
 
 
@@ -181,6 +217,13 @@ async def _failed(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _events(args: argparse.Namespace, settings: Settings) -> int:
+    async with _engine(settings, args.service) as engine:
+        found = await operations.outbox_events_of_order(engine, args.order, limit=args.limit)
+    _output(args, {"events": found}, print_events)
+    return 0
+
+
 async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     selection = FailedSelection(args.ids, args.event_type, args.error_contains)
     async with _engine(settings, args.service) as engine:
@@ -188,7 +231,10 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
             engine, args.service, selection, dry_run=args.dry_run, actor=_actor()
         )
     verb = "would replay" if args.dry_run else "replayed"
-    _output(args, done, lambda d: print(f"{verb} {d['replayed']} failed row(s) of {args.service}"))
+    none = " (no failed row matched: `outbox failed` lists them)" if not done["replayed"] else ""
+    _output(
+        args, done, lambda d: print(f"{verb} {d['replayed']} failed row(s) of {args.service}{none}")
+    )
     return 0
 
 
@@ -229,8 +275,10 @@ async def _inbox_show(args: argparse.Namespace, settings: Settings) -> int:
         entry = await operations.inbox_show(engine, args.service, args.message_id)
     if entry is None:
         raise OperationError(
-            f"{args.service} has no inbox row for {args.message_id}: never received, or "
-            "older than its inbox retention"
+            f"{args.service} has no inbox row for message {args.message_id}: not received "
+            f"yet (in its queue, or dead-lettered: `dlq list {args.service}`), older than "
+            "the inbox retention, or not a message id (an order's message ids: "
+            "`outbox events ordering --order ORDER_ID`)"
         )
     _output(args, entry, print_inbox)
     return 0
@@ -240,6 +288,7 @@ Handler = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 _HANDLERS: dict[tuple[str, str], Handler] = {
     ("outbox", "status"): _status,
     ("outbox", "failed"): _failed,
+    ("outbox", "events"): _events,
     ("outbox", "replay"): _replay,
     ("dlq", "list"): _dlq_list,
     ("dlq", "replay"): _dlq_replay,

@@ -7,15 +7,16 @@ import logging
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import Broker
-from app.outbox.dead_letters import DeadLetter, DeadLetterSelection
+from app.outbox.dead_letters import DeadLetterOperationError, DeadLetterSelection
+from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.repair import (
     FailedSelection,
+    events_about,
     failed_rows,
     inbox_entry,
     replay_failed,
@@ -48,22 +49,20 @@ def _changed(actor: Actor, action: str, service: str, count: int, **details: Any
 
 async def outbox_status(engine: AsyncEngine, broker: Broker | None, service: str) -> dict[str, Any]:
     """The outbox's figures and, when the broker is reachable from here, the dead-letter
-    queue's depth and oldest age (None otherwise)."""
+    queue's depth (and its oldest age, where the broker can tell without delivering);
+    None for what cannot be read."""
     status = (await read_status(engine)).as_dict()
     status["dead_letters"] = None
     status["oldest_dead_letter_age_seconds"] = None
     if broker is not None:
-        letters = await broker.dead_letters(service)
-        status["dead_letters"] = len(letters)
-        status["oldest_dead_letter_age_seconds"] = _oldest_age(letters)
+        try:
+            summary = await broker.dead_letter_summary(service)
+        except BrokerUnavailableError as exc:
+            logger.warning("dead letters not counted: %s", exc)
+        else:
+            status["dead_letters"] = summary.depth
+            status["oldest_dead_letter_age_seconds"] = summary.oldest_age_seconds
     return status
-
-
-def _oldest_age(letters: list[DeadLetter]) -> float | None:
-    deaths = [letter.first_death_at for letter in letters if letter.first_death_at]
-    if not deaths:
-        return None
-    return round((datetime.now(UTC) - min(deaths)).total_seconds(), 3)
 
 
 async def outbox_failed(
@@ -83,10 +82,18 @@ async def outbox_replay(
 ) -> dict[str, Any]:
     """Failed rows back to pending in one transaction (``dry_run``: only which)."""
     ids = await replay_failed(engine, selection, dry_run=dry_run)
-    if not dry_run:
+    if ids and not dry_run:
         _changed(actor, "replayed failed outbox rows", service, len(ids),
                  ids=[str(i) for i in ids[:100]])  # fmt: skip
     return {"replayed": len(ids), "ids": [str(i) for i in ids], "dry_run": dry_run}
+
+
+async def outbox_events_of_order(
+    engine: AsyncEngine, order_id: uuid.UUID, *, limit: int
+) -> list[dict[str, Any]]:
+    """The outbox rows about one order (their ids are the messages' ids), oldest first."""
+    found = await events_about(engine, field="orderId", value=str(order_id), limit=limit)
+    return [event.as_dict() for event in found]
 
 
 async def dlq_list(broker: Broker, service: str, *, limit: int) -> dict[str, Any]:
@@ -114,10 +121,17 @@ async def dlq_replay(
         ]
         return {"replayed": len(chosen), "ids": [letter.message_id for letter in chosen],
                 "left": [], "dry_run": True}  # fmt: skip
-    result = await broker.replay_dead_letters(service, selection)
+    try:
+        result = await broker.replay_dead_letters(service, selection)
+    except DeadLetterOperationError as exc:
+        _changed(actor, "replayed dead letters (then the broker failed)", service,
+                 len(exc.done), ids=[letter.message_id for letter in exc.done][:100])  # fmt: skip
+        raise
     ids = [letter.message_id for letter in result.replayed]
     left = [{"id": letter.message_id, "why": why} for letter, why in result.left]
-    _changed(actor, "replayed dead letters", service, len(ids), ids=ids[:100], left=len(left))
+    if ids or left:
+        _changed(actor, "replayed dead letters", service, len(ids), ids=ids[:100],
+                 left=len(left))  # fmt: skip
     return {"replayed": len(ids), "ids": ids, "left": left, "dry_run": False}
 
 
@@ -125,9 +139,15 @@ async def dlq_purge(
     broker: Broker, service: str, selection: DeadLetterSelection, *, actor: Actor
 ) -> dict[str, Any]:
     """Delete the selected dead letters for good."""
-    purged = await broker.purge_dead_letters(service, selection)
+    try:
+        purged = await broker.purge_dead_letters(service, selection)
+    except DeadLetterOperationError as exc:
+        _changed(actor, "purged dead letters (then the broker failed)", service,
+                 len(exc.done), ids=[letter.message_id for letter in exc.done][:100])  # fmt: skip
+        raise
     ids = [letter.message_id for letter in purged]
-    _changed(actor, "purged dead letters", service, len(ids), ids=ids[:100])
+    if ids:
+        _changed(actor, "purged dead letters", service, len(ids), ids=ids[:100])
     return {"purged": len(ids), "ids": ids}
 
 

@@ -21,6 +21,9 @@ def print_status(statuses: dict[str, dict[str, Any]]) -> None:
     print(f"{'service':<10} " + " ".join(f"{column:>10}" for column in columns))
     for name, status in statuses.items():
         print(f"{name:<10} " + " ".join(_cell(status[key]) for key in keys))
+    if any(status["dead_letters"] is None for status in statuses.values()):
+        print("(dead letters: none reachable from here; the embedded broker's are in dev's "
+              "admin API, GET /admin/api/SERVICE/dlq)")  # fmt: skip
 
 
 def print_failed(data: dict[str, list[dict[str, Any]]]) -> None:
@@ -35,6 +38,23 @@ def print_failed(data: dict[str, list[dict[str, Any]]]) -> None:
             f"{row['id']:<36}  {row['event_type'][:24]:<24} {row['attempts']:>8}  "
             f"{row['failed_at'][:19]:<19}  {(row['last_error'] or '')[:120]}"
         )
+
+
+def print_events(data: dict[str, list[dict[str, Any]]]) -> None:
+    """An order's outbox rows: message id, event type, written, published or failed."""
+    rows = data["events"]
+    if not rows:
+        print("no outbox rows for this order (or older than the outbox retention)")
+        return
+    print(f"{'message id':<36}  {'event type':<24} {'written (UTC)':<19}  fate")
+    for row in rows:
+        if row["published_at"]:
+            fate = f"published {row['published_at'][:19]}"
+        elif row["failed_at"]:
+            fate = f"failed {row['failed_at'][:19]}: {(row['last_error'] or '')[:80]}"
+        else:
+            fate = f"pending ({row['attempts']} attempts)"
+        print(f"{row['id']:<36}  {row['event_type'][:24]:<24} {row['created_at'][:19]:<19}  {fate}")
 
 
 def print_dead_letters(data: dict[str, Any]) -> None:

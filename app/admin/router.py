@@ -13,16 +13,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.admin import operations
 from app.admin.operations import Actor
 from app.admin.schemas import (
+    FILTER_PATTERN,
     DeadLetterPurgeRequest,
     DeadLetterReplayedView,
     DeadLetterReplayRequest,
     DeadLettersView,
     FailedRowsView,
     InboxEntryView,
+    OutboxEventsView,
     OutboxReplayRequest,
     OutboxStatusView,
     PurgedView,
     ReplayedView,
+    selected_ids,
 )
 from app.outbox.broker import Broker
 from app.outbox.dead_letters import DeadLetterSelection
@@ -69,7 +72,12 @@ Engine = Annotated[AsyncEngine, Depends(engine)]
 BrokerDep = Annotated[Broker, Depends(broker)]
 ActorDep = Annotated[Actor, Depends(actor)]
 
-router = APIRouter(prefix="/admin/api/{service}", tags=["admin"], responses=COMMON_ERRORS)
+NOT_SERVED: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "this process does not serve that service"}
+}
+router = APIRouter(
+    prefix="/admin/api/{service}", tags=["admin"], responses={**COMMON_ERRORS, **NOT_SERVED}
+)
 
 
 @router.get("/outbox/status", response_model=OutboxStatusView)
@@ -84,11 +92,25 @@ async def outbox_status(service: ServiceName, db: Engine, request: Request) -> d
 async def outbox_failed(
     service: ServiceName,
     db: Engine,
-    event_type: Annotated[str | None, Query(alias="eventType", max_length=200)] = None,
+    event_type: Annotated[
+        str | None, Query(alias="eventType", min_length=1, max_length=200, pattern=FILTER_PATTERN)
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:
     """Rows the relay gave up on, oldest failure first."""
     return {"failed": await operations.outbox_failed(db, event_type=event_type, limit=limit)}
+
+
+@router.get("/outbox/events", response_model=OutboxEventsView)
+async def outbox_events(
+    service: ServiceName,
+    db: Engine,
+    order_id: Annotated[uuid.UUID, Query(alias="orderId")],
+    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 100,
+) -> dict[str, Any]:
+    """The outbox rows about one order, oldest first: their ids are the messages' ids
+    (for the inbox lookup and the dead-letter queue)."""
+    return {"events": await operations.outbox_events_of_order(db, order_id, limit=limit)}
 
 
 @router.post("/outbox/replay", response_model=ReplayedView)
@@ -97,7 +119,7 @@ async def outbox_replay(
 ) -> dict[str, Any]:
     """Failed rows back to pending (attempts reset, failure cleared, due now), in one
     transaction; ``dryRun`` says which without changing anything."""
-    selection = FailedSelection(body.ids, body.event_type, body.error_contains)
+    selection = FailedSelection(selected_ids(body), body.event_type, body.error_contains)
     return await operations.outbox_replay(db, service, selection, dry_run=body.dry_run, actor=who)
 
 
@@ -117,7 +139,7 @@ async def dlq_replay(
 ) -> dict[str, Any]:
     """Each selected dead letter back to this service's queue with its message id
     (confirmed by the broker before it leaves the dead-letter queue)."""
-    selection = DeadLetterSelection(body.ids, body.reason)
+    selection = DeadLetterSelection(selected_ids(body), body.reason)
     return await operations.dlq_replay(queue, service, selection, dry_run=body.dry_run, actor=who)
 
 
@@ -126,14 +148,14 @@ async def dlq_purge(
     service: ServiceName, body: DeadLetterPurgeRequest, queue: BrokerDep, who: ActorDep
 ) -> dict[str, Any]:
     """Delete the selected dead letters for good."""
-    selection = DeadLetterSelection(body.ids, body.reason)
+    selection = DeadLetterSelection(selected_ids(body), body.reason)
     return await operations.dlq_purge(queue, service, selection, actor=who)
 
 
 @router.get(
     "/inbox/{message_id}",
     response_model=InboxEntryView,
-    responses={404: {"model": ErrorBody, "description": "no inbox row for this message"}},
+    responses={404: {"model": ErrorBody, "description": "not served here, or no inbox row for it"}},
 )
 async def inbox_show(service: ServiceName, message_id: uuid.UUID, db: Engine) -> dict[str, Any]:
     """What this service's consumer did with a message: when, and the outcome."""
@@ -141,7 +163,9 @@ async def inbox_show(service: ServiceName, message_id: uuid.UUID, db: Engine) ->
     if entry is None:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
-            f"{service} has no inbox row for {message_id}: never received, or older "
-            "than its inbox retention",
+            f"{service} has no inbox row for message {message_id}: not received yet (in "
+            f"its queue, or dead-lettered: GET /admin/api/{service}/dlq), older than the "
+            "inbox retention, or not a message id (an order's message ids: GET "
+            "/admin/api/ordering/outbox/events?orderId=…)",
         )
     return entry

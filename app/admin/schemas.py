@@ -3,46 +3,76 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import Field, StringConstraints
 
 from app.admin.operations import MAX_LIMIT
 from app.schemas import CamelModel, CamelRequest, UtcDateTime
 
-Text = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# No control characters: PostgreSQL text cannot hold NUL, and SQLite's LIKE would treat
+# one as the end of the pattern (matching everything).
+FILTER_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=FILTER_PATTERN)]
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
-class _Which(CamelRequest):
-    """Exactly one of ``ids`` (at most 1,000) or ``all: true``."""
+IdList = Annotated[list[uuid.UUID], Field(min_length=1, max_length=1_000)]
+MessageIdList = Annotated[list[MessageId], Field(min_length=1, max_length=1_000)]
 
-    all: bool = False
-
-    @model_validator(mode="after")
-    def _one_of(self) -> _Which:
-        ids = getattr(self, "ids", None)
-        if self.all == (ids is not None):
-            raise ValueError("give either ids or all: true, not both or neither")
-        return self
+# Each request names its rows either by ``ids`` or with ``all: true``: two shapes, so that
+# the OpenAPI schema says exactly what is accepted (unknown fields are refused).
 
 
-class OutboxReplayRequest(_Which):
-    ids: Annotated[list[uuid.UUID], Field(min_length=1, max_length=1_000)] | None = None
+class _OutboxFilters(CamelRequest):
     event_type: Text | None = None
     error_contains: Text | None = None
     dry_run: bool = False
 
 
-class DeadLetterReplayRequest(_Which):
-    ids: Annotated[list[MessageId], Field(min_length=1, max_length=1_000)] | None = None
+class OutboxReplayByIds(_OutboxFilters):
+    ids: IdList
+
+
+class OutboxReplayAll(_OutboxFilters):
+    all: Literal[True]
+
+
+OutboxReplayRequest = OutboxReplayByIds | OutboxReplayAll
+
+
+class _DeadLetterFilters(CamelRequest):
     reason: Text | None = None
+
+
+class DeadLetterReplayByIds(_DeadLetterFilters):
+    ids: MessageIdList
     dry_run: bool = False
 
 
-class DeadLetterPurgeRequest(_Which):
-    ids: Annotated[list[MessageId], Field(min_length=1, max_length=1_000)] | None = None
-    reason: Text | None = None
+class DeadLetterReplayAll(_DeadLetterFilters):
+    all: Literal[True]
+    dry_run: bool = False
+
+
+DeadLetterReplayRequest = DeadLetterReplayByIds | DeadLetterReplayAll
+
+
+class DeadLetterPurgeByIds(_DeadLetterFilters):
+    ids: MessageIdList
+
+
+class DeadLetterPurgeAll(_DeadLetterFilters):
+    all: Literal[True]
+
+
+DeadLetterPurgeRequest = DeadLetterPurgeByIds | DeadLetterPurgeAll
+
+
+def selected_ids(body: CamelRequest) -> list[Any] | None:
+    """The ids a request names, or None for ``all: true``."""
+    ids: list[Any] | None = getattr(body, "ids", None)
+    return ids
 
 
 class OutboxStatusView(CamelModel):
@@ -65,6 +95,20 @@ class FailedRowView(CamelModel):
 
 class FailedRowsView(CamelModel):
     failed: list[FailedRowView]
+
+
+class OutboxEventView(CamelModel):
+    id: uuid.UUID
+    event_type: str
+    created_at: UtcDateTime
+    published_at: UtcDateTime | None
+    failed_at: UtcDateTime | None
+    attempts: int
+    last_error: str | None
+
+
+class OutboxEventsView(CamelModel):
+    events: list[OutboxEventView]
 
 
 class ReplayedView(CamelModel):

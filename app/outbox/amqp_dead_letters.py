@@ -10,6 +10,11 @@ acks a message only after the broker confirmed its copy (publisher confirms, ``m
 to the owning service's queue through the default exchange), so a failure leaves it in the
 queue: replayed twice at worst, which the inbox absorbs, never lost.
 
+A quorum queue may ignore acks that arrive just before their channel closes and return
+those messages (rabbitmq-server#10327, open): after its acks, an operation synchronises
+with the broker and waits ``ACK_SETTLE_SECONDS`` before it closes, then checks the queue's
+depth and warns when more is left than it should be.
+
 On RabbitMQ 4 every quorum queue has a delivery limit (20 by default) and each listing
 counts as a delivery of what it looks at: give the ``*.dlq`` queues a policy with
 ``delivery-limit: -1`` there (https://www.rabbitmq.com/docs/quorum-queues#poison-message-handling).
@@ -18,6 +23,7 @@ counts as a delivery of what it looks at: give the ``*.dlq`` queues a policy wit
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,19 +32,29 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError
 
 from app.outbox.dead_letters import (
+    NO_MESSAGE_ID,
     DeadLetter,
+    DeadLetterOperationError,
     DeadLetterSelection,
     dead_letter_from,
     in_death_order,
 )
+from app.outbox.publisher import BrokerUnavailableError
+
+logger = logging.getLogger(__name__)
+
+ACK_SETTLE_SECONDS = 1.0
 
 
 @asynccontextmanager
 async def _dead_letter_queue(
     url: str, queue: str, *, connect_timeout: float
 ) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue | None]]:
-    async with asyncio.timeout(connect_timeout):
-        connection = await aio_pika.connect(url, timeout=connect_timeout)
+    try:
+        async with asyncio.timeout(connect_timeout):
+            connection = await aio_pika.connect(url, timeout=connect_timeout)
+    except Exception as exc:  # OSError, refused login, unknown vhost, a reset handshake…
+        raise BrokerUnavailableError(f"cannot reach RabbitMQ: {exc!r:.300}") from exc
     try:
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         try:
@@ -47,8 +63,15 @@ async def _dead_letter_queue(
             found = None
             channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         yield channel, found
+    except BrokerUnavailableError:
+        raise
+    except Exception as exc:  # the channel or connection failed midway
+        raise BrokerUnavailableError(f"RabbitMQ failed: {exc!r:.300}") from exc
     finally:
-        await connection.close()
+        try:
+            await connection.close()
+        except Exception:  # already broken: the unacked messages return either way
+            logger.debug("closing a broken connection failed", exc_info=True)
 
 
 async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessage]:
@@ -63,6 +86,12 @@ async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessag
     return taken
 
 
+async def dead_letter_depth(url: str, queue: str, *, connect_timeout: float) -> int:
+    """Messages ready in ``queue`` (a passive declaration: nothing is delivered)."""
+    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (_, found):
+        return 0 if found is None else found.declaration_result.message_count or 0
+
+
 async def list_dead_letters(
     url: str, queue: str, *, limit: int, connect_timeout: float
 ) -> list[DeadLetter]:
@@ -71,6 +100,9 @@ async def list_dead_letters(
         if found is None:
             return []
         return in_death_order([dead_letter_from(message) for message in await _take(found, limit)])
+
+
+Taken = tuple[AbstractIncomingMessage, DeadLetter]
 
 
 async def replay_dead_letters(
@@ -85,34 +117,90 @@ async def replay_dead_letters(
     """Publish the selected dead letters to ``owner_queue`` (confirmed), then remove them.
 
     Returns the replayed ones, and those left in the queue with why (the broker did not
-    take the copy: ``unroutable`` when ``owner_queue`` does not exist)."""
+    take the copy: ``unroutable`` when ``owner_queue`` does not exist; no message id).
+    Raises DeadLetterOperationError, with those already replayed, when the broker fails."""
     replayed: list[DeadLetter] = []
     left: list[tuple[DeadLetter, str]] = []
     async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
         if found is None:
             return [], []
-        taken = [(m, dead_letter_from(m)) for m in await _take(found, limit)]
-        chosen = [(m, letter) for m, letter in taken if selection.matches(letter)]
-        # aiormq matches a returned message to its publish by message_id: two copies with
-        # one id in flight at once could have a return charged to the wrong one.
-        for wave in _unique_id_waves(chosen):
-            confirms = await asyncio.gather(
-                *(channel.default_exchange.publish(_copy(letter), routing_key=owner_queue,
-                                                   mandatory=True)
-                  for _, letter in wave),
-                return_exceptions=True,
-            )  # fmt: skip
-            for (message, letter), confirm in zip(wave, confirms, strict=True):
-                if isinstance(confirm, BaseException):
-                    reason = "unroutable" if isinstance(confirm, DeliveryError) else repr(confirm)
-                    left.append((letter, reason))
-                    continue
-                await message.ack()
-                replayed.append(letter)
+        try:
+            taken = [(m, dead_letter_from(m)) for m in await _take(found, limit)]
+            chosen = [(m, letter) for m, letter in taken if selection.matches(letter)]
+            left += [(letter, NO_MESSAGE_ID) for _, letter in chosen if not letter.message_id]
+            chosen = [(m, letter) for m, letter in chosen if letter.message_id]
+            # aiormq matches a returned message to its publish by message_id: two copies
+            # with one id in flight at once could have a return charged to the wrong one.
+            for wave in _unique_id_waves(chosen):
+                confirms = await asyncio.gather(
+                    *(channel.default_exchange.publish(_copy(letter), routing_key=owner_queue,
+                                                       mandatory=True)
+                      for _, letter in wave),
+                    return_exceptions=True,
+                )  # fmt: skip
+                for (message, letter), confirm in zip(wave, confirms, strict=True):
+                    if isinstance(confirm, DeliveryError):
+                        left.append((letter, "unroutable"))
+                    elif isinstance(confirm, BaseException):
+                        raise confirm
+                    else:
+                        await message.ack()
+                        replayed.append(letter)
+            await _settle(channel, queue, acked=len(replayed))
+        except Exception as exc:
+            raise DeadLetterOperationError(replayed, exc) from exc
+        before = found.declaration_result.message_count or 0
+    await _check_removed(url, queue, before=before, removed=len(replayed),
+                         connect_timeout=connect_timeout)  # fmt: skip
     return replayed, left
 
 
-Taken = tuple[AbstractIncomingMessage, DeadLetter]
+async def purge_dead_letters(
+    url: str, queue: str, selection: DeadLetterSelection, *, connect_timeout: float, limit: int
+) -> list[DeadLetter]:
+    """Remove the selected dead letters for good; returns them. Raises
+    DeadLetterOperationError, with those already removed, when the broker fails."""
+    purged: list[DeadLetter] = []
+    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
+        if found is None:
+            return []
+        try:
+            taken = await _take(found, limit)
+            for message in taken:
+                letter = dead_letter_from(message)
+                if selection.matches(letter):
+                    await message.ack()
+                    purged.append(letter)
+            await _settle(channel, queue, acked=len(purged))
+        except Exception as exc:
+            raise DeadLetterOperationError(purged, exc) from exc
+        before = found.declaration_result.message_count or 0
+    await _check_removed(url, queue, before=before, removed=len(purged),
+                         connect_timeout=connect_timeout)  # fmt: skip
+    return purged
+
+
+async def _settle(channel: AbstractChannel, queue: str, *, acked: int) -> None:
+    """Let the acks reach the queue before the channel closes (rabbitmq-server#10327)."""
+    if acked:
+        await channel.declare_queue(queue, passive=True)  # a round trip: the acks are in
+        await asyncio.sleep(ACK_SETTLE_SECONDS)
+
+
+async def _check_removed(
+    url: str, queue: str, *, before: int, removed: int, connect_timeout: float
+) -> None:
+    """Warn when the queue holds more than it should after ``removed`` acks."""
+    if not removed:
+        return
+    depth = await dead_letter_depth(url, queue, connect_timeout=connect_timeout)
+    if depth > before - removed:
+        logger.warning(
+            "the dead-letter queue holds more than expected after its acks: RabbitMQ may "
+            "have ignored some (rabbitmq-server#10327), or new dead letters arrived; list "
+            "it again (a second replay of one already applied is a no-op)",
+            extra={"queue": queue, "depth": depth, "expected_at_most": before - removed},
+        )
 
 
 def _unique_id_waves(chosen: list[Taken]) -> list[list[Taken]]:
@@ -127,22 +215,6 @@ def _unique_id_waves(chosen: list[Taken]) -> list[list[Taken]]:
         else:
             waves.append([item])
     return waves
-
-
-async def purge_dead_letters(
-    url: str, queue: str, selection: DeadLetterSelection, *, connect_timeout: float, limit: int
-) -> list[DeadLetter]:
-    """Remove the selected dead letters for good; returns them."""
-    purged: list[DeadLetter] = []
-    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (_, found):
-        if found is None:
-            return []
-        for message in await _take(found, limit):
-            letter = dead_letter_from(message)
-            if selection.matches(letter):
-                await message.ack()
-                purged.append(letter)
-    return purged
 
 
 def _copy(letter: DeadLetter) -> aio_pika.Message:

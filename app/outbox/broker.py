@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from app.outbox.consumer_connection import ConnectionOpener
-from app.outbox.dead_letters import DLQ_LIMIT, DeadLetter, DeadLetterSelection, ReplayResult
+from app.outbox.dead_letters import (
+    DLQ_LIMIT,
+    DeadLetter,
+    DeadLetterSelection,
+    DeadLetterSummary,
+    ReplayResult,
+)
 from app.outbox.embedded_broker import EmbeddedBroker
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import Publisher
@@ -53,16 +59,24 @@ class Broker(Protocol):
         """Consumer connections to ``bindings``' queue, at most ``prefetch`` unacked each."""
         ...
 
+    async def dead_letter_summary(self, service: str) -> DeadLetterSummary:
+        """How many dead letters ``service`` has, and the oldest one's age when the broker
+        can tell without delivering them (never on RabbitMQ: every look at a quorum queue's
+        message counts as a delivery)."""
+        ...
+
     async def dead_letters(self, service: str, *, limit: int = DLQ_LIMIT) -> list[DeadLetter]:
-        """The first ``limit`` messages of ``service``'s dead-letter queue, left there."""
+        """The first ``limit`` messages of ``service``'s dead-letter queue, left there.
+        Raises BrokerUnavailableError when the broker cannot be reached."""
         ...
 
     async def replay_dead_letters(
         self, service: str, selection: DeadLetterSelection, *, limit: int = DLQ_LIMIT
     ) -> ReplayResult:
-        """Republish the selected dead letters (among the first ``limit``) to the exchange
-        under their own routing key and message id, with publisher confirms; each leaves
-        the dead-letter queue only once its copy is confirmed."""
+        """Republish the selected dead letters (among the first ``limit``) to ``service``'s
+        own queue with their message id, with publisher confirms; each leaves the
+        dead-letter queue only once its copy is confirmed. Raises DeadLetterOperationError
+        (what was done) when the broker fails midway."""
         ...
 
     async def purge_dead_letters(

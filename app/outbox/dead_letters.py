@@ -19,8 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from app.outbox.publisher import BrokerUnavailableError
+
 DLQ_LIMIT = 10_000  # dead letters one operation looks at, at most
 POISON_REASON = "x-poison-reason"
+NO_MESSAGE_ID = "no message id: a second copy could not be recognised by the inbox"
 REPLAY_COUNT = "x-replay-count"
 FIRST_DEAD_AT = "x-first-dead-lettered-at"  # ISO 8601, UTC; set once, kept across replays
 # Headers that describe a death or a delivery, not the message: a replay drops them.
@@ -95,6 +98,24 @@ class DeadLetterSelection:
         if self.message_ids is not None and letter.message_id not in self.message_ids:
             return False
         return self.reason is None or self.reason in letter.reason
+
+
+class DeadLetterOperationError(BrokerUnavailableError):
+    """The broker failed in the middle of a replay or purge: ``done`` holds the dead letters
+    already replayed or removed (the others are still in the queue)."""
+
+    def __init__(self, done: list[DeadLetter], cause: BaseException) -> None:
+        super().__init__(f"the broker failed after {len(done)} dead letter(s): {cause!r:.300}")
+        self.done = done
+
+
+@dataclass(frozen=True)
+class DeadLetterSummary:
+    """A dead-letter queue at a glance: how many, and the oldest one's age (seconds; None
+    when empty, or when the broker cannot tell without delivering them)."""
+
+    depth: int
+    oldest_age_seconds: float | None
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from app.outbox.dead_letters import (
     DLQ_LIMIT,
     DeadLetter,
     DeadLetterSelection,
+    DeadLetterSummary,
     ReplayResult,
     check_limit,
 )
@@ -61,6 +62,10 @@ class EmbeddedBroker:
         # dead letters are reachable in a process that has not consumed yet.
         topology = ConsumerTopology.for_service(service, self.names)
         return self._memory.declare(topology, event_names=(), delivery_limit=self._limit)
+
+    async def dead_letter_summary(self, service: str) -> DeadLetterSummary:
+        _, dlq = self._queues(service)
+        return memory_dead_letters.summary(dlq)
 
     async def dead_letters(self, service: str, *, limit: int = DLQ_LIMIT) -> list[DeadLetter]:
         _, dlq = self._queues(service)

@@ -12,6 +12,7 @@ from app.outbox.dead_letters import (
     DLQ_LIMIT,
     DeadLetter,
     DeadLetterSelection,
+    DeadLetterSummary,
     ReplayResult,
     check_limit,
 )
@@ -60,6 +61,12 @@ class RabbitMQBroker:
 
     def _dead_letter_queue(self, service: str) -> str:
         return ConsumerTopology.for_service(service, self.names).dead_letter_queue
+
+    async def dead_letter_summary(self, service: str) -> DeadLetterSummary:
+        depth = await amqp_dead_letters.dead_letter_depth(
+            self.url, self._dead_letter_queue(service), connect_timeout=self._connect_timeout
+        )
+        return DeadLetterSummary(depth, None)
 
     async def dead_letters(self, service: str, *, limit: int = DLQ_LIMIT) -> list[DeadLetter]:
         return await amqp_dead_letters.list_dead_letters(

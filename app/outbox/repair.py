@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.clock import as_utc, db_now_plus
@@ -54,16 +54,25 @@ class FailedSelection:
     error_contains: str | None = None
 
 
-def _failed_where(names: MessagingNames, selection: FailedSelection) -> ColumnElement[bool]:
+def _failed_where(
+    names: MessagingNames, selection: FailedSelection, dialect: str
+) -> ColumnElement[bool]:
     outbox = outbox_tables(names).outbox
-    conditions: list[ColumnElement[bool]] = [outbox.c.failed_at.is_not(None)]
+    # Failed and never published: a row both published and failed (written by hand, or
+    # by another version) must not be sent again by a replay of "the failed ones".
+    conditions: list[ColumnElement[bool]] = [
+        outbox.c.failed_at.is_not(None),
+        outbox.c.published_at.is_(None),
+    ]
     if selection.ids is not None:
         conditions.append(outbox.c.id.in_(list(selection.ids)))
     if selection.event_type is not None:
         conditions.append(outbox.c.event_type == selection.event_type)
     if selection.error_contains is not None:
-        # contains() escapes % and _: the operator's text is matched as written.
-        conditions.append(outbox.c.last_error.contains(selection.error_contains, autoescape=True))
+        # Case-sensitive on both databases (SQLite's LIKE ignores ASCII case), and the
+        # operator's text matched as written (no LIKE wildcards).
+        position = func.strpos if dialect == "postgresql" else func.instr
+        conditions.append(position(outbox.c.last_error, selection.error_contains) > 0)
     return and_(*conditions)
 
 
@@ -80,7 +89,7 @@ async def failed_rows(
     query = (
         select(outbox.c.id, outbox.c.event_type, outbox.c.attempts, outbox.c.last_error,
                outbox.c.failed_at)
-        .where(_failed_where(names, FailedSelection(event_type=event_type)))
+        .where(_failed_where(names, FailedSelection(event_type=event_type), engine.dialect.name))
         .order_by(outbox.c.failed_at, outbox.c.id)
         .limit(limit)
     )  # fmt: skip
@@ -99,7 +108,7 @@ async def replay_failed(
     """Put the selected failed rows back to pending (attempts 0, no failure, no error, due
     now) in one transaction; returns their ids. ``dry_run``: only which ones it would."""
     outbox = outbox_tables(names).outbox
-    where = _failed_where(names, selection)
+    where = _failed_where(names, selection, engine.dialect.name)
     async with engine.begin() as connection:
         if dry_run:
             return list((await connection.execute(select(outbox.c.id).where(where))).scalars())
@@ -116,6 +125,67 @@ async def replay_failed(
             .returning(outbox.c.id)
         )
         return list((await connection.execute(statement)).scalars())
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One outbox row as an operator follows it: its id (the message id), event type, when
+    it was written, published and failed (UTC; None when not), attempts and last error."""
+
+    id: uuid.UUID
+    event_type: str
+    created_at: datetime
+    published_at: datetime | None
+    failed_at: datetime | None
+    attempts: int
+    last_error: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        def moment(value: datetime | None) -> str | None:
+            return None if value is None else value.isoformat()
+
+        return {
+            "id": str(self.id),
+            "event_type": self.event_type,
+            "created_at": self.created_at.isoformat(),
+            "published_at": moment(self.published_at),
+            "failed_at": moment(self.failed_at),
+            "attempts": self.attempts,
+            "last_error": self.last_error,
+        }
+
+
+async def events_about(
+    engine: AsyncEngine,
+    *,
+    field: str,
+    value: str,
+    limit: int = 100,
+    names: MessagingNames = DEFAULT_NAMES,
+) -> list[OutboxEvent]:
+    """The outbox rows whose payload's top-level ``field`` (camelCase, as on the wire) is
+    ``value``, oldest first: how an operator finds an order's message ids. It reads the
+    rows the outbox retains (no index serves an arbitrary field): an operator's lookup,
+    not a hot path."""
+    outbox = outbox_tables(names).outbox
+    query = (
+        select(outbox.c.id, outbox.c.event_type, outbox.c.created_at, outbox.c.published_at,
+               outbox.c.failed_at, outbox.c.attempts, outbox.c.last_error)
+        .where(outbox.c.payload[field].as_string() == value)
+        .order_by(outbox.c.created_at, outbox.c.id)
+        .limit(limit)
+    )  # fmt: skip
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [
+        OutboxEvent(row[0], row[1], as_utc(row[2]), _maybe_utc(row[3]), _maybe_utc(row[4]),
+                    row[5], row[6])
+        for row in rows
+    ]  # fmt: skip
+
+
+def _maybe_utc(value: datetime | str | None) -> datetime | None:
+    return None if value is None else as_utc(value)
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,9 @@ async def test_dead_letters_replayed_once_after_the_fix_and_poison_purged_by_id(
     async with httpx.AsyncClient(timeout=10) as client:
         product = await deployment.new_product(client, stock=5)
         order = await place(client, deployment, product)
-        [message_id] = await outbox_ids(deployment, order)
+        [event] = cli_json(deployment, "outbox", "events", "ordering", "--order", order)["events"]
+        assert event["event_type"] == "OrderPlaced"
+        message_id = event["id"]
 
         async def dead_lettered() -> bool:
             return len(cli_json(deployment, "dlq", "list", "catalog")["dead_letters"]) == 1

@@ -37,6 +37,11 @@ def migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         ["dlq", "list", "catalog", "--limit", "10001"],
         ["dlq", "purge", "catalog"],
         ["inbox", "show", "catalog", "not-a-uuid"],
+        ["outbox", "replay", "ordering", "--all", "--error-contains", ""],
+        ["outbox", "replay", "ordering", "--all", "--error-contains", "a\x00b"],
+        ["outbox", "failed", "ordering", "--event-type", "x" * 201],
+        ["dlq", "replay", "catalog", "--all", "--reason", ""],
+        ["dlq", "purge", "catalog", "--id", "x" * 256, "--yes"],
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -99,6 +104,16 @@ async def admin(migrated: Path) -> AsyncIterator[httpx.AsyncClient]:
         ("post", "/admin/api/ordering/outbox/replay", {"ids": ["x"]}, 422),
         ("post", "/admin/api/ordering/outbox/replay", {"all": True, "extra": 1}, 422),
         ("get", "/admin/api/ordering/outbox/failed?limit=0", None, 422),
+        ("get", "/admin/api/ordering/outbox/failed?eventType=%00x", None, 422),
+        (
+            "post",
+            "/admin/api/ordering/outbox/replay",
+            {"all": True, "errorContains": "a\u0000"},
+            422,
+        ),
+        ("post", "/admin/api/ordering/outbox/replay", {"all": False}, 422),
+        ("get", "/admin/api/ordering/outbox/events", None, 422),  # orderId required
+        ("get", "/admin/api/ordering/outbox/events?orderId=nope", None, 422),
         ("get", "/admin/api/billing/outbox/status", None, 422),
         ("get", "/admin/api/catalog/outbox/status", None, 404),  # not served here
         ("get", "/admin/api/ordering/inbox/not-a-uuid", None, 422),
@@ -121,3 +136,42 @@ async def test_the_admin_api_reads_and_replays(admin: httpx.AsyncClient) -> None
     assert (await admin.get("/admin/api/ordering/outbox/failed")).json() == {"failed": []}
     replay = await admin.post("/admin/api/ordering/outbox/replay", json={"all": True})
     assert replay.json() == {"replayed": 0, "ids": [], "dryRun": False}
+
+
+CLOSED_PORT = "amqp://guest:guest@127.0.0.1:1/"
+
+
+@pytest.fixture
+async def admin_without_rabbitmq(
+    migrated: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Ordering's API whose BROKER_URL names a RabbitMQ nobody listens for."""
+    monkeypatch.setenv("BROKER_URL", CLOSED_PORT)
+    app = create_app(Settings())
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        yield client
+
+
+async def test_rabbitmq_down_is_a_503_and_status_still_answers(
+    admin_without_rabbitmq: httpx.AsyncClient,
+) -> None:
+    listing = await admin_without_rabbitmq.get("/admin/api/ordering/dlq")
+    assert listing.status_code == 503 and "cannot reach RabbitMQ" in listing.json()["detail"]
+    purge = await admin_without_rabbitmq.post("/admin/api/ordering/dlq/purge", json={"all": True})
+    assert purge.status_code == 503
+    status = await admin_without_rabbitmq.get("/admin/api/ordering/outbox/status")
+    assert status.status_code == 200 and status.json()["deadLetters"] is None
+
+
+def test_rabbitmq_down_is_one_line_and_exit_1(
+    migrated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BROKER_URL", CLOSED_PORT)
+    capsys.readouterr()
+    assert main(["dlq", "list", "catalog"]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "cannot reach RabbitMQ" in errors[0]
+    assert main(["outbox", "status", "--json"]) == 0  # the databases' figures still

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager
 
 import pytest
+from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox import add_event
@@ -29,14 +30,10 @@ def outbox_template() -> Iterator[str]:
     name = postgres.unique_name("cc_tpl_outbox")
     url = postgres.create_database(name)
     try:
-
-        async def create() -> None:
-            engine = make_engine(url)
-            async with engine.begin() as connection:
-                await connection.run_sync(create_outbox_schema)
-            await engine.dispose()
-
-        asyncio.run(create())
+        engine = create_engine(url)  # psycopg serves SQLAlchemy's sync engine too
+        with engine.begin() as connection:
+            create_outbox_schema(connection)
+        engine.dispose()
         yield name
     finally:
         postgres.drop_database(name)
