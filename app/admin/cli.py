@@ -48,7 +48,16 @@ def _uuid(text: str) -> uuid.UUID:
         raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
 
 
+def _utf8(text: str) -> str:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # bytes the terminal's encoding could not decode
+        raise argparse.ArgumentTypeError(f"not valid UTF-8: {text[:50]!r}") from None
+    return text
+
+
 def _text(text: str) -> str:
+    _utf8(text)
     if not 1 <= len(text) <= 200 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise argparse.ArgumentTypeError(
             f"must be 1 to 200 characters, without control characters: {text[:50]!r}"
@@ -57,6 +66,7 @@ def _text(text: str) -> str:
 
 
 def _message_id(text: str) -> str:
+    _utf8(text)
     if not 1 <= len(text) <= 255:
         raise argparse.ArgumentTypeError(f"a message id is 1 to 255 characters: {text[:50]!r}")
     return text
@@ -257,8 +267,9 @@ async def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     _output(args, done, lambda d: print(
         f"{verb} {d['replayed']} dead letter(s) of {args.service}"
         + (f"; {len(d['left'])} left in the queue: {d['left']}" if d["left"] else "")
+        + _afterwards(d)
     ))  # fmt: skip
-    return 1 if done["left"] else 0
+    return 1 if done["left"] or done.get("not_found") else 0
 
 
 async def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
@@ -266,8 +277,23 @@ async def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
     assert broker is not None
     selection = DeadLetterSelection(args.ids, args.reason)
     done = await operations.dlq_purge(broker, args.service, selection, actor=_actor())
-    _output(args, done, lambda d: print(f"purged {d['purged']} dead letter(s) of {args.service}"))
-    return 0
+    _output(args, done, lambda d: print(
+        f"purged {d['purged']} dead letter(s) of {args.service}" + _afterwards(d)
+    ))  # fmt: skip
+    return 1 if done["not_found"] else 0
+
+
+def _afterwards(done: dict[str, Any]) -> str:
+    said = ""
+    if done.get("not_found"):
+        said += f"; not found: {' '.join(done['not_found'][:20])}"
+    if done.get("remaining"):
+        said += (
+            f"; {done['remaining']} still in the dead-letter queue (not selected, held by "
+            "another command while this ran, new, or acks RabbitMQ ignored: "
+            "rabbitmq-server#10327; run it again: a second replay of one applied is a no-op)"
+        )
+    return said
 
 
 async def _inbox_show(args: argparse.Namespace, settings: Settings) -> int:

@@ -132,7 +132,8 @@ async def dlq_replay(
     if ids or left:
         _changed(actor, "replayed dead letters", service, len(ids), ids=ids[:100],
                  left=len(left))  # fmt: skip
-    return {"replayed": len(ids), "ids": ids, "left": left, "dry_run": False}
+    return {"replayed": len(ids), "ids": ids, "left": left, "dry_run": False,
+            **await _afterwards(broker, service, selection, ids)}  # fmt: skip
 
 
 async def dlq_purge(
@@ -148,7 +149,20 @@ async def dlq_purge(
     ids = [letter.message_id for letter in purged]
     if ids:
         _changed(actor, "purged dead letters", service, len(ids), ids=ids[:100])
-    return {"purged": len(ids), "ids": ids}
+    return {"purged": len(ids), "ids": ids, **await _afterwards(broker, service, selection, ids)}
+
+
+async def _afterwards(
+    broker: Broker, service: str, selection: DeadLetterSelection, done: list[str | None]
+) -> dict[str, Any]:
+    """What the operator should know after a replay or purge: the ids asked for and not
+    found, and how many dead letters remain (None when the broker cannot say)."""
+    asked = set(selection.message_ids) if selection.message_ids is not None else set()
+    try:
+        remaining: int | None = (await broker.dead_letter_summary(service)).depth
+    except BrokerUnavailableError:  # the work is done; only the count is unknown
+        remaining = None
+    return {"not_found": sorted(asked - set(done)), "remaining": remaining}
 
 
 async def inbox_show(

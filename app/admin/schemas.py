@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import BeforeValidator, Field, StrictBool, StringConstraints
 
 from app.admin.operations import MAX_LIMIT
 from app.schemas import CamelModel, CamelRequest, UtcDateTime
@@ -17,6 +17,14 @@ Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=FI
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
 
 
+def _json_true(value: object) -> object:
+    if value is not True:
+        raise ValueError("must be JSON true")
+    return value
+
+
+# JSON true, nothing else: not 1, not "true" (a replay of everything is asked for plainly).
+All = Annotated[Literal[True], BeforeValidator(_json_true)]
 IdList = Annotated[list[uuid.UUID], Field(min_length=1, max_length=1_000)]
 MessageIdList = Annotated[list[MessageId], Field(min_length=1, max_length=1_000)]
 
@@ -27,7 +35,7 @@ MessageIdList = Annotated[list[MessageId], Field(min_length=1, max_length=1_000)
 class _OutboxFilters(CamelRequest):
     event_type: Text | None = None
     error_contains: Text | None = None
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class OutboxReplayByIds(_OutboxFilters):
@@ -35,7 +43,7 @@ class OutboxReplayByIds(_OutboxFilters):
 
 
 class OutboxReplayAll(_OutboxFilters):
-    all: Literal[True]
+    all: All
 
 
 OutboxReplayRequest = OutboxReplayByIds | OutboxReplayAll
@@ -47,12 +55,12 @@ class _DeadLetterFilters(CamelRequest):
 
 class DeadLetterReplayByIds(_DeadLetterFilters):
     ids: MessageIdList
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class DeadLetterReplayAll(_DeadLetterFilters):
-    all: Literal[True]
-    dry_run: bool = False
+    all: All
+    dry_run: StrictBool = False
 
 
 DeadLetterReplayRequest = DeadLetterReplayByIds | DeadLetterReplayAll
@@ -63,7 +71,7 @@ class DeadLetterPurgeByIds(_DeadLetterFilters):
 
 
 class DeadLetterPurgeAll(_DeadLetterFilters):
-    all: Literal[True]
+    all: All
 
 
 DeadLetterPurgeRequest = DeadLetterPurgeByIds | DeadLetterPurgeAll
@@ -124,6 +132,10 @@ class LeftView(CamelModel):
 
 class DeadLetterReplayedView(ReplayedView):
     left: list[LeftView]
+    not_found: list[str] = Field(default=[], description="ids asked for and not found")
+    remaining: int | None = Field(
+        default=None, description="dead letters still queued afterwards (null: unknown)"
+    )
 
 
 class DeadLetterView(CamelModel):
@@ -144,6 +156,10 @@ class DeadLettersView(CamelModel):
 class PurgedView(CamelModel):
     purged: int
     ids: list[str | None]
+    not_found: list[str] = Field(default=[], description="ids asked for and not found")
+    remaining: int | None = Field(
+        default=None, description="dead letters still queued afterwards (null: unknown)"
+    )
 
 
 class InboxEntryView(CamelModel):

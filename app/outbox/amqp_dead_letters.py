@@ -12,8 +12,8 @@ queue: replayed twice at worst, which the inbox absorbs, never lost.
 
 A quorum queue may ignore acks that arrive just before their channel closes and return
 those messages (rabbitmq-server#10327, open): after its acks, an operation synchronises
-with the broker and waits ``ACK_SETTLE_SECONDS`` before it closes, then checks the queue's
-depth and warns when more is left than it should be.
+with the broker and waits ``ACK_SETTLE_SECONDS`` before it closes; the operator's commands
+then say how many dead letters remain.
 
 On RabbitMQ 4 every quorum queue has a delivery limit (20 by default) and each listing
 counts as a delivery of what it looks at: give the ``*.dlq`` queues a policy with
@@ -149,9 +149,6 @@ async def replay_dead_letters(
             await _settle(channel, queue, acked=len(replayed))
         except Exception as exc:
             raise DeadLetterOperationError(replayed, exc) from exc
-        before = found.declaration_result.message_count or 0
-    await _check_removed(url, queue, before=before, removed=len(replayed),
-                         connect_timeout=connect_timeout)  # fmt: skip
     return replayed, left
 
 
@@ -174,9 +171,6 @@ async def purge_dead_letters(
             await _settle(channel, queue, acked=len(purged))
         except Exception as exc:
             raise DeadLetterOperationError(purged, exc) from exc
-        before = found.declaration_result.message_count or 0
-    await _check_removed(url, queue, before=before, removed=len(purged),
-                         connect_timeout=connect_timeout)  # fmt: skip
     return purged
 
 
@@ -185,22 +179,6 @@ async def _settle(channel: AbstractChannel, queue: str, *, acked: int) -> None:
     if acked:
         await channel.declare_queue(queue, passive=True)  # a round trip: the acks are in
         await asyncio.sleep(ACK_SETTLE_SECONDS)
-
-
-async def _check_removed(
-    url: str, queue: str, *, before: int, removed: int, connect_timeout: float
-) -> None:
-    """Warn when the queue holds more than it should after ``removed`` acks."""
-    if not removed:
-        return
-    depth = await dead_letter_depth(url, queue, connect_timeout=connect_timeout)
-    if depth > before - removed:
-        logger.warning(
-            "the dead-letter queue holds more than expected after its acks: RabbitMQ may "
-            "have ignored some (rabbitmq-server#10327), or new dead letters arrived; list "
-            "it again (a second replay of one already applied is a no-op)",
-            extra={"queue": queue, "depth": depth, "expected_at_most": before - removed},
-        )
 
 
 def _unique_id_waves(chosen: list[Taken]) -> list[list[Taken]]:

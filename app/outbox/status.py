@@ -43,7 +43,10 @@ async def read_status(
         func.count(outbox.c.unroutable_since),
         db_now_plus(0),
     ).where(outbox.c.published_at.is_(None), outbox.c.failed_at.is_(None))
-    failed = select(func.count()).where(outbox.c.failed_at.is_not(None))
+    # Failed and never published: what ``outbox failed`` lists and a replay can take.
+    failed = select(func.count()).where(
+        outbox.c.failed_at.is_not(None), outbox.c.published_at.is_(None)
+    )
     recent = select(func.count()).where(outbox.c.published_at >= db_now_plus(-3600))
     async with engine.connect() as connection:
         count, oldest, unroutable, now = (await connection.execute(pending)).one()

@@ -70,7 +70,7 @@ def test_failed_rows_dead_letters_and_poison_through_dev_admin_api(tmp_path: Pat
         sql(catalog_db, "DROP TRIGGER stock_system_down")
         replayed = httpx.post(f"{admin}/catalog/dlq/replay", json={"all": True}).json()
         assert replayed == {"replayed": 1, "ids": [letter["messageId"]], "dryRun": False,
-                            "left": []}  # fmt: skip
+                            "left": [], "notFound": [], "remaining": 0}  # fmt: skip
         again = httpx.post(f"{admin}/catalog/dlq/replay", json={"all": True}).json()
         assert again["replayed"] == 0
         order_url = f"{url}/api/ordering/order/{order['id']}"
@@ -106,7 +106,9 @@ def test_failed_rows_dead_letters_and_poison_through_dev_admin_api(tmp_path: Pat
             d["messageId"]: d["reason"] for d in poison
         }
         purged = httpx.post(f"{admin}/catalog/dlq/purge", json={"ids": [first]}).json()
-        assert purged == {"purged": 1, "ids": [first]}
+        assert purged == {"purged": 1, "ids": [first], "notFound": [], "remaining": 1}
+        gone = httpx.post(f"{admin}/catalog/dlq/purge", json={"ids": [first]}).json()
+        assert gone["purged"] == 0 and gone["notFound"] == [first]
         assert [d["messageId"] for d in dead_letters()] == [poison[1]["messageId"]]
         depth = httpx.get(f"{admin}/catalog/outbox/status").json()
         assert depth["deadLetters"] == 1 and depth["oldestDeadLetterAgeSeconds"] >= 0

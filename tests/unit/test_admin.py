@@ -42,6 +42,7 @@ def migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         ["outbox", "failed", "ordering", "--event-type", "x" * 201],
         ["dlq", "replay", "catalog", "--all", "--reason", ""],
         ["dlq", "purge", "catalog", "--id", "x" * 256, "--yes"],
+        ["outbox", "replay", "ordering", "--all", "--error-contains", "\udcff"],  # not UTF-8
     ],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,6 +113,9 @@ async def admin(migrated: Path) -> AsyncIterator[httpx.AsyncClient]:
             422,
         ),
         ("post", "/admin/api/ordering/outbox/replay", {"all": False}, 422),
+        ("post", "/admin/api/ordering/outbox/replay", {"all": 1}, 422),
+        ("post", "/admin/api/ordering/outbox/replay", {"all": True, "dryRun": "false"}, 422),
+        ("post", "/admin/api/ordering/outbox/replay", {"all": True, "dryRun": 0}, 422),
         ("get", "/admin/api/ordering/outbox/events", None, 422),  # orderId required
         ("get", "/admin/api/ordering/outbox/events?orderId=nope", None, 422),
         ("get", "/admin/api/billing/outbox/status", None, 422),

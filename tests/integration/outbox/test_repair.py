@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.database import make_engine
 from app.outbox.repair import FailedSelection, events_about, failed_rows, replay_failed
+from app.outbox.status import read_status
 from tests.support import postgres
 from tests.support.events import create_outbox_schema
 
@@ -73,6 +74,7 @@ async def test_replay_takes_exactly_the_selected_failed_rows(any_engine: AsyncEn
 
     listed = {row.id for row in await failed_rows(any_engine)}
     assert listed == {refused, no_route}
+    assert (await read_status(any_engine)).failed == 2  # what a replay can take
     by_case = FailedSelection(error_contains="REJECTED")
     assert await replay_failed(any_engine, by_case, dry_run=True) == []  # case-sensitive
     wildcard = FailedSelection(error_contains="%_x")
