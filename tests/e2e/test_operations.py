@@ -22,7 +22,7 @@ from app.outbox.relay_policy import RelayPolicy
 from tests.conftest import query
 from tests.e2e.processes import PROJECT_ROOT, command_env
 from tests.support.consuming import wait_until
-from tests.support.deployment import Deployment
+from tests.support.deployment import Deployment, place
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
@@ -49,16 +49,6 @@ def cli(deployment: Deployment, *args: str, expect: int = 0) -> subprocess.Compl
 
 def cli_json(deployment: Deployment, *args: str) -> Any:
     return json.loads(cli(deployment, *args, "--json").stdout)
-
-
-async def place(client: httpx.AsyncClient, deployment: Deployment, product: str) -> str:
-    response = await client.post(
-        f"{deployment.ordering_url}/api/ordering/order",
-        json={"customerName": "Ann", "productId": product, "quantity": 1},
-    )
-    assert response.status_code == 201, response.text
-    order_id: str = response.json()["id"]
-    return order_id
 
 
 async def order_state(deployment: Deployment, order_id: str) -> str:

@@ -16,19 +16,9 @@ import pytest
 from tests.conftest import query
 from tests.support import postgres
 from tests.support.consuming import wait_until
-from tests.support.deployment import Deployment
+from tests.support.deployment import Deployment, place
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
-
-
-async def place(client: httpx.AsyncClient, deployment: Deployment, product: str) -> str:
-    response = await client.post(
-        f"{deployment.ordering_url}/api/ordering/order",
-        json={"customerName": "Ann", "productId": product, "quantity": 1},
-    )
-    assert response.status_code == 201, response.text
-    order_id: str = response.json()["id"]
-    return order_id
 
 
 async def stock(client: httpx.AsyncClient, deployment: Deployment, product: str) -> int:

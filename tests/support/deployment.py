@@ -140,3 +140,14 @@ class Deployment:
         for proxy in (self.postgres_proxy, self.rabbitmq_proxy):
             if proxy is not None:
                 await proxy.close()
+
+
+async def place(client: httpx.AsyncClient, deployment: Deployment, product: str) -> str:
+    """Place an order for one unit of ``product`` through ordering's API; its id."""
+    response = await client.post(
+        f"{deployment.ordering_url}/api/ordering/order",
+        json={"customerName": "Ann", "productId": product, "quantity": 1},
+    )
+    assert response.status_code == 201, response.text
+    order_id: str = response.json()["id"]
+    return order_id
