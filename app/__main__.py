@@ -127,6 +127,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         logger.error("invalid settings: %s", problems)
         return 1
+    configure_logging(
+        settings.log_level,
+        log_format=settings.log_format,
+        service=getattr(args, "service", None),
+        role=args.command,
+    )
     try:
         return _dispatch(args, settings)
     except (ArgumentError, NoSuchModuleError, UnsupportedDatabaseError) as exc:
@@ -135,7 +141,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _announce(args: argparse.Namespace, settings: Settings) -> None:
+    """A long-running process says what it runs on (passwords masked by the log
+    formatter), and loudly when a production command runs on SQLite."""
+    if args.command not in {"api", "relay", "consume"}:
+        return
+    url = settings.database_url(args.service)
+    logger.info("starting", extra={"database": url, "broker": settings.broker_url})
+    if url.startswith("sqlite"):
+        logger.warning(
+            "`%s %s` runs on SQLite, the development database: set %s_DATABASE_URL="
+            "postgresql+psycopg://… in production",
+            args.command,
+            args.service,
+            args.service.upper(),
+        )
+
+
 def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    _announce(args, settings)
     if args.command == "migrate":
         for service in [args.service] if args.service else SERVICES:
             migrate.upgrade(service, settings=settings)

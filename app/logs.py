@@ -1,12 +1,34 @@
-"""Logging for every process: one line per event, structured fields as key=value."""
+"""Logging for every process: one line per event, as ``key=value`` text or as JSON.
+
+Every line carries the process's service and role (``service=catalog role=consume``), and
+no line carries a secret: the credentials of any URL in it (a database's, the broker's,
+in a message, a field or a traceback) are masked before it is written.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
+from datetime import UTC, datetime
+from typing import Literal
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+# scheme://user:password@host — the password (RFC 3986 userinfo), whatever the scheme.
+_CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]*@")
+
+LogFormat = Literal["text", "json"]
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every URL's password replaced by ``***``."""
+    return _CREDENTIALS.sub(lambda found: f"{found['head']}***@", text)
+
+
+def _fields(record: logging.LogRecord) -> dict[str, object]:
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -14,16 +36,60 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+        fields = _fields(record)
         if fields:
             line += " " + " ".join(f"{key}={value!r}" for key, value in fields.items())
-        return line
+        return mask_secrets(line)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send logs to stderr in the project's format."""
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC, ISO 8601), level, logger, message, the
+    ``extra`` fields, and the traceback as ``exc_info`` text when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, object] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **_fields(record),
+        }
+        if record.exc_info:
+            entry["exc_info"] = self.formatException(record.exc_info)
+        return mask_secrets(json.dumps(entry, default=repr))
+
+
+class _ProcessFields(logging.Filter):
+    """Adds the process's service and role to every record that does not name them."""
+
+    def __init__(self, service: str | None, role: str | None) -> None:
+        super().__init__()
+        self._defaults = {"service": service, "role": role}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in self._defaults.items():
+            if value is not None and not hasattr(record, key):
+                setattr(record, key, value)
+        return True
+
+
+def configure_logging(
+    level: str = "INFO",
+    *,
+    log_format: LogFormat = "text",
+    service: str | None = None,
+    role: str | None = None,
+) -> None:
+    """Send logs to stderr: ``level`` and above, as ``log_format``, each line tagged with
+    the process's ``service`` and ``role`` (the command: api, relay, consume, dev…)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+    formatter: logging.Formatter = (
+        JsonFormatter()
+        if log_format == "json"
+        else KeyValueFormatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    handler.setFormatter(formatter)
+    handler.addFilter(_ProcessFields(service, role))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = str  # "ordering" | "catalog"
@@ -32,6 +34,10 @@ class Settings(BaseSettings):
     # Every process waits this long for its database and broker at start, then exits
     # with a clear message (compose starts everything at once).
     startup_timeout_seconds: float = Field(default=60.0, ge=0, le=3_600)
+
+    # Every process's logs: the lowest level written, and text (key=value) or JSON lines.
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
 
     # `python -m app dev`: add a few demo products to an empty catalog at start.
     seed_demo_products: bool = True
@@ -83,6 +89,18 @@ class Settings(BaseSettings):
     # reservation must still say what was done (the rule: app/catalog/retention.py).
     reservation_retention_seconds: float = Field(default=30 * 24 * 3600, ge=0)
     database_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _case_insensitive(cls, value: object) -> object:
+        # LOG_LEVEL=debug and LOG_FORMAT=JSON mean what they say.
+        if not isinstance(value, str):
+            return value
+        return (
+            value.upper()
+            if value.lower() in {"debug", "info", "warning", "error"}
+            else (value.lower())
+        )
 
     @model_validator(mode="after")
     def _reservations_outlive_the_inbox(self) -> Settings:

@@ -1,0 +1,54 @@
+"""Log lines carry the process's service and role, as text or JSON, and never a secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from app.logs import configure_logging, mask_secrets
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("amqp://guest:guest@127.0.0.1:5672/", "amqp://guest:***@127.0.0.1:5672/"),
+        ("postgresql+psycopg://app:s3cr%40t@db/x", "postgresql+psycopg://app:***@db/x"),
+        ("broker='amqps://u:p@h:5671/v' other", "broker='amqps://u:***@h:5671/v' other"),
+        (
+            "memory:// and sqlite+aiosqlite:///./var/x.db",
+            "memory:// and sqlite+aiosqlite:///./var/x.db",
+        ),
+        ("http://127.0.0.1:8002/path", "http://127.0.0.1:8002/path"),
+    ],
+)
+def test_urls_lose_their_passwords(text: str, masked: str) -> None:
+    assert mask_secrets(text) == masked
+
+
+def _lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_every_line_is_tagged_and_masked_in_json(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO", log_format="json", service="catalog", role="consume")
+    log = logging.getLogger("test")
+    log.info("connected", extra={"broker": "amqp://guest:hunter2@rabbit:5672/"})
+    try:
+        raise ConnectionError("cannot reach postgresql+psycopg://app:hunter2@db:5432/catalog")
+    except ConnectionError:
+        log.exception("failed")
+    log.debug("not written at INFO")
+    first, second = (json.loads(line) for line in _lines(capsys))
+    assert first["service"] == "catalog" and first["role"] == "consume"
+    assert first["broker"] == "amqp://guest:***@rabbit:5672/" and first["level"] == "INFO"
+    assert "hunter2" not in second["exc_info"] and "app:***@db" in second["exc_info"]
+
+
+def test_text_lines_carry_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("DEBUG", service="ordering", role="relay")
+    logging.getLogger("test").debug("batch", extra={"messages": 3})
+    [line] = _lines(capsys)
+    assert "DEBUG test batch" in line and "service='ordering'" in line and "messages=3" in line
+    configure_logging()  # back to the default for the other tests
