@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from pathlib import Path
 
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
 from app.outbox.database import ensure_sqlite_directory, make_engine
@@ -46,23 +47,37 @@ class DatabaseNotAtHeadError(FatalError):
     exits rather than fail every request or message later, far from the cause."""
 
 
+@functools.cache
+def head_revisions(service: str) -> frozenset[str]:
+    """The Alembic head(s) this code expects ``service``'s database at."""
+    return frozenset(ScriptDirectory.from_config(alembic_config(service, "sqlite://")).get_heads())
+
+
+async def revision_problem(service: str, engine: AsyncEngine) -> str | None:
+    """None when ``service``'s database (``engine``) is at the head; else what is wrong
+    and what to run. Raises what the connection raises when the database does not answer."""
+    async with engine.connect() as connection:
+        current = await connection.run_sync(
+            lambda sync: set(MigrationContext.configure(sync).get_current_heads())
+        )
+    heads = head_revisions(service)
+    if current == heads:
+        return None
+    where = engine.url.render_as_string(hide_password=True)
+    found = ", ".join(sorted(current)) or "no revision (empty database)"
+    return (
+        f"the {service} database at {where} is at {found}, not at {', '.join(sorted(heads))}"
+        f": run `python -m app migrate {service}`"
+    )
+
+
 async def ensure_at_head(service: str, *, url: str) -> None:
     """Return if ``service``'s database at ``url`` is at the head revision; else raise
     DatabaseNotAtHeadError saying which revision it is at and what to run."""
     engine = make_engine(url, pool_size=1)
     try:
-        async with engine.connect() as connection:
-            current = await connection.run_sync(
-                lambda sync: set(MigrationContext.configure(sync).get_current_heads())
-            )
+        problem = await revision_problem(service, engine)
     finally:
         await engine.dispose()
-    heads = set(ScriptDirectory.from_config(alembic_config(service, url)).get_heads())
-    if current == heads:
-        return
-    where = make_url(url).render_as_string(hide_password=True)
-    found = ", ".join(sorted(current)) or "no revision (empty database)"
-    raise DatabaseNotAtHeadError(
-        f"the {service} database at {where} is at {found}, not at {', '.join(sorted(heads))}"
-        f": run `python -m app migrate {service}`"
-    )
+    if problem is not None:
+        raise DatabaseNotAtHeadError(problem)

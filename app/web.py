@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.health import router as health_router
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.startup import wait_for_database
@@ -159,7 +160,7 @@ def build_app(
 
     app = FastAPI(title=title, lifespan=lifespan)
     install_common(app, max_body_bytes=settings.max_request_body_bytes)
-    for router in routers:
+    for router in [*routers, health_router]:
         app.include_router(router)
     return app
 
