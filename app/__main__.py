@@ -45,9 +45,12 @@ def _parser() -> argparse.ArgumentParser:
 
     relay = commands.add_parser("relay", help="publish a service's outbox to RabbitMQ")
     relay.add_argument("service", choices=SERVICES)
-
     consume = commands.add_parser("consume", help="apply a service's events through its inbox")
     consume.add_argument("service", choices=SERVICES)
+    for worker in (relay, consume):
+        worker.add_argument(
+            "--metrics-port", type=int, default=None, help="serve probes and /metrics here"
+        )
 
     upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
@@ -119,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     configure_logging()
     try:
-        settings = Settings()
+        port = getattr(args, "metrics_port", None)
+        settings = Settings(**({"metrics_port": port} if port is not None else {}))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"

@@ -38,6 +38,10 @@ class Settings(BaseSettings):
     # Every process's logs: the lowest level written, and text (key=value) or JSON lines.
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    # Relays and consumers serve /health/live, /health/ready and /metrics on this port
+    # (none when unset; `--metrics-port` on the command); the APIs serve them on theirs.
+    metrics_port: int | None = Field(default=None, ge=1, le=65_535)
+    metrics_host: str = "127.0.0.1"
 
     # `python -m app dev`: add a few demo products to an empty catalog at start.
     seed_demo_products: bool = True

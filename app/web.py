@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api_metrics import install_metrics
 from app.health import router as health_router
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError
@@ -162,6 +163,7 @@ def build_app(
     install_common(app, max_body_bytes=settings.max_request_body_bytes)
     for router in [*routers, health_router]:
         app.include_router(router)
+    install_metrics(app)
     return app
 
 

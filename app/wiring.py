@@ -30,6 +30,8 @@ def relay_config(settings: Settings) -> RelayProcessConfig:
         startup_timeout_seconds=settings.startup_timeout_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
+        probe_port=settings.metrics_port,
+        probe_host=settings.metrics_host,
     )
 
 
@@ -51,6 +53,8 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
         statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
         startup_timeout_seconds=settings.startup_timeout_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        probe_port=settings.metrics_port,
+        probe_host=settings.metrics_host,
     )
 
 

@@ -24,6 +24,7 @@ from app.outbox.consumer_policy import (
 )
 from app.outbox.decoding import Decoded, Poison, decode
 from app.outbox.holding import Holding
+from app.outbox.metrics import INBOX_DEAD_LETTERED, count_applied, reason_kind
 from app.outbox.subscriptions import Subscription
 from app.outbox.topology import TopologyConflictError
 from app.outbox.transient import (
@@ -47,11 +48,14 @@ class InboxConsumer:
         processor: BatchProcessor,
         subscriptions: Mapping[str, Subscription],
         policy: ConsumerPolicy,
+        name: str | None = None,
     ) -> None:
         """``open_connection`` opens a broker connection consuming ``queue`` (its name is
-        for the logs); ``subscriptions`` by event name."""
+        for the logs); ``subscriptions`` by event name; ``name``: the consumer's, for its
+        metrics (the queue's by default)."""
         self._open_connection = open_connection
         self._queue = queue
+        self._name = name or queue
         self._processor = processor
         self._subscriptions = subscriptions
         self._policy = policy
@@ -159,16 +163,19 @@ class InboxConsumer:
                     continue
                 # A message's own failure, or a row locked past the lock timeout: find
                 # which message, and let the others commit without it.
-                await one_by_one(
+                applied, outcomes = await one_by_one(
                     valid,
                     exc,
                     processor=self._processor,
                     holding=self._holding,
                     policy=self._policy,
                 )
+                count_applied(self._name, applied, outcomes, time.perf_counter() - started)
                 return
         await self._ack([message for message, _ in valid])
-        _log_batch(len(valid), outcomes, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        _log_batch(len(valid), outcomes, seconds)
+        count_applied(self._name, valid, outcomes, seconds)
 
     async def _ack(self, messages: list[Delivery]) -> None:
         """One ack for the batch when nothing earlier is held; else one per message.
@@ -188,6 +195,7 @@ class InboxConsumer:
     async def _dead_letter(self, message: Delivery, reason: str) -> None:
         async with asyncio.timeout(self._policy.connect_timeout_seconds):
             await self._connection.dead_letter(message, reason)
+        INBOX_DEAD_LETTERED.labels(self._name, reason_kind(reason)).inc()
         logger.warning(
             "dead-lettered a poison message",
             extra={"message_id": str(message.message_id)[:100], "reason": reason},

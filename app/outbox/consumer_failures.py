@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 
 from app.outbox.consumer_batches import delivery_count
 from app.outbox.consumer_connection import Delivery
@@ -31,20 +32,25 @@ async def one_by_one(
     processor: BatchProcessor,
     holding: Holding,
     policy: ConsumerPolicy,
-) -> None:
-    """Isolate the failing message: the others commit alone and are acked."""
+) -> tuple[list[tuple[Delivery, Decoded]], dict[uuid.UUID, str]]:
+    """Isolate the failing message: the others commit alone and are acked. Returns those
+    applied (acked) and their outcomes."""
     logger.warning(
         "batch failed; retrying its messages one by one",
         extra={"error": repr(batch_error)[:300], "size": len(valid)},
     )
+    applied: list[tuple[Delivery, Decoded]] = []
+    outcomes: dict[uuid.UUID, str] = {}
     for message, decoded in valid:
         try:
-            await _process_alone(processor, decoded)
+            outcomes.update(await _process_alone(processor, decoded))
         except Exception as exc:
             _hold(message, exc, holding, policy)
         else:
             async with asyncio.timeout(policy.connect_timeout_seconds):
                 await message.ack()
+            applied.append((message, decoded))
+    return applied, outcomes
 
 
 def _hold(message: Delivery, exc: Exception, holding: Holding, policy: ConsumerPolicy) -> None:
@@ -71,15 +77,14 @@ def _hold(message: Delivery, exc: Exception, holding: Holding, policy: ConsumerP
     holding.requeue_later(message, delay)
 
 
-async def _process_alone(processor: BatchProcessor, decoded: Decoded) -> None:
+async def _process_alone(processor: BatchProcessor, decoded: Decoded) -> dict[uuid.UUID, str]:
     """One message in its own transaction. A deadlock or serialization failure is
     another transaction's timing, not the message's fault: it is retried here rather
     than requeued, which would spend the message's delivery budget on it."""
     conflicts = Backoff(CONFLICT_BACKOFF_MAX_SECONDS)
     while True:
         try:
-            await processor.process([decoded])
-            return
+            return await processor.process([decoded])
         except Exception as exc:
             if not is_retryable_conflict(exc) or conflicts.failures >= ALONE_CONFLICT_RETRIES:
                 raise

@@ -16,6 +16,7 @@ from app.outbox.consumer_policy import BatchProcessor, ConsumerPolicy
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.probes import ProcessHealth, probe_app, serve_probes
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -52,6 +53,8 @@ class ConsumerProcessConfig:
     statement_timeout_seconds: float | None = 30.0
     startup_timeout_seconds: float = 60.0
     shutdown_grace_seconds: float = 5.0
+    probe_port: int | None = None  # /health/live, /health/ready, /metrics; None: none
+    probe_host: str = "127.0.0.1"
 
 
 def consumer_engine(
@@ -82,6 +85,7 @@ def inbox_consumer(
     return InboxConsumer(
         open_connection=connections,
         queue=bindings.topology.queue,
+        name=service,
         processor=processor,
         subscriptions=subscriptions,
         policy=policy,
@@ -118,6 +122,16 @@ async def run_consumer(
     )
     scheduler.start()
     consuming = asyncio.create_task(consumer.run(stop), name="consumer")
+    probes: asyncio.Task[None] | None = None
+    if config.probe_port is not None:
+        health = ProcessHealth()
+        health.add_check(
+            lambda: None if consumer.ready.is_set() else "not consuming: connecting to the broker"
+        )
+        serving = serve_probes(
+            probe_app(health, engine, None), host=config.probe_host, port=config.probe_port
+        )
+        probes = asyncio.create_task(serving, name="probes")
     logger.info("consumer started", extra={"service": service, "events": sorted(index)})
     try:
         stopping = asyncio.ensure_future(stop.wait())
@@ -136,7 +150,9 @@ async def run_consumer(
             logger.warning("consumer did not finish in time; its deliveries are requeued")
     finally:
         consuming.cancel()
-        await asyncio.gather(consuming, return_exceptions=True)
+        if probes is not None:
+            probes.cancel()
+        await asyncio.gather(consuming, *([probes] if probes else []), return_exceptions=True)
         scheduler.shutdown(wait=False)
         await engine.dispose()
         logger.info("consumer stopped", extra={"service": service})

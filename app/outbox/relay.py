@@ -32,6 +32,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.outbox.database import driver_connection, is_psycopg
+from app.outbox.metrics import count_batch
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import BrokerUnavailableError, Publisher
@@ -61,9 +62,12 @@ class OutboxRelay:
         policy: RelayPolicy,
         *,
         names: MessagingNames = DEFAULT_NAMES,
+        service: str = "outbox",
     ) -> None:
-        """``names`` picks the outbox table (``names.outbox_table``)."""
+        """``names`` picks the outbox table (``names.outbox_table``); ``service`` labels
+        the relay's metrics."""
         self._engine = engine
+        self._service = service
         self._publisher = publisher
         self._policy = policy
         self._sql = relay_statements(
@@ -99,6 +103,7 @@ class OutboxRelay:
             unroutable=len(result.unroutable),
         )
         _log_batch(report)
+        count_batch(self._service, {row.id: row.event_type for row in rows}, result, report.seconds)
         if result.broken is not None:
             raise BrokerUnavailableError(f"connection lost mid-batch: {result.broken!r}")
         return report

@@ -12,7 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import RabbitMQBroker
 from app.outbox.database import make_engine
+from app.outbox.metrics import OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.probes import ProcessHealth, probe_app, serve_probes
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -24,6 +26,7 @@ from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
 from app.outbox.startup import wait_for_broker, wait_for_database
+from app.outbox.status import read_status
 from app.outbox.topology import QueueBindings, TopologyConflictError
 from app.outbox.transient import is_expected_fault
 from app.outbox.waiting import Backoff, sleep_unless
@@ -51,6 +54,8 @@ class RelayProcessConfig:
     startup_timeout_seconds: float = 60.0
     shutdown_grace_seconds: float = 5.0
     statement_timeout_seconds: float | None = 30.0
+    probe_port: int | None = None  # /health/live, /health/ready, /metrics; None: none
+    probe_host: str = "127.0.0.1"
 
 
 class RelayStoppedError(FatalError):
@@ -81,6 +86,8 @@ async def run_relay(
         config.broker_url, publish_timeout=config.publish_timeout_seconds, names=config.names
     )
     publisher = broker.publisher(bindings=bindings)
+    health = ProcessHealth()
+    probes = _probes(config, health, engine, name)
     try:
         await relay_until(
             stop,
@@ -90,10 +97,31 @@ async def run_relay(
             listen_dsn=libpq_dsn(database_url),
             name=name,
             names=config.names,
+            health=health,
         )
     finally:
+        if probes is not None:
+            probes.cancel()
+            await asyncio.gather(probes, return_exceptions=True)
         await publisher.close()
         await engine.dispose()
+
+
+def _probes(
+    config: RelayProcessConfig, health: ProcessHealth, engine: AsyncEngine, name: str
+) -> asyncio.Task[None] | None:
+    if config.probe_port is None:
+        return None
+
+    async def refresh() -> None:
+        status = await read_status(engine, names=config.names)
+        OUTBOX_PENDING.labels(name).set(status.pending)
+        OUTBOX_FAILED.labels(name).set(status.failed)
+        OUTBOX_OLDEST_PENDING_AGE.labels(name).set(status.oldest_pending_age_seconds or 0)
+
+    app = probe_app(health, engine, refresh)
+    serving = serve_probes(app, host=config.probe_host, port=config.probe_port)
+    return asyncio.create_task(serving, name="probes")
 
 
 async def relay_until(
@@ -105,10 +133,11 @@ async def relay_until(
     listen_dsn: str | None,
     name: str,
     names: MessagingNames = DEFAULT_NAMES,
+    health: ProcessHealth | None = None,
 ) -> None:
     """Run the relay's workers, wake-ups and retention until ``stop`` is set, on the
     outbox table and notification channel ``names`` names."""
-    relay = OutboxRelay(engine, publisher, config.relay, names=names)
+    relay = OutboxRelay(engine, publisher, config.relay, names=names, service=name)
     wakeup = Wakeup()
     scheduler = scheduler_with_retention(
         config.retention, engine, delete_published_outbox_rows, names=names
@@ -126,7 +155,8 @@ async def relay_until(
         background.append(asyncio.create_task(listener, name="outbox-listener"))
     workers = [
         asyncio.create_task(
-            _work(relay, wakeup, wakeup.subscribe(), stop, config), name=f"relay-worker-{index}"
+            _work(relay, wakeup, wakeup.subscribe(), stop, config, health or ProcessHealth()),
+            name=f"relay-worker-{index}",
         )
         for index in range(config.concurrency)
     ]
@@ -166,6 +196,7 @@ async def _work(
     woken: asyncio.Event,
     stop: asyncio.Event,
     config: RelayProcessConfig,
+    health: ProcessHealth,
 ) -> None:
     """Drain, then sleep until woken; back off (full jitter) while a dependency is down."""
     backoff = Backoff(config.reconnect_max_seconds)
@@ -178,12 +209,14 @@ async def _work(
                     break
                 wakeup.notify()  # a backlog: bring in an idle worker to share it
             backoff.succeeded()
+            health.recovered("relay")
         except TopologyConflictError:
             raise  # refused by the broker: no retry can help (the process exits 1)
         except Exception as exc:
             # A worker never dies: a dependency that is down (broker, database) or an
             # unexpected library error both end in a jittered, capped backoff and a retry.
             delay = backoff.next_delay()
+            health.failing("relay", f"the relay cannot proceed: {exc!r}")
             logger.warning(
                 "relay cannot proceed; backing off",
                 exc_info=not is_expected_fault(exc),

@@ -73,3 +73,18 @@ def test_the_init_script_creates_both_databases() -> None:
     for variable in ("ORDERING_DATABASE_URL", "CATALOG_DATABASE_URL"):
         database = urls[variable].rsplit("/", 1)[1]
         assert f"CREATE DATABASE {database};" in script
+
+
+def test_every_process_has_a_readiness_health_check() -> None:
+    services = COMPOSE["services"]
+    roles = ("api", "relay", "consume")
+    processes = [
+        name for name, service in services.items()
+        if any(role in service.get("command", []) for role in roles)
+    ]  # fmt: skip
+    assert len(processes) == 6
+    for name in processes:
+        check = " ".join(services[name]["healthcheck"]["test"])
+        assert "/health/ready" in check, name
+        if "api" not in services[name]["command"]:
+            assert "--metrics-port" in services[name]["command"], name

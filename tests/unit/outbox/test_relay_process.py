@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+from app.outbox.probes import ProcessHealth
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.relay import BatchReport
 from app.outbox.relay_process import RelayProcessConfig, _work
@@ -35,7 +36,7 @@ async def test_worker_survives_unexpected_errors_and_stops_on_request() -> None:
     woken = wakeup.subscribe()
     config = RelayProcessConfig(broker_url="amqp://", reconnect_max_seconds=0.01)
 
-    worker = asyncio.create_task(_work(relay, wakeup, woken, stop, config))  # type: ignore[arg-type]
+    worker = asyncio.create_task(_work(relay, wakeup, woken, stop, config, ProcessHealth()))  # type: ignore[arg-type]
     await asyncio.wait_for(relay.idle.wait(), timeout=5)
     assert relay.calls == 4 and not worker.done()
 
@@ -56,6 +57,8 @@ async def test_worker_ends_when_the_broker_refuses_the_topology() -> None:
     relay = FlakyRelay(TopologyConflictError("refused"))
     stop, wakeup = asyncio.Event(), Wakeup()
     config = RelayProcessConfig(broker_url="amqp://", reconnect_max_seconds=0.01)
-    worker = asyncio.create_task(_work(relay, wakeup, wakeup.subscribe(), stop, config))  # type: ignore[arg-type]
+    worker = asyncio.create_task(
+        _work(relay, wakeup, wakeup.subscribe(), stop, config, ProcessHealth())
+    )  # type: ignore[arg-type]
     await asyncio.wait({worker}, timeout=5)
     assert isinstance(worker.exception(), TopologyConflictError)

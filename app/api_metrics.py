@@ -1,0 +1,78 @@
+"""The APIs' ``/metrics``: HTTP request counts and durations by route template, and the
+outbox gauges of each database the process holds, read at scrape time (through the
+partial indexes: never a scan of published rows)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.outbox.metrics import OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
+from app.outbox.status import read_status
+
+logger = logging.getLogger(__name__)
+
+HTTP_REQUESTS = Counter("http_requests", "HTTP requests answered.", ["method", "route", "status"])
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+class HttpMetricsMiddleware:
+    """Counts every answer by method, route template (``/api/ordering/order/{order_id}``,
+    not the id: few label values) and status; unmatched paths count as ``unmatched``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+
+
+async def _refresh(engines: dict[str, AsyncEngine]) -> None:
+    for service, engine in engines.items():
+        try:
+            status = await read_status(engine)
+        except Exception:  # the other figures are still worth reading
+            logger.warning("metrics: %s's outbox could not be read", service, exc_info=True)
+            continue
+        OUTBOX_PENDING.labels(service).set(status.pending)
+        OUTBOX_FAILED.labels(service).set(status.failed)
+        OUTBOX_OLDEST_PENDING_AGE.labels(service).set(status.oldest_pending_age_seconds or 0)
+
+
+def install_metrics(app: FastAPI) -> None:
+    """Add the request metrics and ``GET /metrics`` to ``app``."""
+    app.add_middleware(HttpMetricsMiddleware)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        await _refresh(request.app.state.engines)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
