@@ -10,8 +10,6 @@ import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
 from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -22,6 +20,7 @@ from app.housekeeping import housekeeping
 from app.logs import configure_logging
 from app.operations import at_head, declare_broker, needs_rabbitmq
 from app.outbox.database import UnsupportedDatabaseError
+from app.serving import serve as _serve
 from app.settings import SERVICES, Settings
 from app.wiring import consumer_config, relay_config
 
@@ -63,10 +62,6 @@ def _parser() -> argparse.ArgumentParser:
         "declare", help="declare the exchange, every service's queues, dead letters, bindings"
     )
     return parser
-
-
-def _serve(app: FastAPI, host: str, port: int) -> None:
-    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False)
 
 
 def _relay(settings: Settings, service: str) -> int:
@@ -182,12 +177,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from app.ordering.app import create_app
         else:
             from app.catalog.app import create_app
-        _serve(create_app(settings), args.host, args.port or DEFAULT_PORTS[args.service])
-        return 0
+        return _serve(create_app(settings), args.host, args.port or DEFAULT_PORTS[args.service])
     from app.dev import create_dev_app
 
-    _serve(create_dev_app(settings), args.host, args.port)
-    return 0
+    return _serve(create_dev_app(settings), args.host, args.port)
 
 
 if __name__ == "__main__":

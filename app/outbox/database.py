@@ -34,7 +34,13 @@ def check_supported(url: str) -> None:
 def _check(database: str, driver: str) -> None:
     if SUPPORTED.get(database) != driver:
         supported = ", ".join(f"{name}+{drv}" for name, drv in SUPPORTED.items())
-        raise UnsupportedDatabaseError(f"the outbox runs on {supported}; got {database}+{driver}")
+        hint = ""
+        if database in SUPPORTED:
+            # postgresql:// alone means psycopg2 to SQLAlchemy; sqlite:// the sync driver.
+            hint = f": write the URL as {database}+{SUPPORTED[database]}://…"
+        raise UnsupportedDatabaseError(
+            f"the outbox runs on {supported}; got {database}+{driver}{hint}"
+        )
 
 
 def is_psycopg(dialect: Dialect) -> bool:

@@ -19,7 +19,35 @@ logger = logging.getLogger(__name__)
 
 
 class DependencyUnavailableError(FatalError):
-    """A dependency never came up within the start-up timeout."""
+    """A dependency never came up within the start-up timeout, or refused us for good."""
+
+
+# Answers no wait can change: PostgreSQL's (SQLSTATE class 28, invalid authorization;
+# 3D000 invalid catalog name: no such database) and RabbitMQ's (403 ACCESS_REFUSED: bad
+# credentials; 530 NOT_ALLOWED: no such vhost or no access to it).
+_PERMANENT_WORDS = (
+    "password authentication failed",
+    "authentication failed",
+    "does not exist",
+    "no pg_hba.conf entry",
+    "ACCESS_REFUSED",
+    "NOT_ALLOWED",
+    "vhost",
+    # aiormq, when RabbitMQ answers connection.open with connection.close (530: no such
+    # vhost, or no access to it); it keeps only this text of the frame.
+    "['Connection.OpenOk'], got <Connection.Close",
+)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True when ``exc`` is a refusal waiting cannot change (wrong credentials, no such
+    database or vhost): the process should exit at once, saying so."""
+    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None) or ""
+    if sqlstate.startswith("28") or sqlstate == "3D000":
+        return True
+    if type(exc).__name__ in {"ProbableAuthenticationError", "AuthenticationError"}:
+        return True
+    return any(word in repr(exc) for word in _PERMANENT_WORDS)
 
 
 async def _wait(
@@ -36,6 +64,11 @@ async def _wait(
                 logger.info("%s is up", name, extra={"at": where, "tries": backoff.failures + 1})
             return
         except Exception as exc:
+            if is_permanent(exc):
+                raise DependencyUnavailableError(
+                    f"{name} at {where} refused this process ({exc!r:.300}); waiting cannot "
+                    "help: check the URL's user, password and database or vhost"
+                ) from exc
             if time.monotonic() >= deadline:
                 raise DependencyUnavailableError(
                     f"{name} at {where} is not reachable after {within:.0f}s ({exc!r:.200})"

@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 def run(*args: str, timeout: float = 60, **settings: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
-        env=command_env(STARTUP_TIMEOUT_SECONDS="5", **settings),
+        env=command_env(**{"STARTUP_TIMEOUT_SECONDS": "5", **settings}),
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -212,3 +212,50 @@ def test_outbox_status_on_a_database_without_migrations_says_what_to_run(
     assert done.returncode == 1
     [line] = error_lines(done.stderr)
     assert "run `python -m app migrate catalog`" in line
+
+
+@pytest.mark.parametrize(
+    ("args", "settings", "says"),
+    [
+        (("relay", "ordering"), {"BROKER_URL": "amqp://guest:guest@127.0.0.1:5672/no_such_vhost"},
+         "RabbitMQ at 127.0.0.1:5672/no_such_vhost refused this process"),
+        (("consume", "catalog"), {"BROKER_URL": "amqp://guest:wrong@127.0.0.1:5672/"},
+         "refused this process"),
+        (("api", "ordering"),
+         {"ORDERING_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:5432/cc_no_such_db"},
+         'database "cc_no_such_db" does not exist'),
+    ],
+)  # fmt: skip
+def test_a_refusal_ends_the_start_at_once(
+    args: tuple[str, ...], settings: dict[str, str], says: str, ordering_db: str, catalog_db: str
+) -> None:
+    databases = {"ORDERING_DATABASE_URL": ordering_db, "CATALOG_DATABASE_URL": catalog_db}
+    started = time.monotonic()
+    done = run(*args, STARTUP_TIMEOUT_SECONDS="60", **{**databases, **settings})  # not waited out
+    assert done.returncode == 1, done.stderr
+    assert time.monotonic() - started < 20
+    [line] = error_lines(done.stderr)
+    assert says in line and "waiting cannot help" in line
+    assert ":wrong@" not in done.stderr  # the password is masked even here
+
+
+def test_the_api_exits_0_on_sigterm_and_1_when_it_cannot_start(ordering_db: str) -> None:
+    port = free_port()
+    env = {"ORDERING_DATABASE_URL": ordering_db, "BROKER_URL": "memory://"}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "app", "api", "ordering", "--port", str(port)],
+        env=command_env(**env), cwd=PROJECT_ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while "Application startup complete" not in (
+            line := first.stderr.readline() if first.stderr else ""
+        ):
+            assert time.monotonic() < deadline and line != "", "the API did not start"
+        second = run("api", "ordering", "--port", str(port), **env)  # the port is taken
+        assert second.returncode == 1
+        assert any("did not start" in line for line in error_lines(second.stderr))
+        assert "Traceback" not in second.stderr
+    finally:
+        first.terminate()
+        assert first.wait(timeout=15) == 0  # SIGTERM: a clean exit

@@ -1,0 +1,42 @@
+"""Serving an API with uvicorn: a clean exit 0 on SIGTERM, exit 1 when it cannot start."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+from signal import SIGINT, SIGTERM
+
+import uvicorn
+from fastapi import FastAPI
+
+logger = logging.getLogger("app")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, but SIGTERM and SIGINT end it cleanly with exit 0: uvicorn re-raises the
+    signal once shut down, so the process would die of it (exit 143)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (SIGINT, SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+def serve(app: FastAPI, host: str, port: int) -> int:
+    """Serve ``app`` until SIGTERM/SIGINT (0), or 1 when it could not start (its lifespan
+    failed, saying why, or the port is taken)."""
+    server = _Server(
+        uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
+    )
+    with contextlib.suppress(SystemExit):  # uvicorn exits on a port it cannot bind, saying why
+        server.run()
+    if not server.started:
+        logger.error("the API did not start (see the line above); exiting")
+        return 1
+    return 0

@@ -1,0 +1,62 @@
+"""At start, a refusal no wait can change ends the process at once with one line; a
+dependency still starting is waited for."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.outbox.database import UnsupportedDatabaseError, check_supported
+from app.outbox.startup import is_permanent
+
+
+class _PsycopgError(Exception):
+    def __init__(self, message: str, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class ProbableAuthenticationError(Exception):
+    """Named as aiormq's."""
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        _PsycopgError("connection failed", sqlstate="28P01"),
+        _PsycopgError("connection failed", sqlstate="3D000"),
+        _PsycopgError('FATAL:  database "x" does not exist'),
+        _PsycopgError('FATAL:  password authentication failed for user "app"'),
+        ProbableAuthenticationError("ACCESS_REFUSED - Login was refused"),
+        Exception("Expected one of ['Connection.OpenOk'], got <Connection.Close object at 0x1>"),
+    ],
+)
+def test_refusals_are_permanent(exc: Exception) -> None:
+    assert is_permanent(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ConnectionRefusedError(111, "Connect call failed"),
+        _PsycopgError("connection failed: Connection refused", sqlstate=None),
+        _PsycopgError("the database system is starting up", sqlstate="57P03"),
+        TimeoutError(),
+    ],
+)
+def test_a_dependency_still_starting_is_waited_for(exc: Exception) -> None:
+    assert not is_permanent(exc)
+
+
+@pytest.mark.parametrize(
+    ("url", "hint"),
+    [
+        ("postgresql://u@h/db", "postgresql+psycopg://"),
+        ("postgresql+asyncpg://u@h/db", "postgresql+psycopg://"),
+        ("sqlite:///x.db", "sqlite+aiosqlite://"),
+    ],
+)
+def test_a_url_without_the_driver_gets_a_hint(url: str, hint: str) -> None:
+    with pytest.raises(UnsupportedDatabaseError, match=re.escape(f"write the URL as {hint}")):
+        check_supported(url)
