@@ -22,6 +22,7 @@ from app.operations import at_head, declare_broker, needs_rabbitmq
 from app.outbox.database import UnsupportedDatabaseError
 from app.serving import serve as _serve
 from app.settings import SERVICES, Settings
+from app.telemetry import configure_tracing
 from app.wiring import consumer_config, relay_config
 
 logger = logging.getLogger("app")
@@ -126,12 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         logger.error("invalid settings: %s", problems)
         return 1
+    service = getattr(args, "service", None)
     configure_logging(
-        settings.log_level,
-        log_format=settings.log_format,
-        service=getattr(args, "service", None),
-        role=args.command,
+        settings.log_level, log_format=settings.log_format, service=service, role=args.command
     )
+    configure_tracing(f"cloudcrm-{service or 'all'}-{args.command}")
     try:
         return _dispatch(args, settings)
     except (ArgumentError, NoSuchModuleError, UnsupportedDatabaseError) as exc:

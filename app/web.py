@@ -19,6 +19,7 @@ from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.startup import wait_for_database
 from app.settings import Settings
+from app.telemetry import instrument_api
 
 logger = logging.getLogger(__name__)
 
@@ -164,6 +165,7 @@ def build_app(
     for router in [*routers, health_router]:
         app.include_router(router)
     install_metrics(app)
+    instrument_api(app)
     return app
 
 

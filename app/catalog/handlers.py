@@ -77,7 +77,7 @@ async def reserve_stock(session: AsyncSession, events: Sequence[OrderPlaced]) ->
             reason = INSUFFICIENT_STOCK if line.product_id in existing else UNKNOWN_PRODUCT
             outcomes[index] = reason
             replies.append(StockReservationRejected(**fields, reason=reason))
-    await write_events(session, replies)
+    await write_events(session, replies, caused_by=[events[index] for index in order])
     return outcomes
 
 

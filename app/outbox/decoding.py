@@ -31,6 +31,7 @@ _DECIMAL = re.compile(r"-?[0-9]{1,18}")
 class Decoded:
     message_id: uuid.UUID
     event: IntegrationEvent
+    traceparent: str | None = None  # the W3C trace context the message came with
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,12 @@ def decode(
         event = subscription.event.from_body(body)
     except ValidationError as exc:
         return Poison(f"invalid {subscription.name}: {_summary(exc)}")
-    return Decoded(parsed_id, event.model_copy(update={"event_id": parsed_id}))
+    traceparent = (headers or {}).get("traceparent")
+    return Decoded(
+        parsed_id,
+        event.model_copy(update={"event_id": parsed_id}),
+        traceparent if isinstance(traceparent, str) else None,
+    )
 
 
 def _version(headers: Mapping[str, Any] | None, subscription: Subscription) -> int | Poison:

@@ -29,6 +29,7 @@ from app.outbox.decoding import Decoded
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.subscriptions import APPLIED, Subscription
+from app.outbox.tracing import consume_spans
 
 # Rows are inserted as "applied", the usual outcome, and corrected a few statements later
 # in the same transaction when a handler concluded otherwise; no other transaction can
@@ -75,6 +76,11 @@ class InboxProcessor:
         Messages already in the inbox (duplicates) get no entry. Raises on any database
         error, with nothing committed.
         """
+        traced = [(m.message_id, m.event.event_name, m.traceparent) for m in messages]
+        with consume_spans(traced):
+            return await self._process(messages)
+
+    async def _process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
         async with self._sessions() as session, session.begin():
             fresh = await self._record(session, messages)
             outcomes = await self._apply(session, fresh)

@@ -38,6 +38,7 @@ from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import BrokerUnavailableError, Publisher
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.relay_statements import outgoing_messages, relay_statements
+from app.outbox.tracing import end_publish_spans, start_publish_spans
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,9 @@ class OutboxRelay:
             if not rows:
                 return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
             messages, unreadable = outgoing_messages(rows)
+            messages, spans = start_publish_spans(messages)
             result = await self._publisher.publish_batch(messages)
+            end_publish_spans(spans, result)
             result.rejected.update(unreadable)
             failed = await self._record_rejections(connection, rows, result.rejected)
             failed += await self._record_unroutable(connection, rows, result.unroutable)

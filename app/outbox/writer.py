@@ -13,6 +13,7 @@ from app.outbox.database import driver_connection, is_psycopg
 from app.outbox.events import VERSION_HEADER, IntegrationEvent
 from app.outbox.models import OutboxRow, outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.tracing import current_traceparent, traceparent_of_cause
 
 
 def _headers(
@@ -38,8 +39,12 @@ def add_event(
 
     No I/O and no flush here: the row is written by the caller's commit, on the caller's
     connection, so the event and the state change are one atomic write. ``names`` picks
-    the outbox table. Returns the staged row (``.id`` is the message id).
+    the outbox table; ``traceparent`` defaults to the current trace context (so an event
+    written while serving a traced request continues its trace). Returns the staged row
+    (``.id`` is the message id).
     """
+    if traceparent is None:
+        traceparent = current_traceparent()
     row = outbox_tables(names).row(
         id=event.event_id,
         event_type=event.event_name,
@@ -66,12 +71,21 @@ async def write_events(
     events: Sequence[IntegrationEvent],
     *,
     names: MessagingNames = DEFAULT_NAMES,
+    caused_by: Sequence[IntegrationEvent] | None = None,
 ) -> None:
     """Write many events' outbox rows at once, in the caller's transaction (a consumer's
     handler replying to a batch). Same atomicity as ``add_event``; the INSERT runs now,
-    as one statement, instead of one ORM object per event at flush."""
+    as one statement, instead of one ORM object per event at flush. ``caused_by[i]``: the
+    incoming event ``events[i]`` answers, whose trace it continues (ValueError when the
+    lengths differ)."""
     if not events:
         return
+    if caused_by is not None and len(caused_by) != len(events):
+        raise ValueError(f"{len(events)} events but {len(caused_by)} causes")
+    current = current_traceparent()
+    traces = [
+        traceparent_of_cause(cause.event_id) or current for cause in caused_by
+    ] if caused_by is not None else [current] * len(events)  # fmt: skip
     table = outbox_tables(names).outbox
     connection = await session.connection()
     if not is_psycopg(connection.dialect):
@@ -80,9 +94,9 @@ async def write_events(
                 "id": event.event_id,
                 "event_type": event.event_name,
                 "payload": event.body(),
-                "headers": _headers(event, None, None),
+                "headers": _headers(event, None, trace),
             }
-            for event in events
+            for event, trace in zip(events, traces, strict=True)
         ]
         await connection.execute(insert(table), rows)
         return
@@ -93,7 +107,10 @@ async def write_events(
             [event.event_id for event in events],
             [event.event_name for event in events],
             [Json(event.body()) for event in events],
-            [Json(_headers(event, None, None)) for event in events],
+            [
+                Json(_headers(event, None, trace))
+                for event, trace in zip(events, traces, strict=True)
+            ],
         ),
         prepare=True,
     )
