@@ -31,8 +31,17 @@ _CONSUMING: contextvars.ContextVar[Mapping[uuid.UUID, Span] | None] = contextvar
 )
 
 
+def tracing_on() -> bool:
+    """False while no SDK is set up (the API's default, no-op provider): then nothing here
+    costs more than this check, per batch."""
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
 def current_traceparent() -> str | None:
     """The current context as a ``traceparent`` value; None when nothing is traced."""
+    if not tracing_on():
+        return None
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get(TRACEPARENT)
@@ -61,6 +70,8 @@ def start_publish_spans(
     carry their span's context instead (when there is a real one)."""
     traced: list[OutgoingMessage] = []
     spans: list[tuple[uuid.UUID, Span]] = []
+    if not tracing_on():
+        return list(messages), spans
     for message in messages:
         span = tracer.start_span(
             f"{message.event_type} publish",
@@ -100,6 +111,9 @@ def consume_spans(
     """CONSUMER spans, one per (message id, event type, traceparent), around the block
     (the inbox transaction); replies written in it find their cause's span."""
     spans: dict[uuid.UUID, Span] = {}
+    if not tracing_on():
+        yield
+        return
     for message_id, event_type, traceparent in messages:
         spans[message_id] = tracer.start_span(
             f"{event_type} process",
