@@ -88,3 +88,54 @@ def test_every_process_has_a_readiness_health_check() -> None:
         assert "/health/ready" in check, name
         if "api" not in services[name]["command"]:
             assert "--metrics-port" in services[name]["command"], name
+
+
+def _exposed_samples() -> set[str]:
+    """Every sample name the processes' /metrics can show (the app's registry)."""
+    from prometheus_client import REGISTRY
+
+    import app.api_metrics
+    import app.outbox.metrics  # noqa: F401 - registers the outbox's and inbox's
+
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "gauge": ("",),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+    }
+    return {
+        family.name + suffix
+        for family in REGISTRY.collect()
+        for suffix in suffixes.get(family.type, ("",))
+    }
+
+
+def test_every_dashboard_query_names_an_exposed_metric() -> None:
+    import json
+    import re
+
+    dashboard = json.loads(
+        (ROOT / "observability/grafana/dashboards/cloudcrm-outbox.json").read_text()
+    )
+    exposed = _exposed_samples()
+    ours = re.compile(r"\b((?:outbox|inbox|http)_[a-z_]+)\b")
+    queries = [t["expr"] for panel in dashboard["panels"] for t in panel["targets"]]
+    assert queries
+    named = {name for query in queries for name in ours.findall(query)}
+    assert named and named <= exposed, named - exposed
+    for metric in ("outbox_pending_messages", "inbox_lag_seconds_bucket",
+                   "inbox_dead_lettered_total", "outbox_publish_errors_total"):  # fmt: skip
+        assert metric in named, metric
+
+
+def test_prometheus_scrapes_every_process() -> None:
+    config = yaml.safe_load((ROOT / "observability/prometheus.yml").read_text())
+    targets = {t for job in config["scrape_configs"] for c in job["static_configs"]
+               for t in c["targets"]}  # fmt: skip
+    workers = {name for name, spec in APP_SERVICES.items()
+               if "--metrics-port" in spec.get("command", [])}  # fmt: skip
+    assert {f"{name}:9100" for name in workers} | {
+        "ordering-api:8001",
+        "catalog-api:8002",
+    } == targets
+    assert SERVICES["grafana"]["profiles"] == ["observability"]
+    assert SERVICES["prometheus"]["profiles"] == ["observability"]
