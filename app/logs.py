@@ -95,3 +95,7 @@ def configure_logging(
     root.setLevel(level)
     # APScheduler logs every run of every job at INFO: once a second for the relay's poll.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # LOG_LEVEL=DEBUG is for this system's own lines (one per message); the drivers' own
+    # debug output (every SQLite call, every AMQP frame) stays at INFO.
+    for noisy in ("aiosqlite", "aiormq", "aio_pika", "httpcore", "httpx", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))

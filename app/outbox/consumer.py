@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from app.outbox.batch_logs import log_consumer_batch
 from app.outbox.consumer_batches import delivery_count, next_batch, take
 from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
 from app.outbox.consumer_failures import one_by_one
@@ -174,7 +174,7 @@ class InboxConsumer:
                 return
         await self._ack([message for message, _ in valid])
         seconds = time.perf_counter() - started
-        _log_batch(len(valid), outcomes, seconds)
+        log_consumer_batch(valid, outcomes, seconds)
         count_applied(self._name, valid, outcomes, seconds)
 
     async def _ack(self, messages: list[Delivery]) -> None:
@@ -200,18 +200,3 @@ class InboxConsumer:
             "dead-lettered a poison message",
             extra={"message_id": str(message.message_id)[:100], "reason": reason},
         )
-
-
-def _log_batch(size: int, outcomes: dict[uuid.UUID, str], seconds: float) -> None:
-    counts: dict[str, int] = {}
-    for outcome in outcomes.values():
-        counts[outcome] = counts.get(outcome, 0) + 1
-    logger.info(
-        "consumed batch",
-        extra={
-            "messages": size,
-            "duplicates": size - len(outcomes),
-            "outcomes": counts,
-            "duration_ms": round(seconds * 1000, 1),
-        },
-    )

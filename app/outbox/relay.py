@@ -31,6 +31,7 @@ from typing import Any
 from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app.outbox.batch_logs import log_relay_batch
 from app.outbox.database import driver_connection, is_psycopg
 from app.outbox.metrics import count_batch
 from app.outbox.models import outbox_tables
@@ -105,7 +106,7 @@ class OutboxRelay:
             seconds=time.perf_counter() - started,
             unroutable=len(result.unroutable),
         )
-        _log_batch(report)
+        log_relay_batch(report, messages, result)
         count_batch(self._service, {row.id: row.event_type for row in rows}, result, report.seconds)
         if result.broken is not None:
             raise BrokerUnavailableError(f"connection lost mid-batch: {result.broken!r}")
@@ -182,20 +183,4 @@ def _log_unroutable(rows: Sequence[Any], unroutable: dict[uuid.UUID, str]) -> No
     logger.warning(
         "events returned unroutable (no queue bound); retrying",
         extra={"rows": len(unroutable), "routing_keys": routing_keys},
-    )
-
-
-def _log_batch(report: BatchReport) -> None:
-    level = logging.WARNING if report.rejected or report.unroutable else logging.INFO
-    logger.log(
-        level,
-        "relayed batch",
-        extra={
-            "claimed": report.claimed,
-            "published": report.published,
-            "rejected": report.rejected,
-            "unroutable": report.unroutable,
-            "failed": report.failed,
-            "duration_ms": round(report.seconds * 1000, 1),
-        },
     )

@@ -52,3 +52,18 @@ def test_text_lines_carry_the_fields(capsys: pytest.CaptureFixture[str]) -> None
     [line] = _lines(capsys)
     assert "DEBUG test batch" in line and "service='ordering'" in line and "messages=3" in line
     configure_logging()  # back to the default for the other tests
+
+
+def test_a_batch_line_names_the_first_messages_and_their_traces() -> None:
+    import uuid
+
+    from app.outbox.batch_logs import SHOWN, _ids, trace_id
+
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    headers = {uuid.uuid4(): {"correlation_id": "c1", "traceparent": traceparent}}
+    headers |= {uuid.uuid4(): {} for _ in range(SHOWN + 2)}
+    fields = _ids(headers)
+    assert len(fields["message_ids"]) == SHOWN and fields["more"] == 3
+    assert fields["correlation_ids"] == ["c1"]
+    assert fields["trace_ids"] == ["0af7651916cd43dd8448eb211c80319c"]
+    assert trace_id("garbage") is None and trace_id(None) is None
