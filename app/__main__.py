@@ -20,6 +20,7 @@ from app.housekeeping import housekeeping
 from app.logs import configure_logging
 from app.operations import at_head, declare_broker, needs_rabbitmq
 from app.outbox.database import UnsupportedDatabaseError
+from app.outbox.redaction import safe_url
 from app.serving import serve as _serve
 from app.settings import SERVICES, Settings
 from app.telemetry import configure_tracing
@@ -146,7 +147,9 @@ def _announce(args: argparse.Namespace, settings: Settings) -> None:
     if args.command not in {"api", "relay", "consume"}:
         return
     url = settings.database_url(args.service)
-    logger.info("starting", extra={"database": url, "broker": settings.broker_url})
+    logger.info(
+        "starting", extra={"database": safe_url(url), "broker": safe_url(settings.broker_url)}
+    )
     if url.startswith("sqlite"):
         logger.warning(
             "`%s %s` runs on SQLite, the development database: set %s_DATABASE_URL="

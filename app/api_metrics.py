@@ -13,8 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.outbox.metrics import OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
-from app.outbox.status import read_status
+from app.outbox.metrics import refresh_outbox_gauges
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +49,11 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
+            route = getattr(scope.get("route"), "path", None) or (
+                # FastAPI's own pages (/docs, /openapi.json) are plain routes: their path
+                # is their name; anything no route matched is one label, not one per path.
+                scope["path"] if "endpoint" in scope else "unmatched"
+            )
             method = scope["method"]
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
@@ -58,14 +61,7 @@ class HttpMetricsMiddleware:
 
 async def _refresh(engines: dict[str, AsyncEngine]) -> None:
     for service, engine in engines.items():
-        try:
-            status = await read_status(engine)
-        except Exception:  # the other figures are still worth reading
-            logger.warning("metrics: %s's outbox could not be read", service, exc_info=True)
-            continue
-        OUTBOX_PENDING.labels(service).set(status.pending)
-        OUTBOX_FAILED.labels(service).set(status.failed)
-        OUTBOX_OLDEST_PENDING_AGE.labels(service).set(status.oldest_pending_age_seconds or 0)
+        await refresh_outbox_gauges(engine, service)
 
 
 def install_metrics(app: FastAPI) -> None:

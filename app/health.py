@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.migrate import revision_problem
+from app.outbox.redaction import mask_secrets
 
 PROBE_TIMEOUT_SECONDS = 3.0
 
@@ -29,11 +30,11 @@ async def database_problems(engines: dict[str, AsyncEngine]) -> list[str]:
     for service, engine in engines.items():
         try:
             async with asyncio.timeout(PROBE_TIMEOUT_SECONDS):
-                problem = await revision_problem(service, engine)
+                problem = await revision_problem(service, engine, allow_ahead=True)
         except Exception as exc:  # any failure to answer is "not ready", with its words
             problem = f"the {service} database does not answer: {exc!r:.300}"
         if problem is not None:
-            problems.append(problem)
+            problems.append(mask_secrets(problem))
     return problems
 
 

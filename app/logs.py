@@ -9,22 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 from datetime import UTC, datetime
 from typing import Literal
 
+from app.outbox.redaction import mask_secrets
+
+__all__ = ["JsonFormatter", "KeyValueFormatter", "configure_logging", "mask_secrets"]
+
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
-# scheme://user:password@host — the password (RFC 3986 userinfo), whatever the scheme.
-_CREDENTIALS = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'\"]*:)[^\s@/'\"]*@")
 
 LogFormat = Literal["text", "json"]
-
-
-def mask_secrets(text: str) -> str:
-    """``text`` with every URL's password replaced by ``***``."""
-    return _CREDENTIALS.sub(lambda found: f"{found['head']}***@", text)
 
 
 def _fields(record: logging.LogRecord) -> dict[str, object]:

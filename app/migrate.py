@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from alembic import command
 from app.outbox.database import ensure_sqlite_directory, make_engine
 from app.outbox.process import FatalError
+from app.outbox.redaction import safe_url
 from app.outbox.startup import wait_for_database
 from app.settings import Settings
 
@@ -53,17 +54,28 @@ def head_revisions(service: str) -> frozenset[str]:
     return frozenset(ScriptDirectory.from_config(alembic_config(service, "sqlite://")).get_heads())
 
 
-async def revision_problem(service: str, engine: AsyncEngine) -> str | None:
-    """None when ``service``'s database (``engine``) is at the head; else what is wrong
-    and what to run. Raises what the connection raises when the database does not answer."""
+@functools.cache
+def known_revisions(service: str) -> frozenset[str]:
+    """Every revision this code's history of ``service`` holds."""
+    scripts = ScriptDirectory.from_config(alembic_config(service, "sqlite://"))
+    return frozenset(script.revision for script in scripts.walk_revisions())
+
+
+async def revision_problem(
+    service: str, engine: AsyncEngine, *, allow_ahead: bool = False
+) -> str | None:
+    """None when ``service``'s database (``engine``) is at the head (or, ``allow_ahead``,
+    at a revision this code does not know: a newer release migrated it, as in a rolling
+    deploy); else what is wrong and what to run. Raises what the connection raises when
+    the database does not answer."""
     async with engine.connect() as connection:
         current = await connection.run_sync(
             lambda sync: set(MigrationContext.configure(sync).get_current_heads())
         )
     heads = head_revisions(service)
-    if current == heads:
+    if current == heads or (allow_ahead and current and not current <= known_revisions(service)):
         return None
-    where = engine.url.render_as_string(hide_password=True)
+    where = safe_url(engine.url.render_as_string(hide_password=False))
     found = ", ".join(sorted(current)) or "no revision (empty database)"
     return (
         f"the {service} database at {where} is at {found}, not at {', '.join(sorted(heads))}"

@@ -10,6 +10,7 @@ from app import migrate
 from app.consumers import all_bindings
 from app.outbox.broker import AMQP_SCHEMES
 from app.outbox.names import DEFAULT_NAMES
+from app.outbox.redaction import safe_url
 from app.outbox.startup import wait_for_broker, wait_for_database
 from app.outbox.topology import TopologyConflictError, declare_at
 from app.settings import Settings
@@ -25,7 +26,7 @@ def needs_rabbitmq(settings: Settings, command: str) -> bool:
         "`%s` talks to RabbitMQ: set BROKER_URL=amqp://user:password@host:5672/ "
         "(got %r; memory:// exists only inside `python -m app dev`)",
         command,
-        settings.broker_url,
+        safe_url(settings.broker_url),
     )
     return False
 

@@ -13,6 +13,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.outbox.database import ENGINE_HOOKS
 
 logger = logging.getLogger(__name__)
 
@@ -31,19 +34,34 @@ def configure_tracing(service_name: str) -> None:
 
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
     provider = TracerProvider(resource=Resource.create(attributes))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    # Bounded: a collector that is down must not hold a stopping process past its grace.
+    timeout = float(os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "2"))
+    provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(timeout=timeout), export_timeout_millis=2000)
+    )
     trace.set_tracer_provider(provider)
     instrument_sqlalchemy()
     logger.info("tracing: spans exported over OTLP", extra={"service_name": service_name})
 
 
 def instrument_sqlalchemy() -> None:
-    """Spans for every SQL statement of engines made from now on."""
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    """Spans for every SQL statement of the engines the outbox makes from now on (its
+    ``make_engine`` runs the hook: SQLAlchemy's async engines are built from a reference to
+    ``create_engine`` taken before any instrumentation could wrap it)."""
+    from opentelemetry import metrics
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
-    instrumentor = SQLAlchemyInstrumentor()
-    if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument()
+    name = "opentelemetry.instrumentation.sqlalchemy"
+    tracer = trace.get_tracer(name)
+    usage = metrics.get_meter(name).create_up_down_counter(
+        "db.client.connections.usage", unit="connections"
+    )
+
+    def trace_statements(engine: AsyncEngine) -> None:
+        EngineTracer(tracer, engine.sync_engine, usage)  # type: ignore[no-untyped-call]
+
+    if not any(hook.__name__ == "trace_statements" for hook in ENGINE_HOOKS):
+        ENGINE_HOOKS.append(trace_statements)
 
 
 def instrument_api(app: FastAPI) -> None:

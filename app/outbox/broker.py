@@ -111,7 +111,7 @@ def broker_for(
         )
     if url.startswith(EMBEDDED_SCHEME):
         return EmbeddedBroker(embedded_path, names=names)
-    scheme = url.split("://", 1)[0] if "://" in url else url[:20]
+    scheme = url.split("://", 1)[0] if "://" in url else "no scheme"
     raise UnsupportedBrokerError(
         f"no broker for {scheme!r}: use amqp://user:password@host:5672/vhost (RabbitMQ) "
         "or memory:// (the embedded broker, inside `python -m app dev`)"

@@ -60,6 +60,7 @@ class InboxConsumer:
         self._subscriptions = subscriptions
         self._policy = policy
         self.ready = asyncio.Event()  # set while a connection is consuming
+        self.trouble: str | None = None  # why batches are held (the database away)
         self._connection: ConsumerConnection
         self._holding = Holding()
 
@@ -150,6 +151,7 @@ class InboxConsumer:
                     # messages (unacked, so nothing is lost) and retry. Requeueing would
                     # spend their delivery budget on a fault that is none of theirs.
                     delay = outages.next_delay()
+                    self.trouble = f"the database is unavailable: {exc!r:.200}"
                     logger.warning(
                         "database unavailable; holding the batch",
                         extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
@@ -172,6 +174,7 @@ class InboxConsumer:
                 )
                 count_applied(self._name, applied, outcomes, time.perf_counter() - started)
                 return
+        self.trouble = None
         await self._ack([message for message, _ in valid])
         seconds = time.perf_counter() - started
         log_consumer_batch(valid, outcomes, seconds)

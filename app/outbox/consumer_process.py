@@ -16,7 +16,7 @@ from app.outbox.consumer_policy import BatchProcessor, ConsumerPolicy
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
-from app.outbox.probes import ProcessHealth, probe_app, serve_probes
+from app.outbox.probes import ProcessHealth, probe_app, raise_if_failed, start_probes
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -24,7 +24,7 @@ from app.outbox.process import (
     stop_on_signals,
 )
 from app.outbox.retention import delete_old_inbox_rows
-from app.outbox.startup import wait_for_broker, wait_for_database
+from app.outbox.startup import dependencies_up
 from app.outbox.subscriptions import Subscription, by_event_name
 from app.outbox.topology import QueueBindings
 
@@ -101,8 +101,9 @@ async def run_consumer(
 ) -> None:
     """Consume ``service``'s queue into its database until SIGTERM/SIGINT."""
     stop = stop_on_signals()
-    await wait_for_database(database_url, within=config.startup_timeout_seconds)
-    await wait_for_broker(config.broker_url, within=config.startup_timeout_seconds)
+    within = config.startup_timeout_seconds
+    if not await dependencies_up(stop, database_url, config.broker_url, within=within):
+        return
     index = by_event_name(subscriptions)
     engine = consumer_engine(config, database_url, pool_size=2)
     broker = RabbitMQBroker(
@@ -128,10 +129,13 @@ async def run_consumer(
         health.add_check(
             lambda: None if consumer.ready.is_set() else "not consuming: connecting to the broker"
         )
-        serving = serve_probes(
-            probe_app(health, engine, None), host=config.probe_host, port=config.probe_port
+        health.add_check(lambda: consumer.trouble)
+        probes = start_probes(
+            probe_app(health, engine, None),
+            host=config.probe_host,
+            port=config.probe_port,
+            stop=stop,
         )
-        probes = asyncio.create_task(serving, name="probes")
     logger.info("consumer started", extra={"service": service, "events": sorted(index)})
     try:
         stopping = asyncio.ensure_future(stop.wait())
@@ -150,9 +154,10 @@ async def run_consumer(
             logger.warning("consumer did not finish in time; its deliveries are requeued")
     finally:
         consuming.cancel()
-        if probes is not None:
+        if probes is not None and not probes.done():
             probes.cancel()
         await asyncio.gather(consuming, *([probes] if probes else []), return_exceptions=True)
         scheduler.shutdown(wait=False)
         await engine.dispose()
         logger.info("consumer stopped", extra={"service": service})
+    raise_if_failed(probes)

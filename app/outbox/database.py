@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,10 @@ def is_psycopg(dialect: Dialect) -> bool:
     return dialect.name == "postgresql"
 
 
+EngineHook = Callable[[AsyncEngine], None]
+ENGINE_HOOKS: list[EngineHook] = []  # run on every engine made here (tracing, for one)
+
+
 def make_engine(
     url: str,
     *,
@@ -76,7 +81,7 @@ def make_engine(
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
-        return engine
+        return _hooked(engine)
     options = " ".join(
         f"-c {name}={round(seconds * 1000)}"
         for name, seconds in (
@@ -85,14 +90,22 @@ def make_engine(
         )
         if seconds is not None
     )
-    return create_async_engine(
-        url,
-        connect_args={"options": options} if options else {},
-        pool_size=pool_size,
-        max_overflow=pool_size,
-        # A connection cut by a restart or a proxy is found before use, not mid-request.
-        pool_pre_ping=pre_ping,
+    return _hooked(
+        create_async_engine(
+            url,
+            connect_args={"options": options} if options else {},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            # A connection cut by a restart or a proxy is found before use, not mid-request.
+            pool_pre_ping=pre_ping,
+        )
     )
+
+
+def _hooked(engine: AsyncEngine) -> AsyncEngine:
+    for hook in ENGINE_HOOKS:
+        hook(engine)
+    return engine
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -8,16 +8,24 @@ few-valued: ``service`` (the outbox's), ``consumer`` (the inbox's), ``event_type
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import math
 import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.consumer_connection import Delivery
 from app.outbox.decoding import Decoded
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import PublishResult
+from app.outbox.status import read_status
+
+logger = logging.getLogger(__name__)
 
 # Latency buckets from 1 ms to 5 min: a broker round trip to a long outage.
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -81,6 +89,29 @@ _REASON_KINDS = (
     ("message_id", "bad_message_id"),
     ("content type", "bad_content_type"),
 )
+
+
+GAUGE_READ_TIMEOUT_SECONDS = 2.0
+
+
+async def refresh_outbox_gauges(
+    engine: AsyncEngine, service: str, names: MessagingNames = DEFAULT_NAMES
+) -> None:
+    """Read ``service``'s outbox into its gauges (at scrape time, through the partial
+    indexes); when it cannot be read within GAUGE_READ_TIMEOUT_SECONDS they are NaN, not
+    the last values (a stale backlog of 0 would look healthy)."""
+    gauges = (OUTBOX_PENDING, OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE)
+    try:
+        async with asyncio.timeout(GAUGE_READ_TIMEOUT_SECONDS):
+            status = await read_status(engine, names=names)
+    except Exception as exc:  # the other figures are still worth reading
+        for gauge in gauges:
+            gauge.labels(service).set(math.nan)
+        logger.warning("metrics: %s's outbox could not be read: %r", service, exc)
+        return
+    OUTBOX_PENDING.labels(service).set(status.pending)
+    OUTBOX_FAILED.labels(service).set(status.failed)
+    OUTBOX_OLDEST_PENDING_AGE.labels(service).set(status.oldest_pending_age_seconds or 0)
 
 
 def reason_kind(reason: str) -> str:

@@ -21,6 +21,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.outbox.metrics import refresh_outbox_gauges
+from app.outbox.names import MessagingNames
+from app.outbox.process import FatalError
+from app.outbox.redaction import mask_secrets
+
 logger = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 3.0
@@ -71,7 +76,8 @@ def probe_app(health: ProcessHealth, engine: AsyncEngine, refresh: Refresh | Non
         if problem is not None:
             reasons.insert(0, problem)
         if reasons:
-            return JSONResponse({"status": "unavailable", "reasons": reasons}, status_code=503)
+            masked = [mask_secrets(reason) for reason in reasons]
+            return JSONResponse({"status": "unavailable", "reasons": masked}, status_code=503)
         return JSONResponse({"status": "ready", "reasons": []})
 
     async def metrics(_: Request) -> Response:
@@ -99,6 +105,52 @@ class _Server(uvicorn.Server):
         yield
 
 
+def start_probes(
+    app: Starlette, *, host: str, port: int, stop: asyncio.Event
+) -> asyncio.Task[None]:
+    """Serve ``app`` as a task; if it cannot (the port is taken), ``stop`` is set and the
+    task holds the FatalError for the process to raise (``raise_if_failed``)."""
+    task = asyncio.create_task(serve_probes(app, host=host, port=port), name="probes")
+
+    def failed(done: asyncio.Task[None]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            stop.set()
+
+    task.add_done_callback(failed)
+    return task
+
+
+def start_outbox_probes(
+    health: ProcessHealth,
+    engine: AsyncEngine,
+    service: str,
+    names: MessagingNames,
+    *,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+) -> asyncio.Task[None]:
+    """A relay's probes: its ``/metrics`` also reads ``service``'s outbox gauges."""
+
+    async def refresh() -> None:
+        await refresh_outbox_gauges(engine, service, names)
+
+    return start_probes(probe_app(health, engine, refresh), host=host, port=port, stop=stop)
+
+
+class ProbesUnavailableError(Exception):
+    """The probes could not be served (their port is taken)."""
+
+
+def raise_if_failed(task: asyncio.Task[None] | None) -> None:
+    """When the probes task failed: a FatalError (one line, exit 1) saying why."""
+    if task is None or not task.done() or task.cancelled():
+        return
+    failure = task.exception()
+    if failure is not None:
+        raise FatalError(f"{failure} (see the line above)")
+
+
 async def serve_probes(app: Starlette, *, host: str, port: int) -> None:
     """Serve ``app`` until cancelled (uvicorn, in the caller's event loop)."""
     server = _Server(
@@ -108,5 +160,8 @@ async def serve_probes(app: Starlette, *, host: str, port: int) -> None:
     logger.info("probes and metrics served", extra={"host": host, "port": port})
     try:
         await server.serve()
+    except SystemExit:  # uvicorn exits on a port it cannot bind, having said why
+        # Not a FatalError here: asyncio does not keep a SystemExit inside a task.
+        raise ProbesUnavailableError(f"cannot serve probes on {host}:{port}") from None
     finally:
         server.should_exit = True

@@ -12,9 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import RabbitMQBroker
 from app.outbox.database import make_engine
-from app.outbox.metrics import OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE, OUTBOX_PENDING
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
-from app.outbox.probes import ProcessHealth, probe_app, serve_probes
+from app.outbox.probes import ProcessHealth, raise_if_failed, start_outbox_probes
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -25,8 +24,7 @@ from app.outbox.publisher import Publisher
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
-from app.outbox.startup import wait_for_broker, wait_for_database
-from app.outbox.status import read_status
+from app.outbox.startup import dependencies_up
 from app.outbox.topology import QueueBindings, TopologyConflictError
 from app.outbox.transient import is_expected_fault
 from app.outbox.waiting import Backoff, sleep_unless
@@ -74,8 +72,9 @@ async def run_relay(
     ``bindings``: the queues consuming what this service publishes, declared before the
     first publish. Raises RelayStoppedError (exit 1) if RabbitMQ refuses them."""
     stop = stop_on_signals()
-    await wait_for_database(database_url, within=config.startup_timeout_seconds)
-    await wait_for_broker(config.broker_url, within=config.startup_timeout_seconds)
+    within = config.startup_timeout_seconds
+    if not await dependencies_up(stop, database_url, config.broker_url, within=within):
+        return
     engine = make_engine(
         database_url,
         pool_size=config.concurrency + 1,
@@ -87,7 +86,12 @@ async def run_relay(
     )
     publisher = broker.publisher(bindings=bindings)
     health = ProcessHealth()
-    probes = _probes(config, health, engine, name)
+    probes = None
+    if config.probe_port is not None:
+        probes = start_outbox_probes(
+            health, engine, name, config.names,
+            host=config.probe_host, port=config.probe_port, stop=stop,
+        )  # fmt: skip
     try:
         await relay_until(
             stop,
@@ -100,28 +104,12 @@ async def run_relay(
             health=health,
         )
     finally:
-        if probes is not None:
+        if probes is not None and not probes.done():
             probes.cancel()
             await asyncio.gather(probes, return_exceptions=True)
         await publisher.close()
         await engine.dispose()
-
-
-def _probes(
-    config: RelayProcessConfig, health: ProcessHealth, engine: AsyncEngine, name: str
-) -> asyncio.Task[None] | None:
-    if config.probe_port is None:
-        return None
-
-    async def refresh() -> None:
-        status = await read_status(engine, names=config.names)
-        OUTBOX_PENDING.labels(name).set(status.pending)
-        OUTBOX_FAILED.labels(name).set(status.failed)
-        OUTBOX_OLDEST_PENDING_AGE.labels(name).set(status.oldest_pending_age_seconds or 0)
-
-    app = probe_app(health, engine, refresh)
-    serving = serve_probes(app, host=config.probe_host, port=config.probe_port)
-    return asyncio.create_task(serving, name="probes")
+    raise_if_failed(probes)
 
 
 async def relay_until(

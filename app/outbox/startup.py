@@ -9,10 +9,10 @@ from collections.abc import Awaitable, Callable
 
 import aio_pika
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from app.outbox.database import make_engine
 from app.outbox.process import FatalError
+from app.outbox.redaction import safe_url
 from app.outbox.waiting import Backoff
 
 logger = logging.getLogger(__name__)
@@ -23,31 +23,37 @@ class DependencyUnavailableError(FatalError):
 
 
 # Answers no wait can change: PostgreSQL's (SQLSTATE class 28, invalid authorization;
-# 3D000 invalid catalog name: no such database) and RabbitMQ's (403 ACCESS_REFUSED: bad
-# credentials; 530 NOT_ALLOWED: no such vhost or no access to it).
+# 3D000 invalid catalog name: no such database) and RabbitMQ's 403 ACCESS_REFUSED (bad
+# credentials).
 _PERMANENT_WORDS = (
     "password authentication failed",
     "authentication failed",
     "does not exist",
     "no pg_hba.conf entry",
     "ACCESS_REFUSED",
-    "NOT_ALLOWED",
-    "vhost",
-    # aiormq, when RabbitMQ answers connection.open with connection.close (530: no such
-    # vhost, or no access to it); it keeps only this text of the frame.
-    "['Connection.OpenOk'], got <Connection.Close",
 )
+# RabbitMQ answering connection.open with connection.close: 530 NOT_ALLOWED, for a vhost
+# that does not exist — or one still starting, or over its connection limit. aiormq keeps
+# only this text of the frame, so such a refusal ends the start once it has lasted
+# REFUSAL_GRACE_SECONDS.
+_REFUSAL_WORDS = ("NOT_ALLOWED", "['Connection.OpenOk'], got <Connection.Close")
+REFUSAL_GRACE_SECONDS = 10.0
 
 
 def is_permanent(exc: BaseException) -> bool:
     """True when ``exc`` is a refusal waiting cannot change (wrong credentials, no such
-    database or vhost): the process should exit at once, saying so."""
+    database): the process should exit at once, saying so."""
     sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None) or ""
     if sqlstate.startswith("28") or sqlstate == "3D000":
         return True
     if type(exc).__name__ in {"ProbableAuthenticationError", "AuthenticationError"}:
         return True
     return any(word in repr(exc) for word in _PERMANENT_WORDS)
+
+
+def is_refusal(exc: BaseException) -> bool:
+    """True for a refusal that may pass (a vhost starting) or may not (none by that name)."""
+    return any(word in repr(exc) for word in _REFUSAL_WORDS)
 
 
 async def _wait(
@@ -57,6 +63,7 @@ async def _wait(
     # Short pauses (at most 2 s): a dependency starting beside this process (compose)
     # is usually up within seconds.
     backoff = Backoff(cap=2.0, base=0.2)
+    refused_since: float | None = None
     while True:
         try:
             await asyncio.wait_for(attempt(), timeout=5)
@@ -64,7 +71,14 @@ async def _wait(
                 logger.info("%s is up", name, extra={"at": where, "tries": backoff.failures + 1})
             return
         except Exception as exc:
-            if is_permanent(exc):
+            if not is_refusal(exc):
+                refused_since = None
+            elif refused_since is None:
+                refused_since = time.monotonic()
+            lasting = refused_since is not None and (
+                time.monotonic() - refused_since >= REFUSAL_GRACE_SECONDS
+            )
+            if is_permanent(exc) or lasting:
                 raise DependencyUnavailableError(
                     f"{name} at {where} refused this process ({exc!r:.300}); waiting cannot "
                     "help: check the URL's user, password and database or vhost"
@@ -77,6 +91,37 @@ async def _wait(
             await backoff.pause()
 
 
+async def dependencies_up(
+    stop: asyncio.Event, database_url: str, broker_url: str, *, within: float
+) -> bool:
+    """Wait for the database, then the broker; False when ``stop`` was set meanwhile (a
+    SIGTERM during the wait ends the process cleanly, not after the timeout). Raises
+    DependencyUnavailableError as the waits do."""
+    waiting = asyncio.ensure_future(_both(database_url, broker_url, within))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not waiting.done():
+        waiting.cancel()
+        await asyncio.gather(waiting, return_exceptions=True)
+        return False
+    failure = waiting.result()
+    if failure is not None:
+        raise failure
+    return True
+
+
+async def _both(database_url: str, broker_url: str, within: float) -> BaseException | None:
+    # The failure is returned, not raised: it is a SystemExit (FatalError), which asyncio
+    # will not keep inside a task.
+    try:
+        await wait_for_database(database_url, within=within)
+        await wait_for_broker(broker_url, within=within)
+    except DependencyUnavailableError as failure:
+        return failure
+    return None
+
+
 async def wait_for_database(url: str, *, within: float) -> None:
     """Return once ``SELECT 1`` works on the database at ``url``."""
     engine = make_engine(url, pool_size=1)
@@ -86,7 +131,7 @@ async def wait_for_database(url: str, *, within: float) -> None:
             await connection.execute(text("SELECT 1"))
 
     try:
-        where = make_url(url).render_as_string(hide_password=True)
+        where = safe_url(url)
         await _wait("the database", where, ping, within)
     finally:
         await engine.dispose()

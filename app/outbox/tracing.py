@@ -126,8 +126,15 @@ def consume_spans(
             },
         )
     token = _CONSUMING.set(spans)
+    # The batch's statements run once for all its messages: they appear under the first
+    # message's span.
+    first = next(iter(spans.values()), None)
     try:
-        yield
+        if first is None:
+            yield
+        else:
+            with trace.use_span(first, end_on_exit=False):
+                yield
     except BaseException as exc:
         for span in spans.values():
             span.record_exception(exc)

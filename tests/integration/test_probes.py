@@ -65,3 +65,19 @@ async def test_ready_says_what_to_migrate(tmp_path: Path) -> None:
         assert "run `python -m app migrate catalog`" in not_yet.json()["reasons"][0]
         await asyncio.to_thread(migrate.upgrade, "catalog", settings=settings)
         assert (await client.get("/health/ready")).json() == {"status": "ready", "reasons": []}
+
+
+async def test_a_database_a_newer_release_migrated_keeps_the_api_ready(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'catalog.db'}"
+    settings = Settings(catalog_database_url=url, broker_url="memory://")
+    await asyncio.to_thread(migrate.upgrade, "catalog", settings=settings)
+    async with serving(create_catalog(settings)) as client:
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "catalog.db") as db:  # a revision from the future
+            db.execute("UPDATE alembic_version SET version_num = '0099_catalog'")
+        assert (await client.get("/health/ready")).status_code == 200
+        with sqlite3.connect(tmp_path / "catalog.db") as db:  # and one from the past
+            db.execute("UPDATE alembic_version SET version_num = '0003_catalog'")
+        behind = await client.get("/health/ready")
+        assert behind.status_code == 503 and "0003_catalog" in behind.json()["reasons"][0]

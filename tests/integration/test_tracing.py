@@ -18,6 +18,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from app.dev import create_dev_app
 from app.settings import Settings
+from app.telemetry import instrument_sqlalchemy
 
 EXPORTER = InMemorySpanExporter()
 
@@ -30,6 +31,7 @@ def traced() -> Iterator[InMemorySpanExporter]:
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(EXPORTER))
         trace.set_tracer_provider(provider)
+        instrument_sqlalchemy()
     EXPORTER.clear()
     yield EXPORTER
     EXPORTER.clear()  # the provider stays (one per process); its spans need not
@@ -79,6 +81,14 @@ async def test_an_order_is_one_trace_from_post_to_reply(
         one(spans, "StockReserved process"),
     ]
     assert {span.context.trace_id for span in chain} == {post.context.trace_id}
+    # SQLAlchemy's statement spans, inside the trace (the inbox insert under the consumer's).
+    consumer = chain[2]
+    inside = [
+        s for s in spans if s.parent is not None and s.parent.span_id == consumer.context.span_id
+    ]
+    assert any(
+        (s.attributes and "db.statement" in s.attributes) or "INSERT" in s.name for s in inside
+    ), [s.name for s in inside]
     for parent, child in itertools.pairwise(chain):
         assert child.parent is not None and child.parent.span_id == parent.context.span_id, (
             f"{child.name} is not a child of {parent.name}"

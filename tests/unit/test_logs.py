@@ -21,6 +21,12 @@ from app.logs import configure_logging, mask_secrets
             "memory:// and sqlite+aiosqlite:///./var/x.db",
         ),
         ("http://127.0.0.1:8002/path", "http://127.0.0.1:8002/path"),
+        ("postgresql+psycopg://u@h/db?password=s3cret", "postgresql+psycopg://u@h/db?password=***"),
+        ("postgresql+psycopg://u:pa/ss@h/db", "postgresql+psycopg://u:***@h/db"),
+        ("postgresql+psycopg//u:s3cret@h/db", "postgresql+psycopg//u:***@h/db"),
+        ("got 'guest:s3cret@host:5672/'", "got 'guest:***@host:5672/'"),
+        ("host=db password=s3cret dbname=x", "host=db password=*** dbname=x"),
+        ("at 12:30 today", "at 12:30 today"),
     ],
 )
 def test_urls_lose_their_passwords(text: str, masked: str) -> None:
@@ -67,3 +73,11 @@ def test_a_batch_line_names_the_first_messages_and_their_traces() -> None:
     assert fields["correlation_ids"] == ["c1"]
     assert fields["trace_ids"] == ["0af7651916cd43dd8448eb211c80319c"]
     assert trace_id("garbage") is None and trace_id(None) is None
+
+
+def test_a_url_is_shown_parsed_and_without_any_password() -> None:
+    from app.outbox.redaction import safe_url
+
+    shown = safe_url("postgresql+psycopg://app:pa/ss@db:5432/x?password=z&sslmode=require")
+    assert shown == "postgresql+psycopg://app:***@db:5432/x?password=***&sslmode=require"
+    assert safe_url("guest:s3cret@host:5672/") == "guest:***@host:5672/"

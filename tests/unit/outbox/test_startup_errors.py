@@ -8,7 +8,7 @@ import re
 import pytest
 
 from app.outbox.database import UnsupportedDatabaseError, check_supported
-from app.outbox.startup import is_permanent
+from app.outbox.startup import is_permanent, is_refusal
 
 
 class _PsycopgError(Exception):
@@ -29,7 +29,6 @@ class ProbableAuthenticationError(Exception):
         _PsycopgError('FATAL:  database "x" does not exist'),
         _PsycopgError('FATAL:  password authentication failed for user "app"'),
         ProbableAuthenticationError("ACCESS_REFUSED - Login was refused"),
-        Exception("Expected one of ['Connection.OpenOk'], got <Connection.Close object at 0x1>"),
     ],
 )
 def test_refusals_are_permanent(exc: Exception) -> None:
@@ -43,10 +42,17 @@ def test_refusals_are_permanent(exc: Exception) -> None:
         _PsycopgError("connection failed: Connection refused", sqlstate=None),
         _PsycopgError("the database system is starting up", sqlstate="57P03"),
         TimeoutError(),
+        # a vhost that may be starting: waited for REFUSAL_GRACE_SECONDS, then the end
+        Exception("Expected one of ['Connection.OpenOk'], got <Connection.Close object at 0x1>"),
     ],
 )
 def test_a_dependency_still_starting_is_waited_for(exc: Exception) -> None:
     assert not is_permanent(exc)
+
+
+def test_a_vhost_refusal_is_a_refusal_that_may_pass() -> None:
+    closed = Exception("Expected one of ['Connection.OpenOk'], got <Connection.Close object>")
+    assert is_refusal(closed) and not is_refusal(ConnectionRefusedError())
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,34 @@
+"""Secrets out of text: every credential a URL or DSN may carry, masked, for log lines,
+error messages and HTTP answers alike."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+# scheme://user:password@host (RFC 3986 userinfo; the password runs to the last '@' of the
+# authority). A missing ':' after the scheme (a typo) still masks.
+_USERINFO = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*:?//[^\s:/@'\"]*:)[^@\s'\"]*@")
+# user:password@host:port without a scheme (a URL written without one).
+_BARE = re.compile(r"(?P<head>(?:^|(?<=[\s'\"=(]))[\w.%-]+:)[^@\s'\"/:]+@(?=[\w.-]+[:/])")
+# password=... in a query string or a libpq key=value DSN.
+_KEY = re.compile(r"(?P<head>\b(?:ssl)?password\s*=\s*)[^&\s'\"]+", re.IGNORECASE)
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with every URL's or DSN's password replaced by ``***``."""
+    text = _USERINFO.sub(lambda found: f"{found['head']}***@", text)
+    text = _BARE.sub(lambda found: f"{found['head']}***@", text)
+    return _KEY.sub(lambda found: f"{found['head']}***", text)
+
+
+def safe_url(url: str) -> str:
+    """``url`` as it may be shown: parsed, its password and any password query argument
+    hidden; text that is no URL is masked as text."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return mask_secrets(url)
+    return mask_secrets(parsed.render_as_string(hide_password=True))
