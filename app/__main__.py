@@ -144,6 +144,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _announce(args: argparse.Namespace, settings: Settings) -> None:
     """A long-running process says what it runs on (passwords masked by the log
     formatter), and loudly when a production command runs on SQLite."""
+    if args.command == "dev":
+        logger.info("starting", extra={
+            "databases": [safe_url(settings.database_url(s)) for s in SERVICES],
+            "broker": safe_url(settings.broker_url),
+        })  # fmt: skip
+        return
     if args.command not in {"api", "relay", "consume"}:
         return
     url = settings.database_url(args.service)

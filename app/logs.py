@@ -93,5 +93,11 @@ def configure_logging(
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # LOG_LEVEL=DEBUG is for this system's own lines (one per message); the drivers' own
     # debug output (every SQLite call, every AMQP frame) stays at INFO.
-    for noisy in ("aiosqlite", "aiormq", "aio_pika", "httpcore", "httpx", "asyncio"):
+    for noisy in ("aiosqlite", "aiormq", "aio_pika", "httpcore", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))
+    # Said once, in this system's words, by the code that retries: a failed connect, each
+    # in-process call dev makes to catalog, the head check of every readiness probe.
+    logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    if role not in {"migrate", "dev"}:
+        logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

@@ -26,9 +26,13 @@ def tracing_enabled() -> bool:
 
 
 def configure_tracing(service_name: str) -> None:
-    """Export spans over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set; ``service_name``
+    """Export spans over OTLP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its ``_TRACES_``
+    form) is set; ``service_name``
     unless ``OTEL_SERVICE_NAME`` names it. Also traces SQLAlchemy's statements."""
-    if tracing_enabled() or not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    if tracing_enabled() or not endpoint:
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

@@ -66,6 +66,16 @@ class AmqpPublisher:
         self._redeclare = False
         self._declared_at = 0.0
 
+    @property
+    def problem(self) -> str | None:
+        """Why the relay could not publish now (its connection closed under it); None
+        when connected, or not connected yet (it connects on its first publish)."""
+        if self._connection is not None and self._connection.is_closed:
+            return "the broker connection is closed"
+        if self._channel is not None and self._channel.is_closed:
+            return "the broker channel is closed"
+        return None
+
     async def _ensure_channel(self) -> aiormq.Channel:
         async with self._lock:
             if self._channel is not None and not self._channel.is_closed:

@@ -24,7 +24,7 @@ from app.outbox.consumer_policy import (
 )
 from app.outbox.decoding import Decoded, Poison, decode
 from app.outbox.holding import Holding
-from app.outbox.metrics import INBOX_DEAD_LETTERED, count_applied, reason_kind
+from app.outbox.metrics import INBOX_DEAD_LETTERED, INBOX_DUPLICATES, count_applied, reason_kind
 from app.outbox.subscriptions import Subscription
 from app.outbox.topology import TopologyConflictError
 from app.outbox.transient import (
@@ -56,6 +56,7 @@ class InboxConsumer:
         self._open_connection = open_connection
         self._queue = queue
         self._name = name or queue
+        INBOX_DUPLICATES.labels(self._name)  # 0, not "no data", before the first one
         self._processor = processor
         self._subscriptions = subscriptions
         self._policy = policy

@@ -16,7 +16,7 @@ from app.outbox.consumer_policy import BatchProcessor, ConsumerPolicy
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
-from app.outbox.probes import ProcessHealth, probe_app, raise_if_failed, start_probes
+from app.outbox.probes import STARTING, ProcessHealth, probes_served
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -101,11 +101,32 @@ async def run_consumer(
 ) -> None:
     """Consume ``service``'s queue into its database until SIGTERM/SIGINT."""
     stop = stop_on_signals()
-    within = config.startup_timeout_seconds
-    if not await dependencies_up(stop, database_url, config.broker_url, within=within):
-        return
-    index = by_event_name(subscriptions)
     engine = consumer_engine(config, database_url, pool_size=2)
+    health = ProcessHealth()
+    health.failing("start", STARTING)
+    probes = probes_served(
+        health, engine, None, host=config.probe_host, port=config.probe_port, stop=stop
+    )
+    try:
+        async with probes:
+            within = config.startup_timeout_seconds
+            if not await dependencies_up(stop, database_url, config.broker_url, within=within):
+                return
+            health.recovered("start")
+            await _consume(config, service, engine, subscriptions, health, stop)
+    finally:
+        await engine.dispose()
+
+
+async def _consume(
+    config: ConsumerProcessConfig,
+    service: str,
+    engine: AsyncEngine,
+    subscriptions: Sequence[Subscription],
+    health: ProcessHealth,
+    stop: asyncio.Event,
+) -> None:
+    index = by_event_name(subscriptions)
     broker = RabbitMQBroker(
         config.broker_url,
         connect_timeout=config.consumer.connect_timeout_seconds,
@@ -118,24 +139,15 @@ async def run_consumer(
         subscriptions=index,
         policy=config.consumer,
     )
+    health.add_check(
+        lambda: None if consumer.ready.is_set() else "not consuming: connecting to the broker"
+    )
+    health.add_check(lambda: consumer.trouble)
     scheduler = scheduler_with_retention(
         config.retention, engine, delete_old_inbox_rows, names=config.names
     )
     scheduler.start()
     consuming = asyncio.create_task(consumer.run(stop), name="consumer")
-    probes: asyncio.Task[None] | None = None
-    if config.probe_port is not None:
-        health = ProcessHealth()
-        health.add_check(
-            lambda: None if consumer.ready.is_set() else "not consuming: connecting to the broker"
-        )
-        health.add_check(lambda: consumer.trouble)
-        probes = start_probes(
-            probe_app(health, engine, None),
-            host=config.probe_host,
-            port=config.probe_port,
-            stop=stop,
-        )
     logger.info("consumer started", extra={"service": service, "events": sorted(index)})
     try:
         stopping = asyncio.ensure_future(stop.wait())
@@ -154,10 +166,6 @@ async def run_consumer(
             logger.warning("consumer did not finish in time; its deliveries are requeued")
     finally:
         consuming.cancel()
-        if probes is not None and not probes.done():
-            probes.cancel()
-        await asyncio.gather(consuming, *([probes] if probes else []), return_exceptions=True)
+        await asyncio.gather(consuming, return_exceptions=True)
         scheduler.shutdown(wait=False)
-        await engine.dispose()
         logger.info("consumer stopped", extra={"service": service})
-    raise_if_failed(probes)

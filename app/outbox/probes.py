@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -21,8 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from app.outbox.metrics import refresh_outbox_gauges
-from app.outbox.names import MessagingNames
 from app.outbox.process import FatalError
 from app.outbox.redaction import mask_secrets
 
@@ -120,22 +118,32 @@ def start_probes(
     return task
 
 
-def start_outbox_probes(
+STARTING = "starting: waiting for the database and the broker"
+
+
+@contextlib.asynccontextmanager
+async def probes_served(
     health: ProcessHealth,
     engine: AsyncEngine,
-    service: str,
-    names: MessagingNames,
+    refresh: Refresh | None,
     *,
     host: str,
-    port: int,
+    port: int | None,
     stop: asyncio.Event,
-) -> asyncio.Task[None]:
-    """A relay's probes: its ``/metrics`` also reads ``service``'s outbox gauges."""
-
-    async def refresh() -> None:
-        await refresh_outbox_gauges(engine, service, names)
-
-    return start_probes(probe_app(health, engine, refresh), host=host, port=port, stop=stop)
+) -> AsyncIterator[None]:
+    """The probes for the block's duration (none when ``port`` is None), from the start:
+    live at once, not ready while ``health`` says why. Raises FatalError at the end when
+    they could not be served."""
+    task = None
+    if port is not None:
+        task = start_probes(probe_app(health, engine, refresh), host=host, port=port, stop=stop)
+    try:
+        yield
+    finally:
+        if task is not None and not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    raise_if_failed(task)
 
 
 class ProbesUnavailableError(Exception):

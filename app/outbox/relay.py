@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.outbox.batch_logs import log_relay_batch
 from app.outbox.database import driver_connection, is_psycopg
-from app.outbox.metrics import count_batch
+from app.outbox.metrics import OUTBOX_PUBLISH_ERRORS, count_batch
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import BrokerUnavailableError, Publisher
@@ -70,6 +70,8 @@ class OutboxRelay:
         the relay's metrics."""
         self._engine = engine
         self._service = service
+        for reason in ("rejected", "unroutable", "connection_lost"):  # 0, not "no data"
+            OUTBOX_PUBLISH_ERRORS.labels(service, reason)
         self._publisher = publisher
         self._policy = policy
         self._sql = relay_statements(

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import RabbitMQBroker
 from app.outbox.database import make_engine
+from app.outbox.metrics import refresh_outbox_gauges
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
-from app.outbox.probes import ProcessHealth, raise_if_failed, start_outbox_probes
+from app.outbox.probes import STARTING, ProcessHealth, probes_served
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -72,9 +73,6 @@ async def run_relay(
     ``bindings``: the queues consuming what this service publishes, declared before the
     first publish. Raises RelayStoppedError (exit 1) if RabbitMQ refuses them."""
     stop = stop_on_signals()
-    within = config.startup_timeout_seconds
-    if not await dependencies_up(stop, database_url, config.broker_url, within=within):
-        return
     engine = make_engine(
         database_url,
         pool_size=config.concurrency + 1,
@@ -86,30 +84,35 @@ async def run_relay(
     )
     publisher = broker.publisher(bindings=bindings)
     health = ProcessHealth()
-    probes = None
-    if config.probe_port is not None:
-        probes = start_outbox_probes(
-            health, engine, name, config.names,
-            host=config.probe_host, port=config.probe_port, stop=stop,
-        )  # fmt: skip
+    health.failing("start", STARTING)
+    # An idle relay learns of a broker that went away from its connection, not a batch.
+    health.add_check(lambda: getattr(publisher, "problem", None))
+
+    async def refresh() -> None:
+        await refresh_outbox_gauges(engine, name, config.names)
+
+    probes = probes_served(
+        health, engine, refresh, host=config.probe_host, port=config.probe_port, stop=stop
+    )
     try:
-        await relay_until(
-            stop,
-            config=config,
-            engine=engine,
-            publisher=publisher,
-            listen_dsn=libpq_dsn(database_url),
-            name=name,
-            names=config.names,
-            health=health,
-        )
+        async with probes:
+            within = config.startup_timeout_seconds
+            if not await dependencies_up(stop, database_url, config.broker_url, within=within):
+                return
+            health.recovered("start")
+            await relay_until(
+                stop,
+                config=config,
+                engine=engine,
+                publisher=publisher,
+                listen_dsn=libpq_dsn(database_url),
+                name=name,
+                names=config.names,
+                health=health,
+            )
     finally:
-        if probes is not None and not probes.done():
-            probes.cancel()
-            await asyncio.gather(probes, return_exceptions=True)
         await publisher.close()
         await engine.dispose()
-    raise_if_failed(probes)
 
 
 async def relay_until(

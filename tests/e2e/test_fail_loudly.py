@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import aio_pika
+import httpx
 import pytest
 
 from tests.conftest import query
@@ -259,3 +260,28 @@ def test_the_api_exits_0_on_sigterm_and_1_when_it_cannot_start(ordering_db: str)
     finally:
         first.terminate()
         assert first.wait(timeout=15) == 0  # SIGTERM: a clean exit
+
+
+def test_probes_answer_while_a_process_waits_for_its_broker(ordering_db: str) -> None:
+    port = free_port()
+    env = command_env(ORDERING_DATABASE_URL=ordering_db, STARTUP_TIMEOUT_SECONDS="60",
+                      BROKER_URL="amqp://guest:guest@127.0.0.1:1/")  # fmt: skip
+    waiting = subprocess.Popen(
+        [sys.executable, "-m", "app", "relay", "ordering", "--metrics-port", str(port)],
+        env=env, cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                live = httpx.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "the probes never answered"
+                time.sleep(0.2)
+        assert live.status_code == 200
+        ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
+        assert ready.status_code == 503 and "starting" in ready.json()["reasons"][0]
+    finally:
+        waiting.terminate()
+        assert waiting.wait(timeout=15) == 0  # SIGTERM while waiting: a clean exit
