@@ -71,13 +71,16 @@ def _relay(settings: Settings, service: str) -> int:
         return 2
     from app.outbox.relay_process import run_relay
 
+    url = settings.database_url(service)
+
     async def main() -> None:
-        await at_head(settings, service)
         await run_relay(
             relay_config(settings),
-            database_url=settings.database_url(service),
+            database_url=url,
             name=service,
             bindings=bindings_fed_by(service),
+            # After the database answers, with the probes already served.
+            check_database=lambda: migrate.ensure_at_head(service, url=url),
         )
 
     _run_async(main())
@@ -90,14 +93,16 @@ def _consume(settings: Settings, service: str) -> int:
     subscriptions = subscriptions_of(service)
     from app.outbox.consumer_process import run_consumer
 
+    url = settings.database_url(service)
+
     async def main() -> None:
-        await at_head(settings, service)
         async with housekeeping(settings, service):
             await run_consumer(
                 consumer_config(settings),
                 service=service,
-                database_url=settings.database_url(service),
+                database_url=url,
                 subscriptions=subscriptions,
+                check_database=lambda: migrate.ensure_at_head(service, url=url),
             )
 
     _run_async(main())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -98,8 +98,10 @@ async def run_consumer(
     service: str,
     database_url: str,
     subscriptions: Sequence[Subscription],
+    check_database: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Consume ``service``'s queue into its database until SIGTERM/SIGINT."""
+    """Consume ``service``'s queue into its database until SIGTERM/SIGINT;
+    ``check_database`` runs once the database answers (the caller's schema check)."""
     stop = stop_on_signals()
     engine = consumer_engine(config, database_url, pool_size=2)
     health = ProcessHealth()
@@ -112,6 +114,8 @@ async def run_consumer(
             within = config.startup_timeout_seconds
             if not await dependencies_up(stop, database_url, config.broker_url, within=within):
                 return
+            if check_database is not None:
+                await check_database()
             health.recovered("start")
             await _consume(config, service, engine, subscriptions, health, stop)
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -67,11 +67,14 @@ async def run_relay(
     database_url: str,
     name: str,
     bindings: Sequence[QueueBindings] = (),
+    check_database: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Relay ``database_url``'s outbox to ``config.broker_url`` until SIGTERM/SIGINT.
 
     ``bindings``: the queues consuming what this service publishes, declared before the
-    first publish. Raises RelayStoppedError (exit 1) if RabbitMQ refuses them."""
+    first publish. ``check_database`` runs once the database answers (the caller's schema
+    check; it raises to stop the start). Raises RelayStoppedError (exit 1) if RabbitMQ
+    refuses the bindings."""
     stop = stop_on_signals()
     engine = make_engine(
         database_url,
@@ -99,6 +102,8 @@ async def run_relay(
             within = config.startup_timeout_seconds
             if not await dependencies_up(stop, database_url, config.broker_url, within=within):
                 return
+            if check_database is not None:
+                await check_database()
             health.recovered("start")
             await relay_until(
                 stop,

@@ -262,12 +262,20 @@ def test_the_api_exits_0_on_sigterm_and_1_when_it_cannot_start(ordering_db: str)
         assert first.wait(timeout=15) == 0  # SIGTERM: a clean exit
 
 
-def test_probes_answer_while_a_process_waits_for_its_broker(ordering_db: str) -> None:
+@pytest.mark.parametrize("command", ["relay", "consume"])
+@pytest.mark.parametrize("unreachable", ["broker", "database"])
+def test_probes_answer_while_a_process_waits(
+    ordering_db: str, broker: str, command: str, unreachable: str
+) -> None:
     port = free_port()
-    env = command_env(ORDERING_DATABASE_URL=ordering_db, STARTUP_TIMEOUT_SECONDS="60",
-                      BROKER_URL="amqp://guest:guest@127.0.0.1:1/")  # fmt: skip
+    env = command_env(
+        ORDERING_DATABASE_URL=ordering_db if unreachable == "broker"
+        else "postgresql+psycopg://postgres@127.0.0.1:1/nothing",
+        BROKER_URL="amqp://guest:guest@127.0.0.1:1/" if unreachable == "broker" else broker,
+        STARTUP_TIMEOUT_SECONDS="60",
+    )  # fmt: skip
     waiting = subprocess.Popen(
-        [sys.executable, "-m", "app", "relay", "ordering", "--metrics-port", str(port)],
+        [sys.executable, "-m", "app", command, "ordering", "--metrics-port", str(port)],
         env=env, cwd=PROJECT_ROOT, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -281,7 +289,8 @@ def test_probes_answer_while_a_process_waits_for_its_broker(ordering_db: str) ->
                 time.sleep(0.2)
         assert live.status_code == 200
         ready = httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5)
-        assert ready.status_code == 503 and "starting" in ready.json()["reasons"][0]
+        reasons = ready.json()["reasons"]
+        assert ready.status_code == 503 and any("starting" in reason for reason in reasons)
     finally:
         waiting.terminate()
         assert waiting.wait(timeout=15) == 0  # SIGTERM while waiting: a clean exit
