@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.catalog import service
 from app.catalog.models import Product
 from app.catalog.schemas import ProductIds, ProductRead, ProductWrite
-from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, Limit, Skip
+from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit, Skip
 from app.web import unit_of_work
 
 router = APIRouter(prefix="/api/catalog", tags=["catalog"], responses=COMMON_ERRORS)
@@ -65,12 +65,24 @@ async def replace_product(
     return _found(product, product_id)
 
 
+RESERVED: dict[int | str, dict[str, object]] = {
+    409: {"model": ErrorBody, "description": "an order holds a reservation of the product"}
+}
+
+
 @router.delete(
-    "/products/{product_id}", status_code=status.HTTP_204_NO_CONTENT, responses=NOT_FOUND
+    "/products/{product_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**NOT_FOUND, **RESERVED},
 )
 async def delete_product(product_id: uuid.UUID, session: SessionDep) -> Response:
-    """Remove a product."""
-    if not await service.delete_product(session, product_id=product_id):
+    """Remove a product; 409 while an order holds a reservation of it (its cancel would
+    give stock back to nothing)."""
+    try:
+        deleted = await service.delete_product(session, product_id=product_id)
+    except service.ProductReservedError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    if not deleted:
         _found(None, product_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import Product
+from app.catalog.models import STOCK_RESERVATIONS, Product, ReservationState
 
 
 async def create_product(
@@ -51,11 +51,31 @@ async def replace_product(
     return product
 
 
+class ProductReservedError(Exception):
+    """A product some live order has stock reserved of: deleting it would leave the
+    order's later cancel giving stock back to nothing."""
+
+
 async def delete_product(session: AsyncSession, *, product_id: uuid.UUID) -> bool:
-    """Remove a product; False when it did not exist."""
-    product = await session.get(Product, product_id)
+    """Remove a product; False when it did not exist. Raises ProductReservedError while an
+    order holds a reservation of it.
+
+    The product row is locked first: the consumer takes stock with an UPDATE of the same
+    row, so either its reservation commits before this check sees it, or it waits for
+    the delete and then finds no product (and rejects the order as unknown_product)."""
+    product = await session.get(Product, product_id, with_for_update=True)
     if product is None:
         return False
+    live = select(func.count()).where(
+        STOCK_RESERVATIONS.c.product_id == product_id,
+        STOCK_RESERVATIONS.c.state == ReservationState.RESERVED.value,
+    )
+    reserved = (await session.execute(live)).scalar_one()
+    if reserved:
+        raise ProductReservedError(
+            f"product {product_id} has {reserved} live reservation(s): its orders may still "
+            "be cancelled and give their stock back; cancel or wait for them first"
+        )
     await session.delete(product)
     await session.flush()
     return True

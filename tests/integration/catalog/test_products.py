@@ -143,3 +143,27 @@ async def test_bad_requests_are_4xx_and_write_nothing(
     assert response.status_code == status, response.text
     assert response.json()["detail"]
     assert await count(catalog_db, "products") == 0
+
+
+@pytest.mark.parametrize(
+    ("state", "answer"),
+    [("reserved", 409), ("released", 204), ("rejected", 204), ("cancelled_first", 204)],
+)
+async def test_a_product_an_order_holds_stock_of_cannot_be_deleted(
+    catalog: httpx.AsyncClient, catalog_db: str, state: str, answer: int
+) -> None:
+    created = await catalog.post(
+        "/api/catalog/products", json={"name": "Held", "price": 1, "stockCount": 5}
+    )
+    product = created.json()["id"]
+    await query(
+        catalog_db,
+        "INSERT INTO stock_reservations (order_id, product_id, quantity, state) "
+        "VALUES (gen_random_uuid(), %s, 2, %s)",
+        uuid.UUID(product), state,
+    )  # fmt: skip
+    deleted = await catalog.delete(f"/api/catalog/products/{product}")
+    assert deleted.status_code == answer, deleted.text
+    if answer == 409:
+        assert "live reservation" in deleted.json()["detail"]
+        assert (await catalog.get(f"/api/catalog/products/{product}")).status_code == 200
