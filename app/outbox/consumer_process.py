@@ -16,7 +16,7 @@ from app.outbox.consumer_policy import BatchProcessor, ConsumerPolicy
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
-from app.outbox.probes import STARTING, ProcessHealth, probes_served
+from app.outbox.probes import ProcessHealth, probes_served
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -24,7 +24,7 @@ from app.outbox.process import (
     stop_on_signals,
 )
 from app.outbox.retention import delete_old_inbox_rows
-from app.outbox.startup import dependencies_up
+from app.outbox.startup import started
 from app.outbox.subscriptions import Subscription, by_event_name
 from app.outbox.topology import QueueBindings
 
@@ -105,18 +105,16 @@ async def run_consumer(
     stop = stop_on_signals()
     engine = consumer_engine(config, database_url, pool_size=2)
     health = ProcessHealth()
-    health.failing("start", STARTING)
     probes = probes_served(
         health, engine, None, host=config.probe_host, port=config.probe_port, stop=stop
     )
     try:
         async with probes:
             within = config.startup_timeout_seconds
-            if not await dependencies_up(stop, database_url, config.broker_url, within=within):
+            up = started(stop, health, database_url, config.broker_url, within=within,
+                         check_database=check_database)  # fmt: skip
+            if not await up:
                 return
-            if check_database is not None:
-                await check_database()
-            health.recovered("start")
             await _consume(config, service, engine, subscriptions, health, stop)
     finally:
         await engine.dispose()

@@ -118,9 +118,6 @@ def start_probes(
     return task
 
 
-STARTING = "starting: waiting for the database and the broker"
-
-
 @contextlib.asynccontextmanager
 async def probes_served(
     health: ProcessHealth,

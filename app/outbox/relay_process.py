@@ -14,7 +14,7 @@ from app.outbox.broker import RabbitMQBroker
 from app.outbox.database import make_engine
 from app.outbox.metrics import refresh_outbox_gauges
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
-from app.outbox.probes import STARTING, ProcessHealth, probes_served
+from app.outbox.probes import ProcessHealth, probes_served
 from app.outbox.process import (
     FatalError,
     RetentionPolicy,
@@ -25,7 +25,7 @@ from app.outbox.publisher import Publisher
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.retention import delete_published_outbox_rows
-from app.outbox.startup import dependencies_up
+from app.outbox.startup import started
 from app.outbox.topology import QueueBindings, TopologyConflictError
 from app.outbox.transient import is_expected_fault
 from app.outbox.waiting import Backoff, sleep_unless
@@ -87,7 +87,6 @@ async def run_relay(
     )
     publisher = broker.publisher(bindings=bindings)
     health = ProcessHealth()
-    health.failing("start", STARTING)
     # An idle relay learns of a broker that went away from its connection, not a batch.
     health.add_check(lambda: getattr(publisher, "problem", None))
 
@@ -100,11 +99,10 @@ async def run_relay(
     try:
         async with probes:
             within = config.startup_timeout_seconds
-            if not await dependencies_up(stop, database_url, config.broker_url, within=within):
+            up = started(stop, health, database_url, config.broker_url, within=within,
+                         check_database=check_database)  # fmt: skip
+            if not await up:
                 return
-            if check_database is not None:
-                await check_database()
-            health.recovered("start")
             await relay_until(
                 stop,
                 config=config,

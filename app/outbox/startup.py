@@ -11,6 +11,7 @@ import aio_pika
 from sqlalchemy import text
 
 from app.outbox.database import make_engine
+from app.outbox.probes import ProcessHealth
 from app.outbox.process import FatalError
 from app.outbox.redaction import safe_url
 from app.outbox.waiting import Backoff
@@ -89,6 +90,30 @@ async def _wait(
                 ) from exc
             logger.warning("waiting for %s", name, extra={"at": where, "error": repr(exc)[:200]})
             await backoff.pause()
+
+
+STARTING = "starting: waiting for the database and the broker"
+
+
+async def started(
+    stop: asyncio.Event,
+    health: ProcessHealth,
+    database_url: str,
+    broker_url: str,
+    *,
+    within: float,
+    check_database: Callable[[], Awaitable[None]] | None,
+) -> bool:
+    """A relay's or consumer's start: not ready (``health``) while it waits for its database
+    and broker, then ``check_database`` (the caller's schema check, which raises to stop
+    it). False when ``stop`` was set meanwhile."""
+    health.failing("start", STARTING)
+    if not await dependencies_up(stop, database_url, broker_url, within=within):
+        return False
+    if check_database is not None:
+        await check_database()
+    health.recovered("start")
+    return True
 
 
 async def dependencies_up(
