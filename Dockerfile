@@ -9,5 +9,11 @@ RUN pip install --no-cache-dir .
 COPY alembic.ini ./
 COPY alembic ./alembic
 
+# Every process runs as an unprivileged user. /definitions is where `broker-accounts`
+# writes RabbitMQ's definitions file (a named volume takes this directory's owner).
+RUN useradd --system --uid 10001 --no-create-home cloudcrm \
+    && mkdir /definitions && chown cloudcrm /definitions
+USER cloudcrm
+
 # Run from /app so `python -m app` uses this tree (alembic.ini sits next to it).
 CMD ["python", "-m", "app", "api", "ordering", "--host", "0.0.0.0"]

@@ -1,4 +1,4 @@
-"""The command line: ``python -m app dev|api|relay|consume|migrate|broker|outbox|dlq|inbox``
+"""The command line: ``python -m app dev|api|relay|consume|migrate|broker|outbox|dlq|inbox|token``
 (the contract's commands)."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,10 +16,12 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 from app import migrate
 from app.admin import cli as admin_cli
+from app.auth import cli as token_cli
+from app.auth.config import AuthNotConfiguredError
 from app.consumers import bindings_fed_by, subscriptions_of
 from app.housekeeping import housekeeping
 from app.logs import configure_logging
-from app.operations import at_head, declare_broker, needs_rabbitmq
+from app.operations import at_head, declare_broker, needs_rabbitmq, print_broker_accounts
 from app.outbox.database import UnsupportedDatabaseError
 from app.outbox.redaction import safe_url
 from app.serving import serve as _serve
@@ -57,12 +60,27 @@ def _parser() -> argparse.ArgumentParser:
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
 
     admin_cli.add_commands(commands)
+    token_cli.add_command(commands)
 
     broker = commands.add_parser("broker", help="RabbitMQ topology")
     broker_commands = broker.add_subparsers(dest="broker_command", required=True)
     broker_commands.add_parser(
         "declare", help="declare the exchange, every service's queues, dead letters, bindings"
     )
+    accounts = broker_commands.add_parser(
+        "accounts", help="print a RabbitMQ definitions file: one least-privilege user per role"
+    )
+    accounts.add_argument(
+        "--passwords-dir",
+        type=Path,
+        required=True,
+        help="a file per account holding its password (compose mounts them in /run/secrets)",
+    )
+    accounts.add_argument(
+        "--output", type=Path, default=None, help="write it to this file (default: print it)"
+    )
+    accounts.add_argument("--vhost", default="/")
+    accounts.add_argument("--prefix", default="cloudcrm", help="account names' prefix")
     return parser
 
 
@@ -144,6 +162,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A database URL SQLAlchemy cannot read, or a database or driver not supported.
         logger.error("invalid database URL: %s", exc)
         return 1
+    except AuthNotConfiguredError as exc:
+        logger.error("authentication: %s", exc)
+        return 1
 
 
 def _announce(args: argparse.Namespace, settings: Settings) -> None:
@@ -177,8 +198,12 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         for service in [args.service] if args.service else SERVICES:
             migrate.upgrade(service, settings=settings)
         return 0
+    if args.command == "broker" and args.broker_command == "accounts":
+        return print_broker_accounts(args)
     if args.command == "broker":
         return declare_broker(settings)
+    if args.command == "token":
+        return token_cli.run(args, settings)
     if args.command in {"outbox", "dlq", "inbox"}:
         return admin_cli.run(args, settings)
     if args.command == "relay":
@@ -186,15 +211,18 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "consume":
         return _consume(settings, args.service)
     if args.command == "api":
-        asyncio.run(at_head(settings, args.service))
         if args.service == "ordering":
             from app.ordering.app import create_app
         else:
             from app.catalog.app import create_app
-        return _serve(create_app(settings), args.host, args.port or DEFAULT_PORTS[args.service])
+        api = create_app(settings)  # refuses a configuration nobody can authenticate to
+        asyncio.run(at_head(settings, args.service))
+        return _serve(api, args.host, args.port or DEFAULT_PORTS[args.service])
     from app.dev import create_dev_app
 
-    return _serve(create_dev_app(settings), args.host, args.port)
+    return _serve(
+        create_dev_app(settings, base_url=f"http://{args.host}:{args.port}"), args.host, args.port
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ from fastapi import FastAPI
 
 from app import migrate
 from app.admin.router import router as admin_router
+from app.auth.config import signing_secret
+from app.auth.scopes import SCOPES
+from app.auth.tokens import issue_token
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
@@ -35,9 +38,13 @@ from app.wiring import consumer_config, relay_config
 
 logger = logging.getLogger(__name__)
 
+DEV_TOKEN_TTL_SECONDS = 24 * 3600
 
-def create_dev_app(settings: Settings) -> FastAPI:
-    """Ordering and catalog in one app; ordering reaches catalog in-process, not over TCP."""
+
+def create_dev_app(settings: Settings, *, base_url: str = "http://127.0.0.1:8000") -> FastAPI:
+    """Ordering and catalog in one app; ordering reaches catalog in-process, not over TCP.
+    At start it prints a development token for every scope and a curl that uses it
+    (``base_url``: where the app is served)."""
 
     @asynccontextmanager
     async def migrated(_app: FastAPI, settings: Settings) -> AsyncIterator[None]:
@@ -46,12 +53,13 @@ def create_dev_app(settings: Settings) -> FastAPI:
             await asyncio.to_thread(migrate.upgrade, service, settings=settings)
         if settings.seed_demo_products:
             await _seed(settings)
+        print(development_welcome(settings, base_url), flush=True)
         yield
 
     @asynccontextmanager
     async def ordering_in_process(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         transport = httpx.ASGITransport(app=app)
-        async with ordering_resources(app, settings, catalog_transport=transport):
+        async with ordering_resources(app, settings, catalog_transport=transport, development=True):
             yield
 
     return build_app(
@@ -59,6 +67,31 @@ def create_dev_app(settings: Settings) -> FastAPI:
         settings=settings,
         routers=[ordering_router, *CATALOG_ROUTERS, admin_router],
         resources=[migrated, catalog_resources, ordering_in_process, messaging_in_process],
+        development=True,
+    )
+
+
+def development_welcome(settings: Settings, base_url: str) -> str:
+    """What ``dev`` prints at start: a token (all scopes, 24 h) and a request to try."""
+    if settings.auth_disabled:
+        return "Authentication is disabled (AUTH_DISABLED=true): no token needed."
+    secret = signing_secret(settings, development=True)
+    if secret is None:
+        return "Tokens come from the identity provider at AUTH_JWKS_URL."
+    token = issue_token(
+        secret,
+        SCOPES,
+        subject="developer",
+        ttl_seconds=DEV_TOKEN_TTL_SECONDS,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+    )
+    return (
+        "\nDevelopment token (every scope, valid 24 h; `python -m app token --scope ...` "
+        "makes others):\n\n"
+        f"  export TOKEN={token}\n\n"
+        "Then try:\n\n"
+        f'  curl -H "Authorization: Bearer $TOKEN" {base_url}/api/catalog/products\n'
     )
 
 

@@ -69,6 +69,25 @@ class _ProcessFields(logging.Filter):
         return True
 
 
+# The longest request target an access-log line repeats: a client may send 64 KiB of URL,
+# and each such request would otherwise write 64 KiB of log.
+MAX_LOGGED_TARGET = 300
+
+
+class ShortRequestLines(logging.Filter):
+    """Cuts the request target of uvicorn's access lines (``%s - "%s %s HTTP/%s" %d``,
+    the target third) to MAX_LOGGED_TARGET characters, saying how long it was."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            target = args[2]
+            if len(target) > MAX_LOGGED_TARGET:
+                cut = f"{target[:MAX_LOGGED_TARGET]}…({len(target)} characters)"
+                record.args = (*args[:2], cut, *args[3:])
+        return True
+
+
 def configure_logging(
     level: str = "INFO",
     *,
@@ -99,5 +118,8 @@ def configure_logging(
     # in-process call dev makes to catalog, the head check of every readiness probe.
     logging.getLogger("aiormq.connection").setLevel(logging.CRITICAL)
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, ShortRequestLines) for f in access.filters):
+        access.addFilter(ShortRequestLines())
     if role not in {"migrate", "dev"}:
         logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)

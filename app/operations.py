@@ -1,12 +1,16 @@
-"""``broker declare``, and the start-up check every long-running process makes (its database
-at the Alembic head); the outbox, dead-letter and inbox commands are in ``app.admin``."""
+"""``broker declare``, ``broker accounts`` and the start-up check every long-running process
+makes (its database at the Alembic head); the outbox, dead-letter and inbox commands are in
+``app.admin``."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import logging
 
 from app import migrate
+from app.broker_accounts import definitions, passwords_in
 from app.consumers import all_bindings
 from app.outbox.broker import AMQP_SCHEMES
 from app.outbox.names import DEFAULT_NAMES
@@ -58,4 +62,32 @@ def declare_broker(settings: Settings) -> int:
     logger.info(
         "declared the topology", extra={"exchange": DEFAULT_NAMES.exchange, "queues": queues}
     )
+    return 0
+
+
+def print_broker_accounts(args: argparse.Namespace) -> int:
+    """``broker accounts``: the definitions JSON on standard output; 1 when a password
+    is missing or the directory cannot be read."""
+    if not args.passwords_dir.is_dir():
+        logger.error("--passwords-dir %s is not a directory", args.passwords_dir)
+        return 1
+    try:
+        document = definitions(
+            passwords_in(args.passwords_dir, args.prefix), vhost=args.vhost, prefix=args.prefix
+        )
+    except (ValueError, OSError) as exc:
+        logger.error("cannot write the broker accounts: %s (in %s)", exc, args.passwords_dir)
+        return 1
+    text = json.dumps(document, indent=2)
+    if args.output is None:
+        print(text)
+        return 0
+    try:
+        # Readable by the broker's own user (the file holds salted hashes, no password).
+        args.output.write_text(text + "\n", encoding="utf-8")
+        args.output.chmod(0o644)
+    except OSError as exc:
+        logger.error("cannot write %s: %s", args.output, exc)
+        return 1
+    logger.info("broker accounts written", extra={"path": str(args.output)})
     return 0

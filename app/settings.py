@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = str  # "ordering" | "catalog"
@@ -42,6 +42,25 @@ class Settings(BaseSettings):
     # (none when unset; `--metrics-port` on the command); the APIs serve them on theirs.
     metrics_port: int | None = Field(default=None, ge=1, le=65_535)
     metrics_host: str = "127.0.0.1"
+
+    # Bearer tokens (JWT) on every API route. Production: an identity provider's keys
+    # (AUTH_JWKS_URL, RS256/ES256) with AUTH_ISSUER and AUTH_AUDIENCE. Development and
+    # tests: a shared HS256 secret of at least 32 characters (RFC 7518 §3.2: no shorter
+    # than the hash). AUTH_DISABLED=true opens every route (local experiments only).
+    auth_jwt_secret: SecretStr | None = None
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    auth_jwks_url: str | None = None
+    auth_disabled: bool = False
+    # Ordering's own token for catalog's integration API, from the identity provider by
+    # the client credentials grant (RFC 6749 §4.4); with AUTH_JWT_SECRET it signs its own.
+    auth_token_url: str | None = None
+    auth_client_id: str | None = None
+    auth_client_secret: SecretStr | None = None
+    # The RabbitMQ account each service's relay publishes as, "service=user,…": a consumer
+    # dead-letters an event whose user_id (validated by RabbitMQ) is not its owner's.
+    # Empty: not checked (a WARNING at every consumer start on RabbitMQ).
+    broker_publishers: str = ""
 
     # `python -m app dev`: add a few demo products to an empty catalog at start.
     seed_demo_products: bool = True
@@ -106,6 +125,47 @@ class Settings(BaseSettings):
             else (value.lower())
         )
 
+    @field_validator(
+        "auth_jwt_secret",
+        "auth_issuer",
+        "auth_audience",
+        "auth_jwks_url",
+        "auth_token_url",
+        "auth_client_id",
+        "auth_client_secret",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # FOO= in a compose file or a shell means "not set", not "the empty string".
+        return None if value == "" else value
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (HS256 needs a 256-bit key)")
+        return value
+
+    @field_validator("broker_publishers")
+    @classmethod
+    def _publishers(cls, value: str) -> str:
+        publishers_of(value)  # raises ValueError with the reason
+        return value
+
+    @model_validator(mode="after")
+    def _complete_auth(self) -> Settings:
+        if self.auth_jwks_url and not (self.auth_issuer and self.auth_audience):
+            raise ValueError("AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE too")
+        if self.auth_token_url and not (self.auth_client_id and self.auth_client_secret):
+            raise ValueError("AUTH_TOKEN_URL needs AUTH_CLIENT_ID and AUTH_CLIENT_SECRET too")
+        return self
+
+    @property
+    def event_publishers(self) -> dict[str, str]:
+        """BROKER_PUBLISHERS as {service: broker user}."""
+        return publishers_of(self.broker_publishers)
+
     @model_validator(mode="after")
     def _reservations_outlive_the_inbox(self) -> Settings:
         if self.reservation_retention_seconds < self.inbox_retention_seconds:
@@ -122,3 +182,23 @@ class Settings(BaseSettings):
         if service == "catalog":
             return self.catalog_database_url
         raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+
+
+def publishers_of(text: str) -> dict[str, str]:
+    """``"ordering=u1,catalog=u2"`` as ``{"ordering": "u1", "catalog": "u2"}``.
+
+    Raises ValueError for an unknown service, a missing user or a service named twice.
+    """
+    publishers: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        service, _, user = (side.strip() for side in item.partition("="))
+        if service not in SERVICES or not user:
+            raise ValueError(
+                f"{item!r} is not service=user with a service among {', '.join(SERVICES)}"
+            )
+        if service in publishers:
+            raise ValueError(f"{service} is named twice")
+        publishers[service] = user
+    return publishers

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api_metrics import install_metrics
+from app.auth.config import authenticator_for
 from app.health import router as health_router
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError
@@ -147,8 +148,15 @@ def build_app(
     settings: Settings,
     routers: Sequence[APIRouter],
     resources: Sequence[ResourceFactory],
+    development: bool = False,
 ) -> FastAPI:
-    """A FastAPI app serving ``routers`` with each resource opened for its lifetime."""
+    """A FastAPI app serving ``routers`` with each resource opened for its lifetime, every
+    route behind the token verifier from ``settings`` (``development``: ``dev``'s secret
+    under ./var when none is configured).
+
+    Raises AuthNotConfiguredError when no token verification is configured.
+    """
+    authenticator = authenticator_for(settings, development=development)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -161,6 +169,7 @@ def build_app(
             yield
 
     app = FastAPI(title=title, lifespan=lifespan)
+    app.state.authenticator = authenticator
     install_common(app, max_body_bytes=settings.max_request_body_bytes)
     for router in [*routers, health_router]:
         app.include_router(router)

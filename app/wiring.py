@@ -3,12 +3,18 @@
 
 from __future__ import annotations
 
+import logging
+
+from app.consumers import published_by
+from app.outbox.broker import AMQP_SCHEMES
 from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.consumer_process import ConsumerProcessConfig
 from app.outbox.process import RetentionPolicy
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.relay_process import RelayProcessConfig
 from app.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 def relay_config(settings: Settings) -> RelayProcessConfig:
@@ -47,6 +53,7 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
             reconnect_max_seconds=settings.broker_reconnect_max_seconds,
             database_reconnect_max_seconds=settings.database_reconnect_max_seconds,
             redelivery_max_seconds=settings.consumer_redelivery_max_seconds,
+            publishers=event_publishers(settings),
         ),
         retention=_retention(settings, settings.inbox_retention_seconds),
         lock_timeout_seconds=settings.consumer_lock_timeout_seconds,
@@ -56,6 +63,20 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
         probe_port=settings.metrics_port,
         probe_host=settings.metrics_host,
     )
+
+
+def event_publishers(settings: Settings) -> dict[str, str]:
+    """Event name → the broker account its owner's relay publishes as (BROKER_PUBLISHERS),
+    on RabbitMQ only: the embedded broker has no accounts. Warns when unset on RabbitMQ."""
+    if not settings.broker_url.startswith(AMQP_SCHEMES):
+        return {}
+    publishers = settings.event_publishers
+    if not publishers:
+        logger.warning(
+            "BROKER_PUBLISHERS is not set: events are accepted from any broker account "
+            "(set it to service=user pairs, e.g. ordering=cloudcrm-ordering-relay)"
+        )
+    return {event: user for service, user in publishers.items() for event in published_by(service)}
 
 
 def _retention(settings: Settings, older_than_seconds: float) -> RetentionPolicy:

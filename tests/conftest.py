@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,8 +14,13 @@ import pytest
 from app import migrate
 from app.settings import SERVICES, Settings
 from tests.support import postgres
+from tests.support.auth import TEST_SECRET
 from tests.support.deployment import Deployment
 from tests.support.rabbit import throwaway_vhost
+
+# Every app built in a test and every command a test starts verifies tokens signed with
+# the suite's secret (tests/support/auth.py); the tests about authentication override it.
+os.environ["AUTH_JWT_SECRET"] = TEST_SECRET
 
 
 @pytest.fixture(scope="session")

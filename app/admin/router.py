@@ -27,6 +27,9 @@ from app.admin.schemas import (
     ReplayedView,
     selected_ids,
 )
+from app.auth.dependencies import AUTH_ERRORS, require
+from app.auth.scopes import ADMIN
+from app.auth.tokens import Principal
 from app.outbox.broker import Broker
 from app.outbox.dead_letters import DeadLetterSelection
 from app.outbox.repair import FailedSelection
@@ -38,9 +41,11 @@ NO_BROKER: dict[int | str, dict[str, object]] = {
 
 
 def actor(request: Request) -> Actor:
-    """Who asks: the client's address (the auth issue adds the token's subject)."""
+    """Who asks: the token's subject and the client's address, for the audit log."""
     client = request.client.host if request.client else "unknown"
-    return Actor(f"api:{client}")
+    principal: Principal | None = getattr(request.state, "principal", None)
+    subject = principal.subject if principal is not None else "unknown"
+    return Actor(f"api:{subject}@{client}")
 
 
 ServiceName = Annotated[
@@ -76,7 +81,10 @@ NOT_SERVED: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorBody, "description": "this process does not serve that service"}
 }
 router = APIRouter(
-    prefix="/admin/api/{service}", tags=["admin"], responses={**COMMON_ERRORS, **NOT_SERVED}
+    prefix="/admin/api/{service}",
+    tags=["admin"],
+    responses={**COMMON_ERRORS, **AUTH_ERRORS, **NOT_SERVED},
+    dependencies=[require(ADMIN)],
 )
 
 

@@ -8,16 +8,25 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.auth.dependencies import AUTH_ERRORS, require
+from app.auth.scopes import CATALOG_INTEGRATION, PRODUCTS_READ, PRODUCTS_WRITE
 from app.catalog import service
 from app.catalog.models import Product
 from app.catalog.schemas import ProductIds, ProductRead, ProductWrite
 from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit, Skip
 from app.web import unit_of_work
 
-router = APIRouter(prefix="/api/catalog", tags=["catalog"], responses=COMMON_ERRORS)
-integration_router = APIRouter(
-    prefix="/integration-api/catalog", tags=["catalog integration"], responses=COMMON_ERRORS
+router = APIRouter(
+    prefix="/api/catalog", tags=["catalog"], responses={**COMMON_ERRORS, **AUTH_ERRORS}
 )
+integration_router = APIRouter(
+    prefix="/integration-api/catalog",
+    tags=["catalog integration"],
+    responses={**COMMON_ERRORS, **AUTH_ERRORS},
+    dependencies=[require(CATALOG_INTEGRATION)],
+)
+READ = [require(PRODUCTS_READ)]
+WRITE = [require(PRODUCTS_WRITE)]
 
 SessionDep = Annotated[AsyncSession, Depends(unit_of_work("catalog"), scope="function")]
 
@@ -28,7 +37,12 @@ def _found(product: Product | None, product_id: uuid.UUID) -> Product:
     return product
 
 
-@router.post("/products", status_code=status.HTTP_201_CREATED, response_model=ProductRead)
+@router.post(
+    "/products",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ProductRead,
+    dependencies=WRITE,
+)
 async def create_product(body: ProductWrite, session: SessionDep) -> Product:
     """Add a product."""
     return await service.create_product(
@@ -36,7 +50,7 @@ async def create_product(body: ProductWrite, session: SessionDep) -> Product:
     )
 
 
-@router.get("/products", response_model=list[ProductRead])
+@router.get("/products", response_model=list[ProductRead], dependencies=READ)
 async def list_products(
     session: SessionDep, skip: Skip = 0, limit: Limit = DEFAULT_LIMIT
 ) -> list[Product]:
@@ -44,13 +58,17 @@ async def list_products(
     return list(await service.list_products(session, skip=skip, limit=limit))
 
 
-@router.get("/products/{product_id}", response_model=ProductRead, responses=NOT_FOUND)
+@router.get(
+    "/products/{product_id}", response_model=ProductRead, responses=NOT_FOUND, dependencies=READ
+)
 async def get_product(product_id: uuid.UUID, session: SessionDep) -> Product:
     """One product."""
     return _found(await service.get_product(session, product_id=product_id), product_id)
 
 
-@router.put("/products/{product_id}", response_model=ProductRead, responses=NOT_FOUND)
+@router.put(
+    "/products/{product_id}", response_model=ProductRead, responses=NOT_FOUND, dependencies=WRITE
+)
 async def replace_product(
     product_id: uuid.UUID, body: ProductWrite, session: SessionDep
 ) -> Product:
@@ -74,6 +92,7 @@ RESERVED: dict[int | str, dict[str, object]] = {
     "/products/{product_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**NOT_FOUND, **RESERVED},
+    dependencies=WRITE,
 )
 async def delete_product(product_id: uuid.UUID, session: SessionDep) -> Response:
     """Remove a product; 409 while an order holds a reservation of it (its cancel would

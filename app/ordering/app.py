@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from app.admin.resources import admin_broker
 from app.admin.router import router as admin_router
+from app.auth.service_token import ordering_credentials
 from app.ordering.router import router
 from app.settings import Settings
 from app.web import build_app, database
@@ -20,13 +21,19 @@ async def ordering_resources(
     app: FastAPI,
     settings: Settings,
     catalog_transport: httpx.AsyncBaseTransport | None = None,
+    development: bool = False,
 ) -> AsyncIterator[None]:
-    """Ordering's database and its HTTP client for catalog's integration API."""
+    """Ordering's database and its HTTP client for catalog's integration API, which
+    carries ordering's own token (``development``: signed with ``dev``'s secret)."""
     timeout = httpx.Timeout(settings.catalog_api_timeout_seconds)
+    credentials = ordering_credentials(settings, development=development)
     async with (
         database(app, settings, "ordering"),
         httpx.AsyncClient(
-            base_url=settings.catalog_api_url, timeout=timeout, transport=catalog_transport
+            base_url=settings.catalog_api_url,
+            timeout=timeout,
+            transport=catalog_transport,
+            auth=credentials,
         ) as client,
     ):
         app.state.catalog_client = client
@@ -34,7 +41,12 @@ async def ordering_resources(
 
 
 def create_app(settings: Settings) -> FastAPI:
-    """The ordering API alone (``python -m app api ordering``)."""
+    """The ordering API alone (``python -m app api ordering``).
+
+    Raises AuthNotConfiguredError when tokens cannot be verified, or ordering cannot get
+    its own for catalog's integration API.
+    """
+    ordering_credentials(settings)  # refuse at start, not at the first listing
     return build_app(
         title="CloudCrm ordering",
         settings=settings,

@@ -10,6 +10,8 @@ import httpx
 from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from app.auth.dependencies import AUTH_ERRORS, require
+from app.auth.scopes import ORDERS_READ, ORDERS_WRITE
 from app.ordering import service
 from app.ordering.catalog_client import fetch_product_names
 from app.ordering.models import Order
@@ -17,7 +19,11 @@ from app.ordering.schemas import OrderCreate, OrderRead, OrderView
 from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit, Skip
 from app.web import session_factory, unit_of_work
 
-router = APIRouter(prefix="/api/ordering", tags=["ordering"], responses=COMMON_ERRORS)
+router = APIRouter(
+    prefix="/api/ordering", tags=["ordering"], responses={**COMMON_ERRORS, **AUTH_ERRORS}
+)
+READ = [require(ORDERS_READ)]
+WRITE = [require(ORDERS_WRITE)]
 
 # Printable ASCII, 1-200 characters: it travels as the AMQP correlation_id, a short string
 # of at most 255 bytes. Starlette decodes header bytes as Latin-1, so 130 bytes of 0xE9 once
@@ -54,7 +60,9 @@ async def _with_product_names(
     ]
 
 
-@router.post("/order", status_code=status.HTTP_201_CREATED, response_model=OrderRead)
+@router.post(
+    "/order", status_code=status.HTTP_201_CREATED, response_model=OrderRead, dependencies=WRITE
+)
 async def place_order(
     body: OrderCreate,
     session: SessionDep,
@@ -77,7 +85,10 @@ CONFLICT: dict[int | str, dict[str, object]] = {
 
 
 @router.post(
-    "/order/{order_id}/cancel", response_model=OrderRead, responses={**NOT_FOUND, **CONFLICT}
+    "/order/{order_id}/cancel",
+    response_model=OrderRead,
+    responses={**NOT_FOUND, **CONFLICT},
+    dependencies=WRITE,
 )
 async def cancel_order(
     order_id: uuid.UUID,
@@ -97,7 +108,7 @@ async def cancel_order(
     return OrderRead.model_validate(order)
 
 
-@router.get("/order", response_model=list[OrderView])
+@router.get("/order", response_model=list[OrderView], dependencies=READ)
 async def list_orders(
     sessions: SessionsDep,
     client: CatalogClientDep,
@@ -112,7 +123,7 @@ async def list_orders(
     return await _with_product_names(client, orders)
 
 
-@router.get("/order/{order_id}", response_model=OrderView, responses=NOT_FOUND)
+@router.get("/order/{order_id}", response_model=OrderView, responses=NOT_FOUND, dependencies=READ)
 async def get_order(
     order_id: uuid.UUID, sessions: SessionsDep, client: CatalogClientDep
 ) -> OrderView:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection
-from aiormq.exceptions import ChannelPreconditionFailed
+from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
+from yarl import URL
 
 from app.outbox.amqp_confirms import settle
 from app.outbox.amqp_frames import (
@@ -27,13 +28,21 @@ from app.outbox.publisher import (
     OutgoingMessage,
     PublishResult,
 )
-from app.outbox.topology import QueueBindings, TopologyConflictError, declare_topology
+from app.outbox.topology import (
+    QueueBindings,
+    TopologyAccessRefusedError,
+    TopologyConflictError,
+    declare_topology,
+)
 
 logger = logging.getLogger(__name__)
 
 # After a NO_ROUTE the topology is declared again (a queue may have been deleted), but
 # not more often than this: an event nobody subscribes to must not cost a declare a batch.
 REDECLARE_INTERVAL_SECONDS = 5.0
+# The broker closes the channel over one message: over a limit (406), or a routing key
+# its account's topic permissions do not allow (403).
+REFUSALS = (ChannelPreconditionFailed, ChannelAccessRefused)
 
 
 class AmqpPublisher:
@@ -57,6 +66,9 @@ class AmqpPublisher:
         a NO_ROUTE, so that no event is returned for want of a queue that was never
         declared or was deleted."""
         self._url = url
+        # Every message says who published it; RabbitMQ refuses a user_id that is not the
+        # connection's user, so consumers can trust it (aio-pika's default login: guest).
+        self._user_id = URL(url).user or "guest"
         self._exchange = exchange
         self._timeout = publish_timeout
         self._bindings = tuple(bindings)
@@ -65,6 +77,7 @@ class AmqpPublisher:
         self._lock = asyncio.Lock()
         self._redeclare = False
         self._declared_at = 0.0
+        self._may_declare = True
 
     @property
     def problem(self) -> str | None:
@@ -109,7 +122,13 @@ class AmqpPublisher:
             return self._channel
 
     async def _declare(self, connection: AbstractConnection) -> None:
-        await declare_topology(connection, self._bindings, exchange=self._exchange)
+        if self._may_declare:
+            try:
+                await declare_topology(connection, self._bindings, exchange=self._exchange)
+            except TopologyAccessRefusedError as exc:
+                # A least-privilege account: the topology is `broker declare`'s to make.
+                self._may_declare = False
+                logger.info("not declaring the topology: %s", exc)
         self._redeclare = False
         self._declared_at = time.monotonic()
 
@@ -141,7 +160,7 @@ class AmqpPublisher:
         sendable: list[Encoded] = []
         for message in messages:
             try:
-                sendable.append(encode_for(channel, message, self._exchange))
+                sendable.append(encode_for(channel, message, self._exchange, self._user_id))
             except UnpublishableError as exc:
                 result.rejected[message.message_id] = f"unpublishable: {exc}"
         if not sendable:
@@ -153,7 +172,7 @@ class AmqpPublisher:
         result.broken = outcome.broken
         if result.unroutable:
             self._redeclare = True
-        if isinstance(outcome.broken, ChannelPreconditionFailed) and len(sendable) > 1:
+        if isinstance(outcome.broken, REFUSALS) and len(sendable) > 1:
             settled = {*outcome.confirmed, *outcome.rejected, *outcome.unroutable}
             rest = [item.message for item in sendable if item.message.message_id not in settled]
             logger.warning(
@@ -164,7 +183,7 @@ class AmqpPublisher:
             for message in rest:
                 alone = await self.publish_batch([message])
                 result.confirmed += alone.confirmed
-                if isinstance(alone.broken, ChannelPreconditionFailed):
+                if isinstance(alone.broken, REFUSALS):
                     result.rejected[message.message_id] = f"refused by the broker: {alone.broken}"
                 elif alone.broken is not None:
                     result.broken = alone.broken
@@ -201,7 +220,7 @@ class AmqpPublisher:
             message.body,
             exchange=self._exchange,
             routing_key=message.event_type,
-            properties=properties(message),
+            properties=properties(message, self._user_id),
             mandatory=True,
             # Do not wait for each frame to reach the socket buffer: only the broker's
             # confirm, awaited by the caller, says anything about the message's fate.

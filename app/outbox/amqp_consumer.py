@@ -12,8 +12,13 @@ import aio_pika
 from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractQueue
 
 from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
-from app.outbox.dead_letters import FIRST_DEAD_AT, now_iso
-from app.outbox.topology import ConsumerTopology, QueueBindings, declare_topology
+from app.outbox.dead_letters import FIRST_DEAD_AT, ORIGINAL_USER_ID, now_iso
+from app.outbox.topology import (
+    ConsumerTopology,
+    QueueBindings,
+    TopologyAccessRefusedError,
+    declare_topology,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +68,10 @@ class AmqpConsumerConnection:
                 or "",
             }
         )
+        # Only what RabbitMQ validated: never a header the message arrived with.
+        headers.pop(ORIGINAL_USER_ID, None)
+        if message.user_id:
+            headers[ORIGINAL_USER_ID] = message.user_id
         copy = aio_pika.Message(
             message.body,
             headers=headers,
@@ -94,7 +103,12 @@ def amqp_consumer_connections(
             # been seen to leave aio-pika waiting forever.
             async with asyncio.timeout(timeout):
                 connection = await aio_pika.connect(url)
-                await declare_topology(connection, [bindings], exchange=exchange)
+                try:
+                    await declare_topology(connection, [bindings], exchange=exchange)
+                except TopologyAccessRefusedError as exc:
+                    # A least-privilege account reads the queue `broker declare` made;
+                    # if it is missing, the passive declaration below says so (404).
+                    logger.info("not declaring the queue: %s", exc)
                 channel = await connection.channel(publisher_confirms=True)
                 await channel.set_qos(prefetch_count=prefetch)
                 queue = await channel.declare_queue(topology.queue, durable=True, passive=True)

@@ -204,5 +204,6 @@ def _copy(letter: DeadLetter) -> aio_pika.Message:
         content_type=letter.content_type,
         correlation_id=letter.correlation_id,
         timestamp=letter.timestamp,
+        user_id=letter.user_id,
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
     )

@@ -54,8 +54,10 @@ def supports_frame_batches(channel: aiormq.Channel) -> bool:
     return all(hasattr(channel, name) for name in _REQUIRED)
 
 
-def properties(message: OutgoingMessage) -> Basic.Properties:
-    """The contract's message properties for one outbox row."""
+def properties(message: OutgoingMessage, user_id: str | None = None) -> Basic.Properties:
+    """The contract's message properties for one outbox row; ``user_id``: the publishing
+    connection's user, which RabbitMQ checks (its "validated user-id") so that consumers
+    can trust who published."""
     headers: dict[str, Any] = dict(message.headers)
     correlation_id = headers.pop("correlation_id", None)
     return Basic.Properties(
@@ -66,6 +68,7 @@ def properties(message: OutgoingMessage) -> Basic.Properties:
         timestamp=message.created_at,
         correlation_id=correlation_id,
         headers=headers or None,
+        user_id=user_id,
     )
 
 
@@ -83,7 +86,12 @@ def _refuse_non_finite(value: object) -> None:
 
 
 def encode(
-    message: OutgoingMessage, *, channel_number: int, frame_max: int, exchange: str
+    message: OutgoingMessage,
+    *,
+    channel_number: int,
+    frame_max: int,
+    exchange: str,
+    user_id: str | None = None,
 ) -> bytes:
     """The marshalled frames (publish, content header, body) of one row.
 
@@ -112,7 +120,8 @@ def encode(
             channel_number,
         )
         header = marshal(
-            ContentHeader(properties=properties(message), body_size=len(body)), channel_number
+            ContentHeader(properties=properties(message, user_id), body_size=len(body)),
+            channel_number,
         )
     except (TypeError, ValueError, OverflowError, struct.error, UnicodeError) as exc:
         raise UnpublishableError(f"cannot be encoded as AMQP: {exc}") from exc
@@ -133,12 +142,20 @@ class Encoded:
     payload: bytes
 
 
-def encode_for(channel: aiormq.Channel, message: OutgoingMessage, exchange: str) -> Encoded:
+def encode_for(
+    channel: aiormq.Channel, message: OutgoingMessage, exchange: str, user_id: str | None = None
+) -> Encoded:
     """``message`` marshalled for ``channel`` (its number and the connection's frame size).
 
     Raises UnpublishableError (see ``encode``)."""
     frame_max = channel.max_content_size + FRAME_OVERHEAD
-    frames = encode(message, channel_number=channel.number, frame_max=frame_max, exchange=exchange)
+    frames = encode(
+        message,
+        channel_number=channel.number,
+        frame_max=frame_max,
+        exchange=exchange,
+        user_id=user_id,
+    )
     return Encoded(message, frames)
 
 

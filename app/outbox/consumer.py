@@ -130,6 +130,8 @@ class InboxConsumer:
                 body=message.body,
                 subscriptions=self._subscriptions,
                 headers=message.headers,
+                user_id=message.user_id,
+                publishers=self._policy.publishers,
             )
             if isinstance(decoded, Poison):
                 await self._dead_letter(message, decoded.reason)

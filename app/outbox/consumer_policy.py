@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from app.outbox.decoding import Decoded
@@ -43,3 +43,7 @@ class ConsumerPolicy:
     database_reconnect_max_seconds: float = 30.0
     connect_timeout_seconds: float = 10.0
     redelivery_max_seconds: float = 30.0
+    # Event name → the broker account (AMQP user_id, validated by RabbitMQ) its owner's
+    # relay publishes as; an event of a listed name from anyone else is dead-lettered
+    # ("unexpected publisher"). Empty: not checked.
+    publishers: Mapping[str, str] = field(default_factory=dict)

@@ -25,6 +25,9 @@ DLQ_LIMIT = 10_000  # dead letters one operation looks at, at most
 POISON_REASON = "x-poison-reason"
 NO_MESSAGE_ID = "no message id: a second copy could not be recognised by the inbox"
 REPLAY_COUNT = "x-replay-count"
+# The publisher's AMQP user_id, kept by the consumer when it dead-letters a copy itself
+# (it cannot set another account's user_id on the copy).
+ORIGINAL_USER_ID = "x-original-user-id"
 FIRST_DEAD_AT = "x-first-dead-lettered-at"  # ISO 8601, UTC; set once, kept across replays
 # Headers that describe a death or a delivery, not the message: a replay drops them.
 _DEATH_HEADERS = frozenset(
@@ -64,6 +67,10 @@ class DeadLetter:
     content_type: str | None = None
     correlation_id: str | None = None
     timestamp: datetime | None = None
+    # Who first published it (the AMQP user_id); a replay publishes it as them again, so
+    # that the consumer's publisher check still passes (RabbitMQ lets only accounts with
+    # the ``impersonator`` tag set another user's id).
+    user_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The operator's view as JSON-ready values (no body or headers)."""
@@ -151,6 +158,7 @@ def dead_letter_of(
     content_type: str | None = None,
     correlation_id: str | None = None,
     timestamp: datetime | None = None,
+    user_id: str | None = None,
 ) -> DeadLetter:
     """Read a dead-lettered message's headers (RabbitMQ's or the consumer's)."""
     headers = dict(headers) if isinstance(headers, Mapping) else {}
@@ -177,6 +185,7 @@ def dead_letter_of(
         content_type=content_type,
         correlation_id=correlation_id,
         timestamp=timestamp,
+        user_id=user_id or _text(headers.get(ORIGINAL_USER_ID)) or None,
     )
 
 
@@ -193,6 +202,7 @@ def dead_letter_from(message: Any) -> DeadLetter:
         content_type=message.content_type,
         correlation_id=message.correlation_id,
         timestamp=message.timestamp,
+        user_id=getattr(message, "user_id", None),
     )
 
 

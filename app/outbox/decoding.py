@@ -47,6 +47,8 @@ def decode(
     body: bytes,
     subscriptions: Mapping[str, Subscription],
     headers: Mapping[str, Any] | None = None,
+    user_id: str | None = None,
+    publishers: Mapping[str, str] | None = None,
 ) -> Decoded | Poison:
     """Validate one delivery's properties, version and body against its event contract.
 
@@ -55,7 +57,9 @@ def decode(
     version) selects the current model or one of the subscription's upcasters. Returns
     ``Decoded`` or ``Poison`` with a reason of at most ~700 characters; a bad delivery never
     raises. A version with no way to read it gives ``unsupported version N of Event (this
-    consumer reads …)``.
+    consumer reads …)``. ``publishers`` maps an event name to the only broker account
+    (``user_id``, which RabbitMQ validates against the publishing connection's user) it may
+    come from; any other gives ``unexpected publisher: …``.
     """
     if len(body) > MAX_BODY_BYTES:
         return Poison(f"body of {len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit")
@@ -70,6 +74,12 @@ def decode(
     subscription = subscriptions.get(event_type or "")
     if subscription is None:
         return Poison(f"unknown event type {str(event_type)[:100]!r}")
+    expected = (publishers or {}).get(subscription.name)
+    if expected is not None and user_id != expected:
+        return Poison(
+            f"unexpected publisher: {subscription.name} from user_id {str(user_id)[:100]!r}, "
+            f"not {expected!r}"
+        )
     version = _version(headers, subscription)
     if isinstance(version, Poison):
         return version

@@ -53,6 +53,7 @@ class Envelope:
     correlation_id: str | None = None
     timestamp: datetime | None = None
     headers: Mapping[str, Any] = field(default_factory=dict)
+    user_id: str | None = None  # no accounts in the embedded broker
     returned: int = 0  # the next delivery's x-delivery-count
     row: int = 0
 

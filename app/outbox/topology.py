@@ -90,6 +90,11 @@ class TopologyConflictError(Exception):
     """
 
 
+class TopologyAccessRefusedError(TopologyConflictError):
+    """The account may not configure (403 ACCESS_REFUSED): a least-privilege relay or
+    consumer, which uses the topology ``broker declare`` made instead."""
+
+
 async def declare_topology(
     connection: AbstractConnection,
     bindings: Sequence[QueueBindings],
@@ -119,12 +124,12 @@ async def declare_topology(
             channel, dlq = await _declare_queue(
                 connection, channel, names.dead_letter_queue, QUORUM
             )
-            await dlq.bind(dead_letters, routing_key="")
+            await _refusable(f"binding of {names.dead_letter_queue}", dlq.bind(dead_letters, ""))
             channel, queue = await _declare_queue(
                 connection, channel, names.queue, queue_arguments(names)
             )
             for name in item.event_names:
-                await queue.bind(events, routing_key=name)
+                await _refusable(f"binding of {names.queue}", queue.bind(events, name))
     finally:
         if not channel.is_closed:
             await channel.close()
@@ -140,6 +145,8 @@ async def _declare_queue(
     when a legacy queue was adopted, since a refused declaration closes its channel)."""
     try:
         return channel, await channel.declare_queue(name, durable=True, arguments=arguments)
+    except ChannelAccessRefused as exc:
+        raise _conflict(f"queue {name}", exc) from exc
     except ChannelPreconditionFailed as exc:
         found = _INEQUIVALENT.search(str(exc))
         if found is None or found.group(1) not in LEGACY_ARGUMENTS:
@@ -163,6 +170,10 @@ async def _refusable(what: str, declaration: Awaitable[T]) -> T:
 
 
 def _conflict(what: str, exc: Exception) -> TopologyConflictError:
+    if isinstance(exc, ChannelAccessRefused):
+        return TopologyAccessRefusedError(
+            f"this account may not declare {what}: {exc.args[-1] if exc.args else exc!r}"
+        )
     return TopologyConflictError(
         f"RabbitMQ refused to declare {what}: {exc.args[-1] if exc.args else exc!r}. "
         "It exists with other settings, or this user may not configure it: delete or "

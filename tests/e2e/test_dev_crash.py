@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from tests.e2e.processes import Background, command_env
+from tests.support.auth import HEADERS
 from tests.support.servers import free_port
 
 ORDERS = 200
@@ -95,7 +96,9 @@ async def _place_orders_and_kill(
     """Create the products, fire the orders at once and ``kill -9`` the process while they
     are being answered. The products' initial stock, and the orders answered 201 before."""
     limits = httpx.Limits(max_connections=ORDERS)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(
+        headers=HEADERS, base_url=url, timeout=30, limits=limits
+    ) as client:
         products: list[str] = []
         for n, stock in enumerate(STOCKS):
             created = await client.post(
@@ -165,7 +168,7 @@ def _count(databases: Path, statement: str) -> int:
 
 async def _wait_ready(process: Background, url: str) -> None:
     deadline = time.monotonic() + 30
-    async with httpx.AsyncClient(timeout=1) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=1) as client:
         while time.monotonic() < deadline:
             if process.process.poll() is not None:
                 raise AssertionError(f"dev exited {process.process.returncode}:\n{process.log()}")

@@ -11,9 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from tests.e2e.processes import command_env, running
+from tests.support.auth import API
 from tests.support.servers import free_port
 
 FAILING_TRIGGER = (
@@ -55,60 +54,60 @@ def test_failed_rows_dead_letters_and_poison_through_dev_admin_api(tmp_path: Pat
     )
     catalog_db, ordering_db = tmp_path / "var" / "catalog.db", tmp_path / "var" / "ordering.db"
     with running("dev", "--port", str(port), env=env, ready_url=f"{url}/docs", cwd=tmp_path):
-        dead_letters = lambda: httpx.get(f"{admin}/catalog/dlq").json()["deadLetters"]  # noqa: E731
+        dead_letters = lambda: API.get(f"{admin}/catalog/dlq").json()["deadLetters"]  # noqa: E731
 
         # A handler failing on purpose, then fixed: the dead letter is replayed once.
         sql(catalog_db, FAILING_TRIGGER)
-        [product] = [p for p in httpx.get(f"{url}/api/catalog/products").json()
+        [product] = [p for p in API.get(f"{url}/api/catalog/products").json()
                      if p["name"] == "Product A"]  # fmt: skip
-        order = httpx.post(
+        order = API.post(
             f"{url}/api/ordering/order",
             json={"customerName": "Ann", "productId": product["id"], "quantity": 1},
         ).json()
         [letter] = until(dead_letters, lambda found: len(found) == 1)
         assert letter["reason"].startswith("delivery limit")
         sql(catalog_db, "DROP TRIGGER stock_system_down")
-        replayed = httpx.post(f"{admin}/catalog/dlq/replay", json={"all": True}).json()
+        replayed = API.post(f"{admin}/catalog/dlq/replay", json={"all": True}).json()
         assert replayed == {"replayed": 1, "ids": [letter["messageId"]], "dryRun": False,
                             "left": [], "notFound": [], "remaining": 0}  # fmt: skip
-        again = httpx.post(f"{admin}/catalog/dlq/replay", json={"all": True}).json()
+        again = API.post(f"{admin}/catalog/dlq/replay", json={"all": True}).json()
         assert again["replayed"] == 0
         order_url = f"{url}/api/ordering/order/{order['id']}"
-        until(lambda: httpx.get(order_url).json()["state"], lambda s: s == "Confirmed")
-        stock = httpx.get(f"{url}/api/catalog/products/{product['id']}").json()["stockCount"]
+        until(lambda: API.get(order_url).json()["state"], lambda s: s == "Confirmed")
+        stock = API.get(f"{url}/api/catalog/products/{product['id']}").json()["stockCount"]
         assert stock == product["stockCount"] - 1  # taken once
-        inbox = httpx.get(f"{admin}/catalog/inbox/{letter['messageId']}").json()
+        inbox = API.get(f"{admin}/catalog/inbox/{letter['messageId']}").json()
         assert inbox["outcome"] == "applied"
 
         # A row the relay cannot send fails at once (RELAY_MAX_ATTEMPTS=1); fixed, replayed.
         bad = stage_row(ordering_db, "OrderCancelled", {"orderId": str(uuid.uuid4()),
                         "productId": product["id"], "quantity": 1}, [1])  # fmt: skip
-        failed = lambda: httpx.get(f"{admin}/ordering/outbox/failed").json()["failed"]  # noqa: E731
+        failed = lambda: API.get(f"{admin}/ordering/outbox/failed").json()["failed"]  # noqa: E731
         [row] = until(failed, lambda rows: len(rows) == 1)
         assert row["id"] == bad and "unpublishable" in row["lastError"]
-        dry = httpx.post(f"{admin}/ordering/outbox/replay", json={"all": True, "dryRun": True})
+        dry = API.post(f"{admin}/ordering/outbox/replay", json={"all": True, "dryRun": True})
         assert dry.json() == {"replayed": 1, "ids": [bad], "dryRun": True}
         assert len(failed()) == 1
         sql(ordering_db, "UPDATE outbox SET headers = '{}' WHERE id = ?", uuid.UUID(bad).hex)
-        done = httpx.post(f"{admin}/ordering/outbox/replay", json={"ids": [bad]}).json()
+        done = API.post(f"{admin}/ordering/outbox/replay", json={"ids": [bad]}).json()
         assert done["replayed"] == 1
         status = f"{admin}/ordering/outbox/status"
-        until(lambda: httpx.get(status).json(), lambda s: s["pending"] == 0 and s["failed"] == 0)
+        until(lambda: API.get(status).json(), lambda s: s["pending"] == 0 and s["failed"] == 0)
 
         # Poison: replayed, it comes back with its reason; purged by id, only it goes.
         for _ in range(2):
             stage_row(ordering_db, "OrderPlaced", {"orderId": "not a uuid"}, {})
         poison = until(dead_letters, lambda found: len(found) == 2)
         first = poison[0]["messageId"]
-        httpx.post(f"{admin}/catalog/dlq/replay", json={"ids": [first]})
+        API.post(f"{admin}/catalog/dlq/replay", json={"ids": [first]})
         back = until(dead_letters, lambda found: any(d["replays"] == 1 for d in found))
         assert {d["messageId"]: d["reason"] for d in back} == {
             d["messageId"]: d["reason"] for d in poison
         }
-        purged = httpx.post(f"{admin}/catalog/dlq/purge", json={"ids": [first]}).json()
+        purged = API.post(f"{admin}/catalog/dlq/purge", json={"ids": [first]}).json()
         assert purged == {"purged": 1, "ids": [first], "notFound": [], "remaining": 1}
-        gone = httpx.post(f"{admin}/catalog/dlq/purge", json={"ids": [first]}).json()
+        gone = API.post(f"{admin}/catalog/dlq/purge", json={"ids": [first]}).json()
         assert gone["purged"] == 0 and gone["notFound"] == [first]
         assert [d["messageId"] for d in dead_letters()] == [poison[1]["messageId"]]
-        depth = httpx.get(f"{admin}/catalog/outbox/status").json()
+        depth = API.get(f"{admin}/catalog/outbox/status").json()
         assert depth["deadLetters"] == 1 and depth["oldestDeadLetterAgeSeconds"] >= 0

@@ -13,6 +13,7 @@ from app.outbox import make_engine
 from app.outbox.testing import staged_events
 from examples.parcels import create_app
 from tests.support import postgres
+from tests.support.auth import HEADERS
 from tests.support.consuming import wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "parcels.py"
@@ -41,7 +42,9 @@ async def _a_parcel_is_published_and_applied_once(
     app = create_app(database_url, broker_url, broker_path=str(tmp_path / "broker.db"))
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://parcels") as client:
+        async with httpx.AsyncClient(
+            headers=HEADERS, transport=transport, base_url="http://parcels"
+        ) as client:
             created = await client.post("/parcels", json={"address": "1 Main St"})
             assert created.status_code == 201, created.text
             parcel = created.json()["id"]

@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import query
 from tests.e2e.processes import Background, command_env
+from tests.support.auth import HEADERS
 from tests.support.consuming import wait_until
 from tests.support.servers import free_port
 
@@ -57,7 +58,7 @@ async def test_2000_orders_from_32_clients_with_restarts_lose_nothing(
 
     catalog = f"http://127.0.0.1:{catalog_port}"
     ordering = f"http://127.0.0.1:{ordering_port}"
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=30) as client:
         products = []
         for name in ("A", "B", "C", "D"):
             created = await client.post(

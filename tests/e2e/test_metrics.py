@@ -8,6 +8,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.auth import HEADERS
 from tests.support.consuming import wait_until
 from tests.support.deployment import Deployment, place
 from tests.support.servers import free_port
@@ -43,7 +44,7 @@ async def test_counts_gauges_and_probes_of_relay_and_consumer(deployment: Deploy
     await deployment.add_relay("catalog")
     consumer_url = f"http://127.0.0.1:{consumer_port}"
     relay_url = f"http://127.0.0.1:{relay_port}"
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=10) as client:
         product = await deployment.new_product(client, stock=ORDERS)
         orders = [await place(client, deployment, product) for _ in range(ORDERS)]
         backlog = await scrape(client, deployment.ordering_url)  # the API reads its outbox

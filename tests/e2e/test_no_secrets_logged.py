@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.e2e.processes import run_command
+from tests.support.auth import HEADERS
 from tests.support.consuming import wait_until
 from tests.support.deployment import Deployment, place
 
@@ -33,7 +34,7 @@ async def test_a_full_run_logs_no_password(
     deployment = Deployment(with_password(ordering_db), with_password(catalog_db), broker, tmp_path)
     try:
         await deployment.start(replies=True, LOG_LEVEL="DEBUG")
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=10) as client:
             product = await deployment.new_product(client, stock=3)
             order = await place(client, deployment, product)
             url = f"{deployment.ordering_url}/api/ordering/order/{order}"

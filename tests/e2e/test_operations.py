@@ -21,6 +21,7 @@ from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
 from tests.conftest import query
 from tests.e2e.processes import PROJECT_ROOT, command_env
+from tests.support.auth import HEADERS
 from tests.support.consuming import wait_until
 from tests.support.deployment import Deployment, place
 
@@ -84,7 +85,7 @@ async def test_rows_failed_for_want_of_a_route_are_replayed_and_orders_confirmed
     deployment: Deployment,
 ) -> None:
     await deployment.start(relays=0, consumers=0)  # the APIs only: nothing is bound yet
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=10) as client:
         product = await deployment.new_product(client, stock=5)
         first, second = [await place(client, deployment, product) for _ in range(2)]
         await fail_for_want_of_a_route(deployment)
@@ -145,7 +146,7 @@ async def test_dead_letters_replayed_once_after_the_fix_and_poison_purged_by_id(
         replies=True, CONSUMER_DELIVERY_LIMIT="2", CONSUMER_REDELIVERY_MAX_SECONDS="0.2"
     )
     await query(deployment.catalog_db, FAILING_TRIGGER)  # the handler fails on purpose
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=10) as client:
         product = await deployment.new_product(client, stock=5)
         order = await place(client, deployment, product)
         [event] = cli_json(deployment, "outbox", "events", "ordering", "--order", order)["events"]

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import query
 from tests.support import postgres
+from tests.support.auth import HEADERS
 from tests.support.consuming import wait_until
 from tests.support.deployment import Deployment, place
 
@@ -49,7 +50,7 @@ async def states(deployment: Deployment) -> dict[str, tuple[str, str | None]]:
 
 async def test_ten_in_stock_and_fifty_concurrent_orders(deployment: Deployment) -> None:
     await deployment.start(replies=True)
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=30) as client:
         product = await deployment.new_product(client, 10)
         orders = await asyncio.gather(*(place(client, deployment, product) for _ in range(50)))
         await wait_until(lambda: quiet(deployment), timeout=60)
@@ -68,7 +69,7 @@ async def test_ten_in_stock_and_fifty_concurrent_orders(deployment: Deployment) 
 
 async def test_an_unknown_product_is_rejected_with_the_reason(deployment: Deployment) -> None:
     await deployment.start(replies=True)
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=30) as client:
         order = await place(client, deployment, "00000000-0000-4000-8000-000000000000")
         url = f"{deployment.ordering_url}/api/ordering/order/{order}"
 
@@ -89,7 +90,7 @@ async def test_place_then_cancel_a_thousand_orders_racing(deployment: Deployment
     (their cancel then answers 409 and gives nothing back)."""
     await deployment.start(relays=3, consumers=2, replies=True)
     initial = 5
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=60) as client:
         product = await deployment.new_product(client, initial)
         remaining = list(range(1000))
         answers: Counter[int] = Counter()
@@ -145,7 +146,7 @@ async def test_a_cancel_published_before_its_order_takes_no_stock(
     Catalog records the cancels; the late OrderPlaced then take nothing and get no reply."""
     await deployment.start(relays=0, consumers=2, replies=True)
     orders = 30
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=30) as client:
         product = await deployment.new_product(client, 100)
         placed = [await place(client, deployment, product) for _ in range(orders)]
         async with await psycopg.AsyncConnection.connect(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 
 from tests.e2e.processes import Background, command_env, run_command, running
 from tests.support import postgres
+from tests.support.auth import API, HEADERS
 from tests.support.servers import free_port
 
 
@@ -57,7 +59,7 @@ async def test_separate_processes_on_postgresql_and_rabbitmq(
             await api.wait_for_log("Application startup complete")
         await relay.wait_for_log("listening for outbox inserts")
 
-        async with httpx.AsyncClient(timeout=10) as client:
+        async with httpx.AsyncClient(headers=HEADERS, timeout=10) as client:
             created = await client.post(
                 f"{catalog_url}/api/catalog/products",
                 json={"name": "Product A", "price": 10.5, "stockCount": 53},
@@ -86,27 +88,27 @@ async def test_separate_processes_on_postgresql_and_rabbitmq(
             process.stop()
 
 
-def tutorial_stock_flow(url: str) -> None:
+def tutorial_stock_flow(url: str, api: httpx.Client = API) -> None:
     """The tutorial: order the seeded Product A (stock 53); within 2 s its stock is 52 and
     the order is Confirmed; cancelled, it gives the unit back (53 again)."""
-    products = httpx.get(f"{url}/api/catalog/products").json()
+    products = api.get(f"{url}/api/catalog/products").json()
     [product] = [p for p in products if p["name"] == "Product A"]
     assert product["stockCount"] == 53
-    order = httpx.post(
+    order = api.post(
         f"{url}/api/ordering/order",
         json={"customerName": "Ann", "productId": product["id"], "quantity": 1},
     )
     assert order.status_code == 201, order.text
     order_url = f"{url}/api/ordering/order/{order.json()['id']}"
     stock_url = f"{url}/api/catalog/products/{product['id']}"
-    assert _eventually(lambda: httpx.get(stock_url).json()["stockCount"], 52)
-    assert _eventually(lambda: httpx.get(order_url).json()["state"], "Confirmed")
-    [listed] = httpx.get(f"{url}/api/ordering/order").json()
+    assert _eventually(lambda: api.get(stock_url).json()["stockCount"], 52)
+    assert _eventually(lambda: api.get(order_url).json()["state"], "Confirmed")
+    [listed] = api.get(f"{url}/api/ordering/order").json()
     assert listed["id"] == order.json()["id"] and listed["productName"] == "Product A"
 
-    cancelled = httpx.post(f"{order_url}/cancel")
+    cancelled = api.post(f"{order_url}/cancel")
     assert cancelled.status_code == 200 and cancelled.json()["state"] == "Cancelled"
-    assert _eventually(lambda: httpx.get(stock_url).json()["stockCount"], 53)
+    assert _eventually(lambda: api.get(stock_url).json()["stockCount"], 53)
 
 
 def _eventually(read: Callable[[], object], expected: object, within: float = 2.0) -> bool:
@@ -116,15 +118,24 @@ def _eventually(read: Callable[[], object], expected: object, within: float = 2.
     return seen == expected
 
 
-def test_dev_on_embedded_defaults(tmp_path: Path) -> None:
+def test_dev_on_embedded_defaults_with_the_token_it_prints(tmp_path: Path) -> None:
+    """A fresh machine: no AUTH_* settings. dev makes its secret under ./var, prints a
+    token and the tutorial's curl; the tutorial works with that token, and not without."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = command_env(BROKER_URL="memory://")
+    env = {k: v for k, v in command_env(BROKER_URL="memory://").items() if k != "AUTH_JWT_SECRET"}
     with running("dev", "--port", str(port), env=env, ready_url=f"{url}/docs", cwd=tmp_path):
-        tutorial_stock_flow(url)
+        [log] = tmp_path.glob(".e2e-dev-*.log")
+        printed = log.read_text()
+        [token] = re.findall(r"export TOKEN=(\S+)", printed)
+        assert f'curl -H "Authorization: Bearer $TOKEN" {url}/api/catalog/products' in printed
+        assert httpx.get(f"{url}/api/catalog/products").status_code == 401
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}) as api:
+            tutorial_stock_flow(url, api)
         assert httpx.get(f"{url}/openapi.json").json()["info"]["title"]
     assert (tmp_path / "var" / "ordering.db").exists()
     assert (tmp_path / "var" / "catalog.db").exists()
+    assert (tmp_path / "var" / "dev-jwt-secret").stat().st_mode & 0o077 == 0  # owner only
 
 
 @pytest.mark.postgres

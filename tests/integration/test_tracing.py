@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from app.dev import create_dev_app
 from app.settings import Settings
 from app.telemetry import instrument_sqlalchemy
+from tests.support.auth import HEADERS
 
 EXPORTER = InMemorySpanExporter()
 
@@ -56,7 +57,7 @@ async def test_an_order_is_one_trace_from_post_to_reply(
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://t") as client,
+        httpx.AsyncClient(headers=HEADERS, transport=transport, base_url="http://t") as client,
     ):
         products = (await client.get("/api/catalog/products")).json()
         product = next(p for p in products if p["name"] == "Product A")

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from tests.reliability.history import History, Verdict, settle
+from tests.support.auth import HEADERS
 from tests.support.config import SERVERS
 from tests.support.deployment import Deployment
 
@@ -46,7 +47,7 @@ async def run_load(
     import asyncio
 
     history = History(f"run{random.randrange(10**9)}")
-    async with httpx.AsyncClient(timeout=10) as client:
+    async with httpx.AsyncClient(headers=HEADERS, timeout=10) as client:
         products = [await deployment.new_product(client, STOCK) for _ in range(4)]
         sentinel = await deployment.new_product(client, STOCK)
         remaining = orders

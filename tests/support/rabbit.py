@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -13,6 +14,7 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
+from app.broker_accounts import accounts, definitions
 from app.outbox.names import DEFAULT_NAMES
 from tests.support.config import SERVERS
 
@@ -103,3 +105,57 @@ async def queue_depth(url: str, queue: str) -> int:
         channel = await connection.channel()
         declared = await channel.declare_queue(queue, durable=True, passive=True)
         return declared.declaration_result.message_count or 0
+
+
+@asynccontextmanager
+async def least_privilege_accounts() -> AsyncIterator[Callable[[str], str]]:
+    """A fresh vhost with the system's accounts (app/broker_accounts.py) under a unique
+    prefix, imported as a definitions file; yields ``url(role)`` for a role such as
+    ``"ordering-relay"`` or ``"admin"``. Users and vhost are deleted afterwards."""
+    prefix = f"cc-test-{uuid.uuid4().hex[:10]}"
+    vhost = f"{prefix}-vhost"
+    chosen = accounts(prefix)
+    passwords = {account.name: f"pw-{uuid.uuid4().hex}" for account in chosen}
+    document = json.dumps(definitions(passwords, vhost=vhost, prefix=prefix))
+    await asyncio.to_thread(_import, document)
+    parts = urlsplit(SERVERS.rabbitmq_url)
+    host = f"{parts.hostname}:{parts.port or 5672}"
+
+    def url(role: str) -> str:
+        name = f"{prefix}-{role}"
+        return f"amqp://{name}:{passwords[name]}@{host}/{quote(vhost, safe='')}"
+
+    try:
+        for account in chosen:
+            await _await_account(url(account.name.removeprefix(f"{prefix}-")))
+        yield url
+    finally:
+        for account in chosen:
+            await asyncio.to_thread(_ctl, "delete_user", account.name)
+        await asyncio.to_thread(_ctl, "delete_vhost", vhost)
+
+
+def _import(document: str) -> None:
+    # Through standard input: the broker's own user cannot read the test's files.
+    done = subprocess.run(
+        [SERVERS.rabbitmqctl, "-q", "import_definitions", "--format", "json"],
+        input=document,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if done.returncode != 0:
+        pytest.fail(f"rabbitmqctl import_definitions failed: {done.stderr.strip()}")
+
+
+async def _await_account(url: str) -> None:
+    # The import is asynchronous: wait until the account can connect.
+    for _ in range(100):
+        try:
+            connection = await aio_pika.connect(url, timeout=5)
+        except (OSError, aio_pika.exceptions.AMQPError):
+            await asyncio.sleep(0.1)
+            continue
+        await connection.close()
+        return
+    pytest.fail("the imported accounts never became usable")

@@ -11,6 +11,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from tests.support.auth import HEADERS
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -24,7 +26,9 @@ async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     """A client talking to ``app`` in-process, with the app's lifespan running."""
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as c,
+        httpx.AsyncClient(
+            headers=HEADERS, transport=httpx.ASGITransport(app=app), base_url="http://test"
+        ) as c,
     ):
         yield c
 

@@ -13,6 +13,7 @@ import pytest
 from app.__main__ import main
 from app.ordering.app import create_app
 from app.settings import Settings
+from tests.support.auth import HEADERS
 
 
 @pytest.fixture
@@ -86,7 +87,9 @@ async def admin(migrated: Path) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(Settings())
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+        httpx.AsyncClient(
+            headers=HEADERS, transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client,
     ):
         yield client
 
@@ -154,7 +157,9 @@ async def admin_without_rabbitmq(
     app = create_app(Settings())
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+        httpx.AsyncClient(
+            headers=HEADERS, transport=httpx.ASGITransport(app=app), base_url="http://t"
+        ) as client,
     ):
         yield client
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ def test_the_whole_system_is_there() -> None:
         ("relay", "catalog"),
         ("consume", "ordering"),
     } <= {c[:1] if c[0] == "migrate" else c for c in commands}
-    assert "management" in SERVICES["rabbitmq"]["image"]
+    assert SERVICES["rabbitmq"]["image"].startswith("rabbitmq:3")
     assert (ROOT / "Dockerfile").exists()
 
 
@@ -52,10 +53,70 @@ def test_every_command_is_a_real_cli_command() -> None:
         _parser().parse_args(command[3:])  # exits on an unknown command or option
 
 
+def test_no_guest_and_no_default_password() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    assert "guest" not in text
+    passwords = re.findall(r"\$\{(\w*PASSWORD\w*)(:[?-][^}]*)?\}", text)
+    assert passwords
+    for variable, default in passwords:
+        assert default.startswith(":?"), f"{variable} must be required, not defaulted"
+    example = (ROOT / ".env.example").read_text()
+    for variable, _ in passwords:
+        assert re.search(rf"^{variable}=$", example, re.M), f"{variable} not in .env.example"
+
+
+def test_the_servers_listen_on_loopback_only() -> None:
+    for name in ("postgres", "rabbitmq"):
+        for port in SERVICES[name].get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+
+
+def test_every_process_uses_its_own_least_privilege_account() -> None:
+    from app.broker_accounts import accounts
+
+    names = {account.name for account in accounts()}
+    roles = {"api": "api", "relay": "relay", "consume": "consumer"}
+    for name, spec in APP_SERVICES.items():
+        command = spec["command"][3:]
+        url = spec.get("environment", {}).get("BROKER_URL")
+        if command[0] in roles:
+            expected = f"cloudcrm-{command[1]}-{roles[command[0]]}"
+        elif command[:2] == ["broker", "declare"]:
+            expected = "cloudcrm-admin"
+        else:
+            assert url is None, name  # migrate and broker-accounts never touch the broker
+            continue
+        assert url is not None and url.startswith(f"amqp://{expected}:"), (name, url)
+        assert expected in names
+    secrets = set(COMPOSE["secrets"])
+    assert secrets == names
+    assert set(SERVICES["broker-accounts"]["secrets"]) == names
+
+
+def test_rabbitmq_loads_the_accounts_broker_accounts_writes() -> None:
+    command = SERVICES["broker-accounts"]["command"]
+    written = Path(command[command.index("--output") + 1])
+    [shared] = [
+        v for v in SERVICES["broker-accounts"]["volumes"] if v.endswith(str(written.parent))
+    ]
+    volume = shared.split(":")[0]
+    [mounted] = [v.split(":")[1] for v in SERVICES["rabbitmq"]["volumes"] if v.startswith(volume)]
+    conf = (ROOT / "docker" / "rabbitmq.conf").read_text()
+    assert f"load_definitions = {mounted}/{written.name}" in conf
+    assert SERVICES["rabbitmq"]["depends_on"]["broker-accounts"] == {
+        "condition": "service_completed_successfully"
+    }
+
+
+def test_the_image_runs_as_an_unprivileged_user() -> None:
+    users = re.findall(r"^USER\s+(\S+)", (ROOT / "Dockerfile").read_text(), re.M)
+    assert users and users[-1] not in {"root", "0"}
+
+
 def test_every_variable_is_a_real_setting() -> None:
     fields = {field.upper() for field in Settings.model_fields}
     for name, spec in APP_SERVICES.items():
-        assert set(spec["environment"]) <= fields, name
+        assert set(spec.get("environment", {})) <= fields, name
 
 
 def test_every_dependency_exists_and_waits_for_health() -> None:

@@ -81,3 +81,23 @@ def test_a_url_is_shown_parsed_and_without_any_password() -> None:
     shown = safe_url("postgresql+psycopg://app:pa/ss@db:5432/x?password=z&sslmode=require")
     assert shown == "postgresql+psycopg://app:***@db:5432/x?password=***&sslmode=require"
     assert safe_url("guest:s3cret@host:5672/") == "guest:***@host:5672/"
+
+
+def test_access_lines_cut_long_request_targets() -> None:
+    from app.logs import MAX_LOGGED_TARGET, ShortRequestLines
+
+    target = "/api/catalog/products?" + "x" * 60_000
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1,
+        '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5000", "GET", target, "1.1", 401), None,
+    )  # fmt: skip
+    assert ShortRequestLines().filter(record)
+    line = record.getMessage()
+    assert len(line) < MAX_LOGGED_TARGET + 100
+    assert f"…({len(target)} characters)" in line and line.endswith('HTTP/1.1" 401')
+    short = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1,
+        '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5000", "GET", "/health/live", "1.1", 200), None,
+    )  # fmt: skip
+    ShortRequestLines().filter(short)
+    assert short.getMessage() == '127.0.0.1:5000 - "GET /health/live HTTP/1.1" 200'

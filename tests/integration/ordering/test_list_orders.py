@@ -14,6 +14,7 @@ from fastapi import FastAPI, Response
 from app.catalog.app import create_app as create_catalog
 from app.ordering.app import create_app as create_ordering
 from app.settings import Settings
+from tests.support.auth import HEADERS
 from tests.support.servers import asgi_client, free_port, serving, silent_server
 
 pytestmark = pytest.mark.postgres
@@ -44,7 +45,10 @@ async def test_orders_are_listed_with_product_names_from_catalog(
     ordering_db: str, catalog_db: str
 ) -> None:
     catalog_app = create_catalog(Settings(catalog_database_url=catalog_db))
-    async with serving(catalog_app) as catalog_url, httpx.AsyncClient(base_url=catalog_url) as api:
+    async with (
+        serving(catalog_app) as catalog_url,
+        httpx.AsyncClient(headers=HEADERS, base_url=catalog_url) as api,
+    ):
         products = {}
         for name in ("Product A", "Product B"):
             body = {"name": name, "price": 1, "stockCount": 5}

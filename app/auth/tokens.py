@@ -1,0 +1,156 @@
+"""Checking a bearer token: signature, expiry, issuer, audience; then who and which scopes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from app.auth.jwks import JwksKeys, KeysUnavailableError, UnknownKeyError
+from app.auth.scopes import SCOPES
+
+# Tokens signed with the shared secret (development, tests) and with a provider's keys.
+SECRET_ALGORITHM = "HS256"
+KEY_ALGORITHMS = ("RS256", "ES256")
+# Longer tokens are refused before parsing; real access tokens are well under 2 KiB.
+MAX_TOKEN_BYTES = 8 * 1024
+
+
+class InvalidTokenError(Exception):
+    """The token is missing, malformed, expired or not signed by a trusted key (HTTP 401);
+    the message says which, without echoing the token."""
+
+
+class VerifierUnavailableError(Exception):
+    """The identity provider's keys cannot be fetched: the token cannot be checked (503)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: the token's ``sub`` (or client id) and its scopes."""
+
+    subject: str
+    scopes: frozenset[str]
+
+
+ANONYMOUS = Principal("anonymous (AUTH_DISABLED)", frozenset(SCOPES))
+
+
+class Authenticator:
+    """Verifies bearer tokens (JWT, RFC 7519).
+
+    HS256 tokens are checked with ``secret``; RS256 and ES256 ones with the key the token's
+    ``kid`` names in ``jwks``. ``issuer`` and ``audience``, when given, must match the
+    ``iss`` and ``aud`` claims; ``exp`` is required, with ``leeway_seconds`` for clock skew.
+    ``disabled`` lets every request through as ANONYMOUS (``AUTH_DISABLED=true``).
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str | None = None,
+        jwks: JwksKeys | None = None,
+        issuer: str | None = None,
+        audience: str | None = None,
+        disabled: bool = False,
+        leeway_seconds: float = 30.0,
+    ) -> None:
+        self.secret = secret
+        self.jwks = jwks
+        self.issuer = issuer
+        self.audience = audience
+        self.disabled = disabled
+        self._leeway = leeway_seconds
+
+    async def authenticate(self, token: str) -> Principal:
+        """The principal ``token`` stands for.
+
+        Raises InvalidTokenError (HTTP 401) or VerifierUnavailableError (HTTP 503).
+        """
+        if self.disabled:
+            return ANONYMOUS
+        if len(token) > MAX_TOKEN_BYTES:
+            raise InvalidTokenError(f"token longer than {MAX_TOKEN_BYTES} bytes")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError("malformed token") from exc
+        algorithm = header.get("alg")
+        key = await self._key(algorithm, header.get("kid"))
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[str(algorithm)],
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self._leeway,
+                options={"require": ["exp"], "verify_aud": self.audience is not None},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise InvalidTokenError("token expired") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise InvalidTokenError("token signature does not verify") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise InvalidTokenError(f"token audience is not {self.audience!r}") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise InvalidTokenError(f"token issuer is not {self.issuer!r}") from exc
+        except jwt.PyJWTError as exc:
+            raise InvalidTokenError(f"invalid token: {exc}"[:200]) from exc
+        return principal_of(claims)
+
+    async def _key(self, algorithm: object, kid: object) -> Any:
+        if algorithm == SECRET_ALGORITHM and self.secret is not None:
+            return self.secret
+        if algorithm in KEY_ALGORITHMS and self.jwks is not None:
+            try:
+                return await self.jwks.key(kid if isinstance(kid, str) else None)
+            except UnknownKeyError as exc:
+                raise InvalidTokenError("token signed by an unknown key") from exc
+            except KeysUnavailableError as exc:
+                raise VerifierUnavailableError(str(exc)) from exc
+        accepted = [SECRET_ALGORITHM] if self.secret is not None else []
+        accepted += list(KEY_ALGORITHMS) if self.jwks is not None else []
+        raise InvalidTokenError(
+            f"token algorithm {str(algorithm)[:20]!r} is not accepted here ({', '.join(accepted)})"
+        )
+
+
+def principal_of(claims: Mapping[str, Any]) -> Principal:
+    """Subject and scopes from verified claims: ``scope`` (space-separated, RFC 8693 §4.2)
+    or ``scp`` (a list or string, as some providers issue)."""
+    raw = claims.get("scope", claims.get("scp", ""))
+    words: Iterable[object] = (
+        raw.split() if isinstance(raw, str) else raw if isinstance(raw, list) else ()
+    )
+    subject = claims.get("sub") or claims.get("client_id") or claims.get("azp") or "unknown"
+    return Principal(str(subject)[:200], frozenset(str(word) for word in words))
+
+
+def issue_token(
+    secret: str,
+    scopes: Iterable[str],
+    *,
+    subject: str,
+    ttl_seconds: float,
+    issuer: str | None = None,
+    audience: str | None = None,
+) -> str:
+    """An HS256 token for ``subject`` with ``scopes``, valid ``ttl_seconds`` from now."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "scope": " ".join(scopes),
+        "iat": now,
+        "exp": now + int(ttl_seconds),
+        "jti": str(uuid.uuid4()),
+    }
+    if issuer is not None:
+        claims["iss"] = issuer
+    if audience is not None:
+        claims["aud"] = audience
+    return jwt.encode(claims, secret, algorithm=SECRET_ALGORITHM)
