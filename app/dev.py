@@ -19,6 +19,7 @@ from app import migrate
 from app.admin.router import router as admin_router
 from app.auth.config import signing_secret
 from app.auth.scopes import SCOPES
+from app.auth.service_token import ordering_credentials
 from app.auth.tokens import issue_token
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
@@ -44,7 +45,11 @@ DEV_TOKEN_TTL_SECONDS = 24 * 3600
 def create_dev_app(settings: Settings, *, base_url: str = "http://127.0.0.1:8000") -> FastAPI:
     """Ordering and catalog in one app; ordering reaches catalog in-process, not over TCP.
     At start it prints a development token for every scope and a curl that uses it
-    (``base_url``: where the app is served)."""
+    (``base_url``: where the app is served).
+
+    Raises AuthNotConfiguredError when ordering could not get its own token for catalog.
+    """
+    ordering_credentials(settings, development=True)  # refuse now, not in the lifespan
 
     @asynccontextmanager
     async def migrated(_app: FastAPI, settings: Settings) -> AsyncIterator[None]:

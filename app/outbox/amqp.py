@@ -40,9 +40,15 @@ logger = logging.getLogger(__name__)
 # After a NO_ROUTE the topology is declared again (a queue may have been deleted), but
 # not more often than this: an event nobody subscribes to must not cost a declare a batch.
 REDECLARE_INTERVAL_SECONDS = 5.0
-# The broker closes the channel over one message: over a limit (406), or a routing key
-# its account's topic permissions do not allow (403).
-REFUSALS = (ChannelPreconditionFailed, ChannelAccessRefused)
+
+
+def refused_for_itself(error: BaseException | None) -> bool:
+    """The broker closed the channel over one message: over a limit (406), or a routing
+    key its account's topic permissions do not allow (403 "access to topic …"). A 403 on
+    the exchange itself is the account's fault, not the message's: not this."""
+    if isinstance(error, ChannelPreconditionFailed):
+        return True
+    return isinstance(error, ChannelAccessRefused) and "access to topic" in str(error)
 
 
 class AmqpPublisher:
@@ -172,7 +178,7 @@ class AmqpPublisher:
         result.broken = outcome.broken
         if result.unroutable:
             self._redeclare = True
-        if isinstance(outcome.broken, REFUSALS) and len(sendable) > 1:
+        if refused_for_itself(outcome.broken) and len(sendable) > 1:
             settled = {*outcome.confirmed, *outcome.rejected, *outcome.unroutable}
             rest = [item.message for item in sendable if item.message.message_id not in settled]
             logger.warning(
@@ -183,7 +189,7 @@ class AmqpPublisher:
             for message in rest:
                 alone = await self.publish_batch([message])
                 result.confirmed += alone.confirmed
-                if isinstance(alone.broken, REFUSALS):
+                if refused_for_itself(alone.broken):
                     result.rejected[message.message_id] = f"refused by the broker: {alone.broken}"
                 elif alone.broken is not None:
                     result.broken = alone.broken

@@ -103,6 +103,20 @@ async def test_a_relay_publishes_only_its_own_events(url: Url) -> None:
     await _publish_refused(url("ordering-relay"), "", "catalog.events")  # no back door
 
 
+async def test_an_account_that_may_not_write_the_exchange_fails_no_row(url: Url) -> None:
+    """A misconfigured relay (here given a consumer's account): the refusal is the
+    account's, not the messages', so nothing is rejected (no attempt counted): the batch
+    is left pending, as when the broker is away."""
+    publisher = AmqpPublisher(url("catalog-consumer"), publish_timeout=10)
+    try:
+        batch = [_event("OrderPlaced", b"{}"), _event("OrderPlaced", b"{}")]
+        result = await publisher.publish_batch(batch)
+    finally:
+        await publisher.close()
+    assert not result.confirmed and not result.rejected
+    assert isinstance(result.broken, ChannelAccessRefused)
+
+
 async def test_a_consumer_account_cannot_publish_events(url: Url) -> None:
     """Not to the events exchange, not through the default exchange to any queue: its one
     write permission is its own dead-letter exchange, which feeds only its DLQ."""

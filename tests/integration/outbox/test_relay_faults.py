@@ -108,8 +108,8 @@ async def test_a_broker_refusal_of_one_message_fails_that_row_alone(
     refused = ids[2]
     original = amqp_frames.properties
 
-    def properties(message: OutgoingMessage) -> Any:
-        props = original(message)
+    def properties(message: OutgoingMessage, user_id: str | None = None) -> Any:
+        props = original(message, user_id)
         if message.message_id == refused:
             props.user_id = "somebody-else"
         return props
