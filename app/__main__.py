@@ -146,9 +146,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings(**({"metrics_port": port} if port is not None else {}))
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            ": ".join(
+                [*([".".join(str(p) for p in error["loc"]).upper()] if error["loc"] else []),
+                 error["msg"]]
+            )
             for error in exc.errors()
-        )
+        )  # fmt: skip
         logger.error("invalid settings: %s", problems)
         return 1
     service = getattr(args, "service", None)

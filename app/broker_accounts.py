@@ -7,10 +7,12 @@ or with ``rabbitmqctl import_definitions``.
 | ``P-admin`` | everything in the vhost: ``broker declare``, the CLI's dead-letter commands |
 | ``P-S-relay`` | write to the events exchange, only S's own events (topic permissions) |
 | ``P-S-consumer`` | read ``S.events``; write its dead letters to ``S.events.dlx`` |
-| ``P-S-api`` | the admin API: read ``S.events.dlq``, replay through the default exchange |
+| ``P-S-api`` | the admin API: list and purge ``S.events.dlq`` (read only) |
 
-Nobody but ``P-admin`` configures (declares or deletes). The accounts that replay dead
-letters carry RabbitMQ's ``impersonator`` tag: a replay keeps the publisher's ``user_id``.
+Nobody but ``P-admin`` configures (declares or deletes). Only ``P-admin`` replays dead
+letters: a replay is a publish that keeps the first publisher's ``user_id`` (RabbitMQ's
+``impersonator`` tag), and whoever may do that may put any event in any queue — so not an
+account that lives in an internet-facing API process.
 """
 
 from __future__ import annotations
@@ -30,8 +32,6 @@ from app.outbox.topology import ConsumerTopology
 from app.settings import SERVICES
 
 NOTHING = "^$"
-# The default exchange, as RabbitMQ's permissions name it.
-DEFAULT_EXCHANGE = "amq.default"
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,7 @@ def accounts(prefix: str = "cloudcrm", names: MessagingNames = DEFAULT_NAMES) ->
                 write=_exactly(dead_letter_exchange),
                 read=_exactly(queue),
             ),
-            Account(
-                f"{prefix}-{service}-api",
-                write=_exactly(DEFAULT_EXCHANGE),
-                read=_exactly(dead_letter_queue),
-                tags=("impersonator",),
-            ),
+            Account(f"{prefix}-{service}-api", read=_exactly(dead_letter_queue)),
         ]
     return found
 

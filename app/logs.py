@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 from typing import Literal
@@ -72,6 +73,7 @@ class _ProcessFields(logging.Filter):
 # The longest request target an access-log line repeats: a client may send 64 KiB of URL,
 # and each such request would otherwise write 64 KiB of log.
 MAX_LOGGED_TARGET = 300
+_TOKEN_IN_QUERY = re.compile(r"((?:access_|id_|refresh_)?token|code)=[^&\s]*", re.IGNORECASE)
 
 
 class ShortRequestLines(logging.Filter):
@@ -81,10 +83,11 @@ class ShortRequestLines(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
-            target = args[2]
+            # A token put in the query string is refused, but must not be logged either.
+            target = _TOKEN_IN_QUERY.sub(r"\1=***", args[2])
             if len(target) > MAX_LOGGED_TARGET:
-                cut = f"{target[:MAX_LOGGED_TARGET]}…({len(target)} characters)"
-                record.args = (*args[:2], cut, *args[3:])
+                target = f"{target[:MAX_LOGGED_TARGET]}…({len(args[2])} characters)"
+            record.args = (*args[:2], target, *args[3:])
         return True
 
 

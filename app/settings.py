@@ -143,8 +143,10 @@ class Settings(BaseSettings):
     @field_validator("auth_jwt_secret")
     @classmethod
     def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and len(value.get_secret_value()) < 32:
-            raise ValueError("must be at least 32 characters (HS256 needs a 256-bit key)")
+        if value is not None and len(value.get_secret_value().strip()) < 32:
+            raise ValueError(
+                "must be at least 32 characters, not counting spaces (HS256 needs a 256-bit key)"
+            )
         return value
 
     @field_validator("broker_publishers")

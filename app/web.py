@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api_metrics import install_metrics
 from app.auth.config import authenticator_for
+from app.auth.middleware import BearerAuthMiddleware
 from app.health import router as health_router
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError
@@ -99,6 +100,14 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
 async def _broker_error(_request: Request, exc: Exception) -> JSONResponse:
     # The admin API's dead letters: the broker is down or refused us; nothing was lost
     # (what was done before it failed is logged), and a retry is safe.
+    if "ACCESS_REFUSED" in str(exc):
+        # A retry cannot help: this process's broker account may not do that (a
+        # least-privilege API account lists and purges; only the admin account replays).
+        detail = (
+            "RabbitMQ refused this process's account; use `python -m app dlq …` with the "
+            f"admin account, or grant the permission (README, Security): {exc}"
+        )
+        return JSONResponse(status_code=502, content={"detail": detail})
     return JSONResponse(
         status_code=503, content={"detail": f"the broker is unavailable; retry: {exc}"}
     )
@@ -171,6 +180,8 @@ def build_app(
     app = FastAPI(title=title, lifespan=lifespan)
     app.state.authenticator = authenticator
     install_common(app, max_body_bytes=settings.max_request_body_bytes)
+    # Added after the body limit, so it runs first: no body is read before the token.
+    app.add_middleware(BearerAuthMiddleware)
     for router in [*routers, health_router]:
         app.include_router(router)
     install_metrics(app)

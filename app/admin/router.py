@@ -36,7 +36,8 @@ from app.outbox.repair import FailedSelection
 from app.schemas import COMMON_ERRORS, ErrorBody
 
 NO_BROKER: dict[int | str, dict[str, object]] = {
-    409: {"model": ErrorBody, "description": "no broker reachable from this process"}
+    409: {"model": ErrorBody, "description": "no broker reachable from this process"},
+    502: {"model": ErrorBody, "description": "the broker refused this process's account"},
 }
 
 
@@ -61,8 +62,12 @@ def engine(service: ServiceName, request: Request) -> AsyncEngine:
     return engines[service]
 
 
-def broker(request: Request) -> Broker:
-    """The broker the dead letters are reached through (409 when none is)."""
+def broker(service: ServiceName, request: Request) -> Broker:
+    """The broker the dead letters are reached through: 404 when this process does not
+    serve ``service`` (its dead letters are the other API's), 409 when none is reachable."""
+    engines: dict[str, AsyncEngine] = request.app.state.engines
+    if service not in engines:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"this process does not serve {service}")
     found: Broker | None = getattr(request.app.state, "broker", None)
     if found is None:
         raise HTTPException(

@@ -46,10 +46,11 @@ def create_app(settings: Settings) -> FastAPI:
     Raises AuthNotConfiguredError when tokens cannot be verified, or ordering cannot get
     its own for catalog's integration API.
     """
-    ordering_credentials(settings)  # refuse at start, not at the first listing
-    return build_app(
+    app = build_app(
         title="CloudCrm ordering",
         settings=settings,
         routers=[router, admin_router],
         resources=[ordering_resources, admin_broker],
     )
+    ordering_credentials(settings)  # refuse at start, not at the first listing
+    return app

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection
-from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed
 from yarl import URL
 
-from app.outbox.amqp_confirms import settle
+from app.outbox.amqp_confirms import refused_for_itself, settle
 from app.outbox.amqp_frames import (
     Encoded,
     UnpublishableError,
@@ -40,15 +39,6 @@ logger = logging.getLogger(__name__)
 # After a NO_ROUTE the topology is declared again (a queue may have been deleted), but
 # not more often than this: an event nobody subscribes to must not cost a declare a batch.
 REDECLARE_INTERVAL_SECONDS = 5.0
-
-
-def refused_for_itself(error: BaseException | None) -> bool:
-    """The broker closed the channel over one message: over a limit (406), or a routing
-    key its account's topic permissions do not allow (403 "access to topic …"). A 403 on
-    the exchange itself is the account's fault, not the message's: not this."""
-    if isinstance(error, ChannelPreconditionFailed):
-        return True
-    return isinstance(error, ChannelAccessRefused) and "access to topic" in str(error)
 
 
 class AmqpPublisher:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from aiormq.exceptions import DeliveryError
+from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed, DeliveryError
 from pamqp.commands import Basic
 
 from app.outbox.amqp_frames import Encoded
@@ -48,3 +48,12 @@ def _reason(error: DeliveryError) -> str:
     if isinstance(frame, Basic.Return):
         return f"returned by the broker: {frame.reply_code} {frame.reply_text}"
     return f"rejected by the broker: {type(frame).__name__}"
+
+
+def refused_for_itself(error: BaseException | None) -> bool:
+    """The broker closed the channel over one message: over a limit (406), or a routing
+    key its account's topic permissions do not allow (403 "access to topic …"). A 403 on
+    the exchange itself is the account's fault, not the message's: not this."""
+    if isinstance(error, ChannelPreconditionFailed):
+        return True
+    return isinstance(error, ChannelAccessRefused) and "access to topic" in str(error)

@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractConnection, AbstractExchange, AbstractQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
+from aiormq.exceptions import ChannelNotFoundEntity
 
 from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
 from app.outbox.dead_letters import FIRST_DEAD_AT, ORIGINAL_USER_ID, now_iso
@@ -111,7 +112,7 @@ def amqp_consumer_connections(
                     logger.info("not declaring the queue: %s", exc)
                 channel = await connection.channel(publisher_confirms=True)
                 await channel.set_qos(prefetch_count=prefetch)
-                queue = await channel.declare_queue(topology.queue, durable=True, passive=True)
+                queue = await _existing_queue(channel, topology.queue)
                 dead_letters = await channel.get_exchange(
                     topology.dead_letter_exchange, ensure=False
                 )
@@ -133,6 +134,15 @@ def amqp_consumer_connections(
                 await _close_quietly(connection)
 
     return open_connection
+
+
+async def _existing_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
+    try:
+        return await channel.declare_queue(name, durable=True, passive=True)
+    except ChannelNotFoundEntity:
+        # Only with an account that may not declare: say what makes it, then retry.
+        logger.warning("queue %s does not exist yet: `python -m app broker declare` makes it", name)
+        raise
 
 
 async def _close_quietly(connection: AbstractConnection) -> None:

@@ -18,7 +18,7 @@ from app.outbox.amqp import AmqpPublisher
 from app.outbox.broker import RabbitMQBroker
 from app.outbox.dead_letters import DeadLetterSelection
 from app.outbox.names import DEFAULT_NAMES
-from app.outbox.publisher import OutgoingMessage
+from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage
 from app.outbox.topology import declare_at
 from tests.conftest import query
 from tests.support.catalog import new_product, stock_of
@@ -178,8 +178,10 @@ async def test_an_event_from_another_account_is_dead_lettered(url: Url, catalog_
 
 
 async def test_a_replay_keeps_the_publisher(url: Url, catalog_db: str) -> None:
-    """The API's account (impersonator) replays a dead letter as its first publisher: a
-    forged one is dead-lettered again, never laundered into the operator's name."""
+    """The admin account (impersonator) replays a dead letter as its first publisher: a
+    forged one is dead-lettered again, never laundered into the operator's name. An API's
+    account lists and purges its dead letters but may not replay (that would let it put
+    any event in any queue)."""
     product = await new_product(catalog_db, stock=10)
     relay_user = _user(url("ordering-relay"))
     async with running_consumer(
@@ -200,9 +202,17 @@ async def test_a_replay_keeps_the_publisher(url: Url, catalog_db: str) -> None:
                     "OrderPlaced",
                 )
         await wait_until(lambda: _depth_is(url("admin"), "catalog.events.dlq", 2))
-        operator = RabbitMQBroker(url("catalog-api"))
+        api = RabbitMQBroker(url("catalog-api"))
         try:
-            assert (await operator.dead_letter_summary("catalog")).depth == 2
+            assert (await api.dead_letter_summary("catalog")).depth == 2
+            assert len(await api.dead_letters("catalog")) == 2
+            with pytest.raises(BrokerUnavailableError, match="ACCESS_REFUSED"):
+                await api.replay_dead_letters("catalog", DeadLetterSelection())
+        finally:
+            await api.close()
+        await _publish_refused(url("catalog-api"), "", "catalog.events")
+        operator = RabbitMQBroker(url("admin"))
+        try:
             letters = await operator.dead_letters("catalog")
             assert sorted(str(letter.user_id) for letter in letters) == sorted(
                 ["None", _user(url("admin"))]

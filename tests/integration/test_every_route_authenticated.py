@@ -247,3 +247,36 @@ async def test_the_schema_declares_the_bearer_scheme() -> None:
         "bearerFormat": "JWT",
         "description": "an access token (`python -m app token --scope …` in development)",
     }
+
+
+@pytest.mark.parametrize(("method", "path"), PROTECTED)
+async def test_the_token_is_checked_before_the_request_is_read(
+    dev: Fixtures, method: str, path: str
+) -> None:
+    """A body that is not JSON, or over the size limit, or a bad path parameter, from a
+    client without a valid token: 401, before any parsing."""
+    url, _ = await EXAMPLES[(method, path)](dev)
+    for content in (b"{", b'{"name": "\xff"}', b"x" * 70_000):
+        for headers in ({"Authorization": ""}, {"Authorization": "Bearer not.a.token"}):
+            response = await dev.client.request(
+                method,
+                url,
+                content=content,
+                headers={**headers, "content-type": "application/json"},
+            )
+            assert response.status_code == 401, (content[:10], headers, response.text)
+    odd = await dev.client.request(method, url + "/%ff/not-a-route", headers={"Authorization": ""})
+    assert odd.status_code == 401
+
+
+async def test_a_header_no_latin1_can_hold_is_a_401_not_a_500(dev: Fixtures) -> None:
+    import base64
+    import json
+
+    header = base64.urlsafe_b64encode(json.dumps({"alg": "漢字"}).encode()).rstrip(b"=")
+    token = f"{header.decode()}.e30.AAAA"
+    response = await dev.client.get(
+        "/api/catalog/products", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].isascii()

@@ -4,6 +4,7 @@ own token for catalog by the client credentials grant."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -158,3 +159,52 @@ def test_ordering_refuses_to_start_without_a_way_to_get_its_token(
     create_catalog(settings)  # catalog needs nothing more
     with pytest.raises(AuthNotConfiguredError, match="AUTH_TOKEN_URL"):
         create_ordering(settings)
+
+
+async def test_a_broken_provider_is_called_once_per_interval_not_per_request() -> None:
+    """A provider answering 500, garbage, a key whose kid is a list, or a huge document:
+    503 (never a 500), one fetch for many requests, concurrent ones included."""
+    key = SigningKey.rsa()
+    answers = [
+        httpx.Response(500),
+        httpx.Response(200, content=b"not json"),
+        httpx.Response(200, json={"keys": [{**key.public_jwk(), "kid": ["a", "list"]}]}),
+        httpx.Response(200, content=b"[" * 100_000),
+        httpx.Response(200, content=b'{"keys": []}' + b" " * 300_000),
+    ]
+    for answer in answers:
+        calls = 0
+
+        def respond(_request: httpx.Request, answer: httpx.Response = answer) -> httpx.Response:
+            nonlocal calls
+            calls += 1
+            return answer
+
+        keys = JwksKeys("http://idp/jwks", transport=httpx.MockTransport(respond))
+        verify = Authenticator(jwks=keys, issuer=ISSUER, audience=AUDIENCE)
+        token = key.sign("admin")
+        results = await asyncio.gather(
+            *(verify.authenticate(token) for _ in range(20)), return_exceptions=True
+        )
+        if answer.status_code == 200 and b"list" in answer.content:
+            # The key is usable; only its id is odd: it serves a token without a kid.
+            continue
+        assert all(isinstance(r, VerifierUnavailableError) for r in results), (answer, results)
+        assert calls == 1, (answer, calls)
+
+
+async def test_held_keys_survive_a_provider_that_turns_hostile() -> None:
+    key = SigningKey.rsa()
+    good = {"keys": [key.public_jwk()]}
+    answer = httpx.Response(200, json=good)
+    keys = JwksKeys(
+        "http://idp/jwks",
+        max_age_seconds=0,
+        min_refresh_seconds=0,
+        transport=httpx.MockTransport(lambda _: answer),
+    )
+    verify = Authenticator(jwks=keys, issuer=ISSUER, audience=AUDIENCE)
+    await verify.authenticate(key.sign("admin"))
+    # Stale at every request, each refresh fails: the held key serves.
+    for answer in (httpx.Response(500), httpx.Response(200, content=b"[" * 100_000)):  # noqa: B007
+        assert (await verify.authenticate(key.sign("admin"))).scopes == {"admin"}

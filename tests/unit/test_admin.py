@@ -184,3 +184,19 @@ def test_rabbitmq_down_is_one_line_and_exit_1(
     errors = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "cannot reach RabbitMQ" in errors[0]
     assert main(["outbox", "status", "--json"]) == 0  # the databases' figures still
+
+
+async def test_a_broker_refusing_the_account_is_a_502_not_a_retry() -> None:
+    import json
+
+    from app.outbox.publisher import BrokerUnavailableError
+    from app.web import _broker_error
+
+    refused = BrokerUnavailableError(
+        "RabbitMQ failed: ChannelAccessRefused('ACCESS_REFUSED - access to exchange')"
+    )
+    response = await _broker_error(None, refused)  # type: ignore[arg-type]
+    assert response.status_code == 502
+    assert "admin account" in json.loads(bytes(response.body))["detail"]
+    down = await _broker_error(None, BrokerUnavailableError("cannot reach RabbitMQ"))  # type: ignore[arg-type]
+    assert down.status_code == 503

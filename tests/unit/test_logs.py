@@ -101,3 +101,17 @@ def test_access_lines_cut_long_request_targets() -> None:
     )  # fmt: skip
     ShortRequestLines().filter(short)
     assert short.getMessage() == '127.0.0.1:5000 - "GET /health/live HTTP/1.1" 200'
+
+
+def test_access_lines_never_carry_a_token_from_the_query_string() -> None:
+    from app.logs import ShortRequestLines
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/api/x?access_token=eyJsecret&limit=5&token=t2", "1.1", 401),
+        None,
+    )  # fmt: skip
+    ShortRequestLines().filter(record)
+    line = record.getMessage()
+    assert "eyJsecret" not in line and "t2" not in line
+    assert "access_token=***&limit=5&token=***" in line
