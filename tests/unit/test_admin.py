@@ -126,6 +126,8 @@ async def admin(migrated: Path) -> AsyncIterator[httpx.AsyncClient]:
         ("get", "/admin/api/ordering/inbox/not-a-uuid", None, 422),
         ("get", f"/admin/api/ordering/inbox/{uuid.uuid4()}", None, 404),
         ("get", "/admin/api/ordering/dlq", None, 409),  # no broker reachable from here
+        ("get", "/admin/api/catalog/dlq", None, 404),  # the other service's dead letters
+        ("post", "/admin/api/catalog/dlq/replay", {"all": True}, 404),
         ("post", "/admin/api/ordering/dlq/purge", {"all": True}, 409),
     ],
 )
