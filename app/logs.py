@@ -74,6 +74,8 @@ class _ProcessFields(logging.Filter):
 # and each such request would otherwise write 64 KiB of log.
 MAX_LOGGED_TARGET = 300
 _TOKEN_IN_QUERY = re.compile(r"((?:access_|id_|refresh_)?token|code)=[^&\s]*", re.IGNORECASE)
+# Anything shaped like a JWT (base64url header starting {" , payload, signature), anywhere.
+_JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]*")
 
 
 class ShortRequestLines(logging.Filter):
@@ -84,7 +86,7 @@ class ShortRequestLines(logging.Filter):
         args = record.args
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             # A token put in the query string is refused, but must not be logged either.
-            target = _TOKEN_IN_QUERY.sub(r"\1=***", args[2])
+            target = _JWT.sub("***", _TOKEN_IN_QUERY.sub(r"\1=***", args[2]))
             if len(target) > MAX_LOGGED_TARGET:
                 target = f"{target[:MAX_LOGGED_TARGET]}…({len(args[2])} characters)"
             record.args = (*args[:2], target, *args[3:])

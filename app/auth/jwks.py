@@ -60,7 +60,8 @@ class JwksKeys:
         Raises UnknownKeyError when no such key is published, KeysUnavailableError when
         the set cannot be fetched and none is held.
         """
-        if self._stale():
+        if self._stale() and not (self._keys and self._lock.locked()):
+            # With keys held, a request does not wait for a refresh already under way.
             await self._refresh()
         found = self._find(kid)
         if found is None and self._keys:
@@ -91,15 +92,18 @@ class JwksKeys:
                 return  # another request fetched while this one waited
             if not unknown_kid and not self._stale():
                 return  # fetched by a request that was already fetching
+            if self._problem is not None and self._failed_recently(started):
+                return
             if unknown_kid:
                 if self._forced_at is not None and started - self._forced_at < self._min_refresh:
                     return
                 self._forced_at = started
-            elif self._problem is not None and self._failed_recently(started):
-                return
             self._attempted_at = time.monotonic()
             try:
-                self._keys = await self._fetch()
+                # One deadline for the whole fetch: httpx's timeout is per read, and a
+                # provider dripping a byte at a time would otherwise hold every request.
+                async with asyncio.timeout(self._timeout):
+                    self._keys = await self._fetch()
             except Exception as exc:  # anything a hostile or broken provider can cause
                 self._problem = f"cannot fetch the signing keys from {self.url}: {exc!r}"[:300]
                 if self._keys:

@@ -5,6 +5,7 @@ own token for catalog by the client credentials grant."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import httpx
@@ -208,3 +209,48 @@ async def test_held_keys_survive_a_provider_that_turns_hostile() -> None:
     # Stale at every request, each refresh fails: the held key serves.
     for answer in (httpx.Response(500), httpx.Response(200, content=b"[" * 100_000)):  # noqa: B007
         assert (await verify.authenticate(key.sign("admin"))).scopes == {"admin"}
+
+
+async def test_a_provider_dripping_its_answer_cannot_hold_requests() -> None:
+    """httpx's timeout is per read: a provider sending a byte at a time is cut off by one
+    deadline on the whole fetch, and with keys held nobody waits for it."""
+    key = SigningKey.rsa()
+    dripping = False
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        if not dripping:
+            body = json.dumps({"keys": [key.public_jwk()]}).encode()
+            writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+            writer.close()
+            return
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n")
+        for _ in range(60):
+            writer.write(b" ")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        keys = JwksKeys(f"http://127.0.0.1:{port}/jwks", max_age_seconds=0, timeout_seconds=1)
+        verify = Authenticator(jwks=keys, issuer=ISSUER, audience=AUDIENCE)
+        await verify.authenticate(key.sign("admin"))
+        dripping = True
+        started = asyncio.get_running_loop().time()
+        results = await asyncio.gather(*(verify.authenticate(key.sign("admin")) for _ in range(10)))
+        elapsed = asyncio.get_running_loop().time() - started
+        assert all(r.scopes == {"admin"} for r in results)
+        assert elapsed < 2.5, elapsed  # one request waited for the 1 s deadline at most
+
+        fresh = JwksKeys(f"http://127.0.0.1:{port}/jwks", timeout_seconds=1)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(VerifierUnavailableError):
+            await Authenticator(jwks=fresh, issuer=ISSUER, audience=AUDIENCE).authenticate(
+                key.sign("admin")
+            )
+        assert asyncio.get_running_loop().time() - started < 2.5
+    finally:
+        server.close()

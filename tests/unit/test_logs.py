@@ -115,3 +115,15 @@ def test_access_lines_never_carry_a_token_from_the_query_string() -> None:
     line = record.getMessage()
     assert "eyJsecret" not in line and "t2" not in line
     assert "access_token=***&limit=5&token=***" in line
+
+
+def test_access_lines_mask_anything_shaped_like_a_jwt() -> None:
+    from app.logs import ShortRequestLines
+
+    jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", f"/api/x/{jwt_like}?jwt={jwt_like}", "1.1", 401), None,
+    )  # fmt: skip
+    ShortRequestLines().filter(record)
+    assert "eyJ" not in record.getMessage()
