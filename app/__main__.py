@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
             "--metrics-port", type=int, default=None, help="serve probes and /metrics here"
         )
 
+    web = commands.add_parser("web", help="the web pages, calling the two APIs")
+    web.add_argument("--host", default="127.0.0.1")
+    web.add_argument("--port", type=int, default=8000)
+
     upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
 
@@ -205,6 +209,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return print_broker_accounts(args)
     if args.command == "broker":
         return declare_broker(settings)
+    if args.command == "web":
+        from app.pages.serving import create_web_app
+
+        return _serve(create_web_app(settings), args.host, args.port)
     if args.command == "token":
         return token_cli.run(args, settings)
     if args.command in {"outbox", "dlq", "inbox"}:

@@ -33,6 +33,7 @@ from app.outbox.consumer_process import consumer_engine
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.in_process import InProcessConfig, MessagingService, in_process
 from app.outbox.wakeup import libpq_dsn
+from app.pages.serving import install_in_dev, pages_in_process
 from app.settings import SERVICES, Settings
 from app.web import build_app
 from app.wiring import consumer_config, relay_config
@@ -67,13 +68,21 @@ def create_dev_app(settings: Settings, *, base_url: str = "http://127.0.0.1:8000
         async with ordering_resources(app, settings, catalog_transport=transport, development=True):
             yield
 
-    return build_app(
+    app = build_app(
         title="CloudCrm (ordering + catalog)",
         settings=settings,
         routers=[ordering_router, *CATALOG_ROUTERS, admin_router],
-        resources=[migrated, catalog_resources, ordering_in_process, messaging_in_process],
+        resources=[
+            migrated,
+            catalog_resources,
+            ordering_in_process,
+            messaging_in_process,
+            pages_in_process,
+        ],
         development=True,
     )
+    install_in_dev(app, settings)  # the web pages at /
+    return app
 
 
 def development_welcome(settings: Settings, base_url: str) -> str:

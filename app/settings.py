@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     # message confirmed to the relay survives a crash of the process until it is acked.
     embedded_broker_path: str = "./var/broker.db"
     catalog_api_url: str = "http://127.0.0.1:8002"
+    # Where `python -m app web` reaches ordering's API (and catalog's at CATALOG_API_URL).
+    ordering_api_url: str = "http://127.0.0.1:8001"
 
     # How long ordering waits for catalog's integration API before answering without names.
     catalog_api_timeout_seconds: float = Field(default=2.0, gt=0, le=60)

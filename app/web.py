@@ -9,6 +9,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -177,7 +178,8 @@ def build_app(
                 await stack.enter_async_context(resource(app, settings))
             yield
 
-    app = FastAPI(title=title, lifespan=lifespan)
+    # Swagger UI and ReDoc from fastapi-offline's assets: /docs renders with no internet.
+    app = FastAPIOffline(title=title, lifespan=lifespan)
     app.state.authenticator = authenticator
     install_common(app, max_body_bytes=settings.max_request_body_bytes)
     # Added after the body limit, so it runs first: no body is read before the token.

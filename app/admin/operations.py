@@ -19,6 +19,7 @@ from app.outbox.repair import (
     events_about,
     failed_rows,
     inbox_entry,
+    latest_inbox_entries,
     replay_failed,
 )
 from app.outbox.status import read_status
@@ -163,6 +164,12 @@ async def _afterwards(
     except BrokerUnavailableError:  # the work is done; only the count is unknown
         remaining = None
     return {"not_found": sorted(asked - set(done)), "remaining": remaining}
+
+
+async def inbox_latest(engine: AsyncEngine, service: str, *, limit: int) -> list[dict[str, Any]]:
+    """``service``'s consumer's most recent outcomes, newest first."""
+    entries = await latest_inbox_entries(engine, consumer=service, limit=limit)
+    return [entry.as_dict() for entry in entries]
 
 
 async def inbox_show(

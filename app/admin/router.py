@@ -19,6 +19,7 @@ from app.admin.schemas import (
     DeadLetterReplayRequest,
     DeadLettersView,
     FailedRowsView,
+    InboxEntriesView,
     InboxEntryView,
     OutboxEventsView,
     OutboxReplayRequest,
@@ -163,6 +164,16 @@ async def dlq_purge(
     """Delete the selected dead letters for good."""
     selection = DeadLetterSelection(selected_ids(body), body.reason)
     return await operations.dlq_purge(queue, service, selection, actor=who)
+
+
+@router.get("/inbox", response_model=InboxEntriesView)
+async def inbox_latest(
+    service: ServiceName,
+    db: Engine,
+    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 20,
+) -> dict[str, Any]:
+    """This service's consumer's most recent outcomes, newest first."""
+    return {"entries": await operations.inbox_latest(db, service, limit=limit)}
 
 
 @router.get(

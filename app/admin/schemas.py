@@ -169,4 +169,8 @@ class InboxEntryView(CamelModel):
     outcome: str
 
 
+class InboxEntriesView(CamelModel):
+    entries: list[InboxEntryView]
+
+
 FailedLimit = Annotated[int, Field(ge=1, le=MAX_LIMIT)]

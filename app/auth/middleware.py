@@ -10,23 +10,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.auth.dependencies import authenticate
 from app.auth.tokens import Authenticator
 
-# Served to anyone: the probes, the metrics and the API's documentation.
-OPEN_PATHS = frozenset(
-    {"/health/live", "/health/ready", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc",
-     "/openapi.json"}
-)  # fmt: skip
+# The APIs: everything under these wants a bearer token. The rest (probes, metrics, the
+# documentation and its assets, the web pages with their own sign-in) does not.
+PROTECTED_PREFIXES = ("/api/", "/integration-api/", "/admin/api/")
 
 
 class BearerAuthMiddleware:
-    """Checks the bearer token of every HTTP request but those to OPEN_PATHS (401/503 as
-    ``authenticate`` says) and leaves the principal in the request's state, where each
-    route's ``require(scope)`` checks its scope."""
+    """Checks the bearer token of every HTTP request to the APIs (PROTECTED_PREFIXES;
+    401/503 as ``authenticate`` says) and leaves the principal in the request's state,
+    where each route's ``require(scope)`` checks its scope."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or not scope["path"].startswith(PROTECTED_PREFIXES):
             await self.app(scope, receive, send)
             return
         authenticator: Authenticator = scope["app"].state.authenticator

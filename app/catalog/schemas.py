@@ -6,7 +6,14 @@ import uuid
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    WithJsonSchema,
+)
 
 from app.catalog.models import PRICE_SCALE
 from app.schemas import CamelModel, CamelRequest, JsonInteger, Name
@@ -42,6 +49,10 @@ StockCount = Annotated[int, Field(ge=0, le=MAX_STOCK), JsonInteger]
 
 class ProductWrite(CamelRequest):
     """The body of POST and PUT: a whole product."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"name": "Product D", "price": 12.5, "stockCount": 20}]}
+    )
 
     name: Name
     price: Price

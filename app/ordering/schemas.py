@@ -4,11 +4,27 @@ from __future__ import annotations
 
 import uuid
 
+from pydantic import ConfigDict
+
 from app.ordering.models import OrderState
 from app.schemas import CamelModel, CamelRequest, Name, StrictQuantity, UtcDateTime
 
 
 class OrderCreate(CamelRequest):
+    # An example that works as it stands in `dev`: the seeded Product A's fixed id.
+    # (pydantic merges this with CamelRequest's configuration)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "customerName": "Ann",
+                    "productId": "b553dd0f-8b88-52ca-89ed-19c320c3af08",
+                    "quantity": 1,
+                }
+            ]
+        }
+    )
+
     customer_name: Name
     product_id: uuid.UUID
     quantity: StrictQuantity = 1

@@ -224,3 +224,24 @@ async def inbox_entry(
     if row is None:
         return None
     return InboxEntry(consumer, message_id, as_utc(row[0]), row[1])
+
+
+async def latest_inbox_entries(
+    engine: AsyncEngine,
+    *,
+    consumer: str,
+    limit: int = 20,
+    names: MessagingNames = DEFAULT_NAMES,
+) -> list[InboxEntry]:
+    """``consumer``'s ``limit`` most recent inbox rows, newest first (through the
+    ``processed_at`` index)."""
+    inbox = outbox_tables(names).inbox
+    query = (
+        select(inbox.c.message_id, inbox.c.processed_at, inbox.c.outcome)
+        .where(inbox.c.consumer == consumer)
+        .order_by(inbox.c.processed_at.desc())
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [InboxEntry(consumer, row[0], as_utc(row[1]), row[2]) for row in rows]

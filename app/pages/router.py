@@ -1,0 +1,218 @@
+"""The pages: Products, Orders, Operations and sign-in (GET renders, POST acts and
+redirects back, so a reload never repeats an action)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote, urlsplit
+
+from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from app.pages import operations_view
+from app.pages.api_client import ApiError, Apis
+from app.pages.session import SignInRequiredError, forget, keep, token_of
+from app.settings import SERVICES
+
+templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+router = APIRouter(include_in_schema=False)
+
+
+def _apis(request: Request) -> Apis:
+    apis: Apis = request.app.state.page_apis
+    return apis
+
+
+async def _form(request: Request) -> dict[str, str]:
+    # The pages' forms are url-encoded; no multipart parser needed. A POST from another
+    # origin is refused (the cookie is SameSite=Strict as well).
+    origin = request.headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
+        raise HTTPException(403, "a form from another site")
+    return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+
+
+def _back(path: str, *, message: str | None = None, error: str | None = None) -> Response:
+    query = f"?message={quote(message)}" if message else f"?error={quote(error)}" if error else ""
+    return RedirectResponse(path + query, status_code=303)
+
+
+def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "message": request.query_params.get("message"),
+            "error": request.query_params.get("error"),
+            "signed_in": bool(request.cookies.get("cloudcrm_token")),
+            **context,
+        },
+    )
+
+
+@router.get("/")
+async def home() -> Response:
+    return RedirectResponse("/products", status_code=303)
+
+
+@router.get("/sign-in")
+async def sign_in_page(request: Request) -> HTMLResponse:
+    development = request.app.state.page_sign_in is not None
+    return _page(request, "sign_in.html", development=development,
+                 next=request.query_params.get("next", "/products"))  # fmt: skip
+
+
+@router.post("/sign-in")
+async def sign_in(request: Request) -> Response:
+    sign_in_as_developer: Callable[[], str] | None = request.app.state.page_sign_in
+    if sign_in_as_developer is None:
+        return _back("/sign-in", error="no development sign-in here: use your identity provider")
+    token = sign_in_as_developer()
+    form = await _form(request)
+    target = form.get("next", "/products")
+    response = _back(target if target.startswith("/") and not target.startswith("//") else "/")
+    keep(response, token, secure=request.url.scheme == "https")
+    return response
+
+
+@router.post("/sign-out")
+async def sign_out() -> Response:
+    response = _back("/sign-in", message="signed out")
+    forget(response)
+    return response
+
+
+@router.get("/products")
+async def products_page(request: Request) -> Response:
+    apis = _apis(request)
+    products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500",
+                               token_of(request))  # fmt: skip
+    return _page(request, "products.html", products=products)
+
+
+@router.post("/products")
+async def create_product(request: Request) -> Response:
+    form = await _form(request)
+    apis = _apis(request)
+    body = _product_body(form)
+    await apis.call(apis.catalog, "POST", "/api/catalog/products", token_of(request), body)
+    return _back("/products", message=f"added {body['name']}")
+
+
+@router.post("/products/{product_id}")
+async def replace_product(product_id: str, request: Request) -> Response:
+    form = await _form(request)
+    apis = _apis(request)
+    body = _product_body(form)
+    await apis.call(apis.catalog, "PUT", f"/api/catalog/products/{quote(product_id)}",
+                    token_of(request), body)  # fmt: skip
+    return _back("/products", message=f"saved {body['name']}")
+
+
+@router.post("/products/{product_id}/delete")
+async def delete_product(product_id: str, request: Request) -> Response:
+    await _form(request)
+    apis = _apis(request)
+    await apis.call(apis.catalog, "DELETE", f"/api/catalog/products/{quote(product_id)}",
+                    token_of(request))  # fmt: skip
+    return _back("/products", message="deleted")
+
+
+def _product_body(form: dict[str, str]) -> dict[str, Any]:
+    # The API validates (and explains); numbers that do not parse are passed on as text so
+    # that its 422 names the field.
+    return {"name": form.get("name", ""), "price": _number(form.get("price", "")),
+            "stockCount": _number(form.get("stockCount", ""))}  # fmt: skip
+
+
+def _number(text: str) -> Any:
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return int(value) if value.is_integer() else value
+
+
+@router.get("/orders")
+async def orders_page(request: Request) -> Response:
+    apis = _apis(request)
+    token = token_of(request)
+    orders = await apis.call(apis.ordering, "GET", "/api/ordering/order?limit=100", token)
+    products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500", token)
+    return _page(request, "orders.html", orders=orders, products=products)
+
+
+@router.get("/orders/table")
+async def orders_table(request: Request) -> Response:
+    apis = _apis(request)
+    orders = await apis.call(apis.ordering, "GET", "/api/ordering/order?limit=100",
+                             token_of(request))  # fmt: skip
+    return _page(request, "orders_table.html", orders=orders)
+
+
+@router.post("/orders")
+async def place_order(request: Request) -> Response:
+    form = await _form(request)
+    apis = _apis(request)
+    body = {"customerName": form.get("customerName", ""), "productId": form.get("productId", ""),
+            "quantity": _number(form.get("quantity", "1"))}  # fmt: skip
+    await apis.call(apis.ordering, "POST", "/api/ordering/order", token_of(request), body)
+    return _back("/orders", message="order placed")
+
+
+@router.post("/orders/{order_id}/cancel")
+async def cancel_order(order_id: str, request: Request) -> Response:
+    await _form(request)
+    apis = _apis(request)
+    await apis.call(apis.ordering, "POST", f"/api/ordering/order/{quote(order_id)}/cancel",
+                    token_of(request))  # fmt: skip
+    return _back("/orders", message="order cancelled")
+
+
+@router.get("/operations")
+async def operations_page(request: Request) -> Response:
+    services = [
+        await operations_view.service_view(_apis(request), service, token_of(request))
+        for service in SERVICES
+    ]
+    return _page(request, "operations.html", services=services)
+
+
+@router.post("/operations/{service}/{action}")
+async def operate(service: str, action: str, request: Request) -> Response:
+    if service not in SERVICES or action not in operations_view.ACTIONS:
+        raise HTTPException(404, "no such operation")
+    form = await _form(request)
+    done = await operations_view.operate(_apis(request), service, action, form, token_of(request))
+    return _back("/operations", message=done)
+
+
+async def sign_in_required(request: Request, _exc: Exception) -> Response:
+    """Any page without a (valid) session: to sign-in, then back."""
+    response = RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
+    forget(response)
+    return response
+
+
+async def api_error(request: Request, exc: Exception) -> Response:
+    """An API's refusal, shown on the page it came from (a GET: on the page itself)."""
+    assert isinstance(exc, ApiError)
+    if request.method == "GET":
+        return _page(request, "error.html", status=exc.status, detail=exc.detail)
+    referer = urlsplit(request.headers.get("referer", "")).path or "/products"
+    return _back(referer, error=exc.detail)
+
+
+def install(app: FastAPI, *, sign_in: Callable[[], str] | None) -> None:
+    """Serve the pages on ``app``; ``sign_in`` makes a development session's token (None:
+    no development sign-in). The clients of the services (``app.state.page_apis``, Apis)
+    are set by the app's lifespan."""
+    app.state.page_sign_in = sign_in
+    app.include_router(router)
+    app.mount("/assets", StaticFiles(directory=Path(__file__).parent / "static"), name="assets")
+    app.add_exception_handler(SignInRequiredError, sign_in_required)
+    app.add_exception_handler(ApiError, api_error)

@@ -1,0 +1,67 @@
+"""``python -m app web``: the pages on their own, calling the two APIs over HTTP; and the
+pages inside ``dev``, calling the APIs in-process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from app.pages import router as pages
+from app.pages.api_client import Apis
+from app.pages.session import development_sign_in
+from app.settings import Settings
+
+TIMEOUT = httpx.Timeout(10.0)
+
+
+def create_web_app(settings: Settings) -> FastAPI:
+    """The pages, calling ORDERING_API_URL and CATALOG_API_URL. A development sign-in is
+    offered only when AUTH_JWT_SECRET is set."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with (
+            httpx.AsyncClient(base_url=settings.ordering_api_url, timeout=TIMEOUT) as ordering,
+            httpx.AsyncClient(base_url=settings.catalog_api_url, timeout=TIMEOUT) as catalog,
+        ):
+            app.state.page_apis = Apis(ordering=ordering, catalog=catalog)
+            yield
+
+    app = FastAPI(title="CloudCrm web", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)  # fmt: skip
+    sign_in = None
+    if settings.auth_jwt_secret is not None:
+
+        def sign_in() -> str:
+            token = development_sign_in(settings, development=False)
+            assert token is not None
+            return token
+
+    pages.install(app, sign_in=sign_in)
+    return app
+
+
+def install_in_dev(app: FastAPI, settings: Settings) -> None:
+    """The pages at ``/`` of ``dev``'s app, calling its APIs in-process."""
+
+    def sign_in() -> str:
+        token = development_sign_in(settings, development=True)
+        assert token is not None
+        return token
+
+    development = development_sign_in(settings, development=True) is not None
+    pages.install(app, sign_in=sign_in if development else None)
+
+
+@asynccontextmanager
+async def pages_in_process(app: FastAPI, _settings: Settings) -> AsyncIterator[None]:
+    """``dev``'s resource: the pages' clients of its own APIs, through ASGI."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://dev", timeout=TIMEOUT
+    ) as client:
+        app.state.page_apis = Apis(ordering=client, catalog=client)
+        yield
