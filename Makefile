@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test soak lint format migrate bench clean
+.PHONY: install browser run test soak lint format migrate bench clean
 
 install: $(STAMP)
 
@@ -18,7 +18,15 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/python -m app dev
 
-test: install
+# The browser tests drive Chromium (Debian's package; Playwright's own download needs the
+# internet). Installed here when missing: as root, or through sudo.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (the browser tests drive it)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
+	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
+
+test: install browser
 	$(BIN)/pytest
 
 # The reliability scenarios at full size (3,000 orders each).

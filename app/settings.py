@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     auth_token_url: str | None = None
     auth_client_id: str | None = None
     auth_client_secret: SecretStr | None = None
+    # The web pages' sign-in at the identity provider (authorization code + PKCE, a public
+    # client): its authorization endpoint and the pages' client id; tokens come from
+    # AUTH_TOKEN_URL.
+    auth_authorize_url: str | None = None
+    auth_web_client_id: str | None = None
     # The RabbitMQ account each service's relay publishes as, "service=user,…": a consumer
     # dead-letters an event whose user_id (validated by RabbitMQ) is not its owner's.
     # Empty: not checked (a WARNING at every consumer start on RabbitMQ).
@@ -135,6 +140,8 @@ class Settings(BaseSettings):
         "auth_token_url",
         "auth_client_id",
         "auth_client_secret",
+        "auth_authorize_url",
+        "auth_web_client_id",
         mode="before",
     )
     @classmethod
@@ -161,8 +168,14 @@ class Settings(BaseSettings):
     def _complete_auth(self) -> Settings:
         if self.auth_jwks_url and not (self.auth_issuer and self.auth_audience):
             raise ValueError("AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE too")
-        if self.auth_token_url and not (self.auth_client_id and self.auth_client_secret):
-            raise ValueError("AUTH_TOKEN_URL needs AUTH_CLIENT_ID and AUTH_CLIENT_SECRET too")
+        if (self.auth_client_id or self.auth_client_secret) and not (
+            self.auth_token_url and self.auth_client_id and self.auth_client_secret
+        ):
+            raise ValueError(
+                "AUTH_CLIENT_ID and AUTH_CLIENT_SECRET go together, with AUTH_TOKEN_URL"
+            )
+        if self.auth_authorize_url and not (self.auth_web_client_id and self.auth_token_url):
+            raise ValueError("AUTH_AUTHORIZE_URL needs AUTH_WEB_CLIENT_ID and AUTH_TOKEN_URL too")
         return self
 
     @property

@@ -3,6 +3,7 @@ redirects back, so a reload never repeats an action)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,12 @@ from fastapi.templating import Jinja2Templates
 
 from app.pages import operations_view
 from app.pages.api_client import ApiError, Apis
+from app.pages.provider_sign_in import (
+    FLOW_COOKIE,
+    FLOW_SECONDS,
+    IdentityProvider,
+    SignInFailedError,
+)
 from app.pages.session import SignInRequiredError, forget, keep, token_of
 from app.settings import SERVICES
 
@@ -62,8 +69,9 @@ async def home() -> Response:
 @router.get("/sign-in")
 async def sign_in_page(request: Request) -> HTMLResponse:
     development = request.app.state.page_sign_in is not None
-    return _page(request, "sign_in.html", development=development,
-                 next=request.query_params.get("next", "/products"))  # fmt: skip
+    provider = request.app.state.page_provider is not None
+    return _page(request, "sign_in.html", development=development, provider=provider,
+                 next=_safe(request.query_params.get("next")))  # fmt: skip
 
 
 @router.post("/sign-in")
@@ -73,10 +81,55 @@ async def sign_in(request: Request) -> Response:
         return _back("/sign-in", error="no development sign-in here: use your identity provider")
     token = sign_in_as_developer()
     form = await _form(request)
-    target = form.get("next", "/products")
-    response = _back(target if target.startswith("/") and not target.startswith("//") else "/")
+    response = _back(_safe(form.get("next")))
     keep(response, token, secure=request.url.scheme == "https")
     return response
+
+
+@router.get("/sign-in/provider")
+async def sign_in_with_provider(request: Request) -> Response:
+    provider: IdentityProvider | None = request.app.state.page_provider
+    if provider is None:
+        return _back("/sign-in", error="no identity provider is configured here")
+    try:
+        url, flow = provider.start(_callback(request), _safe(request.query_params.get("next")))
+    except SignInFailedError as exc:
+        return _back("/sign-in", error=str(exc))
+    response = RedirectResponse(url, status_code=303)
+    # Lax, not Strict: it must come back with the provider's redirect to the callback.
+    response.set_cookie(FLOW_COOKIE, flow, max_age=FLOW_SECONDS, httponly=True,
+                        samesite="lax", secure=request.url.scheme == "https",
+                        path="/sign-in")  # fmt: skip
+    return response
+
+
+@router.get("/sign-in/callback")
+async def sign_in_callback(request: Request) -> Response:
+    provider: IdentityProvider | None = request.app.state.page_provider
+    if provider is None:
+        return _back("/sign-in", error="no identity provider is configured here")
+    try:
+        token, expires, next_path = await provider.finish(
+            request.cookies.get(FLOW_COOKIE), dict(request.query_params), _callback(request)
+        )
+    except SignInFailedError as exc:
+        return _back("/sign-in", error=str(exc))
+    # A page that moves on by itself rather than a redirect: the session cookie is
+    # SameSite=Strict, and a redirect chain that began at the provider would not carry it.
+    response = _page(request, "signed_in.html", next=_safe(next_path))
+    keep(response, token, secure=request.url.scheme == "https",
+         seconds=max(60, int(expires - time.time())))  # fmt: skip
+    response.delete_cookie(FLOW_COOKIE, path="/sign-in")
+    return response
+
+
+def _callback(request: Request) -> str:
+    return str(request.url_for("sign_in_callback"))
+
+
+def _safe(path: str | None) -> str:
+    # Only a path of this site: never an absolute or scheme-relative URL (open redirect).
+    return path if path and path.startswith("/") and not path.startswith("//") else "/products"
 
 
 @router.post("/sign-out")
@@ -202,16 +255,21 @@ async def api_error(request: Request, exc: Exception) -> Response:
     """An API's refusal, shown on the page it came from (a GET: on the page itself)."""
     assert isinstance(exc, ApiError)
     if request.method == "GET":
-        return _page(request, "error.html", status=exc.status, detail=exc.detail)
+        page = _page(request, "error.html", status=exc.status, detail=exc.detail)
+        page.status_code = exc.status
+        return page
     referer = urlsplit(request.headers.get("referer", "")).path or "/products"
     return _back(referer, error=exc.detail)
 
 
-def install(app: FastAPI, *, sign_in: Callable[[], str] | None) -> None:
+def install(
+    app: FastAPI, *, sign_in: Callable[[], str] | None, provider: IdentityProvider | None
+) -> None:
     """Serve the pages on ``app``; ``sign_in`` makes a development session's token (None:
-    no development sign-in). The clients of the services (``app.state.page_apis``, Apis)
-    are set by the app's lifespan."""
+    no development sign-in); ``provider``: sign-in at the identity provider. The clients of
+    the services (``app.state.page_apis``, Apis) are set by the app's lifespan."""
     app.state.page_sign_in = sign_in
+    app.state.page_provider = provider
     app.include_router(router)
     app.mount("/assets", StaticFiles(directory=Path(__file__).parent / "static"), name="assets")
     app.add_exception_handler(SignInRequiredError, sign_in_required)

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from app.pages import router as pages
 from app.pages.api_client import Apis
+from app.pages.provider_sign_in import IdentityProvider
 from app.pages.session import development_sign_in
 from app.settings import Settings
 
@@ -40,7 +41,7 @@ def create_web_app(settings: Settings) -> FastAPI:
             assert token is not None
             return token
 
-    pages.install(app, sign_in=sign_in)
+    pages.install(app, sign_in=sign_in, provider=identity_provider(settings))
     return app
 
 
@@ -53,7 +54,20 @@ def install_in_dev(app: FastAPI, settings: Settings) -> None:
         return token
 
     development = development_sign_in(settings, development=True) is not None
-    pages.install(app, sign_in=sign_in if development else None)
+    pages.install(
+        app, sign_in=sign_in if development else None, provider=identity_provider(settings)
+    )
+
+
+def identity_provider(settings: Settings) -> IdentityProvider | None:
+    """The pages' sign-in at the provider, when AUTH_AUTHORIZE_URL is set."""
+    if not (
+        settings.auth_authorize_url and settings.auth_web_client_id and settings.auth_token_url
+    ):
+        return None
+    return IdentityProvider(
+        settings.auth_authorize_url, settings.auth_token_url, settings.auth_web_client_id
+    )
 
 
 @asynccontextmanager

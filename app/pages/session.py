@@ -43,12 +43,12 @@ def development_sign_in(settings: Settings, *, development: bool) -> str | None:
     )
 
 
-def keep(response: Response, token: str, *, secure: bool) -> None:
-    """Set the session cookie (``secure``: only over HTTPS)."""
+def keep(response: Response, token: str, *, secure: bool, seconds: int = SESSION_SECONDS) -> None:
+    """Set the session cookie for ``seconds`` (``secure``: only over HTTPS)."""
     response.set_cookie(
         COOKIE,
         token,
-        max_age=SESSION_SECONDS,
+        max_age=seconds,
         httponly=True,
         samesite="strict",
         secure=secure,

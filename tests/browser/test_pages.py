@@ -5,6 +5,7 @@ Operations page repairing an order, and /docs rendering with no internet."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 import uuid
@@ -20,6 +21,7 @@ from tests.browser.flows import expect_stock, sign_in, tutorial
 from tests.e2e.processes import Background, command_env, run_command, running
 from tests.support import postgres
 from tests.support.auth import API
+from tests.support.identity import AUDIENCE, ISSUER, SigningKey, identity_provider_in_thread
 from tests.support.servers import free_port
 
 
@@ -194,3 +196,40 @@ def test_docs_render_with_the_network_cut_to_anything_but_this_machine(
         page.goto(f"{url}/redoc")
         expect(page.get_by_text("Place an order").first).to_be_visible()
     assert refused == [], refused
+
+
+def test_sign_in_with_the_identity_provider(page: Page, tmp_path: Path) -> None:
+    """Production sign-in: no shared secret, the pages a public client of the provider
+    (authorization code + PKCE); the APIs trust the provider's keys; ordering gets its own
+    token by client credentials."""
+    key = SigningKey.rsa()
+    with identity_provider_in_thread(key) as provider:
+        provider.public_clients.add("cloudcrm-web")
+        provider.clients["cloudcrm-ordering"] = "ordering-secret"
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        env = _embedded_env(
+            AUTH_JWKS_URL=provider.jwks_url,
+            AUTH_ISSUER=ISSUER,
+            AUTH_AUDIENCE=AUDIENCE,
+            AUTH_TOKEN_URL=provider.token_url,
+            AUTH_CLIENT_ID="cloudcrm-ordering",
+            AUTH_CLIENT_SECRET="ordering-secret",
+            AUTH_AUTHORIZE_URL=provider.authorize_url,
+            AUTH_WEB_CLIENT_ID="cloudcrm-web",
+            OAUTHLIB_INSECURE_TRANSPORT="1",  # the test's provider speaks http on 127.0.0.1
+        )
+        with running("dev", "--port", str(port), env=env, ready_url=f"{url}/docs",
+                     cwd=tmp_path):  # fmt: skip
+            page.goto(f"{url}/orders")
+            expect(page).to_have_url(re.compile(r"/sign-in"))
+            expect(page.get_by_role("button", name="Sign in as developer")).to_have_count(0)
+            page.get_by_role("link", name="Sign in with your identity provider").click()
+            expect(page).to_have_url(re.compile(r"/orders$"))
+            expect(page.get_by_role("button", name="Place order")).to_be_visible()
+            page.get_by_label("Customer").fill("Alice")
+            page.get_by_role("button", name="Place order").click()
+            row = page.locator("#orders tbody tr").first
+            expect(row.locator("td.state")).to_have_text("Confirmed")
+            expect(row).to_contain_text("Product A")  # ordering's own token reached catalog
+            assert not (tmp_path / "var" / "dev-jwt-secret").exists()

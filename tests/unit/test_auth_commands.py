@@ -87,7 +87,8 @@ def test_without_settings_token_and_dev_share_the_development_secret(
             {"AUTH_JWKS_URL": "https://idp/jwks"},
             "AUTH_JWKS_URL needs AUTH_ISSUER and AUTH_AUDIENCE",
         ),
-        ({"AUTH_TOKEN_URL": "https://idp/token"}, "AUTH_TOKEN_URL needs AUTH_CLIENT_ID"),
+        ({"AUTH_CLIENT_ID": "ordering"}, "AUTH_CLIENT_ID and AUTH_CLIENT_SECRET go together"),
+        ({"AUTH_AUTHORIZE_URL": "https://idp/auth"}, "AUTH_AUTHORIZE_URL needs AUTH_WEB_CLIENT_ID"),
         ({"BROKER_PUBLISHERS": "billing=x"}, "BROKER_PUBLISHERS: Value error, 'billing=x' is not"),
     ],
 )
