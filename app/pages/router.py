@@ -258,8 +258,8 @@ async def api_error(request: Request, exc: Exception) -> Response:
         page = _page(request, "error.html", status=exc.status, detail=exc.detail)
         page.status_code = exc.status
         return page
-    referer = urlsplit(request.headers.get("referer", "")).path or "/products"
-    return _back(referer, error=exc.detail)
+    # Back to the page the form was on: only its path, and only one of this site's.
+    return _back(_safe(urlsplit(request.headers.get("referer", "")).path), error=exc.detail)
 
 
 def install(

@@ -14,6 +14,7 @@ from app.pages.api_client import Apis
 from app.pages.provider_sign_in import IdentityProvider
 from app.pages.session import development_sign_in
 from app.settings import Settings
+from app.web import BodySizeLimitMiddleware
 
 TIMEOUT = httpx.Timeout(10.0)
 
@@ -42,6 +43,7 @@ def create_web_app(settings: Settings) -> FastAPI:
             return token
 
     pages.install(app, sign_in=sign_in, provider=identity_provider(settings))
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     return app
 
 

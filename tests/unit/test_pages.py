@@ -67,3 +67,23 @@ async def test_an_unreachable_service_is_a_message_not_a_500(web: httpx.AsyncCli
     response = await web.get("/products")
     assert response.status_code == 503
     assert "unreachable" in response.text and "<h1>" in response.text
+
+
+async def test_a_failed_form_goes_back_only_to_a_page_of_this_site(
+    web: httpx.AsyncClient,
+) -> None:
+    web.cookies.set("cloudcrm_token", "t")
+    for referer in ("https://web//evil.example/x", "https://evil.example/orders", ""):
+        response = await web.post(
+            "/orders", content=b"customerName=x", headers={"referer": referer}
+        )
+        location = response.headers["location"]
+        assert response.status_code == 303 and location.startswith("/")
+        assert not location.startswith("//"), location
+        assert "error=" in location
+
+
+async def test_a_body_over_the_limit_is_refused(web: httpx.AsyncClient) -> None:
+    web.cookies.set("cloudcrm_token", "t")
+    response = await web.post("/orders", content=b"x" * 70_000)
+    assert response.status_code == 413
