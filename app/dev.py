@@ -105,7 +105,8 @@ def development_welcome(settings: Settings, base_url: str) -> str:
         "makes others):\n\n"
         f"  export TOKEN={token}\n\n"
         "Then try:\n\n"
-        f'  curl -H "Authorization: Bearer $TOKEN" {base_url}/api/catalog/products\n'
+        f'  curl -H "Authorization: Bearer $TOKEN" {base_url}/api/catalog/products\n\n'
+        f"or the web pages at {base_url}/ (Sign in as developer).\n"
     )
 
 

@@ -76,6 +76,38 @@ class BodySizeLimitMiddleware:
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
+# The documentation pages load only this site's assets: nothing from a CDN, ever (ReDoc's
+# "powered by" logo would otherwise be fetched from cdn.redoc.ly). Swagger UI's and
+# ReDoc's pages start them with an inline script and style; ReDoc searches in a worker.
+DOCS_POLICY = (
+    b"default-src 'self'; img-src 'self' data:; script-src 'self' 'unsafe-inline'; "
+    b"style-src 'self' 'unsafe-inline'; worker-src 'self' blob:; connect-src 'self'"
+)
+DOCS_PATHS = frozenset({"/docs", "/redoc"})
+
+
+class DocsPolicyMiddleware:
+    """Adds DOCS_POLICY as the Content-Security-Policy of the documentation pages."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in DOCS_PATHS:
+            await self.app(scope, receive, send)
+            return
+
+        async def with_policy(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"content-security-policy", DOCS_POLICY),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, with_policy)
+
+
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     # The transaction was rolled back (or its fate is unknown if the connection died at
     # COMMIT); either way the client must retry, so this is "unavailable", not "bad input".
@@ -184,6 +216,7 @@ def build_app(
     install_common(app, max_body_bytes=settings.max_request_body_bytes)
     # Added after the body limit, so it runs first: no body is read before the token.
     app.add_middleware(BearerAuthMiddleware)
+    app.add_middleware(DocsPolicyMiddleware)
     for router in [*routers, health_router]:
         app.include_router(router)
     install_metrics(app)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,18 @@ class ApiError(Exception):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+# The API's words for the pages' words.
+_FRIENDLIER = (
+    (
+        re.compile(r"String should match pattern '[^']*'"),
+        "needs a visible character and no control characters",
+    ),
+    (re.compile(r"\bstockCount\b"), "stock"),
+    (re.compile(r"\bcustomerName\b"), "customer"),
+    (re.compile(r"\bproductId\b"), "product"),
+)
 
 
 @dataclass
@@ -36,7 +49,10 @@ class Apis:
                 method, path, json=body, headers={"Authorization": f"Bearer {token}"}
             )
         except httpx.HTTPError as exc:
-            raise ApiError(503, f"the service is unreachable: {exc!r}"[:300]) from exc
+            where = "ordering" if client is self.ordering else "catalog"
+            raise ApiError(
+                503, f"the {where} service is unreachable ({type(exc).__name__})"
+            ) from exc
         if response.status_code == 401:
             raise SignInRequiredError
         if response.status_code >= 400:
@@ -50,8 +66,12 @@ def _detail(response: httpx.Response) -> str:
     except ValueError:
         return response.text[:300]
     if isinstance(detail, list):  # 422: one line per invalid field
-        return "; ".join(
+        text = "; ".join(
             f"{'.'.join(str(p) for p in item.get('loc', [])[1:])}: {item.get('msg')}"
             for item in detail
         )
-    return str(detail)
+    else:
+        text = str(detail)
+    for pattern, words in _FRIENDLIER:
+        text = pattern.sub(words, text)
+    return text

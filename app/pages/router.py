@@ -56,6 +56,7 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
             "message": request.query_params.get("message"),
             "error": request.query_params.get("error"),
             "signed_in": bool(request.cookies.get("cloudcrm_token")),
+            "docs_url": request.app.state.page_docs_url,
             **context,
         },
     )
@@ -160,19 +161,35 @@ async def create_product(request: Request) -> Response:
 async def replace_product(product_id: str, request: Request) -> Response:
     form = await _form(request)
     apis = _apis(request)
+    token = token_of(request)
+    path = f"/api/catalog/products/{quote(product_id)}"
+    # The form was filled from the product as it was when the page loaded; orders may
+    # have taken stock since. Fields left as they were keep their current value; a field
+    # changed here that someone else changed too is a conflict, not a silent overwrite.
+    current = await apis.call(apis.catalog, "GET", path, token)
     body = _product_body(form)
-    await apis.call(apis.catalog, "PUT", f"/api/catalog/products/{quote(product_id)}",
-                    token_of(request), body)  # fmt: skip
+    for field in ("name", "price", "stockCount"):
+        was = form.get(f"was_{field}")
+        if was is not None and _same(was, body[field]):
+            body[field] = current[field]
+        elif was is not None and not _same(was, current[field]):
+            return _back("/products", error=(
+                f"{current['name']}: {_LABELS[field]} changed meanwhile (now "
+                f"{current[field]}); nothing saved, check and save again"))  # fmt: skip
+    await apis.call(apis.catalog, "PUT", path, token, body)
     return _back("/products", message=f"saved {body['name']}")
 
 
 @router.post("/products/{product_id}/delete")
 async def delete_product(product_id: str, request: Request) -> Response:
-    await _form(request)
+    form = await _form(request)
     apis = _apis(request)
     await apis.call(apis.catalog, "DELETE", f"/api/catalog/products/{quote(product_id)}",
                     token_of(request))  # fmt: skip
-    return _back("/products", message="deleted")
+    return _back("/products", message=f"deleted {form.get('name', 'the product')}")
+
+
+_LABELS = {"name": "the name", "price": "the price", "stockCount": "the stock"}
 
 
 def _product_body(form: dict[str, str]) -> dict[str, Any]:
@@ -180,6 +197,13 @@ def _product_body(form: dict[str, str]) -> dict[str, Any]:
     # that its 422 names the field.
     return {"name": form.get("name", ""), "price": _number(form.get("price", "")),
             "stockCount": _number(form.get("stockCount", ""))}  # fmt: skip
+
+
+def _same(was: str, value: Any) -> bool:
+    try:
+        return float(was) == float(value)
+    except (TypeError, ValueError):
+        return was == str(value)
 
 
 def _number(text: str) -> Any:
@@ -195,7 +219,11 @@ async def orders_page(request: Request) -> Response:
     apis = _apis(request)
     token = token_of(request)
     orders = await apis.call(apis.ordering, "GET", "/api/ordering/order?limit=100", token)
-    products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500", token)
+    try:
+        products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500", token)
+    except ApiError as exc:  # orders are still listed and cancelled without catalog
+        return _page(request, "orders.html", orders=orders, products=[],
+                     catalog_problem=f"catalog: {exc.detail}")  # fmt: skip
     return _page(request, "orders.html", orders=orders, products=products)
 
 
@@ -263,13 +291,18 @@ async def api_error(request: Request, exc: Exception) -> Response:
 
 
 def install(
-    app: FastAPI, *, sign_in: Callable[[], str] | None, provider: IdentityProvider | None
+    app: FastAPI,
+    *,
+    sign_in: Callable[[], str] | None,
+    provider: IdentityProvider | None,
+    docs_url: str | None = "/docs",
 ) -> None:
     """Serve the pages on ``app``; ``sign_in`` makes a development session's token (None:
     no development sign-in); ``provider``: sign-in at the identity provider. The clients of
     the services (``app.state.page_apis``, Apis) are set by the app's lifespan."""
     app.state.page_sign_in = sign_in
     app.state.page_provider = provider
+    app.state.page_docs_url = docs_url  # where the nav's "API" link goes (None: none)
     app.include_router(router)
     app.mount("/assets", StaticFiles(directory=Path(__file__).parent / "static"), name="assets")
     app.add_exception_handler(SignInRequiredError, sign_in_required)

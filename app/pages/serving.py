@@ -42,7 +42,12 @@ def create_web_app(settings: Settings) -> FastAPI:
             assert token is not None
             return token
 
-    pages.install(app, sign_in=sign_in, provider=identity_provider(settings))
+    pages.install(
+        app,
+        sign_in=sign_in,
+        provider=identity_provider(settings),
+        docs_url=f"{settings.ordering_api_url.rstrip('/')}/docs",
+    )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     return app
 

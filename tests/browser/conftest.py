@@ -21,7 +21,9 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session: while Playwright's synchronous API lives it keeps an event
+# loop running in this thread, and the asyncio tests after these could not run theirs.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
