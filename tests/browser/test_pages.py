@@ -44,6 +44,21 @@ def test_the_tutorial_in_the_browser_on_make_run_defaults(page: Page, tmp_path: 
         page.goto(f"{url}/orders")
         expect(page.get_by_role("button", name="Place order")).to_be_visible()
         screenshot(page, "orders-phone")
+        page.set_viewport_size({"width": 1280, "height": 900})
+
+        # An edit on a page loaded before an order took stock keeps what the order took.
+        page.goto(f"{url}/products")
+        stale = page.locator('tr[data-product="Product B"]')
+        expect(stale.locator("td.stock")).to_have_text("10")
+        b_id = stale.locator("form").first.get_attribute("action").rsplit("/", 1)[1]
+        order = {"customerName": "Cy", "productId": b_id, "quantity": "3"}
+        placed = page.request.post(f"{url}/orders", headers={"origin": url}, form=order)
+        assert placed.ok
+        expect_stock(page.context.new_page(), url, "Product B", 7)
+        stale.get_by_label("Price of Product B").fill("30")
+        stale.get_by_role("button", name="Save Product B").click()
+        expect(page.get_by_role("status")).to_have_text("saved Product B")
+        expect(page.locator('tr[data-product="Product B"] td.stock')).to_have_text("7")
 
 
 @pytest.fixture
