@@ -44,6 +44,8 @@ class Apis:
     ) -> Any:
         """JSON of a 2xx answer (None for 204). Raises SignInRequiredError on 401, ApiError
         on any other 4xx/5xx or when the service is unreachable."""
+        if not token.isascii():  # not a token this site set
+            raise SignInRequiredError
         try:
             response = await client.request(
                 method, path, json=body, headers={"Authorization": f"Bearer {token}"}

@@ -8,6 +8,8 @@ from typing import Any
 from app.pages.api_client import ApiError, Apis
 
 ACTIONS = frozenset({"dlq-replay", "dlq-purge", "outbox-replay"})
+# Dead letters listed (and so acted on) per page; more are said to be there.
+SHOWN = 500
 
 
 def _client(apis: Apis, service: str) -> Any:
@@ -22,7 +24,7 @@ async def service_view(apis: Apis, service: str, token: str) -> dict[str, Any]:
     view: dict[str, Any] = {"name": service, "problems": []}
     for key, path in (
         ("status", "/outbox/status"),
-        ("dlq", "/dlq?limit=200"),
+        ("dlq", f"/dlq?limit={SHOWN}"),
         ("failed", "/outbox/failed?limit=50"),
         ("inbox", "/inbox?limit=10"),
     ):
@@ -32,7 +34,16 @@ async def service_view(apis: Apis, service: str, token: str) -> dict[str, Any]:
             view[key] = None
             view["problems"].append(f"{key}: {exc.detail}")
     letters = (view["dlq"] or {}).get("deadLetters", [])
-    view["by_reason"] = Counter(letter["reason"] for letter in letters).most_common()
+    ids: dict[str, list[str]] = {}
+    for letter in letters:
+        if letter.get("messageId"):
+            ids.setdefault(letter["reason"], []).append(letter["messageId"])
+    counts = Counter(letter["reason"] for letter in letters).most_common()
+    # Each reason's buttons act on exactly the letters counted here, by id (a reason as
+    # a filter would match others that contain it, and may be longer than the API takes).
+    view["by_reason"] = [(reason, count, " ".join(ids.get(reason, []))) for reason, count in counts]
+    view["more"] = (view["status"] or {}).get("deadLetters") or 0
+    view["more"] = max(0, view["more"] - len(letters))
     return view
 
 
@@ -41,12 +52,12 @@ async def operate(apis: Apis, service: str, action: str, form: dict[str, str], t
     one id (``id``), one reason (``reason``) or everything (``all``)."""
     client = _client(apis, service)
     selection: dict[str, Any]
-    if form.get("id"):
+    if form.get("ids"):
+        selection = {"ids": form["ids"].split()[:SHOWN]}
+    elif form.get("id"):
         selection = {"ids": [form["id"]]}
-    elif form.get("reason"):
-        selection = {"all": True, "reason": form["reason"]}
     else:
-        selection = {"all": True}
+        raise ApiError(422, "nothing selected")
     if action == "outbox-replay":
         selection.pop("reason", None)
         done = await apis.call(client, "POST", f"/admin/api/{service}/outbox/replay", token,

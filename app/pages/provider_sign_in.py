@@ -88,5 +88,11 @@ class IdentityProvider:
             raise SignInFailedError(
                 f"the identity provider refused the sign-in: {exc}"[:200]
             ) from exc
-        expires = time.time() + float(token.get("expires_in", 3600))
-        return str(token["access_token"]), expires, next_path
+        access = str(token.get("access_token", ""))
+        if not access or not access.isascii() or len(access) > 8192:
+            raise SignInFailedError("the identity provider's token answer is not usable")
+        try:
+            lifetime = min(max(float(token.get("expires_in", 3600)), 60.0), 86_400.0)
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        return access, time.time() + lifetime, next_path

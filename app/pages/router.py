@@ -3,6 +3,8 @@ redirects back, so a reload never repeats an action)."""
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,7 +51,7 @@ def _back(path: str, *, message: str | None = None, error: str | None = None) ->
 
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
-    return templates.TemplateResponse(
+    page = templates.TemplateResponse(
         request,
         template,
         {
@@ -60,6 +62,11 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
             **context,
         },
     )
+    # Never framed by another page (clickjacking), never kept in a cache after sign-out.
+    page.headers["X-Frame-Options"] = "DENY"
+    page.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
+    page.headers["Cache-Control"] = "no-store"
+    return page
 
 
 @router.get("/")
@@ -80,6 +87,11 @@ async def sign_in(request: Request) -> Response:
     sign_in_as_developer: Callable[[], str] | None = request.app.state.page_sign_in
     if sign_in_as_developer is None:
         return _back("/sign-in", error="no development sign-in here: use your identity provider")
+    client = request.client.host if request.client else ""
+    if client not in {"127.0.0.1", "::1"} or not _loopback(request.headers.get("host", "")):
+        # Anyone who reaches it would get every scope: this machine's own browser only
+        # (a name that only resolves here, as DNS rebinding would use, is refused too).
+        return _back("/sign-in", error="the development sign-in answers only on 127.0.0.1")
     token = sign_in_as_developer()
     form = await _form(request)
     response = _back(_safe(form.get("next")))
@@ -124,17 +136,27 @@ async def sign_in_callback(request: Request) -> Response:
     return response
 
 
+def _loopback(host: str) -> bool:
+    name = host.rsplit(":", 1)[0] if not host.startswith("[") else host.split("]")[0] + "]"
+    return name in {"127.0.0.1", "localhost", "[::1]"}
+
+
 def _callback(request: Request) -> str:
     return str(request.url_for("sign_in_callback"))
 
 
+# A path of this site and nothing else: printable ASCII, no backslash (browsers read "/\\h"
+# as "//h"), not "//" (scheme-relative). Anything else is an open redirect waiting.
+_SAFE_PATH = re.compile(r"^/(?![/\\])[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*$")
+
+
 def _safe(path: str | None) -> str:
-    # Only a path of this site: never an absolute or scheme-relative URL (open redirect).
-    return path if path and path.startswith("/") and not path.startswith("//") else "/products"
+    return path if path and _SAFE_PATH.match(path) else "/products"
 
 
 @router.post("/sign-out")
-async def sign_out() -> Response:
+async def sign_out(request: Request) -> Response:
+    await _form(request)  # a form from another site may not sign the user out either
     response = _back("/sign-in", message="signed out")
     forget(response)
     return response
@@ -207,9 +229,11 @@ def _same(was: str, value: Any) -> bool:
 
 
 def _number(text: str) -> Any:
-    try:
-        value = float(text)
-    except ValueError:
+    # Plain decimal numbers only ("nan", "inf", "1_000" stay text, for the API to refuse).
+    if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text.strip()):
+        return text
+    value = float(text)
+    if not math.isfinite(value):
         return text
     return int(value) if value.is_integer() else value
 
@@ -273,9 +297,14 @@ async def operate(service: str, action: str, request: Request) -> Response:
 
 
 async def sign_in_required(request: Request, _exc: Exception) -> Response:
-    """Any page without a (valid) session: to sign-in, then back."""
-    response = RedirectResponse(f"/sign-in?next={quote(request.url.path)}", status_code=303)
-    forget(response)
+    """Any page without a (valid) session: to sign-in, then back (to the page a form was
+    on, for a POST). The cookie is dropped only when there was one and it was refused: a
+    cross-site link arrives without the Strict cookie, which must not sign the user out."""
+    back = request.url.path if request.method == "GET" else (
+        urlsplit(request.headers.get("referer", "")).path)  # fmt: skip
+    response = RedirectResponse(f"/sign-in?next={quote(_safe(back))}", status_code=303)
+    if request.cookies.get("cloudcrm_token"):
+        forget(response)
     return response
 
 

@@ -35,7 +35,9 @@ def create_web_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="CloudCrm web", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)  # fmt: skip
     sign_in = None
-    if settings.auth_jwt_secret is not None:
+    # The development sign-in only where no provider is (and only to this machine's own
+    # browser: the route refuses other hosts).
+    if settings.auth_jwt_secret is not None and identity_provider(settings) is None:
 
         def sign_in() -> str:
             token = development_sign_in(settings, development=False)
@@ -60,10 +62,10 @@ def install_in_dev(app: FastAPI, settings: Settings) -> None:
         assert token is not None
         return token
 
+    provider = identity_provider(settings)
     development = development_sign_in(settings, development=True) is not None
-    pages.install(
-        app, sign_in=sign_in if development else None, provider=identity_provider(settings)
-    )
+    pages.install(app, sign_in=sign_in if development and provider is None else None,
+                  provider=provider)  # fmt: skip
 
 
 def identity_provider(settings: Settings) -> IdentityProvider | None:
