@@ -30,12 +30,25 @@ pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 Url = Callable[[str], str]
 
 
-@pytest.fixture
-async def url() -> AsyncIterator[Url]:
+@pytest.fixture(scope="module")
+async def vhost_accounts() -> AsyncIterator[Url]:
     async with least_privilege_accounts() as url:
         # Only the admin account may configure: `broker declare`.
         await declare_at(url("admin"), all_bindings(), within=30)
         yield url
+
+
+@pytest.fixture
+async def url(vhost_accounts: Url) -> Url:
+    """The module's accounts (made once: seven users take seconds), every queue empty."""
+    async with await aio_pika.connect(vhost_accounts("admin")) as connection:
+        channel = await connection.channel()
+        for binding in all_bindings():
+            topology = binding.topology
+            for name in (topology.queue, topology.dead_letter_queue):
+                queue = await channel.declare_queue(name, passive=True)
+                await queue.purge()
+    return vhost_accounts
 
 
 def _user(url: str) -> str:

@@ -17,7 +17,7 @@ class TestServers(BaseSettings):
     rabbitmq_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     rabbitmqctl: str = "rabbitmqctl"
     # Orders per reliability scenario: small in `make test`, large in `make soak`.
-    reliability_orders: int = 600
+    reliability_orders: int = 400
 
 
 SERVERS = TestServers()
