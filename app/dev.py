@@ -17,10 +17,8 @@ from fastapi import FastAPI
 
 from app import migrate
 from app.admin.router import router as admin_router
-from app.auth.config import signing_secret
-from app.auth.scopes import SCOPES
+from app.auth.config import developer_token
 from app.auth.service_token import ordering_credentials
-from app.auth.tokens import issue_token
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
@@ -89,17 +87,9 @@ def development_welcome(settings: Settings, base_url: str) -> str:
     """What ``dev`` prints at start: a token (all scopes, 24 h) and a request to try."""
     if settings.auth_disabled:
         return "Authentication is disabled (AUTH_DISABLED=true): no token needed."
-    secret = signing_secret(settings, development=True)
-    if secret is None:
+    token = developer_token(settings, development=True, ttl_seconds=DEV_TOKEN_TTL_SECONDS)
+    if token is None:
         return "Tokens come from the identity provider at AUTH_JWKS_URL."
-    token = issue_token(
-        secret,
-        SCOPES,
-        subject="developer",
-        ttl_seconds=DEV_TOKEN_TTL_SECONDS,
-        issuer=settings.auth_issuer,
-        audience=settings.auth_audience,
-    )
     return (
         "\nDevelopment token (every scope, valid 24 h; `python -m app token --scope ...` "
         "makes others):\n\n"

@@ -8,7 +8,8 @@ import secrets
 from pathlib import Path
 
 from app.auth.jwks import JwksKeys
-from app.auth.tokens import Authenticator
+from app.auth.scopes import SCOPES
+from app.auth.tokens import Authenticator, issue_token
 from app.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -74,3 +75,19 @@ def development_secret(path: Path = DEV_SECRET_PATH) -> str:
         file.write(value + "\n")
     logger.info("development signing secret created", extra={"path": str(path)})
     return value
+
+
+def developer_token(settings: Settings, *, development: bool, ttl_seconds: float) -> str | None:
+    """A token for subject "developer" with every scope, valid ``ttl_seconds``, signed
+    with ``signing_secret``; None when there is none (only an identity provider)."""
+    secret = signing_secret(settings, development=development)
+    if secret is None:
+        return None
+    return issue_token(
+        secret,
+        SCOPES,
+        subject="developer",
+        ttl_seconds=ttl_seconds,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+    )

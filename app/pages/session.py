@@ -6,9 +6,7 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
-from app.auth.config import signing_secret
-from app.auth.scopes import SCOPES
-from app.auth.tokens import issue_token
+from app.auth.config import developer_token
 from app.settings import Settings
 
 COOKIE = "cloudcrm_token"
@@ -30,17 +28,7 @@ def token_of(request: Request) -> str:
 def development_sign_in(settings: Settings, *, development: bool) -> str | None:
     """A token with every scope signed with the development secret, when there is one
     (``dev``, or AUTH_JWT_SECRET); None with only an identity provider."""
-    secret = signing_secret(settings, development=development)
-    if secret is None:
-        return None
-    return issue_token(
-        secret,
-        SCOPES,
-        subject="developer",
-        ttl_seconds=SESSION_SECONDS,
-        issuer=settings.auth_issuer,
-        audience=settings.auth_audience,
-    )
+    return developer_token(settings, development=development, ttl_seconds=SESSION_SECONDS)
 
 
 def keep(response: Response, token: str, *, secure: bool, seconds: int = SESSION_SECONDS) -> None:
