@@ -66,7 +66,8 @@ class IdentityProvider:
         if len(parts) != 3:
             raise SignInFailedError("the sign-in expired or did not start here; try again")
         state, verifier, next_path = parts
-        if not secrets.compare_digest(state, query.get("state", "")):
+        # Bytes: compare_digest refuses non-ASCII str (a crafted link may carry one).
+        if not secrets.compare_digest(state.encode(), query.get("state", "").encode()):
             raise SignInFailedError("the sign-in expired or did not start here; try again")
         client = WebApplicationClient(self.client_id)
         body = client.prepare_request_body(
@@ -93,6 +94,6 @@ class IdentityProvider:
             raise SignInFailedError("the identity provider's token answer is not usable")
         try:
             lifetime = min(max(float(token.get("expires_in", 3600)), 60.0), 86_400.0)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             lifetime = 3600.0
         return access, time.time() + lifetime, next_path

@@ -88,7 +88,12 @@ async def sign_in(request: Request) -> Response:
     if sign_in_as_developer is None:
         return _back("/sign-in", error="no development sign-in here: use your identity provider")
     client = request.client.host if request.client else ""
-    if client not in {"127.0.0.1", "::1"} or not _loopback(request.headers.get("host", "")):
+    proxied = any(name in request.headers for name in _PROXY_HEADERS)
+    if (
+        proxied
+        or client not in {"127.0.0.1", "::1"}
+        or not _loopback(request.headers.get("host", ""))
+    ):
         # Anyone who reaches it would get every scope: this machine's own browser only
         # (a name that only resolves here, as DNS rebinding would use, is refused too).
         return _back("/sign-in", error="the development sign-in answers only on 127.0.0.1")
@@ -134,6 +139,10 @@ async def sign_in_callback(request: Request) -> Response:
          seconds=max(60, int(expires - time.time())))  # fmt: skip
     response.delete_cookie(FLOW_COOKIE, path="/sign-in")
     return response
+
+
+# A proxy on this machine makes every client look local: its requests are refused.
+_PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
 
 
 def _loopback(host: str) -> bool:

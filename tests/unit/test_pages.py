@@ -170,3 +170,25 @@ async def test_operations_act_on_exactly_the_letters_shown() -> None:
     assert done == "catalog: purged 2 dead letter(s)"
     with pytest.raises(ApiError):
         await operations_view.operate(apis, "catalog", "dlq-purge", {"reason": "x"}, "t")
+
+
+async def test_the_development_sign_in_refuses_a_proxied_request() -> None:
+    app = create_web_app(Settings(catalog_api_url="http://127.0.0.1:9"))
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as web,
+    ):
+        response = await web.post(
+            "/sign-in", content=b"next=/orders", headers={"x-forwarded-for": "203.0.113.9"}
+        )
+    assert "cloudcrm_token" not in response.cookies
+
+
+async def test_a_callback_with_a_non_ascii_state_is_refused_not_a_500(
+    web: httpx.AsyncClient,
+) -> None:
+    await web.get("/sign-in/provider", params={"next": "/orders"})
+    response = await web.get("/sign-in/callback", params={"state": "\u20ac", "code": "x"})
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/sign-in?error=")
