@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
+from app.auth.config import signing_secret
 from app.pages import router as pages
 from app.pages.api_client import Apis
 from app.pages.provider_sign_in import IdentityProvider
@@ -63,7 +64,8 @@ def install_in_dev(app: FastAPI, settings: Settings) -> None:
         return token
 
     provider = identity_provider(settings)
-    development = development_sign_in(settings, development=True) is not None
+    # Whether a secret exists, without signing a token to find out.
+    development = signing_secret(settings, development=True) is not None
     pages.install(app, sign_in=sign_in if development and provider is None else None,
                   provider=provider)  # fmt: skip
 

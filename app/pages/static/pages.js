@@ -25,14 +25,12 @@ document.addEventListener("submit", function (event) {
       const html = answer.ok ? await answer.text() : null;
       if (html !== null && html.trim() !== holder.innerHTML.trim()) {
         const focused = document.activeElement && document.activeElement.closest("tr[data-order]");
-        const before = holder.querySelectorAll("td.state").length;
         holder.innerHTML = html;
         if (focused) {
           const again = holder.querySelector(`tr[data-order="${focused.dataset.order}"] button`);
           if (again) again.focus();
         }
         if (news) news.textContent = "Orders updated";
-        void before;
       }
     } catch (error) {
       // The service is away for a moment: try again on the next tick.
