@@ -24,6 +24,8 @@ async def housekeeping(settings: Settings, service: str) -> AsyncIterator[None]:
         older_than_seconds=settings.reservation_retention_seconds,
         interval_seconds=settings.retention_interval_seconds,
         batch_size=settings.retention_batch_size,
+        pause_seconds=settings.retention_pause_seconds,
+        enabled=settings.retention_enabled,
     )
     scheduler = scheduler_with_retention(policy, engine, delete_finished_reservations)
     scheduler.start()

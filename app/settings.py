@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     outbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
     retention_interval_seconds: float = Field(default=60.0, gt=0)
     retention_batch_size: int = Field(default=1_000, ge=1, le=100_000)
+    # The pause between two retention batches, and whether this process cleans at all: one
+    # cleaner per table at a time anyway (an advisory lock), but an operator may keep the
+    # work off a latency-sensitive instance.
+    retention_pause_seconds: float = Field(default=0.1, ge=0, le=60)
+    retention_enabled: bool = True
     # How long SIGTERM waits for the batch in flight before releasing it.
     shutdown_grace_seconds: float = Field(default=5.0, gt=0, le=300)
 

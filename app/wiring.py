@@ -84,4 +84,6 @@ def _retention(settings: Settings, older_than_seconds: float) -> RetentionPolicy
         older_than_seconds=older_than_seconds,
         interval_seconds=settings.retention_interval_seconds,
         batch_size=settings.retention_batch_size,
+        pause_seconds=settings.retention_pause_seconds,
+        enabled=settings.retention_enabled,
     )

@@ -28,7 +28,12 @@ reservations = STOCK_RESERVATIONS
 
 
 async def delete_finished_reservations(
-    engine: AsyncEngine, *, older_than_seconds: float, batch_size: int, **_: Any
+    engine: AsyncEngine,
+    *,
+    older_than_seconds: float,
+    batch_size: int,
+    pause_seconds: float = 0.0,
+    **_: Any,
 ) -> int:
     """Delete finished reservations last changed more than ``older_than_seconds`` ago,
     ``batch_size`` per transaction (through the partial index of finished rows); returns
@@ -41,5 +46,7 @@ async def delete_finished_reservations(
         reservations,
         keys=[reservations.c.order_id],
         condition=condition,
+        age=reservations.c.updated_at,
         batch_size=batch_size,
+        pause_seconds=pause_seconds,
     )

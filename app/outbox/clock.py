@@ -28,10 +28,15 @@ class db_now_plus(FunctionElement[Any]):  # noqa: N801 - reads as the SQL functi
 
 @compiles(db_now_plus, "postgresql")
 def _postgresql(element: db_now_plus, compiler: Any, **kw: Any) -> str:
-    # clock_timestamp, not now(): now() is frozen at the start of a transaction that may
-    # have waited on locks, and a retry time must count from when the failure happened.
+    # statement_timestamp, neither now() nor clock_timestamp(): now() is frozen at the
+    # start of a transaction that may have waited on locks (a retry time must count from
+    # when the failure happened), and clock_timestamp() is volatile, so a bound on it is a
+    # filter the planner cannot push into an index: the relay's claim read every waiting
+    # row and retention every retained one. statement_timestamp() is stable: read once per
+    # statement, it is an index condition (PostgreSQL docs, "Current Date/Time" and
+    # "Function Volatility Categories").
     seconds = compiler.process(element.clauses, **kw)
-    return f"(clock_timestamp() + make_interval(secs => CAST({seconds} AS double precision)))"
+    return f"(statement_timestamp() + make_interval(secs => CAST({seconds} AS double precision)))"
 
 
 @compiles(db_now_plus, "sqlite")

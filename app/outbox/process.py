@@ -41,12 +41,16 @@ def stop_on_signals() -> asyncio.Event:
 
 @dataclass(frozen=True)
 class RetentionPolicy:
-    """How old a kept row may get (seconds), how often retention runs (seconds), and how
-    many rows each of its transactions deletes."""
+    """How old a kept row may get (seconds), how often retention runs (seconds), how
+    many rows each of its transactions deletes, the pause between those transactions
+    (seconds), and whether this process cleans at all (``enabled``; another process
+    sharing the database may be the one that does)."""
 
     older_than_seconds: float = 7 * 24 * 3600.0
     interval_seconds: float = 60.0
     batch_size: int = 1_000
+    pause_seconds: float = 0.1
+    enabled: bool = True
 
 
 def scheduler_with_retention(
@@ -57,8 +61,11 @@ def scheduler_with_retention(
     names: MessagingNames = DEFAULT_NAMES,
 ) -> AsyncIOScheduler:
     """An APScheduler running ``job`` (on the tables ``names`` names) now and every
-    ``policy.interval_seconds``."""
+    ``policy.interval_seconds``; with no job when ``policy.enabled`` is false (the
+    scheduler is still returned: callers add their own jobs to it)."""
     scheduler = AsyncIOScheduler(timezone=UTC)
+    if not policy.enabled:
+        return scheduler
 
     async def retention() -> None:
         try:
@@ -66,6 +73,7 @@ def scheduler_with_retention(
                 engine,
                 older_than_seconds=policy.older_than_seconds,
                 batch_size=policy.batch_size,
+                pause_seconds=policy.pause_seconds,
                 names=names,
             )
         except DBAPIError as exc:

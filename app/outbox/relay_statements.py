@@ -73,7 +73,7 @@ def relay_statements(outbox: Table, *, batch_size: int, max_attempts: int) -> Re
             .values(published_at=db_now_plus(0), last_error=None)
         ),
         mark_published_pg=(
-            f"UPDATE {outbox.name} SET published_at = clock_timestamp(), last_error = NULL "
+            f"UPDATE {outbox.name} SET published_at = statement_timestamp(), last_error = NULL "
             "WHERE id = ANY(%(ids)s)"
         ),
         reject=_record_rejection(outbox, max_attempts),
