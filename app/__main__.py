@@ -96,14 +96,15 @@ def _relay(settings: Settings, service: str) -> int:
     url = settings.database_url(service)
 
     async def main() -> None:
-        await run_relay(
-            relay_config(settings),
-            database_url=url,
-            name=service,
-            bindings=bindings_fed_by(service),
-            # After the database answers, with the probes already served.
-            check_database=lambda: migrate.ensure_at_head(service, url=url),
-        )
+        async with housekeeping(settings, service, "relay"):
+            await run_relay(
+                relay_config(settings),
+                database_url=url,
+                name=service,
+                bindings=bindings_fed_by(service),
+                # After the database answers, with the probes already served.
+                check_database=lambda: migrate.ensure_at_head(service, url=url),
+            )
 
     _run_async(main())
     return 0
@@ -118,7 +119,7 @@ def _consume(settings: Settings, service: str) -> int:
     url = settings.database_url(service)
 
     async def main() -> None:
-        async with housekeeping(settings, service):
+        async with housekeeping(settings, service, "consumer"):
             await run_consumer(
                 consumer_config(settings),
                 service=service,

@@ -141,7 +141,11 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
     )
     config = InProcessConfig(relay=relaying, consumer=consuming.consumer)
     try:
-        async with in_process(broker, services, config=config), housekeeping(settings, "catalog"):
+        async with (
+            in_process(broker, services, config=config),
+            housekeeping(settings, "catalog", "consumer"),
+            housekeeping(settings, "ordering", "relay"),
+        ):
             logger.info("messaging in process", extra={"broker": type(broker).__name__})
             app.state.broker = broker  # the admin API's dead letters
             yield

@@ -1,36 +1,86 @@
-"""A service's own retention jobs, run in its consumer process (and in ``dev``) beside the
-library's outbox and inbox retention: today, catalog's finished stock reservations."""
+"""A service's own periodic jobs, beside the library's outbox and inbox retention:
+catalog's finished stock reservations (in its consumer process), and ordering's reply
+timeouts (in its relay process). ``dev`` runs both."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Literal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.database import make_engine
 from app.outbox.process import RetentionPolicy, scheduler_with_retention
 from app.settings import Settings
 
+logger = logging.getLogger(__name__)
+
+Role = Literal["relay", "consumer"]
+
 
 @asynccontextmanager
-async def housekeeping(settings: Settings, service: str) -> AsyncIterator[None]:
-    """Run ``service``'s retention jobs (none for ordering) until the block ends."""
-    if service != "catalog":
-        yield
-        return
-    from app.catalog.retention import delete_finished_reservations
-
-    engine = make_engine(settings.catalog_database_url, pool_size=1)
-    policy = RetentionPolicy(
-        older_than_seconds=settings.reservation_retention_seconds,
-        interval_seconds=settings.retention_interval_seconds,
-        batch_size=settings.retention_batch_size,
-        pause_seconds=settings.retention_pause_seconds,
-        enabled=settings.retention_enabled,
-    )
-    scheduler = scheduler_with_retention(policy, engine, delete_finished_reservations)
+async def housekeeping(settings: Settings, service: str, role: Role) -> AsyncIterator[None]:
+    """Run the jobs of ``service``'s ``role`` process until the block ends."""
+    engine = make_engine(settings.database_url(service), pool_size=1)
+    scheduler = _jobs(settings, service, role, engine)
     scheduler.start()
     try:
         yield
     finally:
         scheduler.shutdown(wait=False)
         await engine.dispose()
+
+
+def _jobs(settings: Settings, service: str, role: Role, engine: AsyncEngine) -> AsyncIOScheduler:
+    if service == "catalog" and role == "consumer":
+        from app.catalog.retention import delete_finished_reservations
+
+        retention = RetentionPolicy(
+            older_than_seconds=settings.reservation_retention_seconds,
+            interval_seconds=settings.retention_interval_seconds,
+            batch_size=settings.retention_batch_size,
+            pause_seconds=settings.retention_pause_seconds,
+            enabled=settings.retention_enabled,
+        )
+        return scheduler_with_retention(retention, engine, delete_finished_reservations)
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    if service == "ordering" and role == "relay":
+        from app.ordering.reply_timeouts import ReplyTimeoutPolicy, sweep_and_count
+
+        policy = ReplyTimeoutPolicy(
+            timeout_seconds=settings.order_reply_timeout_seconds,
+            max_retries=settings.order_reply_max_retries,
+            backoff_max_seconds=settings.order_reply_backoff_max_seconds,
+        )
+        _every(scheduler, policy.sweep_interval_seconds, lambda: sweep_and_count(engine, policy))
+    return scheduler
+
+
+def _every(
+    scheduler: AsyncIOScheduler, seconds: float, job: Callable[[], Awaitable[object]]
+) -> None:
+    """``job`` now and every ``seconds``; a database failure is a WARNING and the next
+    run retries (as retention does)."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except DBAPIError as exc:
+            logger.warning("periodic job failed; next run retries", extra={"error": repr(exc)})
+        except asyncio.CancelledError:
+            return  # the process is exiting; the next start runs the job again
+
+    scheduler.add_job(
+        run,
+        "interval",
+        seconds=seconds,
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )

@@ -125,6 +125,14 @@ class Settings(BaseSettings):
     reservation_retention_seconds: float = Field(default=30 * 24 * 3600, ge=0)
     database_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
 
+    # The saga's reply timeout (app/ordering/reply_timeouts.py): an order still Placed this
+    # long after it was placed has its OrderPlaced published again under the same
+    # message_id; then again after a delay that doubles up to the backoff cap, at most
+    # ORDER_REPLY_MAX_RETRIES times, after which the order is reported as unanswered.
+    order_reply_timeout_seconds: float = Field(default=300.0, gt=0, le=7 * 24 * 3600)
+    order_reply_max_retries: int = Field(default=5, ge=0, le=100)
+    order_reply_backoff_max_seconds: float = Field(default=3600.0, gt=0, le=7 * 24 * 3600)
+
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _case_insensitive(cls, value: object) -> object:
@@ -197,6 +205,24 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _republish_while_the_inbox_remembers(self) -> Settings:
+        # A copy republished after catalog's inbox forgot the first would be new to it
+        # (the reservation still stops a second reservation, but the inbox is the rule).
+        last = reply_timeouts_span(
+            self.order_reply_timeout_seconds,
+            self.order_reply_max_retries,
+            self.order_reply_backoff_max_seconds,
+        )
+        if last >= self.inbox_retention_seconds:
+            raise ValueError(
+                "the last reply-timeout republish (ORDER_REPLY_TIMEOUT_SECONDS, doubled up "
+                "to ORDER_REPLY_BACKOFF_MAX_SECONDS, ORDER_REPLY_MAX_RETRIES times) would "
+                f"come {last:g} s after the order, not before INBOX_RETENTION_SECONDS "
+                f"({self.inbox_retention_seconds:g})"
+            )
+        return self
+
     def database_url(self, service: ServiceName) -> str:
         """The database URL of one service."""
         if service == "ordering":
@@ -204,6 +230,12 @@ class Settings(BaseSettings):
         if service == "catalog":
             return self.catalog_database_url
         raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
+
+
+def reply_timeouts_span(timeout: float, max_retries: int, backoff_max: float) -> float:
+    """Seconds from an order's placement to its last reply-timeout republish: the first
+    at ``timeout``, each next one ``min(timeout * 2**k, backoff_max)`` later."""
+    return float(sum(min(timeout * 2**k, backoff_max) for k in range(max_retries)))
 
 
 def publishers_of(text: str) -> dict[str, str]:

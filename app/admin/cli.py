@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -32,6 +33,7 @@ from app.outbox.database import make_engine
 from app.outbox.dead_letters import DeadLetterSelection
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.repair import FailedSelection
+from app.outbox.republish import PublishedSelection
 from app.settings import SERVICES, Settings
 
 logger = logging.getLogger("app")
@@ -63,6 +65,16 @@ def _text(text: str) -> str:
             f"must be 1 to 200 characters, without control characters: {text[:50]!r}"
         )
     return text
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time (2026-11-30T09:00:00Z): {text[:50]!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _message_id(text: str) -> str:
@@ -114,6 +126,17 @@ def add_commands(commands: Any) -> None:
     replay.add_argument("--event-type", type=_text)
     replay.add_argument("--error-contains", type=_text)
     replay.add_argument("--dry-run", action="store_true", help="say which, change nothing")
+    again = verbs.add_parser(
+        "republish", help="published rows back to pending (the broker lost them)"
+    )
+    _service(again)
+    moment = "ISO 8601, e.g. 2026-11-30T09:00:00Z (no zone: UTC)"
+    again.add_argument(
+        "--since", type=_moment, required=True, help=f"published at or after; {moment}"
+    )
+    again.add_argument("--until", type=_moment, help="published before; default: no bound")
+    again.add_argument("--event-type", type=_text)
+    again.add_argument("--dry-run", action="store_true", help="count them, change nothing")
 
     dlq = commands.add_parser("dlq", help="a service's dead-letter queue: list, replay, purge")
     verbs = dlq.add_subparsers(dest="verb", required=True)
@@ -248,6 +271,24 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def _republish(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        selection = PublishedSelection(args.since, args.until, args.event_type)
+    except ValueError as exc:
+        raise OperationError(f"outbox republish: {exc}") from None
+    async with _engine(settings, args.service) as engine:
+        done = await operations.outbox_republish(
+            engine, args.service, selection, dry_run=args.dry_run, actor=_actor()
+        )
+    verb = "would put" if args.dry_run else "put"
+    _output(args, done, lambda d: print(
+        f"{verb} {d['republished']} published row(s) of {args.service} back to pending"
+        + ("" if args.dry_run or not d["republished"] else
+           " (consumers skip the copies their inbox has seen)")
+    ))  # fmt: skip
+    return 0
+
+
 async def _dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     broker = _broker(settings)
     assert broker is not None
@@ -316,6 +357,7 @@ _HANDLERS: dict[tuple[str, str], Handler] = {
     ("outbox", "failed"): _failed,
     ("outbox", "events"): _events,
     ("outbox", "replay"): _replay,
+    ("outbox", "republish"): _republish,
     ("dlq", "list"): _dlq_list,
     ("dlq", "replay"): _dlq_replay,
     ("dlq", "purge"): _dlq_purge,

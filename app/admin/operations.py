@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.ordering.reply_timeouts import count_unanswered
 from app.outbox.broker import Broker
 from app.outbox.dead_letters import DeadLetterOperationError, DeadLetterSelection
 from app.outbox.publisher import BrokerUnavailableError
@@ -22,6 +23,7 @@ from app.outbox.repair import (
     latest_inbox_entries,
     replay_failed,
 )
+from app.outbox.republish import PublishedSelection, republish
 from app.outbox.status import read_status
 
 logger = logging.getLogger("app.admin")
@@ -50,9 +52,11 @@ def _changed(actor: Actor, action: str, service: str, count: int, **details: Any
 
 async def outbox_status(engine: AsyncEngine, broker: Broker | None, service: str) -> dict[str, Any]:
     """The outbox's figures and, when the broker is reachable from here, the dead-letter
-    queue's depth (and its oldest age, where the broker can tell without delivering);
-    None for what cannot be read."""
+    queue's depth (and its oldest age, where the broker can tell without delivering),
+    and for ordering the orders reported unanswered; None for what cannot be read."""
     status = (await read_status(engine)).as_dict()
+    # Orders the reply-timeout sweep gave up on (ordering's saga; None elsewhere).
+    status["unanswered_orders"] = await count_unanswered(engine) if service == "ordering" else None
     status["dead_letters"] = None
     status["oldest_dead_letter_age_seconds"] = None
     if broker is not None:
@@ -87,6 +91,24 @@ async def outbox_replay(
         _changed(actor, "replayed failed outbox rows", service, len(ids),
                  ids=[str(i) for i in ids[:100]])  # fmt: skip
     return {"replayed": len(ids), "ids": [str(i) for i in ids], "dry_run": dry_run}
+
+
+async def outbox_republish(
+    engine: AsyncEngine,
+    service: str,
+    selection: PublishedSelection,
+    *,
+    dry_run: bool,
+    actor: Actor,
+) -> dict[str, Any]:
+    """Published rows back to pending in one transaction (``dry_run``: only how many)."""
+    count = await republish(engine, selection, dry_run=dry_run)
+    if count and not dry_run:
+        _changed(actor, "republished outbox rows", service, count,
+                 since=selection.since.isoformat(),
+                 until=selection.until.isoformat() if selection.until else None,
+                 event_type=selection.event_type)  # fmt: skip
+    return {"republished": count, "dry_run": dry_run}
 
 
 async def outbox_events_of_order(

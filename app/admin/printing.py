@@ -15,9 +15,19 @@ def _cell(value: Any, width: int = 10) -> str:
 
 def print_status(statuses: dict[str, dict[str, Any]]) -> None:
     """One line per service: its outbox's figures and its dead-letter queue's."""
-    columns = ("pending", "oldest(s)", "unroutable", "failed", "last hour", "dead", "dead age")
+    columns = (
+        "pending",
+        "oldest(s)",
+        "unroutable",
+        "failed",
+        "last hour",
+        "dead",
+        "dead age",
+        "unanswered",
+    )
     keys = ("pending", "oldest_pending_age_seconds", "unroutable", "failed",
-            "published_last_hour", "dead_letters", "oldest_dead_letter_age_seconds")  # fmt: skip
+            "published_last_hour", "dead_letters", "oldest_dead_letter_age_seconds",
+            "unanswered_orders")  # fmt: skip
     print(f"{'service':<10} " + " ".join(f"{column:>10}" for column in columns))
     for name, status in statuses.items():
         print(f"{name:<10} " + " ".join(_cell(status[key]) for key in keys))

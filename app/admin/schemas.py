@@ -89,6 +89,11 @@ class OutboxStatusView(CamelModel):
     oldest_pending_age_seconds: float | None
     published_last_hour: int
     unroutable: int
+    unanswered_orders: int | None = Field(
+        default=None,
+        description="ordering: Placed orders reported after every reply-timeout retry; "
+        "null for other services",
+    )
     dead_letters: int | None = Field(description="null: the broker is not reachable from here")
     oldest_dead_letter_age_seconds: float | None
 

@@ -6,7 +6,18 @@ import enum
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, DateTime, Enum, Integer, MetaData, String, Uuid, func
+from sqlalchemy import (
+    CheckConstraint,
+    DateTime,
+    Enum,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Uuid,
+    func,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
@@ -20,6 +31,11 @@ class OrderState(enum.StrEnum):
     REJECTED = "Rejected"
     CANCELLED = "Cancelled"
 
+
+# The partial indexes' predicates (SQL text: PostgreSQL uses a partial index only when it
+# can prove the query implies the predicate).
+PLACED = text("state = 'Placed'")
+UNANSWERED = text("state = 'Placed' AND unanswered_since IS NOT NULL")
 
 # States a customer may still cancel from.
 CANCELLABLE = (OrderState.PLACED, OrderState.CONFIRMED)
@@ -50,8 +66,27 @@ class Order(OrderingBase):
     # Catalog's reason when the order is Rejected (unknown_product, insufficient_stock).
     rejection_reason: Mapped[str | None] = mapped_column(String(50), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The saga's reply timeout (app/ordering/reply_timeouts.py): the OrderPlaced outbox
+    # row's id (its AMQP message_id, republished as is), when a Placed order is overdue
+    # (the database clock), how often it was republished, and since when it is reported
+    # as unanswered instead of retried.
+    placed_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
+    reply_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+    reply_retries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    unanswered_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
 
-    __table_args__ = (CheckConstraint("quantity >= 1", name="quantity_positive"),)
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        # The listing, newest first, and its keyset pages: read in index order (scanned
+        # backwards), never a sort of the whole table.
+        Index("ix_orders_created_at_id", "created_at", "id"),
+        # Placed orders by reply due time: the sweep reads the overdue ones only.
+        Index("ix_orders_reply_due", "reply_due_at", postgresql_where=PLACED,
+              sqlite_where=PLACED),
+        # Orders reported unanswered, counted for the metric and status.
+        Index("ix_orders_unanswered", "unanswered_since", postgresql_where=UNANSWERED,
+              sqlite_where=UNANSWERED),
+    )  # fmt: skip
 
 
 # Everything Alembic manages in the ordering database.

@@ -1,0 +1,248 @@
+"""The saga's reply timeout: an order catalog never answered gets its OrderPlaced again.
+
+The relay marks a row published once RabbitMQ confirmed it, but a confirmed message can
+still be lost afterwards: its queue deleted and declared again, a broker restored from a
+backup. The order then stays ``Placed`` with nobody waiting for anything. So a Placed
+order has a reply due time (``ORDER_REPLY_TIMEOUT_SECONDS`` after it was placed); a sweep
+in ordering's relay process finds the overdue ones through ``ix_orders_reply_due`` and
+puts their OrderPlaced outbox row back to pending, **the same row, so the same
+message_id**: if the first copy did arrive, catalog's inbox skips the second (and its
+reservation, keyed by the order, would too). Each further retry waits twice as long, up to
+a cap; after ``max_retries`` the order is reported as unanswered (an ERROR line, the
+``saga_unanswered_orders`` gauge, ``outbox status``) instead of retried. The timeout of
+NServiceBus's ``RequestTimeout`` and MassTransit's saga ``Schedule``, kept in the order's
+own row, so it needs no scheduler of its own.
+
+What it cannot repair: a *reply* the broker lost (catalog's inbox skips the republished
+copy, so catalog does not reply again); ``python -m app outbox republish catalog`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.ordering.contracts import OrderPlaced
+from app.ordering.models import Order, OrderState
+from app.outbox import write_events
+from app.outbox.clock import db_now_plus
+from app.outbox.models import OUTBOX
+from app.outbox.retention import cleaner_lock_key
+
+logger = logging.getLogger(__name__)
+
+# A pre-migration order whose OrderPlaced row retention already deleted gets a new row
+# under this name-based id (RFC 4122 §4.3): the same for every sweep of that order.
+REBUILT_ORDER_PLACED = uuid.UUID("6f1c2a5e-3b9d-4e27-9a41-0c8d5b7e2f13")
+
+
+@dataclass(frozen=True)
+class ReplyTimeoutPolicy:
+    """``timeout_seconds``: an order's first due time after it is placed; after the k-th
+    republish it is due ``min(timeout_seconds * 2**k, backoff_max_seconds)`` later;
+    ``max_retries`` republishes, then reported; ``batch_size`` orders per transaction."""
+
+    timeout_seconds: float = 300.0
+    max_retries: int = 5
+    backoff_max_seconds: float = 3600.0
+    batch_size: int = 200
+
+    def delay_after(self, retries: int) -> float:
+        """Seconds until an order republished ``retries`` times is due again."""
+        return min(self.timeout_seconds * 2.0 ** min(retries, 60), self.backoff_max_seconds)
+
+    @property
+    def sweep_interval_seconds(self) -> float:
+        """How often the sweep runs: a tenth of the timeout, between 1 s and 60 s."""
+        return min(max(self.timeout_seconds / 10, 1.0), 60.0)
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did: orders republished (``republished``: the OrderPlaced row back
+    to pending; ``rebuilt``: written again, its row was gone; ``waiting``: the row had not
+    been published yet, or had failed, so there was nothing to republish) and orders
+    reported as unanswered (``reported``)."""
+
+    republished: list[uuid.UUID] = field(default_factory=list)
+    rebuilt: list[uuid.UUID] = field(default_factory=list)
+    waiting: list[uuid.UUID] = field(default_factory=list)
+    reported: list[uuid.UUID] = field(default_factory=list)
+    retry: dict[uuid.UUID, int] = field(default_factory=dict)  # order → its retry number
+
+    def __len__(self) -> int:
+        return len(self.republished) + len(self.rebuilt) + len(self.waiting) + len(self.reported)
+
+
+SWEEP_LOCK = cleaner_lock_key("ordering.reply_timeouts")
+
+REPLY_TIMEOUTS = Counter(
+    "saga_reply_timeouts",
+    "Placed orders found unanswered after the reply timeout, by what the sweep did: "
+    "republished, rebuilt (its row was gone: written again), waiting (its row not yet "
+    "published or failed), reported (no more retries).",
+    ["outcome"],
+)
+UNANSWERED_ORDERS = Gauge(
+    "saga_unanswered_orders",
+    "Orders still Placed after every reply-timeout retry: reported, no longer retried.",
+)
+OUTCOMES = ("republished", "rebuilt", "waiting", "reported")
+
+
+async def sweep_and_count(engine: AsyncEngine, policy: ReplyTimeoutPolicy) -> SweepReport:
+    """``sweep_overdue_orders``, then the metrics: ``saga_reply_timeouts_total{outcome}``
+    counts what it did, ``saga_unanswered_orders`` is set to ``count_unanswered``."""
+    report = await sweep_overdue_orders(engine, policy)
+    for outcome in OUTCOMES:
+        if done := len(getattr(report, outcome)):
+            REPLY_TIMEOUTS.labels(outcome).inc(done)
+    UNANSWERED_ORDERS.set(await count_unanswered(engine))
+    return report
+
+
+async def sweep_overdue_orders(engine: AsyncEngine, policy: ReplyTimeoutPolicy) -> SweepReport:
+    """Republish or report every overdue Placed order, ``policy.batch_size`` per
+    transaction; returns what was done. On PostgreSQL one process sweeps at a time (an
+    advisory lock; another sweeping makes this one return at once) and orders locked by a
+    reply being applied are skipped (SKIP LOCKED) until the next sweep."""
+    total = SweepReport()
+    while True:
+        async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
+            if not await _sweep_lock(session):
+                return total
+            report = await _sweep_batch(session, policy)
+        _log(report, policy)
+        for name in OUTCOMES:
+            getattr(total, name).extend(getattr(report, name))
+        total.retry.update(report.retry)
+        if len(report) < policy.batch_size:
+            return total
+
+
+async def count_unanswered(engine: AsyncEngine) -> int:
+    """Orders still Placed that the sweep gave up on (through ``ix_orders_unanswered``)."""
+    query = select(func.count()).where(
+        Order.state == OrderState.PLACED, Order.unanswered_since.is_not(None)
+    )
+    async with engine.connect() as connection:
+        return int((await connection.execute(query)).scalar_one())
+
+
+async def _sweep_lock(session: AsyncSession) -> bool:
+    if session.bind is None or session.bind.dialect.name != "postgresql":
+        return True
+    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK))))
+
+
+async def _sweep_batch(session: AsyncSession, policy: ReplyTimeoutPolicy) -> SweepReport:
+    due = (
+        select(Order)
+        .where(Order.state == OrderState.PLACED, Order.reply_due_at <= db_now_plus(0))
+        .order_by(Order.reply_due_at)
+        .limit(policy.batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    orders = list((await session.scalars(due)).all())
+    report = SweepReport()
+    spent = [order for order in orders if order.reply_retries >= policy.max_retries]
+    if spent:
+        await session.execute(
+            update(Order)
+            .where(Order.id.in_([order.id for order in spent]))
+            .values(reply_due_at=None, unanswered_since=db_now_plus(0))
+            .execution_options(synchronize_session=False)
+        )
+        report.reported = [order.id for order in spent]
+    retry = [order for order in orders if order.reply_retries < policy.max_retries]
+    if not retry:
+        return report
+    for order in retry:
+        if order.placed_message_id is None:
+            order.placed_message_id = uuid.uuid5(REBUILT_ORDER_PLACED, str(order.id))
+    await _republish(session, retry, report)
+    report.retry = {order.id: order.reply_retries + 1 for order in retry}
+    for retries in sorted({order.reply_retries for order in retry}):
+        await session.execute(
+            update(Order)
+            .where(Order.id.in_([o.id for o in retry if o.reply_retries == retries]))
+            .values(
+                reply_retries=retries + 1,
+                reply_due_at=db_now_plus(policy.delay_after(retries + 1)),
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return report
+
+
+async def _republish(session: AsyncSession, orders: Sequence[Order], report: SweepReport) -> None:
+    """Each order's OrderPlaced row back to pending when it was published; written again
+    when it is gone; left alone when still pending or failed (the relay, or an operator's
+    ``outbox replay``, has it)."""
+    by_message = {order.placed_message_id: order for order in orders}
+    ids = list(by_message)
+    pending_again = (
+        update(OUTBOX)
+        .where(OUTBOX.c.id.in_(ids), OUTBOX.c.published_at.is_not(None))
+        .values(
+            published_at=None,
+            attempts=0,
+            next_attempt_at=db_now_plus(0),
+            last_error=None,
+            unroutable_since=None,
+        )
+        .returning(OUTBOX.c.id)
+    )
+    republished = set((await session.scalars(pending_again)).all())
+    present = set((await session.scalars(select(OUTBOX.c.id).where(OUTBOX.c.id.in_(ids)))).all())
+    gone = [by_message[message_id] for message_id in ids if message_id not in present]
+    await write_events(session, [_order_placed(order) for order in gone])
+    for message_id, order in by_message.items():
+        if message_id in republished:
+            report.republished.append(order.id)
+        elif message_id in present:
+            report.waiting.append(order.id)
+        else:
+            report.rebuilt.append(order.id)
+
+
+def _order_placed(order: Order) -> OrderPlaced:
+    assert order.placed_message_id is not None  # set by the caller
+    return OrderPlaced(
+        event_id=order.placed_message_id,
+        order_id=order.id,
+        product_id=order.product_id,
+        customer_name=order.customer_name,
+        quantity=order.quantity,
+    )
+
+
+def _log(report: SweepReport, policy: ReplyTimeoutPolicy) -> None:
+    what: dict[str, Any] = {
+        "republished": "its OrderPlaced is published again under the same message_id",
+        "rebuilt": "its OrderPlaced row was gone: written again",
+        "waiting": "its OrderPlaced is still pending or failed in the outbox (outbox status)",
+    }
+    for name, explanation in what.items():
+        for order_id in getattr(report, name):
+            logger.warning(
+                f"order unanswered after the reply timeout: {explanation}",
+                extra={
+                    "order_id": str(order_id),
+                    "retry": report.retry.get(order_id),
+                    "max_retries": policy.max_retries,
+                },
+            )
+    for order_id in report.reported:
+        logger.error(
+            "order unanswered after every retry: reported, no longer retried "
+            "(a lost reply? python -m app outbox republish catalog --since ...)",
+            extra={"order_id": str(order_id), "retries": policy.max_retries},
+        )

@@ -1,0 +1,71 @@
+"""Published rows back to pending: the repair for messages the broker lost after it had
+confirmed them (a queue deleted and declared again, a broker restored from a backup).
+
+Safe to over-select: every copy keeps its row's id as the AMQP ``message_id``, so a
+consumer whose inbox still holds that id skips it (README, "Operating it"). Not safe
+beyond the consumers' inbox retention: a copy of a message the inbox has forgotten is
+applied again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.outbox.clock import db_now_plus
+from app.outbox.models import outbox_tables
+from app.outbox.names import DEFAULT_NAMES, MessagingNames
+
+
+@dataclass(frozen=True)
+class PublishedSelection:
+    """Rows published at or after ``since`` and before ``until`` (aware datetimes; None:
+    no upper bound), of ``event_type`` when given."""
+
+    since: datetime
+    until: datetime | None = None
+    event_type: str | None = None
+
+    def __post_init__(self) -> None:
+        for moment in (self.since, self.until):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("since and until must carry a time zone")
+        if self.until is not None and self.until <= self.since:
+            raise ValueError(f"until ({self.until.isoformat()}) is not after since")
+
+
+async def republish(
+    engine: AsyncEngine,
+    selection: PublishedSelection,
+    *,
+    dry_run: bool = False,
+    names: MessagingNames = DEFAULT_NAMES,
+) -> int:
+    """Put the selected published rows back to pending (attempts 0, due now), in one
+    transaction, through the ``published_at`` index; returns how many. ``dry_run``: only
+    count them."""
+    outbox = outbox_tables(names).outbox
+    conditions: list[ColumnElement[bool]] = [outbox.c.published_at >= selection.since]
+    if selection.until is not None:
+        conditions.append(outbox.c.published_at < selection.until)
+    if selection.event_type is not None:
+        conditions.append(outbox.c.event_type == selection.event_type)
+    where = and_(*conditions)
+    async with engine.begin() as connection:
+        if dry_run:
+            return int((await connection.execute(select(func.count()).where(where))).scalar_one())
+        statement = (
+            update(outbox)
+            .where(where)
+            .values(
+                published_at=None,
+                attempts=0,
+                last_error=None,
+                unroutable_since=None,
+                next_attempt_at=db_now_plus(0),
+            )
+        )
+        return int((await connection.execute(statement)).rowcount)
