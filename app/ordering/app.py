@@ -37,7 +37,6 @@ async def ordering_resources(
         ) as client,
     ):
         app.state.catalog_client = client
-        app.state.order_reply_timeout_seconds = settings.order_reply_timeout_seconds
         yield
 
 

@@ -34,7 +34,8 @@ class OrderState(enum.StrEnum):
 
 # The partial indexes' predicates (SQL text: PostgreSQL uses a partial index only when it
 # can prove the query implies the predicate).
-PLACED = text("state = 'Placed'")
+AWAITING_FIRST_REPLY = text("state = 'Placed' AND reply_retries = 0 AND unanswered_since IS NULL")
+RETRIED = text("state = 'Placed' AND reply_due_at IS NOT NULL")
 UNANSWERED = text("state = 'Placed' AND unanswered_since IS NOT NULL")
 
 # States a customer may still cancel from.
@@ -67,9 +68,10 @@ class Order(OrderingBase):
     rejection_reason: Mapped[str | None] = mapped_column(String(50), default=None)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # The saga's reply timeout (app/ordering/reply_timeouts.py): the OrderPlaced outbox
-    # row's id (its AMQP message_id, republished as is), when a Placed order is overdue
-    # (the database clock), how often it was republished, and since when it is reported
-    # as unanswered instead of retried.
+    # row's id (its AMQP message_id, republished as is), how often it was republished and
+    # when it is due again (the database clock; None before the first republish, which is
+    # due ORDER_REPLY_TIMEOUT_SECONDS after created_at), and since when the order is
+    # reported as unanswered instead of retried.
     placed_message_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, default=None)
     reply_due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
     reply_retries: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
@@ -80,9 +82,12 @@ class Order(OrderingBase):
         # The listing, newest first, and its keyset pages: read in index order (scanned
         # backwards), never a sort of the whole table.
         Index("ix_orders_created_at_id", "created_at", "id"),
-        # Placed orders by reply due time: the sweep reads the overdue ones only.
-        Index("ix_orders_reply_due", "reply_due_at", postgresql_where=PLACED,
-              sqlite_where=PLACED),
+        # The reply-timeout sweep reads the overdue orders only: those never republished by
+        # age, the others by their due time.
+        Index("ix_orders_awaiting_reply", "created_at", postgresql_where=AWAITING_FIRST_REPLY,
+              sqlite_where=AWAITING_FIRST_REPLY),
+        Index("ix_orders_reply_due", "reply_due_at", postgresql_where=RETRIED,
+              sqlite_where=RETRIED),
         # Orders reported unanswered, counted for the metric and status.
         Index("ix_orders_unanswered", "unanswered_since", postgresql_where=UNANSWERED,
               sqlite_where=UNANSWERED),

@@ -3,8 +3,8 @@
 The relay marks a row published once RabbitMQ confirmed it, but a confirmed message can
 still be lost afterwards: its queue deleted and declared again, a broker restored from a
 backup. The order then stays ``Placed`` with nobody waiting for anything. So a Placed
-order has a reply due time (``ORDER_REPLY_TIMEOUT_SECONDS`` after it was placed); a sweep
-in ordering's relay process finds the overdue ones through ``ix_orders_reply_due`` and
+order is overdue ``ORDER_REPLY_TIMEOUT_SECONDS`` after it was placed; a sweep
+in ordering's relay process finds the overdue ones through two partial indexes and
 puts their OrderPlaced outbox row back to pending, **the same row, so the same
 message_id**: if the first copy did arrive, catalog's inbox skips the second (and its
 reservation, keyed by the order, would too). Each further retry waits twice as long, up to
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Counter, Gauge
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.ordering.contracts import OrderPlaced
-from app.ordering.models import Order, OrderState
+from app.ordering.models import AWAITING_FIRST_REPLY, RETRIED, UNANSWERED, Order
 from app.outbox import write_events
 from app.outbox.clock import db_now_plus
 from app.outbox.models import OUTBOX
@@ -129,9 +129,7 @@ async def sweep_overdue_orders(engine: AsyncEngine, policy: ReplyTimeoutPolicy) 
 
 async def count_unanswered(engine: AsyncEngine) -> int:
     """Orders still Placed that the sweep gave up on (through ``ix_orders_unanswered``)."""
-    query = select(func.count()).where(
-        Order.state == OrderState.PLACED, Order.unanswered_since.is_not(None)
-    )
+    query = select(func.count()).select_from(Order).where(UNANSWERED)
     async with engine.connect() as connection:
         return int((await connection.execute(query)).scalar_one())
 
@@ -142,15 +140,36 @@ async def _sweep_lock(session: AsyncSession) -> bool:
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK))))
 
 
-async def _sweep_batch(session: AsyncSession, policy: ReplyTimeoutPolicy) -> SweepReport:
-    due = (
+def overdue_orders(policy: ReplyTimeoutPolicy) -> tuple[Select[Any], Select[Any]]:
+    """The two selections of overdue orders, each served by its partial index: orders
+    never republished, ``timeout_seconds`` after they were placed (``ix_orders_awaiting_
+    reply``), and orders republished before, at their due time (``ix_orders_reply_due``).
+    Oldest first, at most ``batch_size``, locked, skipping orders a reply holds.
+
+    The predicates are the indexes' own SQL text: PostgreSQL uses a partial index only
+    when it can prove the query implies its predicate, which a bound parameter (a generic
+    plan) would hide."""
+    first = (
         select(Order)
-        .where(Order.state == OrderState.PLACED, Order.reply_due_at <= db_now_plus(0))
-        .order_by(Order.reply_due_at)
-        .limit(policy.batch_size)
-        .with_for_update(skip_locked=True)
+        .where(AWAITING_FIRST_REPLY, Order.created_at <= db_now_plus(-policy.timeout_seconds))
+        .order_by(Order.created_at)
     )
-    orders = list((await session.scalars(due)).all())
+    again = (
+        select(Order)
+        .where(RETRIED, Order.reply_due_at <= db_now_plus(0))
+        .order_by(Order.reply_due_at)
+    )
+    return (
+        first.limit(policy.batch_size).with_for_update(skip_locked=True),
+        again.limit(policy.batch_size).with_for_update(skip_locked=True),
+    )
+
+
+async def _sweep_batch(session: AsyncSession, policy: ReplyTimeoutPolicy) -> SweepReport:
+    orders: list[Order] = []
+    for query in overdue_orders(policy):
+        if room := policy.batch_size - len(orders):
+            orders += (await session.scalars(query.limit(room))).all()
     report = SweepReport()
     spent = [order for order in orders if order.reply_retries >= policy.max_retries]
     if spent:

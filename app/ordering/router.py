@@ -66,7 +66,6 @@ async def _with_product_names(
 async def place_order(
     body: OrderCreate,
     session: SessionDep,
-    request: Request,
     x_correlation_id: CorrelationId = None,
 ) -> OrderRead:
     """Place an order; its OrderPlaced event is committed in the same transaction."""
@@ -76,7 +75,6 @@ async def place_order(
         product_id=body.product_id,
         quantity=body.quantity,
         correlation_id=x_correlation_id,
-        reply_timeout_seconds=request.app.state.order_reply_timeout_seconds,
     )
     return OrderRead.model_validate(order)
 

@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.ordering.contracts import OrderCancelled, OrderPlaced
 from app.ordering.models import CANCELLABLE, Order, OrderState
 from app.outbox import add_event
-from app.outbox.clock import db_now_plus
 
 
 async def place_order(
@@ -21,11 +20,9 @@ async def place_order(
     product_id: uuid.UUID,
     quantity: int,
     correlation_id: str | None = None,
-    reply_timeout_seconds: float = 300.0,
 ) -> Order:
-    """Record an order and its OrderPlaced event in the caller's transaction; catalog's
-    reply is due ``reply_timeout_seconds`` later (by the database clock), after which the
-    reply-timeout sweep publishes the event again (app/ordering/reply_timeouts.py)."""
+    """Record an order and its OrderPlaced event in the caller's transaction (the order
+    keeps the event's id: the reply-timeout sweep republishes it under that id)."""
     order_id = uuid.uuid4()
     placed = OrderPlaced(
         order_id=order_id, product_id=product_id, customer_name=customer_name, quantity=quantity
@@ -37,7 +34,6 @@ async def place_order(
         quantity=quantity,
         state=OrderState.PLACED,
         placed_message_id=placed.event_id,
-        reply_due_at=db_now_plus(reply_timeout_seconds),
     )
     session.add(order)
     add_event(session, placed, correlation_id=correlation_id)

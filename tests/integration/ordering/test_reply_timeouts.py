@@ -16,6 +16,7 @@ from app.ordering.reply_timeouts import (
     REBUILT_ORDER_PLACED,
     ReplyTimeoutPolicy,
     count_unanswered,
+    overdue_orders,
     sweep_overdue_orders,
 )
 from app.outbox.database import make_engine, make_sessionmaker
@@ -39,17 +40,19 @@ async def place(engine: AsyncEngine, count: int) -> list[uuid.UUID]:
     async with make_sessionmaker(engine)() as session, session.begin():
         for _ in range(count):
             order = await service.place_order(
-                session, customer_name="Ann", product_id=uuid.uuid4(), quantity=1,
-                reply_timeout_seconds=60,
-            )  # fmt: skip
+                session, customer_name="Ann", product_id=uuid.uuid4(), quantity=1
+            )
             ids.append(order.id)
     return ids
 
 
 async def overdue(url: str, ids: list[uuid.UUID]) -> None:
+    """Placed 61 s ago (the timeout is 60 s), or due a second ago when republished before."""
     await query(
         url,
-        "UPDATE orders SET reply_due_at = now() - interval '1 second' WHERE id = ANY(%s)",
+        "UPDATE orders SET created_at = now() - interval '61 seconds', "
+        "reply_due_at = CASE WHEN reply_retries > 0 THEN now() - interval '1 second' END "
+        "WHERE id = ANY(%s)",
         ids,
     )
 
@@ -92,6 +95,8 @@ async def test_after_its_retries_an_order_is_reported_not_retried(
     await query(ordering_db, "UPDATE outbox SET published_at = now()")
     await query(ordering_db, "UPDATE orders SET reply_retries = 2")
     await overdue(ordering_db, [spent])
+    [(due,)] = await query(ordering_db, "SELECT reply_due_at FROM orders")
+    assert due is not None
 
     with caplog.at_level(logging.ERROR, "app.ordering.reply_timeouts"):
         report = await sweep_overdue_orders(engine, POLICY)
@@ -161,3 +166,33 @@ async def test_one_sweep_at_a_time_and_orders_being_answered_are_skipped(
         await other.rollback()
 
     assert report.republished == [free]
+
+
+async def test_the_sweep_reads_only_overdue_orders(ordering_db: str, engine: AsyncEngine) -> None:
+    from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
+
+    await query(
+        ordering_db,
+        "INSERT INTO orders (id, customer_name, product_id, quantity, state, created_at, "
+        "reply_retries, reply_due_at) SELECT gen_random_uuid(), 'Ann', gen_random_uuid(), 1, "
+        "CASE WHEN n % 3 = 0 THEN 'Confirmed' ELSE 'Placed' END, "
+        "now() - (CASE WHEN n <= 5 THEN interval '2 minutes' ELSE interval '1 second' END), "
+        "CASE WHEN n % 3 = 1 THEN 1 ELSE 0 END, "
+        "CASE WHEN n % 3 = 1 THEN now() + (CASE WHEN n <= 5 THEN interval '-1 second' "
+        "ELSE interval '1 hour' END) END "
+        "FROM generate_series(1, 30000) AS n",
+    )
+    await query(ordering_db, "ANALYZE orders")
+    first, again = overdue_orders(POLICY)
+
+    never = index_scan(
+        await explain(ordering_db, compiled(first, engine)), "ix_orders_awaiting_reply"
+    )
+    retried = index_scan(await explain(ordering_db, compiled(again, engine)), "ix_orders_reply_due")
+
+    # Of n = 1..5: n = 2 and 5 are Placed and never republished, n = 1 and 4 republished
+    # and due (n = 3 is Confirmed); the 29,995 others are not overdue and are not read.
+    assert "created_at <= (statement_timestamp()" in never["Index Cond"]
+    assert never["Actual Rows"] == 2
+    assert "reply_due_at <= (statement_timestamp()" in retried["Index Cond"]
+    assert retried["Actual Rows"] == 2
