@@ -23,6 +23,7 @@ from bench.chart import latency_chart
 from bench.consumer_drain import consumer_rate, naive_rate
 from bench.e2e_latency import Run, highest_flat_rate, pipeline
 from bench.floors import one_message_inbox_transaction, quorum_publish_to_delivery
+from bench.growth import claim_beside_waiting, cleanup_over_retained, post_while_cleaning
 from bench.http_overhead import overhead, post_rates
 from bench.memory import drain_backlog
 from bench.orders import product_id, run_orders
@@ -34,7 +35,7 @@ from bench.stats import latency_summary
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 CHART = RESULTS.with_name("latency.png")
-PARTS = ("publish", "consume", "write", "latency", "memory", "scale")  # in running order
+PARTS = ("publish", "consume", "write", "latency", "memory", "scale", "growth")  # running order
 
 
 def _machine() -> dict[str, object]:
@@ -62,6 +63,10 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=200_000, help="memory: backlog rows")
     parser.add_argument("--retained", type=int, default=1_000_000, help="scale: published rows")
     parser.add_argument("--pending", type=int, default=100_000, help="scale: pending rows")
+    parser.add_argument("--waiting", type=int, default=100_000, help="growth: rows to retry")
+    parser.add_argument(
+        "--retained-for-cleanup", type=int, default=2_000_000, help="growth: published rows"
+    )
     args = parser.parse_args()
 
     results: dict[str, object] = {}
@@ -75,6 +80,7 @@ def main() -> None:
         "latency": _latency_part,
         "memory": lambda: _memory_part(args),
         "scale": lambda: _scale_part(args),
+        "growth": lambda: _growth_part(args),
     }
     for name, measure in parts.items():
         if args.only in (None, name):
@@ -230,6 +236,28 @@ def _scale_part(args: argparse.Namespace) -> dict[str, object]:
         "claim_ratio": round(kept["claim_ms"] / first["claim_ms"], 2),
         "drain_ratio": round(kept["drain_msg_s"] / first["drain_msg_s"], 2),
         "targets": {"within_percent": 20},
+    }
+
+
+def _growth_part(args: argparse.Namespace) -> dict[str, object]:
+    """Issue 20's costs: the claim beside rows waiting to retry, a retention run over a
+    large retained history, the order POST while three relays clean every second."""
+    with (
+        infra.vhost() as broker,
+        infra.service_database("ordering") as empty,
+        infra.service_database("ordering") as full,
+    ):
+        claim = claim_beside_waiting(empty, full, waiting=args.waiting)
+        print(f"growth, claim with 1 due row: {claim}")
+        cleanup = cleanup_over_retained(full, retained=args.retained_for_cleanup)
+        print(f"growth, retention run over retained rows, nothing to delete: {cleanup}")
+        posts = post_while_cleaning(full, broker)
+        print(f"growth, POST latency beside three relays: {posts}")
+    return {
+        "claim": claim,
+        "cleanup": cleanup,
+        "post_while_cleaning": posts,
+        "targets": {"claim_ratio": 2.0, "cleanup_run_ms": 5.0, "post_p99_ratio": 1.5},
     }
 
 

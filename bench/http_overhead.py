@@ -19,7 +19,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.infra import ROOT, process_cpu_seconds, started_process
+from bench.infra import BENCH_SECRET, ROOT, bench_token, process_cpu_seconds, started_process
 from bench.orders import product_id
 
 CLIENTS = 32
@@ -31,6 +31,7 @@ def _request(port: int) -> bytes:
     ).encode()
     head = (
         f"POST /api/ordering/order HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {bench_token()}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
@@ -89,7 +90,7 @@ def post_rates(ordering_db: str, *, seconds: float = 3, rounds: int = 10) -> dic
     """Each variant ``rounds`` times for ``seconds``, in the order A B B A A B B A …, so a
     drift of the machine's speed weighs on both alike. CPU per request is recorded too: on
     a shared VM it moves less than requests/s do."""
-    env = dict(os.environ, ORDERING_DATABASE_URL=ordering_db)
+    env = dict(os.environ, ORDERING_DATABASE_URL=ordering_db, AUTH_JWT_SECRET=BENCH_SECRET)
     logs = ROOT / "bench" / "results"
     commands = {
         "with_outbox": ["-m", "app", "api", "ordering"],

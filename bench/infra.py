@@ -24,6 +24,17 @@ PG_ADMIN = os.environ.get(
 )
 AMQP_BASE = os.environ.get("BENCH_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 ROOT = Path(__file__).resolve().parent.parent
+# The APIs the bench starts verify tokens signed with this; requests carry BENCH_TOKEN (the
+# check is part of what a request costs).
+BENCH_SECRET = "bench-only-secret-0123456789abcdef-0123456789"
+
+
+def bench_token() -> str:
+    """A token with every scope, signed with BENCH_SECRET, valid for a day."""
+    from app.auth.scopes import SCOPES
+    from app.auth.tokens import issue_token
+
+    return issue_token(BENCH_SECRET, tuple(SCOPES), subject="bench", ttl_seconds=86_400)
 
 
 def _admin(statement: sql.Composable) -> None:
@@ -48,6 +59,7 @@ def service_env(ordering_db: str, catalog_db: str, broker_url: str) -> dict[str,
     """The environment of ``python -m app`` processes working on these databases and broker."""
     return dict(
         os.environ,
+        AUTH_JWT_SECRET=BENCH_SECRET,
         ORDERING_DATABASE_URL=ordering_db,
         CATALOG_DATABASE_URL=catalog_db,
         BROKER_URL=broker_url,

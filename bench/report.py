@@ -64,6 +64,19 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
              s["drain_ratio"] >= 0.8),
         ],
     )  # fmt: skip
+    add(
+        "growth",
+        lambda g: [
+            (f"claim, 1 due beside {g['claim']['waiting_rows']:,} waiting, vs empty",
+             g["claim"]["claim_ratio"], "x", "<= 2",
+             g["claim"]["claim_ratio"] <= 2 and g["claim"]["indexes"] == ["ix_outbox_pending"]),
+            (f"retention run, {g['cleanup']['retained_rows']:,} retained, none due",
+             g["cleanup"]["cleanup_run_ms"], "ms", "<= 5", g["cleanup"]["cleanup_run_ms"] <= 5),
+            ("POST p99, three relays cleaning every second vs none",
+             g["post_while_cleaning"]["p99_ratio"], "x", "<= 1.5",
+             g["post_while_cleaning"]["p99_ratio"] <= 1.5),
+        ],
+    )  # fmt: skip
     return rows
 
 
@@ -108,7 +121,7 @@ def print_summary(results: Mapping[str, Any]) -> None:
         print(f"{label:<62} {shown:>10} {unit:<14} {target:<13} {verdict}")
     calibrations = {
         part: results[part]["cpu_calibration_ms"]
-        for part in ("publish", "consume", "write", "latency", "memory", "scale")
+        for part in ("publish", "consume", "write", "latency", "memory", "scale", "growth")
         if part in results and "cpu_calibration_ms" in results[part]
     }
     if calibrations:
