@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Annotated
 
 import httpx
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.dependencies import AUTH_ERRORS, require
@@ -108,18 +108,46 @@ async def cancel_order(
     return OrderRead.model_validate(order)
 
 
-@router.get("/order", response_model=list[OrderView], dependencies=READ)
+BAD_CURSOR: dict[int | str, dict[str, object]] = {
+    422: {"model": ErrorBody, "description": "after names no order, or skip and after together"}
+}
+
+After = Annotated[
+    uuid.UUID | None,
+    Query(
+        description="keyset page: the orders after this one (the last id of the previous "
+        "page; the Link header's rel=next gives it). Costs the page, however deep; skip "
+        "costs what it skips"
+    ),
+]
+
+
+@router.get("/order", response_model=list[OrderView], responses=BAD_CURSOR, dependencies=READ)
 async def list_orders(
     sessions: SessionsDep,
     client: CatalogClientDep,
+    request: Request,
+    response: Response,
     skip: Skip = 0,
     limit: Limit = DEFAULT_LIMIT,
+    after: After = None,
 ) -> list[OrderView]:
-    """Orders, newest first, with product names from catalog when it answers."""
+    """Orders, newest first, with product names from catalog when it answers. A full page
+    carries the next page's link (``Link: <…?after=ID&limit=N>; rel="next"``, RFC 8288)."""
+    if after is not None and skip:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="use either skip or after, not both"
+        )
     # The session closes before catalog is called: a slow catalog must not pin
     # database connections.
     async with sessions() as session:
-        orders = await service.list_orders(session, skip=skip, limit=limit)
+        try:
+            orders = await service.list_orders(session, skip=skip, limit=limit, after=after)
+        except service.UnknownCursorError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+    if len(orders) == limit:
+        following = request.url.replace_query_params(after=str(orders[-1].id), limit=limit)
+        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
     return await _with_product_names(client, orders)
 
 

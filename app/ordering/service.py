@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, Uuid, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ordering.contracts import OrderCancelled, OrderPlaced
@@ -44,10 +45,35 @@ async def place_order(
     return order
 
 
-async def list_orders(session: AsyncSession, *, skip: int, limit: int) -> Sequence[Order]:
-    """Orders, newest first."""
-    query = select(Order).order_by(Order.created_at.desc(), Order.id).offset(skip).limit(limit)
-    return (await session.scalars(query)).all()
+def orders_page(*, skip: int = 0, limit: int, after: uuid.UUID | None = None) -> Select[Any]:
+    """The query of one page of ``list_orders``."""
+    query = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
+    if after is not None:
+        # The database compares its own stored values (no timestamp ever round-trips
+        # through Python, whose precision SQLite's text timestamps do not share).
+        placed = select(Order.created_at).where(Order.id == after).scalar_subquery()
+        query = query.where(
+            tuple_(Order.created_at, Order.id) < tuple_(placed, literal(after, Uuid))
+        )
+    return query.offset(skip).limit(limit)
+
+
+class UnknownCursorError(Exception):
+    """``after`` names no order (deleted, or never one of ours)."""
+
+
+async def list_orders(
+    session: AsyncSession, *, skip: int = 0, limit: int, after: uuid.UUID | None = None
+) -> Sequence[Order]:
+    """Orders, newest first (ties by id, descending): ``limit`` of them, after skipping
+    ``skip`` (costs what it skips), or those after the order ``after`` (a keyset page:
+    costs ``limit`` rows however deep). Both read ``ix_orders_created_at_id`` in order,
+    scanned backwards; never a sort of the table. Raises UnknownCursorError when ``after``
+    names no order."""
+    orders = (await session.scalars(orders_page(skip=skip, limit=limit, after=after))).all()
+    if after is not None and not orders and await session.get(Order, after) is None:
+        raise UnknownCursorError(f"no order {after}: 'after' takes the id of a listed order")
+    return orders
 
 
 async def get_order(session: AsyncSession, *, order_id: uuid.UUID) -> Order | None:

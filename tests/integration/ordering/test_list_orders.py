@@ -131,3 +131,76 @@ async def test_catalog_answering_garbage_still_answers_200(
 
     assert listed.status_code == 200
     assert listed.json()[0]["productName"] is None
+
+
+async def test_keyset_pages_follow_the_link_through_every_order_once(ordering_db: str) -> None:
+    from tests.conftest import query
+
+    async with ordering_with_catalog_at(ordering_db, f"http://127.0.0.1:{free_port()}") as ordering:
+        for i in range(7):
+            await place(ordering, str(uuid.uuid4()), f"c{i}")
+        # Three orders placed in the same microsecond: ties are broken by id.
+        await query(
+            ordering_db,
+            "UPDATE orders SET created_at = '2026-11-30 10:00:00+00' "
+            "WHERE customer_name IN ('c2', 'c3', 'c4')",
+        )
+        everything = [o["id"] for o in (await ordering.get("/api/ordering/order")).json()]
+        walked: list[str] = []
+        url: str | None = "/api/ordering/order?limit=2"
+        while url is not None:
+            page = await ordering.get(url)
+            assert page.status_code == 200
+            walked += [o["id"] for o in page.json()]
+            url = page.links.get("next", {}).get("url")
+            assert (url is None) == (len(page.json()) < 2)
+        by_skip = []
+        for skip in range(0, 8, 2):
+            listed = await ordering.get("/api/ordering/order", params={"skip": skip, "limit": 2})
+            by_skip += [o["id"] for o in listed.json()]
+
+    assert walked == everything == by_skip and len(set(walked)) == 7
+
+
+async def test_a_bad_cursor_is_a_clear_422(ordering_db: str) -> None:
+    async with ordering_with_catalog_at(ordering_db, f"http://127.0.0.1:{free_port()}") as ordering:
+        order = await place(ordering, str(uuid.uuid4()))
+        unknown = await ordering.get("/api/ordering/order", params={"after": str(uuid.uuid4())})
+        both = await ordering.get("/api/ordering/order", params={"after": order, "skip": 1})
+        garbage = await ordering.get("/api/ordering/order", params={"after": "page-2"})
+        last = await ordering.get("/api/ordering/order", params={"after": order})
+
+    assert unknown.status_code == 422 and "takes the id of a listed order" in unknown.text
+    assert both.status_code == 422 and "either skip or after" in both.text
+    assert garbage.status_code == 422
+    assert last.status_code == 200 and last.json() == []  # after the oldest: nothing
+
+
+async def test_a_deep_keyset_page_reads_the_index_not_the_table(ordering_db: str) -> None:
+    from app.ordering import service
+    from app.outbox.database import make_engine
+    from tests.conftest import query
+    from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
+
+    await query(
+        ordering_db,
+        "INSERT INTO orders (id, customer_name, product_id, quantity, state, created_at) "
+        "SELECT gen_random_uuid(), 'Ann', gen_random_uuid(), 1, 'Confirmed', "
+        "now() - n * interval '1 second' FROM generate_series(1, 30000) AS n",
+    )
+    await query(ordering_db, "ANALYZE orders")
+    [(deep,)] = await query(
+        ordering_db, "SELECT id FROM orders ORDER BY created_at LIMIT 1 OFFSET 100"
+    )
+    engine = make_engine(ordering_db)
+    try:
+        sql = compiled(service.orders_page(limit=50, after=deep), engine)
+    finally:
+        await engine.dispose()
+
+    plan = await explain(ordering_db, sql)
+
+    scan = index_scan(plan, "ix_orders_created_at_id")
+    assert scan["Scan Direction"] == "Backward"
+    assert not [node for node in plan if node["Node Type"] == "Sort"], plan
+    assert scan["Actual Rows"] == 50  # the page, not the 29,900 orders before it
