@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.outbox.broker_nodes import node_urls
+
 ServiceName = str  # "ordering" | "catalog"
 SERVICES: tuple[str, ...] = ("ordering", "catalog")
 
@@ -169,6 +171,14 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be at least 32 characters, not counting spaces (HS256 needs a 256-bit key)"
             )
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_nodes(cls, value: str) -> str:
+        # Several RabbitMQ nodes: comma-separated AMQP URLs (app/outbox/broker_nodes.py).
+        if "," in value or value.startswith(("amqp://", "amqps://")):
+            node_urls(value)  # raises ValueError with the reason
         return value
 
     @field_validator("broker_publishers")

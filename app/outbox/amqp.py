@@ -7,11 +7,10 @@ import logging
 import time
 from collections.abc import Sequence
 
-import aio_pika
 import aiormq
 from aio_pika.abc import AbstractConnection
-from yarl import URL
 
+from app.outbox import broker_nodes
 from app.outbox.amqp_confirms import refused_for_itself, settle
 from app.outbox.amqp_frames import (
     Encoded,
@@ -64,7 +63,8 @@ class AmqpPublisher:
         self._url = url
         # Every message says who published it; RabbitMQ refuses a user_id that is not the
         # connection's user, so consumers can trust it (aio-pika's default login: guest).
-        self._user_id = URL(url).user or "guest"
+        self._user_id = broker_nodes.user_of(url)
+        self._nodes = broker_nodes.node_count(url)
         self._exchange = exchange
         self._timeout = publish_timeout
         self._bindings = tuple(bindings)
@@ -94,8 +94,11 @@ class AmqpPublisher:
             try:
                 # aio-pika's own connect timeout does not cover every step of the
                 # handshake (seen: a socket reset mid-handshake hung it for good).
-                async with asyncio.timeout(self._timeout):
-                    self._connection = await aio_pika.connect(self._url, timeout=self._timeout)
+                # Each node within the timeout, and the declarations after the last.
+                async with asyncio.timeout(self._timeout * (self._nodes + 1)):
+                    self._connection = await broker_nodes.connect(
+                        self._url, node_timeout=self._timeout
+                    )
                     await self._declare(self._connection)
                     channel = await self._connection.channel(
                         publisher_confirms=True, on_return_raises=True

@@ -12,6 +12,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity
 
+from app.outbox import broker_nodes
 from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
 from app.outbox.dead_letters import FIRST_DEAD_AT, ORIGINAL_USER_ID, now_iso
 from app.outbox.topology import (
@@ -102,8 +103,8 @@ def amqp_consumer_connections(
         try:
             # Every step of the setup is bounded: a connection reset mid-handshake has
             # been seen to leave aio-pika waiting forever.
-            async with asyncio.timeout(timeout):
-                connection = await aio_pika.connect(url)
+            async with asyncio.timeout(timeout * (broker_nodes.node_count(url) + 1)):
+                connection = await broker_nodes.connect(url, node_timeout=timeout)
                 try:
                     await declare_topology(connection, [bindings], exchange=exchange)
                 except TopologyAccessRefusedError as exc:

@@ -31,6 +31,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError
 
+from app.outbox import broker_nodes
 from app.outbox.dead_letters import (
     NO_MESSAGE_ID,
     DeadLetter,
@@ -51,8 +52,8 @@ async def _dead_letter_queue(
     url: str, queue: str, *, connect_timeout: float
 ) -> AsyncIterator[tuple[AbstractChannel, AbstractQueue | None]]:
     try:
-        async with asyncio.timeout(connect_timeout):
-            connection = await aio_pika.connect(url, timeout=connect_timeout)
+        async with asyncio.timeout(connect_timeout * broker_nodes.node_count(url)):
+            connection = await broker_nodes.connect(url, node_timeout=connect_timeout)
     except Exception as exc:  # OSError, refused login, unknown vhost, a reset handshake…
         raise BrokerUnavailableError(f"cannot reach RabbitMQ: {exc!r:.300}") from exc
     try:

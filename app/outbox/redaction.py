@@ -26,7 +26,10 @@ def mask_secrets(text: str) -> str:
 
 def safe_url(url: str) -> str:
     """``url`` as it may be shown: parsed, its password and any password query argument
-    hidden; text that is no URL is masked as text."""
+    hidden; text that is no URL is masked as text. A comma-separated list of URLs (a
+    RabbitMQ cluster's nodes) is shown URL by URL."""
+    if "," in url and "://" in url.split(",", 1)[1]:
+        return ",".join(safe_url(part.strip()) for part in url.split(","))
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):

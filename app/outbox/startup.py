@@ -7,9 +7,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-import aio_pika
 from sqlalchemy import text
 
+from app.outbox import broker_nodes
 from app.outbox.database import make_engine
 from app.outbox.probes import ProcessHealth
 from app.outbox.process import FatalError
@@ -166,8 +166,7 @@ async def wait_for_broker(url: str, *, within: float) -> None:
     """Return once an AMQP connection to ``url`` opens."""
 
     async def ping() -> None:
-        connection = await aio_pika.connect(url, timeout=5)
+        connection = await broker_nodes.connect(url, node_timeout=5)
         await connection.close()
 
-    where = url.split("@")[-1]
-    await _wait("RabbitMQ", where, ping, within)
+    await _wait("RabbitMQ", broker_nodes.where(url), ping, within)

@@ -26,6 +26,7 @@ from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
 from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity, ChannelPreconditionFailed
 from pamqp.common import FieldValue
 
+from app.outbox import broker_nodes
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 logger = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ async def declare_at(
     """Connect to RabbitMQ at ``url``, ``declare_topology``, disconnect, within
     ``within`` seconds. Raises TopologyConflictError, or the connection's error."""
     async with asyncio.timeout(within):
-        connection = await aio_pika.connect(url)
+        connection = await broker_nodes.connect(url)
         try:
             await declare_topology(connection, bindings, exchange=exchange)
         finally:
