@@ -20,11 +20,12 @@ import psycopg
 
 from bench import infra
 from bench.chart import latency_chart
-from bench.consumer_drain import consumer_rate, naive_rate
+from bench.consumer_drain import consumer_rate, naive_rate, raw_consume_ceiling
 from bench.e2e_latency import Run, highest_flat_rate, pipeline
 from bench.floors import one_message_inbox_transaction, quorum_publish_to_delivery
 from bench.growth import claim_beside_waiting, cleanup_over_retained, post_while_cleaning
 from bench.http_overhead import overhead, post_rates
+from bench.listing import listing_times
 from bench.memory import drain_backlog
 from bench.orders import product_id, run_orders
 from bench.publish_ceiling import aio_pika_ceiling, relay_publisher_ceiling
@@ -35,7 +36,7 @@ from bench.stats import latency_summary
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 CHART = RESULTS.with_name("latency.png")
-PARTS = ("publish", "consume", "write", "latency", "memory", "scale", "growth")  # running order
+PARTS = ("publish", "consume", "write", "latency", "memory", "scale", "growth", "listing", "curve")
 
 
 def _machine() -> dict[str, object]:
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--backlog", type=int, default=200_000, help="memory: backlog rows")
     parser.add_argument("--retained", type=int, default=1_000_000, help="scale: published rows")
     parser.add_argument("--pending", type=int, default=100_000, help="scale: pending rows")
+    parser.add_argument("--orders", type=int, default=1_000_000, help="listing: orders")
     parser.add_argument("--waiting", type=int, default=100_000, help="growth: rows to retry")
     parser.add_argument(
         "--retained-for-cleanup", type=int, default=2_000_000, help="growth: published rows"
@@ -81,6 +83,8 @@ def main() -> None:
         "memory": lambda: _memory_part(args),
         "scale": lambda: _scale_part(args),
         "growth": lambda: _growth_part(args),
+        "listing": lambda: _listing_part(args),
+        "curve": lambda: _curve_part(args),
     }
     for name, measure in parts.items():
         if args.only in (None, name):
@@ -261,15 +265,50 @@ def _growth_part(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
+def _listing_part(args: argparse.Namespace) -> dict[str, object]:
+    """The order listing's first and deep pages at 1,000 and ``--orders`` orders."""
+    with (
+        infra.service_database("ordering") as small,
+        infra.service_database("ordering") as large,
+    ):
+        figures = listing_times(small, large, small=1_000, large=args.orders)
+    print(f"listing: {figures}")
+    return {**figures, "targets": {"first_ratio": 2.0, "deep_keyset_ratio": 2.0}}
+
+
+def _curve_part(args: argparse.Namespace) -> dict[str, object]:
+    """Relay drain and consumer drain with 1, 2 and 4 processes (competing on one outbox
+    and one queue; on this machine's two cores, PostgreSQL and RabbitMQ share them)."""
+    relay: dict[str, float] = {}
+    consumer: dict[str, float] = {}
+    with (
+        infra.vhost() as broker,
+        infra.service_database("ordering") as ordering,
+        infra.service_database("catalog") as catalog,
+    ):
+        for count in (1, 2, 4):
+            relay[str(count)] = round(drain_rate(ordering, broker, rows=args.rows, relays=count))
+            consumer[str(count)] = round(
+                consumer_rate(catalog, broker, messages=args.consumer_messages, consumers=count)
+            )
+            print(f"curve, {count} process(es): relay {relay[str(count)]:,} msg/s, "
+                  f"consumer {consumer[str(count)]:,} msg/s")  # fmt: skip
+    return {"relay_msg_s": relay, "consumer_msg_s": consumer, "cores": os.cpu_count()}
+
+
 def _consume_part(args: argparse.Namespace) -> dict[str, object]:
-    samples: dict[str, list[float]] = {"consumer": [], "naive": []}
+    samples: dict[str, list[float]] = {"consumer": [], "naive": [], "raw": []}
     with infra.vhost() as broker, infra.service_database("catalog") as database:
         for _ in range(args.repeat):
             samples["consumer"].append(
                 consumer_rate(database, broker, messages=args.consumer_messages)
             )
             samples["naive"].append(naive_rate(database, broker, messages=args.consumer_messages))
-    consumer, naive = (statistics.median(samples[k]) for k in samples)
+            samples["raw"].append(
+                raw_consume_ceiling(database, broker, messages=args.consumer_messages)
+            )
+    consumer, naive, raw = (statistics.median(samples[k]) for k in samples)
+    print(f"{'raw consume ceiling (aio-pika, batched acks, no DB)':<52} {raw:>8,.0f} msg/s")
     print(f"consume: medians of {args.repeat} runs, {args.consumer_messages:,} queued OrderPlaced")
     print(f"{'catalog consumer (batched inbox transactions)':<52} {consumer:>8,.0f} msg/s")
     print(f"{'naive: one transaction per message':<52} {naive:>8,.0f} msg/s")
@@ -278,6 +317,8 @@ def _consume_part(args: argparse.Namespace) -> dict[str, object]:
         "consumer_msg_s": round(consumer),
         "naive_one_transaction_per_message_msg_s": round(naive),
         "consumer_vs_naive": round(consumer / naive, 2),
+        "raw_consume_ceiling_msg_s": round(raw),
+        "consumer_vs_raw_ceiling": round(consumer / raw, 2),
         "messages": args.consumer_messages,
         "samples_msg_s": {k: [round(v) for v in vs] for k, vs in samples.items()},
         "targets": {"consumer_msg_s": 5000, "consumer_vs_naive": 3.0},

@@ -59,14 +59,17 @@ async def fill_queue(broker_url: str, products: list[uuid.UUID], messages: int) 
         await publisher.close()
 
 
-def consumer_rate(database_url: str, broker_url: str, *, messages: int) -> float:
-    """``python -m app consume catalog`` draining ``messages`` already queued."""
+def consumer_rate(
+    database_url: str, broker_url: str, *, messages: int, consumers: int = 1
+) -> float:
+    """``consumers`` processes of ``python -m app consume catalog`` draining ``messages``
+    already queued (competing consumers on one queue)."""
     products = _fresh_products(database_url)
     asyncio.run(fill_queue(broker_url, products, messages))
     env = dict(os.environ, CATALOG_DATABASE_URL=database_url, BROKER_URL=broker_url)
     with (
         psycopg.connect(libpq(database_url), autocommit=True) as connection,
-        processes(1, "consume", "catalog", env=env, ready="consuming"),
+        processes(consumers, "consume", "catalog", env=env, ready="consuming"),
     ):
         started = time.perf_counter()
         while inbox_rows(connection) < messages:
@@ -131,3 +134,34 @@ def naive_rate(database_url: str, broker_url: str, *, messages: int) -> float:
     products = _fresh_products(database_url)
     asyncio.run(fill_queue(broker_url, products, messages))
     return asyncio.run(_naive(database_url, broker_url, messages))
+
+
+async def _raw(broker_url: str, messages: int) -> float:
+    """A plain aio-pika consumer: prefetch 1,000, one multiple-ack per 100 messages, no
+    database: what RabbitMQ and the AMQP client allow this machine."""
+    done = asyncio.Event()
+    seen = 0
+
+    async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal seen
+        seen += 1
+        if seen % 100 == 0 or seen == messages:
+            await message.ack(multiple=True)
+        if seen == messages:
+            done.set()
+
+    async with await aio_pika.connect(broker_url) as connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=1000)
+        queue = await channel.get_queue("catalog.events")
+        started = time.perf_counter()
+        await queue.consume(handle)
+        await done.wait()
+        return messages / (time.perf_counter() - started)
+
+
+def raw_consume_ceiling(database_url: str, broker_url: str, *, messages: int) -> float:
+    """The same queue of ``messages`` OrderPlaced drained by ``_raw``."""
+    products = _fresh_products(database_url)
+    asyncio.run(fill_queue(broker_url, products, messages))
+    return asyncio.run(_raw(broker_url, messages))

@@ -33,6 +33,8 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
              c["consumer_msg_s"] >= 5000),
             ("consumer vs one transaction per message", c["consumer_vs_naive"], "x", ">= 3",
              c["consumer_vs_naive"] >= 3),
+            ("raw consume ceiling (batched acks, no database)",
+             c.get("raw_consume_ceiling_msg_s", 0), "msg/s", "", None),
         ],
     )  # fmt: skip
     add(
@@ -75,6 +77,25 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
             ("POST p99, three relays cleaning every second vs none",
              g["post_while_cleaning"]["p99_ratio"], "x", "<= 1.5",
              g["post_while_cleaning"]["p99_ratio"] <= 1.5),
+        ],
+    )  # fmt: skip
+    add(
+        "listing",
+        lambda g: [
+            (f"order list, first page, {g['orders']['large']:,} vs 1,000 orders",
+             g["first_ratio"], "x", "<= 2", g["first_ratio"] <= 2),
+            (f"order list, deep keyset page, {g['orders']['large']:,} vs 1,000",
+             g["deep_keyset_ratio"], "x", "<= 2", g["deep_keyset_ratio"] <= 2),
+            ("order list, the same deep page by skip (for comparison)",
+             g["deep_skip_ratio"], "x", "", None),
+        ],
+    )  # fmt: skip
+    add(
+        "curve",
+        lambda k: [
+            (f"{kind} drain, {n} process{'es' if n != '1' else ''}", k[f"{kind}_msg_s"][n],
+             "msg/s", "", None)
+            for kind in ("relay", "consumer") for n in ("1", "2", "4")
         ],
     )  # fmt: skip
     return rows
@@ -121,7 +142,16 @@ def print_summary(results: Mapping[str, Any]) -> None:
         print(f"{label:<62} {shown:>10} {unit:<14} {target:<13} {verdict}")
     calibrations = {
         part: results[part]["cpu_calibration_ms"]
-        for part in ("publish", "consume", "write", "latency", "memory", "scale", "growth")
+        for part in (
+            "publish",
+            "consume",
+            "write",
+            "latency",
+            "memory",
+            "scale",
+            "growth",
+            "listing",
+        )
         if part in results and "cpu_calibration_ms" in results[part]
     }
     if calibrations:
