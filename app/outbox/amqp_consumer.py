@@ -6,13 +6,14 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
+from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import ChannelNotFoundEntity
 
 from app.outbox import broker_nodes
+from app.outbox.amqp_delivery import LeanDelivery
 from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
 from app.outbox.dead_letters import FIRST_DEAD_AT, ORIGINAL_USER_ID, now_iso
 from app.outbox.topology import (
@@ -47,11 +48,15 @@ class AmqpConsumerConnection:
         )
         self.mark_lost()
 
-    async def receive(self, message: Any) -> None:
-        self.inbound.put_nowait(message)
+    async def receive(self, message: DeliveredMessage) -> None:
+        self.inbound.put_nowait(LeanDelivery(message))
 
     async def start(self) -> None:
-        self._tag = await self._queue.consume(self.receive)
+        # Straight on aiormq's channel: deliveries arrive as parsed frames, wrapped in a
+        # LeanDelivery, not in aio-pika's IncomingMessage (a third of the consumer's CPU).
+        channel = await self._queue.channel.get_underlay_channel()
+        consuming = await channel.basic_consume(self._queue.name, self.receive, no_ack=False)
+        self._tag = consuming.consumer_tag
 
     async def stop_receiving(self) -> None:
         if self._tag is not None:
