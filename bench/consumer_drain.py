@@ -34,7 +34,7 @@ async def fill_queue(broker_url: str, products: list[uuid.UUID], messages: int) 
     async with await aio_pika.connect(broker_url) as connection:
         await declare_topology(connection, [bindings_of("catalog")])
         channel = await connection.channel()
-        await channel.queue_purge("catalog.events")
+        await (await channel.get_queue("catalog.events")).purge()
     publisher = AmqpPublisher(broker_url, publish_timeout=60)
     try:
         for start in range(0, messages, 1000):
