@@ -13,6 +13,10 @@ ServiceName = str  # "ordering" | "catalog"
 SERVICES: tuple[str, ...] = ("ordering", "catalog")
 
 
+# Retention ages beyond this are a typo (and PostgreSQL's interval arithmetic overflows).
+TEN_YEARS = 10 * 365 * 24 * 3600.0
+
+
 class Settings(BaseSettings):
     """Every setting of every process; names are part of the contract (ARCHITECTURE.md)."""
 
@@ -90,7 +94,9 @@ class Settings(BaseSettings):
     # Broker reconnect backoff (full jitter between 0 and the capped exponential).
     broker_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
     # Retention of published outbox rows (failed and pending rows are never deleted).
-    outbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    outbox_retention_seconds: float = Field(
+        default=7 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
+    )
     retention_interval_seconds: float = Field(default=60.0, gt=0)
     retention_batch_size: int = Field(default=1_000, ge=1, le=100_000)
     # The pause between two retention batches, and whether this process cleans at all: one
@@ -119,12 +125,16 @@ class Settings(BaseSettings):
     # transactions: a row locked elsewhere parks its message instead of stalling all.
     consumer_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=3_600)
     consumer_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=3_600)
-    inbox_retention_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    inbox_retention_seconds: float = Field(
+        default=7 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
+    )
     # Catalog's finished stock reservations (rejected, released, cancel tombstones) are
     # deleted this long after their last change; live ones never. At least the inbox's
     # retention: while a message may still be skipped as a duplicate, its order's
     # reservation must still say what was done (the rule: app/catalog/retention.py).
-    reservation_retention_seconds: float = Field(default=30 * 24 * 3600, ge=0)
+    reservation_retention_seconds: float = Field(
+        default=30 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
+    )
     database_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
 
     # The saga's reply timeout (app/ordering/reply_timeouts.py): an order still Placed this
@@ -244,8 +254,11 @@ class Settings(BaseSettings):
 
 def reply_timeouts_span(timeout: float, max_retries: int, backoff_max: float) -> float:
     """Seconds from an order's placement to its last reply-timeout republish: the first
-    at ``timeout``, each next one ``min(timeout * 2**k, backoff_max)`` later."""
-    return float(sum(min(timeout * 2**k, backoff_max) for k in range(max_retries)))
+    at ``timeout`` (never capped), the k-th next one ``min(timeout * 2**k, backoff_max)``
+    later (0 when there are no retries)."""
+    if max_retries == 0:
+        return 0.0
+    return timeout + float(sum(min(timeout * 2**k, backoff_max) for k in range(1, max_retries)))
 
 
 def publishers_of(text: str) -> dict[str, str]:

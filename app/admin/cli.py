@@ -27,6 +27,7 @@ from app.admin.printing import (
     print_inbox,
     print_status,
 )
+from app.consumers import published_by
 from app.operations import at_head
 from app.outbox.broker import AMQP_SCHEMES, Broker, broker_for
 from app.outbox.database import make_engine
@@ -272,6 +273,12 @@ async def _replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _republish(args: argparse.Namespace, settings: Settings) -> int:
+    events = published_by(args.service)
+    if args.event_type is not None and args.event_type not in events:
+        raise OperationError(
+            f"{args.service} publishes no {args.event_type!r}: its events are "
+            f"{', '.join(sorted(events))}"
+        )
     try:
         selection = PublishedSelection(args.since, args.until, args.event_type)
     except ValueError as exc:

@@ -34,7 +34,9 @@ class OrderState(enum.StrEnum):
 
 # The partial indexes' predicates (SQL text: PostgreSQL uses a partial index only when it
 # can prove the query implies the predicate).
-AWAITING_FIRST_REPLY = text("state = 'Placed' AND reply_retries = 0 AND unanswered_since IS NULL")
+AWAITING_FIRST_REPLY = text(
+    "state = 'Placed' AND reply_retries = 0 AND reply_due_at IS NULL AND unanswered_since IS NULL"
+)
 RETRIED = text("state = 'Placed' AND reply_due_at IS NOT NULL")
 UNANSWERED = text("state = 'Placed' AND unanswered_since IS NOT NULL")
 

@@ -187,17 +187,23 @@ async def _sweep_batch(session: AsyncSession, policy: ReplyTimeoutPolicy) -> Swe
         if order.placed_message_id is None:
             order.placed_message_id = uuid.uuid5(REBUILT_ORDER_PLACED, str(order.id))
     await _republish(session, retry, report)
-    report.retry = {order.id: order.reply_retries + 1 for order in retry}
-    for retries in sorted({order.reply_retries for order in retry}):
-        await session.execute(
-            update(Order)
-            .where(Order.id.in_([o.id for o in retry if o.reply_retries == retries]))
-            .values(
-                reply_retries=retries + 1,
-                reply_due_at=db_now_plus(policy.delay_after(retries + 1)),
+    waiting = set(report.waiting)
+    sent = [order for order in retry if order.id not in waiting]
+    report.retry = {order.id: order.reply_retries + 1 for order in sent}
+    # Republished: one retry spent, due again after a longer wait. Waiting (its row not
+    # published yet, or failed): nothing was sent, so no retry is spent; looked at again
+    # after the same wait (a long broker outage must not use up an order's retries).
+    for orders_, cost in ((sent, 1), ([o for o in retry if o.id in waiting], 0)):
+        for retries in sorted({order.reply_retries for order in orders_}):
+            await session.execute(
+                update(Order)
+                .where(Order.id.in_([o.id for o in orders_ if o.reply_retries == retries]))
+                .values(
+                    reply_retries=retries + cost,
+                    reply_due_at=db_now_plus(policy.delay_after(retries + cost)),
+                )
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        )
     return report
 
 
@@ -247,7 +253,8 @@ def _log(report: SweepReport, policy: ReplyTimeoutPolicy) -> None:
     what: dict[str, Any] = {
         "republished": "its OrderPlaced is published again under the same message_id",
         "rebuilt": "its OrderPlaced row was gone: written again",
-        "waiting": "its OrderPlaced is still pending or failed in the outbox (outbox status)",
+        "waiting": "its OrderPlaced is not published yet, or failed (outbox status): no retry "
+        "spent, looked at again later",
     }
     for name, explanation in what.items():
         for order_id in getattr(report, name):
@@ -261,7 +268,7 @@ def _log(report: SweepReport, policy: ReplyTimeoutPolicy) -> None:
             )
     for order_id in report.reported:
         logger.error(
-            "order unanswered after every retry: reported, no longer retried "
-            "(a lost reply? python -m app outbox republish catalog --since ...)",
+            "order unanswered after every retry: reported, no longer retried (runbook: "
+            "an order is stuck in Placed; outbox events ordering --order ORDER_ID)",
             extra={"order_id": str(order_id), "retries": policy.max_retries},
         )

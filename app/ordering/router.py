@@ -108,8 +108,8 @@ async def cancel_order(
     return OrderRead.model_validate(order)
 
 
-BAD_CURSOR: dict[int | str, dict[str, object]] = {
-    422: {"model": ErrorBody, "description": "after names no order, or skip and after together"}
+UNKNOWN_CURSOR: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "after names no order"}
 }
 
 # skip costs what it skips (a million orders: half a second of PostgreSQL), and anyone with
@@ -125,12 +125,12 @@ After = Annotated[
     Query(
         description="keyset page: the orders after this one (the last id of the previous "
         "page; the Link header's rel=next gives it). Costs the page, however deep; skip "
-        "costs what it skips"
+        "(counted from there) costs what it skips"
     ),
 ]
 
 
-@router.get("/order", response_model=list[OrderView], responses=BAD_CURSOR, dependencies=READ)
+@router.get("/order", response_model=list[OrderView], responses=UNKNOWN_CURSOR, dependencies=READ)
 async def list_orders(
     sessions: SessionsDep,
     client: CatalogClientDep,
@@ -142,17 +142,13 @@ async def list_orders(
 ) -> list[OrderView]:
     """Orders, newest first, with product names from catalog when it answers. A full page
     carries the next page's link (``Link: <…?after=ID&limit=N>; rel="next"``, RFC 8288)."""
-    if after is not None and skip:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail="use either skip or after, not both"
-        )
     # The session closes before catalog is called: a slow catalog must not pin
     # database connections.
     async with sessions() as session:
         try:
             orders = await service.list_orders(session, skip=skip, limit=limit, after=after)
         except service.UnknownCursorError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(exc)) from exc
+            raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
     if len(orders) == limit:
         following = request.url.replace_query_params(after=str(orders[-1].id), limit=limit)
         response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'

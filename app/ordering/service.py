@@ -66,8 +66,8 @@ async def list_orders(
     session: AsyncSession, *, skip: int = 0, limit: int, after: uuid.UUID | None = None
 ) -> Sequence[Order]:
     """Orders, newest first (ties by id, descending): ``limit`` of them, after skipping
-    ``skip`` (costs what it skips), or those after the order ``after`` (a keyset page:
-    costs ``limit`` rows however deep). Both read ``ix_orders_created_at_id`` in order,
+    ``skip`` (costs what it skips), from the start or from the order ``after`` (a keyset
+    page: costs ``limit`` rows however deep). Both read ``ix_orders_created_at_id`` in order,
     scanned backwards; never a sort of the table. Raises UnknownCursorError when ``after``
     names no order."""
     orders = (await session.scalars(orders_page(skip=skip, limit=limit, after=after))).all()

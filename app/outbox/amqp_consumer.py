@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
@@ -64,7 +65,7 @@ class AmqpConsumerConnection:
 
     async def dead_letter(self, message: Delivery, reason: str) -> None:
         # When it first died, kept across replays (as x-death's time is for RabbitMQ's own).
-        headers = {FIRST_DEAD_AT: now_iso(), **(message.headers or {})}
+        headers = {FIRST_DEAD_AT: now_iso(), **_encodable(dict(message.headers or {}))}
         headers.update(
             {
                 "x-poison-reason": reason,
@@ -91,6 +92,19 @@ class AmqpConsumerConnection:
         )
         await self._dead_letters.publish(copy, routing_key=self._topology.queue)
         await message.ack()
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` as pamqp can write it again: a header value that was not UTF-8 arrives
+    as bytes (pamqp decodes what it can), which pamqp refuses to encode; it becomes text
+    with the odd bytes escaped, so a poison message's dead letter can always be written."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "backslashreplace")
+    if isinstance(value, dict):
+        return {str(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item) for item in value]
+    return value
 
 
 def amqp_consumer_connections(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
@@ -31,15 +32,34 @@ DEFAULT_NODE_TIMEOUT = 10.0
 _last_good: dict[str, int] = {}
 
 
+# A comma starts the next node only where a URL follows it: a comma inside a password
+# (better percent-encoded, %2C) stays in its URL.
+_NEXT_NODE = re.compile(r"\s*,[\s,]*(?=[a-zA-Z][\w+.-]*://)")
+
+
+def split_urls(url: str) -> list[str]:
+    """``url`` cut at each comma that a ``scheme://`` follows, parts stripped, empty ones
+    (a trailing comma) dropped."""
+    return [part.strip(" ,") for part in _NEXT_NODE.split(url.strip(" ,")) if part.strip(" ,")]
+
+
 def node_urls(url: str) -> list[str]:
     """The AMQP URLs in ``url`` (comma-separated; spaces around commas ignored). Raises
     ValueError when one is not an ``amqp://`` or ``amqps://`` URL, or none is given."""
-    nodes = [part.strip() for part in url.split(",") if part.strip()]
+    nodes = split_urls(url)
     if not nodes:
         raise ValueError("no RabbitMQ URL given")
     for node in nodes:
+        shown = node.split("@")[-1]  # never the credentials
         if not node.startswith(SCHEMES):
-            raise ValueError(f"not an amqp:// or amqps:// URL: {node.split('@')[-1]!r}")
+            raise ValueError(f"not an amqp:// or amqps:// URL: {shown!r}")
+        try:
+            parsed = URL(node)
+            port = parsed.port
+        except ValueError as exc:
+            raise ValueError(f"not a valid AMQP URL ({exc}): {shown!r}") from None
+        if not parsed.host or (port is not None and not 0 < port < 65536):
+            raise ValueError(f"an AMQP URL needs a host (and a port from 1 to 65535): {shown!r}")
     return nodes
 
 

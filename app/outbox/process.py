@@ -65,6 +65,7 @@ def scheduler_with_retention(
     scheduler is still returned: callers add their own jobs to it)."""
     scheduler = AsyncIOScheduler(timezone=UTC)
     if not policy.enabled:
+        logger.info("retention disabled in this process", extra={"job": job.__name__})
         return scheduler
 
     async def retention() -> None:

@@ -8,9 +8,11 @@ import re
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from app.outbox.broker_nodes import split_urls
+
 # scheme://user:password@host (RFC 3986 userinfo; the password runs to the last '@' of the
 # authority). A missing ':' after the scheme (a typo) still masks.
-_USERINFO = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*:?//[^\s:/@'\"]*:)[^@\s'\"]*@")
+_USERINFO = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*:?//[^\s:/@'\"]*:)[^\s'\"]*@")
 # user:password@host:port without a scheme (a URL written without one).
 _BARE = re.compile(r"(?P<head>(?:^|(?<=[\s'\"=(]))[\w.%-]+:)[^@\s'\"/:]+@(?=[\w.-]+[:/])")
 # password=... in a query string or a libpq key=value DSN.
@@ -28,8 +30,8 @@ def safe_url(url: str) -> str:
     """``url`` as it may be shown: parsed, its password and any password query argument
     hidden; text that is no URL is masked as text. A comma-separated list of URLs (a
     RabbitMQ cluster's nodes) is shown URL by URL."""
-    if "," in url and "://" in url.split(",", 1)[1]:
-        return ",".join(safe_url(part.strip()) for part in url.split(","))
+    if "," in url and len(parts := split_urls(url)) > 1:
+        return ",".join(safe_url(part) for part in parts)
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):

@@ -10,7 +10,7 @@ applied again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +35,11 @@ class PublishedSelection:
                 raise ValueError("since and until must carry a time zone")
         if self.until is not None and self.until <= self.since:
             raise ValueError(f"until ({self.until.isoformat()}) is not after since")
+        # As UTC: SQLite keeps timestamps as zone-less UTC text and would compare the wall
+        # clock of another offset (PostgreSQL converts by itself).
+        object.__setattr__(self, "since", self.since.astimezone(UTC))
+        if self.until is not None:
+            object.__setattr__(self, "until", self.until.astimezone(UTC))
 
 
 async def republish(

@@ -82,7 +82,11 @@ def batch_delete(
     matching ``condition``, found by their primary key ``keys``."""
     key = tuple_(*keys) if len(keys) > 1 else keys[0]
     oldest = select(*keys).where(condition).order_by(age).limit(limit)
-    return delete(table).where(key.in_(oldest))
+    # The condition again on the DELETE itself: a row another transaction changed after the
+    # subquery chose it (put back to pending by a republish) is re-checked against it when
+    # its lock is released (PostgreSQL's EvalPlanQual re-checks the DELETE's own WHERE, not
+    # the subquery's), and is then left alone.
+    return delete(table).where(key.in_(oldest), condition)
 
 
 async def _cleaner_lock(connection: AsyncConnection, key: int) -> bool:

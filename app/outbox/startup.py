@@ -58,7 +58,11 @@ def is_refusal(exc: BaseException) -> bool:
 
 
 async def _wait(
-    name: str, where: str, attempt: Callable[[], Awaitable[None]], within: float
+    name: str,
+    where: str,
+    attempt: Callable[[], Awaitable[None]],
+    within: float,
+    attempt_seconds: float = 5.0,
 ) -> None:
     deadline = time.monotonic() + within
     # Short pauses (at most 2 s): a dependency starting beside this process (compose)
@@ -67,7 +71,7 @@ async def _wait(
     refused_since: float | None = None
     while True:
         try:
-            await asyncio.wait_for(attempt(), timeout=5)
+            await asyncio.wait_for(attempt(), timeout=attempt_seconds)
             if backoff.failures:
                 logger.info("%s is up", name, extra={"at": where, "tries": backoff.failures + 1})
             return
@@ -169,4 +173,7 @@ async def wait_for_broker(url: str, *, within: float) -> None:
         connection = await broker_nodes.connect(url, node_timeout=5)
         await connection.close()
 
-    await _wait("RabbitMQ", broker_nodes.where(url), ping, within)
+    # Each node gets its 5 s within one attempt: a node that accepts and never answers
+    # must not use up the attempt before the next node is tried.
+    attempt_seconds = 5.0 * broker_nodes.node_count(url) + 1
+    await _wait("RabbitMQ", broker_nodes.where(url), ping, within, attempt_seconds)

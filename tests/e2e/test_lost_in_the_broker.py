@@ -39,7 +39,6 @@ async def lose_the_queue(deployment: Deployment, holding: int) -> None:
         channel = await connection.channel()
         await channel.queue_delete("catalog.events")
     run_command("broker", "declare", env=command_env(BROKER_URL=deployment.broker))
-    assert await queue_depth(deployment.broker, "catalog.events") == 0
 
 
 async def states(deployment: Deployment, orders: list[str]) -> set[str]:
@@ -78,7 +77,9 @@ async def applied_once(deployment: Deployment, orders: list[str], stock: int, pr
 async def test_the_reply_timeout_brings_back_orders_whose_order_placed_was_lost(
     deployment: Deployment,
 ) -> None:
-    timeouts = {"ORDER_REPLY_TIMEOUT_SECONDS": "3", "ORDER_REPLY_BACKOFF_MAX_SECONDS": "3"}
+    # Long enough for the 20 orders to be placed and published before any is overdue (the
+    # queue must hold exactly the first copies when it is lost), short for the test.
+    timeouts = {"ORDER_REPLY_TIMEOUT_SECONDS": "8", "ORDER_REPLY_BACKOFF_MAX_SECONDS": "4"}
     # Everything but catalog's consumer: OrderPlaced is published, confirmed, then lost.
     await deployment.start(relays=1, consumers=0, replies=True, **timeouts)
     await deployment.add_consumer("ordering", **timeouts)

@@ -27,6 +27,12 @@ from app.logs import configure_logging, mask_secrets
         ("got 'guest:s3cret@host:5672/'", "got 'guest:***@host:5672/'"),
         ("host=db password=s3cret dbname=x", "host=db password=*** dbname=x"),
         ("at 12:30 today", "at 12:30 today"),
+        # An unencoded '@' in a password (yarl and libpq split at the last one).
+        ("amqp://u:p@ss%2Cw0rd@127.0.0.1:5672/v", "amqp://u:***@127.0.0.1:5672/v"),
+        (
+            "postgresql+psycopg://u:pa@ss@127.0.0.1/db x",
+            "postgresql+psycopg://u:***@127.0.0.1/db x",
+        ),
     ],
 )
 def test_urls_lose_their_passwords(text: str, masked: str) -> None:
@@ -81,6 +87,9 @@ def test_a_url_is_shown_parsed_and_without_any_password() -> None:
     shown = safe_url("postgresql+psycopg://app:pa/ss@db:5432/x?password=z&sslmode=require")
     assert shown == "postgresql+psycopg://app:***@db:5432/x?password=***&sslmode=require"
     assert safe_url("guest:s3cret@host:5672/") == "guest:***@host:5672/"
+    # A RabbitMQ cluster's nodes, each masked.
+    nodes = safe_url("amqp://u:a@b@h1:5672/v, amqp://u:c,d@h2/v")
+    assert nodes == "amqp://u:***@h1:5672/v,amqp://u:***@h2/v"
 
 
 def test_access_lines_cut_long_request_targets() -> None:

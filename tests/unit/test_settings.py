@@ -41,3 +41,30 @@ def test_reservations_may_not_be_deleted_before_the_inbox_forgets(
     monkeypatch.setenv("RESERVATION_RETENTION_SECONDS", "99")
     with pytest.raises(ValueError, match="RESERVATION_RETENTION_SECONDS must be at least"):
         Settings()
+
+
+def test_reply_timeouts_must_end_while_the_inbox_remembers() -> None:
+    from app.settings import Settings, reply_timeouts_span
+
+    # The first wait is the timeout itself, never capped by the backoff's maximum.
+    assert reply_timeouts_span(300, 5, 3600) == 300 + 600 + 1200 + 2400 + 3600
+    assert reply_timeouts_span(604_800, 5, 3600) == 604_800 + 4 * 3600
+    assert reply_timeouts_span(300, 0, 3600) == 0
+    with pytest.raises(ValueError, match="INBOX_RETENTION_SECONDS"):
+        Settings(order_reply_timeout_seconds=604_800)
+    with pytest.raises(ValueError, match="INBOX_RETENTION_SECONDS"):
+        Settings(
+            inbox_retention_seconds=3600,
+            reservation_retention_seconds=3600,
+            order_reply_timeout_seconds=86_400,
+            order_reply_backoff_max_seconds=1,
+        )
+
+
+@pytest.mark.parametrize("value", ["1e12", "inf", "nan", "-1"])
+def test_retention_ages_are_bounded(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from app.settings import Settings
+
+    monkeypatch.setenv("OUTBOX_RETENTION_SECONDS", value)
+    with pytest.raises(ValueError, match="outbox_retention_seconds"):
+        Settings()

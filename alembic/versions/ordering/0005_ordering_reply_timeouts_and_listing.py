@@ -22,7 +22,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 AWAITING_FIRST_REPLY = sa.text(
-    "state = 'Placed' AND reply_retries = 0 AND unanswered_since IS NULL"
+    "state = 'Placed' AND reply_retries = 0 AND reply_due_at IS NULL AND unanswered_since IS NULL"
 )
 RETRIED = sa.text("state = 'Placed' AND reply_due_at IS NOT NULL")
 UNANSWERED = sa.text("state = 'Placed' AND unanswered_since IS NOT NULL")
@@ -50,9 +50,7 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("reply_retries", sa.Integer(), server_default=sa.text("0"), nullable=False)
         )
-        batch.add_column(
-            sa.Column("unanswered_since", sa.DateTime(timezone=True), nullable=True)
-        )
+        batch.add_column(sa.Column("unanswered_since", sa.DateTime(timezone=True), nullable=True))
     for statement in BACKFILL[op.get_bind().dialect.name]:
         op.execute(statement)
     op.create_index("ix_orders_created_at_id", "orders", ["created_at", "id"])

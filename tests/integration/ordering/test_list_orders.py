@@ -171,8 +171,8 @@ async def test_a_bad_cursor_is_a_clear_422(ordering_db: str) -> None:
         last = await ordering.get("/api/ordering/order", params={"after": order})
         too_deep = await ordering.get("/api/ordering/order", params={"skip": 10_001})
 
-    assert unknown.status_code == 422 and "takes the id of a listed order" in unknown.text
-    assert both.status_code == 422 and "either skip or after" in both.text
+    assert unknown.status_code == 404 and "takes the id of a listed order" in unknown.text
+    assert both.status_code == 200 and both.json() == []  # skip counts from the cursor
     assert garbage.status_code == 422
     assert last.status_code == 200 and last.json() == []  # after the oldest: nothing
     assert too_deep.status_code == 422 and "less than or equal to 10000" in too_deep.text

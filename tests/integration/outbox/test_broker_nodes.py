@@ -48,3 +48,39 @@ def test_every_node_must_be_an_amqp_url() -> None:
     )
     with pytest.raises(ValueError, match="not an amqp"):
         Settings(broker_url="amqp://a@h1/,http://h2/")
+
+
+async def test_a_node_that_accepts_and_never_answers_is_passed_over_at_start(broker: str) -> None:
+    import asyncio
+    import time
+
+    from app.outbox.startup import wait_for_broker
+
+    silent: list[asyncio.StreamWriter] = []
+
+    async def hold(_: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        silent.append(writer)  # accepted, never answered
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        started = time.monotonic()
+        await wait_for_broker(f"{broker.replace(':5672/', f':{port}/')},{broker}", within=30)
+        took = time.monotonic() - started
+    finally:
+        for writer in silent:
+            writer.close()
+        server.close()
+    assert took < 12  # the silent node's 5 s, then the live one
+
+
+def test_node_urls_are_parsed_and_bad_ones_refused_without_their_password() -> None:
+    for bad in ("amqp://u:secret@h:99999/v", "amqp://u:secret@h:notaport/v", "amqp://"):
+        with pytest.raises(ValueError) as refused:
+            broker_nodes.node_urls(f"amqp://a@ok/,{bad}")
+        assert "secret" not in str(refused.value)
+    # A comma inside a password stays in its URL; a trailing comma is nothing.
+    assert broker_nodes.node_urls("amqp://u:c,d@h1/v,amqp://u:e@h2/v,") == [
+        "amqp://u:c,d@h1/v",
+        "amqp://u:e@h2/v",
+    ]

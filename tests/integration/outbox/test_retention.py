@@ -72,3 +72,28 @@ async def test_inbox_retention_deletes_only_old_rows(outbox_db: str) -> None:
 
     assert deleted == 3
     assert {row[0] for row in await query(outbox_db, "SELECT message_id FROM inbox")} == set(recent)
+
+
+async def test_a_row_put_back_to_pending_while_retention_runs_is_not_deleted(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    import asyncio
+
+    import psycopg
+
+    from tests.support import postgres
+
+    [republished, *others] = await stage_events(engine, 5)
+    await query(outbox_db, "UPDATE outbox SET published_at = now() - interval '8 days'")
+    # A republish holds the row, about to make it pending again, when retention chooses it.
+    async with await psycopg.AsyncConnection.connect(postgres.sync_dsn(outbox_db)) as other:
+        await other.execute("UPDATE outbox SET published_at = NULL WHERE id = %s", (republished,))
+        cleaning = asyncio.create_task(
+            delete_published_outbox_rows(engine, older_than_seconds=7 * DAY, batch_size=100)
+        )
+        await asyncio.sleep(0.5)  # retention waits on the row's lock
+        await other.commit()
+        deleted = await asyncio.wait_for(cleaning, 10)
+
+    assert deleted == len(others)
+    assert await query(outbox_db, "SELECT id, published_at FROM outbox") == [(republished, None)]

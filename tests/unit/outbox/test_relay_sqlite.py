@@ -183,3 +183,28 @@ async def test_retention_on_sqlite_deletes_only_old_published_rows(engine: Async
 
     assert deleted == 1
     assert set(await rows(engine)) == {recent, pending}
+
+
+async def test_republish_on_sqlite_reads_times_of_any_offset_as_utc(engine: AsyncEngine) -> None:
+    from datetime import datetime
+
+    from sqlalchemy import text
+
+    from app.outbox.republish import PublishedSelection, republish
+
+    [row] = await stage(engine, 1)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE outbox SET published_at = '2026-11-30 07:00:00.000000'")
+        )
+
+    def at(moment: str) -> PublishedSelection:
+        return PublishedSelection(since=datetime.fromisoformat(moment))
+
+    # 10:00+05:00 is 05:00Z, before the row; 02:00:01-05:00 is 07:00:01Z, after it.
+    assert await republish(engine, at("2026-11-30T10:00:00+05:00"), dry_run=True) == 1
+    assert await republish(engine, at("2026-11-30T02:00:01-05:00"), dry_run=True) == 0
+    assert await republish(engine, at("2026-11-30T06:59:59+00:00")) == 1
+    async with engine.connect() as connection:
+        published = (await connection.execute(text("SELECT published_at FROM outbox"))).all()
+    assert published == [(None,)] and row
