@@ -16,8 +16,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.database import make_engine
-from app.outbox.process import RetentionPolicy, scheduler_with_retention
+from app.outbox.process import scheduler_with_retention
 from app.settings import Settings
+from app.wiring import retention_policy
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,7 @@ def _jobs(settings: Settings, service: str, role: Role, engine: AsyncEngine) -> 
     if service == "catalog" and role == "consumer":
         from app.catalog.retention import delete_finished_reservations
 
-        retention = RetentionPolicy(
-            older_than_seconds=settings.reservation_retention_seconds,
-            interval_seconds=settings.retention_interval_seconds,
-            batch_size=settings.retention_batch_size,
-            pause_seconds=settings.retention_pause_seconds,
-            enabled=settings.retention_enabled,
-        )
+        retention = retention_policy(settings, settings.reservation_retention_seconds)
         return scheduler_with_retention(retention, engine, delete_finished_reservations)
     scheduler = AsyncIOScheduler(timezone=UTC)
     if service == "ordering" and role == "relay":

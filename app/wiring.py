@@ -28,7 +28,7 @@ def relay_config(settings: Settings) -> RelayProcessConfig:
             retry_max_seconds=settings.relay_retry_max_seconds,
             unroutable_give_up_seconds=settings.relay_unroutable_give_up_seconds,
         ),
-        retention=_retention(settings, settings.outbox_retention_seconds),
+        retention=retention_policy(settings, settings.outbox_retention_seconds),
         concurrency=settings.relay_concurrency,
         publish_timeout_seconds=settings.relay_publish_timeout_seconds,
         poll_interval_seconds=settings.relay_poll_interval_seconds,
@@ -55,7 +55,7 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
             redelivery_max_seconds=settings.consumer_redelivery_max_seconds,
             publishers=event_publishers(settings),
         ),
-        retention=_retention(settings, settings.inbox_retention_seconds),
+        retention=retention_policy(settings, settings.inbox_retention_seconds),
         lock_timeout_seconds=settings.consumer_lock_timeout_seconds,
         statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
         startup_timeout_seconds=settings.startup_timeout_seconds,
@@ -79,7 +79,9 @@ def event_publishers(settings: Settings) -> dict[str, str]:
     return {event: user for service, user in publishers.items() for event in published_by(service)}
 
 
-def _retention(settings: Settings, older_than_seconds: float) -> RetentionPolicy:
+def retention_policy(settings: Settings, older_than_seconds: float) -> RetentionPolicy:
+    """Retention of rows older than ``older_than_seconds``, paced and switched by
+    ``settings`` (RETENTION_INTERVAL_SECONDS, _BATCH_SIZE, _PAUSE_SECONDS, _ENABLED)."""
     return RetentionPolicy(
         older_than_seconds=older_than_seconds,
         interval_seconds=settings.retention_interval_seconds,
