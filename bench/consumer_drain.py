@@ -19,7 +19,7 @@ from app.outbox.amqp import AmqpPublisher
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import OutgoingMessage
 from app.outbox.topology import declare_topology
-from bench.infra import inbox_rows, libpq, processes
+from bench.infra import inbox_rows, libpq, started_together
 from bench.orders import stock_products
 
 
@@ -70,9 +70,8 @@ def consumer_rate(
     env = dict(os.environ, CATALOG_DATABASE_URL=database_url, BROKER_URL=broker_url)
     with (
         psycopg.connect(libpq(database_url), autocommit=True) as connection,
-        processes(consumers, "consume", "catalog", env=env, ready="consuming"),
+        started_together(consumers, "consume", "catalog", env=env, ready="consuming") as started,
     ):
-        started = time.perf_counter()
         while inbox_rows(connection) < messages:
             time.sleep(0.1)  # count(*) is not free: poll gently
         return messages / (time.perf_counter() - started)

@@ -131,6 +131,44 @@ def processes(
         ]
 
 
+@contextmanager
+def started_together(count: int, *args: str, env: dict[str, str], ready: str) -> Iterator[float]:
+    """``count`` times ``python -m app ARGS`` started at once; yields the perf_counter time
+    the first of them showed ``ready`` (after all have). A backlog waiting for them is
+    drained from that moment: started one by one, the first would drain it alone."""
+    logs = [ROOT / "bench" / "results" / f"{'-'.join(args)}-together-{i}.log" for i in range(count)]
+    handles = [log.open("wb") for log in logs]
+    started = [
+        subprocess.Popen([sys.executable, "-m", "app", *args], env=env, cwd=ROOT,
+                         stdout=handle, stderr=handle)
+        for handle in handles
+    ]  # fmt: skip
+    try:
+        first: float | None = None
+        waiting = set(range(count))
+        deadline = time.monotonic() + 60
+        while waiting:
+            for index in list(waiting):
+                if ready in logs[index].read_text(errors="replace"):
+                    waiting.discard(index)
+                    first = first or time.perf_counter()
+                elif started[index].poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"{args} did not start:\n{logs[index].read_text()}")
+            time.sleep(0.01)
+        assert first is not None
+        yield first
+    finally:
+        for process in started:
+            process.terminate()
+        for process in started:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for handle in handles:
+            handle.close()
+
+
 def _cpu_seconds(proc: Path) -> float:
     """User + system CPU seconds of the process at ``/proc/PID`` so far (Linux)."""
     fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
