@@ -90,14 +90,16 @@ class Settings(BaseSettings):
     relay_poll_interval_seconds: float = Field(default=1.0, gt=0, le=3_600)
     # A row RabbitMQ returns as unroutable (no queue bound to its event yet) is not at
     # fault: it is retried with capped backoff for this long before it is failed.
-    relay_unroutable_give_up_seconds: float = Field(default=7 * 24 * 3600, ge=0)
+    relay_unroutable_give_up_seconds: float = Field(
+        default=7 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
+    )
     # Broker reconnect backoff (full jitter between 0 and the capped exponential).
     broker_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
     # Retention of published outbox rows (failed and pending rows are never deleted).
     outbox_retention_seconds: float = Field(
         default=7 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
     )
-    retention_interval_seconds: float = Field(default=60.0, gt=0)
+    retention_interval_seconds: float = Field(default=60.0, gt=0, le=7 * 24 * 3600)
     retention_batch_size: int = Field(default=1_000, ge=1, le=100_000)
     # The pause between two retention batches, and whether this process cleans at all: one
     # cleaner per table at a time anyway (an advisory lock), but an operator may keep the
@@ -181,6 +183,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 "must be at least 32 characters, not counting spaces (HS256 needs a 256-bit key)"
             )
+        return value
+
+    @field_validator("ordering_database_url", "catalog_database_url")
+    @classmethod
+    def _one_at_sign(cls, value: str) -> str:
+        # SQLAlchemy splits user:password@host at the first '@', libpq and yarl at the last:
+        # a raw '@' in a password would connect elsewhere and leak into error messages.
+        authority = value.split("://", 1)[-1].split("/", 1)[0]
+        if authority.count("@") > 1:
+            raise ValueError("percent-encode '@' in the user or password as %40")
         return value
 
     @field_validator("broker_url")

@@ -12,7 +12,7 @@ from app.outbox.broker_nodes import split_urls
 
 # scheme://user:password@host (RFC 3986 userinfo; the password runs to the last '@' of the
 # authority). A missing ':' after the scheme (a typo) still masks.
-_USERINFO = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*:?//[^\s:/@'\"]*:)[^\s'\"]*@")
+_USERINFO = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*:?//[^\s:/@'\"]*:)(?:(?!//)[^\s'\"])*@")
 # user:password@host:port without a scheme (a URL written without one).
 _BARE = re.compile(r"(?P<head>(?:^|(?<=[\s'\"=(]))[\w.%-]+:)[^@\s'\"/:]+@(?=[\w.-]+[:/])")
 # password=... in a query string or a libpq key=value DSN.

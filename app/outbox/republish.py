@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, String, and_, func, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.clock import db_now_plus
@@ -42,6 +43,11 @@ class PublishedSelection:
             object.__setattr__(self, "until", self.until.astimezone(UTC))
 
 
+def _sqlite_text(moment: datetime) -> str:
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    return text + moment.strftime(".%f") if moment.microsecond else text
+
+
 async def republish(
     engine: AsyncEngine,
     selection: PublishedSelection,
@@ -53,9 +59,19 @@ async def republish(
     transaction, through the ``published_at`` index; returns how many. ``dry_run``: only
     count them."""
     outbox = outbox_tables(names).outbox
-    conditions: list[ColumnElement[bool]] = [outbox.c.published_at >= selection.since]
-    if selection.until is not None:
-        conditions.append(outbox.c.published_at < selection.until)
+    published: ColumnElement[Any] = outbox.c.published_at
+    since: object = selection.since
+    until: object = selection.until
+    if engine.dialect.name == "sqlite":
+        # SQLite keeps the database clock's timestamps as text of whole seconds
+        # ('2026-11-30 05:00:00'); a bound sent as '… 05:00:00.000000' sorts after it, and
+        # would leave out a row published at the very second of --since.
+        published = type_coerce(outbox.c.published_at, String)
+        since = _sqlite_text(selection.since)
+        until = None if selection.until is None else _sqlite_text(selection.until)
+    conditions: list[ColumnElement[bool]] = [published >= since]
+    if until is not None:
+        conditions.append(published < until)
     if selection.event_type is not None:
         conditions.append(outbox.c.event_type == selection.event_type)
     where = and_(*conditions)

@@ -27,6 +27,11 @@ from app.logs import configure_logging, mask_secrets
         ("got 'guest:s3cret@host:5672/'", "got 'guest:***@host:5672/'"),
         ("host=db password=s3cret dbname=x", "host=db password=*** dbname=x"),
         ("at 12:30 today", "at 12:30 today"),
+        # A cluster's nodes in one line (already masked once): each node stays visible.
+        (
+            "b='amqp://g:***@h1:1/x,amqp://g:***@h2:2/x'",
+            "b='amqp://g:***@h1:1/x,amqp://g:***@h2:2/x'",
+        ),
         # An unencoded '@' in a password (yarl and libpq split at the last one).
         ("amqp://u:p@ss%2Cw0rd@127.0.0.1:5672/v", "amqp://u:***@127.0.0.1:5672/v"),
         (

@@ -68,3 +68,20 @@ def test_retention_ages_are_bounded(monkeypatch: pytest.MonkeyPatch, value: str)
     monkeypatch.setenv("OUTBOX_RETENTION_SECONDS", value)
     with pytest.raises(ValueError, match="outbox_retention_seconds"):
         Settings()
+
+
+def test_a_raw_at_sign_in_a_database_password_is_refused() -> None:
+    from app.settings import Settings
+
+    with pytest.raises(ValueError, match="percent-encode '@'"):
+        Settings(ordering_database_url="postgresql+psycopg://u:pa@ss@127.0.0.1/x")
+    assert Settings(ordering_database_url="postgresql+psycopg://u:pa%40ss@127.0.0.1/x")
+
+
+@pytest.mark.parametrize("value", ["inf", "1e12"])
+def test_the_retention_interval_is_bounded(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    from app.settings import Settings
+
+    monkeypatch.setenv("RETENTION_INTERVAL_SECONDS", value)
+    with pytest.raises(ValueError, match="retention_interval_seconds"):
+        Settings()

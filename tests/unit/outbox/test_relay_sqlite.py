@@ -204,6 +204,13 @@ async def test_republish_on_sqlite_reads_times_of_any_offset_as_utc(engine: Asyn
     # 10:00+05:00 is 05:00Z, before the row; 02:00:01-05:00 is 07:00:01Z, after it.
     assert await republish(engine, at("2026-11-30T10:00:00+05:00"), dry_run=True) == 1
     assert await republish(engine, at("2026-11-30T02:00:01-05:00"), dry_run=True) == 0
+    # The very second of --since is in, the very second of --until out ([since, until)).
+    assert await republish(engine, at("2026-11-30T07:00:00Z"), dry_run=True) == 1
+    until = PublishedSelection(
+        since=datetime.fromisoformat("2026-11-30T06:00:00Z"),
+        until=datetime.fromisoformat("2026-11-30T12:00:00+05:00"),
+    )
+    assert await republish(engine, until, dry_run=True) == 0
     assert await republish(engine, at("2026-11-30T06:59:59+00:00")) == 1
     async with engine.connect() as connection:
         published = (await connection.execute(text("SELECT published_at FROM outbox"))).all()
