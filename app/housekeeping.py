@@ -4,23 +4,18 @@ timeouts (in its relay process). ``dev`` runs both."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.database import make_engine
-from app.outbox.process import scheduler_with_retention
+from app.outbox.process import add_periodic, scheduler_with_retention
 from app.settings import Settings
 from app.wiring import retention_policy
-
-logger = logging.getLogger(__name__)
 
 Role = Literal["relay", "consumer"]
 
@@ -53,29 +48,10 @@ def _jobs(settings: Settings, service: str, role: Role, engine: AsyncEngine) -> 
             max_retries=settings.order_reply_max_retries,
             backoff_max_seconds=settings.order_reply_backoff_max_seconds,
         )
-        _every(scheduler, policy.sweep_interval_seconds, lambda: sweep_and_count(engine, policy))
+        add_periodic(
+            scheduler,
+            policy.sweep_interval_seconds,
+            lambda: sweep_and_count(engine, policy),
+            what="reply-timeout sweep",
+        )
     return scheduler
-
-
-def _every(
-    scheduler: AsyncIOScheduler, seconds: float, job: Callable[[], Awaitable[object]]
-) -> None:
-    """``job`` now and every ``seconds``; a database failure is a WARNING and the next
-    run retries (as retention does)."""
-
-    async def run() -> None:
-        try:
-            await job()
-        except DBAPIError as exc:
-            logger.warning("periodic job failed; next run retries", extra={"error": repr(exc)})
-        except asyncio.CancelledError:
-            return  # the process is exiting; the next start runs the job again
-
-    scheduler.add_job(
-        run,
-        "interval",
-        seconds=seconds,
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-    )

@@ -241,11 +241,13 @@ class Settings(BaseSettings):
     def _republish_while_the_inbox_remembers(self) -> Settings:
         # A copy republished after catalog's inbox forgot the first would be new to it
         # (the reservation still stops a second reservation, but the inbox is the rule).
-        last = reply_timeouts_span(
-            self.order_reply_timeout_seconds,
-            self.order_reply_max_retries,
-            self.order_reply_backoff_max_seconds,
-        )
+        from app.ordering.reply_timeouts import ReplyTimeoutPolicy  # the sweep's own rule
+
+        last = ReplyTimeoutPolicy(
+            timeout_seconds=self.order_reply_timeout_seconds,
+            max_retries=self.order_reply_max_retries,
+            backoff_max_seconds=self.order_reply_backoff_max_seconds,
+        ).last_republish_seconds
         if last >= self.inbox_retention_seconds:
             raise ValueError(
                 "the last reply-timeout republish (ORDER_REPLY_TIMEOUT_SECONDS, doubled up "
@@ -262,15 +264,6 @@ class Settings(BaseSettings):
         if service == "catalog":
             return self.catalog_database_url
         raise ValueError(f"unknown service {service!r}; expected one of {', '.join(SERVICES)}")
-
-
-def reply_timeouts_span(timeout: float, max_retries: int, backoff_max: float) -> float:
-    """Seconds from an order's placement to its last reply-timeout republish: the first
-    at ``timeout`` (never capped), the k-th next one ``min(timeout * 2**k, backoff_max)``
-    later (0 when there are no retries)."""
-    if max_retries == 0:
-        return 0.0
-    return timeout + float(sum(min(timeout * 2**k, backoff_max) for k in range(1, max_retries)))
 
 
 def publishers_of(text: str) -> dict[str, str]:

@@ -20,9 +20,9 @@ import psycopg
 
 from app.outbox.database import make_engine
 from app.outbox.retention import delete_published_outbox_rows
-from bench.http_overhead import _request
+from bench.http_overhead import post_request
 from bench.infra import BENCH_SECRET, ROOT, libpq, processes, started_process
-from bench.scale import _explain_claim, claim_sql
+from bench.scale import claim_sql, explain_analyze
 from bench.stats import latency_summary
 
 WEEK = 7 * 24 * 3600.0
@@ -62,7 +62,7 @@ def claim_beside_waiting(empty_db: str, waiting_db: str, *, waiting: int) -> dic
     with psycopg.connect(libpq(empty_db)) as empty, psycopg.connect(libpq(waiting_db)) as full:
         for _ in range(30):
             for name, connection in (("empty", empty), ("waiting", full)):
-                ms, used = _explain_claim(connection, claim)
+                ms, used = explain_analyze(connection, claim)
                 times[name].append(ms)
                 indexes |= used
     empty_ms, waiting_ms = (statistics.median(times[name]) for name in ("empty", "waiting"))
@@ -109,7 +109,7 @@ def cleanup_over_retained(database_url: str, *, retained: int) -> dict[str, obje
 
 async def _timed_client(port: int, deadline: float, latencies: list[float]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = _request(port)
+    request = post_request(port)
     try:
         while time.monotonic() < deadline:
             started = time.perf_counter()

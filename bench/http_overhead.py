@@ -25,7 +25,7 @@ from bench.orders import product_id
 CLIENTS = 32
 
 
-def _request(port: int) -> bytes:
+def post_request(port: int) -> bytes:
     body = json.dumps(
         {"customerName": "bench", "productId": str(product_id(1)), "quantity": 1}
     ).encode()
@@ -39,7 +39,7 @@ def _request(port: int) -> bytes:
 
 async def _client(port: int, deadline: float, counts: dict[str, int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    request = _request(port)
+    request = post_request(port)
     try:
         while time.monotonic() < deadline:
             writer.write(request)

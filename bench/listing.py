@@ -14,7 +14,7 @@ from sqlalchemy.dialects import postgresql
 
 from app.ordering.service import orders_page
 from bench.infra import libpq
-from bench.scale import _explain_claim
+from bench.scale import explain_analyze
 
 ORDERS = """
 INSERT INTO orders (id, customer_name, product_id, quantity, state, created_at)
@@ -67,7 +67,7 @@ def listing_times(small_db: str, large_db: str, *, small: int, large: int) -> di
                 for kind, sql in queries[name].items():
                     if kind == "deep_skip" and len(times[name].get(kind, [])) >= 5:
                         continue  # a second or so each at a million: five are enough
-                    ms, _ = _explain_claim(connection, sql)
+                    ms, _ = explain_analyze(connection, sql)
                     times[name].setdefault(kind, []).append(ms)
     medians = {
         name: {kind: round(statistics.median(v), 3) for kind, v in kinds.items()}

@@ -45,10 +45,10 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return nodes
 
 
-def _explain_claim(connection: psycopg.Connection, claim: str) -> tuple[float, set[str]]:  # type: ignore[type-arg]
-    """One EXPLAIN ANALYZE of ``claim``, rolled back (nothing stays locked): its time in
+def explain_analyze(connection: psycopg.Connection, query: str) -> tuple[float, set[str]]:  # type: ignore[type-arg]
+    """One EXPLAIN ANALYZE of the query ``claim``, rolled back (nothing stays locked): its time in
     ms and the indexes its plan reads."""
-    row = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + claim).fetchone()
+    row = connection.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + query).fetchone()
     connection.rollback()
     assert row is not None
     [explained] = row[0] if isinstance(row[0], list) else json.loads(row[0])
@@ -83,7 +83,7 @@ def compare(
         claim = claim_sql()
         for _ in range(30):
             for name, connection in (("empty", empty), ("retained", kept)):
-                ms, used = _explain_claim(connection, claim)
+                ms, used = explain_analyze(connection, claim)
                 claims[name].append(ms)
                 indexes[name] |= used
     drains: dict[str, list[float]] = {name: [] for name in databases}

@@ -34,6 +34,7 @@ from app.ordering.models import AWAITING_FIRST_REPLY, RETRIED, UNANSWERED, Order
 from app.outbox import write_events
 from app.outbox.clock import db_now_plus
 from app.outbox.models import OUTBOX
+from app.outbox.republish import back_to_pending
 from app.outbox.retention import cleaner_lock_key
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,15 @@ class ReplyTimeoutPolicy:
     def delay_after(self, retries: int) -> float:
         """Seconds until an order republished ``retries`` times is due again."""
         return min(self.timeout_seconds * 2.0 ** min(retries, 60), self.backoff_max_seconds)
+
+    @property
+    def last_republish_seconds(self) -> float:
+        """Seconds from an order's placement to its last republish: the first comes at
+        ``timeout_seconds`` (never capped), each next one ``delay_after`` the previous
+        (0 when there are no retries)."""
+        if self.max_retries == 0:
+            return 0.0
+        return self.timeout_seconds + sum(self.delay_after(k) for k in range(1, self.max_retries))
 
     @property
     def sweep_interval_seconds(self) -> float:
@@ -213,18 +223,7 @@ async def _republish(session: AsyncSession, orders: Sequence[Order], report: Swe
     ``outbox replay``, has it)."""
     by_message = {order.placed_message_id: order for order in orders}
     ids = list(by_message)
-    pending_again = (
-        update(OUTBOX)
-        .where(OUTBOX.c.id.in_(ids), OUTBOX.c.published_at.is_not(None))
-        .values(
-            published_at=None,
-            attempts=0,
-            next_attempt_at=db_now_plus(0),
-            last_error=None,
-            unroutable_since=None,
-        )
-        .returning(OUTBOX.c.id)
-    )
+    pending_again = back_to_pending(OUTBOX, OUTBOX.c.id.in_(ids)).returning(OUTBOX.c.id)
     republished = set((await session.scalars(pending_again)).all())
     present = set((await session.scalars(select(OUTBOX.c.id).where(OUTBOX.c.id.in_(ids)))).all())
     gone = [by_message[message_id] for message_id in ids if message_id not in present]

@@ -69,31 +69,47 @@ def scheduler_with_retention(
         return scheduler
 
     async def retention() -> None:
+        deleted = await job(
+            engine,
+            older_than_seconds=policy.older_than_seconds,
+            batch_size=policy.batch_size,
+            pause_seconds=policy.pause_seconds,
+            names=names,
+        )
+        if deleted:
+            logger.info("retention", extra={"job": job.__name__, "deleted": deleted})
+
+    add_periodic(scheduler, policy.interval_seconds, retention, what="retention")
+    return scheduler
+
+
+def add_periodic(
+    scheduler: AsyncIOScheduler,
+    seconds: float,
+    job: Callable[[], Awaitable[object]],
+    *,
+    what: str,
+) -> None:
+    """Run ``job`` on ``scheduler`` now and every ``seconds``, one run at a time (a run
+    still going when the next is due makes APScheduler skip that one). A database failure
+    is one WARNING naming ``what``, and the next run retries."""
+
+    async def run() -> None:
         try:
-            deleted = await job(
-                engine,
-                older_than_seconds=policy.older_than_seconds,
-                batch_size=policy.batch_size,
-                pause_seconds=policy.pause_seconds,
-                names=names,
-            )
+            await job()
         except DBAPIError as exc:
-            logger.warning("retention failed; next run retries", extra={"error": repr(exc)})
-            return
+            logger.warning(f"{what} failed; next run retries", extra={"error": repr(exc)})
         except asyncio.CancelledError:
             # The process is exiting (perhaps on a fatal error, already said in one
             # line): APScheduler would log the cancellation as a job failure with a
             # traceback. The next start runs the job again.
             return
-        if deleted:
-            logger.info("retention", extra={"job": job.__name__, "deleted": deleted})
 
     scheduler.add_job(
-        retention,
+        run,
         "interval",
-        seconds=policy.interval_seconds,
+        seconds=seconds,
         next_run_time=datetime.now(UTC),
         max_instances=1,
         coalesce=True,
     )
-    return scheduler

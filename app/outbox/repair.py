@@ -98,6 +98,17 @@ async def failed_rows(
     return [FailedRow(row[0], row[1], row[2], row[3], as_utc(row[4])) for row in rows]
 
 
+def restarted() -> dict[str, Any]:
+    """The columns of a row sent back to pending, whatever it was: no attempts counted,
+    no error, not unroutable, due now (the database clock)."""
+    return {
+        "attempts": 0,
+        "last_error": None,
+        "unroutable_since": None,
+        "next_attempt_at": db_now_plus(0),
+    }
+
+
 async def replay_failed(
     engine: AsyncEngine,
     selection: FailedSelection,
@@ -113,16 +124,7 @@ async def replay_failed(
         if dry_run:
             return list((await connection.execute(select(outbox.c.id).where(where))).scalars())
         statement = (
-            update(outbox)
-            .where(where)
-            .values(
-                failed_at=None,
-                attempts=0,
-                last_error=None,
-                unroutable_since=None,
-                next_attempt_at=db_now_plus(0),
-            )
-            .returning(outbox.c.id)
+            update(outbox).where(where).values(failed_at=None, **restarted()).returning(outbox.c.id)
         )
         return list((await connection.execute(statement)).scalars())
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, func, select, type_coerce, update
+from sqlalchemy import ColumnElement, String, Table, and_, func, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Update
 
-from app.outbox.clock import db_now_plus
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.repair import restarted
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,14 @@ async def republish(
     async with engine.begin() as connection:
         if dry_run:
             return int((await connection.execute(select(func.count()).where(where))).scalar_one())
-        statement = (
-            update(outbox)
-            .where(where)
-            .values(
-                published_at=None,
-                attempts=0,
-                last_error=None,
-                unroutable_since=None,
-                next_attempt_at=db_now_plus(0),
-            )
-        )
-        return int((await connection.execute(statement)).rowcount)
+        return int((await connection.execute(back_to_pending(outbox, where))).rowcount)
+
+
+def back_to_pending(outbox: Table, where: ColumnElement[bool]) -> Update:
+    """``UPDATE`` the published rows of ``outbox`` matching ``where`` back to pending
+    (``repair.restarted``); their ids, and so their message ids, unchanged."""
+    return (
+        update(outbox)
+        .where(where, outbox.c.published_at.is_not(None))
+        .values(published_at=None, **restarted())
+    )

@@ -44,12 +44,16 @@ def test_reservations_may_not_be_deleted_before_the_inbox_forgets(
 
 
 def test_reply_timeouts_must_end_while_the_inbox_remembers() -> None:
-    from app.settings import Settings, reply_timeouts_span
+    from app.ordering.reply_timeouts import ReplyTimeoutPolicy
+    from app.settings import Settings
+
+    def last(timeout: float, retries: int, cap: float) -> float:
+        return ReplyTimeoutPolicy(timeout, retries, cap).last_republish_seconds
 
     # The first wait is the timeout itself, never capped by the backoff's maximum.
-    assert reply_timeouts_span(300, 5, 3600) == 300 + 600 + 1200 + 2400 + 3600
-    assert reply_timeouts_span(604_800, 5, 3600) == 604_800 + 4 * 3600
-    assert reply_timeouts_span(300, 0, 3600) == 0
+    assert last(300, 5, 3600) == 300 + 600 + 1200 + 2400 + 3600
+    assert last(604_800, 5, 3600) == 604_800 + 4 * 3600
+    assert last(300, 0, 3600) == 0
     with pytest.raises(ValueError, match="INBOX_RETENTION_SECONDS"):
         Settings(order_reply_timeout_seconds=604_800)
     with pytest.raises(ValueError, match="INBOX_RETENTION_SECONDS"):
