@@ -168,9 +168,20 @@ class AmqpPublisher:
         result.confirmed += outcome.confirmed
         result.rejected.update(outcome.rejected)
         result.unroutable.update(outcome.unroutable)
+        result.nacked.update(outcome.nacked)
         result.broken = outcome.broken
         if result.unroutable:
             self._redeclare = True
+        if outcome.nacked and outcome.broken is None:
+            # A channel's nacks may outlive their cause: RabbitMQ 3.10 keeps nacking every
+            # publish of a channel whose first one reached a quorum queue between two
+            # leaders (its enqueuer never registered; seen when a cluster node stopped).
+            # A fresh connection and channel start that registration afresh.
+            logger.warning(
+                "RabbitMQ nacked messages; reconnecting before the next batch",
+                extra={"nacked": len(outcome.nacked)},
+            )
+            await self._drop()
         if refused_for_itself(outcome.broken) and len(sendable) > 1:
             settled = {*outcome.confirmed, *outcome.rejected, *outcome.unroutable}
             rest = [item.message for item in sendable if item.message.message_id not in settled]
@@ -189,6 +200,7 @@ class AmqpPublisher:
                     break
                 result.rejected.update(alone.rejected)
                 result.unroutable.update(alone.unroutable)
+                result.nacked.update(alone.nacked)
         return result
 
     async def _send(self, channel: aiormq.Channel, encoded: list[Encoded]) -> PublishResult:

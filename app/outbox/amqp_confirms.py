@@ -18,15 +18,17 @@ def settle(
     encoded: Sequence[Encoded], outcomes: Sequence[object], *, timeout: float
 ) -> PublishResult:
     """Each message's fate from its confirm's outcome (in ``encoded``'s order): confirmed,
-    returned unroutable (312 NO_ROUTE), rejected (nack or another return), or, for a
-    cancelled wait (no confirm within ``timeout`` seconds) or a connection error, the
-    batch marked ``broken``."""
+    returned unroutable (312 NO_ROUTE), nacked (basic.nack), rejected (another return),
+    or, for a cancelled wait (no confirm within ``timeout`` seconds) or a connection
+    error, the batch marked ``broken``."""
     result = PublishResult()
     for item, outcome in zip(encoded, outcomes, strict=True):
         message_id = item.message.message_id
         if isinstance(outcome, DeliveryError):
             if _is_no_route(outcome):
                 result.unroutable[message_id] = _reason(outcome)
+            elif isinstance(outcome.frame, Basic.Nack):
+                result.nacked[message_id] = _reason(outcome)
             else:
                 result.rejected[message_id] = _reason(outcome)
         elif isinstance(outcome, asyncio.CancelledError):
@@ -47,6 +49,8 @@ def _reason(error: DeliveryError) -> str:
     frame = error.frame
     if isinstance(frame, Basic.Return):
         return f"returned by the broker: {frame.reply_code} {frame.reply_text}"
+    if isinstance(frame, Basic.Nack):
+        return "nacked by the broker (a queue could not take it now)"
     return f"rejected by the broker: {type(frame).__name__}"
 
 

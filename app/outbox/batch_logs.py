@@ -27,6 +27,8 @@ class _Report(Protocol):
     @property
     def unroutable(self) -> int: ...
     @property
+    def nacked(self) -> int: ...
+    @property
     def failed(self) -> int: ...
     @property
     def seconds(self) -> float: ...
@@ -57,7 +59,8 @@ def log_relay_batch(
     report: _Report, messages: Sequence[OutgoingMessage], result: PublishResult
 ) -> None:
     """One line per batch (WARNING when rows were refused or unroutable)."""
-    level = logging.WARNING if report.rejected or report.unroutable else logging.INFO
+    refused = report.rejected or report.unroutable or report.nacked
+    level = logging.WARNING if refused else logging.INFO
     confirmed = set(result.confirmed)
     relay_logger.log(
         level,
@@ -67,6 +70,7 @@ def log_relay_batch(
             "published": report.published,
             "rejected": report.rejected,
             "unroutable": report.unroutable,
+            "nacked": report.nacked,
             "failed": report.failed,
             "duration_ms": round(report.seconds * 1000, 1),
             **_ids({m.message_id: m.headers for m in messages if m.message_id in confirmed}),

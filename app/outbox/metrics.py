@@ -143,11 +143,12 @@ def count_batch(
     for event_type, count in published.items():
         OUTBOX_PUBLISHED.labels(service, event_type).inc(count)
     errors = OUTBOX_PUBLISH_ERRORS
-    if result.rejected:
-        errors.labels(service, "rejected").inc(len(result.rejected))
+    refused = len(result.rejected) + len(result.nacked)  # both: the broker said no
+    if refused:
+        errors.labels(service, "rejected").inc(refused)
     if result.unroutable:
         errors.labels(service, "unroutable").inc(len(result.unroutable))
-    unknown = len(types) - len(result.confirmed) - len(result.rejected) - len(result.unroutable)
+    unknown = len(types) - len(result.confirmed) - refused - len(result.unroutable)
     if result.broken is not None and unknown:
         errors.labels(service, "connection_lost").inc(unknown)
     OUTBOX_BATCH_DURATION.labels(service).observe(seconds)

@@ -25,8 +25,12 @@ class PublishResult:
     """What the broker said about a batch.
 
     ``confirmed``: acknowledged by the broker (publisher confirm), safe to mark published.
-    ``rejected``: nacked, refused or impossible to encode, with the reason; these are the
+    ``rejected``: refused or impossible to encode, with the reason; these are the
     message's own failures and count as an attempt.
+    ``nacked``: negatively confirmed (basic.nack), with the reason. RabbitMQ nacks only when
+    a queue could not take the message now (an internal error of the queue, a full queue
+    with ``reject-publish``, a quorum queue between leaders: rabbitmq.com/docs/confirms),
+    never for the message itself: retried later without counting an attempt.
     ``unroutable``: returned as NO_ROUTE (no queue bound to its routing key yet), with the
     reason; not the message's fault, retried for a long time (the topology may come).
     ``broken``: the connection failed; the messages in neither list have an unknown fate
@@ -37,6 +41,7 @@ class PublishResult:
     rejected: dict[uuid.UUID, str] = field(default_factory=dict)
     unroutable: dict[uuid.UUID, str] = field(default_factory=dict)
     broken: BaseException | None = None
+    nacked: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
 class BrokerUnavailableError(Exception):

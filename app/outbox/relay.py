@@ -52,6 +52,7 @@ class BatchReport:
     failed: int  # rejected rows that reached max_attempts, unroutable ones past give-up
     seconds: float
     unroutable: int = 0
+    nacked: int = 0  # left pending: the broker could not take them now
 
 
 class OutboxRelay:
@@ -99,6 +100,7 @@ class OutboxRelay:
             result.rejected.update(unreadable)
             failed = await self._record_rejections(connection, rows, result.rejected)
             failed += await self._record_unroutable(connection, rows, result.unroutable)
+            await self._record_nacked(connection, rows, result.nacked)
             await self._mark_and_commit(connection, result.confirmed)
         report = BatchReport(
             claimed=len(rows),
@@ -107,11 +109,18 @@ class OutboxRelay:
             failed=failed,
             seconds=time.perf_counter() - started,
             unroutable=len(result.unroutable),
+            nacked=len(result.nacked),
         )
         log_relay_batch(report, messages, result)
         count_batch(self._service, {row.id: row.event_type for row in rows}, result, report.seconds)
         if result.broken is not None:
             raise BrokerUnavailableError(f"connection lost mid-batch: {result.broken!r}")
+        if result.nacked:
+            # The broker cannot take messages now: the worker backs off, as for a lost
+            # connection, instead of claiming the next batch at once.
+            raise BrokerUnavailableError(
+                f"RabbitMQ nacked {len(result.nacked)} message(s); they stay pending"
+            )
         return report
 
     async def _claim_rows(self, connection: AsyncConnection) -> Sequence[Any]:
@@ -152,6 +161,23 @@ class OutboxRelay:
             failed_at = (await connection.execute(self._sql.reject, parameters)).scalar_one()
             failed += failed_at is not None
         return failed
+
+    async def _record_nacked(
+        self, connection: AsyncConnection, rows: Sequence[Any], nacked: dict[uuid.UUID, str]
+    ) -> None:
+        if not nacked:
+            return
+        attempts_by_id = {row.id: row.attempts for row in rows}
+        parameters = [
+            {
+                "row_id": row_id,
+                "error": error[:2000],
+                # The row's own backoff, not advanced: other rows are claimed first.
+                "delay": self._policy.retry_delay(attempts_by_id[row_id]),
+            }
+            for row_id, error in nacked.items()
+        ]
+        await connection.execute(self._sql.retry_later, parameters)
 
     async def _record_unroutable(
         self, connection: AsyncConnection, rows: Sequence[Any], unroutable: dict[uuid.UUID, str]

@@ -10,11 +10,12 @@ from datetime import datetime
 class RelayPolicy:
     """Batch size, and when a row that could not be published is retried or failed.
 
-    A rejected row (nacked, refused, impossible to encode: its own fault) is retried with
+    A rejected row (refused, impossible to encode: its own fault) is retried with
     exponential backoff from ``retry_base_seconds`` up to ``retry_max_seconds`` and failed
-    at ``max_attempts``. An unroutable row (no queue bound yet: not its fault) is retried
-    with backoff capped at ``retry_max_seconds``, without counting attempts, and failed
-    only once it has been unroutable for ``unroutable_give_up_seconds``.
+    at ``max_attempts``. A nacked row (the queue could not take it now) waits its current
+    delay again, without counting an attempt, while the relay backs off. An unroutable
+    row (no queue bound yet: not its fault) is retried with backoff capped at
+    ``retry_max_seconds``, without counting attempts, and failed only once it has been unroutable for ``unroutable_give_up_seconds``.
     """
 
     batch_size: int = 500

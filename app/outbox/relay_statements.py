@@ -44,7 +44,7 @@ def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
 
 @dataclass(frozen=True)
 class RelayStatements:
-    """The claim, and the marks for confirmed, rejected and unroutable rows.
+    """The claim, and the marks for confirmed, rejected, nacked and unroutable rows.
 
     ``mark_published_pg`` is ``mark_published`` as psycopg runs it: one uuid[] parameter,
     so the statement text is the same for any batch size and is prepared once.
@@ -56,6 +56,7 @@ class RelayStatements:
     reject: ReturningUpdate[Any]
     unroutable: ReturningUpdate[Any]
     unroutable_give_up: ReturningUpdate[Any]
+    retry_later: Update
 
     def claim_sql(self, dialect: Dialect) -> str:
         """The claim as SQL text, its parameters inlined (they are constants)."""
@@ -79,6 +80,12 @@ def relay_statements(outbox: Table, *, batch_size: int, max_attempts: int) -> Re
         reject=_record_rejection(outbox, max_attempts),
         unroutable=_record_unroutable(outbox, give_up=False),
         unroutable_give_up=_record_unroutable(outbox, give_up=True),
+        # A nacked row: not its fault (see PublishResult), so no attempt is counted.
+        retry_later=(
+            update(outbox)
+            .where(outbox.c.id == bindparam("row_id"))
+            .values(last_error=bindparam("error"), next_attempt_at=db_now_plus(bindparam("delay")))
+        ),
     )
 
 

@@ -96,7 +96,11 @@ def start_publish_spans(
 def end_publish_spans(spans: Sequence[tuple[uuid.UUID, Span]], result: PublishResult) -> None:
     """End each publish span with its message's fate."""
     for message_id, span in spans:
-        reason = result.rejected.get(message_id) or result.unroutable.get(message_id)
+        reason = (
+            result.rejected.get(message_id)
+            or result.unroutable.get(message_id)
+            or result.nacked.get(message_id)
+        )
         if reason is not None:
             span.set_status(Status(StatusCode.ERROR, reason[:200]))
         elif message_id not in result.confirmed:

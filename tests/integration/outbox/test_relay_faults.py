@@ -6,6 +6,7 @@ checked against the broker's limits, one row at a time, and the rows around it f
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -14,7 +15,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox import amqp, amqp_frames
-from app.outbox.publisher import OutgoingMessage
+from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage
 from tests.conftest import query
 from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events
 from tests.support.events import CATALOG
@@ -163,8 +164,6 @@ async def _relay_when_due(relay: Any, database_url: str, row_id: uuid.UUID) -> N
         "FROM outbox WHERE id = %s",
         row_id,
     )
-    import asyncio
-
     await asyncio.sleep(float(wait) + 0.01)
     await relay.relay_batch()
 
@@ -226,7 +225,6 @@ async def _delete_queue(broker_url: str, name: str) -> None:
 async def test_an_exchange_deleted_under_the_relay_is_declared_again(
     outbox_db: str, engine: AsyncEngine, broker: str
 ) -> None:
-    from app.outbox.publisher import BrokerUnavailableError
     from app.outbox.relay import OutboxRelay
     from app.outbox.relay_policy import RelayPolicy
 
@@ -249,3 +247,42 @@ async def test_an_exchange_deleted_under_the_relay_is_declared_again(
     assert {str(i) for i in ids} <= {m.message_id for m in received}
     rows = await query(outbox_db, "SELECT attempts FROM outbox WHERE id = ANY(%s)", ids)
     assert rows == [(0,), (0,)]
+
+
+async def test_nacked_rows_stay_pending_uncounted_and_go_once_the_queue_takes_them(
+    outbox_db: str, engine: AsyncEngine, broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A real basic.nack: a queue full at two messages, with reject-publish (RabbitMQ's
+    # overflow behaviour that nacks instead of dropping).
+    async with await aio_pika.connect(broker) as connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            "cloudcrm.events", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        full = await channel.declare_queue(
+            QUEUE, durable=True, arguments={"x-max-length": 2, "x-overflow": "reject-publish"}
+        )
+        await full.bind(exchange, "OrderPlaced")
+    ids = await stage_events(engine, 4)
+    caplog.set_level("INFO", logger="app.outbox.amqp")
+
+    async with relay_for(outbox_db, broker, retry_base_seconds=0.05, max_attempts=1) as relay:
+        for _ in range(3):  # three times max_attempts: a nack never fails a row
+            with pytest.raises(BrokerUnavailableError, match="nacked"):
+                await relay.relay_batch()
+            await asyncio.sleep(0.1)  # past the nacked rows' retry delay
+        pending = await query(
+            outbox_db,
+            "SELECT attempts, failed_at, last_error FROM outbox WHERE published_at IS NULL",
+        )
+        assert len(pending) == 2
+        assert all(a == 0 and f is None and "nacked" in e for a, f, e in pending)
+        # Each nacked batch dropped its channel: every batch connected afresh.
+        connects = [r for r in caplog.records if r.getMessage() == "connected to RabbitMQ"]
+        assert len(connects) == 3
+
+        first_two = await read_queue(broker, QUEUE, expected=2)  # room again
+        report = await relay.relay_batch()
+    assert (report.claimed, report.published, report.nacked) == (2, 2, 0)
+    last_two = await read_queue(broker, QUEUE, expected=2)
+    assert {m.message_id for m in [*first_two, *last_two]} == {str(i) for i in ids}

@@ -31,6 +31,7 @@ class ScriptedBroker:
         self.received: list[OutgoingMessage] = []
         self.reject: set[uuid.UUID] = set()
         self.unroutable: set[uuid.UUID] = set()
+        self.nack: set[uuid.UUID] = set()
         self.lose_after: int | None = None
 
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
@@ -41,7 +42,9 @@ class ScriptedBroker:
                 break
             self.received.append(message)
             if message.message_id in self.reject:
-                result.rejected[message.message_id] = "rejected by the broker: Nack"
+                result.rejected[message.message_id] = "refused by the broker: 406"
+            elif message.message_id in self.nack:
+                result.nacked[message.message_id] = "nacked by the broker"
             elif message.message_id in self.unroutable:
                 result.unroutable[message.message_id] = "returned by the broker: 312 NO_ROUTE"
             else:
@@ -113,8 +116,31 @@ async def test_rejected_row_counts_an_attempt_then_fails_at_the_maximum(
     assert third.claimed == 0  # a failed row is never claimed again
     state = await rows(engine)
     assert state[poison][1:3] != (None, None) and state[poison][1] == 2
-    assert state[poison][0] is None and "Nack" in str(state[poison][3])
+    assert state[poison][0] is None and "406" in str(state[poison][3])
     assert state[good][0] is not None
+
+
+async def test_a_nacked_row_stays_pending_without_an_attempt_and_the_relay_backs_off(
+    engine: AsyncEngine,
+) -> None:
+    [nacked, good] = await stage(engine, 2)
+    broker = ScriptedBroker()
+    broker.nack.add(nacked)
+    relay = OutboxRelay(engine, broker, RelayPolicy(max_attempts=1, retry_base_seconds=0))
+
+    for _ in range(3):  # three times max_attempts: never failed for a nack
+        with pytest.raises(BrokerUnavailableError, match="nacked 1"):
+            await relay.relay_batch()
+    state = await rows(engine)
+    published_at, attempts, failed_at, last_error = state[nacked][:4]
+    assert (published_at, attempts, failed_at) == (None, 0, None)
+    assert "nacked" in str(last_error)
+    assert state[good][0] is not None  # confirmed beside it: marked, not held back
+
+    broker.nack.clear()  # the queue takes messages again
+    report = await relay.relay_batch()
+    assert (report.claimed, report.published) == (1, 1)
+    assert (await rows(engine))[nacked][0] is not None
 
 
 async def test_unroutable_row_counts_no_attempt_and_fails_only_by_age(engine: AsyncEngine) -> None:
