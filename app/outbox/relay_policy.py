@@ -15,7 +15,8 @@ class RelayPolicy:
     at ``max_attempts``. A nacked row (the queue could not take it now) waits its current
     delay again, without counting an attempt, while the relay backs off. An unroutable
     row (no queue bound yet: not its fault) is retried with backoff capped at
-    ``retry_max_seconds``, without counting attempts, and failed only once it has been unroutable for ``unroutable_give_up_seconds``.
+    ``retry_max_seconds``, without counting attempts, and failed only once it has been
+    unroutable for ``unroutable_give_up_seconds``.
     """
 
     batch_size: int = 500
