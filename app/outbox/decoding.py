@@ -97,15 +97,11 @@ def decode(
             return upcast
         body = upcast
     try:
-        event = subscription.event.from_body(body)
+        event = subscription.event.from_body(body, parsed_id)
     except ValidationError as exc:
         return Poison(f"invalid {subscription.name}: {_summary(exc)}")
     traceparent = (headers or {}).get("traceparent")
-    return Decoded(
-        parsed_id,
-        event.model_copy(update={"event_id": parsed_id}),
-        traceparent if isinstance(traceparent, str) else None,
-    )
+    return Decoded(parsed_id, event, traceparent if isinstance(traceparent, str) else None)
 
 
 def _version(headers: Mapping[str, Any] | None, subscription: Subscription) -> int | Poison:

@@ -47,6 +47,16 @@ def test_body_round_trips_through_the_consumer_side_validation() -> None:
     assert again.model_dump(exclude={"event_id"}) == placed.model_dump(exclude={"event_id"})
 
 
+def test_a_body_read_as_a_message_carries_that_message_id_whatever_the_body_says() -> None:
+    placed = event()
+    message_id = uuid.uuid4()
+    assert OrderPlaced.from_body(json.dumps(placed.body()), message_id).event_id == message_id
+    claiming = placed.body() | {"eventId": str(uuid.uuid4())}  # a body naming an id of its own
+    assert OrderPlaced.from_body(json.dumps(claiming), message_id).event_id == message_id
+    # Outside a read, every new event gets a fresh id again.
+    assert event().event_id != message_id and event().event_id != event().event_id
+
+
 def test_the_consumer_ignores_a_field_a_newer_publisher_added() -> None:
     placed = event()
     again = OrderPlaced.from_body(json.dumps(placed.body() | {"discount": 5}))
