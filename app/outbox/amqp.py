@@ -20,6 +20,7 @@ from app.outbox.amqp_frames import (
     publish_frames,
     supports_frame_batches,
 )
+from app.outbox.amqp_retiring import Retiring, close_quietly
 from app.outbox.names import DEFAULT_NAMES
 from app.outbox.publisher import (
     BrokerUnavailableError,
@@ -71,6 +72,8 @@ class AmqpPublisher:
         self._connection: AbstractConnection | None = None
         self._channel: aiormq.Channel | None = None
         self._lock = asyncio.Lock()
+        self._retiring = Retiring()
+        self._renew = False  # replace the connection before the next batch (after a nack)
         self._redeclare = False
         self._declared_at = 0.0
         self._may_declare = True
@@ -87,6 +90,11 @@ class AmqpPublisher:
 
     async def _ensure_channel(self) -> aiormq.Channel:
         async with self._lock:
+            if self._renew and self._connection is not None:
+                # Not closed under a batch another worker still waits on: after it.
+                await self._retiring.retire(self._connection)
+                self._connection = self._channel = None
+            self._renew = False
             if self._channel is not None and not self._channel.is_closed:
                 await self._declare_again_after_no_route()
                 return self._channel
@@ -155,6 +163,8 @@ class AmqpPublisher:
         ones are published again one at a time, so only that message is rejected.
         """
         channel = await self._ensure_channel()
+        connection = self._connection  # the channel's: no await since it was chosen
+        assert connection is not None
         result = PublishResult()
         sendable: list[Encoded] = []
         for message in messages:
@@ -164,7 +174,11 @@ class AmqpPublisher:
                 result.rejected[message.message_id] = f"unpublishable: {exc}"
         if not sendable:
             return result
-        outcome = await self._send(channel, sendable)
+        self._retiring.begin(connection)
+        try:
+            outcome = await self._send(channel, connection, sendable)
+        finally:
+            await self._retiring.end(connection)
         result.confirmed += outcome.confirmed
         result.rejected.update(outcome.rejected)
         result.unroutable.update(outcome.unroutable)
@@ -181,9 +195,10 @@ class AmqpPublisher:
                 "RabbitMQ nacked messages; reconnecting before the next batch",
                 extra={"nacked": len(outcome.nacked)},
             )
-            await self._drop()
+            self._renew = self._renew or self._connection is connection
         if refused_for_itself(outcome.broken) and len(sendable) > 1:
             settled = {*outcome.confirmed, *outcome.rejected, *outcome.unroutable}
+            settled.update(outcome.nacked)
             rest = [item.message for item in sendable if item.message.message_id not in settled]
             logger.warning(
                 "the broker refused a message of the batch; publishing the rest one by one",
@@ -203,7 +218,9 @@ class AmqpPublisher:
                 result.nacked.update(alone.nacked)
         return result
 
-    async def _send(self, channel: aiormq.Channel, encoded: list[Encoded]) -> PublishResult:
+    async def _send(
+        self, channel: aiormq.Channel, connection: AbstractConnection, encoded: list[Encoded]
+    ) -> PublishResult:
         try:
             if supports_frame_batches(channel):
                 confirms = await publish_frames(channel, encoded)
@@ -212,7 +229,7 @@ class AmqpPublisher:
                     asyncio.ensure_future(self._publish(channel, item.message)) for item in encoded
                 ]
         except Exception as exc:  # the channel closed under us, or worse: start afresh
-            await self._drop()
+            await self._drop(connection)
             return PublishResult(broken=exc)
         # One deadline for the whole batch bounds every publish in it (aio-pika can wait
         # forever for a confirm on a connection that died silently).
@@ -223,7 +240,7 @@ class AmqpPublisher:
         result = settle(encoded, outcomes, timeout=self._timeout)
         if result.broken is not None:
             # Half-dead connections hang; start from a fresh one next time.
-            await self._drop()
+            await self._drop(connection)
         return result
 
     async def _publish(self, channel: aiormq.Channel, message: OutgoingMessage) -> None:
@@ -238,13 +255,14 @@ class AmqpPublisher:
             wait=False,
         )
 
-    async def _drop(self) -> None:
-        connection, self._connection, self._channel = self._connection, None, None
+    async def _drop(self, broken: AbstractConnection | None = None) -> None:
+        """Close the current connection; with ``broken``, that one (the current one only
+        if it still is: another worker may have opened a new one meanwhile)."""
+        connection = broken or self._connection
+        if connection is self._connection:
+            self._connection, self._channel = None, None
         if connection is not None:
-            try:
-                await asyncio.wait_for(connection.close(), timeout=2)
-            except Exception:  # it is already broken; only release it
-                logger.debug("closing a broken connection failed", exc_info=True)
+            await close_quietly(connection)
 
     async def close(self) -> None:
         async with self._lock:

@@ -55,7 +55,8 @@ class IntegrationEvent(BaseModel):
     @classmethod
     def from_body(cls, body: bytes | str, event_id: uuid.UUID | None = None) -> Self:
         """Read a message body (a JSON object, camelCase keys) of this event's version,
-        as the event ``event_id`` (the AMQP message_id; a new id when None).
+        as the event ``event_id`` (the AMQP message_id, whatever the body says; when None,
+        the body's ``eventId`` if it has one, else a new id).
 
         The tolerant reader: body fields this contract does not declare are ignored, so a
         newer publisher may add an optional field without its messages being dead-lettered.

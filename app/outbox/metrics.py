@@ -46,8 +46,8 @@ OUTBOX_PUBLISHED = Counter(
 )
 OUTBOX_PUBLISH_ERRORS = Counter(
     "outbox_publish_errors",
-    "Messages not published: rejected (nacked, refused, unencodable), unroutable, or the "
-    "broker connection lost.",
+    "Messages not published: rejected (refused, unencodable), nacked (a queue could not "
+    "take them now), unroutable, or the broker connection lost.",
     ["service", "reason"],
 )
 OUTBOX_BATCH_DURATION = Histogram(
@@ -143,12 +143,15 @@ def count_batch(
     for event_type, count in published.items():
         OUTBOX_PUBLISHED.labels(service, event_type).inc(count)
     errors = OUTBOX_PUBLISH_ERRORS
-    refused = len(result.rejected) + len(result.nacked)  # both: the broker said no
-    if refused:
-        errors.labels(service, "rejected").inc(refused)
-    if result.unroutable:
-        errors.labels(service, "unroutable").inc(len(result.unroutable))
-    unknown = len(types) - len(result.confirmed) - refused - len(result.unroutable)
+    for reason, rows in (
+        ("rejected", result.rejected),
+        ("nacked", result.nacked),
+        ("unroutable", result.unroutable),
+    ):
+        if rows:
+            errors.labels(service, reason).inc(len(rows))
+    settled = len(result.rejected) + len(result.nacked) + len(result.unroutable)
+    unknown = len(types) - len(result.confirmed) - settled
     if result.broken is not None and unknown:
         errors.labels(service, "connection_lost").inc(unknown)
     OUTBOX_BATCH_DURATION.labels(service).observe(seconds)

@@ -71,7 +71,7 @@ class OutboxRelay:
         the relay's metrics."""
         self._engine = engine
         self._service = service
-        for reason in ("rejected", "unroutable", "connection_lost"):  # 0, not "no data"
+        for reason in ("rejected", "nacked", "unroutable", "connection_lost"):  # 0, not "no data"
             OUTBOX_PUBLISH_ERRORS.labels(service, reason)
         self._publisher = publisher
         self._policy = policy
@@ -167,13 +167,14 @@ class OutboxRelay:
     ) -> None:
         if not nacked:
             return
-        attempts_by_id = {row.id: row.attempts for row in rows}
+        by_id = {row.id: row for row in rows}
         parameters = [
             {
                 "row_id": row_id,
                 "error": error[:2000],
-                # The row's own backoff, not advanced: other rows are claimed first.
-                "delay": self._policy.retry_delay(attempts_by_id[row_id]),
+                "delay": self._policy.nacked_delay(
+                    by_id[row_id].created_at, by_id[row_id].next_attempt_at
+                ),
             }
             for row_id, error in nacked.items()
         ]

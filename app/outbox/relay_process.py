@@ -149,7 +149,17 @@ async def relay_until(
         background.append(asyncio.create_task(listener, name="outbox-listener"))
     workers = [
         asyncio.create_task(
-            _work(relay, wakeup, wakeup.subscribe(), stop, config, health or ProcessHealth()),
+            _work(
+                relay,
+                wakeup,
+                wakeup.subscribe(),
+                stop,
+                config,
+                health or ProcessHealth(),
+                # Each worker its own part: one that finds nothing to claim must not clear
+                # another's failure (readiness flapped between them).
+                part=f"relay worker {index}",
+            ),
             name=f"relay-worker-{index}",
         )
         for index in range(config.concurrency)
@@ -191,8 +201,11 @@ async def _work(
     stop: asyncio.Event,
     config: RelayProcessConfig,
     health: ProcessHealth,
+    *,
+    part: str = "relay",
 ) -> None:
-    """Drain, then sleep until woken; back off (full jitter) while a dependency is down."""
+    """Drain, then sleep until woken; back off (full jitter) while a dependency is down.
+    ``part``: the name this worker's failures are reported under in ``health``."""
     backoff = Backoff(config.reconnect_max_seconds)
     while not stop.is_set():
         woken.clear()
@@ -203,14 +216,14 @@ async def _work(
                     break
                 wakeup.notify()  # a backlog: bring in an idle worker to share it
             backoff.succeeded()
-            health.recovered("relay")
+            health.recovered(part)
         except TopologyConflictError:
             raise  # refused by the broker: no retry can help (the process exits 1)
         except Exception as exc:
             # A worker never dies: a dependency that is down (broker, database) or an
             # unexpected library error both end in a jittered, capped backoff and a retry.
             delay = backoff.next_delay()
-            health.failing("relay", f"the relay cannot proceed: {exc!r}")
+            health.failing(part, f"the relay cannot proceed: {exc!r}")
             logger.warning(
                 "relay cannot proceed; backing off",
                 exc_info=not is_expected_fault(exc),

@@ -80,11 +80,16 @@ def relay_statements(outbox: Table, *, batch_size: int, max_attempts: int) -> Re
         reject=_record_rejection(outbox, max_attempts),
         unroutable=_record_unroutable(outbox, give_up=False),
         unroutable_give_up=_record_unroutable(outbox, give_up=True),
-        # A nacked row: not its fault (see PublishResult), so no attempt is counted.
+        # A nacked row: not its fault (see PublishResult), so no attempt is counted; it
+        # was routed (a queue nacked it), so it is no longer unroutable.
         retry_later=(
             update(outbox)
             .where(outbox.c.id == bindparam("row_id"))
-            .values(last_error=bindparam("error"), next_attempt_at=db_now_plus(bindparam("delay")))
+            .values(
+                last_error=bindparam("error"),
+                next_attempt_at=db_now_plus(bindparam("delay")),
+                unroutable_since=None,
+            )
         ),
     )
 

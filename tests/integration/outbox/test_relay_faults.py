@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -266,7 +267,8 @@ async def test_nacked_rows_stay_pending_uncounted_and_go_once_the_queue_takes_th
     ids = await stage_events(engine, 4)
     caplog.set_level("INFO", logger="app.outbox.amqp")
 
-    async with relay_for(outbox_db, broker, retry_base_seconds=0.05, max_attempts=1) as relay:
+    policy = {"retry_base_seconds": 0.05, "retry_max_seconds": 0.05, "max_attempts": 1}
+    async with relay_for(outbox_db, broker, **policy) as relay:
         for _ in range(3):  # three times max_attempts: a nack never fails a row
             with pytest.raises(BrokerUnavailableError, match="nacked"):
                 await relay.relay_batch()
@@ -286,3 +288,62 @@ async def test_nacked_rows_stay_pending_uncounted_and_go_once_the_queue_takes_th
     assert (report.claimed, report.published, report.nacked) == (2, 2, 0)
     last_two = await read_queue(broker, QUEUE, expected=2)
     assert {m.message_id for m in [*first_two, *last_two]} == {str(i) for i in ids}
+
+
+async def test_a_nack_renews_the_channel_without_cutting_a_batch_still_waiting_for_confirms(
+    broker: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Relay workers share one publisher. Worker B's 500 messages wait for their confirms
+    # (held here until released) while worker A's message is nacked and worker C's next
+    # batch opens a fresh channel: B's connection must outlive B's wait, or all 500 would
+    # count as lost and be published again.
+    async with await aio_pika.connect(broker) as connection:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            "cloudcrm.events", aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        full = await channel.declare_queue(
+            "test.full", durable=True, arguments={"x-max-length": 0, "x-overflow": "reject-publish"}
+        )
+        await full.bind(exchange, "Nacked")
+        fine = await channel.declare_queue(QUEUE, durable=True)
+        await fine.bind(exchange, "OrderPlaced")
+
+    release, sent = asyncio.Event(), asyncio.Event()
+    real_publish_frames = amqp.publish_frames
+
+    async def held_when_large(channel: Any, encoded: Any) -> Any:
+        confirms = await real_publish_frames(channel, encoded)
+        if len(encoded) < 100:
+            return confirms
+        sent.set()
+
+        async def held(confirm: Any) -> Any:
+            await release.wait()
+            return await confirm
+
+        return [asyncio.ensure_future(held(confirm)) for confirm in confirms]
+
+    monkeypatch.setattr(amqp, "publish_frames", held_when_large)
+
+    def message(event_type: str) -> OutgoingMessage:
+        return OutgoingMessage(uuid.uuid4(), event_type, b"{}", {}, datetime.now(UTC))
+
+    publisher = amqp.AmqpPublisher(broker, publish_timeout=10)
+    try:
+        first = await publisher.publish_batch([message("OrderPlaced")])  # connects
+        assert len(first.confirmed) == 1
+        b_messages = [message("OrderPlaced") for _ in range(500)]
+        b = asyncio.create_task(publisher.publish_batch(b_messages))
+        await asyncio.wait_for(sent.wait(), timeout=10)  # B's frames out, confirms held
+        a = await publisher.publish_batch([message("Nacked")])
+        assert len(a.nacked) == 1
+        c = await publisher.publish_batch([message("OrderPlaced")])  # on a fresh channel
+        assert len(c.confirmed) == 1 and not b.done()
+        release.set()
+        b_result = await b
+    finally:
+        await publisher.close()
+    assert b_result.broken is None and len(b_result.confirmed) == 500
+    received = await read_queue(broker, QUEUE, expected=502)
+    assert len({m.message_id for m in received}) == len(received) == 502  # none twice

@@ -126,7 +126,9 @@ async def test_a_nacked_row_stays_pending_without_an_attempt_and_the_relay_backs
     [nacked, good] = await stage(engine, 2)
     broker = ScriptedBroker()
     broker.nack.add(nacked)
-    relay = OutboxRelay(engine, broker, RelayPolicy(max_attempts=1, retry_base_seconds=0))
+    # No delay (SQLite keeps whole seconds): the row is due again at once.
+    policy = RelayPolicy(max_attempts=1, retry_base_seconds=0, retry_max_seconds=0)
+    relay = OutboxRelay(engine, broker, policy)
 
     for _ in range(3):  # three times max_attempts: never failed for a nack
         with pytest.raises(BrokerUnavailableError, match="nacked 1"):
