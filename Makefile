@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# `make run PORT=8010` when 8000 is taken.
+PORT ?= 8000
+
 run: install
-	$(BIN)/python -m app dev
+	$(BIN)/python -m app dev --port $(PORT)
 
 # The browser tests drive Chromium (Debian's package; Playwright's own download needs the
 # internet). Installed here when missing: as root, or through sudo.

@@ -339,7 +339,7 @@ def _afterwards(done: dict[str, Any]) -> str:
         said += (
             f"; {done['remaining']} still in the dead-letter queue (not selected, held by "
             "another command while this ran, new, or acks RabbitMQ ignored: "
-            "rabbitmq-server#10327; run it again: a second replay of one applied is a no-op)"
+            "rabbitmq-server#10327; run it again to finish)"
         )
     return said
 

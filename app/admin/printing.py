@@ -64,6 +64,8 @@ def print_events(data: dict[str, list[dict[str, Any]]]) -> None:
             fate = f"failed {row['failed_at'][:19]}: {(row['last_error'] or '')[:80]}"
         else:
             fate = f"pending ({row['attempts']} attempts)"
+            if row["last_error"]:  # why it waits: nacked, unroutable, refused
+                fate += f": {row['last_error'][:80]}"
         print(f"{row['id']:<36}  {row['event_type'][:24]:<24} {row['created_at'][:19]:<19}  {fate}")
 
 

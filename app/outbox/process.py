@@ -7,7 +7,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import DBAPIError
@@ -16,6 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 logger = logging.getLogger(__name__)
+
+# Periodic jobs (retention, the reply-timeout sweep) first run this long after the start.
+FIRST_RUN_AFTER_SECONDS = 3.0
 
 RetentionJob = Callable[..., Awaitable[int]]
 
@@ -90,9 +93,11 @@ def add_periodic(
     *,
     what: str,
 ) -> None:
-    """Run ``job`` on ``scheduler`` now and every ``seconds``, one run at a time (a run
+    """Run ``job`` on ``scheduler`` soon and every ``seconds``, one run at a time (a run
     still going when the next is due makes APScheduler skip that one). A database failure
-    is one WARNING naming ``what``, and the next run retries."""
+    is one WARNING naming ``what``, and the next run retries. The first run comes
+    ``min(seconds, FIRST_RUN_AFTER_SECONDS)`` after the start: a process that cannot start
+    (its database not migrated) has said so in its one line and exited before."""
 
     async def run() -> None:
         try:
@@ -109,7 +114,7 @@ def add_periodic(
         run,
         "interval",
         seconds=seconds,
-        next_run_time=datetime.now(UTC),
+        next_run_time=datetime.now(UTC) + timedelta(seconds=min(seconds, FIRST_RUN_AFTER_SECONDS)),
         max_instances=1,
         coalesce=True,
     )
