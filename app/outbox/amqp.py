@@ -11,7 +11,7 @@ import aiormq
 from aio_pika.abc import AbstractConnection
 
 from app.outbox import broker_nodes
-from app.outbox.amqp_confirms import refused_for_itself, settle
+from app.outbox.amqp_confirms import refused_for_itself, refused_over, settle
 from app.outbox.amqp_frames import (
     Encoded,
     UnpublishableError,
@@ -39,6 +39,8 @@ logger = logging.getLogger(__name__)
 # After a NO_ROUTE the topology is declared again (a queue may have been deleted), but
 # not more often than this: an event nobody subscribes to must not cost a declare a batch.
 REDECLARE_INTERVAL_SECONDS = 5.0
+# After a nack the channel is replaced (see publish_batch), but not more often than this.
+RENEW_INTERVAL_SECONDS = 5.0
 
 
 class AmqpPublisher:
@@ -74,6 +76,7 @@ class AmqpPublisher:
         self._lock = asyncio.Lock()
         self._retiring = Retiring()
         self._renew = False  # replace the connection before the next batch (after a nack)
+        self._renewed_at = float("-inf")
         self._redeclare = False
         self._declared_at = 0.0
         self._may_declare = True
@@ -191,32 +194,46 @@ class AmqpPublisher:
             # publish of a channel whose first one reached a quorum queue between two
             # leaders (its enqueuer never registered; seen when a cluster node stopped).
             # A fresh connection and channel start that registration afresh.
-            logger.warning(
-                "RabbitMQ nacked messages; reconnecting before the next batch",
-                extra={"nacked": len(outcome.nacked)},
-            )
-            self._renew = self._renew or self._connection is connection
-        if refused_for_itself(outcome.broken) and len(sendable) > 1:
-            settled = {*outcome.confirmed, *outcome.rejected, *outcome.unroutable}
-            settled.update(outcome.nacked)
-            rest = [item.message for item in sendable if item.message.message_id not in settled]
-            logger.warning(
-                "the broker refused a message of the batch; publishing the rest one by one",
-                extra={"error": repr(outcome.broken)[:300], "messages": len(rest)},
-            )
-            result.broken = None
-            for message in rest:
-                alone = await self.publish_batch([message])
-                result.confirmed += alone.confirmed
-                if refused_for_itself(alone.broken):
-                    result.rejected[message.message_id] = f"refused by the broker: {alone.broken}"
-                elif alone.broken is not None:
-                    result.broken = alone.broken
-                    break
-                result.rejected.update(alone.rejected)
-                result.unroutable.update(alone.unroutable)
-                result.nacked.update(alone.nacked)
+            # At most once per interval: a queue that stays full nacks batch after batch.
+            renewed_long_ago = time.monotonic() - self._renewed_at >= RENEW_INTERVAL_SECONDS
+            if renewed_long_ago and self._connection is connection:
+                logger.warning(
+                    "RabbitMQ nacked messages; a new channel before the next batch",
+                    extra={"nacked": len(outcome.nacked)},
+                )
+                self._renew, self._renewed_at = True, time.monotonic()
+        if outcome.broken is not None and refused_for_itself(outcome.broken):
+            if len(sendable) == 1:
+                only = sendable[0].message
+                if refused_over(only.event_type, outcome.broken):
+                    result.rejected[only.message_id] = f"refused by the broker: {outcome.broken}"
+                    result.broken = None
+                # Else another worker's message closed the shared channel: fate unknown.
+            else:
+                await self._one_by_one(sendable, outcome, result)
         return result
+
+    async def _one_by_one(
+        self, sendable: list[Encoded], outcome: PublishResult, result: PublishResult
+    ) -> None:
+        """The broker closed the channel over one message of the batch: publish the
+        unsettled ones again alone, so only that one is refused (into ``result``)."""
+        settled = {*outcome.confirmed, *outcome.rejected, *outcome.unroutable, *outcome.nacked}
+        rest = [item.message for item in sendable if item.message.message_id not in settled]
+        logger.warning(
+            "the broker refused a message of the batch; publishing the rest one by one",
+            extra={"error": repr(outcome.broken)[:300], "messages": len(rest)},
+        )
+        result.broken = None
+        for message in rest:
+            alone = await self.publish_batch([message])
+            result.confirmed += alone.confirmed
+            result.rejected.update(alone.rejected)
+            result.unroutable.update(alone.unroutable)
+            result.nacked.update(alone.nacked)
+            if alone.broken is not None:
+                result.broken = alone.broken
+                break
 
     async def _send(
         self, channel: aiormq.Channel, connection: AbstractConnection, encoded: list[Encoded]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed, DeliveryError
@@ -12,6 +13,7 @@ from app.outbox.amqp_frames import Encoded
 from app.outbox.publisher import PublishResult
 
 NO_ROUTE = 312
+NACKED_PREFIX = "nacked by the broker"  # the start of a nacked row's last_error
 
 
 def settle(
@@ -50,8 +52,19 @@ def _reason(error: DeliveryError) -> str:
     if isinstance(frame, Basic.Return):
         return f"returned by the broker: {frame.reply_code} {frame.reply_text}"
     if isinstance(frame, Basic.Nack):
-        return "nacked by the broker (a queue could not take it now)"
+        return f"{NACKED_PREFIX} (a queue could not take it now)"
     return f"rejected by the broker: {type(frame).__name__}"
+
+
+_TOPIC = re.compile(r"access to topic '([^']*)'")
+
+
+def refused_over(routing_key: str, error: BaseException) -> bool:
+    """Whether a message published alone with ``routing_key`` is what ``error`` (a
+    ``refused_for_itself`` one) refused: a topic refusal names its routing key, and on a
+    channel relay workers share it may name another worker's message instead."""
+    named = _TOPIC.search(str(error))
+    return named is None or named.group(1) == routing_key
 
 
 def refused_for_itself(error: BaseException | None) -> bool:

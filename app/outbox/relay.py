@@ -115,12 +115,6 @@ class OutboxRelay:
         count_batch(self._service, {row.id: row.event_type for row in rows}, result, report.seconds)
         if result.broken is not None:
             raise BrokerUnavailableError(f"connection lost mid-batch: {result.broken!r}")
-        if result.nacked:
-            # The broker cannot take messages now: the worker backs off, as for a lost
-            # connection, instead of claiming the next batch at once.
-            raise BrokerUnavailableError(
-                f"RabbitMQ nacked {len(result.nacked)} message(s); they stay pending"
-            )
         return report
 
     async def _claim_rows(self, connection: AsyncConnection) -> Sequence[Any]:
@@ -173,7 +167,9 @@ class OutboxRelay:
                 "row_id": row_id,
                 "error": error[:2000],
                 "delay": self._policy.nacked_delay(
-                    by_id[row_id].created_at, by_id[row_id].next_attempt_at
+                    by_id[row_id].created_at,
+                    by_id[row_id].next_attempt_at,
+                    bool(by_id[row_id].nacked_before),
                 ),
             }
             for row_id, error in nacked.items()

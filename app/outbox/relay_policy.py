@@ -13,10 +13,10 @@ class RelayPolicy:
     A rejected row (refused, impossible to encode: its own fault) is retried with
     exponential backoff from ``retry_base_seconds`` up to ``retry_max_seconds`` and failed
     at ``max_attempts``. A nacked row (a queue could not take it now) is retried without
-    counting an attempt, after as long as it has waited since it was written, from
-    ``retry_base_seconds`` up to ``retry_max_seconds``: the delay doubles while the
-    nacks go on, so a queue that stays full does not have the others that share its
-    routing key sent a copy every second. An unroutable
+    counting an attempt: after ``retry_base_seconds`` the first time, then after as long as
+    it has waited since it was written, up to ``retry_max_seconds``: the delay doubles
+    while the nacks go on, so a queue that stays full does not have the others that share
+    its routing key sent a copy every second. An unroutable
     row (no queue bound yet: not its fault) is retried with backoff capped at
     ``retry_max_seconds``, without counting attempts, and failed only once it has been
     unroutable for ``unroutable_give_up_seconds``.
@@ -34,9 +34,15 @@ class RelayPolicy:
         exponential: float = self.retry_base_seconds * 2.0 ** min(attempts_so_far, 32)
         return min(self.retry_max_seconds, exponential)
 
-    def nacked_delay(self, created_at: datetime, next_attempt_at: datetime) -> float:
+    def nacked_delay(
+        self, created_at: datetime, next_attempt_at: datetime, nacked_before: bool
+    ) -> float:
         """Seconds before a nacked row's next attempt; both times are the database's
-        (``next_attempt_at``: when it fell due, just before this attempt)."""
+        (``next_attempt_at``: when it fell due, just before this attempt). A first nack
+        waits the base delay whatever the row's age (a backlog after an outage, a
+        republished row: a quorum queue between leaders takes them a second later)."""
+        if not nacked_before:
+            return self.retry_base_seconds
         waited = (next_attempt_at - created_at).total_seconds()
         return min(self.retry_max_seconds, max(self.retry_base_seconds, waited))
 

@@ -12,6 +12,7 @@ from sqlalchemy import Select, Table, Text, bindparam, case, cast, func, select,
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningUpdate, Update
 
+from app.outbox.amqp_confirms import NACKED_PREFIX
 from app.outbox.clock import db_now_plus
 from app.outbox.publisher import OutgoingMessage
 
@@ -29,6 +30,8 @@ def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
             outbox.c.attempts,
             outbox.c.next_attempt_at,
             outbox.c.unroutable_since,
+            # Nacked at its last attempt (see retry_later): its next nack waits longer.
+            outbox.c.last_error.like(f"{NACKED_PREFIX}%").label("nacked_before"),
         )
         .where(
             outbox.c.published_at.is_(None),

@@ -109,6 +109,10 @@ async def test_a_relay_publishes_only_its_own_events(url: Url) -> None:
         result = await publisher.publish_batch(foreign)
         assert result.confirmed == [foreign[1].message_id], result
         assert "ACCESS_REFUSED" in result.rejected[foreign[0].message_id], result
+        alone = _event("StockReserved", b"{}")  # claimed alone: refused too, not "broken"
+        result = await publisher.publish_batch([alone])
+        assert result.broken is None, result
+        assert "ACCESS_REFUSED" in result.rejected[alone.message_id], result
     finally:
         await publisher.close()
     await _publish_refused(url("ordering-relay"), DEFAULT_NAMES.exchange, "StockReserved")
