@@ -10,10 +10,9 @@ from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed, D
 from pamqp.commands import Basic
 
 from app.outbox.amqp_frames import Encoded
-from app.outbox.publisher import PublishResult
+from app.outbox.publisher import NACKED_PREFIX, PublishResult
 
 NO_ROUTE = 312
-NACKED_PREFIX = "nacked by the broker"  # the start of a nacked row's last_error
 
 
 def settle(

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+# How a nacked row's last_error starts (the relay's claim reads it back: see RelayPolicy).
+NACKED_PREFIX = "nacked by the broker"
+
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:

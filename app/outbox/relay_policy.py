@@ -16,10 +16,10 @@ class RelayPolicy:
     counting an attempt: after ``retry_base_seconds`` the first time, then after as long as
     it has waited since it was written, up to ``retry_max_seconds``: the delay doubles
     while the nacks go on, so a queue that stays full does not have the others that share
-    its routing key sent a copy every second. An unroutable
-    row (no queue bound yet: not its fault) is retried with backoff capped at
-    ``retry_max_seconds``, without counting attempts, and failed only once it has been
-    unroutable for ``unroutable_give_up_seconds``.
+    its routing key sent a copy every second. An unroutable row (no queue bound yet: not
+    its fault) is retried with backoff capped at ``retry_max_seconds``, without counting
+    attempts, and failed only once it has been unroutable for
+    ``unroutable_give_up_seconds``.
     """
 
     batch_size: int = 500
@@ -43,17 +43,19 @@ class RelayPolicy:
         republished row: a quorum queue between leaders takes them a second later)."""
         if not nacked_before:
             return self.retry_base_seconds
-        waited = (next_attempt_at - created_at).total_seconds()
-        return min(self.retry_max_seconds, max(self.retry_base_seconds, waited))
+        return self._as_long_as_waited((next_attempt_at - created_at).total_seconds())
 
     def unroutable_delay(
         self, unroutable_since: datetime | None, next_attempt_at: datetime
     ) -> tuple[float, bool]:
         """(seconds before the next attempt, whether to fail the row now) for a row
         returned unroutable again; both times are the database's."""
-        # How long it has been unroutable. Waiting as long again doubles the delay each
-        # time, capped: no counter needed.
         since = unroutable_since
         waited = (next_attempt_at - since).total_seconds() if since else 0.0
         give_up = since is not None and waited >= self.unroutable_give_up_seconds
-        return min(self.retry_max_seconds, max(self.retry_base_seconds, waited)), give_up
+        return self._as_long_as_waited(waited), give_up
+
+    def _as_long_as_waited(self, waited: float) -> float:
+        # Waiting as long again as it has waited doubles the delay each time, between the
+        # base and the cap: no counter needed.
+        return min(self.retry_max_seconds, max(self.retry_base_seconds, waited))

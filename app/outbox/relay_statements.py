@@ -12,9 +12,8 @@ from sqlalchemy import Select, Table, Text, bindparam, case, cast, func, select,
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningUpdate, Update
 
-from app.outbox.amqp_confirms import NACKED_PREFIX
 from app.outbox.clock import db_now_plus
-from app.outbox.publisher import OutgoingMessage
+from app.outbox.publisher import NACKED_PREFIX, OutgoingMessage
 
 
 def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
