@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from bench.floors import IDLE_PAUSE_S
 from bench.infra import cpu_by_group, libpq, processes, service_env
 from bench.orders import (
     clock,
@@ -114,7 +115,7 @@ class Pipeline:
         run.cores_used = dict(sorted(cores.items(), key=lambda item: -item[1]))
         return run
 
-    async def one_at_a_time(self, orders: int, *, pause: float = 0.2) -> Run:
+    async def one_at_a_time(self, orders: int, *, pause: float = IDLE_PAUSE_S) -> Run:
         """``orders`` orders, each placed after the previous one arrived and a pause."""
         product = product_id(1)
         with clock(self.ordering_db) as committed, clock(self.catalog_db) as arrived:

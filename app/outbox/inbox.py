@@ -2,10 +2,11 @@
 
 For a batch of decoded messages, in ONE transaction:
 
-    INSERT INTO inbox (consumer, message_id, outcome) SELECT …, unnest(ids), 'applied'
+    BEGIN; INSERT INTO inbox (consumer, message_id, outcome)  -- one round trip
+        SELECT …, unnest(ids), 'applied'
         ON CONFLICT DO NOTHING RETURNING message_id -- the database decides what is new
     handlers apply the new events                  -- their effects, same transaction
-    UPDATE inbox SET outcome = … (pipelined)       -- only outcomes other than "applied"
+    UPDATE inbox SET outcome = …                   -- only outcomes other than "applied"
     COMMIT                                         -- only then are the messages acked
 
 The insert is the arbiter, never a prior SELECT: two consumers that receive the same
@@ -24,7 +25,7 @@ from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.outbox.database import driver_connection, is_psycopg, make_sessionmaker
+from app.outbox.database import is_psycopg, make_sessionmaker, self_delimiting, simple_query
 from app.outbox.decoding import Decoded
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
@@ -55,14 +56,19 @@ class InboxProcessor:
     ) -> None:
         """``consumer``: the name its inbox rows carry; ``subscriptions`` by event name;
         ``names`` picks the inbox table."""
-        self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
+        # PostgreSQL: the batch's first statement is "BEGIN; INSERT INTO inbox …", one
+        # round trip (see self_delimiting); SQLite: SQLAlchemy's own transaction.
+        self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(
+            self_delimiting(engine)
+        )
         self._consumer = consumer
         self._subscriptions = subscriptions
-        self._pipelined = is_psycopg(engine.dialect)
+        self._on_postgresql = is_psycopg(engine.dialect)
         inbox = outbox_tables(names).inbox
-        dialect = postgresql if self._pipelined else sqlite
+        dialect = postgresql if self._on_postgresql else sqlite
         self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
-        self._insert_array = _INSERT_ARRAY.format(table=inbox.name)  # a checked SQL name
+        # A checked SQL name (MessagingNames).
+        self._begin_and_insert = "BEGIN; " + _INSERT_ARRAY.format(table=inbox.name)
         self._set_outcome = (
             update(inbox)
             .where(inbox.c.consumer == bindparam("b_consumer"))
@@ -100,8 +106,8 @@ class InboxProcessor:
             unique.setdefault(message.message_id, message)
         if not unique:
             return []
-        if self._pipelined:
-            inserted = await self._insert_pipelined(session, list(unique))
+        if self._on_postgresql:
+            inserted = await self._begin_and_insert_rows(session, list(unique))
         else:
             rows = [
                 {"consumer": self._consumer, "message_id": mid, "outcome": APPLIED}
@@ -110,18 +116,18 @@ class InboxProcessor:
             inserted = set((await session.scalars(self._insert, rows)).all())
         return [message for mid, message in unique.items() if mid in inserted]
 
-    async def _insert_pipelined(
+    async def _begin_and_insert_rows(
         self, session: AsyncSession, message_ids: list[uuid.UUID]
     ) -> set[uuid.UUID]:
-        """PostgreSQL: BEGIN and the insert in one round trip (psycopg's pipeline mode, on
-        the session's own connection), and one array parameter, so the statement text is
-        the same for any batch size and psycopg prepares it once."""
-        driver = await driver_connection(await session.connection())
-        async with driver.pipeline(), driver.cursor() as cursor:
-            await cursor.execute(
-                self._insert_array, (self._consumer, message_ids, APPLIED), prepare=True
-            )
-            return {row[0] for row in await cursor.fetchall()}
+        """PostgreSQL: BEGIN and the insert in one message (``simple_query``), the ids as one
+        array literal whatever the batch size. It must be the session's first statement:
+        its connection runs in autocommit until this BEGIN."""
+        rows = await simple_query(
+            await session.connection(),
+            self._begin_and_insert,
+            (self._consumer, message_ids, APPLIED),
+        )
+        return {row[0] for row in rows}
 
     async def _apply(self, session: AsyncSession, fresh: Sequence[Decoded]) -> dict[uuid.UUID, str]:
         """Hand each run of same-type events to its handler, runs in delivery order: the

@@ -32,7 +32,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.outbox.batch_logs import log_relay_batch
-from app.outbox.database import driver_connection, is_psycopg
+from app.outbox.database import is_psycopg, self_delimiting, simple_query
 from app.outbox.metrics import OUTBOX_PUBLISH_ERRORS, count_batch
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
@@ -69,7 +69,6 @@ class OutboxRelay:
     ) -> None:
         """``names`` picks the outbox table (``names.outbox_table``); ``service`` labels
         the relay's metrics."""
-        self._engine = engine
         self._service = service
         for reason in ("rejected", "nacked", "unroutable", "connection_lost"):  # 0, not "no data"
             OUTBOX_PUBLISH_ERRORS.labels(service, reason)
@@ -80,16 +79,21 @@ class OutboxRelay:
             batch_size=policy.batch_size,
             max_attempts=policy.max_attempts,
         )
-        # On psycopg, the claim and the marks run on the driver's connection in pipeline
-        # mode (SQLAlchemy does not drive pipelines): same SQL, half the round trips.
-        self._pipelined = is_psycopg(engine.dialect)
-        self._claim_sql = self._sql.claim_sql(engine.dialect) if self._pipelined else ""
+        # On PostgreSQL the batch's statements open and close its transaction themselves,
+        # "BEGIN; <claim>" and "<marks>; COMMIT": one round trip each, and no pipeline mode
+        # (see simple_query). SQLite: the same statements through SQLAlchemy.
+        self._simple_protocol = is_psycopg(engine.dialect)
+        self._transactions = self_delimiting(engine)
+        self._begin_and_claim = (
+            f"BEGIN; {self._sql.claim_sql(engine.dialect)}" if self._simple_protocol else ""
+        )
+        self._mark_and_commit_sql = f"{self._sql.mark_published_pg}; COMMIT"
 
     async def relay_batch(self) -> BatchReport:
         """Claim, publish and mark one batch. Raises BrokerUnavailableError after marking
         whatever was confirmed before the connection failed."""
         started = time.perf_counter()
-        async with self._engine.begin() as connection:
+        async with self._transactions.begin() as connection:
             rows = await self._claim_rows(connection)
             if not rows:
                 return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
@@ -118,29 +122,23 @@ class OutboxRelay:
         return report
 
     async def _claim_rows(self, connection: AsyncConnection) -> Sequence[Any]:
-        if not self._pipelined:
+        if not self._simple_protocol:
             return (await connection.execute(self._sql.claim)).all()
-        driver = await driver_connection(connection)
-        # BEGIN and the claim go out together: one round trip instead of two.
-        async with driver.pipeline(), driver.cursor(row_factory=namedtuple_row) as cursor:
-            await cursor.execute(self._claim_sql, prepare=True)
-            rows: list[Any] = await cursor.fetchall()
-            return rows
+        return await simple_query(connection, self._begin_and_claim, row_factory=namedtuple_row)
 
     async def _mark_and_commit(
         self, connection: AsyncConnection, confirmed: list[uuid.UUID]
     ) -> None:
-        if not self._pipelined:
+        if not self._simple_protocol:
             if confirmed:
                 await connection.execute(self._sql.mark_published, {"ids": confirmed})
             return  # committed by the caller's ``begin()`` block
-        driver = await driver_connection(connection)
-        # The marks and COMMIT go out together: one round trip instead of two. The caller's
-        # ``begin()`` block then finds no transaction open, and psycopg sends nothing more.
-        async with driver.pipeline():
-            if confirmed:
-                await driver.execute(self._sql.mark_published_pg, {"ids": confirmed}, prepare=True)
-            await driver.commit()
+        # The marks and COMMIT in one message. The caller's ``begin()`` block then finds
+        # no transaction open, and psycopg sends nothing more.
+        if confirmed:
+            await simple_query(connection, self._mark_and_commit_sql, {"ids": confirmed})
+        else:
+            await simple_query(connection, "COMMIT")
 
     async def _record_rejections(
         self, connection: AsyncConnection, rows: Sequence[Any], rejected: dict[uuid.UUID, str]

@@ -48,8 +48,9 @@ def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
 class RelayStatements:
     """The claim, and the marks for confirmed, rejected, nacked and unroutable rows.
 
-    ``mark_published_pg`` is ``mark_published`` as psycopg runs it: one uuid[] parameter,
-    so the statement text is the same for any batch size and is prepared once.
+    ``mark_published_pg`` is ``mark_published`` as the relay sends it on PostgreSQL, with
+    COMMIT in the same message: one uuid[] parameter (one array literal, bound by psycopg's
+    client-side cursor), whatever the batch size.
     """
 
     claim: Select[Any]

@@ -26,6 +26,9 @@ from app.logs import configure_logging, mask_secrets
         ("postgresql+psycopg//u:s3cret@h/db", "postgresql+psycopg//u:***@h/db"),
         ("got 'guest:s3cret@host:5672/'", "got 'guest:***@host:5672/'"),
         ("host=db password=s3cret dbname=x", "host=db password=*** dbname=x"),
+        # Any case, as the pattern matches it (the quick pre-check must not skip these).
+        ("host=db PassWord=s3cret", "host=db PassWord=***"),
+        ("sslPASSWORD=s3cret", "sslPASSWORD=***"),
         ("at 12:30 today", "at 12:30 today"),
         # A cluster's nodes in one line (already masked once): each node stays visible.
         (
