@@ -9,6 +9,9 @@ For a batch of decoded messages, in ONE transaction:
     UPDATE inbox SET outcome = …                   -- only outcomes other than "applied"
     COMMIT                                         -- only then are the messages acked
 
+On PostgreSQL the handlers' replies (``write_events``), the corrections and COMMIT go out
+as one message at the end (``defer_writes_to_commit``).
+
 The insert is the arbiter, never a prior SELECT: two consumers that receive the same
 message race on the primary key, the second blocks until the first commits and then
 inserts nothing, so it skips the effect. A redelivery after a crash (committed, not yet
@@ -20,17 +23,26 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from itertools import groupby
+from typing import Any
 
+from psycopg import AsyncClientCursor
 from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.outbox.database import is_psycopg, make_sessionmaker, self_delimiting, simple_query
+from app.outbox.database import (
+    driver_connection,
+    is_psycopg,
+    make_sessionmaker,
+    self_delimiting,
+    simple_query,
+)
 from app.outbox.decoding import Decoded
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.subscriptions import APPLIED, Subscription
 from app.outbox.tracing import consume_spans
+from app.outbox.writer import defer_writes_to_commit
 
 # Rows are inserted as "applied", the usual outcome, and corrected a few statements later
 # in the same transaction when a handler concluded otherwise; no other transaction can
@@ -40,6 +52,11 @@ _INSERT_ARRAY = (
     "INSERT INTO {table} (consumer, message_id, outcome) "
     "SELECT %s, unnest(CAST(%s AS uuid[])), %s "
     "ON CONFLICT DO NOTHING RETURNING message_id"
+)
+_SET_OUTCOMES = (
+    "UPDATE {table} AS i SET outcome = c.outcome "
+    "FROM unnest(CAST(%s AS uuid[]), CAST(%s AS varchar[])) AS c(message_id, outcome) "
+    "WHERE i.consumer = %s AND i.message_id = c.message_id"
 )
 
 
@@ -69,6 +86,7 @@ class InboxProcessor:
         self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
         # A checked SQL name (MessagingNames).
         self._begin_and_insert = "BEGIN; " + _INSERT_ARRAY.format(table=inbox.name)
+        self._set_outcomes = _SET_OUTCOMES.format(table=inbox.name)
         self._set_outcome = (
             update(inbox)
             .where(inbox.c.consumer == bindparam("b_consumer"))
@@ -88,16 +106,32 @@ class InboxProcessor:
 
     async def _process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
         async with self._sessions() as session, session.begin():
+            # PostgreSQL: the handlers' replies and the outcome corrections go out with
+            # the COMMIT, in one message (a round trip less per batch).
+            for_commit = defer_writes_to_commit(session) if self._on_postgresql else None
             fresh = await self._record(session, messages)
             outcomes = await self._apply(session, fresh)
-            corrections = [
-                {"b_consumer": self._consumer, "b_message_id": mid, "b_outcome": outcome}
-                for mid, outcome in outcomes.items()
-                if outcome != APPLIED
-            ]
-            if corrections:
-                await session.execute(self._set_outcome, corrections)
+            corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
+            if for_commit is None:
+                if corrected:
+                    await session.execute(self._set_outcome, self._corrections(corrected))
+            elif messages:  # else no BEGIN was sent: nothing to commit
+                if corrected:
+                    parameters = (list(corrected), list(corrected.values()), self._consumer)
+                    for_commit.append(await self._render(session, self._set_outcomes, parameters))
+                connection = await session.connection()
+                await simple_query(connection, "; ".join([*for_commit, "COMMIT"]))
         return outcomes
+
+    async def _render(self, session: AsyncSession, statement: str, parameters: Any) -> str:
+        driver = await driver_connection(await session.connection())
+        return AsyncClientCursor(driver).mogrify(statement, parameters)
+
+    def _corrections(self, corrected: Mapping[uuid.UUID, str]) -> list[dict[str, Any]]:
+        return [
+            {"b_consumer": self._consumer, "b_message_id": mid, "b_outcome": outcome}
+            for mid, outcome in corrected.items()
+        ]
 
     async def _record(self, session: AsyncSession, messages: Sequence[Decoded]) -> list[Decoded]:
         """Insert the inbox rows; keep the first delivery of each message that was new."""

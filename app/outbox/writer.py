@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg import AsyncClientCursor
 from psycopg.types.json import Json
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -66,6 +67,21 @@ _INSERT_ARRAYS = (
 )
 
 
+# A session whose ``write_events`` statements wait for its commit (see below).
+_DEFERRED_KEY = "app.outbox.statements_for_commit"
+
+
+def defer_writes_to_commit(session: AsyncSession) -> list[str]:
+    """Have ``write_events`` on ``session`` (PostgreSQL) render its INSERT, parameters bound
+    client-side, into the returned list instead of running it; the caller must send the
+    list with its COMMIT, in one message (``simple_query``), which saves a round trip per
+    transaction. Until then, those rows are not visible, not even to the session itself.
+    The inbox does this for its handlers' replies."""
+    statements: list[str] = []
+    session.info[_DEFERRED_KEY] = statements
+    return statements
+
+
 async def write_events(
     session: AsyncSession,
     events: Sequence[IntegrationEvent],
@@ -101,16 +117,16 @@ async def write_events(
         await connection.execute(insert(table), rows)
         return
     driver = await driver_connection(connection)
-    await driver.execute(
-        _INSERT_ARRAYS.format(table=table.name),  # a checked SQL name (MessagingNames)
-        (
-            [event.event_id for event in events],
-            [event.event_name for event in events],
-            [Json(event.body()) for event in events],
-            [
-                Json(_headers(event, None, trace))
-                for event, trace in zip(events, traces, strict=True)
-            ],
-        ),
-        prepare=True,
+    columns = (
+        [event.event_id for event in events],
+        [event.event_name for event in events],
+        [Json(event.body()) for event in events],
+        [Json(_headers(event, None, trace)) for event, trace in zip(events, traces, strict=True)],
     )
+    statement = _INSERT_ARRAYS.format(table=table.name)  # a checked SQL name (MessagingNames)
+    deferred: list[str] | None = session.info.get(_DEFERRED_KEY)
+    if deferred is not None:
+        # Text parameters: psycopg quotes each element into the array literal.
+        deferred.append(AsyncClientCursor(driver).mogrify(statement.replace("%b", "%s"), columns))
+        return
+    await driver.execute(statement, columns, prepare=True)

@@ -1,0 +1,207 @@
+"""Transactions whose own SQL opens and closes them (``BEGIN; …``, ``…; COMMIT``) on real
+PostgreSQL: the relay's batch and the inbox. The connection runs in autocommit until
+the BEGIN, so these tests check that nothing leaks: the pool's next user still gets a
+real transaction, a failed statement commits nothing, and the inbox's replies go out with
+its COMMIT."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from app.outbox import IntegrationEvent, Subscription, write_events
+from app.outbox import inbox as inbox_module
+from app.outbox.database import make_engine, self_delimiting, simple_query
+from app.outbox.decoding import Decoded
+from app.outbox.inbox import InboxProcessor
+from app.outbox.publisher import OutgoingMessage, PublishResult
+from app.outbox.relay import OutboxRelay
+from app.outbox.relay_policy import RelayPolicy
+from app.outbox.subscriptions import APPLIED, by_event_name
+from tests.conftest import query
+from tests.integration.outbox.conftest import placed, stage_events
+from tests.support.events import OrderConfirmed, OrderPlaced
+
+pytestmark = [pytest.mark.postgres]
+
+
+class ConfirmingPublisher:
+    """Confirms everything, or raises ``failure`` once."""
+
+    def __init__(self) -> None:
+        self.failure: Exception | None = None
+
+    async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
+        if self.failure is not None:
+            failure, self.failure = self.failure, None
+            raise failure
+        return PublishResult(confirmed=[message.message_id for message in messages])
+
+    async def close(self) -> None:
+        return None
+
+
+async def _still_transactional(engine: AsyncEngine) -> None:
+    """A write in a block that fails is rolled back: the connection the batch used went
+    back to the pool out of autocommit."""
+    marker = uuid.uuid4()
+    with pytest.raises(RuntimeError):
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO outbox (id, event_type, payload, headers) "
+                    "VALUES (:id, 'Marker', '{}', '{}')"
+                ),
+                {"id": marker},
+            )
+            raise RuntimeError("roll it back")
+    async with engine.connect() as connection:
+        found = await connection.scalar(
+            text("SELECT count(*) FROM outbox WHERE id = :id"), {"id": marker}
+        )
+    assert found == 0
+
+
+async def test_a_relay_batch_leaves_the_pool_with_real_transactions(outbox_db: str) -> None:
+    # One connection in the pool: the batch's, reused by the checks after it.
+    engine = make_engine(outbox_db, pool_size=1)
+    publisher = ConfirmingPublisher()
+    relay = OutboxRelay(engine, publisher, RelayPolicy())  # type: ignore[arg-type]
+    try:
+        ids = await stage_events(engine, 3)
+        report = await relay.relay_batch()
+        assert (report.claimed, report.published) == (3, 3)
+        await _still_transactional(engine)
+
+        # A batch that fails after its claim: rolled back, its rows pending again.
+        more = await stage_events(engine, 2)
+        publisher.failure = RuntimeError("the broker went away")
+        with pytest.raises(RuntimeError):
+            await relay.relay_batch()
+        pending = await query(outbox_db, "SELECT id FROM outbox WHERE published_at IS NULL")
+        assert {row[0] for row in pending} == set(more)
+        await _still_transactional(engine)
+
+        # An empty claim ends its transaction too (nothing is left open on the connection).
+        assert (await relay.relay_batch()).claimed == 2
+        assert (await relay.relay_batch()).claimed == 0
+        async with engine.connect() as connection:
+            status = await connection.scalar(
+                text("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'")
+            )
+        assert status == 0
+        published = await query(outbox_db, "SELECT id FROM outbox WHERE published_at IS NOT NULL")
+        assert {row[0] for row in published} == set(ids) | set(more)
+    finally:
+        await engine.dispose()
+
+
+async def test_simple_query_stops_at_the_failing_statement_and_commits_nothing(
+    outbox_db: str,
+) -> None:
+    engine = make_engine(outbox_db, pool_size=1)
+    first, second = uuid.uuid4(), uuid.uuid4()
+    insert = "INSERT INTO outbox (id, event_type, payload, headers) VALUES (%s, 'X', '{}', '{}')"
+    try:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            async with self_delimiting(engine).begin() as connection:
+                await simple_query(
+                    connection,
+                    f"BEGIN; {insert}; SELECT 1 / 0; {insert}; COMMIT",
+                    (first, second),
+                )
+        assert await query(outbox_db, "SELECT id FROM outbox") == []
+        await _still_transactional(engine)
+        # Rows: those of the last statement that returns any.
+        async with self_delimiting(engine).begin() as connection:
+            rows = await simple_query(connection, "BEGIN; SELECT 1; SELECT 2, 3; COMMIT")
+        assert rows == [(2, 3)]
+    finally:
+        await engine.dispose()
+
+
+class Recording:
+    """``simple_query`` as the inbox module calls it, with each SQL text kept."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    async def __call__(self, connection: Any, sql: str, *args: Any, **kwargs: Any) -> list[Any]:
+        self.sent.append(sql)
+        return await simple_query(connection, sql, *args, **kwargs)
+
+
+def _replying(outcome_of: dict[uuid.UUID, str], reply_ids: list[uuid.UUID]) -> Subscription:
+    async def handle(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        ids = [*reply_ids, *(uuid.uuid4() for _ in events)]
+        replies = [
+            OrderConfirmed(order_id=event.order_id, event_id=reply_id)  # type: ignore[attr-defined]
+            for event, reply_id in zip(events, ids, strict=False)
+        ]
+        await write_events(session, replies, caused_by=events)
+        return [outcome_of.get(event.order_id, APPLIED) for event in events]  # type: ignore[attr-defined]
+
+    return Subscription(event=OrderPlaced, handle=handle)
+
+
+async def test_the_inbox_sends_its_replies_and_corrections_with_the_commit(
+    outbox_db: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recording = Recording()
+    monkeypatch.setattr(inbox_module, "simple_query", recording)
+    first, second = placed(), placed()
+    processor = InboxProcessor(
+        engine,
+        consumer="catalog",
+        subscriptions=by_event_name([_replying({second.order_id: "rejected_here"}, [])]),
+    )
+    messages = [Decoded(message_id=uuid.uuid4(), event=event) for event in (first, second)]
+
+    outcomes = await processor.process(messages)
+
+    assert list(outcomes.values()) == [APPLIED, "rejected_here"]
+    # Two messages for the whole batch: BEGIN + inbox insert, then replies, the outcome
+    # correction and COMMIT together.
+    assert len(recording.sent) == 2
+    assert recording.sent[0].startswith("BEGIN; INSERT INTO inbox")
+    last = recording.sent[1]
+    assert last.startswith("INSERT INTO outbox") and last.endswith("; COMMIT")
+    assert "UPDATE inbox" in last
+    replies = await query(outbox_db, "SELECT event_type, payload FROM outbox")
+    assert sorted(row[1]["orderId"] for row in replies) == sorted(
+        str(event.order_id) for event in (first, second)
+    )
+    inbox = await query(outbox_db, "SELECT message_id, outcome FROM inbox ORDER BY outcome")
+    assert [(row[0], row[1]) for row in inbox] == [
+        (messages[0].message_id, APPLIED),
+        (messages[1].message_id, "rejected_here"),
+    ]
+    await _still_transactional(engine)
+
+
+async def test_a_reply_that_fails_at_the_commit_leaves_nothing_behind(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    # A reply whose id is already in the outbox: its INSERT fails inside the COMMIT's
+    # message, after the inbox row and the handler's work were sent.
+    taken = (await stage_events(engine, 1))[0]
+    processor = InboxProcessor(
+        engine, consumer="catalog", subscriptions=by_event_name([_replying({}, [taken])])
+    )
+    message = Decoded(message_id=uuid.uuid4(), event=placed())
+
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        await processor.process([message])
+
+    assert await query(outbox_db, "SELECT message_id FROM inbox") == []
+    assert [row[0] for row in await query(outbox_db, "SELECT id FROM outbox")] == [taken]
+    await _still_transactional(engine)
+    # The same message, once the conflict is gone, is applied (it was never recorded).
+    await query(outbox_db, "DELETE FROM outbox")
+    assert await processor.process([message]) == {message.message_id: APPLIED}
