@@ -21,7 +21,7 @@ import psycopg
 from bench import infra
 from bench.chart import latency_chart
 from bench.consumer_drain import consumer_rate, naive_rate, raw_consume_ceiling
-from bench.e2e_latency import Run, highest_flat_rate, pipeline
+from bench.e2e_latency import Run, highest_flat_rate, pipeline, pooled
 from bench.floors import one_message_inbox_transaction, quorum_publish_to_delivery
 from bench.growth import claim_beside_waiting, cleanup_over_retained, post_while_cleaning
 from bench.http_overhead import overhead, post_rates
@@ -172,6 +172,9 @@ def _write_part() -> dict[str, object]:
 def _latency_part() -> dict[str, object]:
     """Order commit -> catalog inbox commit, at rest and under open-loop load."""
     steady = {10.0: 20.0, 250.0: 15.0, 1000.0: 15.0, 3000.0: 10.0}  # orders/s -> seconds
+    # The rate with a latency target runs three times, pooled: one run's p50 moved by a
+    # few ms with the VM's drift (12.9 to 24.6 ms at 250/s within an hour, 2026-11-30).
+    repeats = {250.0: 3}
     with (
         infra.vhost() as broker,
         infra.service_database("ordering") as ordering,
@@ -189,7 +192,9 @@ def _latency_part() -> dict[str, object]:
         idle = asyncio.run(line.one_at_a_time(50))
         runs: dict[float, Run] = {}
         for rate, seconds in steady.items():
-            runs[rate] = asyncio.run(line.offer(rate, seconds))
+            runs[rate] = pooled(
+                [asyncio.run(line.offer(rate, seconds)) for _ in range(repeats.get(rate, 1))]
+            )
             print(f"  {rate:>6,.0f}/s offered: {runs[rate].summary()}")
         flat, probed = asyncio.run(highest_flat_rate(line, runs))
     idle_summary = latency_summary(idle.latencies_s)

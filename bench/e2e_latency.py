@@ -46,6 +46,7 @@ class Run:
     missing: int
     backlog_growth_per_s: float
     cores_used: dict[str, float] = field(default_factory=dict)  # CPU by process group
+    each_p50_ms: list[float] = field(default_factory=list)  # when several runs are pooled
 
     @property
     def flat(self) -> bool:
@@ -67,7 +68,28 @@ class Run:
             "backlog_growth_per_s": round(self.backlog_growth_per_s, 1),
             "backlog_flat": self.flat,
             "cores_used": {k: round(v, 2) for k, v in self.cores_used.items() if v >= 0.01},
-        }
+        } | ({"each_run_p50_ms": self.each_p50_ms} if self.each_p50_ms else {})
+
+
+def pooled(runs: Sequence[Run]) -> Run:
+    """Several runs at one rate as one: every latency together (their p50 is steadier
+    against the VM's drift between runs than any one run's), orders over the total time,
+    the largest backlog growth, every missing order, the CPU averaged; each run's own p50
+    kept beside it."""
+    if len(runs) == 1:
+        return runs[0]
+    seconds = sum(run.seconds for run in runs)
+    groups = {group for run in runs for group in run.cores_used}
+    return Run(
+        rate=runs[0].rate,
+        seconds=seconds,
+        achieved_per_s=sum(run.achieved_per_s * run.seconds for run in runs) / seconds,
+        latencies_s=[latency for run in runs for latency in run.latencies_s],
+        missing=sum(run.missing for run in runs),
+        backlog_growth_per_s=max(run.backlog_growth_per_s for run in runs),
+        cores_used={g: sum(r.cores_used.get(g, 0.0) for r in runs) / len(runs) for g in groups},
+        each_p50_ms=[latency_summary(run.latencies_s)["p50_ms"] for run in runs],
+    )
 
 
 def backlog_growth_per_s(commits: Sequence[float], arrivals: Sequence[float]) -> float:

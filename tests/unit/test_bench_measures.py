@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.e2e_latency import Run, backlog_growth_per_s
+from bench.e2e_latency import Run, backlog_growth_per_s, pooled
 from bench.stats import latency_summary, percentile
 
 
@@ -55,6 +55,21 @@ def test_a_rate_is_flat_only_when_offered_delivered_and_complete() -> None:
     assert not _run(1000, 995, 80).flat  # the backlog grew
     assert not _run(1000, 995, 3, missing=1).flat  # an order never arrived
     assert _run(10, 10, 0.5).flat  # a tiny rate is judged on whole orders
+
+
+def test_pooled_runs_are_judged_on_all_their_latencies_and_their_worst_backlog() -> None:
+    runs = [
+        Run(250, 10, 250, [0.010] * 3, 0, 1.0),
+        Run(250, 10, 240, [0.020] * 3, 1, 4.0),
+        Run(250, 10, 245, [0.030] * 5, 0, -2.0),
+    ]
+    one = pooled(runs)
+    assert one.seconds == 30 and one.achieved_per_s == pytest.approx(245)
+    assert latency_summary(one.latencies_s)["p50_ms"] == 20.0  # 11 samples: the 6th
+    assert one.each_p50_ms == [10.0, 20.0, 30.0]
+    assert (one.missing, one.backlog_growth_per_s) == (1, 4.0)
+    assert not one.flat  # an order of one run never arrived
+    assert pooled(runs[:1]) is runs[0]
 
 
 def test_every_bench_module_imports() -> None:
