@@ -188,6 +188,7 @@ async def simple_query(
 
 async def driver_connection(connection: AsyncConnection) -> Any:
     """The DBAPI driver's own connection under SQLAlchemy's (psycopg's AsyncConnection on
-    PostgreSQL): for what SQLAlchemy does not drive, such as psycopg's pipeline mode."""
+    PostgreSQL): for what SQLAlchemy does not drive, such as a client-side cursor sending
+    several statements in one message (``simple_query``)."""
     raw = await connection.get_raw_connection()
     return raw.driver_connection

@@ -65,6 +65,7 @@ _INSERT_ARRAYS = (
     "SELECT * FROM unnest(CAST(%b AS uuid[]), CAST(%b AS varchar[]), "
     "CAST(%b AS json[]), CAST(%b AS json[]))"
 )
+_INSERT_ARRAYS_AS_TEXT = _INSERT_ARRAYS.replace("%b", "%s")
 
 
 # A session whose ``write_events`` statements wait for its commit (see below).
@@ -126,7 +127,8 @@ async def write_events(
     statement = _INSERT_ARRAYS.format(table=table.name)  # a checked SQL name (MessagingNames)
     deferred: list[str] | None = session.info.get(_DEFERRED_KEY)
     if deferred is not None:
-        # Text parameters: psycopg quotes each element into the array literal.
-        deferred.append(AsyncClientCursor(driver).mogrify(statement.replace("%b", "%s"), columns))
+        # Bound client-side as text: psycopg quotes each element into the array literal.
+        as_text = _INSERT_ARRAYS_AS_TEXT.format(table=table.name)
+        deferred.append(AsyncClientCursor(driver).mogrify(as_text, columns))
         return
     await driver.execute(statement, columns, prepare=True)
