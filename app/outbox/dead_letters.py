@@ -50,7 +50,8 @@ _DEATH_HEADERS = frozenset(
 class DeadLetter:
     """One message in a dead-letter queue.
 
-    ``routing_key``: where a replay publishes it (its original event name); ``reason``:
+    ``routing_key``: the one it was published with (its event name; a replay sends it to
+    the consuming service's own queue, not through the exchange); ``reason``:
     the consumer's ``x-poison-reason`` or the broker's death reason; ``deaths``: times it
     was dead-lettered, replays included; ``first_death_at``: UTC, None when unknown.
     """

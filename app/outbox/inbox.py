@@ -116,6 +116,10 @@ class InboxProcessor:
                 if corrected:
                     await session.execute(self._set_outcome, self._corrections(corrected))
             elif messages:  # else no BEGIN was sent: nothing to commit
+                # Objects a handler staged (session.add, add_event) are written now, in
+                # the transaction: SQLAlchemy would flush them only at its own commit,
+                # after this COMMIT, on a connection then in autocommit.
+                await session.flush()
                 if corrected:
                     parameters = (list(corrected), list(corrected.values()), self._consumer)
                     for_commit.append(await self._render(session, self._set_outcomes, parameters))

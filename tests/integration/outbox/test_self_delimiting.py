@@ -13,9 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from app.outbox import IntegrationEvent, Subscription, write_events
+from app.outbox import IntegrationEvent, Subscription, add_event, write_events
 from app.outbox import inbox as inbox_module
 from app.outbox.database import make_engine, self_delimiting, simple_query
 from app.outbox.decoding import Decoded
@@ -205,3 +206,49 @@ async def test_a_reply_that_fails_at_the_commit_leaves_nothing_behind(
     # The same message, once the conflict is gone, is applied (it was never recorded).
     await query(outbox_db, "DELETE FROM outbox")
     assert await processor.process([message]) == {message.message_id: APPLIED}
+
+
+def _staging(reply_id: uuid.UUID | None = None) -> Subscription:
+    """A handler that stages its reply as an ORM object (``add_event``), flushed by
+    SQLAlchemy rather than sent at once."""
+
+    async def handle(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        for event in events:
+            reply = OrderConfirmed(order_id=event.order_id, event_id=reply_id or uuid.uuid4())  # type: ignore[attr-defined]
+            add_event(session, reply)
+        return [APPLIED] * len(events)
+
+    return Subscription(event=OrderPlaced, handle=handle)
+
+
+async def test_objects_a_handler_stages_commit_in_the_inbox_transaction(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    processor = InboxProcessor(
+        engine, consumer="catalog", subscriptions=by_event_name([_staging()])
+    )
+    message = Decoded(message_id=uuid.uuid4(), event=placed())
+
+    assert await processor.process([message]) == {message.message_id: APPLIED}
+
+    # One transaction: the staged reply and the inbox row share their xmin.
+    [(inbox_xmin,)] = await query(outbox_db, "SELECT xmin::text FROM inbox")
+    [(reply_xmin,)] = await query(outbox_db, "SELECT xmin::text FROM outbox")
+    assert reply_xmin == inbox_xmin
+
+
+async def test_a_staged_object_that_fails_leaves_nothing_behind(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    taken = (await stage_events(engine, 1))[0]
+    processor = InboxProcessor(
+        engine, consumer="catalog", subscriptions=by_event_name([_staging(reply_id=taken)])
+    )
+    message = Decoded(message_id=uuid.uuid4(), event=placed())
+
+    with pytest.raises(IntegrityError):
+        await processor.process([message])
+
+    assert await query(outbox_db, "SELECT message_id FROM inbox") == []
+    assert [row[0] for row in await query(outbox_db, "SELECT id FROM outbox")] == [taken]
+    await _still_transactional(engine)
