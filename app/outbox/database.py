@@ -143,18 +143,23 @@ def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def self_delimiting(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` for transactions whose own SQL opens and closes them, on PostgreSQL:
-    psycopg is left in autocommit so that it sends no BEGIN of its own (a round trip), and
-    the first statement sent (``simple_query``) starts with ``BEGIN;``. SQLAlchemy's commit
-    or rollback at the end of a ``begin()`` block still closes a transaction left open
-    (psycopg acts on the server's transaction status), and the pool's own setting is
-    restored when the connection goes back. On SQLite, ``engine`` itself.
+# The execution options of a connection whose transactions its own SQL opens and closes:
+# psycopg is left in autocommit so that it sends no BEGIN of its own (a round trip), and
+# the first statement sent (``simple_query``) starts with ``BEGIN;``. SQLAlchemy's commit
+# or rollback at the end of a ``begin()`` block still closes a transaction left open
+# (psycopg acts on the server's transaction status), and the pool's own setting is
+# restored when the connection goes back. Every statement such a connection runs before
+# its BEGIN commits on its own: only code whose first statement is the BEGIN uses it.
+SELF_DELIMITING = {"isolation_level": "AUTOCOMMIT"}
 
-    Every statement such a connection runs before its ``BEGIN`` commits on its own: only
-    code whose first statement is the ``BEGIN`` uses it (the relay's batch, the inbox)."""
+
+def self_delimiting(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` whose connections are ``SELF_DELIMITING`` on PostgreSQL (the relay's
+    batches); on SQLite, ``engine`` itself. For a session, pass ``SELF_DELIMITING`` to its
+    first ``session.connection(execution_options=…)`` instead (the inbox): the session's
+    bind then stays the plain engine for the handlers."""
     if is_psycopg(engine.dialect):
-        return engine.execution_options(isolation_level="AUTOCOMMIT")
+        return engine.execution_options(**SELF_DELIMITING)
     return engine
 
 

@@ -31,10 +31,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.outbox.database import (
+    SELF_DELIMITING,
     driver_connection,
     is_psycopg,
     make_sessionmaker,
-    self_delimiting,
     simple_query,
 )
 from app.outbox.decoding import Decoded
@@ -74,10 +74,9 @@ class InboxProcessor:
         """``consumer``: the name its inbox rows carry; ``subscriptions`` by event name;
         ``names`` picks the inbox table."""
         # PostgreSQL: the batch's first statement is "BEGIN; INSERT INTO inbox …", one
-        # round trip (see self_delimiting); SQLite: SQLAlchemy's own transaction.
-        self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(
-            self_delimiting(engine)
-        )
+        # round trip, on a connection taken SELF_DELIMITING; SQLite: SQLAlchemy's own
+        # transaction. The sessions' bind stays the plain engine, which a handler may use.
+        self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self._consumer = consumer
         self._subscriptions = subscriptions
         self._on_postgresql = is_psycopg(engine.dialect)
@@ -159,9 +158,9 @@ class InboxProcessor:
     ) -> set[uuid.UUID]:
         """PostgreSQL: BEGIN and the insert in one message (``simple_query``), the ids as one
         array literal whatever the batch size. It must be the session's first statement:
-        its connection runs in autocommit until this BEGIN."""
+        it takes the session's connection, in autocommit until this BEGIN."""
         rows = await simple_query(
-            await session.connection(),
+            await session.connection(execution_options=SELF_DELIMITING),
             self._begin_and_insert,
             (self._consumer, message_ids, APPLIED),
         )

@@ -77,7 +77,8 @@ def defer_writes_to_commit(session: AsyncSession) -> list[str]:
     client-side, into the returned list instead of running it; the caller must send the
     list with its COMMIT, in one message (``simple_query``), which saves a round trip per
     transaction. Until then, those rows are not visible, not even to the session itself.
-    The inbox does this for its handlers' replies."""
+    Inside a savepoint (``begin_nested``) ``write_events`` still runs at once. The inbox
+    does this for its handlers' replies."""
     statements: list[str] = []
     session.info[_DEFERRED_KEY] = statements
     return statements
@@ -126,7 +127,8 @@ async def write_events(
     )
     statement = _INSERT_ARRAYS.format(table=table.name)  # a checked SQL name (MessagingNames)
     deferred: list[str] | None = session.info.get(_DEFERRED_KEY)
-    if deferred is not None:
+    # Inside a savepoint the INSERT runs now: rolling the savepoint back must take it too.
+    if deferred is not None and not session.in_nested_transaction():
         # Bound client-side as text: psycopg quotes each element into the array literal.
         as_text = _INSERT_ARRAYS_AS_TEXT.format(table=table.name)
         deferred.append(AsyncClientCursor(driver).mogrify(as_text, columns))

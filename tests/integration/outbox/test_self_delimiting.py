@@ -252,3 +252,61 @@ async def test_a_staged_object_that_fails_leaves_nothing_behind(
     assert await query(outbox_db, "SELECT message_id FROM inbox") == []
     assert [row[0] for row in await query(outbox_db, "SELECT id FROM outbox")] == [taken]
     await _still_transactional(engine)
+
+
+async def test_a_reply_in_a_savepoint_rolled_back_is_not_written(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    async def handle(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        outcomes = []
+        for index, event in enumerate(events):
+            try:
+                async with session.begin_nested():
+                    await write_events(session, [OrderConfirmed(order_id=event.order_id)])  # type: ignore[attr-defined]
+                    if index == 1:
+                        raise LookupError("this one is refused")
+                outcomes.append(APPLIED)
+            except LookupError:
+                outcomes.append("refused")
+        return outcomes
+
+    processor = InboxProcessor(
+        engine,
+        consumer="catalog",
+        subscriptions=by_event_name([Subscription(event=OrderPlaced, handle=handle)]),
+    )
+    first, second = placed(), placed()
+    messages = [Decoded(message_id=uuid.uuid4(), event=event) for event in (first, second)]
+
+    assert list((await processor.process(messages)).values()) == [APPLIED, "refused"]
+    replies = await query(outbox_db, "SELECT payload->>'orderId' FROM outbox")
+    assert [row[0] for row in replies] == [str(first.order_id)]
+
+
+async def test_a_handler_using_the_sessions_engine_gets_real_transactions(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    marker = uuid.uuid4()
+
+    async def handle(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        with pytest.raises(KeyError):
+            async with session.bind.begin() as connection:  # another connection, its own
+                await connection.execute(
+                    text(
+                        "INSERT INTO outbox (id, event_type, payload, headers) "
+                        "VALUES (:id, 'Marker', '{}', '{}')"
+                    ),
+                    {"id": marker},
+                )
+                raise KeyError("roll it back")
+        return [APPLIED] * len(events)
+
+    processor = InboxProcessor(
+        engine,
+        consumer="catalog",
+        subscriptions=by_event_name([Subscription(event=OrderPlaced, handle=handle)]),
+    )
+    message = Decoded(message_id=uuid.uuid4(), event=placed())
+
+    assert await processor.process([message]) == {message.message_id: APPLIED}
+    assert await query(outbox_db, "SELECT id FROM outbox WHERE id = %s", marker) == []
