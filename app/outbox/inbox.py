@@ -9,9 +9,6 @@ For a batch of decoded messages, in ONE transaction:
     UPDATE inbox SET outcome = …                   -- only outcomes other than "applied"
     COMMIT                                         -- only then are the messages acked
 
-On PostgreSQL the handlers' replies (``write_events``), the corrections and COMMIT go out
-as one message at the end (``defer_writes_to_commit``).
-
 The insert is the arbiter, never a prior SELECT: two consumers that receive the same
 message race on the primary key, the second blocks until the first commits and then
 inserts nothing, so it skips the effect. A redelivery after a crash (committed, not yet
@@ -25,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
-from psycopg import AsyncClientCursor
+from psycopg.pq import TransactionStatus
 from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -42,7 +39,6 @@ from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.subscriptions import APPLIED, Subscription
 from app.outbox.tracing import consume_spans
-from app.outbox.writer import defer_writes_to_commit
 
 # Rows are inserted as "applied", the usual outcome, and corrected a few statements later
 # in the same transaction when a handler concluded otherwise; no other transaction can
@@ -58,6 +54,11 @@ _SET_OUTCOMES = (
     "FROM unnest(CAST(%s AS uuid[]), CAST(%s AS varchar[])) AS c(message_id, outcome) "
     "WHERE i.consumer = %s AND i.message_id = c.message_id"
 )
+
+
+class AbortedTransactionError(RuntimeError):
+    """A batch's transaction was aborted by a database error a handler caught: nothing of
+    it can commit (PostgreSQL rolls back at COMMIT), so the batch fails instead."""
 
 
 class InboxProcessor:
@@ -104,31 +105,32 @@ class InboxProcessor:
             return await self._process(messages)
 
     async def _process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        # COMMIT is SQLAlchemy's, at the block's end: its commit-time work (flushing staged
+        # objects, before_commit hooks, releasing savepoints) runs inside the transaction.
+        # (Sending the replies with a COMMIT of our own saved a round trip but moved that
+        # work after the real COMMIT: tried, and dropped.)
         async with self._sessions() as session, session.begin():
-            # PostgreSQL: the handlers' replies and the outcome corrections go out with
-            # the COMMIT, in one message (a round trip less per batch).
-            for_commit = defer_writes_to_commit(session) if self._on_postgresql else None
             fresh = await self._record(session, messages)
             outcomes = await self._apply(session, fresh)
             corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
-            if for_commit is None:
+            if not self._on_postgresql:
                 if corrected:
                     await session.execute(self._set_outcome, self._corrections(corrected))
-            elif messages:  # else no BEGIN was sent: nothing to commit
-                # Objects a handler staged (session.add, add_event) are written now, in
-                # the transaction: SQLAlchemy would flush them only at its own commit,
-                # after this COMMIT, on a connection then in autocommit.
-                await session.flush()
-                if corrected:
-                    parameters = (list(corrected), list(corrected.values()), self._consumer)
-                    for_commit.append(await self._render(session, self._set_outcomes, parameters))
-                connection = await session.connection()
-                await simple_query(connection, "; ".join([*for_commit, "COMMIT"]))
+                return outcomes
+            if not messages:
+                return outcomes  # nothing was sent: no transaction to close
+            driver = await driver_connection(await session.connection())
+            if corrected:
+                parameters = (list(corrected), list(corrected.values()), self._consumer)
+                await driver.execute(self._set_outcomes, parameters, prepare=True)
+            if driver.info.transaction_status == TransactionStatus.INERROR:
+                # A handler caught a database error and went on. PostgreSQL would answer
+                # the COMMIT with a ROLLBACK, silently: the messages would be acked with
+                # nothing applied.
+                raise AbortedTransactionError(
+                    "a handler went on after a database error: the transaction is aborted"
+                )
         return outcomes
-
-    async def _render(self, session: AsyncSession, statement: str, parameters: Any) -> str:
-        driver = await driver_connection(await session.connection())
-        return AsyncClientCursor(driver).mogrify(statement, parameters)
 
     def _corrections(self, corrected: Mapping[uuid.UUID, str]) -> list[dict[str, Any]]:
         return [

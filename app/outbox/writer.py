@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg import AsyncClientCursor
 from psycopg.types.json import Json
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -65,23 +64,6 @@ _INSERT_ARRAYS = (
     "SELECT * FROM unnest(CAST(%b AS uuid[]), CAST(%b AS varchar[]), "
     "CAST(%b AS json[]), CAST(%b AS json[]))"
 )
-_INSERT_ARRAYS_AS_TEXT = _INSERT_ARRAYS.replace("%b", "%s")
-
-
-# A session whose ``write_events`` statements wait for its commit (see below).
-_DEFERRED_KEY = "app.outbox.statements_for_commit"
-
-
-def defer_writes_to_commit(session: AsyncSession) -> list[str]:
-    """Have ``write_events`` on ``session`` (PostgreSQL) render its INSERT, parameters bound
-    client-side, into the returned list instead of running it; the caller must send the
-    list with its COMMIT, in one message (``simple_query``), which saves a round trip per
-    transaction. Until then, those rows are not visible, not even to the session itself.
-    Inside a savepoint (``begin_nested``) ``write_events`` still runs at once. The inbox
-    does this for its handlers' replies."""
-    statements: list[str] = []
-    session.info[_DEFERRED_KEY] = statements
-    return statements
 
 
 async def write_events(
@@ -119,18 +101,16 @@ async def write_events(
         await connection.execute(insert(table), rows)
         return
     driver = await driver_connection(connection)
-    columns = (
-        [event.event_id for event in events],
-        [event.event_name for event in events],
-        [Json(event.body()) for event in events],
-        [Json(_headers(event, None, trace)) for event, trace in zip(events, traces, strict=True)],
+    await driver.execute(
+        _INSERT_ARRAYS.format(table=table.name),  # a checked SQL name (MessagingNames)
+        (
+            [event.event_id for event in events],
+            [event.event_name for event in events],
+            [Json(event.body()) for event in events],
+            [
+                Json(_headers(event, None, trace))
+                for event, trace in zip(events, traces, strict=True)
+            ],
+        ),
+        prepare=True,
     )
-    statement = _INSERT_ARRAYS.format(table=table.name)  # a checked SQL name (MessagingNames)
-    deferred: list[str] | None = session.info.get(_DEFERRED_KEY)
-    # Inside a savepoint the INSERT runs now: rolling the savepoint back must take it too.
-    if deferred is not None and not session.in_nested_transaction():
-        # Bound client-side as text: psycopg quotes each element into the array literal.
-        as_text = _INSERT_ARRAYS_AS_TEXT.format(table=table.name)
-        deferred.append(AsyncClientCursor(driver).mogrify(as_text, columns))
-        return
-    await driver.execute(statement, columns, prepare=True)

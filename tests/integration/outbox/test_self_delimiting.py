@@ -1,26 +1,29 @@
-"""Transactions whose own SQL opens and closes them (``BEGIN; …``, ``…; COMMIT``) on real
-PostgreSQL: the relay's batch and the inbox. The connection runs in autocommit until
-the BEGIN, so these tests check that nothing leaks: the pool's next user still gets a
-real transaction, a failed statement commits nothing, and the inbox's replies go out with
-its COMMIT."""
+"""Transactions whose own SQL opens them (``BEGIN; …``) on real PostgreSQL: the relay's
+batch (which also closes its own, ``…; COMMIT``) and the inbox. The connection runs in
+autocommit until the BEGIN, so these tests check that nothing leaks: the pool's next user
+still gets a real transaction, a failed statement commits nothing, and everything a
+handler does — staged objects, savepoints, commit-time hooks — commits with its inbox
+row or not at all."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.outbox import IntegrationEvent, Subscription, add_event, write_events
 from app.outbox import inbox as inbox_module
 from app.outbox.database import make_engine, self_delimiting, simple_query
 from app.outbox.decoding import Decoded
-from app.outbox.inbox import InboxProcessor
+from app.outbox.inbox import AbortedTransactionError, InboxProcessor
 from app.outbox.publisher import OutgoingMessage, PublishResult
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
@@ -151,7 +154,7 @@ def _replying(outcome_of: dict[uuid.UUID, str], reply_ids: list[uuid.UUID]) -> S
     return Subscription(event=OrderPlaced, handle=handle)
 
 
-async def test_the_inbox_sends_its_replies_and_corrections_with_the_commit(
+async def test_the_inbox_opens_its_transaction_with_its_insert_and_commits_everything(
     outbox_db: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recording = Recording()
@@ -167,17 +170,17 @@ async def test_the_inbox_sends_its_replies_and_corrections_with_the_commit(
     outcomes = await processor.process(messages)
 
     assert list(outcomes.values()) == [APPLIED, "rejected_here"]
-    # Two messages for the whole batch: BEGIN + inbox insert, then replies, the outcome
-    # correction and COMMIT together.
-    assert len(recording.sent) == 2
+    # BEGIN goes out with the inbox insert, in one message; the rest through SQLAlchemy.
+    assert len(recording.sent) == 1
     assert recording.sent[0].startswith("BEGIN; INSERT INTO inbox")
-    last = recording.sent[1]
-    assert last.startswith("INSERT INTO outbox") and last.endswith("; COMMIT")
-    assert "UPDATE inbox" in last
-    replies = await query(outbox_db, "SELECT event_type, payload FROM outbox")
-    assert sorted(row[1]["orderId"] for row in replies) == sorted(
+    replies = await query(outbox_db, "SELECT payload, xmin::text FROM outbox")
+    assert sorted(row[0]["orderId"] for row in replies) == sorted(
         str(event.order_id) for event in (first, second)
     )
+    # One transaction: the replies, the inbox rows and the correction share their xmin.
+    xmins = {row[1] for row in replies}
+    xmins |= {row[0] for row in await query(outbox_db, "SELECT xmin::text FROM inbox")}
+    assert len(xmins) == 1
     inbox = await query(outbox_db, "SELECT message_id, outcome FROM inbox ORDER BY outcome")
     assert [(row[0], row[1]) for row in inbox] == [
         (messages[0].message_id, APPLIED),
@@ -186,11 +189,11 @@ async def test_the_inbox_sends_its_replies_and_corrections_with_the_commit(
     await _still_transactional(engine)
 
 
-async def test_a_reply_that_fails_at_the_commit_leaves_nothing_behind(
+async def test_a_reply_that_fails_leaves_nothing_behind(
     outbox_db: str, engine: AsyncEngine
 ) -> None:
-    # A reply whose id is already in the outbox: its INSERT fails inside the COMMIT's
-    # message, after the inbox row and the handler's work were sent.
+    # A reply whose id is already in the outbox: its INSERT fails after the inbox row and
+    # the handler's work were sent.
     taken = (await stage_events(engine, 1))[0]
     processor = InboxProcessor(
         engine, consumer="catalog", subscriptions=by_event_name([_replying({}, [taken])])
@@ -310,3 +313,63 @@ async def test_a_handler_using_the_sessions_engine_gets_real_transactions(
 
     assert await processor.process([message]) == {message.message_id: APPLIED}
     assert await query(outbox_db, "SELECT id FROM outbox WHERE id = %s", marker) == []
+
+
+async def test_commit_time_work_runs_inside_the_transaction(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    # What SQLAlchemy does at its commit — before_commit hooks and their flush, releasing
+    # a savepoint a handler left open — must happen before the COMMIT, not after it.
+    async def hooked(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        reply = OrderConfirmed(order_id=uuid.uuid4())
+        sqlalchemy_event.listen(
+            session.sync_session, "before_commit", lambda s: add_event(s, reply), once=True
+        )
+        return [APPLIED] * len(events)
+
+    async def left_open(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        await session.begin_nested()
+        await write_events(session, [OrderConfirmed(order_id=uuid.uuid4())])
+        return [APPLIED] * len(events)
+
+    for handle in (hooked, left_open):
+        processor = InboxProcessor(
+            engine,
+            consumer=handle.__name__,
+            subscriptions=by_event_name([Subscription(event=OrderPlaced, handle=handle)]),
+        )
+        message = Decoded(message_id=uuid.uuid4(), event=placed())
+        assert await processor.process([message]) == {message.message_id: APPLIED}
+
+    # The hook's reply committed with its inbox row (the savepoint's rows carry the
+    # savepoint's own transaction id, so only their presence is checked).
+    [(hooked_xmin,)] = await query(
+        outbox_db, "SELECT xmin::text FROM inbox WHERE consumer = 'hooked'"
+    )
+    xmins = [row[0] for row in await query(outbox_db, "SELECT xmin::text FROM outbox")]
+    assert len(xmins) == 2 and hooked_xmin in xmins
+    assert len(await query(outbox_db, "SELECT 1 FROM inbox")) == 2
+    await _still_transactional(engine)
+
+
+async def test_a_handler_that_swallows_a_database_error_fails_the_batch(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    # PostgreSQL answers COMMIT on an aborted transaction with a ROLLBACK, silently: the
+    # batch must fail (and be retried, then dead-lettered), not be acked as applied.
+    async def handle(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        with contextlib.suppress(DBAPIError):  # and goes on
+            await session.execute(text("SELECT 1 / 0"))
+        return [APPLIED] * len(events)
+
+    processor = InboxProcessor(
+        engine,
+        consumer="catalog",
+        subscriptions=by_event_name([Subscription(event=OrderPlaced, handle=handle)]),
+    )
+    message = Decoded(message_id=uuid.uuid4(), event=placed())
+
+    with pytest.raises(AbortedTransactionError):
+        await processor.process([message])
+    assert await query(outbox_db, "SELECT message_id FROM inbox") == []
+    await _still_transactional(engine)
