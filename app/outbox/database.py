@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from psycopg import AsyncClientCursor
+from psycopg.pq import TransactionStatus
 from psycopg.rows import tuple_row
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, make_url
@@ -54,6 +55,23 @@ def is_psycopg(dialect: Dialect) -> bool:
     return dialect.name == "postgresql"
 
 
+class AbortedTransactionError(RuntimeError):
+    """A COMMIT refused because the transaction was aborted by an error someone caught and
+    went on from: PostgreSQL would answer it with a ROLLBACK, silently, and the caller
+    would take its work for committed."""
+
+
+ABORTED = "the transaction was aborted by an earlier error: nothing of it can commit"
+
+
+def _refuse_aborted_commit(connection: Any) -> None:
+    # ConnectionEvents.commit: just before the DBAPI commit, after SQLAlchemy's flushes and
+    # before_commit hooks.
+    driver = connection.connection.driver_connection
+    if driver.info.transaction_status == TransactionStatus.INERROR:
+        raise AbortedTransactionError(ABORTED)
+
+
 EngineHook = Callable[[AsyncEngine], None]
 ENGINE_HOOKS: list[EngineHook] = []  # run on every engine made here (tracing, for one)
 
@@ -92,16 +110,16 @@ def make_engine(
         )
         if seconds is not None
     )
-    return _hooked(
-        create_async_engine(
-            url,
-            connect_args={"options": options} if options else {},
-            pool_size=pool_size,
-            max_overflow=pool_size,
-            # A connection cut by a restart or a proxy is found before use, not mid-request.
-            pool_pre_ping=pre_ping,
-        )
+    engine = create_async_engine(
+        url,
+        connect_args={"options": options} if options else {},
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        # A connection cut by a restart or a proxy is found before use, not mid-request.
+        pool_pre_ping=pre_ping,
     )
+    event.listen(engine.sync_engine, "commit", _refuse_aborted_commit)
+    return _hooked(engine)
 
 
 def _hooked(engine: AsyncEngine) -> AsyncEngine:
@@ -149,15 +167,16 @@ def _sqlite_on_begin(connection: Any) -> None:
 # or rollback at the end of a ``begin()`` block still closes a transaction left open
 # (psycopg acts on the server's transaction status), and the pool's own setting is
 # restored when the connection goes back. Every statement such a connection runs before
-# its BEGIN commits on its own: only code whose first statement is the BEGIN uses it.
+# its BEGIN commits on its own, and so does anything after its own COMMIT: only code whose
+# first statement is the BEGIN and that sends its own COMMIT uses it (the relay).
 SELF_DELIMITING = {"isolation_level": "AUTOCOMMIT"}
 
 
 def self_delimiting(engine: AsyncEngine) -> AsyncEngine:
     """``engine`` whose connections are ``SELF_DELIMITING`` on PostgreSQL (the relay's
-    batches); on SQLite, ``engine`` itself. For a session, pass ``SELF_DELIMITING`` to its
-    first ``session.connection(execution_options=…)`` instead (the inbox): the session's
-    bind then stays the plain engine for the handlers."""
+    batches, which run no one else's code); on SQLite, ``engine`` itself. Not for sessions
+    that run handlers: SQLAlchemy's own begin and commit work (after_begin listeners,
+    flushes, before_commit hooks) would run outside the transaction."""
     if is_psycopg(engine.dialect):
         return engine.execution_options(**SELF_DELIMITING)
     return engine

@@ -2,8 +2,7 @@
 
 For a batch of decoded messages, in ONE transaction:
 
-    BEGIN; INSERT INTO inbox (consumer, message_id, outcome)  -- one round trip
-        SELECT …, unnest(ids), 'applied'
+    INSERT INTO inbox (consumer, message_id, outcome) SELECT …, unnest(ids), 'applied'
         ON CONFLICT DO NOTHING RETURNING message_id -- the database decides what is new
     handlers apply the new events                  -- their effects, same transaction
     UPDATE inbox SET outcome = …                   -- only outcomes other than "applied"
@@ -28,11 +27,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.outbox.database import (
-    SELF_DELIMITING,
+    ABORTED,
+    AbortedTransactionError,
     driver_connection,
     is_psycopg,
     make_sessionmaker,
-    simple_query,
 )
 from app.outbox.decoding import Decoded
 from app.outbox.models import outbox_tables
@@ -56,11 +55,6 @@ _SET_OUTCOMES = (
 )
 
 
-class AbortedTransactionError(RuntimeError):
-    """A batch's transaction was aborted by a database error a handler caught: nothing of
-    it can commit (PostgreSQL rolls back at COMMIT), so the batch fails instead."""
-
-
 class InboxProcessor:
     """Applies batches of messages for one consumer name, each message at most once."""
 
@@ -74,9 +68,6 @@ class InboxProcessor:
     ) -> None:
         """``consumer``: the name its inbox rows carry; ``subscriptions`` by event name;
         ``names`` picks the inbox table."""
-        # PostgreSQL: the batch's first statement is "BEGIN; INSERT INTO inbox …", one
-        # round trip, on a connection taken SELF_DELIMITING; SQLite: SQLAlchemy's own
-        # transaction. The sessions' bind stays the plain engine, which a handler may use.
         self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self._consumer = consumer
         self._subscriptions = subscriptions
@@ -85,7 +76,7 @@ class InboxProcessor:
         dialect = postgresql if self._on_postgresql else sqlite
         self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
         # A checked SQL name (MessagingNames).
-        self._begin_and_insert = "BEGIN; " + _INSERT_ARRAY.format(table=inbox.name)
+        self._insert_array = _INSERT_ARRAY.format(table=inbox.name)
         self._set_outcomes = _SET_OUTCOMES.format(table=inbox.name)
         self._set_outcome = (
             update(inbox)
@@ -105,31 +96,29 @@ class InboxProcessor:
             return await self._process(messages)
 
     async def _process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
-        # COMMIT is SQLAlchemy's, at the block's end: its commit-time work (flushing staged
-        # objects, before_commit hooks, releasing savepoints) runs inside the transaction.
-        # (Sending the replies with a COMMIT of our own saved a round trip but moved that
-        # work after the real COMMIT: tried, and dropped.)
+        # The transaction is SQLAlchemy's from its BEGIN (psycopg's own, before the first
+        # statement: an after_begin listener runs inside it) to its COMMIT (flushing staged
+        # objects, before_commit hooks, releasing savepoints: all inside it). Sending our
+        # own BEGIN or COMMIT saved round trips but let such work escape: tried, dropped.
         async with self._sessions() as session, session.begin():
             fresh = await self._record(session, messages)
             outcomes = await self._apply(session, fresh)
             corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
-            if not self._on_postgresql:
-                if corrected:
-                    await session.execute(self._set_outcome, self._corrections(corrected))
+            transaction = session.get_transaction()
+            if transaction is None or not transaction.is_active:
+                # A handler rolled back, or went on after a failed flush: committing would
+                # record nothing, silently, and the messages would be acked.
+                raise AbortedTransactionError("a handler ended the batch's transaction")
+            if not corrected:
                 return outcomes
-            if not messages:
-                return outcomes  # nothing was sent: no transaction to close
+            if not self._on_postgresql:
+                await session.execute(self._set_outcome, self._corrections(corrected))
+                return outcomes
             driver = await driver_connection(await session.connection())
-            if corrected:
-                parameters = (list(corrected), list(corrected.values()), self._consumer)
-                await driver.execute(self._set_outcomes, parameters, prepare=True)
             if driver.info.transaction_status == TransactionStatus.INERROR:
-                # A handler caught a database error and went on. PostgreSQL would answer
-                # the COMMIT with a ROLLBACK, silently: the messages would be acked with
-                # nothing applied.
-                raise AbortedTransactionError(
-                    "a handler went on after a database error: the transaction is aborted"
-                )
+                raise AbortedTransactionError(ABORTED)  # before a statement it would refuse
+            parameters = (list(corrected), list(corrected.values()), self._consumer)
+            await driver.execute(self._set_outcomes, parameters, prepare=True)
         return outcomes
 
     def _corrections(self, corrected: Mapping[uuid.UUID, str]) -> list[dict[str, Any]]:
@@ -146,7 +135,7 @@ class InboxProcessor:
         if not unique:
             return []
         if self._on_postgresql:
-            inserted = await self._begin_and_insert_rows(session, list(unique))
+            inserted = await self._insert_rows(session, list(unique))
         else:
             rows = [
                 {"consumer": self._consumer, "message_id": mid, "outcome": APPLIED}
@@ -155,18 +144,16 @@ class InboxProcessor:
             inserted = set((await session.scalars(self._insert, rows)).all())
         return [message for mid, message in unique.items() if mid in inserted]
 
-    async def _begin_and_insert_rows(
+    async def _insert_rows(
         self, session: AsyncSession, message_ids: list[uuid.UUID]
     ) -> set[uuid.UUID]:
-        """PostgreSQL: BEGIN and the insert in one message (``simple_query``), the ids as one
-        array literal whatever the batch size. It must be the session's first statement:
-        it takes the session's connection, in autocommit until this BEGIN."""
-        rows = await simple_query(
-            await session.connection(execution_options=SELF_DELIMITING),
-            self._begin_and_insert,
-            (self._consumer, message_ids, APPLIED),
+        """PostgreSQL: one statement, the ids as one ``uuid[]`` parameter whatever the batch
+        size (so psycopg prepares it once)."""
+        driver = await driver_connection(await session.connection())
+        cursor = await driver.execute(
+            self._insert_array, (self._consumer, message_ids, APPLIED), prepare=True
         )
-        return {row[0] for row in rows}
+        return {row[0] for row in await cursor.fetchall()}
 
     async def _apply(self, session: AsyncSession, fresh: Sequence[Decoded]) -> dict[uuid.UUID, str]:
         """Hand each run of same-type events to its handler, runs in delivery order: the

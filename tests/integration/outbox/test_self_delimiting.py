@@ -1,9 +1,8 @@
-"""Transactions whose own SQL opens them (``BEGIN; …``) on real PostgreSQL: the relay's
-batch (which also closes its own, ``…; COMMIT``) and the inbox. The connection runs in
-autocommit until the BEGIN, so these tests check that nothing leaks: the pool's next user
-still gets a real transaction, a failed statement commits nothing, and everything a
-handler does — staged objects, savepoints, commit-time hooks — commits with its inbox
-row or not at all."""
+"""Transactions on real PostgreSQL. The relay's batch opens and closes its own
+(``BEGIN; …``, ``…; COMMIT``) on a connection in autocommit until the BEGIN: nothing may
+leak to the pool's next user. The inbox's is SQLAlchemy's, and everything a handler does —
+staged objects, savepoints, listeners and hooks at begin and commit, errors it catches —
+commits with its inbox row or not at all."""
 
 from __future__ import annotations
 
@@ -20,10 +19,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.outbox import IntegrationEvent, Subscription, add_event, write_events
-from app.outbox import inbox as inbox_module
-from app.outbox.database import make_engine, self_delimiting, simple_query
+from app.outbox.database import (
+    AbortedTransactionError,
+    make_engine,
+    self_delimiting,
+    simple_query,
+)
 from app.outbox.decoding import Decoded
-from app.outbox.inbox import AbortedTransactionError, InboxProcessor
+from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import OutgoingMessage, PublishResult
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
@@ -130,17 +133,6 @@ async def test_simple_query_stops_at_the_failing_statement_and_commits_nothing(
         await engine.dispose()
 
 
-class Recording:
-    """``simple_query`` as the inbox module calls it, with each SQL text kept."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def __call__(self, connection: Any, sql: str, *args: Any, **kwargs: Any) -> list[Any]:
-        self.sent.append(sql)
-        return await simple_query(connection, sql, *args, **kwargs)
-
-
 def _replying(outcome_of: dict[uuid.UUID, str], reply_ids: list[uuid.UUID]) -> Subscription:
     async def handle(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
         ids = [*reply_ids, *(uuid.uuid4() for _ in events)]
@@ -154,11 +146,9 @@ def _replying(outcome_of: dict[uuid.UUID, str], reply_ids: list[uuid.UUID]) -> S
     return Subscription(event=OrderPlaced, handle=handle)
 
 
-async def test_the_inbox_opens_its_transaction_with_its_insert_and_commits_everything(
-    outbox_db: str, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+async def test_the_inbox_commits_replies_rows_and_corrections_together(
+    outbox_db: str, engine: AsyncEngine
 ) -> None:
-    recording = Recording()
-    monkeypatch.setattr(inbox_module, "simple_query", recording)
     first, second = placed(), placed()
     processor = InboxProcessor(
         engine,
@@ -170,9 +160,6 @@ async def test_the_inbox_opens_its_transaction_with_its_insert_and_commits_every
     outcomes = await processor.process(messages)
 
     assert list(outcomes.values()) == [APPLIED, "rejected_here"]
-    # BEGIN goes out with the inbox insert, in one message; the rest through SQLAlchemy.
-    assert len(recording.sent) == 1
-    assert recording.sent[0].startswith("BEGIN; INSERT INTO inbox")
     replies = await query(outbox_db, "SELECT payload, xmin::text FROM outbox")
     assert sorted(row[0]["orderId"] for row in replies) == sorted(
         str(event.order_id) for event in (first, second)
@@ -372,4 +359,64 @@ async def test_a_handler_that_swallows_a_database_error_fails_the_batch(
     with pytest.raises(AbortedTransactionError):
         await processor.process([message])
     assert await query(outbox_db, "SELECT message_id FROM inbox") == []
+    await _still_transactional(engine)
+
+
+def _handler(body: Any) -> Subscription:
+    async def handle(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        return list(await body(session, events))
+
+    return Subscription(event=OrderPlaced, handle=handle)
+
+
+async def test_an_after_begin_listener_runs_inside_the_inbox_transaction(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    def set_tenant(session: Any, transaction: Any, connection: Any) -> None:
+        connection.exec_driver_sql("SELECT set_config('app.tenant', 'acme', true)")
+
+    seen: list[str] = []
+
+    async def read_tenant(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        seen.append(await session.scalar(text("SELECT current_setting('app.tenant', true)")))
+        return [APPLIED] * len(events)
+
+    processor = InboxProcessor(
+        engine, consumer="catalog", subscriptions=by_event_name([_handler(read_tenant)])
+    )
+    sessions = processor._sessions  # the inbox's own sessions
+    sqlalchemy_event.listen(sessions.class_.sync_session_class, "after_begin", set_tenant)
+    try:
+        message = Decoded(message_id=uuid.uuid4(), event=placed())
+        assert await processor.process([message]) == {message.message_id: APPLIED}
+    finally:
+        sqlalchemy_event.remove(sessions.class_.sync_session_class, "after_begin", set_tenant)
+    assert seen == ["acme"]  # a transaction-local setting: it ran inside the transaction
+
+
+async def test_errors_a_handler_or_hook_swallows_fail_the_batch(
+    outbox_db: str, engine: AsyncEngine
+) -> None:
+    async def refused_after_error(session: AsyncSession, events: Any) -> list[str]:
+        with contextlib.suppress(DBAPIError):
+            await session.execute(text("SELECT 1 / 0"))
+        return ["refused"] * len(events)  # an outcome to correct, after the error
+
+    async def hook_swallows(session: AsyncSession, events: Any) -> list[str]:
+        def failing_quietly(sync_session: Any) -> None:
+            with contextlib.suppress(DBAPIError):
+                sync_session.execute(text("SELECT 1 / 0"))
+
+        sqlalchemy_event.listen(session.sync_session, "before_commit", failing_quietly, once=True)
+        await write_events(session, [OrderConfirmed(order_id=uuid.uuid4())])
+        return [APPLIED] * len(events)
+
+    for body in (refused_after_error, hook_swallows):
+        processor = InboxProcessor(
+            engine, consumer=body.__name__, subscriptions=by_event_name([_handler(body)])
+        )
+        with pytest.raises(AbortedTransactionError):
+            await processor.process([Decoded(message_id=uuid.uuid4(), event=placed())])
+    assert await query(outbox_db, "SELECT message_id FROM inbox") == []
+    assert await query(outbox_db, "SELECT id FROM outbox") == []
     await _still_transactional(engine)
