@@ -38,6 +38,12 @@ from tests.support.events import OrderConfirmed, OrderPlaced
 pytestmark = [pytest.mark.postgres]
 
 
+def _processor(engine: AsyncEngine, handle: Any, consumer: str = "catalog") -> InboxProcessor:
+    """An inbox whose one subscription, to OrderPlaced, is ``handle``."""
+    subscription = Subscription(event=OrderPlaced, handle=handle)
+    return InboxProcessor(engine, consumer=consumer, subscriptions=by_event_name([subscription]))
+
+
 class ConfirmingPublisher:
     """Confirms everything, or raises ``failure`` once."""
 
@@ -260,11 +266,7 @@ async def test_a_reply_in_a_savepoint_rolled_back_is_not_written(
                 outcomes.append("refused")
         return outcomes
 
-    processor = InboxProcessor(
-        engine,
-        consumer="catalog",
-        subscriptions=by_event_name([Subscription(event=OrderPlaced, handle=handle)]),
-    )
+    processor = _processor(engine, handle)
     first, second = placed(), placed()
     messages = [Decoded(message_id=uuid.uuid4(), event=event) for event in (first, second)]
 
@@ -291,11 +293,7 @@ async def test_a_handler_using_the_sessions_engine_gets_real_transactions(
                 raise KeyError("roll it back")
         return [APPLIED] * len(events)
 
-    processor = InboxProcessor(
-        engine,
-        consumer="catalog",
-        subscriptions=by_event_name([Subscription(event=OrderPlaced, handle=handle)]),
-    )
+    processor = _processor(engine, handle)
     message = Decoded(message_id=uuid.uuid4(), event=placed())
 
     assert await processor.process([message]) == {message.message_id: APPLIED}
@@ -349,11 +347,7 @@ async def test_a_handler_that_swallows_a_database_error_fails_the_batch(
             await session.execute(text("SELECT 1 / 0"))
         return [APPLIED] * len(events)
 
-    processor = InboxProcessor(
-        engine,
-        consumer="catalog",
-        subscriptions=by_event_name([Subscription(event=OrderPlaced, handle=handle)]),
-    )
+    processor = _processor(engine, handle)
     message = Decoded(message_id=uuid.uuid4(), event=placed())
 
     with pytest.raises(AbortedTransactionError):
