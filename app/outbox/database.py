@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from psycopg import AsyncClientCursor
 from psycopg.pq import TransactionStatus
-from psycopg.rows import tuple_row
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -61,15 +59,19 @@ class AbortedTransactionError(RuntimeError):
     would take its work for committed."""
 
 
-ABORTED = "the transaction was aborted by an earlier error: nothing of it can commit"
+def refuse_aborted(driver: Any) -> None:
+    """Raise AbortedTransactionError if psycopg's connection ``driver`` is in a transaction
+    an error aborted (PostgreSQL's INERROR status), where any statement but ROLLBACK fails."""
+    if driver.info.transaction_status == TransactionStatus.INERROR:
+        raise AbortedTransactionError(
+            "the transaction was aborted by an earlier error: nothing of it can commit"
+        )
 
 
 def _refuse_aborted_commit(connection: Any) -> None:
     # ConnectionEvents.commit: just before the DBAPI commit, after SQLAlchemy's flushes and
     # before_commit hooks.
-    driver = connection.connection.driver_connection
-    if driver.info.transaction_status == TransactionStatus.INERROR:
-        raise AbortedTransactionError(ABORTED)
+    refuse_aborted(connection.connection.driver_connection)
 
 
 EngineHook = Callable[[AsyncEngine], None]
@@ -161,58 +163,9 @@ def _sqlite_on_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-# The execution options of a connection whose transactions its own SQL opens and closes:
-# psycopg is left in autocommit so that it sends no BEGIN of its own (a round trip), and
-# the first statement sent (``simple_query``) starts with ``BEGIN;``. SQLAlchemy's commit
-# or rollback at the end of a ``begin()`` block still closes a transaction left open
-# (psycopg acts on the server's transaction status), and the pool's own setting is
-# restored when the connection goes back. Every statement such a connection runs before
-# its BEGIN commits on its own, and so does anything after its own COMMIT: only code whose
-# first statement is the BEGIN and that sends its own COMMIT uses it (the relay).
-SELF_DELIMITING = {"isolation_level": "AUTOCOMMIT"}
-
-
-def self_delimiting(engine: AsyncEngine) -> AsyncEngine:
-    """``engine`` whose connections are ``SELF_DELIMITING`` on PostgreSQL (the relay's
-    batches, which run no one else's code); on SQLite, ``engine`` itself. Not for sessions
-    that run handlers: SQLAlchemy's own begin and commit work (after_begin listeners,
-    flushes, before_commit hooks) would run outside the transaction."""
-    if is_psycopg(engine.dialect):
-        return engine.execution_options(**SELF_DELIMITING)
-    return engine
-
-
-async def simple_query(
-    connection: AsyncConnection,
-    sql: str,
-    parameters: Sequence[Any] | Mapping[str, Any] | None = None,
-    *,
-    row_factory: Any = tuple_row,
-) -> list[Any]:
-    """Run ``sql`` — one or several statements, such as ``BEGIN; <claim>`` or
-    ``<update>; COMMIT`` — as ONE message of PostgreSQL's simple query protocol (one round
-    trip; PostgreSQL docs, "Multiple Statements in a Simple Query"), with ``parameters``
-    bound by psycopg's client-side cursor (quoted as literals). Returns the rows of the
-    last statement that returns rows ([] if none does).
-
-    Cheaper than psycopg's pipeline mode for the same round trips: measured here, a claim,
-    mark and commit of one row took 0.31-0.35 ms of client CPU against 0.68-0.75 ms.
-    Raises psycopg.Error as the statement that failed raised it; the statements after it
-    in ``sql`` are not run (the transaction is then aborted: the caller rolls back)."""
-    driver = await driver_connection(connection)
-    rows: list[Any] = []
-    async with AsyncClientCursor(driver, row_factory=row_factory) as cursor:
-        await cursor.execute(sql, parameters)
-        while True:
-            if cursor.description is not None:
-                rows = await cursor.fetchall()
-            if not cursor.nextset():
-                return rows
-
-
 async def driver_connection(connection: AsyncConnection) -> Any:
     """The DBAPI driver's own connection under SQLAlchemy's (psycopg's AsyncConnection on
     PostgreSQL): for what SQLAlchemy does not drive, such as a client-side cursor sending
-    several statements in one message (``simple_query``)."""
+    several statements in one message (``transactions.simple_query``)."""
     raw = await connection.get_raw_connection()
     return raw.driver_connection

@@ -21,17 +21,16 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
-from psycopg.pq import TransactionStatus
 from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.outbox.database import (
-    ABORTED,
     AbortedTransactionError,
     driver_connection,
     is_psycopg,
     make_sessionmaker,
+    refuse_aborted,
 )
 from app.outbox.decoding import Decoded
 from app.outbox.models import outbox_tables
@@ -115,8 +114,7 @@ class InboxProcessor:
                 await session.execute(self._set_outcome, self._corrections(corrected))
                 return outcomes
             driver = await driver_connection(await session.connection())
-            if driver.info.transaction_status == TransactionStatus.INERROR:
-                raise AbortedTransactionError(ABORTED)  # before a statement it would refuse
+            refuse_aborted(driver)  # before a statement it would refuse
             parameters = (list(corrected), list(corrected.values()), self._consumer)
             await driver.execute(self._set_outcomes, parameters, prepare=True)
         return outcomes

@@ -32,7 +32,7 @@ from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.outbox.batch_logs import log_relay_batch
-from app.outbox.database import is_psycopg, self_delimiting, simple_query
+from app.outbox.database import is_psycopg
 from app.outbox.metrics import OUTBOX_PUBLISH_ERRORS, count_batch
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
@@ -40,6 +40,7 @@ from app.outbox.publisher import BrokerUnavailableError, Publisher
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.relay_statements import outgoing_messages, relay_statements
 from app.outbox.tracing import end_publish_spans, start_publish_spans
+from app.outbox.transactions import self_delimiting, simple_query
 
 logger = logging.getLogger(__name__)
 

@@ -19,18 +19,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.outbox import IntegrationEvent, Subscription, add_event, write_events
-from app.outbox.database import (
-    AbortedTransactionError,
-    make_engine,
-    self_delimiting,
-    simple_query,
-)
+from app.outbox.database import AbortedTransactionError, make_engine
 from app.outbox.decoding import Decoded
 from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import OutgoingMessage, PublishResult
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.subscriptions import APPLIED, by_event_name
+from app.outbox.transactions import self_delimiting, simple_query
 from tests.conftest import query
 from tests.integration.outbox.conftest import placed, stage_events
 from tests.support.events import OrderConfirmed, OrderPlaced
