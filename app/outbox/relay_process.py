@@ -136,8 +136,15 @@ async def relay_until(
     scheduler = scheduler_with_retention(
         config.retention, engine, delete_published_outbox_rows, names=names
     )
+
+    async def poll() -> None:
+        # A coroutine, so that APScheduler runs it on the event loop: a plain function it
+        # would run in a worker thread, and asyncio.Event.set() is not thread-safe (the
+        # loop, asleep in select, would not see the wake-up until its next timer).
+        wakeup.notify()
+
     # The fallback for lost notifications, and the only wake-up on SQLite.
-    scheduler.add_job(wakeup.notify, "interval", seconds=config.poll_interval_seconds)
+    scheduler.add_job(poll, "interval", seconds=config.poll_interval_seconds)
     background: list[asyncio.Task[None]] = []
     if listen_dsn is not None:
         listener = listen_for_outbox_inserts(

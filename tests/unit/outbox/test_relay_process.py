@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
+import pytest
+
+from app.outbox.database import make_engine
+from app.outbox.process import RetentionPolicy
 from app.outbox.probes import ProcessHealth
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.relay import BatchReport
-from app.outbox.relay_process import RelayProcessConfig, _work
+from app.outbox.relay_process import RelayProcessConfig, _work, relay_until
 from app.outbox.topology import TopologyConflictError
 from app.outbox.wakeup import Wakeup
 
@@ -62,3 +67,41 @@ async def test_worker_ends_when_the_broker_refuses_the_topology() -> None:
     )  # type: ignore[arg-type]
     await asyncio.wait({worker}, timeout=5)
     assert isinstance(worker.exception(), TopologyConflictError)
+
+
+async def test_the_poll_wakes_the_workers_from_the_event_loop_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The only wake-up on SQLite. APScheduler runs a plain function in a worker thread,
+    # where asyncio.Event.set() is not safe and may not wake the sleeping loop.
+    threads: list[int] = []
+    polled = asyncio.Event()
+    notify = Wakeup.notify
+
+    def recording_notify(self: Wakeup) -> None:
+        threads.append(threading.get_ident())
+        notify(self)
+        if len(threads) >= 3:
+            polled.set()
+
+    monkeypatch.setattr(Wakeup, "notify", recording_notify)
+    engine = make_engine("sqlite+aiosqlite:///:memory:")
+    relay = FlakyRelay()
+    monkeypatch.setattr("app.outbox.relay_process.OutboxRelay", lambda *a, **k: relay)
+    config = RelayProcessConfig(
+        broker_url="", poll_interval_seconds=0.05, retention=RetentionPolicy(enabled=False)
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(
+        relay_until(
+            stop, config=config, engine=engine, publisher=None, listen_dsn=None, name="t"  # type: ignore[arg-type]
+        )
+    )
+    try:
+        await asyncio.wait_for(polled.wait(), timeout=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=5)
+        await engine.dispose()
+    assert set(threads) == {threading.get_ident()}
+    assert relay.calls >= 3  # each poll woke a worker, which looked at the outbox
