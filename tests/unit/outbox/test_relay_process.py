@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from app.outbox.database import make_engine
-from app.outbox.process import RetentionPolicy
 from app.outbox.probes import ProcessHealth
+from app.outbox.process import RetentionPolicy
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.relay import BatchReport
 from app.outbox.relay_process import RelayProcessConfig, _work, relay_until
@@ -94,7 +94,12 @@ async def test_the_poll_wakes_the_workers_from_the_event_loop_thread(
     stop = asyncio.Event()
     running = asyncio.create_task(
         relay_until(
-            stop, config=config, engine=engine, publisher=None, listen_dsn=None, name="t"  # type: ignore[arg-type]
+            stop,
+            config=config,
+            engine=engine,
+            publisher=None,
+            listen_dsn=None,
+            name="t",  # type: ignore[arg-type]
         )
     )
     try:
