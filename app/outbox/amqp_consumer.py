@@ -11,7 +11,7 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.abc import DeliveredMessage
-from aiormq.exceptions import ChannelNotFoundEntity
+from aiormq.exceptions import ChannelNotFoundEntity, PublishError
 
 from app.outbox import broker_nodes
 from app.outbox.amqp_delivery import LeanDelivery
@@ -25,6 +25,12 @@ from app.outbox.topology import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class DeadLetterNotRoutedError(Exception):
+    """RabbitMQ returned a poison message's dead-letter copy (basic.return, 312 NO_ROUTE):
+    nothing is bound to the service's DLX, for instance after ``S.events.dlq`` was deleted
+    under a running consumer. The original is left unacked."""
 
 
 class AmqpConsumerConnection:
@@ -90,7 +96,17 @@ class AmqpConsumerConnection:
             timestamp=message.timestamp,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )
-        await self._dead_letters.publish(copy, routing_key=self._topology.queue)
+        try:
+            await self._dead_letters.publish(copy, routing_key=self._topology.queue)
+        except PublishError as exc:
+            # The channel raises on basic.return (on_return_raises): no queue took the
+            # copy, so the original must stay in its queue, unacked.
+            raise DeadLetterNotRoutedError(
+                f"RabbitMQ returned the dead letter of {message.message_id!r}: no queue is "
+                f"bound to {self._topology.dead_letter_exchange} ({exc.message.delivery.reply_text}); "
+                f"the message stays in {self._topology.queue} until the next connection "
+                "declares the dead-letter queue again"
+            ) from exc
         await message.ack()
 
 
@@ -130,7 +146,9 @@ def amqp_consumer_connections(
                     # A least-privilege account reads the queue `broker declare` made;
                     # if it is missing, the passive declaration below says so (404).
                     logger.info("not declaring the queue: %s", exc)
-                channel = await connection.channel(publisher_confirms=True)
+                # on_return_raises: a dead letter returned unroutable raises instead of
+                # counting as published (aio-pika's default resolves it like a confirm).
+                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
                 await channel.set_qos(prefetch_count=prefetch)
                 queue = await _existing_queue(channel, topology.queue)
                 dead_letters = await channel.get_exchange(

@@ -44,7 +44,9 @@ class ConsumerConnection(Protocol):
     lost: asyncio.Future[None]  # resolves when the connection is gone
 
     async def dead_letter(self, message: Delivery, reason: str) -> None:
-        """Put ``message`` in ``S.events.dlq`` with ``reason`` (confirmed), then ack it."""
+        """Put ``message`` in ``S.events.dlq`` with ``reason`` (confirmed), then ack it.
+        Raises (leaving ``message`` unacked, so it is delivered again) when the broker did
+        not take the copy: nacked, or returned with no queue bound to the DLX."""
         ...
 
     async def stop_receiving(self) -> None:

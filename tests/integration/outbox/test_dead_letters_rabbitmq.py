@@ -13,6 +13,7 @@ import aiormq
 import pytest
 
 from app.outbox import DeadLetterSelection, QueueBindings, RabbitMQBroker
+from app.outbox.amqp_consumer import DeadLetterNotRoutedError
 from tests.support.rabbit import queue_depth, read_queue
 
 pytestmark = pytest.mark.rabbitmq
@@ -62,3 +63,31 @@ async def test_replays_and_listings_at_once_lose_nothing(broker: str) -> None:
     assert {message.message_id for message in received} == set(ids)  # each, none lost
     assert replayed >= 300  # a duplicate only when RabbitMQ ignored an ack (#10327)
     assert await rabbit.dead_letters("store") == []
+
+
+async def test_a_poison_message_stays_queued_when_its_dead_letter_is_returned(
+    broker: str,
+) -> None:
+    # S.events.dlq deleted under a running consumer: the copy is returned (312 NO_ROUTE),
+    # so acking the original would lose the message.
+    rabbit = RabbitMQBroker(broker, connect_timeout=10)
+    await rabbit.declare([STORE])
+    async with await aio_pika.connect(broker) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        message_id = str(uuid.uuid4())
+        await channel.default_exchange.publish(
+            aio_pika.Message(b"not json", message_id=message_id, type="ItemStored"),
+            routing_key=STORE.topology.queue,
+        )
+        async with rabbit.consumer_connections(STORE, prefetch=10)() as consumer:
+            delivery = await asyncio.wait_for(consumer.inbound.get(), timeout=10)
+            await channel.queue_delete(STORE.topology.dead_letter_queue)
+            with pytest.raises(DeadLetterNotRoutedError, match="no queue is bound"):
+                await consumer.dead_letter(delivery, "invalid ItemStored")
+    assert await queue_depth(broker, STORE.topology.queue) == 1  # back in its queue
+    await rabbit.declare([STORE])  # what the consumer's next connection does
+    async with rabbit.consumer_connections(STORE, prefetch=10)() as consumer:
+        delivery = await asyncio.wait_for(consumer.inbound.get(), timeout=10)
+        await consumer.dead_letter(delivery, "invalid ItemStored")
+    assert [letter.message_id for letter in await rabbit.dead_letters("store")] == [message_id]
+    assert await queue_depth(broker, STORE.topology.queue) == 0
