@@ -101,9 +101,10 @@ class AmqpConsumerConnection:
         except PublishError as exc:
             # The channel raises on basic.return (on_return_raises): no queue took the
             # copy, so the original must stay in its queue, unacked.
+            returned = exc.message.delivery.reply_text
             raise DeadLetterNotRoutedError(
                 f"RabbitMQ returned the dead letter of {message.message_id!r}: no queue is "
-                f"bound to {self._topology.dead_letter_exchange} ({exc.message.delivery.reply_text}); "
+                f"bound to {self._topology.dead_letter_exchange} ({returned}); "
                 f"the message stays in {self._topology.queue} until the next connection "
                 "declares the dead-letter queue again"
             ) from exc
