@@ -101,7 +101,7 @@ class AmqpConsumerConnection:
         except PublishError as exc:
             # The channel raises on basic.return (on_return_raises): no queue took the
             # copy, so the original must stay in its queue, unacked.
-            returned = exc.message.delivery.reply_text
+            returned = exc.args[0] if exc.args else "basic.return"  # its reply_text
             raise DeadLetterNotRoutedError(
                 f"RabbitMQ returned the dead letter of {message.message_id!r}: no queue is "
                 f"bound to {self._topology.dead_letter_exchange} ({returned}); "
