@@ -32,6 +32,7 @@ from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.in_process import InProcessConfig, MessagingService, in_process
 from app.outbox.wakeup import libpq_dsn
 from app.pages.serving import install_in_dev, pages_in_process
+from app.serving import stop_app
 from app.settings import SERVICES, Settings
 from app.web import build_app
 from app.wiring import consumer_config, relay_config
@@ -142,7 +143,10 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
     config = InProcessConfig(relay=relaying, consumer=consuming.consumer)
     try:
         async with (
-            in_process(broker, services, config=config),
+            # A relay or consumer that stops for good stops dev, as its process would.
+            in_process(
+                broker, services, config=config, on_failure=lambda reason: stop_app(app, reason)
+            ),
             housekeeping(settings, "catalog", "consumer"),
             housekeeping(settings, "ordering", "relay"),
         ):

@@ -28,15 +28,30 @@ class _Server(uvicorn.Server):
                 signal.signal(sig, handler)
 
 
+def stop_app(app: FastAPI, reason: str) -> None:
+    """End the serving of ``app`` as SIGTERM would (its lifespan shuts down), and make
+    ``serve`` return 1: for work the app runs beside its API that cannot go on (``dev``'s
+    relays and consumers). ``reason``: one line, already logged. Outside ``serve`` (a test
+    client) only ``app.state.fatal_error`` is set."""
+    app.state.fatal_error = reason
+    server = getattr(app.state, "server", None)
+    if isinstance(server, uvicorn.Server):
+        server.should_exit = True
+
+
 def serve(app: FastAPI, host: str, port: int) -> int:
     """Serve ``app`` until SIGTERM/SIGINT (0), or 1 when it could not start (its lifespan
-    failed, saying why, or the port is taken)."""
+    failed, saying why, or the port is taken) or stopped itself (``stop_app``)."""
     server = _Server(
         uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
     )
+    app.state.server = server
     with contextlib.suppress(SystemExit):  # uvicorn exits on a port it cannot bind, saying why
         server.run()
     if not server.started:
         logger.error("the API did not start (see the line above); exiting")
+        return 1
+    if getattr(app.state, "fatal_error", None):
+        logger.error("stopped: %s", app.state.fatal_error)
         return 1
     return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -21,9 +21,10 @@ from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.consumer_process import inbox_consumer
 from app.outbox.inbox import InboxProcessor
 from app.outbox.names import MessagingNames
+from app.outbox.process import FatalError
 from app.outbox.relay_process import RelayProcessConfig, relay_until
 from app.outbox.subscriptions import Subscription, by_event_name
-from app.outbox.topology import QueueBindings
+from app.outbox.topology import QueueBindings, TopologyConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -58,12 +59,18 @@ async def in_process(
     services: Sequence[MessagingService],
     *,
     config: InProcessConfig | None = None,
+    on_failure: Callable[[str], None] | None = None,
 ) -> AsyncIterator[None]:
     """Declare every service's queues, then run a relay per service and a consumer per
     service that subscribes to anything, until the block ends (then they finish what
     they hold within the relay's ``shutdown_grace_seconds``). Raises TopologyConflictError
     at entry when the broker refuses a declaration. Tables, queues and the exchange are
-    named by ``broker.names`` (``config.relay.names`` is not used here)."""
+    named by ``broker.names`` (``config.relay.names`` is not used here).
+
+    A relay or consumer that stops for good while the block runs (RabbitMQ refused its
+    topology: what makes a ``relay`` or ``consume`` process exit 1) is logged as one
+    ERROR line and reported to ``on_failure(reason)``, which may stop the host (``dev``
+    does); the others go on."""
     config = config or InProcessConfig()
     names = broker.names
     consuming = [service for service in services if service.subscriptions]
@@ -72,19 +79,30 @@ async def in_process(
     publisher = broker.publisher(bindings=every_queue)
     stop = asyncio.Event()
     tasks = [
-        asyncio.create_task(_consumer(broker, service, config.consumer).run(stop))
+        asyncio.create_task(
+            _reporting(
+                _consumer(broker, service, config.consumer).run(stop),
+                f"consumer of {service.name}",
+                on_failure,
+            ),
+            name=f"{service.name}-consumer",
+        )
         for service in consuming
     ]
     tasks += [
         asyncio.create_task(
-            relay_until(
-                stop,
-                config=config.relay,
-                engine=service.engine,
-                publisher=publisher,
-                listen_dsn=service.listen_dsn,
-                name=service.name,
-                names=names,
+            _reporting(
+                relay_until(
+                    stop,
+                    config=config.relay,
+                    engine=service.engine,
+                    publisher=publisher,
+                    listen_dsn=service.listen_dsn,
+                    name=service.name,
+                    names=names,
+                ),
+                f"relay of {service.name}",
+                on_failure,
             ),
             name=f"{service.name}-relay",
         )
@@ -101,6 +119,26 @@ async def in_process(
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await publisher.close()
+
+
+async def _reporting(
+    work: Awaitable[None], what: str, on_failure: Callable[[str], None] | None
+) -> None:
+    """Run ``work``; if it ends with an error, log it and tell ``on_failure``. Nothing is
+    re-raised: a FatalError is a SystemExit, which asyncio lets out of a task and out of
+    the host's event loop (uvicorn's then ends without its shutdown)."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, FatalError):
+            reason = exc.message  # already logged as one ERROR line
+        else:
+            reason = f"{what} stopped: {exc}"
+            logger.error(reason, exc_info=not isinstance(exc, TopologyConflictError))
+        if on_failure is not None:
+            on_failure(reason)
 
 
 def _consumer(broker: Broker, service: MessagingService, policy: ConsumerPolicy) -> InboxConsumer:

@@ -152,6 +152,37 @@ async def test_a_queue_deleted_under_a_running_consumer_is_declared_again(
     assert "cancelled the consumer" in consumer.log()
 
 
+async def test_dev_exits_1_when_rabbitmq_refuses_its_queues_mid_run(
+    ordering_db: str, catalog_db: str, broker: str, tmp_path: Path
+) -> None:
+    # What makes a `consume` process exit 1 stops `dev`, whose consumers are its tasks:
+    # not a dead consumer behind a live API, nor an exit 0.
+    env = command_env(
+        ORDERING_DATABASE_URL=ordering_db,
+        CATALOG_DATABASE_URL=catalog_db,
+        BROKER_URL=broker,
+        BROKER_RECONNECT_MAX_SECONDS="1",
+    )
+    port = str(free_port())
+    dev = Background("dev", "--port", port, env=env, log_path=tmp_path / "dev.log")
+    try:
+        await dev.wait_for_log("Application startup complete")
+        async with await aio_pika.connect(broker) as connection:
+            channel = await connection.channel()
+            # catalog's dead-letter queue made again as a classic queue: the consumer's
+            # next declaration (a quorum queue) is refused, 406 PRECONDITION_FAILED.
+            await channel.queue_delete("catalog.events.dlq")
+            await channel.declare_queue("catalog.events.dlq", durable=True)
+            await channel.queue_delete("catalog.events")  # the consumer reconnects
+        assert await dev.wait_exit(timeout=30) == 1, dev.log()
+    finally:
+        dev.stop()
+    log = dev.log()
+    assert any("consumer of catalog stopped" in line for line in error_lines(log)), log
+    assert "stopped: consumer of catalog stopped" in log  # serve's last line: why exit 1
+    assert "Waiting for application shutdown" in log  # a clean shutdown, not an abort
+
+
 async def _stock_is(database_url: str, product: object, expected: int) -> bool:
     return await stock_of(database_url, product) == expected  # type: ignore[arg-type]
 

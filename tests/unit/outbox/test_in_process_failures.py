@@ -1,0 +1,51 @@
+"""A relay or consumer run by ``in_process`` that stops for good is reported, never lost
+in a task, and never lets a SystemExit out of the host's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.outbox.broker import broker_for
+from app.outbox.database import make_engine
+from app.outbox.in_process import InProcessConfig, MessagingService, in_process
+from app.outbox.relay_process import RelayProcessConfig, RelayStoppedError
+from tests.support.events import create_outbox_schema
+
+FAST = InProcessConfig(relay=RelayProcessConfig(broker_url="", shutdown_grace_seconds=1))
+
+
+async def test_a_relay_that_stops_for_good_is_reported_and_the_loop_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def refused(*_: Any, **__: Any) -> None:
+        raise RelayStoppedError("relay of parcels stopped: the broker refused its topology")
+
+    # The module itself: app.outbox exports the function under the module's name.
+    monkeypatch.setattr(sys.modules["app.outbox.in_process"], "relay_until", refused)
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'parcels.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(create_outbox_schema)
+    reasons: list[str] = []
+    reported = asyncio.Event()
+
+    def on_failure(reason: str) -> None:
+        reasons.append(reason)
+        reported.set()
+
+    broker = broker_for("memory://", embedded_path=str(tmp_path / "queues"))
+    try:
+        # A SystemExit escaping the task would end this test's event loop here.
+        async with in_process(
+            broker, [MessagingService("parcels", engine)], config=FAST, on_failure=on_failure
+        ):
+            await asyncio.wait_for(reported.wait(), timeout=5)
+            await asyncio.sleep(0.05)  # the loop is still serving
+    finally:
+        await broker.close()
+        await engine.dispose()
+    assert reasons == ["relay of parcels stopped: the broker refused its topology"]
