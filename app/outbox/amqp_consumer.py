@@ -11,11 +11,16 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.abc import DeliveredMessage
-from aiormq.exceptions import ChannelNotFoundEntity, PublishError
+from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 
 from app.outbox import broker_nodes
 from app.outbox.amqp_delivery import LeanDelivery
-from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
+from app.outbox.consumer_connection import (
+    ConnectionOpener,
+    ConsumerConnection,
+    DeadLetterRefusedError,
+    Delivery,
+)
 from app.outbox.dead_letters import FIRST_DEAD_AT, ORIGINAL_USER_ID, now_iso
 from app.outbox.topology import (
     ConsumerTopology,
@@ -25,12 +30,6 @@ from app.outbox.topology import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class DeadLetterNotRoutedError(Exception):
-    """RabbitMQ returned a poison message's dead-letter copy (basic.return, 312 NO_ROUTE):
-    nothing is bound to the service's DLX, for instance after ``S.events.dlq`` was deleted
-    under a running consumer. The original is left unacked."""
 
 
 class AmqpConsumerConnection:
@@ -86,6 +85,7 @@ class AmqpConsumerConnection:
         headers.pop(ORIGINAL_USER_ID, None)
         if message.user_id:
             headers[ORIGINAL_USER_ID] = message.user_id
+        dlx = self._topology.dead_letter_exchange
         copy = aio_pika.Message(
             message.body,
             headers=headers,
@@ -98,15 +98,15 @@ class AmqpConsumerConnection:
         )
         try:
             await self._dead_letters.publish(copy, routing_key=self._topology.queue)
-        except PublishError as exc:
-            # The channel raises on basic.return (on_return_raises): no queue took the
-            # copy, so the original must stay in its queue, unacked.
-            returned = exc.args[0] if exc.args else "basic.return"  # its reply_text
-            raise DeadLetterNotRoutedError(
-                f"RabbitMQ returned the dead letter of {message.message_id!r}: no queue is "
-                f"bound to {self._topology.dead_letter_exchange} ({returned}); "
-                f"the message stays in {self._topology.queue} until the next connection "
-                "declares the dead-letter queue again"
+        except DeliveryError as exc:
+            # A basic.return raises too (the channel has on_return_raises): PublishError.
+            if isinstance(exc, PublishError):
+                returned = exc.args[0] if exc.args else "basic.return"  # its reply_text
+                why = f"returned: no queue is bound to {dlx} ({returned})"
+            else:
+                why = f"nacked by the queue bound to {dlx} (full, or refusing publishes?)"
+            raise DeadLetterRefusedError(
+                f"RabbitMQ did not take the dead letter of {message.message_id!r}: {why}"
             ) from exc
         await message.ack()
 

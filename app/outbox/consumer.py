@@ -14,11 +14,17 @@ from typing import Any
 
 from app.outbox.batch_logs import log_consumer_batch
 from app.outbox.consumer_batches import delivery_count, next_batch, take
-from app.outbox.consumer_connection import ConnectionOpener, ConsumerConnection, Delivery
+from app.outbox.consumer_connection import (
+    ConnectionOpener,
+    ConsumerConnection,
+    DeadLetterRefusedError,
+    Delivery,
+)
 from app.outbox.consumer_failures import one_by_one
 from app.outbox.consumer_policy import (
     CONFLICT_BACKOFF_MAX_SECONDS,
     CONFLICT_RETRIES,
+    PARK_BASE_SECONDS,
     BatchProcessor,
     ConsumerPolicy,
 )
@@ -61,9 +67,16 @@ class InboxConsumer:
         self._subscriptions = subscriptions
         self._policy = policy
         self.ready = asyncio.Event()  # set while a connection is consuming
-        self.trouble: str | None = None  # why batches are held (the database away)
+        self._database_trouble: str | None = None  # why batches are held (database away)
+        self._dead_letter_trouble: str | None = None  # why poison is held (DLQ refusing)
         self._connection: ConsumerConnection
         self._holding = Holding()
+
+    @property
+    def trouble(self) -> str | None:
+        """Why messages are held unacked (the database away, or the dead-letter queue
+        refusing poison), for readiness; None when nothing is."""
+        return self._database_trouble or self._dead_letter_trouble
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, reconnecting with backoff whatever happens, but
@@ -154,7 +167,7 @@ class InboxConsumer:
                     # messages (unacked, so nothing is lost) and retry. Requeueing would
                     # spend their delivery budget on a fault that is none of theirs.
                     delay = outages.next_delay()
-                    self.trouble = f"the database is unavailable: {exc!r:.200}"
+                    self._database_trouble = f"the database is unavailable: {exc!r:.200}"
                     logger.warning(
                         "database unavailable; holding the batch",
                         extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 3)},
@@ -177,7 +190,7 @@ class InboxConsumer:
                 )
                 count_applied(self._name, applied, outcomes, time.perf_counter() - started)
                 return
-        self.trouble = None
+        self._database_trouble = None
         await self._ack([message for message, _ in valid])
         seconds = time.perf_counter() - started
         log_consumer_batch(valid, outcomes, seconds)
@@ -199,8 +212,23 @@ class InboxConsumer:
                 await message.ack()
 
     async def _dead_letter(self, message: Delivery, reason: str) -> None:
-        async with asyncio.timeout(self._policy.connect_timeout_seconds):
-            await self._connection.dead_letter(message, reason)
+        try:
+            async with asyncio.timeout(self._policy.connect_timeout_seconds):
+                await self._connection.dead_letter(message, reason)
+        except DeadLetterRefusedError as exc:
+            # The broker's fault, not the message's: park it, unacked on this channel, so
+            # no delivery is spent (a reconnect would return every prefetched message and
+            # spend theirs too), and try again later; the messages after it flow.
+            delay = self._holding.park(
+                message, base=PARK_BASE_SECONDS, cap=self._policy.reconnect_max_seconds
+            )
+            self._dead_letter_trouble = f"{exc} (run `python -m app broker declare`?)"
+            logger.warning(
+                "poison message held: its dead letter was refused; retrying later",
+                extra={"error": str(exc)[:300], "reason": reason, "retry_in_s": round(delay, 3)},
+            )
+            return
+        self._dead_letter_trouble = None
         INBOX_DEAD_LETTERED.labels(self._name, reason_kind(reason)).inc()
         logger.warning(
             "dead-lettered a poison message",

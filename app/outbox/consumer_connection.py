@@ -37,6 +37,13 @@ class Delivery(Protocol):
     async def nack(self, multiple: bool = False, requeue: bool = True) -> None: ...
 
 
+class DeadLetterRefusedError(Exception):
+    """The broker did not take a poison message's dead-letter copy: returned (no queue
+    bound to ``S.events.dlx``, e.g. ``S.events.dlq`` deleted) or nacked (the DLQ refused
+    it, e.g. full with ``overflow: reject-publish``). The broker's fault, not the
+    message's: the original is left unacked."""
+
+
 class ConsumerConnection(Protocol):
     """One connection's worth of consuming ``S.events``."""
 
@@ -45,8 +52,8 @@ class ConsumerConnection(Protocol):
 
     async def dead_letter(self, message: Delivery, reason: str) -> None:
         """Put ``message`` in ``S.events.dlq`` with ``reason`` (confirmed), then ack it.
-        Raises (leaving ``message`` unacked, so it is delivered again) when the broker did
-        not take the copy: nacked, or returned with no queue bound to the DLX."""
+        Raises DeadLetterRefusedError, ``message`` left unacked, when the broker did not
+        take the copy."""
         ...
 
     async def stop_receiving(self) -> None:

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import aio_pika
 import aiormq
 import pytest
 
 from app.outbox import DeadLetterSelection, QueueBindings, RabbitMQBroker
-from app.outbox.amqp_consumer import DeadLetterNotRoutedError
+from app.outbox.consumer import InboxConsumer
+from app.outbox.consumer_connection import DeadLetterRefusedError
+from app.outbox.consumer_policy import ConsumerPolicy
+from app.outbox.decoding import Decoded
+from app.outbox.subscriptions import Subscription, by_event_name
+from tests.contract.conftest import ItemStored
 from tests.support.rabbit import queue_depth, read_queue
 
 pytestmark = pytest.mark.rabbitmq
@@ -83,8 +90,8 @@ async def test_a_poison_message_stays_queued_when_its_dead_letter_is_returned(
             delivery = await asyncio.wait_for(consumer.inbound.get(), timeout=10)
             await channel.queue_delete(STORE.topology.dead_letter_queue)
             with pytest.raises(
-                DeadLetterNotRoutedError,
-                match=r"no queue is bound to store\.events\.dlx \(NO_ROUTE\)",
+                DeadLetterRefusedError,
+                match=r"returned: no queue is bound to store\.events\.dlx \(NO_ROUTE\)",
             ):
                 await consumer.dead_letter(delivery, "invalid ItemStored")
     assert await queue_depth(broker, STORE.topology.queue) == 1  # back in its queue
@@ -94,3 +101,86 @@ async def test_a_poison_message_stays_queued_when_its_dead_letter_is_returned(
         await consumer.dead_letter(delivery, "invalid ItemStored")
     assert [letter.message_id for letter in await rabbit.dead_letters("store")] == [message_id]
     assert await queue_depth(broker, STORE.topology.queue) == 0
+
+
+class Applying:
+    """Applies every message (no database): the outcomes the inbox would give."""
+
+    def __init__(self) -> None:
+        self.applied: list[uuid.UUID] = []
+
+    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        self.applied += [message.message_id for message in messages]
+        return {message.message_id: "applied" for message in messages}
+
+
+async def test_a_refused_dead_letter_holds_only_the_poison_message(broker: str) -> None:
+    # The DLQ gone and a consumer that may not declare it (least privilege): the poison
+    # message is held unacked on its channel, no reconnect returns (and counts) the
+    # others, which are applied; once the DLQ is back it goes there with its own reason.
+    rabbit = RabbitMQBroker(broker, connect_timeout=10)
+    await rabbit.declare([STORE])
+    subscriptions = by_event_name([Subscription(event=ItemStored, handle=_unused)])
+    opened = 0
+    connections = rabbit.consumer_connections(STORE, prefetch=50)
+
+    def counting_opener() -> Any:
+        nonlocal opened
+        opened += 1
+        return connections()
+
+    processor = Applying()
+    consumer = InboxConsumer(
+        open_connection=counting_opener,
+        queue=STORE.topology.queue,
+        processor=processor,
+        subscriptions=subscriptions,
+        policy=ConsumerPolicy(delivery_limit=3, reconnect_max_seconds=0.3),
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stop))
+    try:
+        await asyncio.wait_for(consumer.ready.wait(), timeout=10)
+        async with await aio_pika.connect(broker) as connection:
+            channel = await connection.channel(publisher_confirms=True)
+            await channel.queue_delete(STORE.topology.dead_letter_queue)
+            valid = [ItemStored(item_id=uuid.uuid4(), note=str(n)) for n in range(3)]
+            poison_id = str(uuid.uuid4())
+            bodies = [(str(valid[0].event_id), valid[0].model_dump_json(by_alias=True))]
+            bodies.append((poison_id, "not json"))
+            bodies += [(str(e.event_id), e.model_dump_json(by_alias=True)) for e in valid[1:]]
+            for message_id, body in bodies:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        body.encode(),
+                        message_id=message_id,
+                        type="ItemStored",
+                        content_type="application/json",
+                    ),
+                    routing_key=STORE.topology.queue,
+                )
+            for _ in range(200):
+                if len(processor.applied) == 3 and consumer.trouble:
+                    break
+                await asyncio.sleep(0.05)
+            assert sorted(map(str, processor.applied)) == sorted(str(e.event_id) for e in valid)
+            assert "no queue is bound to store.events.dlx" in (consumer.trouble or "")
+            await asyncio.sleep(1.0)  # several retries of the held message meanwhile
+            assert opened == 1  # no reconnect: nothing returned, no delivery counted
+            await rabbit.declare([STORE])  # an operator's `broker declare`
+            for _ in range(200):
+                if await rabbit.dead_letters("store"):
+                    break
+                await asyncio.sleep(0.05)
+        [letter] = await rabbit.dead_letters("store")
+        assert letter.message_id == poison_id
+        assert "invalid ItemStored" in letter.reason  # its own reason, not the limit's
+        assert consumer.trouble is None
+        assert await queue_depth(broker, STORE.topology.queue) == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)
+
+
+async def _unused(session: object, events: object) -> list[str]:
+    raise AssertionError("the processor is a fake: handlers are not called")
