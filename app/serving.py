@@ -33,7 +33,8 @@ def stop_app(app: FastAPI, reason: str) -> None:
     ``serve`` return 1: for work the app runs beside its API that cannot go on (``dev``'s
     relays and consumers). ``reason``: one line, already logged. Outside ``serve`` (a test
     client) only ``app.state.fatal_error`` is set."""
-    app.state.fatal_error = reason
+    if not getattr(app.state, "fatal_error", None):  # the first reason: the others follow it
+        app.state.fatal_error = reason
     server = getattr(app.state, "server", None)
     if isinstance(server, uvicorn.Server):
         server.should_exit = True

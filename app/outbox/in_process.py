@@ -124,21 +124,21 @@ async def in_process(
 async def _reporting(
     work: Awaitable[None], what: str, on_failure: Callable[[str], None] | None
 ) -> None:
-    """Run ``work``; if it ends with an error, log it and tell ``on_failure``. Nothing is
-    re-raised: a FatalError is a SystemExit, which asyncio lets out of a task and out of
-    the host's event loop (uvicorn's then ends without its shutdown)."""
+    """Run ``work``; if it ends with an Exception or a FatalError, log it and tell
+    ``on_failure`` instead of re-raising: a FatalError is a SystemExit, which asyncio lets
+    out of a task and out of the host's event loop (uvicorn's then ends without its
+    shutdown). Cancellation and other BaseExceptions go on as usual."""
     try:
         await work
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:
-        if isinstance(exc, FatalError):
-            reason = exc.message  # already logged as one ERROR line
-        else:
-            reason = f"{what} stopped: {exc}"
-            logger.error(reason, exc_info=not isinstance(exc, TopologyConflictError))
-        if on_failure is not None:
-            on_failure(reason)
+    except FatalError as exc:  # a SystemExit: would leave the loop (see above)
+        reason = exc.message  # already logged as one ERROR line
+    except Exception as exc:
+        reason = f"{what} stopped: {exc}"
+        logger.error(reason, exc_info=not isinstance(exc, TopologyConflictError))
+    else:
+        return
+    if on_failure is not None:
+        on_failure(reason)
 
 
 def _consumer(broker: Broker, service: MessagingService, policy: ConsumerPolicy) -> InboxConsumer:

@@ -183,8 +183,9 @@ async def relay_until(
         dead = [task for task in workers if task.done()]
         if dead and not stop.is_set():
             # A worker ends only when RabbitMQ refused the topology. The others would
-            # meet the same refusal: stop, rather than look alive relaying nothing.
-            stop.set()
+            # meet the same refusal: stop (they are cancelled below: their batches roll
+            # back), rather than look alive relaying nothing. ``stop`` is the caller's,
+            # shared with other services' relays and consumers in_process: not set here.
             raise RelayStoppedError(f"relay of {name} stopped: {dead[0].exception()}")
         logger.info("relay stopping: finishing the batch in flight")
         _, unfinished = await asyncio.wait(workers, timeout=config.shutdown_grace_seconds)

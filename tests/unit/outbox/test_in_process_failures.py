@@ -14,7 +14,8 @@ from app.outbox.broker import broker_for
 from app.outbox.database import make_engine
 from app.outbox.in_process import InProcessConfig, MessagingService, in_process
 from app.outbox.relay_process import RelayProcessConfig, RelayStoppedError
-from tests.support.events import create_outbox_schema
+from app.outbox.topology import TopologyConflictError
+from tests.support.events import SUBSCRIPTIONS, create_outbox_schema
 
 FAST = InProcessConfig(relay=RelayProcessConfig(broker_url="", shutdown_grace_seconds=1))
 
@@ -49,3 +50,40 @@ async def test_a_relay_that_stops_for_good_is_reported_and_the_loop_goes_on(
         await broker.close()
         await engine.dispose()
     assert reasons == ["relay of parcels stopped: the broker refused its topology"]
+
+
+async def test_one_relay_stopping_leaves_the_other_services_running(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # relay_until must not set the stop event in_process shares between services.
+    relay_module = sys.modules["app.outbox.relay_process"]
+
+    class RefusedForA(relay_module.OutboxRelay):  # type: ignore[name-defined,misc]
+        async def relay_batch(self) -> Any:
+            if self._service == "a":
+                raise TopologyConflictError("406 PRECONDITION_FAILED")
+            return await super().relay_batch()
+
+    monkeypatch.setattr(relay_module, "OutboxRelay", RefusedForA)
+    engines = {}
+    for name in ("a", "b"):
+        engines[name] = make_engine(f"sqlite+aiosqlite:///{tmp_path / name}.db")
+        async with engines[name].begin() as connection:
+            await connection.run_sync(create_outbox_schema)
+    reported = asyncio.Event()
+    broker = broker_for("memory://", embedded_path=str(tmp_path / "queues"))
+    services = [
+        MessagingService("a", engines["a"]),
+        MessagingService("b", engines["b"], SUBSCRIPTIONS),
+    ]
+    try:
+        async with in_process(broker, services, config=FAST, on_failure=lambda _: reported.set()):
+            await asyncio.wait_for(reported.wait(), timeout=5)
+            await asyncio.sleep(0.3)
+            alive = {t.get_name() for t in asyncio.all_tasks() if not t.done()}
+            assert {"b-relay", "b-consumer"} <= alive
+            assert "a-relay" not in alive
+    finally:
+        await broker.close()
+        for engine in engines.values():
+            await engine.dispose()
