@@ -102,6 +102,7 @@ class InboxConsumer:
         async with self._open_connection() as connection:
             self._connection = connection
             self._holding = Holding()
+            self._dead_letter_trouble = None  # the held poison went back with the last one
             self.ready.set()
             logger.info("consuming", extra={"queue": self._queue})
             try:
