@@ -21,6 +21,7 @@ from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.decoding import Decoded
 from app.outbox.subscriptions import Subscription, by_event_name
 from tests.contract.conftest import ItemStored
+from tests.support.consuming import wait_until
 from tests.support.rabbit import queue_depth, read_queue
 
 pytestmark = pytest.mark.rabbitmq
@@ -159,19 +160,17 @@ async def test_a_refused_dead_letter_holds_only_the_poison_message(broker: str) 
                     ),
                     routing_key=STORE.topology.queue,
                 )
-            for _ in range(200):
-                if len(processor.applied) == 3 and consumer.trouble:
-                    break
-                await asyncio.sleep(0.05)
+
+            async def valid_applied_poison_held() -> bool:
+                return len(processor.applied) == 3 and consumer.trouble is not None
+
+            await wait_until(valid_applied_poison_held, timeout=10)
             assert sorted(map(str, processor.applied)) == sorted(str(e.event_id) for e in valid)
             assert "no queue is bound to store.events.dlx" in (consumer.trouble or "")
             await asyncio.sleep(1.0)  # several retries of the held message meanwhile
             assert opened == 1  # no reconnect: nothing returned, no delivery counted
             await rabbit.declare([STORE])  # an operator's `broker declare`
-            for _ in range(200):
-                if await rabbit.dead_letters("store"):
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(lambda: rabbit.dead_letters("store"), timeout=10)
         [letter] = await rabbit.dead_letters("store")
         assert letter.message_id == poison_id
         assert "invalid ItemStored" in letter.reason  # its own reason, not the limit's
