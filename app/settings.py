@@ -126,6 +126,10 @@ class Settings(BaseSettings):
     # PostgreSQL lock_timeout and statement_timeout of the consumer's (and relay's)
     # transactions: a row locked elsewhere parks its message instead of stalling all.
     consumer_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=3_600)
+    # While a row is known to be held for long (a message waited out the lock timeout for
+    # it and is parked), the consumer tries messages with this shorter lock timeout: each
+    # blocked message then holds the others up this long, not a whole lock timeout.
+    consumer_blocked_lock_timeout_seconds: float = Field(default=0.1, gt=0, le=60)
     consumer_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=3_600)
     inbox_retention_seconds: float = Field(
         default=7 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
@@ -227,6 +231,16 @@ class Settings(BaseSettings):
     def event_publishers(self) -> dict[str, str]:
         """BROKER_PUBLISHERS as {service: broker user}."""
         return publishers_of(self.broker_publishers)
+
+    @model_validator(mode="after")
+    def _blocked_lock_timeout_is_shorter(self) -> Settings:
+        if self.consumer_blocked_lock_timeout_seconds > self.consumer_lock_timeout_seconds:
+            raise ValueError(
+                "CONSUMER_BLOCKED_LOCK_TIMEOUT_SECONDS must not exceed "
+                f"CONSUMER_LOCK_TIMEOUT_SECONDS ({self.consumer_blocked_lock_timeout_seconds:g}"
+                f" > {self.consumer_lock_timeout_seconds:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _reservations_outlive_the_inbox(self) -> Settings:

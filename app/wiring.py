@@ -53,6 +53,7 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
             reconnect_max_seconds=settings.broker_reconnect_max_seconds,
             database_reconnect_max_seconds=settings.database_reconnect_max_seconds,
             redelivery_max_seconds=settings.consumer_redelivery_max_seconds,
+            blocked_lock_timeout_seconds=settings.consumer_blocked_lock_timeout_seconds,
             publishers=event_publishers(settings),
         ),
         retention=retention_policy(settings, settings.inbox_retention_seconds),

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -54,6 +54,9 @@ _SET_OUTCOMES = (
 )
 
 
+_SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :ms, true)")
+
+
 class InboxProcessor:
     """Applies batches of messages for one consumer name, each message at most once."""
 
@@ -84,22 +87,32 @@ class InboxProcessor:
             .values(outcome=bindparam("b_outcome"))
         )
 
-    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+    async def process(
+        self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
+    ) -> dict[uuid.UUID, str]:
         """Apply the new messages among ``messages``; returns their outcomes by id.
 
-        Messages already in the inbox (duplicates) get no entry. Raises on any database
-        error, with nothing committed.
+        Messages already in the inbox (duplicates) get no entry. ``lock_timeout``
+        (seconds): this transaction's instead of the engine's, on PostgreSQL (SQLite has no
+        row locks: a writer waits for the whole database, whatever the rows). Raises on any
+        database error, with nothing committed.
         """
         traced = [(m.message_id, m.event.event_name, m.traceparent) for m in messages]
         with consume_spans(traced):
-            return await self._process(messages)
+            return await self._process(messages, lock_timeout)
 
-    async def _process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+    async def _process(
+        self, messages: Sequence[Decoded], lock_timeout: float | None
+    ) -> dict[uuid.UUID, str]:
         # The transaction is SQLAlchemy's from its BEGIN (psycopg's own, before the first
         # statement: an after_begin listener runs inside it) to its COMMIT (flushing staged
         # objects, before_commit hooks, releasing savepoints: all inside it). Sending our
         # own BEGIN or COMMIT saved round trips but let such work escape: tried, dropped.
         async with self._sessions() as session, session.begin():
+            if lock_timeout is not None and self._on_postgresql:
+                # SET LOCAL: this transaction only; the pooled connection keeps its own.
+                milliseconds = str(max(1, round(lock_timeout * 1000)))
+                await session.execute(_SET_LOCK_TIMEOUT, {"ms": milliseconds})
             fresh = await self._record(session, messages)
             outcomes = await self._apply(session, fresh)
             corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
