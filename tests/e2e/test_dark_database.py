@@ -29,7 +29,9 @@ SHORT = {"DATABASE_ANSWER_TIMEOUT_SECONDS": "2", "CONSUMER_STATEMENT_TIMEOUT_SEC
 
 
 async def _unpublished(ordering_db: str) -> int:
-    [(pending,)] = await query(ordering_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    [(pending,)] = await query(
+        ordering_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+    )
     return int(pending)
 
 
