@@ -43,6 +43,11 @@ class ConsumerPolicy:
     each blocked message costs the others this long, not a whole lock timeout (PostgreSQL
     ``lock_timeout``, set per transaction with ``SET LOCAL``); one whose row is merely busy
     for longer is parked too and comes back after a backoff, no delivery spent.
+
+    ``answer_timeout_seconds``: a batch's transaction (COMMIT included) that has not
+    finished by then is taken for a connection that stopped answering: it is dropped and
+    the batch retried on another (``liveness.AnswerDeadline``; None: no deadline). Keep it
+    above the engine's statement timeout.
     """
 
     prefetch: int = 500
@@ -54,6 +59,7 @@ class ConsumerPolicy:
     connect_timeout_seconds: float = 10.0
     redelivery_max_seconds: float = 30.0
     blocked_lock_timeout_seconds: float = 0.1
+    answer_timeout_seconds: float | None = 20.0
     # Event name → the broker account (AMQP user_id, validated by RabbitMQ) its owner's
     # relay publishes as; an event of a listed name from anyone else is dead-lettered
     # ("unexpected publisher"). Empty: not checked.

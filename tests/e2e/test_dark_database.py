@@ -92,6 +92,9 @@ async def test_a_relay_whose_database_connections_go_dark_carries_on(
         return await stock_of(deployment.catalog_db, product) == 94
 
     await wait_until(all_applied, timeout=30)
+    # Its LISTEN connection, dark too, was found out and made again (notifications flow).
+    [relay] = deployment.relays
+    await relay.wait_for_log("listening for outbox inserts", count=2, timeout=30)
 
 
 async def _claimed_by_someone(ordering_db: str) -> bool:
@@ -121,7 +124,7 @@ async def test_rows_claimed_by_a_relay_cut_off_from_its_database_go_to_another(
     cut_off = await deployment.add_relay(
         "ordering",
         RELAY_CLAIM_TIMEOUT_SECONDS=str(claim_bound),
-        RELAY_PUBLISH_TIMEOUT_SECONDS="2",
+        RELAY_PUBLISH_TIMEOUT_SECONDS="1",
         **SHORT,
     )
     # Its broker slow from now on: the batch it claims stays in flight for seconds.

@@ -34,7 +34,11 @@ async def test_a_request_on_a_connection_gone_dark_answers_503(
     client waits for ever on a reply that never comes. A request must not: within its
     configured bound (1 s here, and psycopg's own cancellation) it answers 503."""
     url, proxy = proxied_catalog_db
-    settings = Settings(catalog_database_url=url, database_answer_timeout_seconds=1)
+    settings = Settings(
+        catalog_database_url=url,
+        database_answer_timeout_seconds=1,
+        consumer_statement_timeout_seconds=0.5,  # below it, as it must be
+    )
     async with asgi_client(create_app(settings)) as catalog:
         assert (await catalog.get("/api/catalog/products")).status_code == 200  # pooled
         proxy.go_dark()
