@@ -113,39 +113,31 @@ class InboxProcessor:
         # statement: an after_begin listener runs inside it) to its COMMIT (flushing staged
         # objects, before_commit hooks, releasing savepoints: all inside it). Sending our
         # own BEGIN or COMMIT saved round trips but let such work escape: tried, dropped.
-        # The deadline covers the whole block, COMMIT or ROLLBACK on the way out included.
+        # The answer deadline covers the whole block, its COMMIT or ROLLBACK included.
         deadline = AnswerDeadline(self._answer_timeout)
-        try:
-            async with self._sessions() as session, session.begin():
-                await deadline.start(await session.connection())
-                return await self._in_transaction(session, messages, lock_timeout)
-        finally:
-            deadline.stop()
-
-    async def _in_transaction(
-        self, session: AsyncSession, messages: Sequence[Decoded], lock_timeout: float | None
-    ) -> dict[uuid.UUID, str]:
-        if lock_timeout is not None and self._on_postgresql:
-            # SET LOCAL: this transaction only; the pooled connection keeps its own.
-            milliseconds = str(max(1, round(lock_timeout * 1000)))
-            await session.execute(_SET_LOCK_TIMEOUT, {"ms": milliseconds})
-        fresh = await self._record(session, messages)
-        outcomes = await self._apply(session, fresh)
-        corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
-        transaction = session.get_transaction()
-        if transaction is None or not transaction.is_active:
-            # A handler rolled back, or went on after a failed flush: committing would
-            # record nothing, silently, and the messages would be acked.
-            raise AbortedTransactionError("a handler ended the batch's transaction")
-        if not corrected:
-            return outcomes
-        if not self._on_postgresql:
-            await session.execute(self._set_outcome, self._corrections(corrected))
-            return outcomes
-        driver = await driver_connection(await session.connection())
-        refuse_aborted(driver)  # before a statement it would refuse
-        parameters = (list(corrected), list(corrected.values()), self._consumer)
-        await driver.execute(self._set_outcomes, parameters, prepare=True)
+        async with deadline, self._sessions() as session, session.begin():
+            await deadline.start(await session.connection())
+            if lock_timeout is not None and self._on_postgresql:
+                # SET LOCAL: this transaction only; the pooled connection keeps its own.
+                milliseconds = str(max(1, round(lock_timeout * 1000)))
+                await session.execute(_SET_LOCK_TIMEOUT, {"ms": milliseconds})
+            fresh = await self._record(session, messages)
+            outcomes = await self._apply(session, fresh)
+            corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
+            transaction = session.get_transaction()
+            if transaction is None or not transaction.is_active:
+                # A handler rolled back, or went on after a failed flush: committing would
+                # record nothing, silently, and the messages would be acked.
+                raise AbortedTransactionError("a handler ended the batch's transaction")
+            if not corrected:
+                return outcomes
+            if not self._on_postgresql:
+                await session.execute(self._set_outcome, self._corrections(corrected))
+                return outcomes
+            driver = await driver_connection(await session.connection())
+            refuse_aborted(driver)  # before a statement it would refuse
+            parameters = (list(corrected), list(corrected.values()), self._consumer)
+            await driver.execute(self._set_outcomes, parameters, prepare=True)
         return outcomes
 
     def _corrections(self, corrected: Mapping[uuid.UUID, str]) -> list[dict[str, Any]]:

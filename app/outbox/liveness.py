@@ -72,13 +72,24 @@ class AnswerDeadline:
     Keep ``seconds`` above the longest the work may legitimately take, the server's own
     timeouts included (``statement_timeout``, ``lock_timeout``), so that a slow statement
     is ended by the server, which answers, and never taken for a silent connection.
-    Used as ``try: … start(connection) … finally: stop()`` around the whole transaction
-    block, so that its COMMIT or ROLLBACK on the way out is bounded too."""
+
+    Used as the outer context of the transaction block, which ``stop``s it on the way out
+    after the block's COMMIT or ROLLBACK (bounded too)::
+
+        async with deadline, engine.begin() as connection:
+            await deadline.start(connection)
+    """
 
     def __init__(self, seconds: float | None) -> None:
         self._seconds = seconds
         self._driver: Any = None
         self._timer: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> AnswerDeadline:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.stop()
 
     async def start(self, connection: AsyncConnection) -> None:
         """Arm the deadline for the work about to run on ``connection``."""

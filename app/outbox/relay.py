@@ -103,24 +103,21 @@ class OutboxRelay:
         # gets the answer deadline (the server, for its part, ends the session and its
         # claim at idle_in_transaction_session_timeout).
         deadline = AnswerDeadline(self._answer_timeout)
-        try:
-            async with self._transactions.begin() as connection:
-                await deadline.start(connection)
-                rows = await self._claim_rows(connection)
-                if not rows:
-                    return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
-                messages, unreadable = outgoing_messages(rows)
-                messages, spans = start_publish_spans(messages)
-                async with deadline.paused():  # the broker's time (its own timeout)
-                    result = await self._publisher.publish_batch(messages)
-                end_publish_spans(spans, result)
-                result.rejected.update(unreadable)
-                failed = await self._record_rejections(connection, rows, result.rejected)
-                failed += await self._record_unroutable(connection, rows, result.unroutable)
-                await self._record_nacked(connection, rows, result.nacked)
-                await self._mark_and_commit(connection, result.confirmed)
-        finally:
-            deadline.stop()
+        async with deadline, self._transactions.begin() as connection:
+            await deadline.start(connection)
+            rows = await self._claim_rows(connection)
+            if not rows:
+                return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
+            messages, unreadable = outgoing_messages(rows)
+            messages, spans = start_publish_spans(messages)
+            async with deadline.paused():  # the broker's time (its own timeout)
+                result = await self._publisher.publish_batch(messages)
+            end_publish_spans(spans, result)
+            result.rejected.update(unreadable)
+            failed = await self._record_rejections(connection, rows, result.rejected)
+            failed += await self._record_unroutable(connection, rows, result.unroutable)
+            await self._record_nacked(connection, rows, result.nacked)
+            await self._mark_and_commit(connection, result.confirmed)
         report = BatchReport(
             claimed=len(rows),
             published=len(result.confirmed),
