@@ -126,11 +126,11 @@ class Settings(BaseSettings):
     # PostgreSQL lock_timeout and statement_timeout of the consumer's (and relay's)
     # transactions: a row locked elsewhere parks its message instead of stalling all.
     consumer_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=3_600)
+    consumer_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3_600)
     # While a row is known to be held for long (a message waited out the lock timeout for
     # it and is parked), the consumer tries messages with this shorter lock timeout: each
     # blocked message then holds the others up this long, not a whole lock timeout.
     consumer_blocked_lock_timeout_seconds: float = Field(default=0.1, gt=0, le=60)
-    consumer_statement_timeout_seconds: float = Field(default=15.0, gt=0, le=3_600)
     inbox_retention_seconds: float = Field(
         default=7 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
     )
@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     # peer that still takes the bytes: a proxy or balancer whose server is gone): dropped,
     # never reused, the work retried on a new one (a request answers 503). Above the
     # statement timeout, so that a slow statement is ended by the server, which answers.
-    database_answer_timeout_seconds: float = Field(default=20.0, gt=0, le=3_600)
+    database_answer_timeout_seconds: float = Field(default=12.0, gt=0, le=3_600)
     # PostgreSQL ends a relay's session left idle in its transaction this long (its
     # idle_in_transaction_session_timeout): rows claimed by a relay cut off from its
     # database go back to the other relays. A batch is idle in its transaction while it

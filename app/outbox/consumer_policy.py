@@ -59,7 +59,7 @@ class ConsumerPolicy:
     connect_timeout_seconds: float = 10.0
     redelivery_max_seconds: float = 30.0
     blocked_lock_timeout_seconds: float = 0.1
-    answer_timeout_seconds: float | None = 20.0
+    answer_timeout_seconds: float | None = 12.0
     # Event name → the broker account (AMQP user_id, validated by RabbitMQ) its owner's
     # relay publishes as; an event of a listed name from anyone else is dead-lettered
     # ("unexpected publisher"). Empty: not checked.

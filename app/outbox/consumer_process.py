@@ -53,8 +53,8 @@ class ConsumerProcessConfig:
     consumer: ConsumerPolicy = field(default_factory=ConsumerPolicy)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     lock_timeout_seconds: float | None = 2.0
-    statement_timeout_seconds: float | None = 15.0
-    idle_in_transaction_timeout_seconds: float | None = 20.0
+    statement_timeout_seconds: float | None = 10.0
+    idle_in_transaction_timeout_seconds: float | None = 12.0
     keepalives: TcpKeepalives = field(default_factory=TcpKeepalives)
     startup_timeout_seconds: float = 60.0
     shutdown_grace_seconds: float = 5.0

@@ -63,8 +63,8 @@ class RelayProcessConfig:
     reconnect_max_seconds: float = 30.0
     startup_timeout_seconds: float = 60.0
     shutdown_grace_seconds: float = 5.0
-    statement_timeout_seconds: float | None = 15.0
-    answer_timeout_seconds: float | None = 20.0
+    statement_timeout_seconds: float | None = 10.0
+    answer_timeout_seconds: float | None = 12.0
     claim_timeout_seconds: float | None = 60.0
     keepalives: TcpKeepalives = field(default_factory=TcpKeepalives)
     probe_port: int | None = None  # /health/live, /health/ready, /metrics; None: none
