@@ -56,16 +56,6 @@ class Wakeup:
                 self._idle.remove(event)
 
 
-async def _still_answering(connection: psycopg.AsyncConnection[Any], seconds: float | None) -> None:
-    # Notifications received meanwhile wait in psycopg's backlog for the next notifies().
-    deadline = AnswerDeadline(seconds)
-    deadline.start_on(connection)
-    try:
-        await connection.execute("SELECT 1")
-    finally:
-        deadline.stop()
-
-
 def libpq_dsn(database_url: str) -> str | None:
     """The libpq DSN of a PostgreSQL SQLAlchemy URL; None for other databases."""
     url = make_url(database_url)
@@ -118,3 +108,10 @@ async def listen_for_outbox_inserts(
                 extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 2)},
             )
             await asyncio.sleep(delay)
+
+
+async def _still_answering(connection: psycopg.AsyncConnection[Any], seconds: float | None) -> None:
+    # Notifications that come meanwhile wait in psycopg's backlog for the next notifies().
+    async with AnswerDeadline(seconds) as deadline:
+        deadline.start_on(connection)
+        await connection.execute("SELECT 1")
