@@ -17,11 +17,11 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.outbox.clock import db_now
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
 
 PRICE_PRECISION = 14
@@ -72,8 +72,8 @@ class StockReservation(CatalogBase):
     state: Mapped[str] = mapped_column(String(20))
     # The database's clock: when the row was made and last changed state. Retention
     # deletes terminal rows by ``updated_at`` (see app/catalog/retention.py).
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=db_now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=db_now())
 
     __table_args__ = (
         CheckConstraint(

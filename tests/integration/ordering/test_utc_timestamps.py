@@ -14,9 +14,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from app.__main__ import main
 from app.ordering.app import create_app
+from app.outbox.database import make_engine
 from app.settings import Settings
 from tests.conftest import query
 from tests.support.servers import asgi_client, free_port
@@ -69,7 +71,9 @@ async def test_responses_are_utc_with_milliseconds(
 
     # The admin API: an order's outbox rows, and an inbox row.
     await query(kiritimati_db, "UPDATE outbox SET published_at = now()")
-    events = await ordering.get("/admin/api/ordering/outbox/events", params={"orderId": order["id"]})
+    events = await ordering.get(
+        "/admin/api/ordering/outbox/events", params={"orderId": order["id"]}
+    )
     [event] = events.json()["events"]
     assert_utc(event["createdAt"], near=now)
     assert_utc(event["publishedAt"], near=now)
@@ -105,7 +109,8 @@ async def test_operators_commands_print_utc_with_milliseconds(
         assert await asyncio.to_thread(main, list(argv)) == 0
         return capsys.readouterr().out
 
-    events = json.loads(await command("outbox", "events", "ordering", "--order", order_id, "--json"))
+    argv = ("outbox", "events", "ordering", "--order", order_id)
+    events = json.loads(await command(*argv, "--json"))
     assert_utc(events["events"][0]["created_at"], near=now)
     assert_utc(events["events"][0]["failed_at"], near=now)
     failed = json.loads(await command("outbox", "failed", "ordering", "--json"))
@@ -115,10 +120,23 @@ async def test_operators_commands_print_utc_with_milliseconds(
 
     # The tables print the same text.
     for printed, stamp in (
-        (await command("outbox", "events", "ordering", "--order", order_id),
-         events["events"][0]["created_at"]),
+        (await command(*argv), events["events"][0]["created_at"]),
         (await command("outbox", "failed", "ordering"), failed["failed"][0]["failed_at"]),
         (await command("inbox", "show", "ordering", str(message_id)), shown["processed_at"]),
     ):  # fmt: skip
         assert stamp in printed, printed
         assert "+14:00" not in printed and "+00:00" not in printed
+
+
+async def test_every_session_runs_in_utc(kiritimati_db: str) -> None:
+    """Whatever the database's TimeZone, the engines' sessions are UTC (libpq options): a
+    time cast to text, or read by any code, is never in another zone."""
+    engine = make_engine(kiritimati_db, pool_size=1)
+    try:
+        async with engine.connect() as connection:
+            zone = (await connection.execute(text("SELECT current_setting('TimeZone')"))).scalar()
+            stamp = (await connection.execute(text("SELECT now()::text"))).scalar()
+    finally:
+        await engine.dispose()
+    assert zone == "UTC"
+    assert str(stamp).endswith("+00")

@@ -14,11 +14,17 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import update
 
 from app import migrate
 from app.__main__ import main
+from app.admin import operations
 from app.ordering.app import create_app
+from app.outbox.clock import db_now_plus
+from app.outbox.database import make_engine
 from app.outbox.dead_letters import FIRST_DEAD_AT, dead_letter_of, now_iso
+from app.outbox.models import OUTBOX
+from app.outbox.republish import PublishedSelection, republish
 from app.settings import Settings
 from tests.support.servers import asgi_client, free_port
 
@@ -104,3 +110,23 @@ def test_dead_letter_times_are_utc_with_milliseconds() -> None:
     listed = letter.as_dict()["first_death_at"]
     assert UTC_MILLISECONDS.match(listed), listed
     assert letter.replay_headers()[FIRST_DEAD_AT] == listed
+
+
+async def test_republish_since_a_shown_time_keeps_that_row(
+    ordering: httpx.AsyncClient, sqlite_url: str
+) -> None:
+    """A time as shown (milliseconds) selects the row published at that very millisecond
+    (``--since`` keeps it, ``--until`` leaves it out), the database clock's text and the
+    bound's compared on SQLite."""
+    order = await place(ordering, "Cy")
+    engine = make_engine(sqlite_url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(update(OUTBOX).values(published_at=db_now_plus(0)))
+        [event] = await operations.outbox_events_of_order(engine, uuid.UUID(order["id"]), limit=1)
+        shown = datetime.fromisoformat(event["published_at"])
+        assert await republish(engine, PublishedSelection(since=shown), dry_run=True) == 1
+        before = PublishedSelection(since=shown - timedelta(seconds=1), until=shown)
+        assert await republish(engine, before, dry_run=True) == 0
+    finally:
+        await engine.dispose()
