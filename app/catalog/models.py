@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.idempotency.models import idempotency_metadata
 from app.outbox.clock import db_now
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
 
@@ -95,4 +96,4 @@ PRODUCTS: Table = Product.__table__  # type: ignore[assignment]
 STOCK_RESERVATIONS: Table = StockReservation.__table__  # type: ignore[assignment]
 
 # Everything Alembic manages in the catalog database.
-catalog_metadata = (CatalogBase.metadata, outbox_metadata)
+catalog_metadata = (CatalogBase.metadata, outbox_metadata, idempotency_metadata)

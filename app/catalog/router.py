@@ -13,6 +13,7 @@ from app.auth.scopes import CATALOG_INTEGRATION, PRODUCTS_READ, PRODUCTS_WRITE
 from app.catalog import service
 from app.catalog.models import Product
 from app.catalog.schemas import ProductIds, ProductRead, ProductWrite
+from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
 from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit, Skip
 from app.web import unit_of_work
 
@@ -41,13 +42,20 @@ def _found(product: Product | None, product_id: uuid.UUID) -> Product:
     "/products",
     status_code=status.HTTP_201_CREATED,
     response_model=ProductRead,
+    responses=IDEMPOTENCY_ERRORS,
     dependencies=WRITE,
 )
-async def create_product(body: ProductWrite, session: SessionDep) -> Product:
-    """Add a product."""
-    return await service.create_product(
-        session, name=body.name, price=body.price, stock_count=body.stock_count
-    )
+async def create_product(body: ProductWrite, session: SessionDep, key: KeyDep) -> Response:
+    """Add a product. With an ``Idempotency-Key``, a retry of the same request answers the
+    first product."""
+
+    async def create() -> ProductRead:
+        product = await service.create_product(
+            session, name=body.name, price=body.price, stock_count=body.stock_count
+        )
+        return ProductRead.model_validate(product)
+
+    return await answer_once(session, key, status.HTTP_201_CREATED, create)
 
 
 @router.get("/products", response_model=list[ProductRead], dependencies=READ)

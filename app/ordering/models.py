@@ -19,6 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.idempotency.models import idempotency_metadata
 from app.outbox.clock import db_now
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
 
@@ -97,4 +98,4 @@ class Order(OrderingBase):
 
 
 # Everything Alembic manages in the ordering database.
-ordering_metadata = (OrderingBase.metadata, outbox_metadata)
+ordering_metadata = (OrderingBase.metadata, outbox_metadata, idempotency_metadata)

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import ORDERS_READ, ORDERS_WRITE
+from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
 from app.ordering import service
 from app.ordering.catalog_client import fetch_product_names
 from app.ordering.models import Order
@@ -61,22 +62,32 @@ async def _with_product_names(
 
 
 @router.post(
-    "/order", status_code=status.HTTP_201_CREATED, response_model=OrderRead, dependencies=WRITE
+    "/order",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderRead,
+    responses=IDEMPOTENCY_ERRORS,
+    dependencies=WRITE,
 )
 async def place_order(
     body: OrderCreate,
     session: SessionDep,
+    key: KeyDep,
     x_correlation_id: CorrelationId = None,
-) -> OrderRead:
-    """Place an order; its OrderPlaced event is committed in the same transaction."""
-    order = await service.place_order(
-        session,
-        customer_name=body.customer_name,
-        product_id=body.product_id,
-        quantity=body.quantity,
-        correlation_id=x_correlation_id,
-    )
-    return OrderRead.model_validate(order)
+) -> Response:
+    """Place an order; its OrderPlaced event is committed in the same transaction. With an
+    ``Idempotency-Key``, a retry of the same request answers the first order."""
+
+    async def place() -> OrderRead:
+        order = await service.place_order(
+            session,
+            customer_name=body.customer_name,
+            product_id=body.product_id,
+            quantity=body.quantity,
+            correlation_id=x_correlation_id,
+        )
+        return OrderRead.model_validate(order)
+
+    return await answer_once(session, key, status.HTTP_201_CREATED, place)
 
 
 CONFLICT: dict[int | str, dict[str, object]] = {

@@ -16,7 +16,10 @@ from tests.support import postgres
 
 pytestmark = pytest.mark.postgres
 
-OWN_TABLES = {"ordering": {"orders"}, "catalog": {"products", "stock_reservations"}}
+OWN_TABLES = {
+    "ordering": {"orders", "idempotency_keys"},
+    "catalog": {"products", "stock_reservations", "idempotency_keys"},
+}
 OUTBOX_TABLES = {"outbox", "inbox"}
 
 

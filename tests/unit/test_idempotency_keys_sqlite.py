@@ -53,7 +53,8 @@ async def rows(url: str, statement: str) -> list[tuple[object, ...]]:
     engine = make_engine(url)
     try:
         async with engine.begin() as connection:
-            return [tuple(row) for row in await connection.execute(text(statement))]
+            result = await connection.execute(text(statement))
+            return [tuple(row) for row in result] if result.returns_rows else []
     finally:
         await engine.dispose()
 
