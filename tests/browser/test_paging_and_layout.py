@@ -56,8 +56,9 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
             order_ids = []
             for n in range(ORDERS):
                 last = n == ORDERS - 1
-                body = {"customerName": LONG_CUSTOMER if last else f"Customer {n:03d}",
-                        "productId": str(products[LONG_PRODUCT if last else "Item 000"])}  # fmt: skip
+                product = products[LONG_PRODUCT if last else "Item 000"]
+                customer = LONG_CUSTOMER if last else f"Customer {n:03d}"
+                body = {"customerName": customer, "productId": str(product)}
                 placed = api.post("/api/ordering/order", json=body)
                 assert placed.status_code == 201, placed.text
                 order_ids.append(placed.json()["id"])
@@ -84,9 +85,7 @@ def test_every_order_can_be_reached_and_the_oldest_cancelled(page: Page, shop: S
     oldest.get_by_role("button", name=re.compile("Cancel")).click()
     expect(page.get_by_role("status")).to_have_text("order cancelled")
     # Back on the page the order was on, not the first one.
-    expect(page.locator(f'tr[data-order="{shop.order_ids[0]}"] td.state')).to_have_text(
-        "Cancelled"
-    )
+    expect(page.locator(f'tr[data-order="{shop.order_ids[0]}"] td.state')).to_have_text("Cancelled")
 
     back = _rows(page, "data-order")
     while page.get_by_role("link", name="Newer").count():
