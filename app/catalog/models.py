@@ -45,6 +45,8 @@ class Product(CatalogBase):
         # The last line of defence: whatever a handler does, stock never goes negative.
         CheckConstraint("stock_count >= 0", name="stock_count_non_negative"),
         CheckConstraint("price >= 0", name="price_non_negative"),
+        # The listing by name and its keyset pages: read in index order, never a sort.
+        Index("ix_products_name_id", "name", "id"),
     )
 
 

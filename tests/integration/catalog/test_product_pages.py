@@ -34,9 +34,13 @@ async def check_paging(catalog: httpx.AsyncClient) -> None:
     assert [[p["id"] for p in page] for page in pages] == [ids[0:3], ids[3:6], ids[6:7]]
     assert "next" not in links(last)  # a short page is the last
 
-    back, first = await walk(catalog, links(last)["prev"], rel="prev")
-    assert [[p["id"] for p in page] for page in back] == [ids[3:6], ids[0:3]]
-    assert "prev" not in links(first)
+    # A full page links to the one before it, which may be empty (as a full last page
+    # links to an empty one).
+    back, _ = await walk(catalog, links(last)["prev"], rel="prev")
+    assert [[p["id"] for p in page] for page in back] == [ids[3:6], ids[0:3], []]
+    first = await catalog.get(PRODUCTS, params={"before": ids[3], "limit": 5})
+    assert [p["id"] for p in first.json()] == ids[0:3]
+    assert "prev" not in links(first)  # a short page read before an id is the first
 
     # skip counts from the cursor; a full last page links to an empty one.
     skipped = await catalog.get(PRODUCTS, params={"after": ids[1], "skip": 1, "limit": 2})
@@ -57,3 +61,34 @@ async def check_refusals(catalog: httpx.AsyncClient) -> None:
 async def test_products_page_by_keyset_both_ways(catalog: httpx.AsyncClient) -> None:
     await check_paging(catalog)
     await check_refusals(catalog)
+
+
+@pytest.mark.parametrize("direction", ["after", "before"])
+async def test_a_deep_products_page_reads_the_index_not_the_table(
+    catalog_db: str, direction: str
+) -> None:
+    from app.catalog import service
+    from app.outbox.database import make_engine
+    from tests.conftest import query
+    from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
+
+    await query(
+        catalog_db,
+        "INSERT INTO products (id, name, price, stock_count) SELECT gen_random_uuid(), "
+        "'Product ' || lpad(n::text, 6, '0'), 1, 1 FROM generate_series(1, 30000) AS n",
+    )
+    await query(catalog_db, "ANALYZE products")
+    [(deep,)] = await query(
+        catalog_db, "SELECT id FROM products ORDER BY name, id LIMIT 1 OFFSET 15000"
+    )
+    engine = make_engine(catalog_db)
+    try:
+        sql = compiled(service.products_page(limit=50, **{direction: deep}), engine)
+    finally:
+        await engine.dispose()
+
+    plan = await explain(catalog_db, sql)
+
+    scan = index_scan(plan, "ix_products_name_id")
+    assert not [node for node in plan if node["Node Type"] == "Sort"], plan
+    assert scan["Actual Rows"] == 50  # the page, not the 15,000 products before it
