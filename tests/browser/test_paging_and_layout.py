@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.browser.flows import sign_in
 from tests.e2e.processes import command_env, running
@@ -67,49 +67,66 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
 
 
 def _rows(page: Page, attribute: str) -> list[str]:
-    return [row.get_attribute(attribute) or "" for row in page.locator(f"tr[{attribute}]").all()]
+    """The ``attribute`` of every row of the page's table, in order (one call)."""
+    found: list[str] = page.eval_on_selector_all(
+        f"tr[{attribute}]", f"rows => rows.map(row => row.getAttribute('{attribute}'))"
+    )
+    return found
+
+
+def _walk(page: Page, attribute: str, link: str) -> list[str]:
+    """The rows of this page and of each page the link named ``link`` leads to, in turn,
+    until a page has no such link."""
+    seen = _rows(page, attribute)
+    following = page.locator("nav.pager a", has_text=link)
+    while following.count():
+        _follow(page, following)
+        seen += _rows(page, attribute)
+    return seen
+
+
+def _walk_back(page: Page, attribute: str, link: str) -> list[str]:
+    """As ``_walk``, the pages put back in the listing's order."""
+    seen = _rows(page, attribute)
+    following = page.locator("nav.pager a", has_text=link)
+    while following.count():
+        _follow(page, following)
+        seen = _rows(page, attribute) + seen
+    return seen
+
+
+def _follow(page: Page, link: Locator) -> None:
+    """Click ``link`` and wait for the page it leads to to load."""
+    before = page.url
+    link.click()
+    page.wait_for_url(lambda url: url != before)
 
 
 def test_every_order_can_be_reached_and_the_oldest_cancelled(page: Page, shop: Shop) -> None:
     sign_in(page, shop.url)
     page.goto(f"{shop.url}/orders")
-    seen = _rows(page, "data-order")
-    assert seen[0] == shop.order_ids[-1]  # newest first
+    expect(page.get_by_role("link", name="Older")).to_be_visible()
     assert page.get_by_role("link", name="Newer").count() == 0
-    while page.get_by_role("link", name="Older").count():
-        page.get_by_role("link", name="Older").click()
-        seen += _rows(page, "data-order")
-    assert seen == shop.order_ids[::-1]  # every order once, newest first
+    assert _walk(page, "data-order", "Older") == shop.order_ids[::-1]  # each once, newest first
 
     oldest = page.locator(f'tr[data-order="{shop.order_ids[0]}"]')
     oldest.get_by_role("button", name=re.compile("Cancel")).click()
     expect(page.get_by_role("status")).to_have_text("order cancelled")
     # Back on the page the order was on, not the first one.
     expect(page.locator(f'tr[data-order="{shop.order_ids[0]}"] td.state')).to_have_text("Cancelled")
-
-    back = _rows(page, "data-order")
-    while page.get_by_role("link", name="Newer").count():
-        page.get_by_role("link", name="Newer").click()
-        back = _rows(page, "data-order") + back
-    assert back == shop.order_ids[::-1]
+    expect(page.get_by_role("link", name="Newer")).to_be_visible()
+    assert _walk_back(page, "data-order", "Newer") == shop.order_ids[::-1]
 
 
 def test_every_product_can_be_reached(page: Page, shop: Shop) -> None:
     sign_in(page, shop.url)
     page.goto(f"{shop.url}/products")
-    seen = _rows(page, "data-product")
+    expect(page.get_by_role("link", name="Next")).to_be_visible()
     assert page.get_by_role("link", name="Previous").count() == 0
-    while page.get_by_role("link", name="Next").count():
-        page.get_by_role("link", name="Next").click()
-        seen += _rows(page, "data-product")
     assert len(shop.product_names) == PRODUCTS + 3
-    assert seen == shop.product_names  # every product once, by name
-
-    back = _rows(page, "data-product")
-    while page.get_by_role("link", name="Previous").count():
-        page.get_by_role("link", name="Previous").click()
-        back = _rows(page, "data-product") + back
-    assert back == shop.product_names
+    assert _walk(page, "data-product", "Next") == shop.product_names  # each once, by name
+    expect(page.get_by_role("link", name="Previous")).to_be_visible()
+    assert _walk_back(page, "data-product", "Previous") == shop.product_names
 
 
 @pytest.mark.parametrize("width", [390, 1280])
