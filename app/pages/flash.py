@@ -23,8 +23,9 @@ from fastapi import Request, Response
 COOKIE = "cloudcrm_flash"
 # Between the action's redirect and the page it goes to: seconds, not minutes.
 FLASH_SECONDS = 60
-# A cookie holds about 4 KB; the text is cut to fit (an API's 422 may list many fields).
-MAX_TEXT_BYTES = 2_000
+# Browsers keep cookies of up to 4,096 bytes (RFC 6265 §6.1); the text is cut so that
+# the signed payload stays well under (an API's 422 may list many fields).
+MAX_PAYLOAD_BYTES = 2_400
 
 Kind = Literal["message", "error"]
 
@@ -58,9 +59,13 @@ def _unb64(text: str) -> bytes:
 
 def say(response: Response, flash: Flash) -> None:
     """Have the next page ``response`` leads to show ``flash``."""
-    text = flash.text.encode("utf-8")[:MAX_TEXT_BYTES].decode("utf-8", "ignore")
-    body = {"kind": flash.kind, "text": text, "at": int(time.time())}
-    payload = json.dumps(body, separators=(",", ":")).encode("utf-8")
+    text = flash.text
+    while True:
+        body = {"kind": flash.kind, "text": text, "at": int(time.time())}
+        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        if len(payload) <= MAX_PAYLOAD_BYTES:
+            break
+        text = text[: len(text) // 2] + "…"
     # Lax, not Strict: an error at the identity provider's callback redirects to the
     # sign-in page, in a redirect chain that began on the provider's site.
     response.set_cookie(COOKIE, f"{_b64(payload)}.{_sign(payload).decode('ascii')}",

@@ -62,3 +62,20 @@ async def test_a_flash_not_signed_here_is_not_shown() -> None:
             pages.client.cookies.set(name, forged)
             page = await pages.client.get("/products")
             assert "added Lamp" not in page.text and "Your account" not in page.text, forged
+
+
+async def test_a_long_error_is_cut_to_fit_a_cookie() -> None:
+    words = "価格は0以上でなければなりません。" * 300  # about 15 KB of UTF-8
+
+    def refuse(method: str, path: str, body: Any) -> Any:
+        if method == "POST":
+            raise ApiError(422, words)
+        return []
+
+    async with signed_in_pages() as pages:
+        pages.apis.answer = refuse
+        await pages.client.post("/products", content=b"name=Lamp&price=-1&stockCount=3")
+        [cookie] = [h for h in pages.client.cookies.jar if "flash" in h.name]
+        assert len(cookie.name) + len(cookie.value or "") < 4096
+        page = await pages.client.get("/products")
+        assert "価格は0以上でなければなりません。" in page.text and "…" in page.text
