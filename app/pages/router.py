@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from app.pages import flash, operations_view
 from app.pages.api_client import ApiError, Apis
 from app.pages.forms import FormRefusedError, check_origin, page_of, parse_form
+from app.pages.paging import PAGE_ROWS, Pager, position, read_page
 from app.pages.provider_sign_in import (
     FLOW_COOKIE,
     FLOW_SECONDS,
@@ -39,6 +40,7 @@ from app.settings import SERVICES
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["reason_words"] = reason_words
+templates.env.globals["page_rows"] = PAGE_ROWS
 router = APIRouter(include_in_schema=False)
 
 
@@ -193,9 +195,9 @@ async def sign_out(request: Request) -> Response:
 @router.get("/products")
 async def products_page(request: Request) -> Response:
     apis = _apis(request)
-    products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500",
-                               token_of(request))  # fmt: skip
-    return _page(request, "products.html", products=products)
+    pager = await read_page(apis, apis.catalog, "/api/catalog/products", token_of(request),
+                            page_path="/products", params=request.query_params)  # fmt: skip
+    return _page(request, "products.html", products=pager.rows, pager=pager)
 
 
 @router.post("/products")
@@ -266,25 +268,29 @@ def _number(text: str) -> Any:
     return int(value) if value.is_integer() else value
 
 
+async def _orders(request: Request) -> Pager:
+    apis = _apis(request)
+    return await read_page(apis, apis.ordering, "/api/ordering/order", token_of(request),
+                           page_path="/orders", params=request.query_params)  # fmt: skip
+
+
 @router.get("/orders")
 async def orders_page(request: Request) -> Response:
     apis = _apis(request)
     token = token_of(request)
-    orders = await apis.call(apis.ordering, "GET", "/api/ordering/order?limit=100", token)
+    pager = await _orders(request)
     try:
         products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500", token)
     except ApiError as exc:  # orders are still listed and cancelled without catalog
-        return _page(request, "orders.html", orders=orders, products=[],
+        return _page(request, "orders.html", orders=pager.rows, pager=pager, products=[],
                      catalog_problem=f"catalog: {exc.detail}")  # fmt: skip
-    return _page(request, "orders.html", orders=orders, products=products)
+    return _page(request, "orders.html", orders=pager.rows, pager=pager, products=products)
 
 
 @router.get("/orders/table")
 async def orders_table(request: Request) -> Response:
-    apis = _apis(request)
-    orders = await apis.call(apis.ordering, "GET", "/api/ordering/order?limit=100",
-                             token_of(request))  # fmt: skip
-    return _page(request, "orders_table.html", orders=orders)
+    pager = await _orders(request)
+    return _page(request, "orders_table.html", orders=pager.rows, pager=pager)
 
 
 @router.post("/orders")
@@ -299,11 +305,14 @@ async def place_order(request: Request) -> Response:
 
 @router.post("/orders/{order_id}/cancel")
 async def cancel_order(order_id: str, request: Request) -> Response:
-    await _form(request)
+    form = await _form(request)
     apis = _apis(request)
     await apis.call(apis.ordering, "POST", f"/api/ordering/order/{quote(order_id)}/cancel",
                     token_of(request))  # fmt: skip
-    return _back("/orders", message="order cancelled")
+    # Back to the page the order was on (its position, checked: nothing else of the form
+    # goes into the address).
+    page = position(form.get("page", ""))
+    return _back(f"/orders?{page}" if page else "/orders", message="order cancelled")
 
 
 @router.get("/operations")
