@@ -22,10 +22,6 @@ class ApiError(Exception):
 
 # The API's words for the pages' words.
 _FRIENDLIER = (
-    (
-        re.compile(r"String should match pattern '[^']*'"),
-        "needs a visible character and no control characters",
-    ),
     (re.compile(r"\bstockCount\b"), "stock"),
     (re.compile(r"\bcustomerName\b"), "customer"),
     (re.compile(r"\bproductId\b"), "product"),

@@ -99,6 +99,6 @@ async def test_negative_zero_is_stored_and_shown_as_zero(
     patched = await catalog_api.patch(path, content=_patch(price), headers=JSON)
     for answer in (created, replaced, patched, await catalog_api.get(path)):
         assert answer.status_code in (200, 201), answer.text
-        assert '"price":0.0' in answer.text and "-0" not in answer.text, answer.text
+        assert '"price":0.0' in answer.text and '"price":-' not in answer.text, answer.text
     [(text,)] = await sql(catalog_url, "SELECT CAST(price AS TEXT) FROM products")
     assert not str(text).startswith("-"), text
