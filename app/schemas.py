@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
@@ -15,10 +13,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
 )
 from pydantic.alias_generators import to_camel
-from pydantic_core import PydanticCustomError
+
+from app.names import Name as Name  # the request models' names, with the other blocks
 
 
 class CamelModel(BaseModel):
@@ -63,49 +61,6 @@ def _assume_utc(value: datetime) -> datetime:
 
 UtcDateTime = Annotated[datetime, AfterValidator(_assume_utc)]
 
-# Characters that show nothing by themselves (Unicode general categories: format, space,
-# line and paragraph separators, controls): a name of only these is a blank row.
-_INVISIBLE = frozenset({"Cf", "Zs", "Zl", "Zp", "Cc"})
-# Bidirectional embeddings, overrides and isolates: "\u202eevil" displays as "live".
-# (LRM, RLM and ALM stay allowed: right-to-left names need them, and they reorder nothing
-# around them.) Unicode Standard Annex #9, "Unicode Bidirectional Algorithm", §2.
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-NAME_RULES = (
-    "1\u2013200 characters with at least one visible character (spaces, invisible and formatting "
-    "characters do not count); no control characters (U+0000\u2013U+001F, U+007F\u2013U+009F) and "
-    "no bidirectional control characters (U+202A\u2013U+202E, U+2066\u2013U+2069); leading and "
-    "trailing spaces are removed"
-)
-
-
-def _readable(value: str) -> str:
-    # PostgreSQL text cannot hold NUL, and no name means a control character.
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise PydanticCustomError(
-            "name_control",
-            "must not contain control characters (U+0000\u2013U+001F, U+007F\u2013U+009F)",
-        )
-    if _BIDI_CONTROLS.search(value):
-        raise PydanticCustomError(
-            "name_bidi",
-            "must not contain bidirectional control characters "
-            "(U+202A\u2013U+202E, U+2066\u2013U+2069): they reorder how the name is shown",
-        )
-    if all(unicodedata.category(char) in _INVISIBLE for char in value):
-        raise PydanticCustomError(
-            "name_invisible",
-            "needs at least one visible character (spaces, invisible and formatting "
-            "characters do not count)",
-        )
-    return value.strip()
-
-
-Name = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=200),
-    AfterValidator(_readable),
-    Field(description=NAME_RULES),
-]
 
 # Bounded so that OFFSET and LIMIT never overflow PostgreSQL's bigint or load a whole table.
 Skip = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]

@@ -59,8 +59,15 @@ Price = Annotated[
     Field(ge=0, le=MAX_PRICE, allow_inf_nan=False, description=PRICE_RULES),
     BeforeValidator(_json_number),
     AfterValidator(_in_cents),
+    # multipleOf 0.01: JSON Schema's "two decimals", judged (as here) on the number written.
     WithJsonSchema(
-        {"type": "number", "minimum": 0, "maximum": float(MAX_PRICE), "description": PRICE_RULES}
+        {
+            "type": "number",
+            "minimum": 0,
+            "maximum": float(MAX_PRICE),
+            "multipleOf": 0.01,
+            "description": PRICE_RULES,
+        }
     ),
 ]
 # Prices are JSON numbers on the way out too (pydantic would render a Decimal as a string).

@@ -97,7 +97,7 @@ def test_services_keep_separate_histories() -> None:
         service: ScriptDirectory.from_config(alembic_config(service, "sqlite://")).get_heads()
         for service in SERVICES
     }
-    assert heads == {"ordering": ["0005_ordering"], "catalog": ["0005_catalog"]}
+    assert heads == {"ordering": ["0005_ordering"], "catalog": ["0006_catalog_product_version"]}
 
 
 def test_order_states_migrate_and_a_downgrade_never_drops_orders(fresh_database: str) -> None:

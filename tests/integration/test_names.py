@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from app.catalog.app import create_app as create_catalog
+from app.names import name_pattern
 from app.ordering.app import create_app as create_ordering
 from app.settings import Settings
 from tests.support.servers import asgi_client, free_port
@@ -121,4 +122,5 @@ async def test_the_openapi_schema_states_the_rule(apis: dict[str, httpx.AsyncCli
         field = next(iter(schema["components"]["schemas"][model]["properties"].values()))
         assert "visible character" in field["description"], field
         assert "U+202A" in field["description"]
-        assert "pattern" not in field
+        # Machine-readable too (tests/unit/test_names.py: the validator agrees with it).
+        assert field["pattern"] == name_pattern()
