@@ -28,8 +28,7 @@ LIVE = sa.text("state = 'reserved'")
 
 def upgrade() -> None:
     op.execute(
-        f"UPDATE products SET stock_count = {MAX_STOCK_COUNT} "
-        f"WHERE stock_count > {MAX_STOCK_COUNT}"
+        f"UPDATE products SET stock_count = {MAX_STOCK_COUNT} WHERE stock_count > {MAX_STOCK_COUNT}"
     )
     with op.batch_alter_table("products") as batch:
         batch.add_column(
