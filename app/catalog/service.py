@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.catalog.models import MAX_STOCK_COUNT, STOCK_RESERVATIONS, Product, ReservationState
+from app.catalog.models import LIVE, MAX_STOCK_COUNT, STOCK_RESERVATIONS, Product
 
 
 async def create_product(
@@ -97,14 +97,16 @@ async def update_product(
     return product
 
 
+def live_reservations(product_id: uuid.UUID) -> Select[tuple[int, int]]:
+    """How many live (``reserved``) reservations a product has, and the stock they hold.
+    The state is SQL text, not a parameter: a prepared statement's generic plan can then
+    still use the partial index ix_stock_reservations_live_product_id."""
+    held = func.coalesce(func.sum(STOCK_RESERVATIONS.c.quantity), 0)
+    return select(func.count(), held).where(STOCK_RESERVATIONS.c.product_id == product_id, LIVE)
+
+
 async def _live_reservations(session: AsyncSession, product_id: uuid.UUID) -> tuple[int, int]:
-    """How many live (``reserved``) reservations the product has, and the stock they hold
-    (through the partial index ix_stock_reservations_live_product_id)."""
-    live = select(func.count(), func.coalesce(func.sum(STOCK_RESERVATIONS.c.quantity), 0)).where(
-        STOCK_RESERVATIONS.c.product_id == product_id,
-        STOCK_RESERVATIONS.c.state == ReservationState.RESERVED.value,
-    )
-    count, held = (await session.execute(live)).one()
+    count, held = (await session.execute(live_reservations(product_id))).one()
     return int(count), int(held)
 
 

@@ -178,7 +178,7 @@ async def products_page(request: Request) -> Response:
     products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500",
                                token_of(request))  # fmt: skip
     for product in products:  # each edit form sends it back as If-Match
-        product["etag"] = etag(product["version"])
+        product["etag"] = etag(product["version"]) if "version" in product else ""
     return _page(request, "products.html", products=products)
 
 

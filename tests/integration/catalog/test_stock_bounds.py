@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from app.catalog.handlers import SUBSCRIPTIONS
+from app.catalog.service import live_reservations
 from app.outbox.broker import EmbeddedBroker
 from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.consumer_process import inbox_consumer
@@ -25,6 +26,7 @@ from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import OutgoingMessage
 from app.outbox.subscriptions import by_event_name
+from tests.integration.outbox.test_index_bound_plans import explain, index_scan
 from tests.support.consuming import publish, running_consumer, wait_until
 from tests.support.rabbit import queue_depth, read_queue
 from tests.support.sql import sql
@@ -187,3 +189,34 @@ async def test_a_cancel_that_would_overflow_the_stock_is_dead_lettered_at_once_e
     assert _requeued(caplog) == []  # delivered once: never requeued for another try
     # SQLite, like PostgreSQL, never holds more than an int4 in the stock column.
     assert await _stock_and_reservation(catalog_sqlite, order_id) == (MAX_STOCK, "reserved")
+
+
+@pytest.mark.postgres
+async def test_the_live_reservations_of_a_product_are_read_through_their_index(
+    catalog_db: str,
+) -> None:
+    """Every stock write reads them under the product's row lock (which holds off the
+    consumer's orders for that product): never a scan of every order's reservation."""
+    product = uuid.uuid4()
+    await sql(
+        catalog_db,
+        "INSERT INTO stock_reservations (order_id, product_id, quantity, state) "
+        "SELECT gen_random_uuid(), CASE WHEN mod(n, 100) = 0 THEN %s ELSE gen_random_uuid() END, "
+        "1, CASE WHEN mod(n, 3) = 0 THEN 'reserved' ELSE 'released' END "
+        "FROM generate_series(1, 20000) AS n",
+        product,
+    )  # fmt: skip
+    await sql(catalog_db, "ANALYZE stock_reservations")
+    engine = make_engine(catalog_db)
+    try:
+        statement = str(
+            live_reservations(product).compile(
+                dialect=engine.sync_engine.dialect, compile_kwargs={"literal_binds": True}
+            )
+        )
+    finally:
+        await engine.dispose()
+    plan = await explain(catalog_db, statement)
+    index_scan(plan, "ix_stock_reservations_live_product_id")
+    [(count, held)] = await sql(catalog_db, statement)
+    assert (count, held) == (66, 66)  # n = 300, 600, …, 19800
