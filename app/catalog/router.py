@@ -147,7 +147,7 @@ def _stale(product: Product, outcome: str) -> HTTPException:
     return HTTPException(
         status.HTTP_412_PRECONDITION_FAILED,
         f"product {product.id} changed meanwhile (its ETag is now {current}, which If-Match "
-        f"does not name): {outcome}; GET it again, check, and send its new ETag",
+        f"does not match): {outcome}; GET it again, check, and send its new ETag",
         headers={"ETag": current},
     )
 
