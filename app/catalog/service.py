@@ -54,9 +54,9 @@ class StockOverflowError(Exception):
     def __init__(self, *, reserved: int) -> None:
         self.reserved, self.most = reserved, MAX_STOCK_COUNT - reserved
         super().__init__(
-            f"is more than the stock could hold once orders give back what they reserved: "
-            f"live reservations hold {reserved} and a stock holds at most {MAX_STOCK_COUNT}, "
-            f"so it can be at most {self.most}"
+            f"is too high: live reservations hold {reserved} that their orders' cancels would "
+            f"give back, and a stock holds at most {MAX_STOCK_COUNT}, so it can be at most "
+            f"{self.most}"
         )
 
 
