@@ -4,14 +4,17 @@ never undoes the stock an order took meanwhile."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.conftest import query
+from tests.support import postgres
 from tests.support.catalog import stock_of
 from tests.support.consuming import order_placed, publish, running_consumer, wait_until
 from tests.support.sql import sql
@@ -235,3 +238,28 @@ async def test_the_openapi_document_states_etags_if_match_and_412(
         headers = [p["name"].lower() for p in operation["parameters"] if p["in"] == "header"]
         assert "if-match" in headers, method
     assert "application/merge-patch+json" in item["patch"]["requestBody"]["content"]
+
+
+@pytest.mark.postgres
+async def test_if_match_is_compared_under_the_row_lock(
+    catalog: httpx.AsyncClient, catalog_db: str
+) -> None:
+    """A write that began while an order was taking stock (its transaction holding the
+    product's row) waits for it and compares If-Match with the version it committed, not
+    the one before: a plain read would have let the stale write through."""
+    path, read_etag = await _create(catalog)
+    product_id = uuid.UUID(path.rsplit("/", 1)[1])
+    async with await psycopg.AsyncConnection.connect(postgres.sync_dsn(catalog_db)) as order:
+        await order.execute(
+            "UPDATE products SET stock_count = stock_count - 3, version = version + 1 "
+            "WHERE id = %s",
+            (product_id,),
+        )  # the consumer's take, not committed yet
+        body = {"name": "Product A", "price": 12, "stockCount": 10}
+        write = asyncio.create_task(catalog.put(path, json=body, headers={"If-Match": read_etag}))
+        await asyncio.sleep(0.5)
+        assert not write.done()  # waiting for the order's row lock
+        await order.commit()
+    stale = await asyncio.wait_for(write, timeout=10)
+    assert stale.status_code == 412, stale.text
+    assert await stock_of(catalog_db, product_id) == 7

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from app.catalog.handlers import SUBSCRIPTIONS
@@ -27,6 +28,7 @@ from app.outbox.inbox import InboxProcessor
 from app.outbox.publisher import OutgoingMessage
 from app.outbox.subscriptions import by_event_name
 from tests.integration.outbox.test_index_bound_plans import explain, index_scan
+from tests.support import postgres
 from tests.support.consuming import publish, running_consumer, wait_until
 from tests.support.rabbit import queue_depth, read_queue
 from tests.support.sql import sql
@@ -220,3 +222,35 @@ async def test_the_live_reservations_of_a_product_are_read_through_their_index(
     index_scan(plan, "ix_stock_reservations_live_product_id")
     [(count, held)] = await sql(catalog_db, statement)
     assert (count, held) == (66, 66)  # n = 300, 600, …, 19800
+
+
+@pytest.mark.postgres
+async def test_reservations_are_counted_after_the_product_is_locked(
+    catalog: httpx.AsyncClient, catalog_db: str
+) -> None:
+    """An order taking stock while the write waits for the product's row: the write then
+    counts the order's reservation too (a fresh snapshot after the lock), and refuses."""
+    created = await catalog.post(PRODUCTS, json={"name": "A", "price": 1, "stockCount": 10})
+    product_id = uuid.UUID(created.json()["id"])
+    path = f"{PRODUCTS}/{product_id}"
+    async with await psycopg.AsyncConnection.connect(postgres.sync_dsn(catalog_db)) as order:
+        # The consumer's reservation and take, not committed yet.
+        await order.execute(
+            "INSERT INTO stock_reservations (order_id, product_id, quantity, state) "
+            "VALUES (gen_random_uuid(), %s, 3, 'reserved')",
+            (product_id,),
+        )
+        await order.execute(
+            "UPDATE products SET stock_count = stock_count - 3, version = version + 1 "
+            "WHERE id = %s",
+            (product_id,),
+        )
+        body = {"stockCount": MAX_STOCK}
+        write = asyncio.create_task(catalog.patch(path, json=body))
+        await asyncio.sleep(0.5)
+        assert not write.done()  # waiting for the order's row lock
+        await order.commit()
+    refused = await asyncio.wait_for(write, timeout=10)
+    assert refused.status_code == 422, refused.text
+    assert "live reservations hold 3" in refused.text
+    assert await sql(catalog_db, "SELECT stock_count FROM products") == [(7,)]
