@@ -216,7 +216,7 @@ async def replace_product(product_id: str, request: Request) -> Response:
     apis = _apis(request)
     body = _product_body(form)
     shown = form.get("etag", "")
-    if not re.fullmatch(r'"[0-9]{1,19}"', shown):  # as products_page wrote it, or no header
+    if not re.fullmatch(r'"[0-9]{1,19}"', shown):  # as products_page wrote it; never no If-Match
         return _back("/products", error="this form is from an older page: reload and save again")
     # The form carries the product's ETag from when the page showed it, sent as If-Match:
     # if anything changed since (an order took stock, another edit), the API refuses it
