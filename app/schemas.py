@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Query
@@ -13,11 +14,11 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    StringConstraints,
     WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
 
+from app.names import Name as Name  # the request models' names, with the other blocks
 from app.outbox.clock import as_utc, utc_text
 
 
@@ -33,22 +34,24 @@ class CamelRequest(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid")
 
 
-# No control characters (PostgreSQL text cannot hold NUL, and no name means them) and at
-# least one visible character. A pattern rather than a validator function, so that the
-# OpenAPI schema states exactly what is enforced.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# Beyond any count a body may hold (PostgreSQL's bigint), short of a number int() of
+# which would take long to build.
+_FAR_OUT_OF_RANGE = 10**20
 
 
 def _json_integer(value: object) -> object:
     # JSON Schema's "integer" admits 3.0, so the API does too; a string or a boolean
-    # is never a count.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # is never a count. A Decimal is a JSON number read exactly (app.decimal_json).
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError("must be a JSON integer")
-    if isinstance(value, float):
-        if not value.is_integer():
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number")
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value():
             raise ValueError("must be a whole number")
-        return int(value)
-    return value
+        if value.copy_abs() >= _FAR_OUT_OF_RANGE:  # int(Decimal("1e999999999")) never ends
+            raise ValueError(f"must be less than {_FAR_OUT_OF_RANGE:.0e} in magnitude")
+    return int(value)
 
 
 JsonInteger = BeforeValidator(_json_integer)
@@ -71,11 +74,6 @@ UtcDateTime = Annotated[
     ),
 ]
 
-Name = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN),
-    AfterValidator(str.strip),
-]
 
 # Bounded so that OFFSET and LIMIT never overflow PostgreSQL's bigint or load a whole table.
 Skip = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]

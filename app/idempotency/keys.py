@@ -112,13 +112,21 @@ async def answer_once(
     key: RequestKey | None,
     status_code: int,
     work: Callable[[], Awaitable[BaseModel]],
+    *,
+    headers_of: Callable[[Any], dict[str, str]] | None = None,
 ) -> JSONResponse:
     """``work``'s result as the JSON answer with ``status_code``, done once per key: with a
     key seen before, the first answer instead (``Idempotent-Replayed: true``), and a 422
     when that key came with another request. The key, the work and the answer commit in
-    the session's one transaction, or none of them does."""
+    the session's one transaction, or none of them does. ``headers_of``: the answer's
+    headers from its JSON body (a replay's from the stored body, so both say the same)."""
+
+    def answer(body: Any, status: int, **extra: str) -> JSONResponse:
+        headers = {**(headers_of(body) if headers_of else {}), **extra}
+        return JSONResponse(body, status_code=status, headers=headers)
+
     if key is None:
-        return JSONResponse(_json(await work()), status_code=status_code)
+        return answer(_json(await work()), status_code)
     try:
         replay = await claim(session, key)
     except KeyReusedError:
@@ -129,11 +137,10 @@ async def answer_once(
             "a new request",
         ) from None
     if replay is not None:
-        return JSONResponse(replay.body, status_code=replay.status_code,
-                            headers={REPLAYED_HEADER: "true"})  # fmt: skip
+        return answer(replay.body, replay.status_code, **{REPLAYED_HEADER: "true"})
     body = _json(await work())
     await record(session, key, status_code, body)
-    return JSONResponse(body, status_code=status_code)
+    return answer(body, status_code)
 
 
 def _json(model: BaseModel) -> Any:

@@ -78,7 +78,7 @@ INBOX_BATCH_DURATION = Histogram(
     buckets=_SECONDS,
 )
 
-# The consumer's reasons, by their first words (decoding.py, consumer.py).
+# The consumer's reasons, by their first words (decoding.py, consumer.py, data_errors.py).
 _REASON_KINDS = (
     ("delivery limit", "delivery_limit"),
     ("unsupported version", "unsupported_version"),
@@ -89,6 +89,7 @@ _REASON_KINDS = (
     ("missing message_id", "no_message_id"),
     ("message_id", "bad_message_id"),
     ("content type", "bad_content_type"),
+    ("data error", "data_error"),  # data_errors.py
 )
 
 

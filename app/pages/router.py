@@ -36,6 +36,7 @@ from app.pages.session import (
     signed_in,
     token_of,
 )
+from app.preconditions import etag
 from app.settings import SERVICES
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
@@ -197,6 +198,8 @@ async def products_page(request: Request) -> Response:
     apis = _apis(request)
     pager = await read_page(apis, apis.catalog, "/api/catalog/products", token_of(request),
                             page_path="/products", params=request.query_params)  # fmt: skip
+    for product in pager.rows:  # each edit form sends it back as If-Match
+        product["etag"] = etag(product["version"]) if "version" in product else ""
     return _page(request, "products.html", products=pager.rows, pager=pager)
 
 
@@ -213,22 +216,22 @@ async def create_product(request: Request) -> Response:
 async def replace_product(product_id: str, request: Request) -> Response:
     form = await _form(request)
     apis = _apis(request)
-    token = token_of(request)
-    path = f"/api/catalog/products/{quote(product_id)}"
-    # The form was filled from the product as it was when the page loaded; orders may
-    # have taken stock since. Fields left as they were keep their current value; a field
-    # changed here that someone else changed too is a conflict, not a silent overwrite.
-    current = await apis.call(apis.catalog, "GET", path, token)
     body = _product_body(form)
-    for field in ("name", "price", "stockCount"):
-        was = form.get(f"was_{field}")
-        if was is not None and _same(was, body[field]):
-            body[field] = current[field]
-        elif was is not None and not _same(was, current[field]):
-            return _back("/products", error=(
-                f"{current['name']}: {_LABELS[field]} changed meanwhile (now "
-                f"{current[field]}); nothing saved, check and save again"))  # fmt: skip
-    await apis.call(apis.catalog, "PUT", path, token, body)
+    shown = form.get("etag", "")
+    if not re.fullmatch(r'"[0-9]{1,19}"', shown):  # as products_page wrote it; never no If-Match
+        return _back("/products", error="this form is from an older page: reload and save again")
+    # The form carries the product's ETag from when the page showed it, sent as If-Match:
+    # if anything changed since (an order took stock, another edit), the API refuses it
+    # (412) and nothing is saved, rather than the form's values undoing that change.
+    try:
+        await apis.call(apis.catalog, "PUT", f"/api/catalog/products/{quote(product_id)}",
+                        token_of(request), body, headers={"If-Match": shown})  # fmt: skip
+    except ApiError as exc:
+        if exc.status != 412:
+            raise
+        return _back("/products", error=(
+            f"{body['name']} changed meanwhile; nothing saved (an order or another edit "
+            "changed it after this page was loaded): check its values and save again"))  # fmt: skip
     return _back("/products", message=f"saved {body['name']}")
 
 
@@ -241,21 +244,11 @@ async def delete_product(product_id: str, request: Request) -> Response:
     return _back("/products", message=f"deleted {form.get('name', 'the product')}")
 
 
-_LABELS = {"name": "the name", "price": "the price", "stockCount": "the stock"}
-
-
 def _product_body(form: dict[str, str]) -> dict[str, Any]:
     # The API validates (and explains); numbers that do not parse are passed on as text so
     # that its 422 names the field.
     return {"name": form.get("name", ""), "price": _number(form.get("price", "")),
             "stockCount": _number(form.get("stockCount", ""))}  # fmt: skip
-
-
-def _same(was: str, value: Any) -> bool:
-    try:
-        return float(was) == float(value)
-    except (TypeError, ValueError):
-        return was == str(value)
 
 
 def _number(text: str) -> Any:

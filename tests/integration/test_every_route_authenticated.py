@@ -85,6 +85,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
         f"/api/catalog/products/{f.product_id}",
         {"name": "Product A", "price": 9.99, "stockCount": 500},
     ),
+    ("patch", "/api/catalog/products/{product_id}"): lambda f: _fixed(
+        f"/api/catalog/products/{f.product_id}", {"price": 9.99}
+    ),
     ("delete", "/api/catalog/products/{product_id}"): _delete_fresh_product,
     ("post", "/integration-api/catalog/products/by-ids"): lambda f: _fixed(
         "/integration-api/catalog/products/by-ids", [f.product_id]

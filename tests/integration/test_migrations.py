@@ -102,7 +102,7 @@ def test_services_keep_separate_histories() -> None:
     }
     assert heads == {
         "ordering": ["0007_ordering_millisecond_clock"],
-        "catalog": ["0008_catalog_products_by_name"],
+        "catalog": ["0009_catalog_product_version"],
     }
 
 
