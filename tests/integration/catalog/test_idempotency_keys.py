@@ -29,6 +29,8 @@ async def test_the_same_key_makes_one_product_and_another_body_is_422(
     assert first.status_code == again.status_code == 201, (first.text, again.text)
     assert again.json() == first.json()
     assert again.headers["Idempotent-Replayed"] == "true"
+    # The replay names the version the first answer did: an If-Match from either holds.
+    assert again.headers["ETag"] == first.headers["ETag"] == f'"{first.json()["version"]}"'
     assert other.status_code == 422 and "Idempotency-Key" in other.json()["detail"]
     assert await count(catalog_db, "products") == 1
 
