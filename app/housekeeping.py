@@ -1,6 +1,7 @@
 """A service's own periodic jobs, beside the library's outbox and inbox retention:
-catalog's finished stock reservations (in its consumer process), and ordering's reply
-timeouts (in its relay process). ``dev`` runs both."""
+catalog's finished stock reservations (in its consumer process), ordering's reply
+timeouts (in its relay process), and each one's expired idempotency keys (in those same
+processes). ``dev`` runs both."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Literal
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.idempotency import add_key_expiry
 from app.outbox.database import make_engine
 from app.outbox.process import add_periodic, scheduler_with_retention
 from app.settings import Settings
@@ -34,6 +36,20 @@ async def housekeeping(settings: Settings, service: str, role: Role) -> AsyncIte
 
 
 def _jobs(settings: Settings, service: str, role: Role, engine: AsyncEngine) -> AsyncIOScheduler:
+    scheduler = _own_jobs(settings, service, role, engine)
+    if (service, role) in KEY_CLEANERS:
+        keys = retention_policy(settings, settings.idempotency_key_retention_seconds)
+        add_key_expiry(scheduler, engine, keys)
+    return scheduler
+
+
+# The process of each service that deletes its expired idempotency keys.
+KEY_CLEANERS = {("ordering", "relay"), ("catalog", "consumer")}
+
+
+def _own_jobs(
+    settings: Settings, service: str, role: Role, engine: AsyncEngine
+) -> AsyncIOScheduler:
     if service == "catalog" and role == "consumer":
         from app.catalog.retention import delete_finished_reservations
 

@@ -10,7 +10,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger(__name__)
 
-DETAIL = "the database did not answer in time; retry later"
+DETAIL = (
+    "the database did not answer in time, and the request may or may not have been done; "
+    "retry later with the same Idempotency-Key header (a POST retried without one may be "
+    "done twice)"
+)
 
 
 class RequestDeadlineMiddleware:
@@ -22,8 +26,8 @@ class RequestDeadlineMiddleware:
     call makes psycopg ask the server to cancel the query, and a dark connection answers
     that no better (recent psycopg gives up and closes it after some seconds; SQLAlchemy
     then discards it). The request's transaction is rolled back, or its COMMIT's fate is
-    unknown: either way the client retries, as after any other 503. A response already
-    started is left to finish.
+    unknown: either way the client retries, as after any other 503 (with its
+    Idempotency-Key). A response already started is left to finish.
     """
 
     def __init__(self, app: ASGIApp, *, seconds: float) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
+from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Query
@@ -12,9 +13,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
-    StringConstraints,
+    PlainSerializer,
+    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
+
+from app.names import Name as Name  # the request models' names, with the other blocks
+from app.outbox.clock import as_utc, utc_text
 
 
 class CamelModel(BaseModel):
@@ -29,39 +34,46 @@ class CamelRequest(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=False, extra="forbid")
 
 
-# No control characters (PostgreSQL text cannot hold NUL, and no name means them) and at
-# least one visible character. A pattern rather than a validator function, so that the
-# OpenAPI schema states exactly what is enforced.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+# Beyond any count a body may hold (PostgreSQL's bigint), short of a number int() of
+# which would take long to build.
+_FAR_OUT_OF_RANGE = 10**20
 
 
 def _json_integer(value: object) -> object:
     # JSON Schema's "integer" admits 3.0, so the API does too; a string or a boolean
-    # is never a count.
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # is never a count. A Decimal is a JSON number read exactly (app.decimal_json).
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError("must be a JSON integer")
-    if isinstance(value, float):
-        if not value.is_integer():
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("must be a whole number")
+    if isinstance(value, Decimal):
+        if not value.is_finite() or value != value.to_integral_value():
             raise ValueError("must be a whole number")
-        return int(value)
-    return value
+        if value.copy_abs() >= _FAR_OUT_OF_RANGE:  # int(Decimal("1e999999999")) never ends
+            raise ValueError(f"must be less than {_FAR_OUT_OF_RANGE:.0e} in magnitude")
+    return int(value)
 
 
 JsonInteger = BeforeValidator(_json_integer)
 
 
-def _assume_utc(value: datetime) -> datetime:
-    # SQLite hands back naive timestamps; the database clock is UTC in every deployment.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-UtcDateTime = Annotated[datetime, AfterValidator(_assume_utc)]
-
-Name = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN),
-    AfterValidator(str.strip),
+# Every time in a body: UTC, to the millisecond, with a Z (app.outbox.clock.utc_text, the
+# commands' format too), whatever the database session's time zone (PostgreSQL hands times
+# back in it) and whichever database (SQLite hands them back naive, and UTC).
+UtcDateTime = Annotated[
+    datetime,
+    AfterValidator(as_utc),
+    PlainSerializer(utc_text, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "examples": ["2026-11-30T05:00:00.123Z"],
+            "description": "UTC, to the millisecond, ending in Z",
+        }
+    ),
 ]
+
 
 # Bounded so that OFFSET and LIMIT never overflow PostgreSQL's bigint or load a whole table.
 Skip = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]

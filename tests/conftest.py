@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -91,3 +92,32 @@ async def query(url: str, statement: str, *params: Any) -> list[tuple[Any, ...]]
 async def count(url: str, table: str) -> int:
     [(total,)] = await query(url, f"SELECT count(*) FROM {table}")
     return int(total)
+
+
+@pytest.fixture(scope="session")
+def sqlite_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """One migrated SQLite file per service (the embedded default); tests copy them."""
+    directory = tmp_path_factory.mktemp("sqlite_templates")
+    paths = {service: directory / f"{service}.db" for service in SERVICES}
+    for service, path in paths.items():
+        settings = Settings(**{f"{service}_database_url": f"sqlite+aiosqlite:///{path}"})
+        migrate.upgrade(service, settings=settings)
+    return paths
+
+
+def _sqlite_copy(template: Path, directory: Path) -> str:
+    target = directory / template.name
+    shutil.copyfile(template, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+def ordering_sqlite(sqlite_templates: dict[str, Path], tmp_path: Path) -> str:
+    """The URL of a fresh, migrated ordering database on SQLite."""
+    return _sqlite_copy(sqlite_templates["ordering"], tmp_path)
+
+
+@pytest.fixture
+def catalog_sqlite(sqlite_templates: dict[str, Path], tmp_path: Path) -> str:
+    """The URL of a fresh, migrated catalog database on SQLite."""
+    return _sqlite_copy(sqlite_templates["catalog"], tmp_path)

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import (
+    BigInteger,
     CheckConstraint,
     DateTime,
     Index,
@@ -17,15 +18,17 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.idempotency.models import idempotency_metadata
+from app.outbox.clock import db_now
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
 
 PRICE_PRECISION = 14
 PRICE_SCALE = 2
+MAX_STOCK_COUNT = 2_147_483_647  # PostgreSQL's integer
 
 
 class CatalogBase(DeclarativeBase):
@@ -39,11 +42,20 @@ class Product(CatalogBase):
     name: Mapped[str] = mapped_column(String(200))
     price: Mapped[Decimal] = mapped_column(Numeric(PRICE_PRECISION, PRICE_SCALE))
     stock_count: Mapped[int] = mapped_column(Integer)
+    # Bumped by every change of the product, stock taken or given back by an order
+    # included: its ETag (RFC 9110 §8.8.3), which If-Match compares. A bigint: a hot
+    # product's orders would exhaust an int4 in weeks at a thousand a second.
+    version: Mapped[int] = mapped_column(BigInteger, default=1, server_default=text("1"))
 
     __table_args__ = (
         # The last line of defence: whatever a handler does, stock never goes negative.
         CheckConstraint("stock_count >= 0", name="stock_count_non_negative"),
+        # PostgreSQL's integer cannot hold more; SQLite's can, so without this the two
+        # would differ (a cancel's give-back overflowing succeeds on SQLite).
+        CheckConstraint(f"stock_count <= {MAX_STOCK_COUNT}", name="stock_count_within_int4"),
         CheckConstraint("price >= 0", name="price_non_negative"),
+        # The listing by name and its keyset pages: read in index order, never a sort.
+        Index("ix_products_name_id", "name", "id"),
     )
 
 
@@ -58,6 +70,7 @@ class ReservationState(enum.StrEnum):
 
 TERMINAL_STATES = ("rejected", "released", "cancelled_first")
 TERMINAL = text("state IN ('rejected', 'released', 'cancelled_first')")
+LIVE = text("state = 'reserved'")
 
 
 class StockReservation(CatalogBase):
@@ -72,8 +85,8 @@ class StockReservation(CatalogBase):
     state: Mapped[str] = mapped_column(String(20))
     # The database's clock: when the row was made and last changed state. Retention
     # deletes terminal rows by ``updated_at`` (see app/catalog/retention.py).
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=db_now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=db_now())
 
     __table_args__ = (
         CheckConstraint(
@@ -87,6 +100,14 @@ class StockReservation(CatalogBase):
             postgresql_where=TERMINAL,
             sqlite_where=TERMINAL,
         ),
+        # A product's live reservations (what its stock may still get back), read under
+        # the product's row lock by every write of its stock and by its delete.
+        Index(
+            "ix_stock_reservations_live_product_id",
+            "product_id",
+            postgresql_where=LIVE,
+            sqlite_where=LIVE,
+        ),
     )
 
 
@@ -95,4 +116,4 @@ PRODUCTS: Table = Product.__table__  # type: ignore[assignment]
 STOCK_RESERVATIONS: Table = StockReservation.__table__  # type: ignore[assignment]
 
 # Everything Alembic manages in the catalog database.
-catalog_metadata = (CatalogBase.metadata, outbox_metadata)
+catalog_metadata = (CatalogBase.metadata, outbox_metadata, idempotency_metadata)

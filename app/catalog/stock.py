@@ -110,9 +110,11 @@ async def release_reserved(
 
 
 # One atomic conditional decrement per order: it either takes the whole quantity or
-# nothing, and stock can never go below zero (the CHECK constraint backs it up).
+# nothing, and stock can never go below zero (the CHECK constraint backs it up). Each
+# change of the stock is a new version of the product (its ETag: a client's If-Match
+# from before it must fail).
 TAKE = (
-    "UPDATE products SET stock_count = stock_count - %(quantity)s "
+    "UPDATE products SET stock_count = stock_count - %(quantity)s, version = version + 1 "
     "WHERE id = %(product_id)s AND stock_count >= %(quantity)s RETURNING id"
 )
 
@@ -120,16 +122,21 @@ _TAKE_ONE = (
     update(Product)
     .where(Product.id == bindparam("product_id"))
     .where(Product.stock_count >= bindparam("quantity"))
-    .values(stock_count=Product.stock_count - bindparam("quantity"))
+    .values(stock_count=Product.stock_count - bindparam("quantity"), version=Product.version + 1)
     .returning(Product.id)
 )
 
 # On the table, not the ORM class: with a list of parameters SQLAlchemy then runs a plain
-# executemany instead of an ORM bulk update by primary key.
+# executemany instead of an ORM bulk update by primary key. It cannot overflow while the
+# API keeps stock + live reservations within an int4 (app.catalog.service); a stock set
+# under the API that would is a data error, dead-lettered at once with its reason.
 _GIVE_BACK = (
     update(PRODUCTS)
     .where(PRODUCTS.c.id == bindparam("b_product_id"))
-    .values(stock_count=PRODUCTS.c.stock_count + bindparam("b_quantity"))
+    .values(
+        stock_count=PRODUCTS.c.stock_count + bindparam("b_quantity"),
+        version=PRODUCTS.c.version + 1,
+    )
 )
 
 

@@ -202,6 +202,7 @@ class InboxConsumer:
                     processor=self._processor,
                     holding=self._holding,
                     policy=self._policy,
+                    dead_letter=self._dead_letter,
                 )
                 count_applied(self._name, applied, outcomes, time.perf_counter() - started)
                 return

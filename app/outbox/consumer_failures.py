@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 
 from app.outbox.consumer_batches import delivery_count
 from app.outbox.consumer_connection import Delivery
@@ -17,12 +18,16 @@ from app.outbox.consumer_policy import (
     BatchProcessor,
     ConsumerPolicy,
 )
+from app.outbox.data_errors import data_error_reason
 from app.outbox.decoding import Decoded
 from app.outbox.holding import Holding
 from app.outbox.transient import is_blocked, is_environment_fault, is_retryable_conflict
 from app.outbox.waiting import Backoff, spaced_delay
 
 logger = logging.getLogger("app.outbox.consumer")  # the consumer's own log lines
+
+DeadLetterer = Callable[[Delivery, str], Awaitable[None]]
+"""Dead-letters a delivery with a reason (``InboxConsumer._dead_letter``)."""
 
 
 async def one_by_one(
@@ -32,9 +37,11 @@ async def one_by_one(
     processor: BatchProcessor,
     holding: Holding,
     policy: ConsumerPolicy,
+    dead_letter: DeadLetterer,
 ) -> tuple[list[tuple[Delivery, Decoded]], dict[uuid.UUID, str]]:
     """Isolate the failing message: the others commit alone and are acked. Returns those
-    applied (acked) and their outcomes."""
+    applied (acked) and their outcomes. One that fails alone with a deterministic data
+    error is handed to ``dead_letter`` with that error as its reason; others are held."""
     logger.warning(
         "batch failed; retrying its messages one by one",
         extra={"error": repr(batch_error)[:300], "size": len(valid)},
@@ -51,6 +58,12 @@ async def one_by_one(
         try:
             outcomes.update(await _process_alone(processor, decoded, lock_timeout))
         except Exception as exc:
+            reason = data_error_reason(exc)
+            if reason is not None:
+                # Its own values fail it, alone, and would on every redelivery: dead-letter
+                # it now with the database's words rather than at the delivery limit.
+                await dead_letter(message, reason)
+                continue
             probing = probing or is_blocked(exc)
             _hold(message, exc, holding, policy)
         else:

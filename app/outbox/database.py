@@ -99,9 +99,10 @@ def make_engine(
 
     ``lock_timeout`` / ``statement_timeout`` (seconds; PostgreSQL only) are set for every
     connection at connect time (libpq ``options``), so they cost no round trip per
-    transaction; a statement past them fails with SQLSTATE 55P03 / 57014.
-    ``idle_in_transaction_timeout`` likewise: PostgreSQL ends a session left idle in a
-    transaction that long (its client cut off: its locks go with it).
+    transaction; a statement past them fails with SQLSTATE 55P03 / 57014. The session's
+    ``TimeZone`` is UTC the same way. ``idle_in_transaction_timeout`` likewise: PostgreSQL
+    ends a session left idle in a transaction that long (its client cut off: its locks go
+    with it).
 
     ``keepalives``: libpq's TCP keepalives and user timeout (``TcpKeepalives()``, the
     defaults, when None), so that a database gone silent is noticed (PostgreSQL only).
@@ -114,17 +115,23 @@ def make_engine(
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return _hooked(engine)
     options = " ".join(
-        f"-c {name}={round(seconds * 1000)}"
-        for name, seconds in (
-            ("lock_timeout", lock_timeout),
-            ("statement_timeout", statement_timeout),
-            ("idle_in_transaction_session_timeout", idle_in_transaction_timeout),
-        )
-        if seconds is not None
+        # Every session in UTC: the times PostgreSQL hands back (and any text cast of one)
+        # never depend on the database's or the server's TimeZone setting.
+        ["-c timezone=UTC"]
+        + [
+            f"-c {name}={round(seconds * 1000)}"
+            for name, seconds in (
+                ("lock_timeout", lock_timeout),
+                ("statement_timeout", statement_timeout),
+                ("idle_in_transaction_session_timeout", idle_in_transaction_timeout),
+            )
+            if seconds is not None
+        ]
     )
-    connect_args: dict[str, Any] = (keepalives or TcpKeepalives()).libpq_parameters()
-    if options:
-        connect_args["options"] = options
+    connect_args: dict[str, Any] = {
+        **(keepalives or TcpKeepalives()).libpq_parameters(),
+        "options": options,
+    }
     engine = create_async_engine(
         url,
         connect_args=connect_args,

@@ -78,16 +78,18 @@ INBOX_BATCH_DURATION = Histogram(
     buckets=_SECONDS,
 )
 
-# The consumer's reasons, by their first words (decoding.py, consumer.py).
+# The consumer's reasons, by their first words (decoding.py, consumer.py, data_errors.py).
 _REASON_KINDS = (
     ("delivery limit", "delivery_limit"),
     ("unsupported version", "unsupported_version"),
     ("unknown event type", "unknown_event_type"),
+    ("no type", "unknown_event_type"),
     ("invalid", "invalid"),
     ("body of", "too_large"),
     ("missing message_id", "no_message_id"),
     ("message_id", "bad_message_id"),
     ("content type", "bad_content_type"),
+    ("data error", "data_error"),  # data_errors.py
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,6 @@ class ApiError(Exception):
 
 # The API's words for the pages' words.
 _FRIENDLIER = (
-    (
-        re.compile(r"String should match pattern '[^']*'"),
-        "needs a visible character and no control characters",
-    ),
     (re.compile(r"\bstockCount\b"), "stock"),
     (re.compile(r"\bcustomerName\b"), "customer"),
     (re.compile(r"\bproductId\b"), "product"),
@@ -40,15 +37,26 @@ class Apis:
     catalog: httpx.AsyncClient
 
     async def call(
-        self, client: httpx.AsyncClient, method: str, path: str, token: str, body: Any = None
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """JSON of a 2xx answer (None for 204). Raises SignInRequiredError on 401, ApiError
-        on any other 4xx/5xx or when the service is unreachable."""
+        """JSON of a 2xx answer (None for 204); ``headers`` are sent besides the token.
+        Raises SignInRequiredError on 401, ApiError on any other 4xx/5xx or when the
+        service is unreachable."""
         if not token.isascii():  # not a token this site set
             raise SignInRequiredError
         try:
             response = await client.request(
-                method, path, json=body, headers={"Authorization": f"Bearer {token}"}
+                method,
+                path,
+                json=body,
+                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
             )
         except httpx.HTTPError as exc:
             where = "ordering" if client is self.ordering else "catalog"

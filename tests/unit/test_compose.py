@@ -200,3 +200,16 @@ def test_prometheus_scrapes_every_process() -> None:
     } == targets
     assert SERVICES["grafana"]["profiles"] == ["observability"]
     assert SERVICES["prometheus"]["profiles"] == ["observability"]
+
+
+def test_the_readme_names_the_compose_version_the_file_needs() -> None:
+    """A secret read from an environment variable (``secrets: NAME: environment: VAR``)
+    is refused by older Compose releases, or mounted empty with Docker Engine 24
+    (docker/compose#10663): the README says which release to use."""
+    from_environment = [
+        name for name, spec in COMPOSE.get("secrets", {}).items() if "environment" in spec
+    ]
+    readme = (ROOT / "README.md").read_text()
+    assert not from_environment or re.search(r"Docker Compose v2\.23 or later", readme), (
+        f"say which Compose the secrets {from_environment} need"
+    )

@@ -27,7 +27,13 @@ async def create(catalog: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
 
 async def test_create_read_update_delete(catalog: httpx.AsyncClient, catalog_db: str) -> None:
     product = await create(catalog)
-    assert product == {"id": product["id"], "name": "Product A", "price": 9.99, "stockCount": 53}
+    assert product == {
+        "id": product["id"],
+        "name": "Product A",
+        "price": 9.99,
+        "stockCount": 53,
+        "version": 1,
+    }
 
     assert (await catalog.get(f"{PRODUCTS}/{product['id']}")).json() == product
 
@@ -40,6 +46,7 @@ async def test_create_read_update_delete(catalog: httpx.AsyncClient, catalog_db:
         "name": "Product B",
         "price": 0.0,
         "stockCount": 7,
+        "version": 2,
     }
     assert await query(catalog_db, "SELECT name, price::text, stock_count FROM products") == [
         ("Product B", "0.00", 7)
@@ -50,11 +57,22 @@ async def test_create_read_update_delete(catalog: httpx.AsyncClient, catalog_db:
     assert await count(catalog_db, "products") == 0
 
 
-async def test_prices_are_kept_in_cents_and_counts_accept_whole_floats(
-    catalog: httpx.AsyncClient,
-) -> None:
-    created = await create(catalog, price=1.005, stockCount=7.0)
-    assert created["price"] == 1.01 and created["stockCount"] == 7
+async def test_counts_accept_whole_floats(catalog: httpx.AsyncClient) -> None:
+    created = await create(catalog, price=1.05, stockCount=7.0)
+    assert created["price"] == 1.05 and created["stockCount"] == 7
+    exponent = await catalog.post(
+        PRODUCTS,
+        content=b'{"name": "E", "price": 1, "stockCount": 7e0}',
+        headers={"content-type": "application/json"},
+    )
+    assert exponent.status_code == 201 and exponent.json()["stockCount"] == 7, exponent.text
+    for huge in (b"1e999999999", b"7.5"):
+        refused = await catalog.post(
+            PRODUCTS,
+            content=b'{"name": "E", "price": 1, "stockCount": ' + huge + b"}",
+            headers={"content-type": "application/json"},
+        )
+        assert refused.status_code == 422, refused.text
 
 
 async def test_list_is_paginated_by_name(catalog: httpx.AsyncClient) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app import migrate
 from app.catalog.handlers import SUBSCRIPTIONS
 from app.catalog.models import Product
-from app.ordering.contracts import OrderPlaced
+from app.ordering.contracts import OrderCancelled, OrderPlaced
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.decoding import Decoded
 from app.outbox.inbox import InboxProcessor
@@ -98,3 +98,31 @@ async def test_a_message_seen_again_is_skipped(engine: AsyncEngine) -> None:
     assert first == {message.message_id: "applied"}
     assert second == {}
     assert await stock(engine, item) == 6
+
+
+async def test_every_stock_change_bumps_the_product_version(engine: AsyncEngine) -> None:
+    """The product's ETag is its version: an order taking stock and its cancel giving it
+    back change the product, so a client's If-Match from before them must fail."""
+    item = await product(engine, 10)
+    processor = InboxProcessor(
+        engine, consumer="catalog", subscriptions=by_event_name(SUBSCRIPTIONS)
+    )
+    order = placed(item, 3)
+    assert isinstance(order.event, OrderPlaced)
+    cancel = OrderCancelled(order_id=order.event.order_id, product_id=item, quantity=3)
+
+    versions = [await version(engine, item)]
+    await processor.process([order])
+    versions.append(await version(engine, item))
+    await processor.process([Decoded(cancel.event_id, cancel)])
+    versions.append(await version(engine, item))
+
+    assert versions == [1, 2, 3]
+    assert await stock(engine, item) == 10
+
+
+async def version(engine: AsyncEngine, product_id: uuid.UUID) -> int:
+    async with make_sessionmaker(engine)() as session:
+        return int(
+            await session.scalar(select(Product.version).where(Product.id == product_id)) or 0
+        )
