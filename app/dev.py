@@ -139,6 +139,7 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
         settings.broker_url,
         embedded_path=settings.embedded_broker_path,
         publish_timeout=settings.relay_publish_timeout_seconds,
+        publish_path=settings.relay_publish_path,
     )
     config = InProcessConfig(relay=relaying, consumer=consuming.consumer)
     try:
