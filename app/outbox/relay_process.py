@@ -221,12 +221,17 @@ async def _work(
     """Drain, then sleep until woken; back off (full jitter) while a dependency is down.
     ``part``: the name this worker's failures are reported under in ``health``."""
     backoff = Backoff(config.reconnect_max_seconds)
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
         woken.clear()
         try:
             while not stop.is_set():
                 report = await relay.relay_batch()
-                if report.claimed < config.relay.batch_size:
+                if report.retry_in is not None:
+                    # A probe of an unroutable event (relay_probes) is due before the next
+                    # poll: wake a worker for it, not a poll interval later.
+                    loop.call_later(report.retry_in, wakeup.notify)
+                if report.claimed < config.relay.batch_size and not report.released:
                     break
                 wakeup.notify()  # a backlog: bring in an idle worker to share it
             backoff.succeeded()

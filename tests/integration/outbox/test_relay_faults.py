@@ -145,6 +145,7 @@ async def test_an_unroutable_row_is_retried_past_max_attempts_then_failed_by_age
         "retry_base_seconds": 0.05,
         "retry_max_seconds": 0.2,
         "unroutable_give_up_seconds": 1.0,
+        "unroutable_probe_seconds": 0.05,  # alone, the row is its event's probe
     }
     async with relay_for(outbox_db, broker, **policy) as relay:
         for _ in range(6):  # three times max_attempts: not failed for it
@@ -204,7 +205,7 @@ async def test_a_deleted_queue_is_declared_again_and_its_events_routed(
     from app.outbox.relay import OutboxRelay
     from app.outbox.relay_policy import RelayPolicy
 
-    relay = OutboxRelay(engine, publisher, RelayPolicy(retry_base_seconds=0))
+    relay = OutboxRelay(engine, publisher, RelayPolicy(unroutable_probe_seconds=0))
     try:
         await stage_events(engine, 1)
         assert (await relay.relay_batch()).published == 1
