@@ -149,7 +149,7 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
                 broker, services, config=config, on_failure=lambda reason: stop_app(app, reason)
             ),
             housekeeping(settings, "catalog", "consumer"),
-            housekeeping(settings, "ordering", "relay"),
+            housekeeping(settings, "ordering", "relay", broker=broker),
         ):
             logger.info("messaging in process", extra={"broker": type(broker).__name__})
             app.state.broker = broker  # the admin API's dead letters

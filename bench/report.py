@@ -53,6 +53,13 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
     )  # fmt: skip
     add("latency", _latency_rows)
     add(
+        "coldstart",
+        lambda c: [
+            ("cold start: POST -> stock falls (every process started at once)",
+             c["post_to_stock_s"], "s", "<= 1.5", c["post_to_stock_s"] <= 1.5),
+        ],
+    )  # fmt: skip
+    add(
         "memory",
         lambda m: [
             ("relay peak RSS, backlog drain", m["relay_peak_rss_mb"], "MiB", "<= 150",

@@ -23,6 +23,7 @@ from app.outbox.embedded_broker import EmbeddedBroker
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import Publisher
+from app.outbox.queue_state import QueueState
 from app.outbox.rabbitmq_broker import RabbitMQBroker
 from app.outbox.topology import QueueBindings
 
@@ -58,6 +59,12 @@ class Broker(Protocol):
 
     def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
         """Consumer connections to ``bindings``' queue, at most ``prefetch`` unacked each."""
+        ...
+
+    async def queue_state(self, queue: str) -> QueueState | None:
+        """``queue``'s ready messages and attached consumers, nothing delivered; None when
+        it does not exist. Raises BrokerUnavailableError when the broker cannot be
+        reached."""
         ...
 
     async def dead_letter_summary(self, service: str) -> DeadLetterSummary:

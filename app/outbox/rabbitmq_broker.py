@@ -19,6 +19,7 @@ from app.outbox.dead_letters import (
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import Publisher
+from app.outbox.queue_state import QueueState
 from app.outbox.topology import ConsumerTopology, QueueBindings, declare_at
 
 
@@ -62,6 +63,11 @@ class RabbitMQBroker:
             prefetch=prefetch,
             timeout=self._connect_timeout,
             exchange=self.names.exchange,
+        )
+
+    async def queue_state(self, queue: str) -> QueueState | None:
+        return await amqp_dead_letters.queue_state(
+            self.url, queue, connect_timeout=self._connect_timeout
         )
 
     def _dead_letter_queue(self, service: str) -> str:
