@@ -26,12 +26,20 @@ HTTP_DURATION = Histogram(
 )
 
 
+UNMATCHED = "unmatched"
+
+
 class HttpMetricsMiddleware:
     """Counts every answer by method, route template (``/api/ordering/order/{order_id}``,
-    not the id: few label values) and status; unmatched paths count as ``unmatched``."""
+    not the id: few label values) and status. A mount counts under its template (every
+    file of ``/assets`` as ``/assets/{path}``); paths no route matched as ``unmatched``.
+    The label is never a request's own path: anyone, without a token, could otherwise add
+    a series per request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Each top-level route's endpoint (a Mount's: the mounted app) → its template.
+        self._templates: dict[int, str] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,14 +57,25 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = getattr(scope.get("route"), "path", None) or (
-                # FastAPI's own pages (/docs, /openapi.json) are plain routes: their path
-                # is their name; anything no route matched is one label, not one per path.
-                scope["path"] if "endpoint" in scope else "unmatched"
-            )
+            route = getattr(scope.get("route"), "path", None) or self._template(scope)
             method = scope["method"]
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+
+    def _template(self, scope: Scope) -> str:
+        # FastAPI names the matched route in the scope only for its own API routes; for
+        # the others (its /docs and /openapi.json, a StaticFiles mount) the scope holds
+        # the endpoint, whose route is found among the app's routes by identity.
+        endpoint = scope.get("endpoint")
+        if endpoint is None or "app" not in scope:
+            return UNMATCHED
+        if self._templates is None:
+            self._templates = {
+                id(getattr(route, "endpoint", None) or getattr(route, "app", None)): template
+                for route in scope["app"].routes
+                if isinstance(template := getattr(route, "path_format", None), str)
+            }
+        return self._templates.get(id(endpoint), UNMATCHED)
 
 
 async def _refresh(engines: dict[str, AsyncEngine]) -> None:

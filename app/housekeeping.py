@@ -1,6 +1,7 @@
 """A service's own periodic jobs, beside the library's outbox and inbox retention:
-catalog's finished stock reservations (in its consumer process), and ordering's reply
-timeouts (in its relay process). ``dev`` runs both."""
+catalog's finished stock reservations (in its consumer process), ordering's reply
+timeouts (in its relay process), and each one's expired idempotency keys (in those same
+processes). ``dev`` runs both."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.consumers import all_bindings
+from app.idempotency import add_key_expiry
 from app.outbox.broker import Broker, broker_for
 from app.outbox.database import make_engine
 from app.outbox.process import add_periodic, scheduler_with_retention
@@ -45,6 +47,20 @@ async def housekeeping(
 
 
 def _jobs(
+    settings: Settings, service: str, role: Role, engine: AsyncEngine, broker: Broker | None
+) -> AsyncIOScheduler:
+    scheduler = _own_jobs(settings, service, role, engine, broker)
+    if (service, role) in KEY_CLEANERS:
+        keys = retention_policy(settings, settings.idempotency_key_retention_seconds)
+        add_key_expiry(scheduler, engine, keys)
+    return scheduler
+
+
+# The process of each service that deletes its expired idempotency keys.
+KEY_CLEANERS = {("ordering", "relay"), ("catalog", "consumer")}
+
+
+def _own_jobs(
     settings: Settings, service: str, role: Role, engine: AsyncEngine, broker: Broker | None
 ) -> AsyncIOScheduler:
     if service == "catalog" and role == "consumer":

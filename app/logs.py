@@ -2,7 +2,10 @@
 
 Every line carries the process's service and role (``service=catalog role=consume``), and
 no line carries a secret: the credentials of any URL in it (a database's, the broker's,
-in a message, a field or a traceback) are masked before it is written.
+in a message, a field or a traceback) are masked before it is written. Nor a control
+character: values from outside (a token's subject, a header, a message id, a driver's
+error) are written with their control characters escaped (``\\n``, ``\\x1b``, ``\\u202e``),
+so no input can forge a line, drive a terminal or reorder what a reader sees.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from typing import Literal
 
 from app.outbox.redaction import mask_secrets
 
-__all__ = ["JsonFormatter", "KeyValueFormatter", "configure_logging", "mask_secrets"]
+__all__ = [
+    "JsonFormatter",
+    "KeyValueFormatter",
+    "configure_logging",
+    "escape_controls",
+    "mask_secrets",
+]
 
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
@@ -28,20 +37,60 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
+# What a terminal or a log reader acts on, and so is never written as it is: C0 controls
+# (a newline starts a forged line, ESC drives the terminal: "\x1b[2J" clears it), DEL, C1
+# controls (NEL ends a line for some readers, CSI is ESC's 8-bit form), the Unicode line
+# and paragraph separators, and the bidirectional controls (Unicode TR #9: they make text
+# display in another order than it is stored).
+_CONTROLS = (
+    *range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029,
+    0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+)  # fmt: skip
+_NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+_ESCAPES = {
+    code: _NAMED.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+    for code in _CONTROLS
+}
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as Python writes it in a string
+    literal (``\\n``, ``\\x1b``, ``\\u2028``); everything else, backslashes included, as
+    it is."""
+    return text.translate(_ESCAPES)
+
+
+def _escaped(value: object) -> object:
+    # JSON's own escaping (ensure_ascii) protects the line, not the value: a reader that
+    # decodes it (jq -r .message) would print the raw characters. So escape the values.
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return escape_controls(value)
+    if isinstance(value, list | tuple):
+        return [_escaped(item) for item in value]
+    if isinstance(value, dict):
+        return {escape_controls(str(key)): _escaped(item) for key, item in value.items()}
+    return escape_controls(repr(value))
+
+
 class KeyValueFormatter(logging.Formatter):
-    """``time level logger message key=value ...`` with the ``extra`` fields appended."""
+    """``time level logger message key=value ...`` with the ``extra`` fields appended;
+    one line per record, a traceback included (its line breaks written ``\\n``)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = _fields(record)
         if fields:
             line += " " + " ".join(f"{key}={value!r}" for key, value in fields.items())
-        return mask_secrets(line)
+        # The whole line at once: message, arguments, fields and traceback alike.
+        return mask_secrets(escape_controls(line))
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC, ISO 8601), level, logger, message, the
-    ``extra`` fields, and the traceback as ``exc_info`` text when there is one."""
+    ``extra`` fields, and the traceback as ``exc_info`` text when there is one; control
+    characters escaped in every value (escape_controls)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
@@ -53,7 +102,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
-        return mask_secrets(json.dumps(entry, default=repr))
+        return mask_secrets(json.dumps(_escaped(entry)))
 
 
 class _ProcessFields(logging.Filter):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
@@ -12,9 +12,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PlainSerializer,
     StringConstraints,
+    WithJsonSchema,
 )
 from pydantic.alias_generators import to_camel
+
+from app.outbox.clock import as_utc, utc_text
 
 
 class CamelModel(BaseModel):
@@ -50,12 +54,22 @@ def _json_integer(value: object) -> object:
 JsonInteger = BeforeValidator(_json_integer)
 
 
-def _assume_utc(value: datetime) -> datetime:
-    # SQLite hands back naive timestamps; the database clock is UTC in every deployment.
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-UtcDateTime = Annotated[datetime, AfterValidator(_assume_utc)]
+# Every time in a body: UTC, to the millisecond, with a Z (app.outbox.clock.utc_text, the
+# commands' format too), whatever the database session's time zone (PostgreSQL hands times
+# back in it) and whichever database (SQLite hands them back naive, and UTC).
+UtcDateTime = Annotated[
+    datetime,
+    AfterValidator(as_utc),
+    PlainSerializer(utc_text, return_type=str, when_used="json"),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "examples": ["2026-11-30T05:00:00.123Z"],
+            "description": "UTC, to the millisecond, ending in Z",
+        }
+    ),
+]
 
 Name = Annotated[
     str,

@@ -143,6 +143,11 @@ class Settings(BaseSettings):
         default=30 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
     )
     database_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    # How long an Idempotency-Key is remembered at least (then housekeeping deletes it):
+    # a POST retried with the same key within it answers the first result.
+    idempotency_key_retention_seconds: float = Field(
+        default=24 * 3600, ge=60, le=TEN_YEARS, allow_inf_nan=False
+    )
 
     # The saga's reply timeout (app/ordering/reply_timeouts.py): an order still Placed this
     # long after it was placed has its OrderPlaced published again under the same

@@ -109,11 +109,17 @@ class DocsPolicyMiddleware:
 
 
 async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
-    # The transaction was rolled back (or its fate is unknown if the connection died at
-    # COMMIT); either way the client must retry, so this is "unavailable", not "bad input".
+    # The transaction was rolled back, or its fate is unknown (the connection died at
+    # COMMIT: it may have committed); either way the client must retry, so this is
+    # "unavailable", not "bad input". A retry is safe only with the request's
+    # Idempotency-Key (app.idempotency): without one, a POST that did commit is done twice.
     logger.error("database error", extra={"error": repr(exc)[:500]})
     return JSONResponse(
-        {"detail": "the database could not complete the request; retry later"},
+        {
+            "detail": "the database could not complete the request, and it may or may not "
+            "have been done; retry later with the same Idempotency-Key header (a POST "
+            "retried without one may be done twice)"
+        },
         status_code=503,
     )
 

@@ -189,12 +189,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _confirmed(args: argparse.Namespace) -> bool:
-    what = "every dead letter" if args.all else f"{len(args.ids)} dead letter(s)"
+    what = (
+        f"{len(args.ids)} dead letter(s) of {args.service}"
+        if not args.all
+        else f"every dead letter of {args.service}"
+    )
+    if args.reason is not None:  # the filter narrows the selection: say which was given
+        what += f" whose reason contains {args.reason!r}"
     if not sys.stdin.isatty():
-        logger.error("refusing to purge %s of %s without --yes", what, args.service)
+        logger.error("refusing to purge %s without --yes", what)
         return False
     try:
-        answer = input(f"Delete {what} of {args.service} for good? [y/N] ")
+        answer = input(f"Delete {what} for good? [y/N] ")
     except (EOFError, KeyboardInterrupt):
         print()
         return False

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ordering.reply_timeouts import count_unanswered
 from app.outbox.broker import Broker
+from app.outbox.clock import utc_text
 from app.outbox.dead_letters import DeadLetterOperationError, DeadLetterSelection
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.repair import (
@@ -105,8 +106,8 @@ async def outbox_republish(
     count = await republish(engine, selection, dry_run=dry_run)
     if count and not dry_run:
         _changed(actor, "republished outbox rows", service, count,
-                 since=selection.since.isoformat(),
-                 until=selection.until.isoformat() if selection.until else None,
+                 since=utc_text(selection.since),
+                 until=utc_text(selection.until) if selection.until else None,
                  event_type=selection.event_type)  # fmt: skip
     return {"republished": count, "dry_run": dry_run}
 

@@ -1,8 +1,11 @@
-"""The operators' commands' tables (``--json`` prints the same data as JSON)."""
+"""The operators' commands' tables (``--json`` prints the same data as JSON). Times are
+printed as the JSON has them: UTC, to the millisecond, ending in Z."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from app.logs import escape_controls
 
 
 def _cell(value: Any, width: int = 10) -> str:
@@ -42,12 +45,12 @@ def print_failed(data: dict[str, list[dict[str, Any]]]) -> None:
     if not rows:
         print("no failed rows")
         return
-    print(f"{'id':<36}  {'event type':<24} {'attempts':>8}  {'failed at (UTC)':<19}  last error")
-    for row in rows:
-        print(
+    print(f"{'id':<36}  {'event type':<24} {'attempts':>8}  {'failed at':<24}  last error")
+    for row in rows:  # the last error may quote a broker's or a database's words
+        print(escape_controls(
             f"{row['id']:<36}  {row['event_type'][:24]:<24} {row['attempts']:>8}  "
-            f"{row['failed_at'][:19]:<19}  {(row['last_error'] or '')[:120]}"
-        )
+            f"{row['failed_at']:<24}  {(row['last_error'] or '')[:120]}"
+        ))  # fmt: skip
 
 
 def print_events(data: dict[str, list[dict[str, Any]]]) -> None:
@@ -56,35 +59,38 @@ def print_events(data: dict[str, list[dict[str, Any]]]) -> None:
     if not rows:
         print("no outbox rows for this order (or older than the outbox retention)")
         return
-    print(f"{'message id':<36}  {'event type':<24} {'written (UTC)':<19}  fate")
+    print(f"{'message id':<36}  {'event type':<24} {'written':<24}  fate")
     for row in rows:
         if row["published_at"]:
-            fate = f"published {row['published_at'][:19]}"
+            fate = f"published {row['published_at']}"
         elif row["failed_at"]:
-            fate = f"failed {row['failed_at'][:19]}: {(row['last_error'] or '')[:80]}"
+            fate = f"failed {row['failed_at']}: {(row['last_error'] or '')[:80]}"
         else:
             fate = f"pending ({row['attempts']} attempts)"
             if row["last_error"]:  # why it waits: nacked, unroutable, refused
                 fate += f": {row['last_error'][:80]}"
-        print(f"{row['id']:<36}  {row['event_type'][:24]:<24} {row['created_at'][:19]:<19}  {fate}")
+        print(escape_controls(
+            f"{row['id']:<36}  {row['event_type'][:24]:<24} {row['created_at']:<24}  {fate}"
+        ))  # fmt: skip
 
 
 def print_dead_letters(data: dict[str, Any]) -> None:
-    """Dead letters, then how many per reason."""
+    """Dead letters, then how many per reason; their message ids, types and reasons come
+    from whoever published them, so control characters are written escaped."""
     letters = data["dead_letters"]
     if not letters:
         print("no dead letters")
         return
-    print(f"{'message id':<36}  {'type':<24} {'deaths':>6}  {'first death (UTC)':<19}  reason")
+    print(f"{'message id':<36}  {'type':<24} {'deaths':>6}  {'first death':<24}  reason")
     for letter in letters:
-        print(
+        print(escape_controls(
             f"{(letter['message_id'] or '-')[:36]:<36}  {(letter['event_type'] or '-')[:24]:<24} "
-            f"{letter['deaths']:>6}  {(letter['first_death_at'] or '-')[:19]:<19}  "
+            f"{letter['deaths']:>6}  {letter['first_death_at'] or '-':<24}  "
             f"{letter['reason'][:120]}"
-        )
+        ))  # fmt: skip
     print("\nby reason:")
     for reason, count in data["summary"].items():
-        print(f"{count:>8}  {reason[:150]}")
+        print(escape_controls(f"{count:>8}  {reason[:150]}"))
 
 
 def print_inbox(entry: dict[str, Any]) -> None:

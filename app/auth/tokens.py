@@ -101,6 +101,7 @@ class Authenticator:
             raise InvalidTokenError(f"token issuer is not {self.issuer!r}") from exc
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(f"invalid token: {exc}"[:200]) from exc
+        _check_numeric_dates(claims)
         return principal_of(claims)
 
     async def _key(self, algorithm: object, kid: object) -> Any:
@@ -118,6 +119,22 @@ class Authenticator:
         raise InvalidTokenError(
             f"token algorithm {str(algorithm)[:20]!r} is not accepted here ({', '.join(accepted)})"
         )
+
+
+# The registered claims that are NumericDates (RFC 7519 §4.1.4 to §4.1.6).
+TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _check_numeric_dates(claims: Mapping[str, Any]) -> None:
+    # RFC 7519 §2: a NumericDate is a JSON number. PyJWT compares int(claim), so it takes
+    # "9999999999" (a string) and true (as 1); a token carrying such a claim was not made
+    # by a conforming issuer, and is refused.
+    for name in TIME_CLAIMS:
+        value = claims.get(name)
+        if name in claims and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InvalidTokenError(
+                f"token claim {name!r} is not a NumericDate (a JSON number; RFC 7519 §2)"
+            )
 
 
 def principal_of(claims: Mapping[str, Any]) -> Principal:

@@ -17,11 +17,12 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.idempotency.models import idempotency_metadata
+from app.outbox.clock import db_now
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
 
 PRICE_PRECISION = 14
@@ -44,6 +45,8 @@ class Product(CatalogBase):
         # The last line of defence: whatever a handler does, stock never goes negative.
         CheckConstraint("stock_count >= 0", name="stock_count_non_negative"),
         CheckConstraint("price >= 0", name="price_non_negative"),
+        # The listing by name and its keyset pages: read in index order, never a sort.
+        Index("ix_products_name_id", "name", "id"),
     )
 
 
@@ -72,8 +75,8 @@ class StockReservation(CatalogBase):
     state: Mapped[str] = mapped_column(String(20))
     # The database's clock: when the row was made and last changed state. Retention
     # deletes terminal rows by ``updated_at`` (see app/catalog/retention.py).
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=db_now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=db_now())
 
     __table_args__ = (
         CheckConstraint(
@@ -95,4 +98,4 @@ PRODUCTS: Table = Product.__table__  # type: ignore[assignment]
 STOCK_RESERVATIONS: Table = StockReservation.__table__  # type: ignore[assignment]
 
 # Everything Alembic manages in the catalog database.
-catalog_metadata = (CatalogBase.metadata, outbox_metadata)
+catalog_metadata = (CatalogBase.metadata, outbox_metadata, idempotency_metadata)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Response, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AUTH_ERRORS, require
@@ -13,6 +13,8 @@ from app.auth.scopes import CATALOG_INTEGRATION, PRODUCTS_READ, PRODUCTS_WRITE
 from app.catalog import service
 from app.catalog.models import Product
 from app.catalog.schemas import ProductIds, ProductRead, ProductWrite
+from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
+from app.paging import Before, one_cursor, page_links
 from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit, Skip
 from app.web import unit_of_work
 
@@ -41,21 +43,64 @@ def _found(product: Product | None, product_id: uuid.UUID) -> Product:
     "/products",
     status_code=status.HTTP_201_CREATED,
     response_model=ProductRead,
+    responses=IDEMPOTENCY_ERRORS,
     dependencies=WRITE,
 )
-async def create_product(body: ProductWrite, session: SessionDep) -> Product:
-    """Add a product."""
-    return await service.create_product(
-        session, name=body.name, price=body.price, stock_count=body.stock_count
-    )
+async def create_product(body: ProductWrite, session: SessionDep, key: KeyDep) -> Response:
+    """Add a product. With an ``Idempotency-Key``, a retry of the same request answers the
+    first product."""
+
+    async def create() -> ProductRead:
+        product = await service.create_product(
+            session, name=body.name, price=body.price, stock_count=body.stock_count
+        )
+        return ProductRead.model_validate(product)
+
+    return await answer_once(session, key, status.HTTP_201_CREATED, create)
 
 
-@router.get("/products", response_model=list[ProductRead], dependencies=READ)
+AfterProduct = Annotated[
+    uuid.UUID | None,
+    Query(
+        alias="after",
+        description="keyset page: the products after this one (the last id of the previous "
+        "page; the Link header's rel=next gives it). Costs the page, however deep",
+    ),
+]
+UNKNOWN_PRODUCT_CURSOR: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorBody, "description": "after (or before) names no product"}
+}
+
+
+@router.get(
+    "/products",
+    response_model=list[ProductRead],
+    responses=UNKNOWN_PRODUCT_CURSOR,
+    dependencies=READ,
+)
 async def list_products(
-    session: SessionDep, skip: Skip = 0, limit: Limit = DEFAULT_LIMIT
+    session: SessionDep,
+    request: Request,
+    response: Response,
+    skip: Skip = 0,
+    limit: Limit = DEFAULT_LIMIT,
+    after: AfterProduct = None,
+    before: Before = None,
 ) -> list[Product]:
-    """Products, by name."""
-    return list(await service.list_products(session, skip=skip, limit=limit))
+    """Products, by name (ties by id). A full page carries the next page's link (``Link:
+    <…?after=ID&limit=N>; rel="next"``, RFC 8288), a page past the first the previous
+    one's (``rel="prev"``, ``?before=ID``)."""
+    one_cursor(after, before)
+    try:
+        products = await service.list_products(
+            session, skip=skip, limit=limit, after=after, before=before
+        )
+    except service.UnknownCursorError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
+    link = page_links(request, products, limit=limit, skip=skip, after=after, before=before)
+    if link is not None:
+        response.headers["Link"] = link
+    return list(products)
 
 
 @router.get(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, Uuid, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import STOCK_RESERVATIONS, Product, ReservationState
@@ -22,10 +23,56 @@ async def create_product(
     return product
 
 
-async def list_products(session: AsyncSession, *, skip: int, limit: int) -> Sequence[Product]:
-    """Products by name."""
-    query = select(Product).order_by(Product.name, Product.id).offset(skip).limit(limit)
-    return (await session.scalars(query)).all()
+def products_page(
+    *,
+    skip: int = 0,
+    limit: int,
+    after: uuid.UUID | None = None,
+    before: uuid.UUID | None = None,
+) -> Select[Any]:
+    """The query of one page of ``list_products`` (``before``: in descending order, which
+    the caller reverses). Every one reads ``ix_products_name_id`` in order."""
+    key = tuple_(Product.name, Product.id)
+    cursor = after if after is not None else before
+    if cursor is None:
+        return select(Product).order_by(Product.name, Product.id).offset(skip).limit(limit)
+    # The database compares its own values, with the collation its ORDER BY uses.
+    named = select(Product.name).where(Product.id == cursor).scalar_subquery()
+    at = tuple_(named, literal(cursor, Uuid))
+    if before is not None:
+        query = select(Product).where(key < at).order_by(Product.name.desc(), Product.id.desc())
+    else:
+        query = select(Product).where(key > at).order_by(Product.name, Product.id)
+    return query.offset(skip).limit(limit)
+
+
+class UnknownCursorError(Exception):
+    """``after`` or ``before`` names no product (deleted since, or never one)."""
+
+
+async def list_products(
+    session: AsyncSession,
+    *,
+    skip: int,
+    limit: int,
+    after: uuid.UUID | None = None,
+    before: uuid.UUID | None = None,
+) -> Sequence[Product]:
+    """Products by name (ties by id): ``limit`` of them after skipping ``skip``, from the
+    start, after the product ``after`` or just before the product ``before`` (keyset
+    pages: each costs its rows, however deep). Raises UnknownCursorError when the cursor
+    names no product."""
+    query = products_page(skip=skip, limit=limit, after=after, before=before)
+    products = (await session.scalars(query)).all()
+    if before is not None:
+        products = products[::-1]
+    cursor = after if after is not None else before
+    if cursor is not None and not products and await session.get(Product, cursor) is None:
+        raise UnknownCursorError(
+            f"no product {cursor}: deleted since, or never one; start again from the first "
+            "page (without after or before)"
+        )
+    return products
 
 
 async def get_product(session: AsyncSession, *, product_id: uuid.UUID) -> Product | None:

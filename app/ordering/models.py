@@ -15,11 +15,12 @@ from sqlalchemy import (
     MetaData,
     String,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from app.idempotency.models import idempotency_metadata
+from app.outbox.clock import db_now
 from app.outbox.models import NAMING_CONVENTION, outbox_metadata
 
 
@@ -68,7 +69,7 @@ class Order(OrderingBase):
     )
     # Catalog's reason when the order is Rejected (unknown_product, insufficient_stock).
     rejection_reason: Mapped[str | None] = mapped_column(String(50), default=None)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=db_now())
     # The saga's reply timeout (app/ordering/reply_timeouts.py): the OrderPlaced outbox
     # row's id (its AMQP message_id, republished as is), how often it was republished and
     # when it is due again (the database clock; None before the first republish, which is
@@ -97,4 +98,4 @@ class Order(OrderingBase):
 
 
 # Everything Alembic manages in the ordering database.
-ordering_metadata = (OrderingBase.metadata, outbox_metadata)
+ordering_metadata = (OrderingBase.metadata, outbox_metadata, idempotency_metadata)

@@ -12,10 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import ORDERS_READ, ORDERS_WRITE
+from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
 from app.ordering import service
 from app.ordering.catalog_client import fetch_product_names
 from app.ordering.models import Order
 from app.ordering.schemas import OrderCreate, OrderRead, OrderView
+from app.paging import Before, one_cursor, page_links
 from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit
 from app.web import session_factory, unit_of_work
 
@@ -61,22 +63,32 @@ async def _with_product_names(
 
 
 @router.post(
-    "/order", status_code=status.HTTP_201_CREATED, response_model=OrderRead, dependencies=WRITE
+    "/order",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderRead,
+    responses=IDEMPOTENCY_ERRORS,
+    dependencies=WRITE,
 )
 async def place_order(
     body: OrderCreate,
     session: SessionDep,
+    key: KeyDep,
     x_correlation_id: CorrelationId = None,
-) -> OrderRead:
-    """Place an order; its OrderPlaced event is committed in the same transaction."""
-    order = await service.place_order(
-        session,
-        customer_name=body.customer_name,
-        product_id=body.product_id,
-        quantity=body.quantity,
-        correlation_id=x_correlation_id,
-    )
-    return OrderRead.model_validate(order)
+) -> Response:
+    """Place an order; its OrderPlaced event is committed in the same transaction. With an
+    ``Idempotency-Key``, a retry of the same request answers the first order."""
+
+    async def place() -> OrderRead:
+        order = await service.place_order(
+            session,
+            customer_name=body.customer_name,
+            product_id=body.product_id,
+            quantity=body.quantity,
+            correlation_id=x_correlation_id,
+        )
+        return OrderRead.model_validate(order)
+
+    return await answer_once(session, key, status.HTTP_201_CREATED, place)
 
 
 CONFLICT: dict[int | str, dict[str, object]] = {
@@ -109,7 +121,7 @@ async def cancel_order(
 
 
 UNKNOWN_CURSOR: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorBody, "description": "after names no order"}
+    404: {"model": ErrorBody, "description": "after (or before) names no order"}
 }
 
 # skip costs what it skips (a million orders: half a second of PostgreSQL), and anyone with
@@ -139,19 +151,24 @@ async def list_orders(
     skip: OrderSkip = 0,
     limit: Limit = DEFAULT_LIMIT,
     after: After = None,
+    before: Before = None,
 ) -> list[OrderView]:
     """Orders, newest first, with product names from catalog when it answers. A full page
-    carries the next page's link (``Link: <…?after=ID&limit=N>; rel="next"``, RFC 8288)."""
+    carries the next page's link (``Link: <…?after=ID&limit=N>; rel="next"``, RFC 8288),
+    a page past the first the previous one's (``rel="prev"``, ``?before=ID``)."""
+    one_cursor(after, before)
     # The session closes before catalog is called: a slow catalog must not pin
     # database connections.
     async with sessions() as session:
         try:
-            orders = await service.list_orders(session, skip=skip, limit=limit, after=after)
+            orders = await service.list_orders(
+                session, skip=skip, limit=limit, after=after, before=before
+            )
         except service.UnknownCursorError as exc:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
-    if len(orders) == limit:
-        following = request.url.replace_query_params(after=str(orders[-1].id), limit=limit)
-        response.headers["Link"] = f'<{following.path}?{following.query}>; rel="next"'
+    link = page_links(request, orders, limit=limit, skip=skip, after=after, before=before)
+    if link is not None:
+        response.headers["Link"] = link
     return await _with_product_names(client, orders)
 
 

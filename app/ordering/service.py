@@ -45,16 +45,26 @@ async def place_order(
     return order
 
 
-def orders_page(*, skip: int = 0, limit: int, after: uuid.UUID | None = None) -> Select[Any]:
-    """The query of one page of ``list_orders``."""
+def orders_page(
+    *,
+    skip: int = 0,
+    limit: int,
+    after: uuid.UUID | None = None,
+    before: uuid.UUID | None = None,
+) -> Select[Any]:
+    """The query of one page of ``list_orders`` (``before``: in ascending order, which
+    the caller reverses)."""
+    key = tuple_(Order.created_at, Order.id)
     query = select(Order).order_by(Order.created_at.desc(), Order.id.desc())
-    if after is not None:
+    cursor = after if after is not None else before
+    if cursor is not None:
         # The database compares its own stored values (no timestamp ever round-trips
         # through Python, whose precision SQLite's text timestamps do not share).
-        placed = select(Order.created_at).where(Order.id == after).scalar_subquery()
-        query = query.where(
-            tuple_(Order.created_at, Order.id) < tuple_(placed, literal(after, Uuid))
-        )
+        placed = select(Order.created_at).where(Order.id == cursor).scalar_subquery()
+        at = tuple_(placed, literal(cursor, Uuid))
+        query = query.where(key < at)
+        if before is not None:  # the newer ones, nearest first: the same index, forwards
+            query = select(Order).where(key > at).order_by(Order.created_at, Order.id)
     return query.offset(skip).limit(limit)
 
 
@@ -63,16 +73,29 @@ class UnknownCursorError(Exception):
 
 
 async def list_orders(
-    session: AsyncSession, *, skip: int = 0, limit: int, after: uuid.UUID | None = None
+    session: AsyncSession,
+    *,
+    skip: int = 0,
+    limit: int,
+    after: uuid.UUID | None = None,
+    before: uuid.UUID | None = None,
 ) -> Sequence[Order]:
     """Orders, newest first (ties by id, descending): ``limit`` of them, after skipping
-    ``skip`` (costs what it skips), from the start or from the order ``after`` (a keyset
-    page: costs ``limit`` rows however deep). Both read ``ix_orders_created_at_id`` in order,
-    scanned backwards; never a sort of the table. Raises UnknownCursorError when ``after``
+    ``skip`` (costs what it skips), from the start, from the order ``after`` (a keyset
+    page: costs ``limit`` rows however deep), or the ``limit`` orders just newer than the
+    order ``before`` (still newest first). All read ``ix_orders_created_at_id`` in order;
+    never a sort of the table. Raises UnknownCursorError when ``after`` or ``before``
     names no order."""
-    orders = (await session.scalars(orders_page(skip=skip, limit=limit, after=after))).all()
-    if after is not None and not orders and await session.get(Order, after) is None:
-        raise UnknownCursorError(f"no order {after}: 'after' takes the id of a listed order")
+    query = orders_page(skip=skip, limit=limit, after=after, before=before)
+    orders = (await session.scalars(query)).all()
+    if before is not None:
+        orders = orders[::-1]
+    cursor = after if after is not None else before
+    if cursor is not None and not orders and await session.get(Order, cursor) is None:
+        raise UnknownCursorError(
+            f"no order {cursor}: '{'after' if after is not None else 'before'}' takes the id "
+            "of a listed order"
+        )
     return orders
 
 

@@ -1,7 +1,13 @@
-"""The database clock in SQL, on PostgreSQL and SQLite alike.
+"""The database clock in SQL, on PostgreSQL and SQLite alike, and how a time is written.
 
 Leases, retry times and retention ages are computed by the database, never by a
 process: several relays on several hosts never agree on the time, the database does.
+
+Every time shown (HTTP bodies, commands, dead-letter headers) is ``utc_text``: UTC, to the
+millisecond, ending in ``Z``. Milliseconds because that is what SQLite's clock gives
+(``strftime('%f')``), so both databases show the same precision; PostgreSQL keeps its
+microseconds in the table (finer ordering), and a shown time is truncated, never rounded
+up, so a shown time is never later than the stored one (``--since`` a shown time keeps it).
 """
 
 from __future__ import annotations
@@ -39,16 +45,48 @@ def _postgresql(element: db_now_plus, compiler: Any, **kw: Any) -> str:
     return f"(statement_timestamp() + make_interval(secs => CAST({seconds} AS double precision)))"
 
 
+# SQLite's clock as text to the millisecond ('2026-11-30 05:00:00.123'): the format of the
+# column defaults (db_now), so that text comparisons hold. Rows written before the
+# defaults had milliseconds hold '2026-11-30 05:00:00', which sorts just before the same
+# second with milliseconds: the order of the times, as it should be.
+_SQLITE_NOW = "strftime('%Y-%m-%d %H:%M:%f', 'now'{modifier})"
+
+
 @compiles(db_now_plus, "sqlite")
 def _sqlite(element: db_now_plus, compiler: Any, **kw: Any) -> str:
-    # Same text format as CURRENT_TIMESTAMP (the column defaults), so comparisons hold.
     seconds = compiler.process(element.clauses, **kw)
-    return f"datetime('now', printf('%+.6f seconds', {seconds}))"
+    return _SQLITE_NOW.format(modifier=f", printf('%+.6f seconds', {seconds})")
+
+
+class db_now(FunctionElement[Any]):  # noqa: N801 - reads as the SQL function it renders
+    """The database clock as a column's server default: ``now()`` on PostgreSQL (its
+    microseconds), SQLite's clock to the millisecond (CURRENT_TIMESTAMP has whole seconds)."""
+
+    type = DateTime(timezone=True)
+    inherit_cache = True
+
+
+@compiles(db_now, "postgresql")
+def _postgresql_now(_element: db_now, _compiler: Any, **_kw: Any) -> str:
+    return "now()"
+
+
+@compiles(db_now, "sqlite")
+def _sqlite_now(_element: db_now, _compiler: Any, **_kw: Any) -> str:
+    return _SQLITE_NOW.format(modifier="")
 
 
 def as_utc(value: datetime | str) -> datetime:
     """A timestamp read back from the database, as an aware UTC datetime: SQLite hands
-    timestamps back naive (or, for an expression, as text); all are UTC."""
+    timestamps back naive (or, for an expression, as text), all UTC; PostgreSQL hands them
+    back in the session's time zone."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def utc_text(moment: datetime) -> str:
+    """``moment`` as shown everywhere: ISO 8601 in UTC, milliseconds (truncated), ``Z``
+    (RFC 3339 §5.6), e.g. ``2026-11-30T05:00:00.123Z``. A naive ``moment`` is taken as UTC."""
+    utc = as_utc(moment)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond // 1000:03d}Z"

@@ -95,7 +95,8 @@ def make_engine(
 
     ``lock_timeout`` / ``statement_timeout`` (seconds; PostgreSQL only) are set for every
     connection at connect time (libpq ``options``), so they cost no round trip per
-    transaction; a statement past them fails with SQLSTATE 55P03 / 57014.
+    transaction; a statement past them fails with SQLSTATE 55P03 / 57014. The session's
+    ``TimeZone`` is UTC the same way.
 
     Raises UnsupportedDatabaseError for a database or driver the outbox does not run on."""
     check_supported(url)
@@ -105,16 +106,21 @@ def make_engine(
         event.listen(engine.sync_engine, "begin", _sqlite_on_begin)
         return _hooked(engine)
     options = " ".join(
-        f"-c {name}={round(seconds * 1000)}"
-        for name, seconds in (
-            ("lock_timeout", lock_timeout),
-            ("statement_timeout", statement_timeout),
-        )
-        if seconds is not None
+        # Every session in UTC: the times PostgreSQL hands back (and any text cast of one)
+        # never depend on the database's or the server's TimeZone setting.
+        ["-c timezone=UTC"]
+        + [
+            f"-c {name}={round(seconds * 1000)}"
+            for name, seconds in (
+                ("lock_timeout", lock_timeout),
+                ("statement_timeout", statement_timeout),
+            )
+            if seconds is not None
+        ]
     )
     engine = create_async_engine(
         url,
-        connect_args={"options": options} if options else {},
+        connect_args={"options": options},
         pool_size=pool_size,
         max_overflow=pool_size,
         # A connection cut by a restart or a proxy is found before use, not mid-request.

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from app.outbox.clock import as_utc, utc_text
 from app.outbox.publisher import BrokerUnavailableError
 
 DLQ_LIMIT = 10_000  # dead letters one operation looks at, at most
@@ -82,7 +83,7 @@ class DeadLetter:
             "reason": self.reason,
             "deaths": self.deaths,
             "replays": self.replays,
-            "first_death_at": self.first_death_at.isoformat() if self.first_death_at else None,
+            "first_death_at": utc_text(self.first_death_at) if self.first_death_at else None,
         }
 
     def replay_headers(self) -> dict[str, Any]:
@@ -90,7 +91,7 @@ class DeadLetter:
         kept = {k: v for k, v in self.headers.items() if k not in _DEATH_HEADERS}
         kept[REPLAY_COUNT] = self.replays + 1
         if self.first_death_at is not None:
-            kept[FIRST_DEAD_AT] = self.first_death_at.isoformat()
+            kept[FIRST_DEAD_AT] = utc_text(self.first_death_at)
         return kept
 
 
@@ -211,16 +212,11 @@ def _first_death(headers: Mapping[str, Any], deaths: list[Mapping[str, Any]]) ->
     stamped = headers.get(FIRST_DEAD_AT)
     if isinstance(stamped, str):
         try:
-            return _utc(datetime.fromisoformat(stamped))
+            return as_utc(datetime.fromisoformat(stamped))
         except ValueError:
             pass
-    times = [_utc(d["time"]) for d in deaths if isinstance(d.get("time"), datetime)]
+    times = [as_utc(d["time"]) for d in deaths if isinstance(d.get("time"), datetime)]
     return min(times) if times else None
-
-
-def _utc(moment: datetime) -> datetime:
-    # AMQP timestamps carry no zone and mean UTC.
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _list(value: Any) -> list[Any]:
@@ -229,7 +225,7 @@ def _list(value: Any) -> list[Any]:
 
 def now_iso() -> str:
     """The time a message is first dead-lettered, as ``FIRST_DEAD_AT`` holds it."""
-    return datetime.now(UTC).isoformat()
+    return utc_text(datetime.now(UTC))
 
 
 def _int(value: Any) -> int:

@@ -69,9 +69,13 @@ def decode(
         parsed_id = uuid.UUID(message_id)
     except ValueError:
         return Poison(f"message_id {message_id[:100]!r} is not a UUID")
+    if not content_type:  # said as missing, not as the type 'None'
+        return Poison("content type missing (must be application/json)")
     if content_type != "application/json":
         return Poison(f"content type {str(content_type)[:100]!r} is not application/json")
-    subscription = subscriptions.get(event_type or "")
+    if not event_type:
+        return Poison("no type: the message has no type property (the event's name)")
+    subscription = subscriptions.get(event_type)
     if subscription is None:
         return Poison(f"unknown event type {str(event_type)[:100]!r}")
     expected = (publishers or {}).get(subscription.name)

@@ -83,6 +83,7 @@ _REASON_KINDS = (
     ("delivery limit", "delivery_limit"),
     ("unsupported version", "unsupported_version"),
     ("unknown event type", "unknown_event_type"),
+    ("no type", "unknown_event_type"),
     ("invalid", "invalid"),
     ("body of", "too_large"),
     ("missing message_id", "no_message_id"),

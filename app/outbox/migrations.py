@@ -7,7 +7,7 @@ A new service calls ``create_latest()`` in its first revision, an existing one t
 lacks:
 
     def upgrade() -> None:
-        create_latest()            # or: add_unroutable_since() after versions 1 and 2
+        create_latest()            # or: clock_in_milliseconds() after versions 1 to 3
 
     def downgrade() -> None:
         drop_latest()
@@ -18,11 +18,12 @@ default), the same it hands to its relay and consumer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
 
 from alembic import op
+from app.outbox.clock import db_now
 from app.outbox.models import FAILED, PENDING
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
@@ -121,11 +122,38 @@ def drop_unroutable_since(names: MessagingNames = DEFAULT_NAMES) -> None:
         batch.drop_column("unroutable_since")
 
 
+def set_clock_defaults(table: str, columns: Sequence[str], *, milliseconds: bool = True) -> None:
+    """Make the database clock the default of ``table``'s timestamp ``columns``: to the
+    millisecond (``clock.db_now``), or, ``milliseconds=False``, as before (SQLite's
+    CURRENT_TIMESTAMP, whole seconds). SQLite only, where the table is rebuilt (it cannot
+    change a default in place); PostgreSQL's ``now()`` has microseconds already and stays."""
+    if op.get_bind().dialect.name != "sqlite":
+        return
+    default = db_now() if milliseconds else sa.func.now()
+    with op.batch_alter_table(table, recreate="always") as batch:
+        for column in columns:
+            batch.alter_column(column, server_default=default, existing_nullable=False,
+                               existing_type=sa.DateTime(timezone=True))  # fmt: skip
+
+
+def clock_in_milliseconds(names: MessagingNames = DEFAULT_NAMES) -> None:
+    """Version 4: on SQLite, the outbox's and inbox's times default to the database clock
+    to the millisecond, as PostgreSQL's have at least (both show milliseconds)."""
+    set_clock_defaults(names.outbox_table, ("created_at", "next_attempt_at"))
+    set_clock_defaults(names.inbox_table, ("processed_at",))
+
+
+def clock_in_seconds(names: MessagingNames = DEFAULT_NAMES) -> None:
+    set_clock_defaults(names.inbox_table, ("processed_at",), milliseconds=False)
+    set_clock_defaults(names.outbox_table, ("created_at", "next_attempt_at"), milliseconds=False)
+
+
 Step = tuple[int, Callable[[MessagingNames], None], Callable[[MessagingNames], None]]
 STEPS: tuple[Step, ...] = (
     (1, create_outbox_and_inbox, drop_outbox_and_inbox),
     (2, create_wakeup_trigger, drop_wakeup_trigger),
     (3, add_unroutable_since, drop_unroutable_since),
+    (4, clock_in_milliseconds, clock_in_seconds),
 )
 LATEST = STEPS[-1][0]
 

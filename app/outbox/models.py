@@ -26,11 +26,11 @@ from sqlalchemy import (
     Table,
     Text,
     Uuid,
-    func,
     text,
 )
 from sqlalchemy.orm import registry
 
+from app.outbox.clock import db_now
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 NAMING_CONVENTION = {
@@ -58,11 +58,11 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
         Column("payload", JSON, nullable=False),
         Column("headers", JSON, nullable=False, default=dict),
         # The database clock, not the writer's: several writers' clocks never agree.
-        Column("created_at", DateTime(timezone=True), server_default=func.now(), nullable=False),
+        Column("created_at", DateTime(timezone=True), server_default=db_now(), nullable=False),
         Column("published_at", DateTime(timezone=True)),
         Column("attempts", Integer, default=0, server_default=text("0"), nullable=False),
         Column(
-            "next_attempt_at", DateTime(timezone=True), server_default=func.now(), nullable=False
+            "next_attempt_at", DateTime(timezone=True), server_default=db_now(), nullable=False
         ),
         Column("last_error", Text),
         # Set when the row gave up after the maximum attempts; kept for replay.
@@ -88,7 +88,7 @@ def inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
         metadata,
         Column("consumer", String(100), nullable=False),
         Column("message_id", Uuid, nullable=False),
-        Column("processed_at", DateTime(timezone=True), server_default=func.now(),
+        Column("processed_at", DateTime(timezone=True), server_default=db_now(),
                nullable=False),
         Column("outcome", String(50), nullable=False),
         PrimaryKeyConstraint("consumer", "message_id"),

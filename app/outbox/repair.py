@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.outbox.clock import as_utc, db_now_plus
+from app.outbox.clock import as_utc, db_now_plus, utc_text
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
@@ -40,7 +40,7 @@ class FailedRow:
             "event_type": self.event_type,
             "attempts": self.attempts,
             "last_error": self.last_error,
-            "failed_at": self.failed_at.isoformat(),
+            "failed_at": utc_text(self.failed_at),
         }
 
 
@@ -144,12 +144,12 @@ class OutboxEvent:
 
     def as_dict(self) -> dict[str, Any]:
         def moment(value: datetime | None) -> str | None:
-            return None if value is None else value.isoformat()
+            return None if value is None else utc_text(value)
 
         return {
             "id": str(self.id),
             "event_type": self.event_type,
-            "created_at": self.created_at.isoformat(),
+            "created_at": utc_text(self.created_at),
             "published_at": moment(self.published_at),
             "failed_at": moment(self.failed_at),
             "attempts": self.attempts,
@@ -203,7 +203,7 @@ class InboxEntry:
         return {
             "consumer": self.consumer,
             "message_id": str(self.message_id),
-            "processed_at": self.processed_at.isoformat(),
+            "processed_at": utc_text(self.processed_at),
             "outcome": self.outcome,
         }
 

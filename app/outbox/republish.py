@@ -17,6 +17,7 @@ from sqlalchemy import ColumnElement, String, Table, and_, func, select, type_co
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Update
 
+from app.outbox.clock import utc_text
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.repair import restarted
@@ -36,7 +37,7 @@ class PublishedSelection:
             if moment is not None and moment.tzinfo is None:
                 raise ValueError("since and until must carry a time zone")
         if self.until is not None and self.until <= self.since:
-            raise ValueError(f"until ({self.until.isoformat()}) is not after since")
+            raise ValueError(f"until ({utc_text(self.until)}) is not after since")
         # As UTC: SQLite keeps timestamps as zone-less UTC text and would compare the wall
         # clock of another offset (PostgreSQL converts by itself).
         object.__setattr__(self, "since", self.since.astimezone(UTC))
@@ -45,8 +46,11 @@ class PublishedSelection:
 
 
 def _sqlite_text(moment: datetime) -> str:
+    # Without trailing zeros: '05:00:00.12' sorts just before '05:00:00.120' (the clock's
+    # milliseconds) and '05:00:00.120000' (a time SQLAlchemy wrote), all the same instant,
+    # so that ">= since" keeps them and "< until" leaves them out, as it should.
     text = moment.strftime("%Y-%m-%d %H:%M:%S")
-    return text + moment.strftime(".%f") if moment.microsecond else text
+    return text + f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else text
 
 
 async def republish(
@@ -64,9 +68,10 @@ async def republish(
     since: object = selection.since
     until: object = selection.until
     if engine.dialect.name == "sqlite":
-        # SQLite keeps the database clock's timestamps as text of whole seconds
-        # ('2026-11-30 05:00:00'); a bound sent as '… 05:00:00.000000' sorts after it, and
-        # would leave out a row published at the very second of --since.
+        # SQLite keeps the database clock's timestamps as text to the millisecond
+        # ('2026-11-30 05:00:00.120'; whole seconds before that); a bound sent as
+        # '… 05:00:00.120000' sorts after it, and would leave out a row published at the
+        # very millisecond of --since.
         published = type_coerce(outbox.c.published_at, String)
         since = _sqlite_text(selection.since)
         until = None if selection.until is None else _sqlite_text(selection.until)

@@ -9,25 +9,38 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from app.pages import operations_view
+from app.pages import flash, operations_view
 from app.pages.api_client import ApiError, Apis
+from app.pages.forms import FormRefusedError, check_origin, page_of, parse_form
+from app.pages.paging import PAGE_ROWS, Pager, position, read_page
 from app.pages.provider_sign_in import (
     FLOW_COOKIE,
     FLOW_SECONDS,
     IdentityProvider,
     SignInFailedError,
 )
-from app.pages.session import SignInRequiredError, forget, keep, token_of
+from app.pages.reasons import reason_words
+from app.pages.session import (
+    Sessions,
+    SignInRequiredError,
+    forget,
+    has_cookie,
+    keep,
+    signed_in,
+    token_of,
+)
 from app.settings import SERVICES
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
+templates.env.filters["reason_words"] = reason_words
+templates.env.globals["page_rows"] = PAGE_ROWS
 router = APIRouter(include_in_schema=False)
 
 
@@ -37,31 +50,40 @@ def _apis(request: Request) -> Apis:
 
 
 async def _form(request: Request) -> dict[str, str]:
-    # The pages' forms are url-encoded; no multipart parser needed. A POST from another
-    # origin is refused (the cookie is SameSite=Strict as well).
-    origin = request.headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc != request.headers.get("host"):
-        raise HTTPException(403, "a form from another site")
-    return dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
+    # The pages' forms are url-encoded; no multipart parser needed. FormRefusedError: from
+    # another site, or not UTF-8.
+    check_origin(request)
+    return parse_form(await request.body())
 
 
 def _back(path: str, *, message: str | None = None, error: str | None = None) -> Response:
-    query = f"?message={quote(message)}" if message else f"?error={quote(error)}" if error else ""
-    return RedirectResponse(path + query, status_code=303)
+    # What happened travels in a signed one-time flash: the address stays clean.
+    response = RedirectResponse(path, status_code=303)
+    if error:
+        flash.say(response, flash.Flash("error", error))
+    elif message:
+        flash.say(response, flash.Flash("message", message))
+    return response
 
 
 def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
+    # A page the browser navigates to shows the flash (once); the Orders table fetched
+    # by script (Sec-Fetch-Mode: cors) leaves it for the page.
+    navigating = request.headers.get("sec-fetch-mode", "navigate") == "navigate"
+    banner = flash.read(request) if navigating else None
     page = templates.TemplateResponse(
         request,
         template,
         {
-            "message": request.query_params.get("message"),
-            "error": request.query_params.get("error"),
-            "signed_in": bool(request.cookies.get("cloudcrm_token")),
+            "message": banner.text if banner and banner.kind == "message" else None,
+            "error": banner.text if banner and banner.kind == "error" else None,
+            "signed_in": signed_in(request),
             "docs_url": request.app.state.page_docs_url,
             **context,
         },
     )
+    if navigating:
+        flash.clear(page, request)
     # Never framed by another page (clickjacking), never kept in a cache after sign-out.
     page.headers["X-Frame-Options"] = "DENY"
     page.headers["Content-Security-Policy"] = "frame-ancestors 'none'"
@@ -100,7 +122,7 @@ async def sign_in(request: Request) -> Response:
     token = sign_in_as_developer()
     form = await _form(request)
     response = _back(_safe(form.get("next")))
-    keep(response, token, secure=request.url.scheme == "https")
+    keep(response, request, token)
     return response
 
 
@@ -135,8 +157,7 @@ async def sign_in_callback(request: Request) -> Response:
     # A page that moves on by itself rather than a redirect: the session cookie is
     # SameSite=Strict, and a redirect chain that began at the provider would not carry it.
     response = _page(request, "signed_in.html", next=_safe(next_path))
-    keep(response, token, secure=request.url.scheme == "https",
-         seconds=max(60, int(expires - time.time())))  # fmt: skip
+    keep(response, request, token, seconds=max(60, int(expires - time.time())))
     response.delete_cookie(FLOW_COOKIE, path="/sign-in")
     return response
 
@@ -167,16 +188,16 @@ def _safe(path: str | None) -> str:
 async def sign_out(request: Request) -> Response:
     await _form(request)  # a form from another site may not sign the user out either
     response = _back("/sign-in", message="signed out")
-    forget(response)
+    forget(response, request)  # the session ends here: a copy of the cookie is dead too
     return response
 
 
 @router.get("/products")
 async def products_page(request: Request) -> Response:
     apis = _apis(request)
-    products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500",
-                               token_of(request))  # fmt: skip
-    return _page(request, "products.html", products=products)
+    pager = await read_page(apis, apis.catalog, "/api/catalog/products", token_of(request),
+                            page_path="/products", params=request.query_params)  # fmt: skip
+    return _page(request, "products.html", products=pager.rows, pager=pager)
 
 
 @router.post("/products")
@@ -247,25 +268,29 @@ def _number(text: str) -> Any:
     return int(value) if value.is_integer() else value
 
 
+async def _orders(request: Request) -> Pager:
+    apis = _apis(request)
+    return await read_page(apis, apis.ordering, "/api/ordering/order", token_of(request),
+                           page_path="/orders", params=request.query_params)  # fmt: skip
+
+
 @router.get("/orders")
 async def orders_page(request: Request) -> Response:
     apis = _apis(request)
     token = token_of(request)
-    orders = await apis.call(apis.ordering, "GET", "/api/ordering/order?limit=100", token)
+    pager = await _orders(request)
     try:
         products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500", token)
     except ApiError as exc:  # orders are still listed and cancelled without catalog
-        return _page(request, "orders.html", orders=orders, products=[],
+        return _page(request, "orders.html", orders=pager.rows, pager=pager, products=[],
                      catalog_problem=f"catalog: {exc.detail}")  # fmt: skip
-    return _page(request, "orders.html", orders=orders, products=products)
+    return _page(request, "orders.html", orders=pager.rows, pager=pager, products=products)
 
 
 @router.get("/orders/table")
 async def orders_table(request: Request) -> Response:
-    apis = _apis(request)
-    orders = await apis.call(apis.ordering, "GET", "/api/ordering/order?limit=100",
-                             token_of(request))  # fmt: skip
-    return _page(request, "orders_table.html", orders=orders)
+    pager = await _orders(request)
+    return _page(request, "orders_table.html", orders=pager.rows, pager=pager)
 
 
 @router.post("/orders")
@@ -280,11 +305,14 @@ async def place_order(request: Request) -> Response:
 
 @router.post("/orders/{order_id}/cancel")
 async def cancel_order(order_id: str, request: Request) -> Response:
-    await _form(request)
+    form = await _form(request)
     apis = _apis(request)
     await apis.call(apis.ordering, "POST", f"/api/ordering/order/{quote(order_id)}/cancel",
                     token_of(request))  # fmt: skip
-    return _back("/orders", message="order cancelled")
+    # Back to the page the order was on (its position, checked: nothing else of the form
+    # goes into the address).
+    page = position(form.get("page", ""))
+    return _back(f"/orders?{page}" if page else "/orders", message="order cancelled")
 
 
 @router.get("/operations")
@@ -309,11 +337,10 @@ async def sign_in_required(request: Request, _exc: Exception) -> Response:
     """Any page without a (valid) session: to sign-in, then back (to the page a form was
     on, for a POST). The cookie is dropped only when there was one and it was refused: a
     cross-site link arrives without the Strict cookie, which must not sign the user out."""
-    back = request.url.path if request.method == "GET" else (
-        urlsplit(request.headers.get("referer", "")).path)  # fmt: skip
+    back = request.url.path if request.method == "GET" else _form_page(request)
     response = RedirectResponse(f"/sign-in?next={quote(_safe(back))}", status_code=303)
-    if request.cookies.get("cloudcrm_token"):
-        forget(response)
+    if has_cookie(request):
+        forget(response, request)
     return response
 
 
@@ -324,8 +351,23 @@ async def api_error(request: Request, exc: Exception) -> Response:
         page = _page(request, "error.html", status=exc.status, detail=exc.detail)
         page.status_code = exc.status
         return page
-    # Back to the page the form was on: only its path, and only one of this site's.
-    return _back(_safe(urlsplit(request.headers.get("referer", "")).path), error=exc.detail)
+    return _back(_form_page(request), error=exc.detail)
+
+
+def _form_page(request: Request) -> str:
+    # Back to the page the form was on: only its path, and only one of this site's;
+    # without a Referer (a browser may omit it), the page of the form's own route.
+    referer = urlsplit(request.headers.get("referer", "")).path
+    return _safe(referer) if referer else page_of(request.url.path)
+
+
+async def form_refused(request: Request, exc: Exception) -> Response:
+    """A form that cannot be read (another site's, not UTF-8): a page saying why."""
+    assert isinstance(exc, FormRefusedError)
+    page = _page(request, "error.html", status=exc.status, detail=exc.words,
+                 heading="Form refused")  # fmt: skip
+    page.status_code = exc.status
+    return page
 
 
 def install(
@@ -340,8 +382,10 @@ def install(
     the services (``app.state.page_apis``, Apis) are set by the app's lifespan."""
     app.state.page_sign_in = sign_in
     app.state.page_provider = provider
+    app.state.page_sessions = Sessions()
     app.state.page_docs_url = docs_url  # where the nav's "API" link goes (None: none)
     app.include_router(router)
     app.mount("/assets", StaticFiles(directory=Path(__file__).parent / "static"), name="assets")
     app.add_exception_handler(SignInRequiredError, sign_in_required)
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(FormRefusedError, form_refused)

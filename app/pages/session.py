@@ -1,28 +1,113 @@
-"""Who is signed in: their access token, kept in an HttpOnly, SameSite=Strict cookie (the
-browser sends it to this site's own requests only, so a form on another site cannot act
-with it)."""
+"""Who is signed in to the pages. The browser holds only a random session id, in an
+HttpOnly, SameSite=Strict cookie (sent with this site's own requests only, so a form on
+another site cannot act with it); the user's access token stays in this web process.
+
+Browsers send a host's cookies to every port of it (RFC 6265 §8.5): another service on the
+same host name receives the cookie. The id it receives is not a bearer token (the APIs
+refuse it: 401), and sign-out ends it here. Over https the cookie is ``__Host-`` prefixed
+(RFC 6265bis §4.1.3.2: Secure, Path=/, no Domain), so no plain-http service or sibling
+domain can set one in its place."""
 
 from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import Request, Response
 
 from app.auth.config import developer_token
 from app.settings import Settings
 
-COOKIE = "cloudcrm_token"
+COOKIE = "cloudcrm_session"
+# Browsers refuse a __Host- cookie that is not Secure, and a Secure one over http.
+SECURE_COOKIE = "__Host-cloudcrm_session"
 SESSION_SECONDS = 8 * 3600
+# Sessions held at once; beyond, the oldest ends (each needs a sign-in: a bound, not a
+# figure anyone reaches).
+MAX_SESSIONS = 10_000
 
 
 class SignInRequiredError(Exception):
     """The page needs a signed-in user (or their token was refused): go to sign-in."""
 
 
+@dataclass(frozen=True)
+class _Session:
+    token: str
+    ends: float  # on the clock of Sessions
+
+
+class Sessions:
+    """The pages' sessions: a random id (what the cookie holds) → the signed-in user's
+    access token, until ``seconds`` after sign-in or sign-out.
+
+    In this process's memory: sessions end when the web process restarts, and each
+    process has its own (one web process per deployment, or a load balancer that keeps a
+    browser on one process). ``clock``: seconds, monotonic."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, limit: int = MAX_SESSIONS
+    ) -> None:
+        self._clock = clock
+        self._limit = limit
+        self._sessions: dict[str, _Session] = {}
+
+    def start(self, token: str, seconds: float) -> str:
+        """A new session holding ``token`` for ``seconds``; its id (43 URL-safe characters,
+        256 random bits)."""
+        now = self._clock()
+        if len(self._sessions) >= self._limit:
+            self._sessions = {k: s for k, s in self._sessions.items() if s.ends > now}
+        while len(self._sessions) >= self._limit:  # still full: the oldest ends
+            del self._sessions[next(iter(self._sessions))]
+        session_id = secrets.token_urlsafe(32)
+        self._sessions[session_id] = _Session(token, now + seconds)
+        return session_id
+
+    def token(self, session_id: str | None) -> str | None:
+        """The token of a live session; None for an unknown, ended or expired one."""
+        session = self._sessions.get(session_id) if session_id else None
+        if session is None or session_id is None:
+            return None
+        if session.ends <= self._clock():
+            del self._sessions[session_id]
+            return None
+        return session.token
+
+    def end(self, session_id: str | None) -> None:
+        """Sign-out: the session is gone, whoever holds its id."""
+        if session_id:
+            self._sessions.pop(session_id, None)
+
+
+def cookie_name(request: Request) -> str:
+    """The session cookie's name for ``request``'s scheme."""
+    return SECURE_COOKIE if request.url.scheme == "https" else COOKIE
+
+
+def _sessions(request: Request) -> Sessions:
+    sessions: Sessions = request.app.state.page_sessions
+    return sessions
+
+
 def token_of(request: Request) -> str:
     """The signed-in user's token. Raises SignInRequiredError."""
-    token = request.cookies.get(COOKIE)
-    if not token:
+    token = _sessions(request).token(request.cookies.get(cookie_name(request)))
+    if token is None:
         raise SignInRequiredError
     return token
+
+
+def signed_in(request: Request) -> bool:
+    """Whether ``request`` belongs to a live session."""
+    return _sessions(request).token(request.cookies.get(cookie_name(request))) is not None
+
+
+def has_cookie(request: Request) -> bool:
+    """Whether ``request`` carries a session cookie, live or not."""
+    return bool(request.cookies.get(cookie_name(request)))
 
 
 def development_sign_in(settings: Settings, *, development: bool) -> str | None:
@@ -31,18 +116,19 @@ def development_sign_in(settings: Settings, *, development: bool) -> str | None:
     return developer_token(settings, development=development, ttl_seconds=SESSION_SECONDS)
 
 
-def keep(response: Response, token: str, *, secure: bool, seconds: int = SESSION_SECONDS) -> None:
-    """Set the session cookie for ``seconds`` (``secure``: only over HTTPS)."""
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=seconds,
-        httponly=True,
-        samesite="strict",
-        secure=secure,
-    )
+def keep(
+    response: Response, request: Request, token: str, *, seconds: float = SESSION_SECONDS
+) -> None:
+    """Start a session holding ``token`` for ``seconds`` and set its cookie (Secure and
+    ``__Host-`` over https)."""
+    secure = request.url.scheme == "https"
+    session_id = _sessions(request).start(token, seconds)
+    response.set_cookie(cookie_name(request), session_id, max_age=int(seconds), path="/",
+                        httponly=True, samesite="strict", secure=secure)  # fmt: skip
 
 
-def forget(response: Response) -> None:
-    """Sign out."""
-    response.delete_cookie(COOKIE)
+def forget(response: Response, request: Request) -> None:
+    """Sign out: end the request's session here and drop its cookie."""
+    _sessions(request).end(request.cookies.get(cookie_name(request)))
+    response.delete_cookie(cookie_name(request), path="/", httponly=True, samesite="strict",
+                           secure=request.url.scheme == "https")  # fmt: skip

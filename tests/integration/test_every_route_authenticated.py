@@ -38,6 +38,7 @@ class Fixtures:
     product_id: str
     order_id: str
     message_id: str
+    page_session: str  # the pages' session cookie, as dev's development sign-in sets it
 
     async def fresh_product(self) -> str:
         created = await self.client.post(
@@ -152,7 +153,17 @@ async def dev(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fixture
         )
         order_id = order.json()["id"]
         message_id = await _applied_message(client, order_id)
-        yield Fixtures(client, product_id, order_id, message_id)
+        yield Fixtures(client, product_id, order_id, message_id, await _page_session(app))
+
+
+async def _page_session(app: FastAPI) -> str:
+    """Sign in to dev's pages as this machine's browser does; the session cookie's value."""
+    transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as web:
+        signed = await web.post("/sign-in", content=b"next=/orders")
+        assert signed.status_code == 303, signed.text
+        [value] = [c.value for c in web.cookies.jar if "flash" not in c.name]
+        return value
 
 
 async def _applied_message(client: httpx.AsyncClient, order_id: str) -> str:
@@ -193,6 +204,14 @@ def _expired() -> str:
     return issue_token(TEST_SECRET, SCOPES, subject="late", ttl_seconds=-3600)
 
 
+def _exp_as_text() -> str:
+    """RFC 7519 §2: ``exp`` is a NumericDate, a JSON number; PyJWT takes "9999999999" too."""
+    import jwt
+
+    claims = {"sub": "x", "scope": " ".join(SCOPES), "exp": "9999999999"}
+    return jwt.encode(claims, TEST_SECRET, algorithm="HS256")
+
+
 def _wrongly_signed() -> str:
     return issue_token("another-secret-of-at-least-32-characters!!", SCOPES, subject="x",
                        ttl_seconds=3600)  # fmt: skip
@@ -209,6 +228,14 @@ async def test_route_refuses_without_a_valid_token_and_its_scope(
         "not a bearer": ({"Authorization": "Basic dXNlcjpwYXNz"}, 401, ""),
         "expired": ({"Authorization": f"Bearer {_expired()}"}, 401, "invalid_token"),
         "wrong key": ({"Authorization": f"Bearer {_wrongly_signed()}"}, 401, "invalid_token"),
+        "exp as text": ({"Authorization": f"Bearer {_exp_as_text()}"}, 401, "invalid_token"),
+        # Browsers send a host's cookies to every port of it: another service there gets
+        # the pages' session cookie, which must not open the APIs.
+        "the pages' session": (
+            {"Authorization": f"Bearer {dev.page_session}"},
+            401,
+            "invalid_token",
+        ),
         "other scopes": (
             {"Authorization": f"Bearer {token(*(s for s in SCOPES if s != scope))}"},
             403,

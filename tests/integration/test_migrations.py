@@ -16,7 +16,10 @@ from tests.support import postgres
 
 pytestmark = pytest.mark.postgres
 
-OWN_TABLES = {"ordering": {"orders"}, "catalog": {"products", "stock_reservations"}}
+OWN_TABLES = {
+    "ordering": {"orders", "idempotency_keys"},
+    "catalog": {"products", "stock_reservations", "idempotency_keys"},
+}
 OUTBOX_TABLES = {"outbox", "inbox"}
 
 
@@ -97,7 +100,10 @@ def test_services_keep_separate_histories() -> None:
         service: ScriptDirectory.from_config(alembic_config(service, "sqlite://")).get_heads()
         for service in SERVICES
     }
-    assert heads == {"ordering": ["0005_ordering"], "catalog": ["0005_catalog"]}
+    assert heads == {
+        "ordering": ["0007_ordering_millisecond_clock"],
+        "catalog": ["0008_catalog_products_by_name"],
+    }
 
 
 def test_order_states_migrate_and_a_downgrade_never_drops_orders(fresh_database: str) -> None:

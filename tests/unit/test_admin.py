@@ -57,6 +57,30 @@ def test_purge_without_yes_and_no_terminal_is_refused(migrated: Path) -> None:
     assert main(["dlq", "purge", "catalog", "--all"]) == 2
 
 
+def test_a_refused_purge_names_the_filter_it_was_given(
+    migrated: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert main(["dlq", "purge", "catalog", "--all", "--reason", "unknown event"]) == 2
+    [refusal] = [line for line in capsys.readouterr().err.splitlines() if " ERROR " in line]
+    assert (
+        "refusing to purge every dead letter of catalog whose reason contains 'unknown event'"
+        " without --yes" in refusal
+    ), refusal
+
+
+def test_the_purge_question_names_the_filter_too(
+    migrated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr("sys.stdin.isatty", lambda: True)
+    monkeypatch.setattr("builtins.input", lambda prompt: asked.append(prompt) or "n")
+    assert main(["dlq", "purge", "catalog", "--all", "--reason", "quantity"]) == 2
+    assert asked == [
+        "Delete every dead letter of catalog whose reason contains 'quantity' for good? [y/N] "
+    ]
+
+
 @pytest.mark.parametrize(
     "argv",
     [

@@ -224,3 +224,16 @@ def test_the_image_installs_the_tested_versions() -> None:
         name = canonicalize_name(requirement.name)
         assert name in pins, f"{name} is not pinned in docker/{constraints}"
         assert requirement.specifier.contains(pins[name], prereleases=True), (text, pins[name])
+
+
+def test_the_readme_names_the_compose_version_the_file_needs() -> None:
+    """A secret read from an environment variable (``secrets: NAME: environment: VAR``)
+    is refused by older Compose releases, or mounted empty with Docker Engine 24
+    (docker/compose#10663): the README says which release to use."""
+    from_environment = [
+        name for name, spec in COMPOSE.get("secrets", {}).items() if "environment" in spec
+    ]
+    readme = (ROOT / "README.md").read_text()
+    assert not from_environment or re.search(r"Docker Compose v2\.23 or later", readme), (
+        f"say which Compose the secrets {from_environment} need"
+    )

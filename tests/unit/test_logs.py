@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 
@@ -144,3 +145,61 @@ def test_access_lines_mask_anything_shaped_like_a_jwt() -> None:
     )  # fmt: skip
     ShortRequestLines().filter(record)
     assert "eyJ" not in record.getMessage()
+
+
+# What a client can put in a log line: C0 controls (newline, ESC), DEL, C1 controls (NEL,
+# CSI), the Unicode line and paragraph separators and bidirectional controls.
+HOSTILE = "a\nb\r\x1b[2J\x00\x7f\x85\x9b\u2028\u2029\u202eevil\u2066\u200f\u061cz"
+SHOWN = "a\\nb\\r\\x1b[2J\\x00\\x7f\\x85\\x9b\\u2028\\u2029\\u202eevil\\u2066\\u200f\\u061cz"
+
+
+def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("app.test", logging.WARNING, __file__, 1, message, args, None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_text_lines_escape_every_control_character_from_input() -> None:
+    from app.logs import KeyValueFormatter
+
+    formatter = KeyValueFormatter("%(levelname)s %(name)s %(message)s")
+    line = formatter.format(_record("subject %s done", HOSTILE, who=HOSTILE, ids=[HOSTILE]))
+    assert line == f"WARNING app.test subject {SHOWN} done who='{SHOWN}' ids=['{SHOWN}']"
+
+
+def test_json_values_hold_the_escapes_not_the_characters() -> None:
+    from app.logs import JsonFormatter
+
+    entry = json.loads(JsonFormatter().format(_record("%s", HOSTILE, who=HOSTILE,
+                                                      ids=[HOSTILE], n=3)))  # fmt: skip
+    assert entry["message"] == SHOWN and entry["who"] == SHOWN and entry["ids"] == [SHOWN]
+    assert entry["n"] == 3
+
+
+def test_a_traceback_is_part_of_its_one_line() -> None:
+    """An exception's message comes from input as often as not (a driver quoting a value)."""
+    from app.logs import JsonFormatter, KeyValueFormatter
+
+    try:
+        raise ValueError(f"bad value {HOSTILE}")
+    except ValueError:
+        record = _record("failed")
+        record.exc_info = sys.exc_info()
+    text = KeyValueFormatter("%(levelname)s %(message)s").format(record)
+    assert "\n" not in text and "\x1b" not in text and "\u202e" not in text
+    assert text.startswith("WARNING failed") and "Traceback (most recent call last):" in text
+    assert f"ValueError: bad value {SHOWN}" in text
+    entry = json.loads(JsonFormatter().format(record))
+    assert "\n" not in entry["exc_info"] and f"ValueError: bad value {SHOWN}" in entry["exc_info"]
+
+
+def test_an_access_line_with_a_hostile_target_stays_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    configure_logging("INFO", service="web", role="web")
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", f"/x{HOSTILE}", "1.1", 404
+    )
+    [line] = _lines(capsys)
+    assert f"/x{SHOWN}" in line
+    configure_logging()

@@ -188,6 +188,7 @@ def poison_cases(product: uuid.UUID) -> list[tuple[str, bytes, dict[str, Any], s
             {**valid_props(), "type": "OrderShipped"},
             "unknown event type",
         ),
+        ("no type", good, {**valid_props(), "type": None}, "no type"),
         ("quantity 0", order_placed(product, 0), valid_props(), "quantity"),
         ("quantity -5", order_placed(product, -5), valid_props(), "quantity"),
         ("quantity as string", order_placed(product, "3"), valid_props(), "quantity"),  # type: ignore[arg-type]

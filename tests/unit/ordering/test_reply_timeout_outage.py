@@ -71,10 +71,10 @@ async def _time_passes(engine: AsyncEngine, seconds: int) -> None:
     async with engine.begin() as connection:
         await connection.execute(
             text(
-                "UPDATE orders SET created_at = datetime(created_at, :shift), "
-                "reply_due_at = datetime(reply_due_at, :shift)"
+                "UPDATE orders SET created_at = strftime(:format, created_at, :shift), "
+                "reply_due_at = strftime(:format, reply_due_at, :shift)"
             ),
-            {"shift": shift},
+            {"shift": shift, "format": "%Y-%m-%d %H:%M:%f"},  # as the database clock writes
         )
 
 

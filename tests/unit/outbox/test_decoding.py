@@ -67,9 +67,10 @@ def test_a_valid_message_carries_its_message_id_as_the_event_id() -> None:
         (body(), {"message_id": ""}, "missing message_id"),
         (body(), {"message_id": "42"}, "not a UUID"),
         (body(), {"content_type": "text/plain"}, "content type 'text/plain'"),
-        (body(), {"content_type": None}, "content type 'None'"),
+        (body(), {"content_type": None}, "content type missing"),
         (body(), {"event_type": "OrderShipped"}, "unknown event type 'OrderShipped'"),
-        (body(), {"event_type": None}, "unknown event type"),
+        (body(), {"event_type": None}, "no type"),
+        (body(), {"event_type": ""}, "no type"),
         (body(quantity=0), {}, "quantity"),
         (body(quantity=-1), {}, "quantity"),
         (body(quantity=10_001), {}, "quantity"),
@@ -87,6 +88,7 @@ def test_poison_names_its_reason(raw: bytes, props: dict[str, str | None], reaso
     assert isinstance(decoded, Poison)
     assert reason in decoded.reason
     assert len(decoded.reason) <= 700
+    assert "'None'" not in decoded.reason  # a missing property is said to be missing
 
 
 def test_an_unknown_field_is_ignored_and_the_known_ones_are_read() -> None:
@@ -176,3 +178,12 @@ def test_an_older_version_that_cannot_be_upcast_or_read_is_poison(
 def test_an_upcaster_for_the_current_version_is_refused() -> None:
     with pytest.raises(ValueError, match="current version"):
         Subscription(event=OrderPlaced, handle=reserve_stock, upcasters={1: _customer_renamed})
+
+
+def test_a_missing_type_or_content_type_keeps_its_metric_label() -> None:
+    from app.outbox.metrics import reason_kind
+
+    for props, kind in (({"event_type": None}, "unknown_event_type"),
+                        ({"content_type": None}, "bad_content_type")):  # fmt: skip
+        decoded = run(body(), props=props)
+        assert isinstance(decoded, Poison) and reason_kind(decoded.reason) == kind

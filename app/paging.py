@@ -1,0 +1,61 @@
+"""Keyset pages of a listing, both ways: ``after`` an id (the rows following it in the
+listing's order) or ``before`` one (those preceding it, still listed in the listing's
+order), and the page's ``Link`` header (RFC 8288 §3: ``rel="next"``, ``rel="prev"``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from fastapi import HTTPException, Query, Request
+
+Before = Annotated[
+    uuid.UUID | None,
+    Query(
+        description="keyset page: the rows just before this one in the listing, listed in "
+        "the same order (the first id of the following page; the Link header's rel=prev "
+        "gives it). Not with after"
+    ),
+]
+
+
+def one_cursor(after: uuid.UUID | None, before: uuid.UUID | None) -> None:
+    """422 in words when a request names both ``after`` and ``before``."""
+    if after is not None and before is not None:
+        raise HTTPException(
+            422,  # Unprocessable Content (RFC 9110 §15.5.21)
+            detail="a page is after an id or before one, not both: give after or before",
+        )
+
+
+def page_links(
+    request: Request,
+    rows: Sequence[Any],
+    *,
+    limit: int,
+    skip: int = 0,
+    after: uuid.UUID | None = None,
+    before: uuid.UUID | None = None,
+) -> str | None:
+    """The ``Link`` header of a page of ``rows`` (each with an ``id``), or None.
+
+    ``next`` (``?after=LAST&limit=N``): on a full page (a full last page links to an empty
+    one: knowing there is no more would cost a row more), and on any page read ``before``
+    an id (that row follows). ``prev`` (``?before=FIRST&limit=N``): on a page read
+    ``after`` an id or past ``skip`` rows (rows precede it), and on a full page read
+    ``before`` one."""
+    if not rows:
+        return None
+    full = len(rows) == limit
+    found = []
+    if full or before is not None:
+        found.append(_link(request, "next", after=rows[-1].id, limit=limit))
+    if after is not None or skip > 0 or (before is not None and full):
+        found.append(_link(request, "prev", before=rows[0].id, limit=limit))
+    return ", ".join(found) or None
+
+
+def _link(request: Request, rel: str, **params: object) -> str:
+    target = request.url.replace_query_params(**{k: str(v) for k, v in params.items()})
+    return f'<{target.path}?{target.query}>; rel="{rel}"'

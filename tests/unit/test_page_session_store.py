@@ -1,0 +1,51 @@
+"""The pages' server-side sessions: a session ends at its expiry, at sign-out, and, past
+the store's bound, oldest first; its id is random and says nothing of the token."""
+
+from __future__ import annotations
+
+from app.pages.session import Sessions
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_session_holds_its_token_until_it_expires() -> None:
+    clock = Clock()
+    sessions = Sessions(clock=clock)
+    session = sessions.start("the-users-token", seconds=60)
+    assert "the-users-token" not in session and len(session) >= 43
+    assert sessions.token(session) == "the-users-token"
+    clock.now += 59.9
+    assert sessions.token(session) == "the-users-token"
+    clock.now += 0.1
+    assert sessions.token(session) is None
+    assert sessions.token(None) is None and sessions.token("made-up") is None
+
+
+def test_sign_out_ends_the_session_for_whoever_holds_its_id() -> None:
+    sessions = Sessions()
+    first, second = sessions.start("a", 60), sessions.start("b", 60)
+    assert first != second
+    sessions.end(first)
+    assert sessions.token(first) is None and sessions.token(second) == "b"
+    sessions.end(first)  # twice, or an unknown id: nothing to do
+    sessions.end(None)
+
+
+def test_the_store_is_bounded_expired_sessions_going_first() -> None:
+    clock = Clock()
+    sessions = Sessions(clock=clock, limit=3)
+    short = sessions.start("short", 10)
+    old, middle = sessions.start("old", 100), sessions.start("middle", 100)
+    clock.now += 20
+    newest = sessions.start("newest", 100)  # the expired one makes room
+    assert [sessions.token(s) for s in (old, middle, newest)] == ["old", "middle", "newest"]
+    assert sessions.token(short) is None
+    latest = sessions.start("latest", 100)  # full of live ones: the oldest ends
+    assert sessions.token(old) is None
+    assert [sessions.token(s) for s in (middle, newest, latest)] == ["middle", "newest", "latest"]
