@@ -38,6 +38,7 @@ def relay_config(settings: Settings) -> RelayProcessConfig:
         statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
         probe_port=settings.metrics_port,
         probe_host=settings.metrics_host,
+        publish_path=settings.relay_publish_path,
     )
 
 
