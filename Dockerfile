@@ -3,9 +3,10 @@ FROM python:3.11-slim
 WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md docker/constraints.txt ./
 COPY app ./app
-RUN pip install --no-cache-dir .
+# The versions the tests passed on (`make constraints` writes them from the tested venv).
+RUN pip install --no-cache-dir -c constraints.txt .
 COPY alembic.ini ./
 COPY alembic ./alembic
 

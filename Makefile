@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install browser run test soak lint format migrate bench clean
+.PHONY: install browser run test soak lint format migrate bench constraints clean
 
 install: $(STAMP)
 
@@ -48,6 +48,10 @@ format: install
 # Speed figures (needs PostgreSQL and RabbitMQ); writes bench/results/latest.json.
 bench: install
 	$(BIN)/python -m bench
+
+# The Docker image's pins (docker/constraints.txt), from this tested virtualenv.
+constraints: install
+	$(BIN)/python docker/pin_constraints.py
 
 migrate: install
 	$(BIN)/python -m app migrate

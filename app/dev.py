@@ -141,6 +141,7 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
         settings.broker_url,
         embedded_path=settings.embedded_broker_path,
         publish_timeout=settings.relay_publish_timeout_seconds,
+        publish_path=settings.relay_publish_path,
     )
     config = InProcessConfig(relay=relaying, consumer=consuming.consumer)
     try:
@@ -150,7 +151,7 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
                 broker, services, config=config, on_failure=lambda reason: stop_app(app, reason)
             ),
             housekeeping(settings, "catalog", "consumer"),
-            housekeeping(settings, "ordering", "relay"),
+            housekeeping(settings, "ordering", "relay", broker=broker),
         ):
             logger.info("messaging in process", extra={"broker": type(broker).__name__})
             app.state.broker = broker  # the admin API's dead letters

@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     relay_retry_base_seconds: float = Field(default=1.0, ge=0, le=3_600)
     relay_retry_max_seconds: float = Field(default=300.0, ge=0, le=86_400)
     relay_poll_interval_seconds: float = Field(default=1.0, gt=0, le=3_600)
+    # How the relay writes a batch to RabbitMQ: "fast" (its own frames, through aiormq's
+    # private channel bookkeeping), "public" (aiormq's basic_publish per message, still
+    # pipelined with confirms), or "auto": fast only on the aiormq versions it was tested
+    # on (app/outbox/publish_path.py), public otherwise. Its start-up line says which.
+    relay_publish_path: Literal["auto", "fast", "public"] = "auto"
     # A row RabbitMQ returns as unroutable (no queue bound to its event yet) is not at
     # fault: it is retried with capped backoff for this long before it is failed.
     relay_unroutable_give_up_seconds: float = Field(

@@ -42,6 +42,7 @@ def relay_config(settings: Settings) -> RelayProcessConfig:
         keepalives=tcp_keepalives(settings),
         probe_port=settings.metrics_port,
         probe_host=settings.metrics_host,
+        publish_path=settings.relay_publish_path,
     )
 
 

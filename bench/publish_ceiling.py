@@ -11,6 +11,7 @@ import aio_pika
 
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.names import DEFAULT_NAMES
+from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import OutgoingMessage
 
 BODY = (
@@ -65,10 +66,13 @@ async def aio_pika_ceiling(url: str, *, messages: int, in_flight: int = 500) -> 
         await connection.close()
 
 
-async def relay_publisher_ceiling(url: str, *, messages: int, batch: int = 500) -> float:
-    """The relay's own publisher (one frame write per batch, confirms), no database."""
+async def relay_publisher_ceiling(
+    url: str, *, messages: int, batch: int = 500, publish_path: PublishPath = "fast"
+) -> float:
+    """The relay's own publisher (confirms), no database: ``publish_path`` "fast" writes a
+    batch as one frame write, "public" through aiormq's basic_publish per message."""
     connection, _, queue = await _setup(url, "bench.ceiling")
-    publisher = AmqpPublisher(url, publish_timeout=30)
+    publisher = AmqpPublisher(url, publish_timeout=30, publish_path=publish_path)
     try:
         started = time.perf_counter()
         for start in range(0, messages, batch):

@@ -44,13 +44,25 @@ async def _fresh_queue(broker_url: str) -> None:
 
 
 def drain_rate(
-    database_url: str, broker_url: str, *, rows: int, relays: int, keep_table: bool = False
+    database_url: str,
+    broker_url: str,
+    *,
+    rows: int,
+    relays: int,
+    keep_table: bool = False,
+    publish_path: str = "auto",
 ) -> float:
     """Start ``relays`` relay processes idle, commit ``rows`` outbox rows, time the drain.
 
-    The outbox starts empty unless ``keep_table`` (the scale test's retained rows)."""
+    The outbox starts empty unless ``keep_table`` (the scale test's retained rows);
+    ``publish_path``: the relays' RELAY_PUBLISH_PATH."""
     asyncio.run(_fresh_queue(broker_url))
-    env = dict(os.environ, ORDERING_DATABASE_URL=database_url, BROKER_URL=broker_url)
+    env = dict(
+        os.environ,
+        ORDERING_DATABASE_URL=database_url,
+        BROKER_URL=broker_url,
+        RELAY_PUBLISH_PATH=publish_path,
+    )
     with psycopg.connect(libpq(database_url), autocommit=True) as connection:
         if not keep_table:
             connection.execute("TRUNCATE outbox")

@@ -24,6 +24,10 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
              p["relay_1_vs_ceiling"] >= 0.85),
             ("relay, 2 processes, vs ceiling", p["relay_2_vs_ceiling"], "x", ">= 1.1",
              p["relay_2_vs_ceiling"] >= 1.1),
+            *([("relay, 1 process, fast publish path vs public", p["fast_vs_public_relay_1"],
+                "x", ">= 1.15 (else drop the fast path)", p["fast_vs_public_relay_1"] >= 1.15),
+               ("relay's publisher alone, fast vs public", p["fast_vs_public_publisher"], "x",
+                "", None)] if "fast_vs_public_relay_1" in p else []),
         ],
     )  # fmt: skip
     add(
@@ -48,6 +52,13 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
         ],
     )  # fmt: skip
     add("latency", _latency_rows)
+    add(
+        "coldstart",
+        lambda c: [
+            ("cold start: POST -> stock falls (every process started at once)",
+             c["post_to_stock_s"], "s", "<= 1.5", c["post_to_stock_s"] <= 1.5),
+        ],
+    )  # fmt: skip
     add(
         "memory",
         lambda m: [

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.ordering.contracts import OrderPlaced
 from app.ordering.models import AWAITING_FIRST_REPLY, RETRIED, UNANSWERED, Order
+from app.ordering.reply_destinations import Destinations, resend_is_pointless
 from app.outbox import write_events
 from app.outbox.clock import db_now_plus
 from app.outbox.models import OUTBOX
@@ -78,7 +79,8 @@ class ReplyTimeoutPolicy:
 class SweepReport:
     """What one sweep did: orders republished (``republished``: the OrderPlaced row back
     to pending; ``rebuilt``: written again, its row was gone; ``waiting``: the row had not
-    been published yet, or had failed, so there was nothing to republish) and orders
+    been published yet, or had failed, so there was nothing to republish; ``deferred``:
+    its copy still queued with no consumer, see ``reply_destinations``) and orders
     reported as unanswered (``reported``)."""
 
     republished: list[uuid.UUID] = field(default_factory=list)
@@ -86,9 +88,10 @@ class SweepReport:
     waiting: list[uuid.UUID] = field(default_factory=list)
     reported: list[uuid.UUID] = field(default_factory=list)
     retry: dict[uuid.UUID, int] = field(default_factory=dict)  # order → its retry number
+    deferred: list[uuid.UUID] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.republished) + len(self.rebuilt) + len(self.waiting) + len(self.reported)
+        return sum(len(getattr(self, name)) for name in OUTCOMES)
 
 
 SWEEP_LOCK = cleaner_lock_key("ordering.reply_timeouts")
@@ -97,20 +100,23 @@ REPLY_TIMEOUTS = Counter(
     "saga_reply_timeouts",
     "Placed orders found unanswered after the reply timeout, by what the sweep did: "
     "republished, rebuilt (its row was gone: written again), waiting (its row not yet "
-    "published or failed), reported (no more retries).",
+    "published or failed), deferred (its copy still queued, no consumer), reported (no "
+    "more retries).",
     ["outcome"],
 )
 UNANSWERED_ORDERS = Gauge(
     "saga_unanswered_orders",
     "Orders still Placed after every reply-timeout retry: reported, no longer retried.",
 )
-OUTCOMES = ("republished", "rebuilt", "waiting", "reported")
+OUTCOMES = ("republished", "rebuilt", "waiting", "deferred", "reported")
 
 
-async def sweep_and_count(engine: AsyncEngine, policy: ReplyTimeoutPolicy) -> SweepReport:
+async def sweep_and_count(
+    engine: AsyncEngine, policy: ReplyTimeoutPolicy, *, destinations: Destinations | None = None
+) -> SweepReport:
     """``sweep_overdue_orders``, then the metrics: ``saga_reply_timeouts_total{outcome}``
     counts what it did, ``saga_unanswered_orders`` is set to ``count_unanswered``."""
-    report = await sweep_overdue_orders(engine, policy)
+    report = await sweep_overdue_orders(engine, policy, destinations=destinations)
     for outcome in OUTCOMES:
         if done := len(getattr(report, outcome)):
             REPLY_TIMEOUTS.labels(outcome).inc(done)
@@ -118,23 +124,43 @@ async def sweep_and_count(engine: AsyncEngine, policy: ReplyTimeoutPolicy) -> Sw
     return report
 
 
-async def sweep_overdue_orders(engine: AsyncEngine, policy: ReplyTimeoutPolicy) -> SweepReport:
+async def sweep_overdue_orders(
+    engine: AsyncEngine, policy: ReplyTimeoutPolicy, *, destinations: Destinations | None = None
+) -> SweepReport:
     """Republish or report every overdue Placed order, ``policy.batch_size`` per
     transaction; returns what was done. On PostgreSQL one process sweeps at a time (an
     advisory lock; another sweeping makes this one return at once) and orders locked by a
-    reply being applied are skipped (SKIP LOCKED) until the next sweep."""
+    reply being applied are skipped (SKIP LOCKED) until the next sweep.
+
+    ``destinations`` reads the queues OrderPlaced goes to: while their copies wait there
+    with no consumer, overdue orders are deferred instead (``reply_destinations``). It is
+    asked before the transactions (no broker I/O while orders are locked), and only when
+    some order is overdue."""
     total = SweepReport()
+    defer = await _any_overdue(engine, policy) and await resend_is_pointless(destinations)
     while True:
         async with AsyncSession(engine, expire_on_commit=False) as session, session.begin():
             if not await _sweep_lock(session):
                 return total
-            report = await _sweep_batch(session, policy)
+            report = await _sweep_batch(session, policy, defer=defer)
         _log(report, policy)
         for name in OUTCOMES:
             getattr(total, name).extend(getattr(report, name))
         total.retry.update(report.retry)
         if len(report) < policy.batch_size:
             return total
+
+
+async def _any_overdue(engine: AsyncEngine, policy: ReplyTimeoutPolicy) -> bool:
+    """Whether an order is due for a retry, or will be within a sweep interval (a read
+    through the partial indexes, no lock): the batches' own selection comes a moment
+    later, and an order falling due in between must not be resent unasked."""
+    ahead = policy.sweep_interval_seconds
+    async with engine.connect() as connection:
+        for query in overdue_orders(policy, locked=False, ahead=ahead):
+            if (await connection.execute(query.limit(1))).first() is not None:
+                return True
+    return False
 
 
 async def count_unanswered(engine: AsyncEngine) -> int:
@@ -150,32 +176,41 @@ async def _sweep_lock(session: AsyncSession) -> bool:
     return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK))))
 
 
-def overdue_orders(policy: ReplyTimeoutPolicy) -> tuple[Select[Any], Select[Any]]:
+def overdue_orders(
+    policy: ReplyTimeoutPolicy, *, locked: bool = True, ahead: float = 0.0
+) -> tuple[Select[Any], Select[Any]]:
     """The two selections of overdue orders, each served by its partial index: orders
     never republished, ``timeout_seconds`` after they were placed (``ix_orders_awaiting_
     reply``), and orders republished before, at their due time (``ix_orders_reply_due``).
-    Oldest first, at most ``batch_size``, locked, skipping orders a reply holds.
+    Oldest first, at most ``batch_size``, locked (unless not ``locked``), skipping orders a
+    reply holds; with ``ahead``, also those due within that many seconds.
 
     The predicates are the indexes' own SQL text: PostgreSQL uses a partial index only
     when it can prove the query implies its predicate, which a bound parameter (a generic
     plan) would hide."""
     first = (
         select(Order)
-        .where(AWAITING_FIRST_REPLY, Order.created_at <= db_now_plus(-policy.timeout_seconds))
+        .where(
+            AWAITING_FIRST_REPLY, Order.created_at <= db_now_plus(ahead - policy.timeout_seconds)
+        )
         .order_by(Order.created_at)
     )
     again = (
         select(Order)
-        .where(RETRIED, Order.reply_due_at <= db_now_plus(0))
+        .where(RETRIED, Order.reply_due_at <= db_now_plus(ahead))
         .order_by(Order.reply_due_at)
     )
+    if not locked:
+        return first.limit(policy.batch_size), again.limit(policy.batch_size)
     return (
         first.limit(policy.batch_size).with_for_update(skip_locked=True),
         again.limit(policy.batch_size).with_for_update(skip_locked=True),
     )
 
 
-async def _sweep_batch(session: AsyncSession, policy: ReplyTimeoutPolicy) -> SweepReport:
+async def _sweep_batch(
+    session: AsyncSession, policy: ReplyTimeoutPolicy, *, defer: bool
+) -> SweepReport:
     orders: list[Order] = []
     for query in overdue_orders(policy):
         if room := policy.batch_size - len(orders):
@@ -193,6 +228,12 @@ async def _sweep_batch(session: AsyncSession, policy: ReplyTimeoutPolicy) -> Swe
     retry = [order for order in orders if order.reply_retries < policy.max_retries]
     if not retry:
         return report
+    if defer:
+        # Copies still queued with nobody to take them: nothing sent, no retry spent,
+        # looked at again after the same wait (as for ``waiting`` below).
+        report.deferred = [order.id for order in retry]
+        await _due_again(session, policy, retry, cost=0)
+        return report
     for order in retry:
         if order.placed_message_id is None:
             order.placed_message_id = uuid.uuid5(REBUILT_ORDER_PLACED, str(order.id))
@@ -203,18 +244,25 @@ async def _sweep_batch(session: AsyncSession, policy: ReplyTimeoutPolicy) -> Swe
     # Republished: one retry spent, due again after a longer wait. Waiting (its row not
     # published yet, or failed): nothing was sent, so no retry is spent; looked at again
     # after the same wait (a long broker outage must not use up an order's retries).
-    for orders_, cost in ((sent, 1), ([o for o in retry if o.id in waiting], 0)):
-        for retries in sorted({order.reply_retries for order in orders_}):
-            await session.execute(
-                update(Order)
-                .where(Order.id.in_([o.id for o in orders_ if o.reply_retries == retries]))
-                .values(
-                    reply_retries=retries + cost,
-                    reply_due_at=db_now_plus(policy.delay_after(retries + cost)),
-                )
-                .execution_options(synchronize_session=False)
-            )
+    await _due_again(session, policy, sent, cost=1)
+    await _due_again(session, policy, [o for o in retry if o.id in waiting], cost=0)
     return report
+
+
+async def _due_again(
+    session: AsyncSession, policy: ReplyTimeoutPolicy, orders: Sequence[Order], *, cost: int
+) -> None:
+    """``orders`` due again ``delay_after`` their retries plus ``cost`` (1: one spent)."""
+    for retries in sorted({order.reply_retries for order in orders}):
+        await session.execute(
+            update(Order)
+            .where(Order.id.in_([o.id for o in orders if o.reply_retries == retries]))
+            .values(
+                reply_retries=retries + cost,
+                reply_due_at=db_now_plus(policy.delay_after(retries + cost)),
+            )
+            .execution_options(synchronize_session=False)
+        )
 
 
 async def _republish(session: AsyncSession, orders: Sequence[Order], report: SweepReport) -> None:
@@ -265,6 +313,13 @@ def _log(report: SweepReport, policy: ReplyTimeoutPolicy) -> None:
                     "max_retries": policy.max_retries,
                 },
             )
+    if report.deferred:
+        # One line for the lot: an outage defers every waiting order at each sweep.
+        logger.warning(
+            "orders unanswered after the reply timeout: their OrderPlaced is still queued "
+            "with no consumer attached, not resent (no retry spent)",
+            extra={"orders": len(report.deferred), "first": str(report.deferred[0])},
+        )
     for order_id in report.reported:
         logger.error(
             "order unanswered after every retry: reported, no longer retried (runbook: "

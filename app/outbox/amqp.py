@@ -22,6 +22,7 @@ from app.outbox.amqp_frames import (
 )
 from app.outbox.amqp_retiring import Retiring, close_quietly
 from app.outbox.names import DEFAULT_NAMES
+from app.outbox.publish_path import PublishPath, chosen_publish_path, installed_aiormq
 from app.outbox.publisher import (
     BrokerUnavailableError,
     OutgoingMessage,
@@ -57,12 +58,15 @@ class AmqpPublisher:
         publish_timeout: float,
         bindings: Sequence[QueueBindings] = (),
         exchange: str = DEFAULT_NAMES.exchange,
+        publish_path: PublishPath = "auto",
     ) -> None:
         """Publishes to the topic ``exchange`` (routing key: the event name), confirms
         awaited at most ``publish_timeout`` seconds. ``bindings``: the queues that consume
         what this relay publishes; declared (with the exchange) on every connect and after
         a NO_ROUTE, so that no event is returned for want of a queue that was never
-        declared or was deleted."""
+        declared or was deleted. ``publish_path``: how batches are written (see
+        ``publish_path.chosen_publish_path``; logged once here). Raises ValueError for an
+        unknown ``publish_path``."""
         self._url = url
         # Every message says who published it; RabbitMQ refuses a user_id that is not the
         # connection's user, so consumers can trust it (aio-pika's default login: guest).
@@ -80,6 +84,15 @@ class AmqpPublisher:
         self._redeclare = False
         self._declared_at = 0.0
         self._may_declare = True
+        choice = chosen_publish_path(publish_path, installed_aiormq())
+        self._fast = choice.path == "fast"
+        described = (
+            "fast (batched frames on aiormq's channel)"
+            if self._fast
+            else "public (aiormq's Channel.basic_publish, pipelined)"
+        )
+        log = logger.warning if choice.untested else logger.info
+        log(f"relay publish path: {described}: {choice.reason}")
 
     @property
     def problem(self) -> str | None:
@@ -239,7 +252,7 @@ class AmqpPublisher:
         self, channel: aiormq.Channel, connection: AbstractConnection, encoded: list[Encoded]
     ) -> PublishResult:
         try:
-            if supports_frame_batches(channel):
+            if self._fast and supports_frame_batches(channel):
                 confirms = await publish_frames(channel, encoded)
             else:
                 confirms = [

@@ -9,12 +9,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.abc import DeliveredMessage
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
 
 from app.outbox import broker_nodes
+from app.outbox.amqp_dead_letter_copy import fitted_headers
 from app.outbox.amqp_delivery import LeanDelivery
+from app.outbox.amqp_frames import FRAME_OVERHEAD
 from app.outbox.consumer_connection import (
     ConnectionOpener,
     ConsumerConnection,
@@ -42,6 +45,7 @@ class AmqpConsumerConnection:
         self._dead_letters = dead_letters
         self._topology = topology
         self._tag: str | None = None
+        self._frame_max = 4096  # AMQP's minimum, until ``start`` reads the negotiated one
 
     def mark_lost(self, *_: object) -> None:
         if not self.lost.done():
@@ -61,6 +65,8 @@ class AmqpConsumerConnection:
         # Straight on aiormq's channel: deliveries arrive as parsed frames, wrapped in a
         # LeanDelivery, not in aio-pika's IncomingMessage (a third of the consumer's CPU).
         channel = await self._queue.channel.get_underlay_channel()
+        if isinstance(channel, aiormq.Channel):  # the frame size negotiated at connect
+            self._frame_max = channel.max_content_size + FRAME_OVERHEAD
         consuming = await channel.basic_consume(self._queue.name, self.receive, no_ack=False)
         self._tag = consuming.consumer_tag
 
@@ -69,32 +75,33 @@ class AmqpConsumerConnection:
             await self._queue.cancel(self._tag)
 
     async def dead_letter(self, message: Delivery, reason: str) -> None:
-        # When it first died, kept across replays (as x-death's time is for RabbitMQ's own).
-        headers = {FIRST_DEAD_AT: now_iso(), **_encodable(dict(message.headers or {}))}
-        headers.update(
-            {
-                "x-poison-reason": reason,
-                "x-poison-queue": self._topology.queue,
-                # A replayed message keeps the event name it was first published under.
-                "x-original-routing-key": headers.get("x-original-routing-key")
-                or message.routing_key
-                or "",
-            }
-        )
+        own = _encodable(dict(message.headers or {}))
         # Only what RabbitMQ validated: never a header the message arrived with.
-        headers.pop(ORIGINAL_USER_ID, None)
+        own.pop(ORIGINAL_USER_ID, None)
+        added = {
+            # When it first died, kept across replays (as x-death's time is for RabbitMQ's).
+            FIRST_DEAD_AT: own.get(FIRST_DEAD_AT) or now_iso(),
+            "x-poison-reason": reason,
+            "x-poison-queue": self._topology.queue,
+            # A replayed message keeps the event name it was first published under.
+            "x-original-routing-key": own.get("x-original-routing-key")
+            or message.routing_key
+            or "",
+        }
         if message.user_id:
-            headers[ORIGINAL_USER_ID] = message.user_id
+            added[ORIGINAL_USER_ID] = message.user_id
         dlx = self._topology.dead_letter_exchange
         copy = aio_pika.Message(
             message.body,
-            headers=headers,
             content_type=message.content_type,
             message_id=message.message_id,
             type=message.type,
             correlation_id=message.correlation_id,
             timestamp=message.timestamp,
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        )
+        copy.headers = fitted_headers(
+            own, added, copy.properties, body_size=len(message.body), frame_max=self._frame_max
         )
         try:
             await self._dead_letters.publish(copy, routing_key=self._topology.queue)

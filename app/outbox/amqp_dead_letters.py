@@ -41,6 +41,7 @@ from app.outbox.dead_letters import (
     in_death_order,
 )
 from app.outbox.publisher import BrokerUnavailableError
+from app.outbox.queue_state import QueueState
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,19 @@ async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessag
 
 async def dead_letter_depth(url: str, queue: str, *, connect_timeout: float) -> int:
     """Messages ready in ``queue`` (a passive declaration: nothing is delivered)."""
+    state = await queue_state(url, queue, connect_timeout=connect_timeout)
+    return 0 if state is None else state.messages
+
+
+async def queue_state(url: str, queue: str, *, connect_timeout: float) -> QueueState | None:
+    """``queue``'s ready messages and consumers (a passive ``queue.declare``; RabbitMQ
+    checks no configure, write or read permission for it, so any account of the vhost
+    may ask); None when it does not exist. Raises BrokerUnavailableError."""
     async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (_, found):
-        return 0 if found is None else found.declaration_result.message_count or 0
+        if found is None:
+            return None
+        declared = found.declaration_result
+        return QueueState(declared.message_count or 0, declared.consumer_count or 0)
 
 
 async def list_dead_letters(

@@ -13,8 +13,9 @@ queued in one step under the channel lock, exactly as ``basic_publish`` does for
 the broker sees the same frames, and its confirms resolve the same per-message futures.
 
 It relies on aiormq's channel attributes (``lock``, ``delivery_tag``, ``confirmations``,
-``message_id_delivery_tag``, ``write_queue``); ``supports_frame_batches`` checks them, and
-the publisher falls back to ``basic_publish`` when they are missing.
+``message_id_delivery_tag``, ``write_queue``), which are not aiormq's API: the publisher
+takes this path only on the aiormq versions it was tested on (``publish_path``), and
+when ``supports_frame_batches`` finds them; else aiormq's public ``basic_publish``.
 """
 
 from __future__ import annotations

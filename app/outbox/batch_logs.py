@@ -56,10 +56,15 @@ def _ids(headers_by_id: Mapping[uuid.UUID, Mapping[str, Any]]) -> dict[str, Any]
 
 
 def log_relay_batch(
-    report: _Report, messages: Sequence[OutgoingMessage], result: PublishResult
+    report: _Report,
+    messages: Sequence[OutgoingMessage],
+    result: PublishResult,
+    *,
+    newly_unroutable: bool = True,
 ) -> None:
-    """One line per batch (WARNING when rows were refused or unroutable)."""
-    refused = report.rejected or report.unroutable or report.nacked
+    """One line per batch (WARNING when rows were refused, or returned unroutable for
+    the first time: a probe returned again every half second is not news)."""
+    refused = report.rejected or (report.unroutable and newly_unroutable) or report.nacked
     level = logging.WARNING if refused else logging.INFO
     confirmed = set(result.confirmed)
     relay_logger.log(

@@ -21,7 +21,9 @@ from app.outbox.dead_letters import (
 )
 from app.outbox.embedded_broker import EmbeddedBroker
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import Publisher
+from app.outbox.queue_state import QueueState
 from app.outbox.rabbitmq_broker import RabbitMQBroker
 from app.outbox.topology import QueueBindings
 
@@ -57,6 +59,12 @@ class Broker(Protocol):
 
     def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
         """Consumer connections to ``bindings``' queue, at most ``prefetch`` unacked each."""
+        ...
+
+    async def queue_state(self, queue: str) -> QueueState | None:
+        """``queue``'s ready messages and attached consumers, nothing delivered; None when
+        it does not exist. Raises BrokerUnavailableError when the broker cannot be
+        reached."""
         ...
 
     async def dead_letter_summary(self, service: str) -> DeadLetterSummary:
@@ -102,12 +110,18 @@ def broker_for(
     publish_timeout: float = 10.0,
     connect_timeout: float = 10.0,
     names: MessagingNames = DEFAULT_NAMES,
+    publish_path: PublishPath = "auto",
 ) -> Broker:
-    """The broker a URL names: RabbitMQ for ``amqp(s)://``, the embedded one (its queues at
-    ``embedded_path``) for ``memory://``. Raises UnsupportedBrokerError otherwise."""
+    """The broker a URL names: RabbitMQ for ``amqp(s)://`` (its publishers writing batches
+    by ``publish_path``), the embedded one (its queues at ``embedded_path``) for
+    ``memory://``. Raises UnsupportedBrokerError otherwise."""
     if url.startswith(AMQP_SCHEMES):
         return RabbitMQBroker(
-            url, publish_timeout=publish_timeout, connect_timeout=connect_timeout, names=names
+            url,
+            publish_timeout=publish_timeout,
+            connect_timeout=connect_timeout,
+            names=names,
+            publish_path=publish_path,
         )
     if url.startswith(EMBEDDED_SCHEME):
         return EmbeddedBroker(embedded_path, names=names)

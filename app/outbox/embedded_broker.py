@@ -19,6 +19,7 @@ from app.outbox.memory import InMemoryBroker
 from app.outbox.memory_queue import MemoryQueue
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
+from app.outbox.queue_state import QueueState
 from app.outbox.topology import ConsumerTopology, QueueBindings
 
 
@@ -62,6 +63,12 @@ class EmbeddedBroker:
         # dead letters are reachable in a process that has not consumed yet.
         topology = ConsumerTopology.for_service(service, self.names)
         return self._memory.declare(topology, event_names=(), delivery_limit=self._limit)
+
+    async def queue_state(self, queue: str) -> QueueState | None:
+        found = self._memory.queues.get(queue)
+        if found is None:
+            return None
+        return QueueState(messages=len(found.ready), consumers=int(found.has_consumer))
 
     async def dead_letter_summary(self, service: str) -> DeadLetterSummary:
         _, dlq = self._queues(service)

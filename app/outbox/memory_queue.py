@@ -66,6 +66,11 @@ class MemoryQueue:
         # process every time still reaches the delivery limit).
         self._return([envelope for envelope, outstanding in recovered if outstanding])
 
+    @property
+    def has_consumer(self) -> bool:
+        """Whether a consumer is attached (and not paused)."""
+        return self._consumer is not None
+
     def put(self, envelope: Envelope) -> None:
         """Store a new envelope (committed on return), then queue it."""
         self.enqueue(self._store.insert([(self.name, envelope)]))

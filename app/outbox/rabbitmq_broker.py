@@ -17,12 +17,15 @@ from app.outbox.dead_letters import (
     check_limit,
 )
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
+from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import Publisher
+from app.outbox.queue_state import QueueState
 from app.outbox.topology import ConsumerTopology, QueueBindings, declare_at
 
 
 class RabbitMQBroker:
-    """RabbitMQ at an ``amqp://`` or ``amqps://`` URL (seconds for the timeouts)."""
+    """RabbitMQ at an ``amqp://`` or ``amqps://`` URL (seconds for the timeouts);
+    ``publish_path``: how its publishers write batches (``publish_path.PublishPath``)."""
 
     def __init__(
         self,
@@ -31,11 +34,13 @@ class RabbitMQBroker:
         publish_timeout: float = 10.0,
         connect_timeout: float = 10.0,
         names: MessagingNames = DEFAULT_NAMES,
+        publish_path: PublishPath = "auto",
     ) -> None:
         self.url = url
         self.names = names
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
+        self._publish_path: PublishPath = publish_path
 
     async def declare(self, bindings: Sequence[QueueBindings]) -> None:
         await declare_at(
@@ -48,6 +53,7 @@ class RabbitMQBroker:
             publish_timeout=self._publish_timeout,
             bindings=bindings,
             exchange=self.names.exchange,
+            publish_path=self._publish_path,
         )
 
     def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:
@@ -57,6 +63,11 @@ class RabbitMQBroker:
             prefetch=prefetch,
             timeout=self._connect_timeout,
             exchange=self.names.exchange,
+        )
+
+    async def queue_state(self, queue: str) -> QueueState | None:
+        return await amqp_dead_letters.queue_state(
+            self.url, queue, connect_timeout=self._connect_timeout
         )
 
     def _dead_letter_queue(self, service: str) -> str:

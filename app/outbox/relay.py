@@ -39,6 +39,7 @@ from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.publisher import BrokerUnavailableError, Publisher
 from app.outbox.relay_policy import RelayPolicy
+from app.outbox.relay_probes import probe_statements, record_unroutable, release_waiting
 from app.outbox.relay_statements import outgoing_messages, relay_statements
 from app.outbox.tracing import end_publish_spans, start_publish_spans
 from app.outbox.transactions import self_delimiting, simple_query
@@ -55,6 +56,8 @@ class BatchReport:
     seconds: float
     unroutable: int = 0
     nacked: int = 0  # left pending: the broker could not take them now
+    released: int = 0  # rows that waited for a route, due now (one appeared: relay_probes)
+    retry_in: float | None = None  # seconds until a probe of this batch is due again
 
 
 class OutboxRelay:
@@ -85,6 +88,7 @@ class OutboxRelay:
             batch_size=policy.batch_size,
             max_attempts=policy.max_attempts,
         )
+        self._probes = probe_statements(outbox_tables(names).outbox, policy)
         # On PostgreSQL the batch's statements open and close its transaction themselves,
         # "BEGIN; <claim>" and "<marks>; COMMIT": one round trip each, and no pipeline mode
         # (see simple_query). SQLite: the same statements through SQLAlchemy.
@@ -115,8 +119,16 @@ class OutboxRelay:
             end_publish_spans(spans, result)
             result.rejected.update(unreadable)
             failed = await self._record_rejections(connection, rows, result.rejected)
-            failed += await self._record_unroutable(connection, rows, result.unroutable)
+            retry_in = None
+            if result.unroutable:
+                statements = (self._sql, self._probes)
+                gave_up, retry_in = await record_unroutable(
+                    connection, statements, self._policy, rows, result.unroutable
+                )
+                failed += gave_up
             await self._record_nacked(connection, rows, result.nacked)
+            routed = [*result.confirmed, *result.nacked]
+            released = await release_waiting(connection, self._probes, rows, routed)
             await self._mark_and_commit(connection, result.confirmed)
         report = BatchReport(
             claimed=len(rows),
@@ -126,8 +138,11 @@ class OutboxRelay:
             seconds=time.perf_counter() - started,
             unroutable=len(result.unroutable),
             nacked=len(result.nacked),
+            released=released,
+            retry_in=retry_in,
         )
-        log_relay_batch(report, messages, result)
+        newly = any(row.id in result.unroutable and not row.unroutable_since for row in rows)
+        log_relay_batch(report, messages, result, newly_unroutable=newly)
         count_batch(self._service, {row.id: row.event_type for row in rows}, result, report.seconds)
         if result.broken is not None:
             raise BrokerUnavailableError(f"connection lost mid-batch: {result.broken!r}")
@@ -186,36 +201,11 @@ class OutboxRelay:
         ]
         await connection.execute(self._sql.retry_later, parameters)
 
-    async def _record_unroutable(
-        self, connection: AsyncConnection, rows: Sequence[Any], unroutable: dict[uuid.UUID, str]
-    ) -> int:
-        if not unroutable:
-            return 0
-        policy = self._policy
-        by_id = {row.id: row for row in rows}
-        failed = 0
-        for row_id, error in unroutable.items():
-            row = by_id[row_id]
-            delay, give_up = policy.unroutable_delay(row.unroutable_since, row.next_attempt_at)
-            parameters = {"row_id": row_id, "error": error[:2000], "delay": delay}
-            statement = self._sql.unroutable_give_up if give_up else self._sql.unroutable
-            failed += (await connection.execute(statement, parameters)).scalar_one() is not None
-        _log_unroutable(rows, unroutable)
-        return failed
-
     async def drain(self) -> int:
         """Relay batches until a batch comes back short; returns the rows published."""
         published = 0
         while True:
             report = await self.relay_batch()
             published += report.published
-            if report.claimed < self._policy.batch_size:
+            if report.claimed < self._policy.batch_size and not report.released:
                 return published
-
-
-def _log_unroutable(rows: Sequence[Any], unroutable: dict[uuid.UUID, str]) -> None:
-    routing_keys = sorted({row.event_type for row in rows if row.id in unroutable})
-    logger.warning(
-        "events returned unroutable (no queue bound); retrying",
-        extra={"rows": len(unroutable), "routing_keys": routing_keys},
-    )

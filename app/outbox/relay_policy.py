@@ -17,9 +17,10 @@ class RelayPolicy:
     it has waited since it was written, up to ``retry_max_seconds``: the delay doubles
     while the nacks go on, so a queue that stays full does not have the others that share
     its routing key sent a copy every second. An unroutable row (no queue bound yet: not
-    its fault) is retried with backoff capped at ``retry_max_seconds``, without counting
-    attempts, and failed only once it has been unroutable for
-    ``unroutable_give_up_seconds``.
+    its fault) is retried without counting attempts, and failed only once it has been
+    unroutable for ``unroutable_give_up_seconds``: one row per routing key, the probe,
+    every ``unroutable_probe_seconds``; the others once a row of that key is routed, or
+    after ``retry_max_seconds`` (``relay_probes``).
     """
 
     batch_size: int = 500
@@ -27,6 +28,9 @@ class RelayPolicy:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     unroutable_give_up_seconds: float = 7 * 24 * 3600.0
+    # One publish per routing key this often while its queue is missing: an order placed
+    # before the queue existed reaches it within this of its appearing.
+    unroutable_probe_seconds: float = 0.5
 
     def retry_delay(self, attempts_so_far: int) -> float:
         """Seconds before a rejected row's next attempt: exponential (base, 2 x base,
@@ -46,14 +50,17 @@ class RelayPolicy:
         return self._as_long_as_waited((next_attempt_at - created_at).total_seconds())
 
     def unroutable_delay(
-        self, unroutable_since: datetime | None, next_attempt_at: datetime
+        self, unroutable_since: datetime | None, next_attempt_at: datetime, *, probe: bool
     ) -> tuple[float, bool]:
         """(seconds before the next attempt, whether to fail the row now) for a row
-        returned unroutable again; both times are the database's."""
+        returned unroutable; both times are the database's. The ``probe`` of its routing
+        key is tried again after ``unroutable_probe_seconds``; the others wait the cap,
+        ``retry_max_seconds``, unless a routed row makes them due sooner (relay_probes):
+        their own retries are only the fallback should the probe be lost."""
         since = unroutable_since
         waited = (next_attempt_at - since).total_seconds() if since else 0.0
         give_up = since is not None and waited >= self.unroutable_give_up_seconds
-        return self._as_long_as_waited(waited), give_up
+        return (self.unroutable_probe_seconds if probe else self.retry_max_seconds), give_up
 
     def _as_long_as_waited(self, waited: float) -> float:
         # Waiting as long again as it has waited doubles the delay each time, between the

@@ -22,6 +22,7 @@ from app.outbox.process import (
     scheduler_with_retention,
     stop_on_signals,
 )
+from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import Publisher
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
@@ -41,7 +42,8 @@ class RelayProcessConfig:
 
     ``concurrency``: claim-publish-mark loops sharing the process; ``poll_interval_seconds``:
     the wake-up when no notification comes (the only one on SQLite). ``names``: its
-    outbox table's, exchange's and notification channel's.
+    outbox table's, exchange's and notification channel's. ``publish_path``: how batches
+    are written to RabbitMQ (``publish_path.chosen_publish_path``).
 
     A connection gone silent: each database step of a batch must be answered within
     ``answer_timeout_seconds`` (``liveness.AnswerDeadline``), and PostgreSQL ends a relay's
@@ -69,6 +71,7 @@ class RelayProcessConfig:
     keepalives: TcpKeepalives = field(default_factory=TcpKeepalives)
     probe_port: int | None = None  # /health/live, /health/ready, /metrics; None: none
     probe_host: str = "127.0.0.1"
+    publish_path: PublishPath = "auto"
 
 
 class RelayStoppedError(FatalError):
@@ -100,7 +103,10 @@ async def run_relay(
         keepalives=config.keepalives,
     )
     broker = RabbitMQBroker(
-        config.broker_url, publish_timeout=config.publish_timeout_seconds, names=config.names
+        config.broker_url,
+        publish_timeout=config.publish_timeout_seconds,
+        names=config.names,
+        publish_path=config.publish_path,
     )
     publisher = broker.publisher(bindings=bindings)
     health = ProcessHealth()
@@ -241,12 +247,17 @@ async def _work(
     """Drain, then sleep until woken; back off (full jitter) while a dependency is down.
     ``part``: the name this worker's failures are reported under in ``health``."""
     backoff = Backoff(config.reconnect_max_seconds)
+    loop = asyncio.get_running_loop()
     while not stop.is_set():
         woken.clear()
         try:
             while not stop.is_set():
                 report = await relay.relay_batch()
-                if report.claimed < config.relay.batch_size:
+                if report.retry_in is not None:
+                    # A probe of an unroutable event (relay_probes) is due before the next
+                    # poll: wake a worker for it, not a poll interval later.
+                    loop.call_later(report.retry_in, wakeup.notify)
+                if report.claimed < config.relay.batch_size and not report.released:
                     break
                 wakeup.notify()  # a backlog: bring in an idle worker to share it
             backoff.succeeded()

@@ -19,6 +19,7 @@ from app.outbox.broker import RabbitMQBroker
 from app.outbox.dead_letters import DeadLetterSelection
 from app.outbox.names import DEFAULT_NAMES
 from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage
+from app.outbox.queue_state import QueueState
 from app.outbox.topology import declare_at
 from tests.conftest import query
 from tests.support.catalog import new_product, stock_of
@@ -244,3 +245,24 @@ async def test_a_replay_keeps_the_publisher(url: Url, catalog_db: str) -> None:
     for letter in again:
         assert letter.reason.startswith("unexpected publisher"), letter
     assert await stock_of(catalog_db, product) == 10
+
+
+async def test_the_ordering_relay_account_may_read_a_queues_state(
+    url: Url, catalog_db: str
+) -> None:
+    """The reply timeout (in ordering's relay process, with its account) asks how many
+    messages wait in catalog.events and whether a consumer is attached: a passive
+    queue.declare, which RabbitMQ checks no configure, write or read permission for."""
+    broker = RabbitMQBroker(url("ordering-relay"))
+    assert await broker.queue_state("catalog.events") == QueueState(messages=0, consumers=0)
+    assert await broker.queue_state("no.such.queue") is None
+    relay = AmqpPublisher(url("ordering-relay"), publish_timeout=10)
+    try:
+        event = _event("OrderPlaced", order_placed(uuid.uuid4()))
+        assert (await relay.publish_batch([event])).confirmed == [event.message_id]
+    finally:
+        await relay.close()
+    assert await broker.queue_state("catalog.events") == QueueState(messages=1, consumers=0)
+    async with running_consumer(catalog_db, url("catalog-consumer")):
+        state = await broker.queue_state("catalog.events")
+        assert state is not None and state.consumers == 1

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from app.__main__ import _parser
+from app.outbox.publish_path import chosen_publish_path
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -200,6 +204,26 @@ def test_prometheus_scrapes_every_process() -> None:
     } == targets
     assert SERVICES["grafana"]["profiles"] == ["observability"]
     assert SERVICES["prometheus"]["profiles"] == ["observability"]
+
+
+def test_the_image_installs_the_tested_versions() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    [constraints] = re.findall(r"^RUN pip install .*-c (\S+) \.$", dockerfile, re.M)
+    copied = re.search(rf"^COPY .*docker/{re.escape(constraints)} \./$", dockerfile, re.M)
+    assert copied, "the constraints file must be copied in before the install"
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "docker" / constraints).read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    # The relay's fast path runs in the image: its aiormq is one the path was tested on.
+    assert chosen_publish_path("auto", pins["aiormq"]).path == "fast"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for text in project["dependencies"]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not pinned in docker/{constraints}"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (text, pins[name])
 
 
 def test_the_readme_names_the_compose_version_the_file_needs() -> None:

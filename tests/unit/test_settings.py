@@ -89,3 +89,14 @@ def test_the_retention_interval_is_bounded(monkeypatch: pytest.MonkeyPatch, valu
     monkeypatch.setenv("RETENTION_INTERVAL_SECONDS", value)
     with pytest.raises(ValueError, match="retention_interval_seconds"):
         Settings()
+
+
+def test_the_relay_publish_path_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.wiring import relay_config
+
+    assert Settings().relay_publish_path == "auto"
+    monkeypatch.setenv("RELAY_PUBLISH_PATH", "public")
+    assert relay_config(Settings()).publish_path == "public"
+    monkeypatch.setenv("RELAY_PUBLISH_PATH", "quick")
+    with pytest.raises(ValueError, match="relay_publish_path"):
+        Settings()

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.outbox import add_event
 from app.outbox.amqp import AmqpPublisher
 from app.outbox.database import make_engine, make_sessionmaker
+from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
 from app.outbox.relay import OutboxRelay
 from app.outbox.relay_policy import RelayPolicy
@@ -21,6 +22,10 @@ from tests.support.events import OrderPlaced, create_outbox_schema
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 QUEUE = "test.events"
+# Both ways the relay's publisher writes (app/outbox/publish_path.py): the tests that prove
+# publish, confirm, return, nack and a broken connection run on each, so CI covers the
+# public path an untested aiormq falls back to.
+PUBLISH_PATHS = pytest.mark.parametrize("publish_path", ["fast", "public"])
 
 
 @pytest.fixture(scope="session")
@@ -102,11 +107,14 @@ async def relay_for(
     *,
     after_confirm: AfterConfirmHook | None = None,
     publish_timeout: float = 5.0,
+    publish_path: PublishPath = "auto",
     **policy: float,
 ) -> AsyncIterator[OutboxRelay]:
     """A relay with its own engine and broker connection (as a separate process has)."""
     engine = make_engine(database_url)
-    publisher: Publisher = AmqpPublisher(broker_url, publish_timeout=publish_timeout)
+    publisher: Publisher = AmqpPublisher(
+        broker_url, publish_timeout=publish_timeout, publish_path=publish_path
+    )
     if after_confirm is not None:
         publisher = HookedPublisher(publisher, after_confirm)
     try:

@@ -13,9 +13,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.database import make_sessionmaker
+from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import BrokerUnavailableError
 from tests.conftest import query
-from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events
+from tests.integration.outbox.conftest import PUBLISH_PATHS, QUEUE, relay_for, stage_events
 from tests.support import events as service
 from tests.support.rabbit import bind_queue, read_queue
 
@@ -32,15 +33,10 @@ async def published_ids(database_url: str) -> set[uuid.UUID]:
     return {row[0] for row in rows}
 
 
-@pytest.mark.parametrize("path", ["frame-batches", "basic-publish"])
+@PUBLISH_PATHS
 async def test_every_committed_row_is_published_with_the_contract_properties(
-    outbox_db: str, engine: AsyncEngine, broker: str, path: str, monkeypatch: pytest.MonkeyPatch
+    outbox_db: str, engine: AsyncEngine, broker: str, publish_path: PublishPath
 ) -> None:
-    # Both ways the publisher can write: one frame write per batch, or aiormq's
-    # basic_publish per message (the fallback when aiormq's internals differ).
-    monkeypatch.setattr(
-        "app.outbox.amqp.supports_frame_batches", lambda _channel: path == "frame-batches"
-    )
     await bind_queue(broker, QUEUE, "OrderPlaced")
     sessions = make_sessionmaker(engine)
     for index in range(20):
@@ -57,7 +53,7 @@ async def test_every_committed_row_is_published_with_the_contract_properties(
         for row in await query(outbox_db, "SELECT id, payload, headers, created_at FROM outbox")
     }
 
-    async with relay_for(outbox_db, broker) as relay:
+    async with relay_for(outbox_db, broker, publish_path=publish_path) as relay:
         assert await relay.drain() == 20
 
     messages = await read_queue(broker, QUEUE, expected=20)
@@ -177,12 +173,13 @@ async def test_rolled_back_order_is_never_published(
     assert [json.loads(m.body)["customerName"] for m in messages] == ["kept"]
 
 
+@PUBLISH_PATHS
 async def test_unroutable_message_is_not_marked_published(
-    outbox_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str, publish_path: PublishPath
 ) -> None:
     [row_id] = await stage_events(engine, 1)  # no queue is bound to OrderPlaced
 
-    async with relay_for(outbox_db, broker) as relay:
+    async with relay_for(outbox_db, broker, publish_path=publish_path) as relay:
         report = await relay.relay_batch()
 
     assert (report.published, report.rejected, report.unroutable) == (0, 0, 1)
@@ -244,8 +241,9 @@ async def test_broker_unreachable_marks_nothing(outbox_db: str, engine: AsyncEng
     assert sorted(rows) == sorted((i, 0) for i in ids)  # not even an attempt counted
 
 
+@PUBLISH_PATHS
 async def test_connection_cut_mid_batch_marks_only_confirmed_rows_then_resumes(
-    outbox_db: str, engine: AsyncEngine, broker: str
+    outbox_db: str, engine: AsyncEngine, broker: str, publish_path: PublishPath
 ) -> None:
     from urllib.parse import urlsplit
 
@@ -257,7 +255,9 @@ async def test_connection_cut_mid_batch_marks_only_confirmed_rows_then_resumes(
     proxy = await TcpProxy(target.hostname or "127.0.0.1", target.port or 5672).start()
     via_proxy = broker.replace(f":{target.port}/", f":{proxy.port}/")
     try:
-        async with relay_for(outbox_db, via_proxy, batch_size=2000) as relay:
+        async with relay_for(
+            outbox_db, via_proxy, batch_size=2000, publish_path=publish_path
+        ) as relay:
             # Connect first, then cut once ~100 KB of the batch's publishes went upstream.
             proxy.cut_after(150_000)
             with pytest.raises(BrokerUnavailableError):

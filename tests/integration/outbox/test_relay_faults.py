@@ -16,9 +16,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox import amqp, amqp_frames
+from app.outbox.publish_path import PublishPath
 from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage
 from tests.conftest import query
-from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events
+from tests.integration.outbox.conftest import PUBLISH_PATHS, QUEUE, relay_for, stage_events
 from tests.support.events import CATALOG
 from tests.support.rabbit import bind_queue, queue_depth, read_queue
 
@@ -100,8 +101,13 @@ async def test_each_property_is_checked_against_the_broker_limits_row_by_row(
         assert last_error.startswith("unpublishable:"), last_error
 
 
+@PUBLISH_PATHS
 async def test_a_broker_refusal_of_one_message_fails_that_row_alone(
-    outbox_db: str, engine: AsyncEngine, broker: str, monkeypatch: pytest.MonkeyPatch
+    outbox_db: str,
+    engine: AsyncEngine,
+    broker: str,
+    monkeypatch: pytest.MonkeyPatch,
+    publish_path: PublishPath,
 ) -> None:
     # A refusal nobody predicted: RabbitMQ closes the channel (406) over one message. Here
     # the message claims another user (user_id), which RabbitMQ refuses that way.
@@ -116,8 +122,9 @@ async def test_a_broker_refusal_of_one_message_fails_that_row_alone(
             props.user_id = "somebody-else"
         return props
 
-    monkeypatch.setattr(amqp_frames, "properties", properties)
-    async with relay_for(outbox_db, broker) as relay:
+    monkeypatch.setattr(amqp_frames, "properties", properties)  # the fast path's
+    monkeypatch.setattr(amqp, "properties", properties)  # the public path's
+    async with relay_for(outbox_db, broker, publish_path=publish_path) as relay:
         report = await relay.relay_batch()
 
     assert (report.published, report.rejected) == (5, 1)
@@ -138,6 +145,7 @@ async def test_an_unroutable_row_is_retried_past_max_attempts_then_failed_by_age
         "retry_base_seconds": 0.05,
         "retry_max_seconds": 0.2,
         "unroutable_give_up_seconds": 1.0,
+        "unroutable_probe_seconds": 0.05,  # alone, the row is its event's probe
     }
     async with relay_for(outbox_db, broker, **policy) as relay:
         for _ in range(6):  # three times max_attempts: not failed for it
@@ -197,7 +205,7 @@ async def test_a_deleted_queue_is_declared_again_and_its_events_routed(
     from app.outbox.relay import OutboxRelay
     from app.outbox.relay_policy import RelayPolicy
 
-    relay = OutboxRelay(engine, publisher, RelayPolicy(retry_base_seconds=0))
+    relay = OutboxRelay(engine, publisher, RelayPolicy(unroutable_probe_seconds=0))
     try:
         await stage_events(engine, 1)
         assert (await relay.relay_batch()).published == 1
@@ -250,12 +258,14 @@ async def test_an_exchange_deleted_under_the_relay_is_declared_again(
     assert rows == [(0,), (0,)]
 
 
+@PUBLISH_PATHS
 async def test_nacked_rows_stay_pending_uncounted_and_go_once_the_queue_takes_them(
     outbox_db: str,
     engine: AsyncEngine,
     broker: str,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
+    publish_path: PublishPath,
 ) -> None:
     monkeypatch.setattr(amqp, "RENEW_INTERVAL_SECONDS", 0.0)  # a new channel after each
     # A real basic.nack: a queue full at two messages, with reject-publish (RabbitMQ's
@@ -273,7 +283,7 @@ async def test_nacked_rows_stay_pending_uncounted_and_go_once_the_queue_takes_th
     caplog.set_level("INFO", logger="app.outbox.amqp")
 
     policy = {"retry_base_seconds": 0.05, "retry_max_seconds": 0.05, "max_attempts": 1}
-    async with relay_for(outbox_db, broker, **policy) as relay:
+    async with relay_for(outbox_db, broker, publish_path=publish_path, **policy) as relay:
         for _ in range(3):  # three times max_attempts: a nack never fails a row
             assert (await relay.relay_batch()).nacked == 2
             await asyncio.sleep(0.1)  # past the nacked rows' retry delay

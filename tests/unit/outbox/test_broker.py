@@ -10,6 +10,7 @@ import pytest
 
 from app.outbox.broker import EmbeddedBroker, RabbitMQBroker, UnsupportedBrokerError, broker_for
 from app.outbox.publisher import OutgoingMessage
+from app.outbox.queue_state import QueueState
 from app.outbox.topology import QueueBindings
 
 CATALOG = QueueBindings.of("catalog", ["OrderPlaced"])
@@ -40,4 +41,22 @@ async def test_the_embedded_broker_publishes_and_delivers_through_the_interface(
         await delivery.ack()
     unbound = OutgoingMessage(uuid.uuid4(), "Nobody", b"{}", {}, datetime.now(UTC))
     assert unbound.message_id in (await publisher.publish_batch([unbound])).unroutable
+    await broker.close()
+
+
+async def test_the_embedded_broker_tells_a_queues_messages_and_consumers(tmp_path: Path) -> None:
+    # What the reply timeout asks before resending (a passive queue.declare on RabbitMQ).
+    broker = broker_for("memory://", embedded_path=str(tmp_path / "broker.db"))
+    assert await broker.queue_state("catalog.events") is None  # not declared
+    await broker.declare([CATALOG])
+    publisher = broker.publisher(bindings=[CATALOG])
+    messages = [
+        OutgoingMessage(uuid.uuid4(), "OrderPlaced", b"{}", {}, datetime.now(UTC)) for _ in range(2)
+    ]
+    await publisher.publish_batch(messages)
+    assert await broker.queue_state("catalog.events") == QueueState(messages=2, consumers=0)
+    async with broker.consumer_connections(CATALOG, prefetch=10)():
+        # Delivered to the consumer (unacked): no longer ready, as RabbitMQ counts them.
+        assert await broker.queue_state("catalog.events") == QueueState(messages=0, consumers=1)
+    assert await broker.queue_state("catalog.events") == QueueState(messages=2, consumers=0)
     await broker.close()

@@ -1,14 +1,29 @@
 """The embedded broker's dead letters: one without a message id is left where it is (the
-inbox could not recognise a second copy); a negative limit is refused."""
+inbox could not recognise a second copy); a negative limit is refused; a 10 MB poison
+message is dead-lettered whole (librdkafka #488, Apache Pulsar #6961)."""
 
 from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import pytest
 
 from app.outbox import DeadLetterSelection, QueueBindings
+from app.outbox.consumer import InboxConsumer
+from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.dead_letters import NO_MESSAGE_ID
+from app.outbox.decoding import Decoded
+from app.outbox.publisher import OutgoingMessage
 from app.outbox.queue_file import Envelope
+from app.outbox.queue_state import QueueState
+from app.outbox.subscriptions import Subscription, by_event_name
 from app.outbox.testing import embedded_broker
+from tests.support.consuming import wait_until
+from tests.support.events import OrderPlaced
 
 
 async def test_a_dead_letter_without_a_message_id_stays() -> None:
@@ -25,3 +40,60 @@ async def test_a_dead_letter_without_a_message_id_stays() -> None:
     with pytest.raises(ValueError, match="limit"):
         await broker.purge_dead_letters("store", DeadLetterSelection(), limit=-1)
     await broker.close()
+
+
+class Applying:
+    """Applies every valid message (no database)."""
+
+    def __init__(self) -> None:
+        self.applied: list[uuid.UUID] = []
+
+    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        self.applied += [message.message_id for message in messages]
+        return {message.message_id: "applied" for message in messages}
+
+
+async def test_a_10_mb_poison_message_is_dead_lettered_whole() -> None:
+    # As on RabbitMQ (tests/integration/outbox/test_large_dead_letters.py): the embedded
+    # broker keeps bodies in SQLite, whose BLOBs hold up to 1 GB.
+    broker = embedded_broker()
+    catalog = QueueBindings.of("catalog", ["OrderPlaced"])
+    await broker.declare([catalog])
+    body = json.dumps({"orderId": str(uuid.uuid4()), "productId": str(uuid.uuid4()),
+                       "customerName": "A" * 10_000_000, "quantity": 1}).encode()  # fmt: skip
+    valid = OrderPlaced(order_id=uuid.uuid4(), product_id=uuid.uuid4(), customer_name="B",
+                        quantity=1)  # fmt: skip
+    poison = OutgoingMessage(uuid.uuid4(), "OrderPlaced", body, {}, datetime.now(UTC))
+    good = OutgoingMessage(valid.event_id, "OrderPlaced", valid.model_dump_json(by_alias=True)
+                           .encode(), {}, datetime.now(UTC))  # fmt: skip
+    publisher = broker.publisher(bindings=[catalog])
+    assert len((await publisher.publish_batch([poison, good])).confirmed) == 2
+    processor = Applying()
+    consumer = InboxConsumer(
+        open_connection=broker.consumer_connections(catalog, prefetch=10),
+        queue="catalog.events",
+        processor=processor,
+        subscriptions=by_event_name([Subscription(event=OrderPlaced, handle=_unused)]),
+        policy=ConsumerPolicy(),
+    )
+    stop = asyncio.Event()
+    running = asyncio.create_task(consumer.run(stop))
+    try:
+
+        async def both_done() -> bool:
+            return bool(processor.applied and await broker.dead_letters("catalog"))
+
+        await wait_until(both_done, timeout=10)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=10)
+    [letter] = await broker.dead_letters("catalog")
+    assert (letter.message_id, letter.body) == (str(poison.message_id), body)
+    assert letter.reason == f"body of {len(body)} bytes is over the 65536-byte limit"
+    assert processor.applied == [valid.event_id]
+    assert await broker.queue_state("catalog.events") == QueueState(messages=0, consumers=0)
+    await broker.close()
+
+
+async def _unused(session: object, events: object) -> list[str]:
+    raise AssertionError("the processor is a fake: handlers are not called")

@@ -40,3 +40,15 @@ def test_a_topic_refusal_is_charged_only_to_the_message_it_names() -> None:
     )
     assert refused_over("Forbidden", error)
     assert not refused_over("OrderPlaced", error)  # another worker's, on the shared channel
+
+
+def test_an_unroutable_probe_retries_soon_the_others_wait_and_both_give_up_by_age() -> None:
+    policy = RelayPolicy(retry_max_seconds=300, unroutable_give_up_seconds=3600)
+    since = datetime(2026, 11, 30, tzinfo=UTC)
+    soon = since + timedelta(seconds=10)
+    assert policy.unroutable_delay(since, soon, probe=True) == (0.5, False)
+    assert policy.unroutable_delay(since, soon, probe=False) == (300, False)
+    late = since + timedelta(hours=1)
+    assert policy.unroutable_delay(since, late, probe=True)[1]
+    assert policy.unroutable_delay(since, late, probe=False)[1]
+    assert policy.unroutable_delay(None, soon, probe=True) == (0.5, False)  # the first return

@@ -148,10 +148,14 @@ async def test_unroutable_row_counts_no_attempt_and_fails_only_by_age(engine: As
     [lost] = await stage(engine, 1)
     broker = ScriptedBroker()
     broker.unroutable.add(lost)
-    # SQLite keeps whole seconds: no backoff (due again at once, whatever second it is),
-    # and a give-up well apart from the early batches.
+    # SQLite keeps whole seconds: no backoff and no probe interval (due again at once,
+    # whatever second it is), and a give-up well apart from the early batches.
     policy = RelayPolicy(
-        max_attempts=1, retry_base_seconds=0, retry_max_seconds=0, unroutable_give_up_seconds=3
+        max_attempts=1,
+        retry_base_seconds=0,
+        retry_max_seconds=0,
+        unroutable_give_up_seconds=3,
+        unroutable_probe_seconds=0,
     )
     relay = OutboxRelay(engine, broker, policy)
 
@@ -242,3 +246,31 @@ async def test_republish_on_sqlite_reads_times_of_any_offset_as_utc(engine: Asyn
     async with engine.connect() as connection:
         published = (await connection.execute(text("SELECT published_at FROM outbox"))).all()
     assert published == [(None,)] and row
+
+
+async def test_one_unroutable_row_probes_and_its_confirm_releases_the_others(
+    engine: AsyncEngine,
+) -> None:
+    # The embedded default's dialect: rows of an event no queue is bound to yet wait for
+    # one probe (app/outbox/relay_probes.py), and go at once when it is routed.
+    waiting = await stage(engine, 5)
+    broker = ScriptedBroker()
+    broker.unroutable.update(waiting)
+    policy = RelayPolicy(retry_max_seconds=3600, unroutable_probe_seconds=0)
+    relay = OutboxRelay(engine, broker, policy)
+
+    first = await relay.relay_batch()
+    assert (first.unroutable, first.released) == (5, 0) and first.retry_in == 0
+    again = await relay.relay_batch()  # only the probe is due: the others wait an hour
+    assert (again.claimed, again.unroutable) == (1, 1)
+    [probe] = broker.received[5:]
+    # The oldest; written in one transaction, they share created_at: then by id.
+    assert probe.message_id == min(waiting, key=str)
+
+    broker.unroutable.clear()  # the queue appears
+    routed = await relay.relay_batch()
+    assert (routed.claimed, routed.published, routed.released) == (1, 1, 4)
+    rest = await relay.relay_batch()
+    assert (rest.claimed, rest.published) == (4, 4)
+    state = await rows(engine)
+    assert all(state[row_id][0] is not None for row_id in waiting)
