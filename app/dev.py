@@ -120,10 +120,12 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
     relaying = relay_config(settings)
     # Without LISTEN/NOTIFY (SQLite) the poll is the wake-up: keep the tutorial snappy.
     relaying = replace(relaying, poll_interval_seconds=min(relaying.poll_interval_seconds, 0.2))
-    # One engine per database, shared by its relay and its consumer.
+    # One engine per database, shared by its relay and its consumer: its sessions may stay
+    # idle in a transaction as long as a relay's claim may (while a batch publishes).
+    shared = replace(consuming, idle_in_transaction_timeout_seconds=relaying.claim_timeout_seconds)
     pool_size = settings.relay_concurrency + 3
     engines = {
-        service: consumer_engine(consuming, settings.database_url(service), pool_size=pool_size)
+        service: consumer_engine(shared, settings.database_url(service), pool_size=pool_size)
         for service in SERVICES
     }
     services = [

@@ -131,7 +131,11 @@ class Settings(BaseSettings):
     # PostgreSQL lock_timeout and statement_timeout of the consumer's (and relay's)
     # transactions: a row locked elsewhere parks its message instead of stalling all.
     consumer_lock_timeout_seconds: float = Field(default=2.0, gt=0, le=3_600)
-    consumer_statement_timeout_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    consumer_statement_timeout_seconds: float = Field(default=10.0, gt=0, le=3_600)
+    # While a row is known to be held for long (a message waited out the lock timeout for
+    # it and is parked), the consumer tries messages with this shorter lock timeout: each
+    # blocked message then holds the others up this long, not a whole lock timeout.
+    consumer_blocked_lock_timeout_seconds: float = Field(default=0.1, gt=0, le=60)
     inbox_retention_seconds: float = Field(
         default=7 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
     )
@@ -143,6 +147,24 @@ class Settings(BaseSettings):
         default=30 * 24 * 3600, ge=0, le=TEN_YEARS, allow_inf_nan=False
     )
     database_reconnect_max_seconds: float = Field(default=30.0, gt=0, le=3_600)
+    # Every PostgreSQL connection's TCP keepalives and user timeout (libpq's keepalives_idle,
+    # keepalives_interval, keepalives_count and tcp_user_timeout): a database gone silent
+    # (a failover, a killed container, a dropped NAT mapping) is noticed by the network.
+    database_keepalives_idle_seconds: float = Field(default=10.0, ge=1, le=7_200)
+    database_keepalives_interval_seconds: float = Field(default=5.0, ge=1, le=600)
+    database_keepalives_count: int = Field(default=3, ge=1, le=100)
+    database_tcp_user_timeout_seconds: float = Field(default=10.0, ge=0, le=3_600)
+    # How long a relay's or consumer's batch, and an API request, wait for the database to
+    # answer their work. Past it the connection is taken for one that stopped answering (a
+    # peer that still takes the bytes: a proxy or balancer whose server is gone): dropped,
+    # never reused, the work retried on a new one (a request answers 503). Above the
+    # statement timeout, so that a slow statement is ended by the server, which answers.
+    database_answer_timeout_seconds: float = Field(default=12.0, gt=0, le=3_600)
+    # PostgreSQL ends a relay's session left idle in its transaction this long (its
+    # idle_in_transaction_session_timeout): rows claimed by a relay cut off from its
+    # database go back to the other relays. A batch is idle in its transaction while it
+    # publishes: at least 3 x RELAY_PUBLISH_TIMEOUT_SECONDS (connect, then the confirms).
+    relay_claim_timeout_seconds: float = Field(default=60.0, gt=0, le=3_600)
     # How long an Idempotency-Key is remembered at least (then housekeeping deletes it):
     # a POST retried with the same key within it answers the first result.
     idempotency_key_retention_seconds: float = Field(
@@ -237,6 +259,34 @@ class Settings(BaseSettings):
     def event_publishers(self) -> dict[str, str]:
         """BROKER_PUBLISHERS as {service: broker user}."""
         return publishers_of(self.broker_publishers)
+
+    @model_validator(mode="after")
+    def _database_timeouts_in_order(self) -> Settings:
+        if self.database_answer_timeout_seconds <= self.consumer_statement_timeout_seconds:
+            raise ValueError(
+                "DATABASE_ANSWER_TIMEOUT_SECONDS must exceed CONSUMER_STATEMENT_TIMEOUT_SECONDS "
+                f"({self.database_answer_timeout_seconds:g} <= "
+                f"{self.consumer_statement_timeout_seconds:g}): a slow statement must be ended "
+                "by the server, not taken for a silent connection"
+            )
+        if self.relay_claim_timeout_seconds < 3 * self.relay_publish_timeout_seconds:
+            raise ValueError(
+                "RELAY_CLAIM_TIMEOUT_SECONDS must be at least 3 x RELAY_PUBLISH_TIMEOUT_SECONDS "
+                f"({self.relay_claim_timeout_seconds:g} < 3 x "
+                f"{self.relay_publish_timeout_seconds:g}): a batch's claim lasts while it "
+                "connects to RabbitMQ and waits for the confirms"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _blocked_lock_timeout_is_shorter(self) -> Settings:
+        if self.consumer_blocked_lock_timeout_seconds > self.consumer_lock_timeout_seconds:
+            raise ValueError(
+                "CONSUMER_BLOCKED_LOCK_TIMEOUT_SECONDS must not exceed "
+                f"CONSUMER_LOCK_TIMEOUT_SECONDS ({self.consumer_blocked_lock_timeout_seconds:g}"
+                f" > {self.consumer_lock_timeout_seconds:g})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _reservations_outlive_the_inbox(self) -> Settings:

@@ -21,8 +21,10 @@ from app.health import router as health_router
 from app.outbox.database import make_engine, make_sessionmaker
 from app.outbox.publisher import BrokerUnavailableError
 from app.outbox.startup import wait_for_database
+from app.request_deadline import RequestDeadlineMiddleware
 from app.settings import Settings
 from app.telemetry import instrument_api
+from app.wiring import tcp_keepalives
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +154,14 @@ async def _broker_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def install_common(app: FastAPI, *, max_body_bytes: int) -> None:
-    """Add the body limit and the error mapping every service shares."""
+def install_common(
+    app: FastAPI, *, max_body_bytes: int, answer_timeout_seconds: float | None = None
+) -> None:
+    """Add the body limit, the request deadline (``answer_timeout_seconds``; none when
+    None) and the error mapping every service shares."""
+    if answer_timeout_seconds is not None:
+        # Inside the body limit: reading a slow client's body is not the database's time.
+        app.add_middleware(RequestDeadlineMiddleware, seconds=answer_timeout_seconds)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DBAPIError, _database_error)
@@ -219,7 +227,11 @@ def build_app(
     # Swagger UI and ReDoc from fastapi-offline's assets: /docs renders with no internet.
     app = FastAPIOffline(title=title, lifespan=lifespan)
     app.state.authenticator = authenticator
-    install_common(app, max_body_bytes=settings.max_request_body_bytes)
+    install_common(
+        app,
+        max_body_bytes=settings.max_request_body_bytes,
+        answer_timeout_seconds=settings.database_answer_timeout_seconds,
+    )
     # Added after the body limit, so it runs first: no body is read before the token.
     app.add_middleware(BearerAuthMiddleware)
     app.add_middleware(DocsPolicyMiddleware)
@@ -234,7 +246,11 @@ def build_app(
 async def database(app: FastAPI, settings: Settings, service: str) -> AsyncIterator[None]:
     """Open ``service``'s engine for the app's lifetime and register its sessions."""
     await wait_for_database(settings.database_url(service), within=settings.startup_timeout_seconds)
-    engine = make_engine(settings.database_url(service), pool_size=settings.database_pool_size)
+    engine = make_engine(
+        settings.database_url(service),
+        pool_size=settings.database_pool_size,
+        keepalives=tcp_keepalives(settings),
+    )
     app.state.sessionmakers[service] = make_sessionmaker(engine)
     app.state.engines[service] = engine
     try:

@@ -9,6 +9,7 @@ from app.consumers import published_by
 from app.outbox.broker import AMQP_SCHEMES
 from app.outbox.consumer_policy import ConsumerPolicy
 from app.outbox.consumer_process import ConsumerProcessConfig
+from app.outbox.liveness import TcpKeepalives
 from app.outbox.process import RetentionPolicy
 from app.outbox.relay_policy import RelayPolicy
 from app.outbox.relay_process import RelayProcessConfig
@@ -36,6 +37,9 @@ def relay_config(settings: Settings) -> RelayProcessConfig:
         startup_timeout_seconds=settings.startup_timeout_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
+        answer_timeout_seconds=settings.database_answer_timeout_seconds,
+        claim_timeout_seconds=settings.relay_claim_timeout_seconds,
+        keepalives=tcp_keepalives(settings),
         probe_port=settings.metrics_port,
         probe_host=settings.metrics_host,
         publish_path=settings.relay_publish_path,
@@ -54,15 +58,32 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
             reconnect_max_seconds=settings.broker_reconnect_max_seconds,
             database_reconnect_max_seconds=settings.database_reconnect_max_seconds,
             redelivery_max_seconds=settings.consumer_redelivery_max_seconds,
+            blocked_lock_timeout_seconds=settings.consumer_blocked_lock_timeout_seconds,
+            answer_timeout_seconds=settings.database_answer_timeout_seconds,
             publishers=event_publishers(settings),
         ),
         retention=retention_policy(settings, settings.inbox_retention_seconds),
         lock_timeout_seconds=settings.consumer_lock_timeout_seconds,
         statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
+        # A consumer's transaction is idle only between its statements.
+        idle_in_transaction_timeout_seconds=settings.database_answer_timeout_seconds,
+        keepalives=tcp_keepalives(settings),
         startup_timeout_seconds=settings.startup_timeout_seconds,
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         probe_port=settings.metrics_port,
         probe_host=settings.metrics_host,
+    )
+
+
+def tcp_keepalives(settings: Settings) -> TcpKeepalives:
+    """libpq's TCP keepalives and user timeout for every PostgreSQL connection
+    (DATABASE_KEEPALIVES_IDLE_SECONDS, _INTERVAL_SECONDS and _COUNT, and
+    DATABASE_TCP_USER_TIMEOUT_SECONDS)."""
+    return TcpKeepalives(
+        idle_seconds=settings.database_keepalives_idle_seconds,
+        interval_seconds=settings.database_keepalives_interval_seconds,
+        count=settings.database_keepalives_count,
+        user_timeout_seconds=settings.database_tcp_user_timeout_seconds,
     )
 
 

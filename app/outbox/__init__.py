@@ -29,6 +29,7 @@ from app.outbox.database import UnsupportedDatabaseError, make_engine, make_sess
 from app.outbox.dead_letters import DeadLetter, DeadLetterSelection, ReplayResult
 from app.outbox.events import IntegrationEvent
 from app.outbox.in_process import InProcessConfig, MessagingService, in_process
+from app.outbox.liveness import TcpKeepalives
 from app.outbox.models import (
     InboxMessage,
     OutboxMessage,
@@ -74,6 +75,7 @@ __all__ = [
     "ReplayResult",
     "RetentionPolicy",
     "Subscription",
+    "TcpKeepalives",
     "TopologyConflictError",
     "UnsupportedBrokerError",
     "UnsupportedDatabaseError",

@@ -71,6 +71,7 @@ class InboxConsumer:
         self._dead_letter_trouble: str | None = None  # why poison is held (DLQ refusing)
         self._connection: ConsumerConnection
         self._holding = Holding()
+        self._retried_parked = False  # the last batch was parked messages tried again
 
     @property
     def trouble(self) -> str | None:
@@ -124,7 +125,11 @@ class InboxConsumer:
         stop: asyncio.Event,
         closed: asyncio.Future[Any],
     ) -> list[Delivery]:
-        return await next_batch(inbound, stop, closed, self._holding, self._policy)
+        batch = await next_batch(
+            inbound, stop, closed, self._holding, self._policy, fresh_first=self._retried_parked
+        )
+        self._retried_parked = bool(batch) and self._holding.was_parked(batch[0])
+        return batch
 
     async def _handle(self, batch: list[Delivery], stop: asyncio.Event) -> None:
         valid: list[tuple[Delivery, Decoded]] = []
@@ -154,13 +159,22 @@ class InboxConsumer:
         if valid:
             await self._apply(valid, stop)
 
+    def _lock_timeout(self, valid: list[tuple[Delivery, Decoded]]) -> float | None:
+        """The short lock timeout while a row is known to be held for long (a message is
+        parked for it), or for parked messages tried again; else the engine's (None)."""
+        if self._holding.blocked or any(self._holding.was_parked(m) for m, _ in valid):
+            return self._policy.blocked_lock_timeout_seconds
+        return None
+
     async def _apply(self, valid: list[tuple[Delivery, Decoded]], stop: asyncio.Event) -> None:
         started = time.perf_counter()
         outages = Backoff(self._policy.database_reconnect_max_seconds)
         conflicts = Backoff(CONFLICT_BACKOFF_MAX_SECONDS)
         while True:
+            lock_timeout = self._lock_timeout(valid)
             try:
-                outcomes = await self._processor.process([decoded for _, decoded in valid])
+                decoded = [decoded for _, decoded in valid]
+                outcomes = await self._processor.process(decoded, lock_timeout=lock_timeout)
                 break
             except Exception as exc:
                 if is_environment_fault(exc) and not stop.is_set():

@@ -17,16 +17,22 @@ async def next_batch(
     closed: asyncio.Future[Any],
     holding: Holding,
     policy: ConsumerPolicy,
+    *,
+    fresh_first: bool = False,
 ) -> list[Delivery]:
-    """The next batch: parked messages now due first, then deliveries, up to
+    """The next batch: parked messages now due, or else deliveries, up to
     ``policy.batch_size``, waiting at most ``policy.batch_window_seconds`` for more
-    after the first. Empty when stopping, when a parked message falls due, or
+    after the first. ``fresh_first``: deliveries first if any are waiting (the last
+    batch was parked ones). Empty when stopping, when a parked message falls due, or
     raises ConnectionError when ``closed`` (the connection or consumer ended)."""
     if closed.done():
         raise ConnectionError("the broker closed the connection or cancelled the consumer")
-    parked = holding.due(policy.batch_size)
+    # Parked messages are retried apart from fresh deliveries, and in turn with them: a
+    # parked one whose row is still locked fails its batch, which must not be the fresh
+    # ones' too, nor keep them waiting round after round.
+    parked = [] if fresh_first and not inbound.empty() else holding.due(policy.batch_size)
     if parked:
-        return parked + take(inbound, policy.batch_size - len(parked))
+        return parked
     first = asyncio.ensure_future(inbound.get())
     stopping = asyncio.ensure_future(stop.wait())
     waits: set[asyncio.Future[Any]] = {first, stopping, closed}

@@ -15,6 +15,7 @@ from app.outbox.consumer import InboxConsumer
 from app.outbox.consumer_policy import BatchProcessor, ConsumerPolicy
 from app.outbox.database import make_engine
 from app.outbox.inbox import InboxProcessor
+from app.outbox.liveness import TcpKeepalives
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.probes import ProcessHealth, probes_served
 from app.outbox.process import (
@@ -42,15 +43,19 @@ class ConsumerProcessConfig:
     """Everything a consumer process needs besides its database and handlers (seconds).
 
     The lock and statement timeouts apply to every transaction of the consumer's engine
-    (PostgreSQL), so that none waits without bound on another's locks. ``names``: its
-    queue's and inbox table's."""
+    (PostgreSQL), so that none waits without bound on another's locks; PostgreSQL ends a
+    session left idle in a transaction for ``idle_in_transaction_timeout_seconds`` (a
+    consumer cut off from its database: its row locks go with it). ``keepalives``: libpq's
+    TCP settings. ``names``: its queue's and inbox table's."""
 
     broker_url: str
     names: MessagingNames = DEFAULT_NAMES
     consumer: ConsumerPolicy = field(default_factory=ConsumerPolicy)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     lock_timeout_seconds: float | None = 2.0
-    statement_timeout_seconds: float | None = 30.0
+    statement_timeout_seconds: float | None = 10.0
+    idle_in_transaction_timeout_seconds: float | None = 12.0
+    keepalives: TcpKeepalives = field(default_factory=TcpKeepalives)
     startup_timeout_seconds: float = 60.0
     shutdown_grace_seconds: float = 5.0
     probe_port: int | None = None  # /health/live, /health/ready, /metrics; None: none
@@ -61,13 +66,15 @@ def consumer_engine(
     config: ConsumerProcessConfig, database_url: str, *, pool_size: int
 ) -> AsyncEngine:
     """The engine a consumer (and, in ``dev``, a relay) works through, with the config's
-    lock and statement timeouts."""
+    lock, statement and idle-in-transaction timeouts and keepalives."""
     return make_engine(
         database_url,
         pool_size=pool_size,
         pre_ping=False,
         lock_timeout=config.lock_timeout_seconds,
         statement_timeout=config.statement_timeout_seconds,
+        idle_in_transaction_timeout=config.idle_in_transaction_timeout_seconds,
+        keepalives=config.keepalives,
     )
 
 
@@ -137,7 +144,13 @@ async def _consume(
     consumer = inbox_consumer(
         broker,
         service=service,
-        processor=InboxProcessor(engine, consumer=service, subscriptions=index, names=config.names),
+        processor=InboxProcessor(
+            engine,
+            consumer=service,
+            subscriptions=index,
+            names=config.names,
+            answer_timeout=config.consumer.answer_timeout_seconds,
+        ),
         subscriptions=index,
         policy=config.consumer,
     )

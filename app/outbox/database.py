@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.outbox.liveness import TcpKeepalives
+
 # The databases and async drivers the outbox runs on: PostgreSQL through psycopg 3 (the
 # fast path: pipelines, array parameters, LISTEN/NOTIFY) and SQLite through aiosqlite
 # (the portable path, for the embedded default).
@@ -85,6 +87,8 @@ def make_engine(
     pre_ping: bool = True,
     lock_timeout: float | None = None,
     statement_timeout: float | None = None,
+    idle_in_transaction_timeout: float | None = None,
+    keepalives: TcpKeepalives | None = None,
 ) -> AsyncEngine:
     """An async engine for a service database (PostgreSQL via psycopg 3, or SQLite).
 
@@ -96,7 +100,12 @@ def make_engine(
     ``lock_timeout`` / ``statement_timeout`` (seconds; PostgreSQL only) are set for every
     connection at connect time (libpq ``options``), so they cost no round trip per
     transaction; a statement past them fails with SQLSTATE 55P03 / 57014. The session's
-    ``TimeZone`` is UTC the same way.
+    ``TimeZone`` is UTC the same way. ``idle_in_transaction_timeout`` likewise: PostgreSQL
+    ends a session left idle in a transaction that long (its client cut off: its locks go
+    with it).
+
+    ``keepalives``: libpq's TCP keepalives and user timeout (``TcpKeepalives()``, the
+    defaults, when None), so that a database gone silent is noticed (PostgreSQL only).
 
     Raises UnsupportedDatabaseError for a database or driver the outbox does not run on."""
     check_supported(url)
@@ -114,13 +123,18 @@ def make_engine(
             for name, seconds in (
                 ("lock_timeout", lock_timeout),
                 ("statement_timeout", statement_timeout),
+                ("idle_in_transaction_session_timeout", idle_in_transaction_timeout),
             )
             if seconds is not None
         ]
     )
+    connect_args: dict[str, Any] = {
+        **(keepalives or TcpKeepalives()).libpq_parameters(),
+        "options": options,
+    }
     engine = create_async_engine(
         url,
-        connect_args={"options": options},
+        connect_args=connect_args,
         pool_size=pool_size,
         max_overflow=pool_size,
         # A connection cut by a restart or a proxy is found before use, not mid-request.

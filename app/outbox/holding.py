@@ -31,18 +31,22 @@ class Holding:
         self._parked: list[tuple[float, int, Delivery]] = []  # a heap by due time
         self._order = itertools.count()
         self._parks: dict[int, int] = {}  # times each delivery (by tag) was parked
+        self._blocked: set[int] = set()  # parked ones that met a row locked for long
         self._requeues: dict[int, asyncio.TimerHandle] = {}  # by delivery tag
         self._tasks: set[asyncio.Task[None]] = set()
         # Tags whose nack is on its way: still held, or a multiple ack sent meanwhile
         # could settle (lose) the message before the broker sees the nack.
         self._nacking: set[int] = set()
 
-    def park(self, message: Delivery, *, base: float, cap: float) -> float:
+    def park(self, message: Delivery, *, base: float, cap: float, blocked: bool = False) -> float:
         """Hand ``message`` back by ``due()`` after a spaced delay that doubles each time
-        this delivery is parked (from ``base`` up to ``cap`` seconds); returns the delay."""
+        this delivery is parked (from ``base`` up to ``cap`` seconds); returns the delay.
+        ``blocked``: it met a row another transaction holds (see ``blocked``)."""
         tag = message.delivery_tag or 0
         parks = self._parks.get(tag, 0)
         self._parks[tag] = parks + 1
+        if blocked:
+            self._blocked.add(tag)
         delay = spaced_delay(parks, base=base, cap=cap)
         due = asyncio.get_running_loop().time() + delay
         heapq.heappush(self._parked, (due, next(self._order), message))
@@ -54,7 +58,18 @@ class Holding:
         taken: list[Delivery] = []
         while self._parked and self._parked[0][0] <= now and len(taken) < limit:
             taken.append(heapq.heappop(self._parked)[2])
+            self._blocked.discard(taken[-1].delivery_tag or 0)
         return taken
+
+    @property
+    def blocked(self) -> bool:
+        """Whether a delivery is parked because a row it needs is held for long (another
+        transaction kept it past the lock timeout): while one is, such a lock is known."""
+        return bool(self._blocked)
+
+    def was_parked(self, message: Delivery) -> bool:
+        """Whether ``message`` (this delivery of it) has been parked before."""
+        return (message.delivery_tag or 0) in self._parks
 
     def seconds_to_next(self) -> float | None:
         """Seconds until the next parked delivery is due (None when none is parked)."""
@@ -100,5 +115,6 @@ class Holding:
         self._requeues.clear()
         self._parked.clear()
         self._parks.clear()
+        self._blocked.clear()
         for task in self._tasks:
             task.cancel()

@@ -147,7 +147,11 @@ def _consumer(broker: Broker, service: MessagingService, policy: ConsumerPolicy)
         broker,
         service=service.name,
         processor=InboxProcessor(
-            service.engine, consumer=service.name, subscriptions=index, names=broker.names
+            service.engine,
+            consumer=service.name,
+            subscriptions=index,
+            names=broker.names,
+            answer_timeout=policy.answer_timeout_seconds,
         ),
         subscriptions=index,
         policy=policy,

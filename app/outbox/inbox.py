@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -33,6 +33,7 @@ from app.outbox.database import (
     refuse_aborted,
 )
 from app.outbox.decoding import Decoded
+from app.outbox.liveness import AnswerDeadline
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.subscriptions import APPLIED, Subscription
@@ -54,6 +55,9 @@ _SET_OUTCOMES = (
 )
 
 
+_SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :ms, true)")
+
+
 class InboxProcessor:
     """Applies batches of messages for one consumer name, each message at most once."""
 
@@ -64,9 +68,13 @@ class InboxProcessor:
         consumer: str,
         subscriptions: Mapping[str, Subscription],
         names: MessagingNames = DEFAULT_NAMES,
+        answer_timeout: float | None = None,
     ) -> None:
         """``consumer``: the name its inbox rows carry; ``subscriptions`` by event name;
-        ``names`` picks the inbox table."""
+        ``names`` picks the inbox table; ``answer_timeout`` (seconds) bounds a batch's
+        transaction, COMMIT included, after which its connection is taken for one that
+        stopped answering and dropped (``liveness.AnswerDeadline``)."""
+        self._answer_timeout = answer_timeout
         self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self._consumer = consumer
         self._subscriptions = subscriptions
@@ -84,22 +92,35 @@ class InboxProcessor:
             .values(outcome=bindparam("b_outcome"))
         )
 
-    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+    async def process(
+        self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
+    ) -> dict[uuid.UUID, str]:
         """Apply the new messages among ``messages``; returns their outcomes by id.
 
-        Messages already in the inbox (duplicates) get no entry. Raises on any database
-        error, with nothing committed.
+        Messages already in the inbox (duplicates) get no entry. ``lock_timeout``
+        (seconds): this transaction's instead of the engine's, on PostgreSQL (SQLite has no
+        row locks: a writer waits for the whole database, whatever the rows). Raises on any
+        database error, with nothing committed.
         """
         traced = [(m.message_id, m.event.event_name, m.traceparent) for m in messages]
         with consume_spans(traced):
-            return await self._process(messages)
+            return await self._process(messages, lock_timeout)
 
-    async def _process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+    async def _process(
+        self, messages: Sequence[Decoded], lock_timeout: float | None
+    ) -> dict[uuid.UUID, str]:
         # The transaction is SQLAlchemy's from its BEGIN (psycopg's own, before the first
         # statement: an after_begin listener runs inside it) to its COMMIT (flushing staged
         # objects, before_commit hooks, releasing savepoints: all inside it). Sending our
         # own BEGIN or COMMIT saved round trips but let such work escape: tried, dropped.
-        async with self._sessions() as session, session.begin():
+        # The answer deadline covers the whole block, its COMMIT or ROLLBACK included.
+        deadline = AnswerDeadline(self._answer_timeout)
+        async with deadline, self._sessions() as session, session.begin():
+            await deadline.start(await session.connection())
+            if lock_timeout is not None and self._on_postgresql:
+                # SET LOCAL: this transaction only; the pooled connection keeps its own.
+                milliseconds = str(max(1, round(lock_timeout * 1000)))
+                await session.execute(_SET_LOCK_TIMEOUT, {"ms": milliseconds})
             fresh = await self._record(session, messages)
             outcomes = await self._apply(session, fresh)
             corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.outbox.batch_logs import log_relay_batch
 from app.outbox.database import is_psycopg
+from app.outbox.liveness import AnswerDeadline
 from app.outbox.metrics import OUTBOX_PUBLISH_ERRORS, count_batch
 from app.outbox.models import outbox_tables
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
@@ -70,10 +71,14 @@ class OutboxRelay:
         *,
         names: MessagingNames = DEFAULT_NAMES,
         service: str = "outbox",
+        answer_timeout: float | None = None,
     ) -> None:
         """``names`` picks the outbox table (``names.outbox_table``); ``service`` labels
-        the relay's metrics."""
+        the relay's metrics; ``answer_timeout`` (seconds) bounds each database step of a
+        batch (the claim; the marks and COMMIT), after which its connection is taken for
+        one that stopped answering and dropped (``liveness.AnswerDeadline``)."""
         self._service = service
+        self._answer_timeout = answer_timeout
         for reason in ("rejected", "nacked", "unroutable", "connection_lost"):  # 0, not "no data"
             OUTBOX_PUBLISH_ERRORS.labels(service, reason)
         self._publisher = publisher
@@ -98,13 +103,19 @@ class OutboxRelay:
         """Claim, publish and mark one batch. Raises BrokerUnavailableError after marking
         whatever was confirmed before the connection failed."""
         started = time.perf_counter()
-        async with self._transactions.begin() as connection:
+        # A connection gone silent must not hold the batch for ever: each database step
+        # gets the answer deadline (the server, for its part, ends the session and its
+        # claim at idle_in_transaction_session_timeout).
+        deadline = AnswerDeadline(self._answer_timeout)
+        async with deadline, self._transactions.begin() as connection:
+            await deadline.start(connection)
             rows = await self._claim_rows(connection)
             if not rows:
                 return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
             messages, unreadable = outgoing_messages(rows)
             messages, spans = start_publish_spans(messages)
-            result = await self._publisher.publish_batch(messages)
+            async with deadline.paused():  # the broker's time (its own timeout)
+                result = await self._publisher.publish_batch(messages)
             end_publish_spans(spans, result)
             result.rejected.update(unreadable)
             failed = await self._record_rejections(connection, rows, result.rejected)

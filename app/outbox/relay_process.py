@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.outbox.broker import RabbitMQBroker
 from app.outbox.database import make_engine
+from app.outbox.liveness import TcpKeepalives
 from app.outbox.metrics import refresh_outbox_gauges
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
 from app.outbox.probes import ProcessHealth, probes_served
@@ -42,7 +43,17 @@ class RelayProcessConfig:
     ``concurrency``: claim-publish-mark loops sharing the process; ``poll_interval_seconds``:
     the wake-up when no notification comes (the only one on SQLite). ``names``: its
     outbox table's, exchange's and notification channel's. ``publish_path``: how batches
-    are written to RabbitMQ (``publish_path.chosen_publish_path``)."""
+    are written to RabbitMQ (``publish_path.chosen_publish_path``).
+
+    A connection gone silent: each database step of a batch must be answered within
+    ``answer_timeout_seconds`` (``liveness.AnswerDeadline``), and PostgreSQL ends a relay's
+    session left idle in its transaction for ``claim_timeout_seconds`` (its
+    ``idle_in_transaction_session_timeout``), so that rows claimed by a relay cut off from
+    its database go back to the others (PostgreSQL docs, "Client Connection Defaults").
+    A batch is idle in its transaction while it publishes: keep ``claim_timeout_seconds``
+    above its longest publish (connecting, ``publish_timeout_seconds`` per broker node,
+    then the confirms, ``publish_timeout_seconds``), else its rows are published again.
+    ``keepalives``: libpq's TCP settings, the LISTEN connection's too."""
 
     broker_url: str
     names: MessagingNames = DEFAULT_NAMES
@@ -54,7 +65,10 @@ class RelayProcessConfig:
     reconnect_max_seconds: float = 30.0
     startup_timeout_seconds: float = 60.0
     shutdown_grace_seconds: float = 5.0
-    statement_timeout_seconds: float | None = 30.0
+    statement_timeout_seconds: float | None = 10.0
+    answer_timeout_seconds: float | None = 12.0
+    claim_timeout_seconds: float | None = 60.0
+    keepalives: TcpKeepalives = field(default_factory=TcpKeepalives)
     probe_port: int | None = None  # /health/live, /health/ready, /metrics; None: none
     probe_host: str = "127.0.0.1"
     publish_path: PublishPath = "auto"
@@ -84,6 +98,9 @@ async def run_relay(
         pool_size=config.concurrency + 1,
         pre_ping=False,
         statement_timeout=config.statement_timeout_seconds,
+        # A claim must not outlive its relay: see RelayProcessConfig.
+        idle_in_transaction_timeout=config.claim_timeout_seconds,
+        keepalives=config.keepalives,
     )
     broker = RabbitMQBroker(
         config.broker_url,
@@ -137,7 +154,14 @@ async def relay_until(
 ) -> None:
     """Run the relay's workers, wake-ups and retention until ``stop`` is set, on the
     outbox table and notification channel ``names`` names."""
-    relay = OutboxRelay(engine, publisher, config.relay, names=names, service=name)
+    relay = OutboxRelay(
+        engine,
+        publisher,
+        config.relay,
+        names=names,
+        service=name,
+        answer_timeout=config.answer_timeout_seconds,
+    )
     wakeup = Wakeup()
     scheduler = scheduler_with_retention(
         config.retention, engine, delete_published_outbox_rows, names=names
@@ -158,6 +182,8 @@ async def relay_until(
             wakeup,
             max_backoff=config.reconnect_max_seconds,
             channel=names.notify_channel,
+            connect_args=config.keepalives.libpq_parameters(),
+            answer_timeout=config.answer_timeout_seconds,
         )
         background.append(asyncio.create_task(listener, name="outbox-listener"))
     workers = [

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 import psycopg
 from sqlalchemy.engine import make_url
 
+from app.outbox.liveness import AnswerDeadline
 from app.outbox.names import DEFAULT_NAMES
 from app.outbox.transient import is_expected_fault
 from app.outbox.waiting import Backoff, first_of
@@ -62,10 +65,19 @@ def libpq_dsn(database_url: str) -> str | None:
 
 
 async def listen_for_outbox_inserts(
-    dsn: str, wakeup: Wakeup, *, max_backoff: float, channel: str = DEFAULT_NAMES.notify_channel
+    dsn: str,
+    wakeup: Wakeup,
+    *,
+    max_backoff: float,
+    channel: str = DEFAULT_NAMES.notify_channel,
+    connect_args: Mapping[str, Any] | None = None,
+    answer_timeout: float | None = None,
 ) -> None:
     """Notify ``wakeup`` whenever an outbox insert commits (the trigger of schema step 2
-    notifies ``channel``); reconnect forever on errors.
+    notifies ``channel``); reconnect forever on errors. ``connect_args``: psycopg's
+    (libpq's keepalives, say). ``answer_timeout`` (seconds): every so often the
+    connection must answer a query within it, else it is dropped and made again (a
+    connection gone dark delivers no notification, and says nothing); None: never asked.
 
     NOTIFY is delivered at COMMIT, never for a rolled-back transaction, and the trigger
     fires inside the writer's own transaction, so no clock is compared: a row written
@@ -75,14 +87,19 @@ async def listen_for_outbox_inserts(
     backoff = Backoff(max_backoff)
     while True:
         try:
-            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as connection:
+            connecting = psycopg.AsyncConnection.connect(
+                dsn, autocommit=True, **(connect_args or {})
+            )
+            async with await connecting as connection:
                 await connection.execute(f"LISTEN {channel}")  # a checked SQL name
                 logger.info("listening for outbox inserts", extra={"channel": channel})
                 backoff.succeeded()
                 # Rows may have committed while nobody listened.
                 wakeup.notify()
-                async for _ in connection.notifies():
-                    wakeup.notify()
+                while True:
+                    async for _ in connection.notifies(timeout=answer_timeout):
+                        wakeup.notify()
+                    await _still_answering(connection, answer_timeout)
         except Exception as exc:  # psycopg.Error, OSError, or anything unexpected: retry
             delay = backoff.next_delay()
             logger.warning(
@@ -91,3 +108,10 @@ async def listen_for_outbox_inserts(
                 extra={"error": repr(exc)[:300], "retry_in_s": round(delay, 2)},
             )
             await asyncio.sleep(delay)
+
+
+async def _still_answering(connection: psycopg.AsyncConnection[Any], seconds: float | None) -> None:
+    # Notifications that come meanwhile wait in psycopg's backlog for the next notifies().
+    async with AnswerDeadline(seconds) as deadline:
+        deadline.start_on(connection)
+        await connection.execute("SELECT 1")

@@ -32,8 +32,10 @@ class HookedProcessor:
     def __init__(self, inner: BatchProcessor, after_commit: AfterCommitHook) -> None:
         self._inner, self._after_commit = inner, after_commit
 
-    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
-        outcomes = await self._inner.process(messages)
+    async def process(
+        self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
+    ) -> dict[uuid.UUID, str]:
+        outcomes = await self._inner.process(messages, lock_timeout=lock_timeout)
         await self._after_commit([message.message_id for message in messages])
         return outcomes
 

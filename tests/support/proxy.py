@@ -10,7 +10,8 @@ import contextlib
 class TcpProxy:
     """Forwards 127.0.0.1:<port> to ``target``; ``cut()`` resets every connection,
     ``block()`` refuses new ones and silently drops bytes on open ones (a black hole),
-    ``delay`` slows every chunk down."""
+    ``go_dark()`` makes the open ones dark and serves new ones, ``delay`` slows every
+    chunk down."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self._target = (target_host, target_port)
@@ -23,6 +24,8 @@ class TcpProxy:
         self.upstream_bytes = 0
         self.delay = 0.0  # seconds added before every forwarded chunk (a slow network)
         self._cut_at: int | None = None
+        self._accepted = 0  # connections served, numbered from 0 in order
+        self._dark_below = 0  # connections numbered below this are dark
 
     async def start(self) -> TcpProxy:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -40,20 +43,26 @@ class TcpProxy:
             writer.transport.abort()
             return
         self._writers.update((writer, upstream_writer))
+        number, self._accepted = self._accepted, self._accepted + 1
         for source, sink, upstream in (
             (reader, upstream_writer, True),
             (upstream_reader, writer, False),
         ):
-            task = asyncio.create_task(self._pump(source, sink, upstream=upstream))
+            task = asyncio.create_task(self._pump(source, sink, upstream=upstream, number=number))
             self._pumps.add(task)
             task.add_done_callback(self._pumps.discard)
 
     async def _pump(
-        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, upstream: bool
+        self,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        *,
+        upstream: bool,
+        number: int,
     ) -> None:
         with contextlib.suppress(OSError, asyncio.CancelledError):
             while data := await source.read(65536):
-                if self.blocked:
+                if self.blocked or number < self._dark_below:
                     continue  # black hole: swallow the bytes, keep the socket open
                 if self.delay:
                     await asyncio.sleep(self.delay)
@@ -64,6 +73,8 @@ class TcpProxy:
                     if self._cut_at is not None and self.upstream_bytes >= self._cut_at:
                         self._cut_at = None
                         self.cut()
+        if number < self._dark_below:
+            return  # dark: the other side never learns that this one closed (cut() does)
         sink.transport.abort()
         self._writers.discard(sink)
 
@@ -76,6 +87,12 @@ class TcpProxy:
     def cut_after(self, upstream_bytes: int) -> None:
         """Reset every connection once ``upstream_bytes`` more have been forwarded."""
         self._cut_at = self.upstream_bytes + upstream_bytes
+
+    def go_dark(self) -> None:
+        """Every connection open now goes dark, as after a failover, a killed container or
+        a dropped NAT mapping: bytes are swallowed both ways and nothing is closed, even
+        when one side closes (``cut()`` still resets them). New connections are served."""
+        self._dark_below = self._accepted
 
     def block(self) -> None:
         self.blocked = True

@@ -57,3 +57,44 @@ async def test_forwards_delays_black_holes_and_cuts(echo_port: int) -> None:
         assert await round_trip(proxy.port, b"back") == b"back"
     finally:
         await proxy.close()
+
+
+async def test_going_dark_swallows_open_connections_and_serves_new_ones() -> None:
+    # Open connections go dark (a failover, a dropped NAT mapping, a proxy whose server
+    # vanished): bytes are swallowed both ways and nothing is closed, not even when one
+    # side closes; new connections are served as usual.
+    ended: asyncio.Queue[None] = asyncio.Queue()  # one per connection the proxy closed
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1024):
+            writer.write(data)
+            await writer.drain()
+        ended.put_nowait(None)
+        writer.close()
+
+    async def closed(within: float) -> bool:
+        try:
+            await asyncio.wait_for(ended.get(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    proxy = await TcpProxy("127.0.0.1", server.sockets[0].getsockname()[1]).start()
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(b"ping")
+        assert await asyncio.wait_for(reader.readexactly(4), 2) == b"ping"
+        proxy.go_dark()
+        writer.write(b"lost")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(reader.read(4), 0.3)  # swallowed, not answered
+        assert await round_trip(proxy.port, b"new") == b"new"  # new connections work
+        assert await closed(within=2)  # that one, closed by its client
+        writer.close()  # the dark one's client gives up: its server must not learn of it
+        assert not await closed(within=0.5)
+        proxy.cut()  # only a cut closes it
+        assert await closed(within=2)
+    finally:
+        await proxy.close()
+        server.close()

@@ -41,7 +41,9 @@ class DeadlockingProcessor:
         self.expected = 0
         self.all_committed = asyncio.Event()
 
-    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+    async def process(
+        self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
+    ) -> dict[uuid.UUID, str]:
         if len(messages) > 1:
             raise deadlock()
         [message] = messages

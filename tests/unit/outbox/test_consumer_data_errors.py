@@ -34,7 +34,9 @@ class OneBadValueProcessor:
         self.committed: list[uuid.UUID] = []
         self.done = asyncio.Event()
 
-    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+    async def process(
+        self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
+    ) -> dict[uuid.UUID, str]:
         for message in messages:
             self.tries[message.message_id] = self.tries.get(message.message_id, 0) + 1
         if any(message.message_id == self.bad for message in messages):

@@ -48,7 +48,9 @@ class Applying:
     def __init__(self) -> None:
         self.applied: list[uuid.UUID] = []
 
-    async def process(self, messages: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+    async def process(
+        self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
+    ) -> dict[uuid.UUID, str]:
         self.applied += [message.message_id for message in messages]
         return {message.message_id: "applied" for message in messages}
 
