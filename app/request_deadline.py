@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,13 +31,19 @@ class RequestDeadlineMiddleware:
     Idempotency-Key). A response already started is left to finish.
     """
 
-    def __init__(self, app: ASGIApp, *, seconds: float) -> None:
+    def __init__(
+        self, app: ASGIApp, *, seconds: float, exempt: re.Pattern[str] | None = None
+    ) -> None:
+        """``exempt``: paths whose work is not the database's (the admin API's dead
+        letters: the broker's, bounded by its own timeouts, and a replay of many dead
+        letters may rightly take longer than the database's deadline)."""
         self.app = app
         self.seconds = seconds
+        self.exempt = exempt
         self._abandoned: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (self.exempt and self.exempt.match(scope["path"])):
             await self.app(scope, receive, send)
             return
         started = answered = False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
@@ -154,6 +155,10 @@ async def _broker_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# The admin API's dead-letter routes work on the broker alone (app/admin/router.py).
+BROKER_BOUND = re.compile(r"^/admin/api/[^/]+/dlq(/|$)")
+
+
 def install_common(
     app: FastAPI, *, max_body_bytes: int, answer_timeout_seconds: float | None = None
 ) -> None:
@@ -161,7 +166,9 @@ def install_common(
     None) and the error mapping every service shares."""
     if answer_timeout_seconds is not None:
         # Inside the body limit: reading a slow client's body is not the database's time.
-        app.add_middleware(RequestDeadlineMiddleware, seconds=answer_timeout_seconds)
+        app.add_middleware(
+            RequestDeadlineMiddleware, seconds=answer_timeout_seconds, exempt=BROKER_BOUND
+        )
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_body_bytes)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(DBAPIError, _database_error)
