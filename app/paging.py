@@ -8,7 +8,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import HTTPException, Query, Request
+from fastapi import Query, Request
+from fastapi.exceptions import RequestValidationError
 
 Before = Annotated[
     uuid.UUID | None,
@@ -21,11 +22,18 @@ Before = Annotated[
 
 
 def one_cursor(after: uuid.UUID | None, before: uuid.UUID | None) -> None:
-    """422 in words when a request names both ``after`` and ``before``."""
+    """422 in words when a request names both ``after`` and ``before``: the same answer
+    as every other invalid field (``detail``: a list naming the parameter), as the OpenAPI
+    document says of a 422."""
     if after is not None and before is not None:
-        raise HTTPException(
-            422,  # Unprocessable Content (RFC 9110 §15.5.21)
-            detail="a page is after an id or before one, not both: give after or before",
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "before"),
+                    "msg": "a page is after an id or before one, not both: give after or before",
+                    "type": "value_error",
+                }
+            ]
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -63,6 +64,14 @@ def exercise(schema_url: str) -> int:
         @FAST
         @given(case=operation.as_strategy())
         def check(case: schemathesis.Case) -> None:
+            if case.headers and "Idempotency-Key" in case.headers:
+                # A key names one request: the generator repeats short keys with other
+                # bodies, which the API rightly refuses (422; tested on its own).
+                case.headers["Idempotency-Key"] = str(uuid.uuid4())
+            if case.query and "after" in case.query and "before" in case.query:
+                # "Not with after", as the parameter says: OpenAPI cannot state that two
+                # query parameters exclude each other (the 422 is tested on its own).
+                del case.query["before"]
             # Every scope: the routes' 401 and 403 have their own generated test.
             case.call_and_validate(headers=HEADERS)
 
