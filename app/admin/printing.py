@@ -35,8 +35,9 @@ def print_status(statuses: dict[str, dict[str, Any]]) -> None:
     for name, status in statuses.items():
         print(f"{name:<10} " + " ".join(_cell(status[key]) for key in keys))
     if any(status["dead_letters"] is None for status in statuses.values()):
-        print("(dead letters: none reachable from here; the embedded broker's are in dev's "
-              "admin API, GET /admin/api/SERVICE/dlq)")  # fmt: skip
+        print("(dead letters -: not counted from here: no RabbitMQ reachable, or its "
+              "dead-letter queue held by another reader (logged above); the embedded "
+              "broker's are in dev's admin API, GET /admin/api/SERVICE/dlq)")  # fmt: skip
 
 
 def print_failed(data: dict[str, list[dict[str, Any]]]) -> None:

@@ -3,9 +3,11 @@ management plugin).
 
 Messages are taken with ``basic.get`` without ack, at most as many as the queue held when
 the operation began (a replayed message that dies again comes back to the queue and must
-not be taken twice). The ones the operation keeps are returned to the queue when its
-channel closes (AMQP 0-9-1: unacked messages are requeued when their channel closes); a
-quorum queue does not keep their order, so listings are sorted by time of death. A replay
+not be taken twice), and only once no other operation holds any (``amqp_dead_letter_holders``:
+a reader running beside another would see only part of the queue, or none of it). The
+ones the operation keeps are returned to the queue when its channel closes (AMQP 0-9-1:
+unacked messages are requeued when their channel closes); a quorum queue does not keep
+their order, so listings are sorted by time of death. A replay
 acks a message only after the broker confirmed its copy (publisher confirms, ``mandatory``
 to the owning service's queue through the default exchange), so a failure leaves it in the
 queue: replayed twice at worst, which the inbox absorbs, never lost.
@@ -32,6 +34,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError
 
 from app.outbox import broker_nodes
+from app.outbox.amqp_dead_letter_holders import take_unheld, unheld_queue
 from app.outbox.dead_letters import (
     NO_MESSAGE_ID,
     DeadLetter,
@@ -76,22 +79,15 @@ async def _dead_letter_queue(
             logger.debug("closing a broken connection failed", exc_info=True)
 
 
-async def _take(queue: AbstractQueue, limit: int) -> list[AbstractIncomingMessage]:
-    """Up to ``limit`` messages, unacked, never more than the queue held at the start."""
-    held = queue.declaration_result.message_count or 0
-    taken: list[AbstractIncomingMessage] = []
-    while len(taken) < min(limit, held):
-        message = await queue.get(no_ack=False, fail=False)
-        if message is None:
-            break
-        taken.append(message)
-    return taken
-
-
 async def dead_letter_depth(url: str, queue: str, *, connect_timeout: float) -> int:
-    """Messages ready in ``queue`` (a passive declaration: nothing is delivered)."""
-    state = await queue_state(url, queue, connect_timeout=connect_timeout)
-    return 0 if state is None else state.messages
+    """Messages in ``queue`` (passive declarations: nothing is delivered), counted once no
+    other operation holds any; 0 when it does not exist. Raises BrokerUnavailableError
+    (DeadLetterQueueBusyError when held for more than ``connect_timeout`` seconds)."""
+    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
+        if found is None:
+            return 0
+        unheld = await unheld_queue(channel, queue, within=connect_timeout)
+        return unheld.declaration_result.message_count or 0
 
 
 async def queue_state(url: str, queue: str, *, connect_timeout: float) -> QueueState | None:
@@ -109,10 +105,11 @@ async def list_dead_letters(
     url: str, queue: str, *, limit: int, connect_timeout: float
 ) -> list[DeadLetter]:
     """The first ``limit`` dead letters of ``queue``, left where they are."""
-    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (_, found):
+    async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
         if found is None:
             return []
-        return in_death_order([dead_letter_from(message) for message in await _take(found, limit)])
+        taken = await take_unheld(channel, queue, limit, within=connect_timeout)
+        return in_death_order([dead_letter_from(message) for message in taken])
 
 
 Taken = tuple[AbstractIncomingMessage, DeadLetter]
@@ -137,8 +134,10 @@ async def replay_dead_letters(
     async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
         if found is None:
             return [], []
+        # Before the try: a queue held by another operation is said as such (nothing done).
+        messages = await take_unheld(channel, queue, limit, within=connect_timeout)
         try:
-            taken = [(m, dead_letter_from(m)) for m in await _take(found, limit)]
+            taken = [(m, dead_letter_from(m)) for m in messages]
             chosen = [(m, letter) for m, letter in taken if selection.matches(letter)]
             left += [(letter, NO_MESSAGE_ID) for _, letter in chosen if not letter.message_id]
             chosen = [(m, letter) for m, letter in chosen if letter.message_id]
@@ -174,8 +173,8 @@ async def purge_dead_letters(
     async with _dead_letter_queue(url, queue, connect_timeout=connect_timeout) as (channel, found):
         if found is None:
             return []
+        taken = await take_unheld(channel, queue, limit, within=connect_timeout)
         try:
-            taken = await _take(found, limit)
             for message in taken:
                 letter = dead_letter_from(message)
                 if selection.matches(letter):

@@ -9,34 +9,45 @@ consumer to ``S.events.dlx`` with their reason. The queues carry only arguments 
 values never change (their type, and ``S.events.dlx`` as their dead-letter exchange, at
 least once): whatever dead-letters on the broker's side (an operator's ``delivery-limit``
 policy, or RabbitMQ 4's default limit of 20 for quorum queues) lands in ``S.events.dlq``
-instead of being dropped.
+instead of being dropped. ``S.events.dlq`` refuses publishes once over a length limit
+(``x-overflow: reject-publish``), which only an operator's policy can give it: the
+default overflow, drop-head, let RabbitMQ confirm a 10 MB dead letter and drop it at
+once under a 5 MB ``max-length-bytes`` policy, and the consumer acked the original.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
-from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity, ChannelPreconditionFailed
+from aio_pika.abc import AbstractConnection
 from pamqp.common import FieldValue
 
 from app.outbox import broker_nodes
 from app.outbox.names import DEFAULT_NAMES, MessagingNames
-
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
+from app.outbox.queue_declarations import (
+    TopologyAccessRefusedError as TopologyAccessRefusedError,
+)
+from app.outbox.queue_declarations import TopologyConflictError as TopologyConflictError
+from app.outbox.queue_declarations import declare_queue, refusable
 
 QUORUM: dict[str, FieldValue] = {"x-queue-type": "quorum"}
 # An argument earlier releases put on ``S.events``. A queue declared with it is adopted
 # (warned about) rather than refused, so that upgrading does not stop the consumer.
 LEGACY_ARGUMENTS = frozenset({"x-delivery-limit"})
+# ``S.events.dlq``'s: a dead letter over a length limit is refused (nacked: the consumer
+# keeps the message where it was, and RabbitMQ's own at-least-once dead-lettering keeps
+# retrying), never confirmed and then dropped. A quorum queue takes a publish while under
+# its limit, so one dead letter of any size RabbitMQ accepts always gets in.
+DEAD_LETTER_QUEUE_ARGUMENTS: dict[str, FieldValue] = {**QUORUM, "x-overflow": "reject-publish"}
+# A ``S.events.dlq`` of an earlier release lacks it: adopted as it is, with a warning,
+# once redeclared with that release's exact arguments (RabbitMQ names only the first
+# argument that differs, and a classic queue must still be refused).
+_EARLIER_DEAD_LETTER_QUEUE: dict[str, dict[str, FieldValue] | None] = {"x-overflow": QUORUM}
+# ``S.events`` with LEGACY_ARGUMENTS: whatever values it had, used as it is.
+_EARLIER_QUEUE: dict[str, dict[str, FieldValue] | None] = dict.fromkeys(LEGACY_ARGUMENTS)
 
 
 def queue_arguments(topology: ConsumerTopology) -> dict[str, FieldValue]:
@@ -49,9 +60,6 @@ def queue_arguments(topology: ConsumerTopology) -> dict[str, FieldValue]:
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
-
-
-_INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)'")
 
 
 @dataclass(frozen=True)
@@ -84,18 +92,6 @@ class QueueBindings:
         return cls(ConsumerTopology.for_service(service, names), tuple(sorted(event_names)))
 
 
-class TopologyConflictError(Exception):
-    """RabbitMQ refused a declaration (an existing entity differs, or no permission).
-
-    Not a passing fault: retrying cannot help, so processes exit 1 with this message.
-    """
-
-
-class TopologyAccessRefusedError(TopologyConflictError):
-    """The account may not configure (403 ACCESS_REFUSED): a least-privilege relay or
-    consumer, which uses the topology ``broker declare`` made instead."""
-
-
 async def declare_topology(
     connection: AbstractConnection,
     bindings: Sequence[QueueBindings],
@@ -110,76 +106,34 @@ async def declare_topology(
     """
     channel = await connection.channel()
     try:
-        events = await _refusable(
+        events = await refusable(
             f"exchange {exchange}",
             channel.declare_exchange(exchange, aio_pika.ExchangeType.TOPIC, durable=True),
         )
         for item in bindings:
             names = item.topology
-            dead_letters = await _refusable(
+            dead_letters = await refusable(
                 f"exchange {names.dead_letter_exchange}",
                 channel.declare_exchange(
                     names.dead_letter_exchange, aio_pika.ExchangeType.FANOUT, durable=True
                 ),
             )
-            channel, dlq = await _declare_queue(
-                connection, channel, names.dead_letter_queue, QUORUM
+            channel, dlq = await declare_queue(
+                connection,
+                channel,
+                names.dead_letter_queue,
+                DEAD_LETTER_QUEUE_ARGUMENTS,
+                earlier=_EARLIER_DEAD_LETTER_QUEUE,
             )
-            await _refusable(f"binding of {names.dead_letter_queue}", dlq.bind(dead_letters, ""))
-            channel, queue = await _declare_queue(
-                connection, channel, names.queue, queue_arguments(names)
+            await refusable(f"binding of {names.dead_letter_queue}", dlq.bind(dead_letters, ""))
+            channel, queue = await declare_queue(
+                connection, channel, names.queue, queue_arguments(names), earlier=_EARLIER_QUEUE
             )
             for name in item.event_names:
-                await _refusable(f"binding of {names.queue}", queue.bind(events, name))
+                await refusable(f"binding of {names.queue}", queue.bind(events, name))
     finally:
         if not channel.is_closed:
             await channel.close()
-
-
-async def _declare_queue(
-    connection: AbstractConnection,
-    channel: AbstractChannel,
-    name: str,
-    arguments: dict[str, FieldValue],
-) -> tuple[AbstractChannel, AbstractQueue]:
-    """Declare quorum queue ``name``; returns it and the channel to go on with (a new one
-    when a legacy queue was adopted, since a refused declaration closes its channel)."""
-    try:
-        return channel, await channel.declare_queue(name, durable=True, arguments=arguments)
-    except ChannelAccessRefused as exc:
-        raise _conflict(f"queue {name}", exc) from exc
-    except ChannelPreconditionFailed as exc:
-        found = _INEQUIVALENT.search(str(exc))
-        if found is None or found.group(1) not in LEGACY_ARGUMENTS:
-            raise _conflict(f"queue {name}", exc) from exc
-        logger.warning(
-            "queue declared by an earlier release with %s; using it as it is (its "
-            "arguments still apply beside the consumer's own limit; delete it once empty "
-            "and restart to drop them)",
-            found.group(1),
-            extra={"queue": name},
-        )
-    fresh = await connection.channel()
-    return fresh, await fresh.declare_queue(name, durable=True, passive=True)
-
-
-async def _refusable(what: str, declaration: Awaitable[T]) -> T:
-    try:
-        return await declaration
-    except (ChannelPreconditionFailed, ChannelAccessRefused, ChannelNotFoundEntity) as exc:
-        raise _conflict(what, exc) from exc
-
-
-def _conflict(what: str, exc: Exception) -> TopologyConflictError:
-    if isinstance(exc, ChannelAccessRefused):
-        return TopologyAccessRefusedError(
-            f"this account may not declare {what}: {exc.args[-1] if exc.args else exc!r}"
-        )
-    return TopologyConflictError(
-        f"RabbitMQ refused to declare {what}: {exc.args[-1] if exc.args else exc!r}. "
-        "It exists with other settings, or this user may not configure it: delete or "
-        "rename it, or grant the permission, then start again"
-    )
 
 
 async def declare_at(

@@ -8,7 +8,7 @@ import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import aio_pika
 import pytest
@@ -54,6 +54,16 @@ async def throwaway_vhost() -> AsyncIterator[str]:
         yield url
     finally:
         await asyncio.to_thread(_ctl, "delete_vhost", vhost)
+
+
+async def operator_policy(url: str, name: str, pattern: str, definition: str) -> None:
+    """An operator's policy on the queues of ``url``'s vhost, which must be a test's own
+    (``throwaway_vhost``: its policies go with it); ``definition`` is its JSON."""
+    vhost = unquote(urlsplit(url).path.removeprefix("/"))
+    assert vhost.startswith("cc_test_"), f"policies only on a test's own vhost, not {vhost!r}"
+    await asyncio.to_thread(
+        _ctl, "set_policy", "-p", vhost, name, pattern, definition, "--apply-to", "queues"
+    )
 
 
 async def bind_queue(url: str, queue: str, *routing_keys: str) -> None:

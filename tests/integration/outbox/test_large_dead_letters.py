@@ -21,7 +21,7 @@ from app.outbox.broker import RabbitMQBroker
 from app.outbox.topology import declare_at
 from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import order_placed, running_consumer, wait_until
-from tests.support.rabbit import queue_depth
+from tests.support.rabbit import operator_policy, queue_depth
 
 pytestmark = [pytest.mark.rabbitmq, pytest.mark.postgres]
 
@@ -106,3 +106,31 @@ async def test_a_poison_message_leaving_no_room_for_the_reason_is_dead_lettered(
 
 async def _stock_is(catalog_db: str, product: uuid.UUID, stock: int) -> bool:
     return await stock_of(catalog_db, product) == stock
+
+
+async def test_a_10_mb_dead_letter_over_a_length_limit_stays_where_it_was(
+    broker: str, catalog_db: str
+) -> None:
+    """An operator's policy caps the dead-letter queues at 5 MB (RabbitMQ's default overflow
+    drops from the head): RabbitMQ confirmed each 10 MB dead letter, then dropped it, and
+    the consumer acked the original: both 10 MB messages vanished from both queues. Over
+    its limit the dead-letter queue must refuse a dead letter, so the message stays in
+    catalog.events; the first, taken while the queue was under its limit, stays there."""
+    await operator_policy(broker, "cap", r"\.dlq$", '{"max-length-bytes": 5000000}')
+    await declare_at(broker, all_bindings(), within=30)
+    product = await new_product(catalog_db, stock=10)
+    first, second = str(uuid.uuid4()), str(uuid.uuid4())
+    async with running_consumer(catalog_db, broker):
+        for poison_id in (first, second):
+            await _publish(broker, order_placed(product, customerName="A" * 10_000_000), poison_id)
+        await _publish(broker, order_placed(product, quantity=2), str(uuid.uuid4()))
+
+        async def the_next_message_applied() -> bool:
+            return await stock_of(catalog_db, product) == 8
+
+        # Messages are handled in delivery order: both 10 MB ones have been tried.
+        await wait_until(the_next_message_applied, timeout=30)
+    rabbit = RabbitMQBroker(broker)
+    letters = await rabbit.dead_letters("catalog")
+    assert [(letter.message_id, len(letter.body)) for letter in letters] == [(first, 10_000_139)]
+    assert await queue_depth(broker, "catalog.events") == 1  # the second, back on close

@@ -86,11 +86,15 @@ async def test_a_queue_of_an_earlier_release_is_adopted(broker: str) -> None:
     async with await aio_pika.connect(broker) as connection:
         channel = await connection.channel()
         queue = await _quorum_with("catalog.events", legacy)(channel)
-        assert isinstance(queue, aio_pika.abc.AbstractQueue)
-        await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=queue.name)
+        # Its dead-letter queue as it was: a quorum queue without an overflow argument.
+        dead_letters = await _quorum_with("catalog.events.dlq", {})(channel)
+        for made in (queue, dead_letters):
+            assert isinstance(made, aio_pika.abc.AbstractQueue)
+            await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key=made.name)
     for _ in range(2):  # and again: idempotent
         await declare_at(broker, all_bindings(), within=30)
     assert await queue_depth(broker, "catalog.events") == 1
+    assert await queue_depth(broker, "catalog.events.dlq") == 1
     assert await queue_depth(broker, "ordering.events") == 0
 
 

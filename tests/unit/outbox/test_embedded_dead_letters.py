@@ -1,6 +1,7 @@
 """The embedded broker's dead letters: one without a message id is left where it is (the
 inbox could not recognise a second copy); a negative limit is refused; a 10 MB poison
-message is dead-lettered whole (librdkafka #488, Apache Pulsar #6961)."""
+message is dead-lettered whole, and seen by readers running at once (librdkafka #488,
+Apache Pulsar #6961)."""
 
 from __future__ import annotations
 
@@ -94,6 +95,16 @@ async def test_a_10_mb_poison_message_is_dead_lettered_whole() -> None:
     assert letter.reason == f"body of {len(body)} bytes is over the 65536-byte limit"
     assert processor.applied == [valid.event_id]
     assert await broker.queue_state("catalog.events") == QueueState(messages=0, consumers=0)
+    # Several readers at once all see it, as on RabbitMQ (test_dead_letter_readers.py):
+    # the embedded broker lists without taking anything out of the queue.
+    *listings, first, second = await asyncio.gather(
+        *(broker.dead_letters("catalog") for _ in range(3)),
+        *(broker.dead_letter_summary("catalog") for _ in range(2)),
+    )
+    assert [[item.message_id for item in listing] for listing in listings] == [
+        [str(poison.message_id)]
+    ] * 3
+    assert (first.depth, second.depth) == (1, 1)
     await broker.close()
 
 
