@@ -6,6 +6,11 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Request
+from starlette.datastructures import ImmutableMultiDict
+
+# A form's fields: ``form.get(name)`` the last value sent under it, ``form.getlist(name)``
+# every one, in order (the Operations page sends one field per dead letter).
+Form = ImmutableMultiDict[str, str]
 
 # The pages whose forms post to paths under them (/orders/{id}/cancel → /orders).
 PAGES = ("/products", "/orders", "/operations", "/sign-in")
@@ -32,12 +37,12 @@ def check_origin(request: Request) -> None:
         )
 
 
-def parse_form(body: bytes) -> dict[str, str]:
+def parse_form(body: bytes) -> Form:
     """The fields of an ``application/x-www-form-urlencoded`` body (WHATWG URL §5.1:
-    UTF-8, percent-encoded bytes included). Raises FormRefusedError (400) for anything
-    that is not UTF-8, instead of reading it as U+FFFD."""
+    UTF-8, percent-encoded bytes included), repeated names kept. Raises FormRefusedError
+    (400) for anything that is not UTF-8, instead of reading it as U+FFFD."""
     try:
-        return dict(parse_qsl(body.decode("utf-8"), errors="strict"))
+        return Form(parse_qsl(body.decode("utf-8"), errors="strict"))
     except UnicodeDecodeError as exc:
         raise FormRefusedError(
             400,

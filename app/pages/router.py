@@ -18,7 +18,7 @@ from fastapi.templating import Jinja2Templates
 
 from app.pages import flash, operations_view
 from app.pages.api_client import ApiError, Apis
-from app.pages.forms import FormRefusedError, check_origin, page_of, parse_form
+from app.pages.forms import Form, FormRefusedError, check_origin, page_of, parse_form
 from app.pages.paging import PAGE_ROWS, Pager, position, read_page
 from app.pages.provider_sign_in import (
     FLOW_COOKIE,
@@ -50,7 +50,7 @@ def _apis(request: Request) -> Apis:
     return apis
 
 
-async def _form(request: Request) -> dict[str, str]:
+async def _form(request: Request) -> Form:
     # The pages' forms are url-encoded; no multipart parser needed. FormRefusedError: from
     # another site, or not UTF-8.
     check_origin(request)
@@ -244,7 +244,7 @@ async def delete_product(product_id: str, request: Request) -> Response:
     return _back("/products", message=f"deleted {form.get('name', 'the product')}")
 
 
-def _product_body(form: dict[str, str]) -> dict[str, Any]:
+def _product_body(form: Form) -> dict[str, Any]:
     # The API validates (and explains); numbers that do not parse are passed on as text so
     # that its 422 names the field.
     return {"name": form.get("name", ""), "price": _number(form.get("price", "")),

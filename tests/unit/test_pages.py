@@ -3,6 +3,7 @@ from another site, a sign-in that did not start here refused."""
 
 from __future__ import annotations
 
+import string
 from collections.abc import AsyncIterator
 
 import httpx
@@ -171,6 +172,7 @@ async def test_pages_are_never_framed_nor_cached(web: httpx.AsyncClient) -> None
 async def test_operations_act_on_exactly_the_letters_shown() -> None:
     from app.pages import operations_view
     from app.pages.api_client import ApiError, Apis
+    from app.pages.forms import Form
 
     asked: list[tuple[str, object]] = []
 
@@ -181,11 +183,28 @@ async def test_operations_act_on_exactly_the_letters_shown() -> None:
             return {"purged": 2}
 
     apis = Recording(ordering=None, catalog=None)  # type: ignore[arg-type]
-    done = await operations_view.operate(apis, "catalog", "dlq-purge", {"ids": "a b"}, "t")
-    assert asked == [("/admin/api/catalog/dlq/purge", {"ids": ["a", "b"]})]
+    ids = ["junk a b", "line\nbreak", "cr\rlf", "\u00e9\U0001f600", " "]
+    form = Form([("letter", operations_view.letter_field(i)) for i in ids])
+    done = await operations_view.operate(apis, "catalog", "dlq-purge", form, "t")
+    assert asked == [("/admin/api/catalog/dlq/purge", {"ids": ids})]
     assert done == "catalog: purged 2 dead letter(s)"
-    with pytest.raises(ApiError):
-        await operations_view.operate(apis, "catalog", "dlq-purge", {"reason": "x"}, "t")
+    assert all(
+        set(operations_view.letter_field(i)) <= set(string.ascii_letters + string.digits + "-_")
+        for i in ids
+    )
+    for refused in (Form([("reason", "x")]), Form([("letter", "a b")]), Form([("letter", "_w")])):
+        with pytest.raises(ApiError):
+            await operations_view.operate(apis, "catalog", "dlq-purge", refused, "t")
+
+
+def test_one_reasons_form_fits_the_request_limit_whatever_the_ids() -> None:
+    from app.pages import operations_view
+
+    letters = [{"messageId": f"{n:03d}" + "x" * 252, "reason": "r"} for n in range(500)]
+    [group] = operations_view._groups(letters)
+    assert group.count == 500 and 0 < len(group.letters) < 500
+    body = "&".join(f"letter={letter}" for letter in group.letters)
+    assert len(body) <= operations_view.FORM_BYTES < 64 * 1024
 
 
 async def test_the_development_sign_in_refuses_a_proxied_request() -> None:
