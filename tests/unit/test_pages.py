@@ -228,3 +228,19 @@ async def test_a_callback_with_a_non_ascii_state_is_refused_not_a_500(
     response = await web.get("/sign-in/callback", params={"state": "\u20ac", "code": "x"})
     assert response.status_code == 303
     assert response.headers["location"] == "/sign-in" and FLASH in response.cookies
+
+
+async def test_the_providers_error_is_said_in_fixed_words_never_the_address(
+    web: httpx.AsyncClient,
+) -> None:
+    """A link to the callback carries whatever its author wrote in ``error`` and
+    ``error_description``; only the error codes of RFC 6749 §4.1.2.1 are named."""
+    await web.get("/sign-in/provider", params={"next": "/orders"})
+    lure = "account_locked: call +1 555 0100 to unlock it"
+    for query in ({"error": lure}, {"error": "access_denied", "error_description": lure}):
+        failed = await web.get("/sign-in/callback", params=query)
+        assert (failed.status_code, failed.headers["location"]) == (303, "/sign-in")
+        page = await web.get("/sign-in")
+        assert "did not sign you in" in page.text, page.text
+        assert "555" not in page.text and "account_locked" not in page.text, query
+    assert "access_denied" in page.text  # a code of the RFC, named
