@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from app.logs import escape_controls
 from app.pages import flash, operations_view
 from app.pages.api_client import ApiError, Apis
 from app.pages.forms import Form, FormRefusedError, check_origin, page_of, parse_form
@@ -30,6 +31,7 @@ from app.pages.reasons import reason_words
 from app.pages.session import (
     Sessions,
     SignInRequiredError,
+    cookie_value,
     forget,
     has_cookie,
     keep,
@@ -57,13 +59,23 @@ async def _form(request: Request) -> Form:
     return parse_form(await request.body())
 
 
-def _back(path: str, *, message: str | None = None, error: str | None = None) -> Response:
-    # What happened travels in a signed one-time flash: the address stays clean.
+def _back(
+    request: Request,
+    path: str,
+    *,
+    message: str | None = None,
+    error: str | None = None,
+    session: str | None = None,
+) -> Response:
+    # What happened travels in a signed one-time flash: the address stays clean. It shows
+    # in this browser, while its session is ``session`` (by default the request's own).
+    # Its words are fixed, or the API's: never a form's (anyone can write a form).
     response = RedirectResponse(path, status_code=303)
+    bound = cookie_value(request) if session is None else session
     if error:
-        flash.say(response, flash.Flash("error", error))
+        flash.say(response, request, flash.Flash("error", error), session=bound)
     elif message:
-        flash.say(response, flash.Flash("message", message))
+        flash.say(response, request, flash.Flash("message", message), session=bound)
     return response
 
 
@@ -71,13 +83,16 @@ def _page(request: Request, template: str, **context: Any) -> HTMLResponse:
     # A page the browser navigates to shows the flash (once); the Orders table fetched
     # by script (Sec-Fetch-Mode: cors) leaves it for the page.
     navigating = request.headers.get("sec-fetch-mode", "navigate") == "navigate"
-    banner = flash.read(request) if navigating else None
+    banner = flash.read(request, session=cookie_value(request)) if navigating else None
+    # Shown as written, but never reordered nor hidden: bidirectional and other invisible
+    # controls are written as escapes.
+    words = escape_controls(banner.text) if banner else None
     page = templates.TemplateResponse(
         request,
         template,
         {
-            "message": banner.text if banner and banner.kind == "message" else None,
-            "error": banner.text if banner and banner.kind == "error" else None,
+            "message": words if banner and banner.kind == "message" else None,
+            "error": words if banner and banner.kind == "error" else None,
             "signed_in": signed_in(request),
             "docs_url": request.app.state.page_docs_url,
             **context,
@@ -109,7 +124,9 @@ async def sign_in_page(request: Request) -> HTMLResponse:
 async def sign_in(request: Request) -> Response:
     sign_in_as_developer: Callable[[], str] | None = request.app.state.page_sign_in
     if sign_in_as_developer is None:
-        return _back("/sign-in", error="no development sign-in here: use your identity provider")
+        return _back(
+            request, "/sign-in", error="no development sign-in here: use your identity provider"
+        )
     client = request.client.host if request.client else ""
     proxied = any(name in request.headers for name in _PROXY_HEADERS)
     if (
@@ -119,10 +136,10 @@ async def sign_in(request: Request) -> Response:
     ):
         # Anyone who reaches it would get every scope: this machine's own browser only
         # (a name that only resolves here, as DNS rebinding would use, is refused too).
-        return _back("/sign-in", error="the development sign-in answers only on 127.0.0.1")
+        return _back(request, "/sign-in", error="the development sign-in answers only on 127.0.0.1")
     token = sign_in_as_developer()
     form = await _form(request)
-    response = _back(_safe(form.get("next")))
+    response = _back(request, _safe(form.get("next")))
     keep(response, request, token)
     return response
 
@@ -131,11 +148,11 @@ async def sign_in(request: Request) -> Response:
 async def sign_in_with_provider(request: Request) -> Response:
     provider: IdentityProvider | None = request.app.state.page_provider
     if provider is None:
-        return _back("/sign-in", error="no identity provider is configured here")
+        return _back(request, "/sign-in", error="no identity provider is configured here")
     try:
         url, flow = provider.start(_callback(request), _safe(request.query_params.get("next")))
     except SignInFailedError as exc:
-        return _back("/sign-in", error=str(exc))
+        return _back(request, "/sign-in", error=str(exc))
     response = RedirectResponse(url, status_code=303)
     # Lax, not Strict: it must come back with the provider's redirect to the callback.
     response.set_cookie(FLOW_COOKIE, flow, max_age=FLOW_SECONDS, httponly=True,
@@ -148,13 +165,13 @@ async def sign_in_with_provider(request: Request) -> Response:
 async def sign_in_callback(request: Request) -> Response:
     provider: IdentityProvider | None = request.app.state.page_provider
     if provider is None:
-        return _back("/sign-in", error="no identity provider is configured here")
+        return _back(request, "/sign-in", error="no identity provider is configured here")
     try:
         token, expires, next_path = await provider.finish(
             request.cookies.get(FLOW_COOKIE), dict(request.query_params), _callback(request)
         )
     except SignInFailedError as exc:
-        return _back("/sign-in", error=str(exc))
+        return _back(request, "/sign-in", error=str(exc))
     # A page that moves on by itself rather than a redirect: the session cookie is
     # SameSite=Strict, and a redirect chain that began at the provider would not carry it.
     response = _page(request, "signed_in.html", next=_safe(next_path))
@@ -188,7 +205,7 @@ def _safe(path: str | None) -> str:
 @router.post("/sign-out")
 async def sign_out(request: Request) -> Response:
     await _form(request)  # a form from another site may not sign the user out either
-    response = _back("/sign-in", message="signed out")
+    response = _back(request, "/sign-in", message="signed out", session="")
     forget(response, request)  # the session ends here: a copy of the cookie is dead too
     return response
 
@@ -208,8 +225,9 @@ async def create_product(request: Request) -> Response:
     form = await _form(request)
     apis = _apis(request)
     body = _product_body(form)
-    await apis.call(apis.catalog, "POST", "/api/catalog/products", token_of(request), body)
-    return _back("/products", message=f"added {body['name']}")
+    created = await apis.call(apis.catalog, "POST", "/api/catalog/products", token_of(request),
+                              body)  # fmt: skip
+    return _back(request, "/products", message=f"added {created['name']}")
 
 
 @router.post("/products/{product_id}")
@@ -219,29 +237,31 @@ async def replace_product(product_id: str, request: Request) -> Response:
     body = _product_body(form)
     shown = form.get("etag", "")
     if not re.fullmatch(r'"[0-9]{1,19}"', shown):  # as products_page wrote it; never no If-Match
-        return _back("/products", error="this form is from an older page: reload and save again")
+        return _back(
+            request, "/products", error="this form is from an older page: reload and save again"
+        )
     # The form carries the product's ETag from when the page showed it, sent as If-Match:
     # if anything changed since (an order took stock, another edit), the API refuses it
     # (412) and nothing is saved, rather than the form's values undoing that change.
     try:
-        await apis.call(apis.catalog, "PUT", f"/api/catalog/products/{quote(product_id)}",
-                        token_of(request), body, headers={"If-Match": shown})  # fmt: skip
+        saved = await apis.call(apis.catalog, "PUT", f"/api/catalog/products/{quote(product_id)}",
+                                token_of(request), body, headers={"If-Match": shown})  # fmt: skip
     except ApiError as exc:
         if exc.status != 412:
             raise
-        return _back("/products", error=(
-            f"{body['name']} changed meanwhile; nothing saved (an order or another edit "
+        return _back(request, "/products", error=(
+            "the product changed meanwhile; nothing saved (an order or another edit "
             "changed it after this page was loaded): check its values and save again"))  # fmt: skip
-    return _back("/products", message=f"saved {body['name']}")
+    return _back(request, "/products", message=f"saved {saved['name']}")
 
 
 @router.post("/products/{product_id}/delete")
 async def delete_product(product_id: str, request: Request) -> Response:
-    form = await _form(request)
+    await _form(request)  # a form from another site may not delete either
     apis = _apis(request)
     await apis.call(apis.catalog, "DELETE", f"/api/catalog/products/{quote(product_id)}",
                     token_of(request))  # fmt: skip
-    return _back("/products", message=f"deleted {form.get('name', 'the product')}")
+    return _back(request, "/products", message="product deleted")
 
 
 def _product_body(form: Form) -> dict[str, Any]:
@@ -293,7 +313,7 @@ async def place_order(request: Request) -> Response:
     body = {"customerName": form.get("customerName", ""), "productId": form.get("productId", ""),
             "quantity": _number(form.get("quantity", "1"))}  # fmt: skip
     await apis.call(apis.ordering, "POST", "/api/ordering/order", token_of(request), body)
-    return _back("/orders", message="order placed")
+    return _back(request, "/orders", message="order placed")
 
 
 @router.post("/orders/{order_id}/cancel")
@@ -305,7 +325,7 @@ async def cancel_order(order_id: str, request: Request) -> Response:
     # Back to the page the order was on (its position, checked: nothing else of the form
     # goes into the address).
     page = position(form.get("page", ""))
-    return _back(f"/orders?{page}" if page else "/orders", message="order cancelled")
+    return _back(request, f"/orders?{page}" if page else "/orders", message="order cancelled")
 
 
 @router.get("/operations")
@@ -323,7 +343,7 @@ async def operate(service: str, action: str, request: Request) -> Response:
         raise HTTPException(404, "no such operation")
     form = await _form(request)
     done = await operations_view.operate(_apis(request), service, action, form, token_of(request))
-    return _back("/operations", message=done)
+    return _back(request, "/operations", message=done)
 
 
 async def sign_in_required(request: Request, _exc: Exception) -> Response:
@@ -344,7 +364,7 @@ async def api_error(request: Request, exc: Exception) -> Response:
         page = _page(request, "error.html", status=exc.status, detail=exc.detail)
         page.status_code = exc.status
         return page
-    return _back(_form_page(request), error=exc.detail)
+    return _back(request, _form_page(request), error=exc.detail)
 
 
 def _form_page(request: Request) -> str:

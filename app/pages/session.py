@@ -110,6 +110,11 @@ def has_cookie(request: Request) -> bool:
     return bool(request.cookies.get(cookie_name(request)))
 
 
+def cookie_value(request: Request) -> str:
+    """The session cookie ``request`` carries ("" for none), live or not."""
+    return request.cookies.get(cookie_name(request), "")
+
+
 def development_sign_in(settings: Settings, *, development: bool) -> str | None:
     """A token with every scope signed with the development secret, when there is one
     (``dev``, or AUTH_JWT_SECRET); None with only an identity provider."""

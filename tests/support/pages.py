@@ -4,7 +4,7 @@ two APIs replaced by a stand-in that records what the pages asked and answers as
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -25,15 +25,27 @@ BASE_URL = "http://127.0.0.1:8000"
 Answer = Callable[[str, str, Any], Any]  # (method, path, body) → JSON, or raises ApiError
 
 
+def _as_stored(method: str, path: str, body: Any) -> Any:
+    # A POST or PUT answers what it stored (as the APIs answer a product); a GET, nothing.
+    return body if method in {"POST", "PUT"} and isinstance(body, dict) else []
+
+
 @dataclass
 class StandInApis(Apis):
     """Both APIs: each call is recorded in ``asked`` and answered by ``answer``."""
 
-    answer: Answer = field(default=lambda method, path, body: [])
+    answer: Answer = field(default=_as_stored)
     asked: list[tuple[str, str, Any]] = field(default_factory=list)
 
     async def call(
-        self, client: httpx.AsyncClient, method: str, path: str, token: str, body: Any = None
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         self.asked.append((method, path, body))
         return self.answer(method, path, body)
