@@ -136,3 +136,15 @@ async def test_a_flash_shows_only_in_the_browser_it_was_made_for() -> None:
             page = await stranger.get("/sign-in")
             assert "no identity provider" in page.text  # where it was made, it shows
 
+async def test_a_banner_never_displays_reordered_or_hidden_text() -> None:
+    def refuse(method: str, path: str, body: Any) -> Any:
+        if method == "POST":
+            raise ApiError(409, "name \u202etxt.exe\u202c taken\u200b")
+        return []
+
+    async with signed_in_pages() as pages:
+        pages.apis.answer = refuse
+        await pages.client.post("/products", content=b"name=Lamp&price=1&stockCount=3")
+        page = await pages.client.get("/products")
+        assert "name \\u202etxt.exe\\u202c taken\\u200b<" in page.text
+        assert not any(c in page.text for c in "\u202e\u202c\u200b")
