@@ -136,6 +136,7 @@ async def test_a_flash_shows_only_in_the_browser_it_was_made_for() -> None:
             page = await stranger.get("/sign-in")
             assert "no identity provider" in page.text  # where it was made, it shows
 
+
 async def test_a_banner_never_displays_reordered_or_hidden_text() -> None:
     def refuse(method: str, path: str, body: Any) -> Any:
         if method == "POST":
