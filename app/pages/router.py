@@ -3,7 +3,6 @@ redirects back, so a reload never repeats an action)."""
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from app.logs import escape_controls
 from app.pages import flash, operations_view
 from app.pages.api_client import ApiError, Apis
 from app.pages.forms import Form, FormRefusedError, check_origin, page_of, parse_form
+from app.pages.numbers import JsonNumber, NotANumberError, typed_number
 from app.pages.paging import PAGE_ROWS, Pager, position, read_page
 from app.pages.provider_sign_in import (
     FLOW_COOKIE,
@@ -265,20 +265,17 @@ async def delete_product(product_id: str, request: Request) -> Response:
 
 
 def _product_body(form: Form) -> dict[str, Any]:
-    # The API validates (and explains); numbers that do not parse are passed on as text so
-    # that its 422 names the field.
-    return {"name": form.get("name", ""), "price": _number(form.get("price", "")),
-            "stockCount": _number(form.get("stockCount", ""))}  # fmt: skip
+    # The API validates (and explains); the numbers go as typed (app.pages.numbers).
+    return {"name": form.get("name", ""), "price": _typed("price", form.get("price", "")),
+            "stockCount": _typed("stock", form.get("stockCount", ""))}  # fmt: skip
 
 
-def _number(text: str) -> Any:
-    # Plain decimal numbers only ("nan", "inf", "1_000" stay text, for the API to refuse).
-    if not re.fullmatch(r"-?[0-9]+(\.[0-9]+)?", text.strip()):
-        return text
-    value = float(text)
-    if not math.isfinite(value):
-        return text
-    return int(value) if value.is_integer() else value
+def _typed(field: str, text: str) -> JsonNumber:
+    # Refused on the page, as the API's refusals are: what no API could read as a number.
+    try:
+        return typed_number(field, text)
+    except NotANumberError as exc:
+        raise ApiError(422, str(exc)) from exc
 
 
 async def _orders(request: Request) -> Pager:
@@ -311,7 +308,7 @@ async def place_order(request: Request) -> Response:
     form = await _form(request)
     apis = _apis(request)
     body = {"customerName": form.get("customerName", ""), "productId": form.get("productId", ""),
-            "quantity": _number(form.get("quantity", "1"))}  # fmt: skip
+            "quantity": _typed("quantity", form.get("quantity", "1"))}  # fmt: skip
     await apis.call(apis.ordering, "POST", "/api/ordering/order", token_of(request), body)
     return _back(request, "/orders", message="order placed")
 

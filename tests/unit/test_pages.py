@@ -149,12 +149,19 @@ async def test_no_path_that_a_browser_reads_as_another_host(
     assert started.cookies[FLOW_COOKIE].strip('"').endswith(" /products"), target
 
 
-def test_numbers_the_api_cannot_take_are_passed_on_as_text() -> None:
-    from app.pages.router import _number
+def test_numbers_go_as_typed_and_what_is_no_number_is_refused() -> None:
+    from app.pages.numbers import NotANumberError, json_text, typed_number
 
-    assert _number("12") == 12 and _number("2.5") == 2.5
-    for text in ("nan", "inf", "-inf", "1e400", "1_000", "\uff11\uff12", ""):
-        assert _number(text) == text
+    for typed, sent in (("12", "12"), ("2.50", "2.50"), (" 1e2 ", "1e2"), (".5", "0.5"),
+                        ("-.5", "-0.5"), ("007", "7"), ("1.0000000000000001", "1.0000000000000001"),
+                        ("-0", "-0"), ("1E-2", "1E-2")):  # fmt: skip
+        assert typed_number("price", typed) == sent, typed
+    for text in ("nan", "inf", "-inf", "1_000", "\uff11\uff12", "", "-", ".", "1.", "+1", "1e",
+                 "1" * 101):  # fmt: skip
+        with pytest.raises(NotANumberError, match="^price: write a number"):
+            typed_number("price", text)
+    body = {"name": "a\u00e9", "price": typed_number("price", "1.10"), "ids": ["x", 1]}
+    assert json_text(body) == '{"name":"a\\u00e9","price":1.10,"ids":["x",1]}'
 
 
 async def test_a_cross_site_link_does_not_sign_the_user_out(web: httpx.AsyncClient) -> None:
