@@ -14,6 +14,8 @@ Form = ImmutableMultiDict[str, str]
 
 # The pages whose forms post to paths under them (/orders/{id}/cancel → /orders).
 PAGES = ("/products", "/orders", "/operations", "/sign-in")
+# Every path a page's form posts to.
+FORM_PATHS = (*PAGES, "/sign-out")
 
 
 class FormRefusedError(Exception):
@@ -49,6 +51,11 @@ def parse_form(body: bytes) -> Form:
             "The form's text is not UTF-8, so nothing was saved. Send it again from this "
             "site's page (browsers send UTF-8), or have your tool encode it as UTF-8.",
         ) from exc
+
+
+def is_form_path(path: str) -> bool:
+    """Whether a page's form posts to ``path`` (FORM_PATHS, and the paths under them)."""
+    return any(path == form or path.startswith(form + "/") for form in FORM_PATHS)
 
 
 def page_of(path: str) -> str:

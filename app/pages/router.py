@@ -14,11 +14,19 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.types import Scope
 
 from app.logs import escape_controls
 from app.pages import flash, operations_view
 from app.pages.api_client import ApiError, Apis
-from app.pages.forms import Form, FormRefusedError, check_origin, page_of, parse_form
+from app.pages.forms import (
+    Form,
+    FormRefusedError,
+    check_origin,
+    is_form_path,
+    page_of,
+    parse_form,
+)
 from app.pages.numbers import JsonNumber, NotANumberError, typed_number
 from app.pages.paging import PAGE_ROWS, Pager, position, read_page
 from app.pages.provider_sign_in import (
@@ -374,10 +382,24 @@ def _form_page(request: Request) -> str:
 async def form_refused(request: Request, exc: Exception) -> Response:
     """A form that cannot be read (another site's, not UTF-8): a page saying why."""
     assert isinstance(exc, FormRefusedError)
+    return _refused(request, exc)
+
+
+def _refused(request: Request, exc: FormRefusedError) -> Response:
     page = _page(request, "error.html", status=exc.status, detail=exc.words,
                  heading="Form refused")  # fmt: skip
     page.status_code = exc.status
     return page
+
+
+def form_too_large(scope: Scope, max_bytes: int) -> Response | None:
+    """A page's form over the request limit (BodySizeLimitMiddleware): a page in words,
+    as other refused forms get; None for any other path (an API's: JSON)."""
+    if scope["method"] != "POST" or not is_form_path(scope["path"]):
+        return None
+    words = (f"This form is larger than this site takes ({max_bytes // 1024} KiB), so "
+             "nothing was done. Send less at once: a shorter text, or fewer items.")  # fmt: skip
+    return _refused(Request(scope), FormRefusedError(413, words))
 
 
 def install(
@@ -399,3 +421,4 @@ def install(
     app.add_exception_handler(SignInRequiredError, sign_in_required)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(FormRefusedError, form_refused)
+    app.state.body_too_large = form_too_large

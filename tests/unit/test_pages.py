@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +16,8 @@ from app.pages.provider_sign_in import FLOW_COOKIE
 from app.pages.serving import create_web_app
 from app.pages.session import COOKIE
 from app.settings import Settings
+from tests.support.auth import HEADERS
+from tests.support.pages import LOOPBACK_CLIENT
 
 
 @pytest.fixture
@@ -100,10 +103,30 @@ async def test_a_failed_form_goes_back_only_to_a_page_of_this_site(
         assert FLASH in response.cookies  # the error, said on that page
 
 
-async def test_a_body_over_the_limit_is_refused(web: httpx.AsyncClient, web_app: FastAPI) -> None:
+async def test_a_body_over_the_limit_is_refused_with_a_page_in_words(
+    web: httpx.AsyncClient, web_app: FastAPI
+) -> None:
     _signed_in(web, web_app)
-    response = await web.post("/orders", content=b"x" * 70_000)
-    assert response.status_code == 413
+    for path in ("/orders", "/products/x/delete", "/operations/catalog/dlq-purge", "/sign-in"):
+        response = await web.post(path, content=b"x" * 70_000)
+        assert response.status_code == 413, path
+        assert response.headers["content-type"].startswith("text/html"), (path, response.text)
+        assert "<h1>Form refused</h1>" in response.text and "nothing was done" in response.text
+
+
+async def test_in_dev_the_apis_still_answer_json_to_a_body_over_the_limit(tmp_path: Path) -> None:
+    from app.dev import create_dev_app
+
+    app = create_dev_app(Settings(ordering_database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db",
+                                  catalog_database_url=f"sqlite+aiosqlite:///{tmp_path}/c.db",
+                                  broker_url="memory://"))  # fmt: skip
+    transport = httpx.ASGITransport(app=app, client=LOOPBACK_CLIENT)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as dev:
+        page = await dev.post("/products", content=b"x" * 70_000)
+        assert page.status_code == 413 and "<h1>Form refused</h1>" in page.text
+        api = await dev.post("/api/catalog/products", content=b"x" * 70_000, headers=HEADERS)
+        assert api.status_code == 413
+        assert api.json() == {"detail": "request body larger than 65536 bytes"}
 
 
 @pytest.mark.parametrize(
