@@ -136,9 +136,8 @@ async def sign_in(request: Request) -> Response:
             request, "/sign-in", error="no development sign-in here: use your identity provider"
         )
     client = request.client.host if request.client else ""
-    proxied = any(name in request.headers for name in _PROXY_HEADERS)
     if (
-        proxied
+        _proxied(request)
         or client not in {"127.0.0.1", "::1"}
         or not _loopback(request.headers.get("host", ""))
     ):
@@ -188,8 +187,22 @@ async def sign_in_callback(request: Request) -> Response:
     return response
 
 
-# A proxy on this machine makes every client look local: its requests are refused.
-_PROXY_HEADERS = ("forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip")
+# A proxy on this machine makes every client look local: a request carrying what proxies,
+# load balancers and CDNs add (RFC 7239's Forwarded, RFC 9110 §7.6.3's Via, the de facto
+# X-Forwarded-* and the client-address headers of nginx, Cloudflare, Akamai, Fastly…) is
+# refused. A forwarder that adds nothing (a TCP port forward, ssh -L) cannot be told from
+# a browser on this machine: the README says never to put one in front of the sign-in.
+_PROXY_HEADERS = frozenset({
+    "forwarded", "via", "x-real-ip", "cf-connecting-ip", "true-client-ip", "x-client-ip",
+    "x-cluster-client-ip", "fastly-client-ip", "client-ip", "x-proxyuser-ip",
+})  # fmt: skip
+_PROXY_PREFIXES = ("x-forwarded-", "x-original-")
+
+
+def _proxied(request: Request) -> bool:
+    return any(
+        name in _PROXY_HEADERS or name.startswith(_PROXY_PREFIXES) for name in request.headers
+    )
 
 
 def _loopback(host: str) -> bool:

@@ -237,16 +237,26 @@ def test_one_reasons_form_fits_the_request_limit_whatever_the_ids() -> None:
     assert len(body) <= operations_view.FORM_BYTES < 64 * 1024
 
 
-async def test_the_development_sign_in_refuses_a_proxied_request() -> None:
+# What proxies, load balancers and CDNs add to the requests they pass on.
+PROXY_HEADERS = {
+    "forwarded": "for=203.0.113.9", "via": "1.1 proxy", "x-forwarded-for": "203.0.113.9",
+    "x-forwarded-proto": "https", "x-forwarded-host": "shop.example",
+    "x-forwarded-port": "443", "x-forwarded-prefix": "/shop", "x-real-ip": "203.0.113.9",
+    "cf-connecting-ip": "203.0.113.9", "true-client-ip": "203.0.113.9",
+    "x-client-ip": "203.0.113.9", "x-original-forwarded-for": "203.0.113.9",
+    "x-cluster-client-ip": "203.0.113.9", "fastly-client-ip": "203.0.113.9",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value"), PROXY_HEADERS.items(), ids=list(PROXY_HEADERS))
+async def test_the_development_sign_in_refuses_a_proxied_request(name: str, value: str) -> None:
     app = create_web_app(Settings(catalog_api_url="http://127.0.0.1:9"))
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 5000))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000") as web,
     ):
-        response = await web.post(
-            "/sign-in", content=b"next=/orders", headers={"x-forwarded-for": "203.0.113.9"}
-        )
+        response = await web.post("/sign-in", content=b"next=/orders", headers={name: value})
     assert COOKIE not in response.cookies
     assert response.headers["location"] == "/sign-in" and FLASH in response.cookies
 
