@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,14 +32,14 @@ async def provider(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[IdentityPro
         yield started
 
 
-def _settings(provider: IdentityProvider, **overrides: str) -> Settings:
+def _settings(provider: IdentityProvider, **overrides: Any) -> Settings:
     return Settings(
         auth_authorize_url=provider.authorize_url,
         auth_token_url=provider.token_url,
         auth_web_client_id="cloudcrm-web",
         ordering_api_url="http://127.0.0.1:9",
         catalog_api_url="http://127.0.0.1:9",
-        **overrides,  # type: ignore[arg-type]
+        **overrides,
     )
 
 
@@ -95,10 +96,12 @@ async def test_a_trusted_proxy_gets_no_development_sign_in() -> None:
     # A web with AUTH_JWT_SECRET (the suite's) and no provider: the development sign-in,
     # which answers a browser on this machine only.
     settings = Settings(forwarded_allow_ips="127.0.0.1", ordering_api_url="http://127.0.0.1:9",
-                        catalog_api_url="http://127.0.0.1:9")  # type: ignore[call-arg]  # fmt: skip
-    async with serving(create_web_app(settings), settings=settings) as url:
-        async with httpx.AsyncClient(base_url=url) as http:
-            for headers in (HTTPS, {"X-Forwarded-Proto": "https"}, {}):
-                signed = await http.post("/sign-in", content=b"next=/orders", headers=headers)
-                sessions = [c for c in signed.headers.get_list("set-cookie") if "_session=" in c]
-                assert bool(sessions) is (headers == {}), (headers, sessions)
+                        catalog_api_url="http://127.0.0.1:9")  # fmt: skip
+    async with (
+        serving(create_web_app(settings), settings=settings) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        for headers in (HTTPS, {"X-Forwarded-Proto": "https"}, {}):
+            signed = await http.post("/sign-in", content=b"next=/orders", headers=headers)
+            sessions = [c for c in signed.headers.get_list("set-cookie") if "_session=" in c]
+            assert bool(sessions) is (headers == {}), (headers, sessions)

@@ -108,5 +108,5 @@ def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv("FORWARDED_ALLOW_IPS", value)
         assert Settings().forwarded_allow_ips == read
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5,proxy.example")
-    with pytest.raises(ValueError, match="'proxy.example' is not an IP address or network"):
+    with pytest.raises(ValueError, match=r"'proxy\.example' is not an IP address or network"):
         Settings()
