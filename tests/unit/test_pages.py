@@ -164,7 +164,7 @@ async def test_no_development_sign_in_beside_an_identity_provider(web: httpx.Asy
 async def test_no_path_that_a_browser_reads_as_another_host(
     web: httpx.AsyncClient, target: str
 ) -> None:
-    from app.pages.router import _safe
+    from app.pages.responses import safe_path as _safe
 
     assert _safe(target) == "/products" or not any(c in _safe(target) for c in "\\\t\n€")
     started = await web.get("/sign-in/provider", params={"next": target})
