@@ -75,14 +75,17 @@ async def replace_product(product_id: str, request: Request) -> Response:
     # The form carries the product's ETag from when the page showed it, sent as If-Match:
     # if anything changed since (an order took stock, another edit), the API refuses it
     # (412) and nothing is saved, rather than the form's values undoing that change.
+    path = f"/api/catalog/products/{quote(product_id)}"
     try:
-        saved = await apis.call(apis.catalog, "PUT", f"/api/catalog/products/{quote(product_id)}",
-                                token_of(request), body, headers={"If-Match": shown})  # fmt: skip
+        saved = await apis.call(apis.catalog, "PUT", path, token_of(request), body,
+                                headers={"If-Match": shown})  # fmt: skip
     except ApiError as exc:
         if exc.status != 412:
             raise
+        # Named as the API has it now (the form's name is anyone's to write).
+        current = await apis.call(apis.catalog, "GET", path, token_of(request))
         return back(request, "/products", error=(
-            "the product changed meanwhile; nothing saved (an order or another edit "
+            f"{current['name']} changed meanwhile; nothing saved (an order or another edit "
             "changed it after this page was loaded): check its values and save again"))  # fmt: skip
     return back(request, "/products", message=f"saved {saved['name']}")
 
