@@ -103,9 +103,9 @@ def say(response: Response, request: Request, flash: Flash, *, session: str) -> 
         if len(payload) <= MAX_PAYLOAD_BYTES:
             break
         text = text[: len(text) // 2] + "…"
-    # Lax, not Strict: an error at the identity provider's callback redirects to the
-    # sign-in page, in a redirect chain that began on the provider's site.
     signature = _sign(payload, browser, _session(session)).decode("ascii")
+    # Lax, not Strict (the nonce too): an error at the identity provider's callback
+    # redirects to the sign-in page, in a redirect chain that began on the provider's site.
     response.set_cookie(COOKIE, f"{_b64(payload)}.{signature}",
                         max_age=FLASH_SECONDS, path="/", httponly=True,
                         samesite="lax")  # fmt: skip
