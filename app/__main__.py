@@ -213,7 +213,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "web":
         from app.pages.serving import create_web_app
 
-        return _serve(create_web_app(settings), args.host, args.port)
+        return _serve(create_web_app(settings), args.host, args.port, settings)
     if args.command == "token":
         return token_cli.run(args, settings)
     if args.command in {"outbox", "dlq", "inbox"}:
@@ -229,12 +229,11 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             from app.catalog.app import create_app
         api = create_app(settings)  # refuses a configuration nobody can authenticate to
         asyncio.run(at_head(settings, args.service))
-        return _serve(api, args.host, args.port or DEFAULT_PORTS[args.service])
+        return _serve(api, args.host, args.port or DEFAULT_PORTS[args.service], settings)
     from app.dev import create_dev_app
 
-    return _serve(
-        create_dev_app(settings, base_url=f"http://{args.host}:{args.port}"), args.host, args.port
-    )
+    dev = create_dev_app(settings, base_url=f"http://{args.host}:{args.port}")
+    return _serve(dev, args.host, args.port, settings)
 
 
 if __name__ == "__main__":

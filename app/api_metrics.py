@@ -27,14 +27,21 @@ HTTP_DURATION = Histogram(
 
 
 UNMATCHED = "unmatched"
+# The request methods HTTP defines (RFC 9110 §9; PATCH: RFC 5789), each its own label.
+# Any other token is a valid method a client may send without a token, one label for all:
+# as labels of their own they would grow the series without bound.
+STANDARD_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
+)
+OTHER_METHOD = "other"
 
 
 class HttpMetricsMiddleware:
-    """Counts every answer by method, route template (``/api/ordering/order/{order_id}``,
-    not the id: few label values) and status. A mount counts under its template (every
-    file of ``/assets`` as ``/assets/{path}``); paths no route matched as ``unmatched``.
-    The label is never a request's own path: anyone, without a token, could otherwise add
-    a series per request."""
+    """Counts every answer by method (STANDARD_METHODS; any other as ``other``), route
+    template (``/api/ordering/order/{order_id}``, not the id: few label values) and status.
+    A mount counts under its template (every file of ``/assets`` as ``/assets/{path}``);
+    paths no route matched as ``unmatched``. The labels are never a request's own path or
+    method: anyone, without a token, could otherwise add a series per request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -58,7 +65,7 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route = getattr(scope.get("route"), "path", None) or self._template(scope)
-            method = scope["method"]
+            method = scope["method"] if scope["method"] in STANDARD_METHODS else OTHER_METHOD
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
 

@@ -4,8 +4,9 @@ Every line carries the process's service and role (``service=catalog role=consum
 no line carries a secret: the credentials of any URL in it (a database's, the broker's,
 in a message, a field or a traceback) are masked before it is written. Nor a control
 character: values from outside (a token's subject, a header, a message id, a driver's
-error) are written with their control characters escaped (``\\n``, ``\\x1b``, ``\\u202e``),
-so no input can forge a line, drive a terminal or reorder what a reader sees.
+error) are written with their control, format and invisible characters escaped (``\\n``,
+``\\x1b``, ``\\u202e``, ``\\u200b``), so no input can forge a line, drive a terminal,
+reorder what a reader sees or pass for another value.
 """
 
 from __future__ import annotations
@@ -37,26 +38,54 @@ def _fields(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
 
 
-# What a terminal or a log reader acts on, and so is never written as it is: C0 controls
-# (a newline starts a forged line, ESC drives the terminal: "\x1b[2J" clears it), DEL, C1
-# controls (NEL ends a line for some readers, CSI is ESC's 8-bit form), the Unicode line
-# and paragraph separators, and the bidirectional controls (Unicode TR #9: they make text
-# display in another order than it is stored).
-_CONTROLS = (
-    *range(0x00, 0x20), 0x7F, *range(0x80, 0xA0), 0x2028, 0x2029,
-    0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A),
+# What a terminal or a log reader acts on, or shows as nothing, and so is never written as
+# it is: C0 controls (a newline starts a forged line, ESC drives the terminal: "\x1b[2J"
+# clears it), DEL, C1 controls (NEL ends a line for some readers, CSI is ESC's 8-bit
+# form), the Unicode line and paragraph separators; every format character (category Cf:
+# the bidirectional controls of Unicode TR #9, which make text display in another order
+# than it is stored, the zero width space and joiners, the BOM, the tag characters) and
+# the other default-ignorable code points (Unicode's DerivedCoreProperties.txt, 15.1:
+# variation selectors, Hangul fillers, the combining grapheme joiner), which display as
+# nothing, so that "api:alice\u200b" reads differently from "api:alice". As ranges, so
+# that a Python on an older Unicode escapes them too (tests/unit/test_logs.py checks them
+# against unicodedata's Cf).
+_CONTROL_RANGES = ((0x00, 0x1F), (0x7F, 0x9F), (0x2028, 0x2029))
+_FORMAT_RANGES = (
+    (0x00AD, 0x00AD), (0x0600, 0x0605), (0x061C, 0x061C), (0x06DD, 0x06DD),
+    (0x070F, 0x070F), (0x0890, 0x0891), (0x08E2, 0x08E2), (0x180E, 0x180E),
+    (0x200B, 0x200F), (0x202A, 0x202E), (0x2060, 0x2064), (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF), (0xFFF9, 0xFFFB), (0x110BD, 0x110BD), (0x110CD, 0x110CD),
+    (0x13430, 0x1343F), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A), (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+)  # fmt: skip
+_IGNORABLE_RANGES = (
+    (0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFFA0, 0xFFA0),
+    (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF),
 )  # fmt: skip
 _NAMED = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+
+
+def _escape(code: int) -> str:
+    # As Python writes the character in a string literal.
+    if code in _NAMED:
+        return _NAMED[code]
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 _ESCAPES = {
-    code: _NAMED.get(code, f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-    for code in _CONTROLS
+    code: _escape(code)
+    for first, last in (*_CONTROL_RANGES, *_FORMAT_RANGES, *_IGNORABLE_RANGES)
+    for code in range(first, last + 1)
 }
 
 
 def escape_controls(text: str) -> str:
-    """``text`` with each control character written as Python writes it in a string
-    literal (``\\n``, ``\\x1b``, ``\\u2028``); everything else, backslashes included, as
-    it is."""
+    """``text`` with each control, format or default-ignorable character written as
+    Python writes it in a string literal (``\\n``, ``\\x1b``, ``\\u200b``,
+    ``\\U000e0041``); everything else, backslashes and spaces included, as it is."""
     return text.translate(_ESCAPES)
 
 

@@ -11,6 +11,8 @@ from signal import SIGINT, SIGTERM
 import uvicorn
 from fastapi import FastAPI
 
+from app.settings import Settings
+
 logger = logging.getLogger("app")
 
 
@@ -40,12 +42,20 @@ def stop_app(app: FastAPI, reason: str) -> None:
         server.should_exit = True
 
 
-def serve(app: FastAPI, host: str, port: int) -> int:
+def uvicorn_config(app: FastAPI, host: str, port: int, settings: Settings) -> uvicorn.Config:
+    """How ``serve`` runs ``app`` on ``host``:``port`` with uvicorn. X-Forwarded-Proto and
+    X-Forwarded-For are believed only from the proxies FORWARDED_ALLOW_IPS names (none by
+    default: uvicorn would otherwise trust any process on 127.0.0.1)."""
+    trusted = settings.forwarded_allow_ips
+    return uvicorn.Config(app, host=host, port=port, log_config=None,
+                          proxy_headers=trusted is not None,
+                          forwarded_allow_ips=trusted or "")  # fmt: skip
+
+
+def serve(app: FastAPI, host: str, port: int, settings: Settings) -> int:
     """Serve ``app`` until SIGTERM/SIGINT (0), or 1 when it could not start (its lifespan
     failed, saying why, or the port is taken) or stopped itself (``stop_app``)."""
-    server = _Server(
-        uvicorn.Config(app, host=host, port=port, log_config=None, proxy_headers=False)
-    )
+    server = _Server(uvicorn_config(app, host, port, settings))
     app.state.server = server
     with contextlib.suppress(SystemExit):  # uvicorn exits on a port it cannot bind, saying why
         server.run()

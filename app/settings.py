@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -36,6 +37,11 @@ class Settings(BaseSettings):
     catalog_api_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
     # Connection pool per service database (PostgreSQL only; SQLite uses its own pool).
     database_pool_size: int = Field(default=10, ge=1, le=200)
+    # The proxies (comma-separated addresses or networks, "*" for any) whose
+    # X-Forwarded-Proto and X-Forwarded-For the APIs and pages believe (uvicorn's
+    # forwarded_allow_ips): behind a TLS-terminating proxy the pages then see https, and set
+    # their session cookie __Host- and Secure. Unset: those headers are never believed.
+    forwarded_allow_ips: str | None = None
     # Largest accepted HTTP request body; the contract fixes 64 KiB.
     max_request_body_bytes: int = Field(default=64 * 1024, ge=1024)
 
@@ -207,6 +213,23 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # FOO= in a compose file or a shell means "not set", not "the empty string".
         return None if value == "" else value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _trusted_proxies(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None  # FORWARDED_ALLOW_IPS= means unset
+        if isinstance(value, str):
+            for item in (part.strip() for part in value.split(",")):
+                if item != "*":
+                    try:
+                        ipaddress.ip_network(item, strict=False)
+                    except ValueError:
+                        raise ValueError(
+                            f"{item!r} is not an IP address or network (e.g. 10.0.0.5, "
+                            "10.0.0.0/8, or * for any)"
+                        ) from None
+        return value
 
     @field_validator("auth_jwt_secret")
     @classmethod

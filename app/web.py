@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi_offline import FastAPIOffline
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -75,8 +75,21 @@ class BodySizeLimitMiddleware:
         await self.app(scope, replay, send)
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"request body larger than {self.max_bytes} bytes"
-        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
+        # An app may answer its own paths otherwise (the pages: a page in words, for a
+        # browser's form): ``app.state.body_too_large(scope, max_bytes)``, a Response or None.
+        app = scope.get("app")
+        answer_otherwise: BodyTooLarge | None = getattr(
+            getattr(app, "state", None), "body_too_large", None
+        )
+        response = answer_otherwise(scope, self.max_bytes) if answer_otherwise else None
+        if response is None:
+            detail = f"request body larger than {self.max_bytes} bytes"
+            response = JSONResponse({"detail": detail}, status_code=413)
+        await response(scope, receive, send)
+
+
+# What an app may set as ``app.state.body_too_large`` (BodySizeLimitMiddleware).
+BodyTooLarge = Callable[[Scope, int], Response | None]
 
 
 # The documentation pages load only this site's assets: nothing from a CDN, ever (ReDoc's

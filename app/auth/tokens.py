@@ -81,15 +81,25 @@ class Authenticator:
             raise InvalidTokenError("malformed token") from exc
         algorithm = header.get("alg")
         key = await self._key(algorithm, header.get("kid"))
+        # The signature, issuer and audience first, then the time claims' types, and only
+        # then their times: PyJWT reads true as 1 and "0" as 0, and would call such a token
+        # expired when what is wrong is the claim's type.
+        options = {"require": ["exp"], "verify_aud": self.audience is not None}
+        claims = self._decode(token, key, algorithm, {**options, **_NO_TIME_CHECKS})
+        _check_numeric_dates(claims)
+        self._decode(token, None, algorithm, _ONLY_TIME_CHECKS)  # the signature verified above
+        return principal_of(claims)
+
+    def _decode(self, token: str, key: Any, algorithm: object, options: Any) -> dict[str, Any]:
         try:
-            claims = jwt.decode(
+            claims: dict[str, Any] = jwt.decode(
                 token,
                 key,
                 algorithms=[str(algorithm)],
                 audience=self.audience,
                 issuer=self.issuer,
                 leeway=self._leeway,
-                options={"require": ["exp"], "verify_aud": self.audience is not None},
+                options=options,
             )
         except jwt.ExpiredSignatureError as exc:
             raise InvalidTokenError("token expired") from exc
@@ -101,8 +111,7 @@ class Authenticator:
             raise InvalidTokenError(f"token issuer is not {self.issuer!r}") from exc
         except jwt.PyJWTError as exc:
             raise InvalidTokenError(f"invalid token: {exc}"[:200]) from exc
-        _check_numeric_dates(claims)
-        return principal_of(claims)
+        return claims
 
     async def _key(self, algorithm: object, kid: object) -> Any:
         if algorithm == SECRET_ALGORITHM and self.secret is not None:
@@ -123,6 +132,9 @@ class Authenticator:
 
 # The registered claims that are NumericDates (RFC 7519 §4.1.4 to §4.1.6).
 TIME_CLAIMS = ("exp", "nbf", "iat")
+_NO_TIME_CHECKS = {"verify_exp": False, "verify_nbf": False, "verify_iat": False}
+_ONLY_TIME_CHECKS = {"verify_signature": False, "verify_exp": True, "verify_nbf": True,
+                     "verify_iat": True, "verify_aud": False, "verify_iss": False}  # fmt: skip
 
 
 def _check_numeric_dates(claims: Mapping[str, Any]) -> None:

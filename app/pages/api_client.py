@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from app.pages.numbers import json_text
 from app.pages.session import SignInRequiredError
 
 
@@ -46,17 +47,21 @@ class Apis:
         *,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """JSON of a 2xx answer (None for 204); ``headers`` are sent besides the token.
+        """JSON of a 2xx answer (None for 204); ``body`` is sent as JSON (json_text: its
+        JsonNumbers as typed), ``headers`` besides the token.
         Raises SignInRequiredError on 401, ApiError on any other 4xx/5xx or when the
         service is unreachable."""
         if not token.isascii():  # not a token this site set
             raise SignInRequiredError
+        sent = {**(headers or {}), "Authorization": f"Bearer {token}"}
+        if body is not None:  # numbers as typed (app.pages.numbers), not through a float
+            sent["Content-Type"] = "application/json"
         try:
             response = await client.request(
                 method,
                 path,
-                json=body,
-                headers={**(headers or {}), "Authorization": f"Bearer {token}"},
+                content=None if body is None else json_text(body).encode("utf-8"),
+                headers=sent,
             )
         except httpx.HTTPError as exc:
             where = "ordering" if client is self.ordering else "catalog"

@@ -6,9 +6,16 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi import Request
+from starlette.datastructures import ImmutableMultiDict
+
+# A form's fields: ``form.get(name)`` the last value sent under it, ``form.getlist(name)``
+# every one, in order (the Operations page sends one field per dead letter).
+Form = ImmutableMultiDict[str, str]
 
 # The pages whose forms post to paths under them (/orders/{id}/cancel → /orders).
 PAGES = ("/products", "/orders", "/operations", "/sign-in")
+# Every path a page's form posts to.
+FORM_PATHS = (*PAGES, "/sign-out")
 
 
 class FormRefusedError(Exception):
@@ -32,18 +39,23 @@ def check_origin(request: Request) -> None:
         )
 
 
-def parse_form(body: bytes) -> dict[str, str]:
+def parse_form(body: bytes) -> Form:
     """The fields of an ``application/x-www-form-urlencoded`` body (WHATWG URL §5.1:
-    UTF-8, percent-encoded bytes included). Raises FormRefusedError (400) for anything
-    that is not UTF-8, instead of reading it as U+FFFD."""
+    UTF-8, percent-encoded bytes included), repeated names kept. Raises FormRefusedError
+    (400) for anything that is not UTF-8, instead of reading it as U+FFFD."""
     try:
-        return dict(parse_qsl(body.decode("utf-8"), errors="strict"))
+        return Form(parse_qsl(body.decode("utf-8"), errors="strict"))
     except UnicodeDecodeError as exc:
         raise FormRefusedError(
             400,
             "The form's text is not UTF-8, so nothing was saved. Send it again from this "
             "site's page (browsers send UTF-8), or have your tool encode it as UTF-8.",
         ) from exc
+
+
+def is_form_path(path: str) -> bool:
+    """Whether a page's form posts to ``path`` (FORM_PATHS, and the paths under them)."""
+    return any(path == form or path.startswith(form + "/") for form in FORM_PATHS)
 
 
 def page_of(path: str) -> str:

@@ -18,6 +18,13 @@ WEB_SCOPES = ("orders:read", "orders:write", "products:read", "products:write", 
 # The state, PKCE verifier and return path, between the redirect and the callback.
 FLOW_COOKIE = "cloudcrm_sign_in"
 FLOW_SECONDS = 600
+# The error codes an authorization endpoint answers with (RFC 6749 §4.1.2.1), the only
+# part of its answer the sign-in page repeats: the callback's address is anyone's to write
+# (a link can carry "error=account_locked: call …"), and error_description is free text.
+AUTHORIZATION_ERRORS = frozenset({
+    "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
+    "invalid_scope", "server_error", "temporarily_unavailable",
+})  # fmt: skip
 
 
 class SignInFailedError(Exception):
@@ -61,7 +68,9 @@ class IdentityProvider:
 
         Raises SignInFailedError."""
         if "error" in query:
-            raise SignInFailedError(f"the identity provider said {query['error']!r}"[:200])
+            code = query["error"]
+            named = f" ({code})" if code in AUTHORIZATION_ERRORS else ""
+            raise SignInFailedError(f"the identity provider did not sign you in{named}; try again")
         parts = (flow or "").split(" ", 2)
         if len(parts) != 3:
             raise SignInFailedError("the sign-in expired or did not start here; try again")

@@ -15,18 +15,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import jwt
 from fastapi import Request, Response
 
 from app.auth.config import developer_token
+from app.auth.tokens import principal_of
 from app.settings import Settings
 
 COOKIE = "cloudcrm_session"
 # Browsers refuse a __Host- cookie that is not Secure, and a Secure one over http.
 SECURE_COOKIE = "__Host-cloudcrm_session"
 SESSION_SECONDS = 8 * 3600
-# Sessions held at once; beyond, the oldest ends (each needs a sign-in: a bound, not a
-# figure anyone reaches).
+# Sessions held at once, and per signed-in user (the token's subject). A user's sign-in
+# beyond their own bound ends their own oldest session, so one who signs in again and again
+# (a script, a loop) ends only their own. Beyond the store's bound (many users at once, each
+# signing in repeatedly: at least 500 of them) the oldest session of anyone ends.
 MAX_SESSIONS = 10_000
+MAX_SESSIONS_PER_SUBJECT = 20
 
 
 class SignInRequiredError(Exception):
@@ -36,7 +41,19 @@ class SignInRequiredError(Exception):
 @dataclass(frozen=True)
 class _Session:
     token: str
+    subject: str
     ends: float  # on the clock of Sessions
+
+
+def subject_of(token: str) -> str:
+    """Whom ``token`` was issued to (its ``sub``, read without checking its signature: it
+    came from the identity provider or this process, and only bounds sessions); "" when it
+    is no JWT."""
+    try:
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError:
+        return ""
+    return principal_of(claims).subject
 
 
 class Sessions:
@@ -45,25 +62,38 @@ class Sessions:
 
     In this process's memory: sessions end when the web process restarts, and each
     process has its own (one web process per deployment, or a load balancer that keeps a
-    browser on one process). ``clock``: seconds, monotonic."""
+    browser on one process). ``clock``: seconds, monotonic. At most ``limit`` sessions,
+    and ``per_subject`` per user (MAX_SESSIONS, MAX_SESSIONS_PER_SUBJECT)."""
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.monotonic, limit: int = MAX_SESSIONS
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        limit: int = MAX_SESSIONS,
+        per_subject: int = MAX_SESSIONS_PER_SUBJECT,
     ) -> None:
         self._clock = clock
         self._limit = limit
-        self._sessions: dict[str, _Session] = {}
+        self._per_subject = per_subject
+        self._sessions: dict[str, _Session] = {}  # in the order they started
+        self._of_subject: dict[str, dict[str, None]] = {}  # each's ids, in that order
 
     def start(self, token: str, seconds: float) -> str:
         """A new session holding ``token`` for ``seconds``; its id (43 URL-safe characters,
-        256 random bits)."""
+        256 random bits). Past a bound, an older session ends (see Sessions)."""
         now = self._clock()
+        subject = subject_of(token)
+        own = list(self._of_subject.get(subject, {}))
+        for session_id in own[: max(0, len(own) - self._per_subject + 1)]:
+            self._drop(session_id)  # this user's oldest
         if len(self._sessions) >= self._limit:
-            self._sessions = {k: s for k, s in self._sessions.items() if s.ends > now}
+            for session_id in [k for k, s in self._sessions.items() if s.ends <= now]:
+                self._drop(session_id)
         while len(self._sessions) >= self._limit:  # still full: the oldest ends
-            del self._sessions[next(iter(self._sessions))]
+            self._drop(next(iter(self._sessions)))
         session_id = secrets.token_urlsafe(32)
-        self._sessions[session_id] = _Session(token, now + seconds)
+        self._sessions[session_id] = _Session(token, subject, now + seconds)
+        self._of_subject.setdefault(subject, {})[session_id] = None
         return session_id
 
     def token(self, session_id: str | None) -> str | None:
@@ -72,14 +102,21 @@ class Sessions:
         if session is None or session_id is None:
             return None
         if session.ends <= self._clock():
-            del self._sessions[session_id]
+            self._drop(session_id)
             return None
         return session.token
 
     def end(self, session_id: str | None) -> None:
         """Sign-out: the session is gone, whoever holds its id."""
-        if session_id:
-            self._sessions.pop(session_id, None)
+        if session_id in self._sessions:
+            self._drop(session_id)
+
+    def _drop(self, session_id: str) -> None:
+        session = self._sessions.pop(session_id)
+        own = self._of_subject[session.subject]
+        del own[session_id]
+        if not own:
+            del self._of_subject[session.subject]
 
 
 def cookie_name(request: Request) -> str:
@@ -108,6 +145,11 @@ def signed_in(request: Request) -> bool:
 def has_cookie(request: Request) -> bool:
     """Whether ``request`` carries a session cookie, live or not."""
     return bool(request.cookies.get(cookie_name(request)))
+
+
+def cookie_value(request: Request) -> str:
+    """The session cookie ``request`` carries ("" for none), live or not."""
+    return request.cookies.get(cookie_name(request), "")
 
 
 def development_sign_in(settings: Settings, *, development: bool) -> str | None:

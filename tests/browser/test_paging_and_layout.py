@@ -1,14 +1,18 @@
 """The Orders and Products pages page through every row (newer/older, previous/next), and
 a 200-character name without spaces (a legal one) never widens a page beyond the
-viewport, at a phone's width (390 px) and a laptop's (1,280 px)."""
+viewport, at a phone's width (390 px) and a laptop's (1,280 px); nor does a dead letter's
+reason quoting 99 characters of a message's header on the Operations page."""
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +29,8 @@ PAGE = 50  # rows per page
 # Legal names: 200 characters, no space to break at (the product's sorts first).
 LONG_PRODUCT = "A" * 200
 LONG_CUSTOMER = "W" * 200
+# A header a consumer quotes in its dead letter's reason (its first 99 characters).
+LONG_VERSION = "M" * 255  # a wide letter
 
 
 @dataclass(frozen=True)
@@ -62,8 +68,23 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
                 placed = api.post("/api/ordering/order", json=body)
                 assert placed.status_code == 201, placed.text
                 order_ids.append(placed.json()["id"])
+            _dead_letter_quoting(cwd / "var" / "ordering.db", api)
         product_names = sorted([*names, "Product A", "Product B", "Product C"])
         yield Shop(url, order_ids, product_names)
+
+
+def _dead_letter_quoting(ordering: Path, api: httpx.Client) -> None:
+    """An OrderPlaced whose version header is LONG_VERSION, written to ordering's outbox by
+    hand: the relay publishes it, catalog's consumer dead-letters it quoting the header."""
+    with sqlite3.connect(ordering, timeout=10) as database:
+        database.execute(
+            "INSERT INTO outbox (id, event_type, payload, headers) VALUES (?, ?, ?, ?)",
+            (uuid.uuid4().hex, "OrderPlaced", "{}", json.dumps({"event_version": LONG_VERSION})),
+        )
+    deadline = time.monotonic() + 30
+    while not api.get("/admin/api/catalog/dlq").json()["deadLetters"]:
+        assert time.monotonic() < deadline, "the long-reasoned dead letter never came"
+        time.sleep(0.1)
 
 
 def _rows(page: Page, attribute: str) -> list[str]:
@@ -129,15 +150,23 @@ def test_every_product_can_be_reached(page: Page, shop: Shop) -> None:
     assert _walk_back(page, "data-product", "Previous") == shop.product_names
 
 
+# The page, a long text on it, and the button of that text's row that must stay on screen.
+LONG_TEXTS = {
+    "/orders": (LONG_CUSTOMER, "Cancel"),
+    "/products": (LONG_PRODUCT, "Delete"),
+    "/operations": (LONG_VERSION[:90], "Purge"),
+}
+
+
 @pytest.mark.parametrize("width", [390, 1280])
-@pytest.mark.parametrize("path", ["/orders", "/products"])
+@pytest.mark.parametrize("path", list(LONG_TEXTS))
 def test_a_long_name_keeps_the_page_within_the_viewport(
     page: Page, shop: Shop, path: str, width: int
 ) -> None:
     sign_in(page, shop.url)
     page.set_viewport_size({"width": width, "height": 900})
     page.goto(f"{shop.url}{path}")
-    long, action = (LONG_CUSTOMER, "Cancel") if path == "/orders" else (LONG_PRODUCT, "Delete")
+    long, action = LONG_TEXTS[path]
     row = page.locator("tr", has_text=long).first
     expect(row).to_be_attached()
     assert page.evaluate("document.documentElement.scrollWidth") == width

@@ -3,10 +3,13 @@ two APIs replaced by a stand-in that records what the pages asked and answers as
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from fastapi import FastAPI
@@ -22,15 +25,27 @@ BASE_URL = "http://127.0.0.1:8000"
 Answer = Callable[[str, str, Any], Any]  # (method, path, body) → JSON, or raises ApiError
 
 
+def _as_stored(method: str, path: str, body: Any) -> Any:
+    # A POST or PUT answers what it stored (as the APIs answer a product); a GET, nothing.
+    return body if method in {"POST", "PUT"} and isinstance(body, dict) else []
+
+
 @dataclass
 class StandInApis(Apis):
     """Both APIs: each call is recorded in ``asked`` and answered by ``answer``."""
 
-    answer: Answer = field(default=lambda method, path, body: [])
+    answer: Answer = field(default=_as_stored)
     asked: list[tuple[str, str, Any]] = field(default_factory=list)
 
     async def call(
-        self, client: httpx.AsyncClient, method: str, path: str, token: str, body: Any = None
+        self,
+        client: httpx.AsyncClient,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         self.asked.append((method, path, body))
         return self.answer(method, path, body)
@@ -61,3 +76,54 @@ async def signed_in_pages(*, base_url: str = BASE_URL) -> AsyncIterator[SignedIn
         signed = await client.post("/sign-in", content=b"next=/products")
         assert signed.status_code == 303 and signed.cookies, signed.headers
         yield SignedInPages(client, apis, app)
+
+
+@dataclass
+class PageForm:
+    """One ``<form>`` of a page: where it posts, its fields (every ``<input>`` with a
+    name, in order, repeated names kept) and the attributes of the table row it is in."""
+
+    action: str
+    fields: list[tuple[str, str]]
+    row: dict[str, str]
+
+    def body(self) -> bytes:
+        """The body a browser sends for it (HTML's form submission: each LF or CR alone
+        becomes CRLF, then application/x-www-form-urlencoded)."""
+        crlf = [(name, _crlf(value)) for name, value in self.fields]
+        return urlencode(crlf).encode("ascii")
+
+
+def _crlf(text: str) -> str:
+    return re.sub(r"\r\n|\r|\n", "\r\n", text)
+
+
+class _FormReader(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.forms: list[PageForm] = []
+        self._row: dict[str, str] = {}
+        self._form: PageForm | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "tr":
+            self._row = values
+        elif tag == "form":
+            self._form = PageForm(values.get("action", ""), [], self._row)
+            self.forms.append(self._form)
+        elif tag == "input" and self._form is not None and "name" in values:
+            self._form.fields.append((values["name"], values.get("value", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+        elif tag == "tr":
+            self._row = {}
+
+
+def page_forms(html: str) -> list[PageForm]:
+    """The forms of a page, in document order."""
+    reader = _FormReader()
+    reader.feed(html)
+    return reader.forms

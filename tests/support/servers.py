@@ -11,6 +11,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from app.serving import uvicorn_config
+from app.settings import Settings
 from tests.support.auth import HEADERS
 
 
@@ -34,10 +36,15 @@ async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL."""
+async def serving(app: FastAPI, *, settings: Settings | None = None) -> AsyncIterator[str]:
+    """Serve ``app`` with uvicorn on a free loopback port; yields its base URL. With
+    ``settings``: as the commands serve it (app.serving.uvicorn_config)."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    if settings is None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)
+    else:
+        config = uvicorn_config(app, "127.0.0.1", port, settings)
+    config.lifespan = "on"
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     try:

@@ -203,3 +203,49 @@ def test_an_access_line_with_a_hostile_target_stays_one_line(
     [line] = _lines(capsys)
     assert f"/x{SHOWN}" in line
     configure_logging()
+
+
+# Default_Ignorable_Code_Point (Unicode 15.1, DerivedCoreProperties.txt): what renders as
+# nothing. unicodedata has no such property; its Cf part is checked against unicodedata.
+DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x3164, 0x3164), (0xFE00, 0xFE0F), (0xFEFF, 0xFEFF),
+    (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3), (0x1D173, 0x1D17A),
+    (0xE0000, 0xE0FFF),
+)  # fmt: skip
+
+
+def test_no_invisible_character_reaches_a_log_as_it_is() -> None:
+    """An audit line for ``api:alice\\u200b`` must not look like one for ``api:alice``:
+    every format character (Unicode category Cf: zero width space and joiners, the BOM,
+    the tag characters) and every other default-ignorable code point is escaped."""
+    import unicodedata
+
+    from app.logs import escape_controls
+
+    invisible = {chr(code) for code in range(0x110000) if unicodedata.category(chr(code)) == "Cf"}
+    invisible |= {chr(code) for first, last in DEFAULT_IGNORABLE for code in range(first, last + 1)}
+    left = sorted(f"U+{ord(c):04X}" for c in invisible if escape_controls(c) == c)
+    assert left == [], left
+    assert escape_controls("api:alice\u200b") == "api:alice\\u200b"
+    assert escape_controls("\U000e0041\ufeff") == "\\U000e0041\\ufeff"
+    # Visible text, and spaces, as they are.
+    assert escape_controls("Zoë 東京 — \u00a0\u3000 \\u200b") == "Zoë 東京 — \u00a0\u3000 \\u200b"
+
+
+def test_both_formats_escape_invisible_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    for log_format in ("text", "json"):
+        configure_logging("INFO", log_format=log_format)  # type: ignore[arg-type]
+        logging.getLogger("app.admin").warning(
+            "operator %s purged", "api:alice\u200b\U000e0001", extra={"who": "\u2060x\ufeff"}
+        )
+        [line] = _lines(capsys)
+        assert not any(c in line for c in "\u200b\U000e0001\u2060\ufeff"), (log_format, line)
+        if log_format == "json":
+            entry = json.loads(line)
+            assert entry["message"] == "operator api:alice\\u200b\\U000e0001 purged"
+            assert entry["who"] == "\\u2060x\\ufeff"
+        else:
+            assert "operator api:alice\\u200b\\U000e0001 purged" in line, line
+    configure_logging()

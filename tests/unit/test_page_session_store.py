@@ -1,9 +1,12 @@
 """The pages' server-side sessions: a session ends at its expiry, at sign-out, and, past
-the store's bound, oldest first; its id is random and says nothing of the token."""
+a user's bound, that user's oldest first (past the store's, anyone's oldest); its id is
+random and says nothing of the token."""
 
 from __future__ import annotations
 
-from app.pages.session import Sessions
+from app.auth.tokens import issue_token
+from app.pages.session import MAX_SESSIONS_PER_SUBJECT, Sessions
+from tests.support.auth import TEST_SECRET
 
 
 class Clock:
@@ -49,3 +52,22 @@ def test_the_store_is_bounded_expired_sessions_going_first() -> None:
     latest = sessions.start("latest", 100)  # full of live ones: the oldest ends
     assert sessions.token(old) is None
     assert [sessions.token(s) for s in (middle, newest, latest)] == ["middle", "newest", "latest"]
+
+
+def _token(subject: str) -> str:
+    return issue_token(TEST_SECRET, ["orders:read"], subject=subject, ttl_seconds=3600)
+
+
+def test_one_user_signing_in_again_and_again_ends_only_their_own_sessions() -> None:
+    """Past the store's bound the oldest session ends: anyone able to sign in repeatedly
+    once signed everyone else out that way. A user's sign-ins beyond their own bound
+    (MAX_SESSIONS_PER_SUBJECT) end their own oldest session instead."""
+    sessions = Sessions(limit=100)
+    alice, bob = sessions.start(_token("alice"), 3600), sessions.start(_token("bob"), 3600)
+    mallory = [sessions.start(_token("mallory"), 3600) for _ in range(500)]
+    assert sessions.token(alice) is not None and sessions.token(bob) is not None
+    live = [session for session in mallory if sessions.token(session) is not None]
+    assert live == mallory[-MAX_SESSIONS_PER_SUBJECT:]
+    # A token that is no JWT (whose subject cannot be read) is bounded as one subject.
+    opaque = [sessions.start(f"opaque-{n}", 3600) for n in range(500)]
+    assert sessions.token(alice) is not None and sessions.token(opaque[-1]) is not None

@@ -100,3 +100,13 @@ def test_the_relay_publish_path_is_a_setting(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("RELAY_PUBLISH_PATH", "quick")
     with pytest.raises(ValueError, match="relay_publish_path"):
         Settings()
+
+
+def test_trusted_proxies_are_addresses_or_networks(monkeypatch: pytest.MonkeyPatch) -> None:
+    for value, read in (("", None), ("10.0.0.5, 10.1.0.0/16,::1", "10.0.0.5, 10.1.0.0/16,::1"),
+                        ("*", "*")):  # fmt: skip
+        monkeypatch.setenv("FORWARDED_ALLOW_IPS", value)
+        assert Settings().forwarded_allow_ips == read
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.5,proxy.example")
+    with pytest.raises(ValueError, match=r"'proxy\.example' is not an IP address or network"):
+        Settings()

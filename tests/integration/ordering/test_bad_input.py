@@ -81,7 +81,10 @@ async def test_a_correlation_id_that_is_not_a_short_ascii_string_is_422(
         "/api/ordering/order", json=order(), headers={"X-Correlation-Id": value}
     )
     assert response.status_code == 422, response.text
-    assert "x-correlation-id" in response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["header", "x-correlation-id"], error
+    # Said in words, not as the regular expression that checks it.
+    assert error["msg"] == "must be 1 to 200 printable ASCII characters (space to ~)", error
     assert await count(ordering_db, "outbox") == 0
 
 
