@@ -1,5 +1,5 @@
-"""The command line: ``python -m app dev|api|relay|consume|migrate|broker|outbox|dlq|inbox|token``
-(the contract's commands)."""
+"""The command line, ``python -m app COMMAND``: ordering and catalog, their relays and
+consumers, and the operators' tools."""
 
 from __future__ import annotations
 
@@ -34,8 +34,26 @@ logger = logging.getLogger("app")
 DEFAULT_PORTS = {"ordering": 8001, "catalog": 8002}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an argument a command does not take is refused with that command's
+    own usage (``dev --prot 1``: dev's), not the top level's. Subcommands are made of the
+    parent's class (argparse's ``add_subparsers``), so every level refuses its own."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app", description=__doc__)
+    parser: argparse.ArgumentParser = _Parser(
+        prog="python -m app",
+        description="CloudCrm: the ordering and catalog services, their relays and "
+        "consumers, and the operators' tools. `python -m app COMMAND --help` for one.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="both APIs on one port, embedded defaults")

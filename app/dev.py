@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -84,6 +86,17 @@ def create_dev_app(settings: Settings, *, base_url: str = "http://127.0.0.1:8000
     return app
 
 
+def this_python() -> str:
+    """The interpreter running this process as a user would type it here: relative to the
+    working directory when inside it (``.venv/bin/python`` after ``make run``), else
+    ``python``: a bare ``python`` in a fresh shell is not the virtualenv's."""
+    try:
+        relative = Path(sys.executable).relative_to(Path.cwd())
+    except ValueError:
+        return "python"
+    return str(relative)
+
+
 def development_welcome(settings: Settings, base_url: str) -> str:
     """What ``dev`` prints at start: a token (all scopes, 24 h) and a request to try."""
     if settings.auth_disabled:
@@ -92,8 +105,8 @@ def development_welcome(settings: Settings, base_url: str) -> str:
     if token is None:
         return "Tokens come from the identity provider at AUTH_JWKS_URL."
     return (
-        "\nDevelopment token (every scope, valid 24 h; `python -m app token --scope ...` "
-        "makes others):\n\n"
+        f"\nDevelopment token (every scope, valid 24 h; `{this_python()} -m app token "
+        "--scope ...` makes others):\n\n"
         f"  export TOKEN={token}\n\n"
         "Then try:\n\n"
         f'  curl -H "Authorization: Bearer $TOKEN" {base_url}/api/catalog/products\n\n'

@@ -27,7 +27,7 @@ def needs_rabbitmq(settings: Settings, command: str) -> bool:
     if settings.broker_url.startswith(AMQP_SCHEMES):
         return True
     logger.error(
-        "`%s` talks to RabbitMQ: set BROKER_URL=amqp://user:password@host:5672/ "
+        "`%s` talks to RabbitMQ: set BROKER_URL=amqp://USER:PASSWORD@HOST:5672/ "
         "(got %r; memory:// exists only inside `python -m app dev`)",
         command,
         safe_url(settings.broker_url),

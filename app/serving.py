@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from signal import SIGINT, SIGTERM
 
@@ -52,13 +53,39 @@ def uvicorn_config(app: FastAPI, host: str, port: int, settings: Settings) -> uv
                           forwarded_allow_ips=trusted or "")  # fmt: skip
 
 
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` (IPv4 or IPv6, as ``host`` resolves first),
+    with SO_REUSEADDR as uvicorn binds its own; asyncio listens on it when serving starts.
+
+    Raises OSError (EADDRINUSE: the port is taken; EADDRNOTAVAIL: no such local address)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve(app: FastAPI, host: str, port: int, settings: Settings) -> int:
-    """Serve ``app`` until SIGTERM/SIGINT (0), or 1 when it could not start (its lifespan
-    failed, saying why, or the port is taken) or stopped itself (``stop_app``)."""
+    """Serve ``app`` until SIGTERM/SIGINT (0), or 1 when it could not start (the port is
+    taken, or its lifespan failed, saying why) or stopped itself (``stop_app``)."""
+    # The port is bound before the lifespan runs: `dev` prints a token and a curl for its
+    # port at start, which must not happen when another process answers on that port.
+    try:
+        sock = listening_socket(host, port)
+    except OSError as exc:
+        logger.error(
+            "cannot listen on %s:%d (%s): another process holds it? choose another port "
+            "with --port (make run PORT=8010)", host, port, exc.strerror or exc,
+        )  # fmt: skip
+        return 1
     server = _Server(uvicorn_config(app, host, port, settings))
     app.state.server = server
-    with contextlib.suppress(SystemExit):  # uvicorn exits on a port it cannot bind, saying why
-        server.run()
+    with sock, contextlib.suppress(SystemExit):  # uvicorn exits when it cannot start
+        server.run(sockets=[sock])
     if not server.started:
         logger.error("the API did not start (see the line above); exiting")
         return 1

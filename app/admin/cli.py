@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -229,7 +230,7 @@ def _broker(settings: Settings, *, required: bool = True) -> Broker | None:
     raise OperationError(
         "dead letters of the embedded broker (memory://) live inside `python -m app dev`: "
         "while dev runs, use its admin API (GET /admin/api/SERVICE/dlq on dev's port); "
-        "for RabbitMQ, set BROKER_URL=amqp://user:password@host:5672/"
+        "for RabbitMQ, set BROKER_URL=amqp://USER:PASSWORD@HOST:5672/"
     )
 
 
@@ -246,7 +247,7 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     for service in [args.service] if args.service else SERVICES:
         async with _engine(settings, service) as engine:
             found[service] = await operations.outbox_status(engine, broker, service)
-    _output(args, found, print_status)
+    _output(args, found, partial(print_status, embedded=broker is None))
     return 0
 
 

@@ -16,8 +16,9 @@ def _cell(value: Any, width: int = 10) -> str:
     return f"{value:>{width}}"
 
 
-def print_status(statuses: dict[str, dict[str, Any]]) -> None:
-    """One line per service: its outbox's figures and its dead-letter queue's."""
+def print_status(statuses: dict[str, dict[str, Any]], *, embedded: bool = False) -> None:
+    """One line per service: its outbox's figures and its dead-letter queue's.
+    ``embedded``: BROKER_URL names no RabbitMQ (the dead letters live inside ``dev``)."""
     columns = (
         "pending",
         "oldest(s)",
@@ -34,10 +35,12 @@ def print_status(statuses: dict[str, dict[str, Any]]) -> None:
     print(f"{'service':<10} " + " ".join(f"{column:>10}" for column in columns))
     for name, status in statuses.items():
         print(f"{name:<10} " + " ".join(_cell(status[key]) for key in keys))
-    if any(status["dead_letters"] is None for status in statuses.values()):
-        print("(dead letters -: not counted from here: no RabbitMQ reachable, or its "
-              "dead-letter queue held by another reader (logged above); the embedded "
-              "broker's are in dev's admin API, GET /admin/api/SERVICE/dlq)")  # fmt: skip
+    if embedded:
+        print("(dead letters -: the embedded broker's live inside `python -m app dev`: "
+              "while it runs, GET /admin/api/SERVICE/dlq on its port)")  # fmt: skip
+    elif any(status["dead_letters"] is None for status in statuses.values()):
+        print("(dead letters -: not counted: RabbitMQ did not answer, or another reader "
+              "held the dead-letter queue; logged above)")  # fmt: skip
 
 
 def print_failed(data: dict[str, list[dict[str, Any]]]) -> None:

@@ -179,8 +179,10 @@ async def delete_product(
     reserved, _ = await _live_reservations(session, product_id)
     if reserved:
         raise ProductReservedError(
-            f"product {product_id} has {reserved} live reservation(s): its orders may still "
-            "be cancelled and give their stock back; cancel or wait for them first"
+            f"product {product_id} has {reserved} live reservation(s): their orders may "
+            "still be cancelled and give their stock back, so it cannot be deleted while "
+            "they stand; cancel those orders first (a reservation lives as long as its "
+            "order can be cancelled)"
         )
     await session.delete(product)
     await session.flush()

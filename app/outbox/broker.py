@@ -127,6 +127,6 @@ def broker_for(
         return EmbeddedBroker(embedded_path, names=names)
     scheme = url.split("://", 1)[0] if "://" in url else "no scheme"
     raise UnsupportedBrokerError(
-        f"no broker for {scheme!r}: use amqp://user:password@host:5672/vhost (RabbitMQ) "
+        f"no broker for {scheme!r}: use amqp://USER:PASSWORD@HOST:5672/VHOST (RabbitMQ) "
         "or memory:// (the embedded broker, inside `python -m app dev`)"
     )

@@ -19,13 +19,25 @@ _BARE = re.compile(r"(?P<head>(?:^|(?<=[\s'\"=(]))[\w.%-]+:)[^@\s'\"/:]+@(?=[\w.
 _KEY = re.compile(r"(?P<head>\b(?:ssl)?password\s*=\s*)[^&\s'\"]+", re.IGNORECASE)
 
 
+# The placeholder the hints write (`BROKER_URL=amqp://USER:PASSWORD@HOST:5672/`): masked,
+# a hint to copy would read as a wrong URL.
+PLACEHOLDER = "PASSWORD"
+
+
+def _masked(found: re.Match[str]) -> str:
+    if found[0] == f"{found['head']}{PLACEHOLDER}@":
+        return found[0]
+    return f"{found['head']}***@"
+
+
 def mask_secrets(text: str) -> str:
-    """``text`` with every URL's or DSN's password replaced by ``***``."""
+    """``text`` with every URL's or DSN's password replaced by ``***`` (except the hints'
+    placeholder, the word ``PASSWORD`` itself)."""
     # Every log line passes here: skip the patterns that cannot match (both URL forms
     # need an '@', the key form the word), a substring test being far cheaper.
     if "@" in text:
-        text = _USERINFO.sub(lambda found: f"{found['head']}***@", text)
-        text = _BARE.sub(lambda found: f"{found['head']}***@", text)
+        text = _USERINFO.sub(_masked, text)
+        text = _BARE.sub(_masked, text)
     if "password" in text.casefold():  # casefold, like IGNORECASE (U+017F is s)
         text = _KEY.sub(lambda found: f"{found['head']}***", text)
     return text

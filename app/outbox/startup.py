@@ -39,6 +39,11 @@ _PERMANENT_WORDS = (
 # REFUSAL_GRACE_SECONDS.
 _REFUSAL_WORDS = ("NOT_ALLOWED", "['Connection.OpenOk'], got <Connection.Close")
 REFUSAL_GRACE_SECONDS = 10.0
+VHOST_HINT = (
+    " (RabbitMQ answers so for a vhost that does not exist or that the account has no "
+    "permissions on: `rabbitmqctl add_vhost VHOST`, `rabbitmqctl set_permissions -p VHOST "
+    "USER '.*' '.*' '.*'`)"
+)
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -83,16 +88,32 @@ async def _wait(
             lasting = refused_since is not None and (
                 time.monotonic() - refused_since >= REFUSAL_GRACE_SECONDS
             )
-            if is_permanent(exc) or lasting:
+            # A refusal still inside its grace when the start's time is up is reported as
+            # what it is: the server answered, it is no unreachable one.
+            if (
+                is_permanent(exc)
+                or lasting
+                or (refused_since is not None and time.monotonic() >= deadline)
+            ):
                 raise DependencyUnavailableError(
                     f"{name} at {where} refused this process ({exc!r:.300}); waiting cannot "
                     "help: check the URL's user, password and database or vhost"
+                    + (VHOST_HINT if refused_since is not None else "")
                 ) from exc
             if time.monotonic() >= deadline:
                 raise DependencyUnavailableError(
                     f"{name} at {where} is not reachable after {within:.0f}s ({exc!r:.200})"
                 ) from exc
-            logger.warning("waiting for %s", name, extra={"at": where, "error": repr(exc)[:200]})
+            if refused_since is not None:
+                logger.warning(
+                    "%s refused the connection: no such vhost, or the account may not use "
+                    "it; waiting up to %.0fs in case it is starting", name,
+                    REFUSAL_GRACE_SECONDS, extra={"at": where},
+                )  # fmt: skip
+            else:
+                logger.warning(
+                    "waiting for %s", name, extra={"at": where, "error": repr(exc)[:200]}
+                )
             await backoff.pause()
 
 

@@ -5,6 +5,7 @@ Each command is started as a user starts it, on PostgreSQL and RabbitMQ.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import time
@@ -286,11 +287,31 @@ def test_the_api_exits_0_on_sigterm_and_1_when_it_cannot_start(ordering_db: str)
             assert time.monotonic() < deadline and line != "", "the API did not start"
         second = run("api", "ordering", "--port", str(port), **env)  # the port is taken
         assert second.returncode == 1
-        assert any("did not start" in line for line in error_lines(second.stderr))
+        [line] = error_lines(second.stderr)
+        assert f"cannot listen on 127.0.0.1:{port}" in line and "--port" in line, line
         assert "Traceback" not in second.stderr
     finally:
         first.terminate()
         assert first.wait(timeout=15) == 0  # SIGTERM: a clean exit
+
+
+def test_dev_on_a_taken_port_prints_no_token_and_names_the_way_out(tmp_path: Path) -> None:
+    # A token and a curl for a port another process answers on (signed with another
+    # secret) would send the newcomer to the wrong server: the port is bound first.
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "app", "dev", "--port", str(port)],
+            env=command_env(SEED_DEMO_PRODUCTS="false"), cwd=tmp_path,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "TOKEN" not in done.stdout and "curl" not in done.stdout, done.stdout
+    [line] = error_lines(done.stderr)
+    assert f"cannot listen on 127.0.0.1:{port}" in line and "make run PORT=" in line, line
+    assert "Traceback" not in done.stderr
 
 
 @pytest.mark.parametrize("command", ["relay", "consume"])

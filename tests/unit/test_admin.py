@@ -226,3 +226,26 @@ async def test_a_broker_refusing_the_account_is_a_502_not_a_retry() -> None:
     assert "admin account" in json.loads(bytes(response.body))["detail"]
     down = await _broker_error(None, BrokerUnavailableError("cannot reach RabbitMQ"))  # type: ignore[arg-type]
     assert down.status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("broker_url", "says", "never"),
+    [
+        ("memory://", "the embedded broker's live inside `python -m app dev`", "logged above"),
+        (CLOSED_PORT, "RabbitMQ did not answer", "embedded"),
+    ],
+)
+def test_status_says_why_dead_letters_are_not_counted(
+    migrated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    broker_url: str,
+    says: str,
+    never: str,
+) -> None:
+    # On the embedded broker nothing is logged above: the line must not send one there.
+    monkeypatch.setenv("BROKER_URL", broker_url)
+    capsys.readouterr()
+    assert main(["outbox", "status"]) == 0
+    printed = capsys.readouterr().out
+    assert says in printed and never not in printed, printed

@@ -42,8 +42,12 @@ from app.logs import configure_logging, mask_secrets
             "postgresql+psycopg://u:pa@ss@127.0.0.1/db x",
             "postgresql+psycopg://u:***@127.0.0.1/db x",
         ),
+        # The hints' placeholder stays a placeholder to copy; anything else is masked.
+        ("set BROKER_URL=amqp://USER:PASSWORD@HOST:5672/", "set BROKER_URL=amqp://USER:PASSWORD@HOST:5672/"),
+        ("amqp://u:PASSWORDx@h:5672/", "amqp://u:***@h:5672/"),
+        ("amqp://u:password@h:5672/", "amqp://u:***@h:5672/"),
     ],
-)
+)  # fmt: skip
 def test_urls_lose_their_passwords(text: str, masked: str) -> None:
     assert mask_secrets(text) == masked
 

@@ -184,4 +184,5 @@ async def test_a_product_an_order_holds_stock_of_cannot_be_deleted(
     assert deleted.status_code == answer, deleted.text
     if answer == 409:
         assert "live reservation" in deleted.json()["detail"]
+        assert "cancel those orders first" in deleted.json()["detail"]
         assert (await catalog.get(f"/api/catalog/products/{product}")).status_code == 200

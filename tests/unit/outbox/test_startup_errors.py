@@ -8,7 +8,7 @@ import re
 import pytest
 
 from app.outbox.database import UnsupportedDatabaseError, check_supported
-from app.outbox.startup import is_permanent, is_refusal
+from app.outbox.startup import DependencyUnavailableError, _wait, is_permanent, is_refusal
 
 
 class _PsycopgError(Exception):
@@ -66,3 +66,19 @@ def test_a_vhost_refusal_is_a_refusal_that_may_pass() -> None:
 def test_a_url_without_the_driver_gets_a_hint(url: str, hint: str) -> None:
     with pytest.raises(UnsupportedDatabaseError, match=re.escape(f"write the URL as {hint}")):
         check_supported(url)
+
+
+async def test_a_refusal_when_the_start_times_out_is_reported_as_a_refusal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # STARTUP_TIMEOUT_SECONDS shorter than the vhost's grace: the server answered, so the
+    # end says "refused" and how to make the vhost, never "not reachable".
+    async def refused() -> None:
+        raise Exception("Expected one of ['Connection.OpenOk'], got <Connection.Close object>")
+
+    with pytest.raises(DependencyUnavailableError):
+        await _wait("RabbitMQ", "127.0.0.1:5672/nosuch", refused, within=0.3)
+    [message] = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    assert "refused this process" in message and "not reachable" not in message
+    assert "rabbitmqctl add_vhost" in message and "set_permissions" in message
+    assert any("no such vhost" in record.getMessage() for record in caplog.records)
