@@ -16,12 +16,14 @@ from app.pages import flash
 from app.pages.api_client import Apis
 from app.pages.forms import Form, FormRefusedError, check_origin, parse_form
 from app.pages.paging import PAGE_ROWS
+from app.pages.product_choice import SHOWN
 from app.pages.reasons import reason_words
 from app.pages.session import cookie_value, signed_in
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["reason_words"] = reason_words
 templates.env.globals["page_rows"] = PAGE_ROWS
+templates.env.globals["products_shown"] = SHOWN
 
 
 def apis_of(request: Request) -> Apis:

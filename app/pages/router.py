@@ -21,6 +21,7 @@ from app.pages.api_client import ApiError
 from app.pages.forms import Form, FormRefusedError, is_form_path, page_of
 from app.pages.numbers import JsonNumber, NotANumberError, typed_number
 from app.pages.paging import Pager, position, read_page
+from app.pages.product_choice import ProductChoice, product_choice
 from app.pages.provider_sign_in import IdentityProvider
 from app.pages.responses import (
     apis_of,
@@ -124,12 +125,12 @@ async def orders_page(request: Request) -> Response:
     apis = apis_of(request)
     token = token_of(request)
     pager = await _orders(request)
-    try:
-        products = await apis.call(apis.catalog, "GET", "/api/catalog/products?limit=500", token)
+    try:  # the product a Products page's Order link names, if any, chosen
+        choice = await product_choice(apis, token, request.query_params.get("product"))
     except ApiError as exc:  # orders are still listed and cancelled without catalog
-        return page(request, "orders.html", orders=pager.rows, pager=pager, products=[],
-                    catalog_problem=f"catalog: {exc.detail}")  # fmt: skip
-    return page(request, "orders.html", orders=pager.rows, pager=pager, products=products)
+        return page(request, "orders.html", orders=pager.rows, pager=pager,
+                    choice=ProductChoice([]), catalog_problem=f"catalog: {exc.detail}")  # fmt: skip
+    return page(request, "orders.html", orders=pager.rows, pager=pager, choice=choice)
 
 
 @router.get("/orders/table")

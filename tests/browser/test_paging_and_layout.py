@@ -1,7 +1,8 @@
 """The Orders and Products pages page through every row (newer/older, previous/next), and
 a 200-character name without spaces (a legal one) never widens a page beyond the
 viewport, at a phone's width (390 px) and a laptop's (1,280 px); nor does a dead letter's
-reason quoting 99 characters of a message's header on the Operations page."""
+reason quoting 99 characters of a message's header on the Operations page. A product
+beyond the 500 the Orders page's select lists is ordered through its Order link."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ class Shop:
     url: str
     order_ids: list[str]  # oldest first
     product_names: list[str]
+    product_ids: dict[str, str]  # by name
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +72,8 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
                 order_ids.append(placed.json()["id"])
             _dead_letter_quoting(cwd / "var" / "ordering.db", api)
         product_names = sorted([*names, "Product A", "Product B", "Product C"])
-        yield Shop(url, order_ids, product_names)
+        ids = {name: str(product_id) for name, product_id in products.items()}
+        yield Shop(url, order_ids, product_names, ids)
 
 
 def _dead_letter_quoting(ordering: Path, api: httpx.Client) -> None:
@@ -171,8 +174,27 @@ def test_a_long_name_keeps_the_page_within_the_viewport(
     expect(row).to_be_attached()
     assert page.evaluate("document.documentElement.scrollWidth") == width
     # The actions of the long name's row are on screen.
-    box = row.get_by_role("button", name=re.compile(action)).first.bounding_box()
+    _on_screen(row.get_by_role("button", name=re.compile(action)).first, width)
+    if path == "/products":  # and so is its Order link
+        _on_screen(row.get_by_role("link", name=f"Order {long}"), width)
+
+
+def _on_screen(element: Locator, width: int) -> None:
+    box = element.bounding_box()
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width, box
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_a_long_named_product_chosen_keeps_the_orders_page_within_the_viewport(
+    page: Page, shop: Shop, width: int
+) -> None:
+    sign_in(page, shop.url)
+    page.set_viewport_size({"width": width, "height": 900})
+    page.goto(f"{shop.url}/orders?product={shop.product_ids[LONG_PRODUCT]}")
+    expect(page.locator("select[name=productId]")).to_have_value(shop.product_ids[LONG_PRODUCT])
+    expect(page.get_by_text("Showing the first 500 products by name")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") == width
+    _on_screen(page.get_by_role("button", name="Place order"), width)
 
 
 def test_a_deleted_products_page_position_starts_again(page: Page, shop: Shop) -> None:
@@ -182,3 +204,31 @@ def test_a_deleted_products_page_position_starts_again(page: Page, shop: Shop) -
     page.goto(f"{shop.url}/products?after={uuid.uuid4()}")
     expect(page.get_by_role("alert")).to_contain_text("first page")
     assert _rows(page, "data-product") == shop.product_names[:PAGE]
+
+
+# Last in this module: the order it places would be one more for the tests of the orders.
+def test_a_product_beyond_the_selects_500_is_ordered_through_its_order_link(
+    page: Page, shop: Shop
+) -> None:
+    late = "Item 500"  # far beyond the first 500 by name
+    assert shop.product_names.index(late) >= 500
+    sign_in(page, shop.url)
+    page.goto(f"{shop.url}/orders")
+    hint = page.get_by_text("Showing the first 500 products by name")
+    expect(hint).to_contain_text("use its Order link on the Products page")
+    assert page.locator("select[name=productId]").locator("option", has_text=late).count() == 0
+
+    page.goto(f"{shop.url}/products")
+    while not page.locator(f'tr[data-product="{late}"]').count():
+        _follow(page, page.locator("nav.pager a", has_text="Next"))
+    _follow(page, page.get_by_role("link", name=f"Order {late}"))
+    expect(page).to_have_url(re.compile(r"/orders\?product="))
+    expect(page.locator("select[name=productId]")).to_have_value(shop.product_ids[late])
+    expect(page.get_by_role("alert")).to_have_count(0)
+    page.get_by_label("Customer", exact=True).fill("Late Buyer")
+    page.get_by_role("button", name="Place order").click()
+    expect(page.get_by_role("status")).to_have_text("order placed")
+    row = page.locator("#orders tbody tr").first
+    expect(row).to_contain_text("Late Buyer")
+    expect(row).to_contain_text(late)
+    expect(row.locator("td.state")).to_have_text("Confirmed")
