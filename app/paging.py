@@ -11,6 +11,14 @@ from typing import Annotated, Any
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
 
+# skip costs what it skips (a million rows: half a second of PostgreSQL), and anyone who
+# may read a listing may ask: deeper pages are keyset pages (after=).
+MAX_SKIP = 10_000
+Skip = Annotated[
+    int,
+    Query(ge=0, le=MAX_SKIP, description=f"rows to skip (at most {MAX_SKIP:,}; deeper: after)"),
+]
+
 Before = Annotated[
     uuid.UUID | None,
     Query(

@@ -17,9 +17,9 @@ from app.catalog.schemas import ProductIds, ProductPatch, ProductRead, ProductWr
 from app.exact_json import ExactNumbersRoute
 from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
 from app.merge_patch import MERGE_PATCH, NOT_A_MERGE_PATCH, merge_patch_only
-from app.paging import Before, one_cursor, page_links
+from app.paging import Before, Skip, one_cursor, page_links
 from app.preconditions import BAD_IF_MATCH, ETAG, STALE, IfMatch, IfMatchDep, etag
-from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit, Skip
+from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit
 from app.web import unit_of_work
 
 router = APIRouter(
