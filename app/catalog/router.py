@@ -14,7 +14,7 @@ from app.auth.scopes import CATALOG_INTEGRATION, PRODUCTS_READ, PRODUCTS_WRITE
 from app.catalog import service
 from app.catalog.models import Product
 from app.catalog.schemas import ProductIds, ProductPatch, ProductRead, ProductWrite
-from app.exact_json import ExactNumbersRoute
+from app.exact_json import ExactNumbersRoute, JsonRoute
 from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
 from app.merge_patch import MERGE_PATCH, NOT_A_MERGE_PATCH, merge_patch_only
 from app.paging import Before, Skip, one_cursor, page_links
@@ -33,6 +33,7 @@ integration_router = APIRouter(
     tags=["catalog integration"],
     responses={**COMMON_ERRORS, **AUTH_ERRORS},
     dependencies=[require(CATALOG_INTEGRATION)],
+    route_class=JsonRoute,
 )
 READ = [require(PRODUCTS_READ)]
 WRITE = [require(PRODUCTS_WRITE)]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import ORDERS_READ, ORDERS_WRITE
+from app.exact_json import JsonRoute
 from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
 from app.ordering import service
 from app.ordering.catalog_client import fetch_product_names
@@ -25,7 +26,10 @@ from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limi
 from app.web import session_factory, unit_of_work
 
 router = APIRouter(
-    prefix="/api/ordering", tags=["ordering"], responses={**COMMON_ERRORS, **AUTH_ERRORS}
+    prefix="/api/ordering",
+    tags=["ordering"],
+    responses={**COMMON_ERRORS, **AUTH_ERRORS},
+    route_class=JsonRoute,
 )
 READ = [require(ORDERS_READ)]
 WRITE = [require(ORDERS_WRITE)]
