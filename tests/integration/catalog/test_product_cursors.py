@@ -81,8 +81,11 @@ async def test_a_link_cursor_is_opaque_and_a_bare_id_still_works(
     assert [p["name"] for p in by_id.json()] == ["Cherry"]
 
 
-@pytest.mark.parametrize("cursor", ["not-a-position", "WyJ4Il0", "e30", "!!!", "x" * 5000],
-                         ids=["words", "one item", "an object", "not base64", "too long"])  # fmt: skip
+@pytest.mark.parametrize(
+    "cursor",
+    ["not-a-position", "WyJ4Il0", "e30", "!!!", "x" * 5000],
+    ids=["words", "one item", "an object", "not base64", "too long"],
+)
 @pytest.mark.parametrize("parameter", ["after", "before"])
 async def test_a_malformed_cursor_is_a_422_naming_the_parameter(
     catalog_api: httpx.AsyncClient, parameter: str, cursor: str

@@ -145,7 +145,8 @@ async def test_a_number_of_more_than_4300_digits_is_a_400_in_words(
 
 def test_every_route_with_a_body_reads_it_with_answers_in_words() -> None:
     from app.admin.router import router as admin
-    from app.catalog.router import integration_router, router as catalog
+    from app.catalog.router import integration_router
+    from app.catalog.router import router as catalog
     from app.exact_json import JsonRoute
     from app.ordering.router import router as ordering_api
 
