@@ -96,3 +96,16 @@ async def test_a_malformed_cursor_is_a_422_naming_the_parameter(
     [error] = response.json()["detail"]
     assert error["loc"] == ["query", parameter]
     assert "Link header" in error["msg"], error
+
+
+async def test_any_text_of_the_token_form_is_a_place_in_the_list(
+    catalog_api: httpx.AsyncClient,
+) -> None:
+    """What the OpenAPI pattern admits is taken (a forged position is just another place)."""
+    await _make(catalog_api, ["Banana"])
+    for forged in ["p" + "A" * 22, "p" + "_-" * 400 + "x", "p" + "AAAA" * 5 + "AAA"]:
+        response = await catalog_api.get(PRODUCTS, params={"after": forged})
+        assert response.status_code == 200, (forged, response.text)
+    schema = (await catalog_api.get("/openapi.json")).json()
+    [after] = [p for p in schema["paths"][PRODUCTS]["get"]["parameters"] if p["name"] == "after"]
+    assert after["schema"]["pattern"].startswith("^(")
