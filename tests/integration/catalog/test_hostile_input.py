@@ -97,3 +97,16 @@ async def test_a_number_of_more_than_4300_digits_is_a_400_in_words(
     assert response.status_code == 400, response.text
     assert "4300 digits" in response.json()["detail"], response.text
     assert await _count(catalog_api) == 1
+
+
+async def test_json_nested_too_deeply_to_read_is_a_400_in_words(
+    catalog_api: httpx.AsyncClient,
+) -> None:
+    body = b'{"name": "Pear", "price": 1, "stockCount": 1, "x": ' + b"[" * 30_000 + b"]" * 30_000
+    response = await catalog_api.post(
+        PRODUCTS, content=body + b"}", headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 400, response.text
+    assert "nested too deeply" in response.json()["detail"]
+    assert await _count(catalog_api) == 0
