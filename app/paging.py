@@ -5,11 +5,19 @@ order), and the page's ``Link`` header (RFC 8288 §3: ``rel="next"``, ``rel="pre
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
+
+# skip costs what it skips (a million rows: half a second of PostgreSQL), and anyone who
+# may read a listing may ask: deeper pages are keyset pages (after=).
+MAX_SKIP = 10_000
+Skip = Annotated[
+    int,
+    Query(ge=0, le=MAX_SKIP, description=f"rows to skip (at most {MAX_SKIP:,}; deeper: after)"),
+]
 
 Before = Annotated[
     uuid.UUID | None,
@@ -21,7 +29,7 @@ Before = Annotated[
 ]
 
 
-def one_cursor(after: uuid.UUID | None, before: uuid.UUID | None) -> None:
+def one_cursor(after: object | None, before: object | None) -> None:
     """422 in words when a request names both ``after`` and ``before``: the same answer
     as every other invalid field (``detail``: a list naming the parameter), as the OpenAPI
     document says of a 422."""
@@ -37,16 +45,22 @@ def one_cursor(after: uuid.UUID | None, before: uuid.UUID | None) -> None:
         )
 
 
+def _id(row: Any) -> str:
+    return str(row.id)
+
+
 def page_links(
     request: Request,
     rows: Sequence[Any],
     *,
     limit: int,
     skip: int = 0,
-    after: uuid.UUID | None = None,
-    before: uuid.UUID | None = None,
+    after: object | None = None,
+    before: object | None = None,
+    position: Callable[[Any], str] = _id,
 ) -> str | None:
-    """The ``Link`` header of a page of ``rows`` (each with an ``id``), or None.
+    """The ``Link`` header of a page of ``rows``, or None. A row's place in the links is
+    ``position(row)``: its ``id`` unless told otherwise.
 
     ``next`` (``?after=LAST&limit=N``): on a full page (a full last page links to an empty
     one: knowing there is no more would cost a row more), and on any page read ``before``
@@ -58,9 +72,9 @@ def page_links(
     full = len(rows) == limit
     found = []
     if full or before is not None:
-        found.append(_link(request, "next", after=rows[-1].id, limit=limit))
+        found.append(_link(request, "next", after=position(rows[-1]), limit=limit))
     if after is not None or skip > 0 or (before is not None and full):
-        found.append(_link(request, "prev", before=rows[0].id, limit=limit))
+        found.append(_link(request, "prev", before=position(rows[0]), limit=limit))
     return ", ".join(found) or None
 
 

@@ -59,6 +59,7 @@ def parse_if_match(fields: Sequence[str] | None) -> IfMatch | None:
     if value.strip() == "*":
         return IfMatch(any=True, tags=frozenset())
     tags: set[str] = set()
+    listed = 0
     position = 0
     while position < len(value):
         element = _ELEMENT.match(value, position)
@@ -68,9 +69,18 @@ def parse_if_match(fields: Sequence[str] | None) -> IfMatch | None:
                 f'such as "3" (the ETag header of the product); got {value[:100]!r}'
             )
         weak, opaque = element.groups()
+        listed += opaque is not None
         if opaque is not None and not weak:
             tags.add(f'"{opaque}"')
         position = element.end()
+    if not listed:
+        # The list's grammar allows no element at all, but such a condition can never hold:
+        # every write would be a 412 that no GET can cure. It is a client's mistake (an
+        # ETag variable left empty), said as such.
+        raise MalformedIfMatchError(
+            'If-Match holds no entity tag: send the ETag header of the product (such as "3") '
+            "or *, or leave If-Match out to write whatever the product holds now"
+        )
     return IfMatch(any=False, tags=frozenset(tags))
 
 

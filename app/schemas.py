@@ -75,8 +75,7 @@ UtcDateTime = Annotated[
 ]
 
 
-# Bounded so that OFFSET and LIMIT never overflow PostgreSQL's bigint or load a whole table.
-Skip = Annotated[int, Query(ge=0, le=1_000_000_000, description="rows to skip")]
+# Bounded so that LIMIT never loads a whole table (skip: app.paging.Skip).
 Limit = Annotated[int, Query(ge=1, le=500, description="rows to return (at most 500)")]
 DEFAULT_LIMIT = 50
 

@@ -140,16 +140,24 @@ async def _database_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# A 64 KiB body of bad array items or unknown fields holds tens of thousands of errors;
+# the answer lists the first ones and counts them all.
+MAX_LISTED_ERRORS = 20
+
+
 async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
+    """422: ``{"detail": [{"loc", "msg", "type"}, …], "errorCount": N}``, the first
+    MAX_LISTED_ERRORS errors of the N found."""
     # FastAPI's default echoes each offending input back. That input may be NaN (which
     # JSON cannot encode, turning a 422 into a 500) or a 60 KiB string, so only the
     # location, the reason and its code are returned.
     assert isinstance(exc, RequestValidationError)
+    found = exc.errors()
     errors = [
         {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
-        for error in exc.errors()
+        for error in found[:MAX_LISTED_ERRORS]
     ]
-    return JSONResponse({"detail": errors}, status_code=422)
+    return JSONResponse({"detail": errors, "errorCount": len(found)}, status_code=422)
 
 
 async def _broker_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -31,6 +31,7 @@ from app.admin.schemas import (
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import ADMIN
 from app.auth.tokens import Principal
+from app.exact_json import JsonRoute
 from app.outbox.broker import Broker
 from app.outbox.dead_letters import DeadLetterSelection
 from app.outbox.repair import FailedSelection
@@ -91,6 +92,7 @@ router = APIRouter(
     tags=["admin"],
     responses={**COMMON_ERRORS, **AUTH_ERRORS, **NOT_SERVED},
     dependencies=[require(ADMIN)],
+    route_class=JsonRoute,
 )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -29,12 +30,26 @@ class VerifierUnavailableError(Exception):
     """The identity provider's keys cannot be fetched: the token cannot be checked (503)."""
 
 
+def identity_of(subject: str) -> str:
+    """SHA-256 (hex, 64 characters) of the whole ``subject`` as UTF-8 (a lone surrogate,
+    which a JWT's JSON may carry, as itself): a key for what a caller owns that holds any
+    subject, of any length, and never makes two of one."""
+    return hashlib.sha256(subject.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass(frozen=True)
 class Principal:
-    """Who a request acts for: the token's ``sub`` (or client id) and its scopes."""
+    """Who a request acts for: the token's ``sub`` (or client id), cut to 200 characters
+    for logs and pages, and its scopes. ``identity``: ``identity_of`` the whole subject,
+    for what the caller owns (its idempotency keys); by default, of ``subject``."""
 
     subject: str
     scopes: frozenset[str]
+    identity: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.identity:
+            object.__setattr__(self, "identity", identity_of(self.subject))
 
 
 ANONYMOUS = Principal("anonymous (AUTH_DISABLED)", frozenset(SCOPES))
@@ -156,8 +171,9 @@ def principal_of(claims: Mapping[str, Any]) -> Principal:
     words: Iterable[object] = (
         raw.split() if isinstance(raw, str) else raw if isinstance(raw, list) else ()
     )
-    subject = claims.get("sub") or claims.get("client_id") or claims.get("azp") or "unknown"
-    return Principal(str(subject)[:200], frozenset(str(word) for word in words))
+    subject = str(claims.get("sub") or claims.get("client_id") or claims.get("azp") or "unknown")
+    # Cut for display only: two subjects sharing their first 200 characters are two callers.
+    return Principal(subject[:200], frozenset(str(w) for w in words), identity_of(subject))
 
 
 def issue_token(

@@ -5,21 +5,22 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Body, Depends, HTTPException, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import CATALOG_INTEGRATION, PRODUCTS_READ, PRODUCTS_WRITE
 from app.catalog import service
+from app.catalog.cursor import AfterPosition, BeforePosition, parse_cursor, token_of
 from app.catalog.models import Product
 from app.catalog.schemas import ProductIds, ProductPatch, ProductRead, ProductWrite
-from app.exact_json import ExactNumbersRoute
+from app.exact_json import ExactNumbersRoute, JsonRoute
 from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
 from app.merge_patch import MERGE_PATCH, NOT_A_MERGE_PATCH, merge_patch_only
-from app.paging import Before, one_cursor, page_links
+from app.paging import Skip, one_cursor, page_links
 from app.preconditions import BAD_IF_MATCH, ETAG, STALE, IfMatch, IfMatchDep, etag
-from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit, Skip
+from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit
 from app.web import unit_of_work
 
 router = APIRouter(
@@ -33,6 +34,7 @@ integration_router = APIRouter(
     tags=["catalog integration"],
     responses={**COMMON_ERRORS, **AUTH_ERRORS},
     dependencies=[require(CATALOG_INTEGRATION)],
+    route_class=JsonRoute,
 )
 READ = [require(PRODUCTS_READ)]
 WRITE = [require(PRODUCTS_WRITE)]
@@ -74,16 +76,8 @@ async def create_product(body: ProductWrite, session: SessionDep, key: KeyDep) -
     )  # fmt: skip
 
 
-AfterProduct = Annotated[
-    uuid.UUID | None,
-    Query(
-        alias="after",
-        description="keyset page: the products after this one (the last id of the previous "
-        "page; the Link header's rel=next gives it). Costs the page, however deep",
-    ),
-]
 UNKNOWN_PRODUCT_CURSOR: dict[int | str, dict[str, object]] = {
-    404: {"model": ErrorBody, "description": "after (or before) names no product"}
+    404: {"model": ErrorBody, "description": "after (or before) is the id of no product"}
 }
 
 
@@ -99,20 +93,24 @@ async def list_products(
     response: Response,
     skip: Skip = 0,
     limit: Limit = DEFAULT_LIMIT,
-    after: AfterProduct = None,
-    before: Before = None,
+    after: AfterPosition = None,
+    before: BeforePosition = None,
 ) -> list[Product]:
     """Products, by name (ties by id). A full page carries the next page's link (``Link:
-    <…?after=ID&limit=N>; rel="next"``, RFC 8288), a page past the first the previous
-    one's (``rel="prev"``, ``?before=ID``)."""
+    <…?after=POSITION&limit=N>; rel="next"``, RFC 8288), a page past the first the
+    previous one's (``rel="prev"``, ``?before=POSITION``); a position is opaque, and holds
+    its place when its product is renamed or deleted."""
     one_cursor(after, before)
+    start, end = parse_cursor(after, "after"), parse_cursor(before, "before")
     try:
         products = await service.list_products(
-            session, skip=skip, limit=limit, after=after, before=before
+            session, skip=skip, limit=limit, after=start, before=end
         )
     except service.UnknownCursorError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(exc)) from exc
-    link = page_links(request, products, limit=limit, skip=skip, after=after, before=before)
+    link = page_links(
+        request, products, limit=limit, skip=skip, after=start, before=end, position=token_of
+    )
     if link is not None:
         response.headers["Link"] = link
     return list(products)

@@ -14,6 +14,7 @@ from pydantic import (
     PlainSerializer,
     WithJsonSchema,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -117,9 +118,34 @@ class ProductPatch(CamelRequest):
 
     _present = field_validator("name", "price", "stock_count", mode="before")(_kept)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value: object) -> object:
+        # RFC 7396 §2: a patch that is not an object replaces the whole target with itself,
+        # and a product is always an object: refused in words, not as a parser's message.
+        if not isinstance(value, dict):
+            raise PydanticCustomError(
+                "merge_patch_object",
+                "a merge patch of a product must be a JSON object of the fields to change, "
+                'such as {"price": 12.5}: RFC 7396 reads any other JSON value ({kind} here) '
+                "as the whole new product, and a product is an object",
+                {"kind": _json_kind(value)},
+            )
+        return value
+
     def changes(self) -> dict[str, Any]:
         """The fields the patch holds, by attribute name."""
         return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 class ProductRead(CamelModel):

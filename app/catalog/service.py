@@ -7,9 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, Uuid, func, literal, select, tuple_
+from sqlalchemy import Select, String, Uuid, func, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.catalog.cursor import Cursor, Position
 from app.catalog.models import LIVE, MAX_STOCK_COUNT, STOCK_RESERVATIONS, Product
 
 
@@ -27,8 +28,8 @@ def products_page(
     *,
     skip: int = 0,
     limit: int,
-    after: uuid.UUID | None = None,
-    before: uuid.UUID | None = None,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
 ) -> Select[Any]:
     """The query of one page of ``list_products`` (``before``: in descending order, which
     the caller reverses). Every one reads ``ix_products_name_id`` in order."""
@@ -36,9 +37,13 @@ def products_page(
     cursor = after if after is not None else before
     if cursor is None:
         return select(Product).order_by(Product.name, Product.id).offset(skip).limit(limit)
-    # The database compares its own values, with the collation its ORDER BY uses.
-    named = select(Product.name).where(Product.id == cursor).scalar_subquery()
-    at = tuple_(named, literal(cursor, Uuid))
+    # The database compares the name with the collation its ORDER BY uses (the column's):
+    # a position's name as given, a bare id's as the product is named now.
+    if isinstance(cursor, Position):
+        at = tuple_(literal(cursor.name, String), literal(cursor.id, Uuid))
+    else:
+        named = select(Product.name).where(Product.id == cursor).scalar_subquery()
+        at = tuple_(named, literal(cursor, Uuid))
     if before is not None:
         query = select(Product).where(key < at).order_by(Product.name.desc(), Product.id.desc())
     else:
@@ -47,7 +52,7 @@ def products_page(
 
 
 class UnknownCursorError(Exception):
-    """``after`` or ``before`` names no product (deleted since, or never one)."""
+    """``after`` or ``before`` is the id of no product (deleted since, or never one)."""
 
 
 async def list_products(
@@ -55,19 +60,23 @@ async def list_products(
     *,
     skip: int,
     limit: int,
-    after: uuid.UUID | None = None,
-    before: uuid.UUID | None = None,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
 ) -> Sequence[Product]:
     """Products by name (ties by id): ``limit`` of them after skipping ``skip``, from the
-    start, after the product ``after`` or just before the product ``before`` (keyset
-    pages: each costs its rows, however deep). Raises UnknownCursorError when the cursor
-    names no product."""
+    start, after ``after`` or just before ``before`` (a Position, or a product's id: keyset
+    pages, each costing its rows, however deep). Raises UnknownCursorError when a cursor
+    that is an id names no product."""
     query = products_page(skip=skip, limit=limit, after=after, before=before)
     products = (await session.scalars(query)).all()
     if before is not None:
         products = products[::-1]
     cursor = after if after is not None else before
-    if cursor is not None and not products and await session.get(Product, cursor) is None:
+    if (
+        isinstance(cursor, uuid.UUID)
+        and not products
+        and await session.get(Product, cursor) is None
+    ):
         raise UnknownCursorError(
             f"no product {cursor}: deleted since, or never one; start again from the first "
             "page (without after or before)"

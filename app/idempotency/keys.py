@@ -4,9 +4,10 @@ Header Field", with Stripe's semantics) on a route that creates something.
 A client sends a unique key with a POST; if it cannot tell whether the POST was done (a
 timeout, a lost connection, a 503), it sends the same POST with the same key again and
 gets the first answer (same status and body, plus ``Idempotent-Replayed: true``), never
-a second order or product. The key belongs to the caller (the token's subject); the same
-key with another body is a 422. Keys are kept at least IDEMPOTENCY_KEY_RETENTION_SECONDS
-(24 h by default), then deleted by housekeeping (app.idempotency.retention).
+a second order or product. The key belongs to the caller (the token's whole subject, kept
+as its SHA-256); the same key with another body is a 422. Keys are kept at least
+IDEMPOTENCY_KEY_RETENTION_SECONDS (24 h by default), then deleted by housekeeping
+(app.idempotency.retention).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.auth.tokens import Principal
+from app.auth.tokens import Principal, identity_of
 from app.idempotency.models import MAX_KEY_LENGTH
 from app.idempotency.store import KeyReusedError, RequestKey, claim, record
 from app.schemas import ErrorBody
@@ -93,7 +94,9 @@ async def request_key(
     except ValueError as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc)) from None
     principal: Principal | None = getattr(request.state, "principal", None)
-    caller = principal.subject if principal is not None else ""
+    # The digest of the whole subject: any length and any character fit the column, and
+    # two subjects are never one caller.
+    caller = principal.identity if principal is not None else identity_of("")
     return RequestKey(caller, key, fingerprint(request.method, request.url.path,
                                                await request.body()))  # fmt: skip
 

@@ -19,15 +19,17 @@ from app.outbox.clock import db_now
 from app.outbox.models import NAMING_CONVENTION
 
 MAX_KEY_LENGTH = 255  # as Stripe's; the IETF draft sets no bound
-MAX_CALLER_LENGTH = 200  # a token's subject, as app.auth.tokens keeps it
+CALLER_LENGTH = 64  # SHA-256 in hex of the token's whole subject (app.auth.tokens.identity_of)
 
 idempotency_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 IDEMPOTENCY_KEYS = Table(
     "idempotency_keys",
     idempotency_metadata,
-    # Whose key: the token's subject, so that two clients' keys never meet.
-    Column("caller", String(MAX_CALLER_LENGTH), nullable=False),
+    # Whose key: the digest of the token's whole subject, so that two clients' keys never
+    # meet, however long their subjects or whatever they hold (NUL: PostgreSQL text
+    # cannot, SQLite can).
+    Column("caller", String(CALLER_LENGTH), nullable=False),
     Column("idempotency_key", String(MAX_KEY_LENGTH), nullable=False),
     # SHA-256 (hex) of the method, the path and the JSON body: the same key with another
     # request is refused, not answered with the first request's result.

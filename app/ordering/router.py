@@ -15,17 +15,21 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import ORDERS_READ, ORDERS_WRITE
+from app.exact_json import JsonRoute
 from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
 from app.ordering import service
 from app.ordering.catalog_client import fetch_product_names
 from app.ordering.models import Order
 from app.ordering.schemas import OrderCreate, OrderRead, OrderView
-from app.paging import Before, one_cursor, page_links
+from app.paging import Before, Skip, one_cursor, page_links
 from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit
 from app.web import session_factory, unit_of_work
 
 router = APIRouter(
-    prefix="/api/ordering", tags=["ordering"], responses={**COMMON_ERRORS, **AUTH_ERRORS}
+    prefix="/api/ordering",
+    tags=["ordering"],
+    responses={**COMMON_ERRORS, **AUTH_ERRORS},
+    route_class=JsonRoute,
 )
 READ = [require(ORDERS_READ)]
 WRITE = [require(ORDERS_WRITE)]
@@ -140,14 +144,6 @@ UNKNOWN_CURSOR: dict[int | str, dict[str, object]] = {
     404: {"model": ErrorBody, "description": "after (or before) names no order"}
 }
 
-# skip costs what it skips (a million orders: half a second of PostgreSQL), and anyone with
-# orders:read may ask: deeper pages are keyset pages (after=).
-MAX_SKIP = 10_000
-OrderSkip = Annotated[
-    int,
-    Query(ge=0, le=MAX_SKIP, description=f"rows to skip (at most {MAX_SKIP:,}; deeper: after)"),
-]
-
 After = Annotated[
     uuid.UUID | None,
     Query(
@@ -164,7 +160,7 @@ async def list_orders(
     client: CatalogClientDep,
     request: Request,
     response: Response,
-    skip: OrderSkip = 0,
+    skip: Skip = 0,
     limit: Limit = DEFAULT_LIMIT,
     after: After = None,
     before: Before = None,

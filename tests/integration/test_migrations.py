@@ -101,8 +101,8 @@ def test_services_keep_separate_histories() -> None:
         for service in SERVICES
     }
     assert heads == {
-        "ordering": ["0007_ordering_millisecond_clock"],
-        "catalog": ["0009_catalog_product_version"],
+        "ordering": ["0008_ordering_caller_digest"],
+        "catalog": ["0010_catalog_caller_digest"],
     }
 
 
@@ -124,3 +124,28 @@ def test_order_states_migrate_and_a_downgrade_never_drops_orders(fresh_database:
     with pytest.raises(RuntimeError, match="cannot downgrade"):
         in_worker_thread(command.downgrade, config, "0002_ordering")
     assert run_scalar("SELECT count(*) FROM orders", fresh_database) == 2
+
+
+@pytest.mark.parametrize(
+    ("service", "before"),
+    [("ordering", "0007_ordering_millisecond_clock"), ("catalog", "0009_catalog_product_version")],
+)
+def test_kept_idempotency_keys_stay_their_callers_as_digests(
+    fresh_database: str, service: str, before: str
+) -> None:
+    from app.auth.tokens import identity_of
+
+    config = alembic_config(service, fresh_database)
+    in_worker_thread(command.upgrade, config, before)
+    run(
+        "INSERT INTO idempotency_keys (caller, idempotency_key, request_hash) "
+        "VALUES ('tester', 'k', 'h'), ('" + "é" * 200 + "', 'k', 'h')",
+        fresh_database,
+    )
+    in_worker_thread(command.upgrade, config, "head")
+
+    callers = run_scalar("SELECT string_agg(caller, ',' ORDER BY caller) FROM idempotency_keys",
+                         fresh_database)  # fmt: skip
+    assert callers == ",".join(sorted([identity_of("tester"), identity_of("é" * 200)]))
+    in_worker_thread(command.downgrade, config, before)
+    assert run_scalar("SELECT count(*) FROM idempotency_keys", fresh_database) == 2

@@ -26,8 +26,21 @@ INVISIBLE = ["\u200b", "\ufeff\u200b", "\u2060", "\u00ad", "\u180e", "\u061c", "
 # Displayed reordered: "\u202eevil" shows as "live".
 BIDI = ["\u202eevil", "a\u202ab", "\u2066x\u2069", "x\u2067", "x\u2068", "Ann\u202c"]
 BIDI_WORDS = "bidirectional control characters (U+202A\u2013U+202E, U+2066\u2013U+2069)"
-# Names that look like what they are stay welcome.
-FINE = ["Zoë", "שלום", "مرحبا\u200f", "a\u200bb", "李", "Ann-Marie O'Neil"]
+# Names that look like what they are stay welcome: ZWNJ in Persian, a ZWJ emoji sequence,
+# an emoji variation selector, a decomposed accent.
+FINE = [
+    "Zoë", "שלום", "مرحبا\u200f", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",
+    "\U0001f469\u200d\U0001f4bb", "\u2764\ufe0f", "Zoe\u0308", "李", "Ann-Marie O'Neil",
+]  # fmt: skip
+# Shown as nothing, or differently on every device: (name, the character named in the 422).
+UNSHOWN = [
+    ("A\u200bnn", "U+200B ZERO WIDTH SPACE"), ("Ann\u00ad", "U+00AD SOFT HYPHEN"),
+    ("a\u2060b", "U+2060 WORD JOINER"), ("Ann\U000e0041", "U+E0041 TAG LATIN CAPITAL LETTER A"),
+    ("\u3164", "U+3164 HANGUL FILLER"), ("Ann\u115f", "U+115F HANGUL CHOSEONG FILLER"),
+    ("Ann\uffa0", "U+FFA0 HALFWIDTH HANGUL FILLER"), ("Ann\u0378", "U+0378"),
+    ("Ann\ue000", "U+E000"), ("Ann\U0010fffd", "U+10FFFD"), ("Ann\u034f", "U+034F"),
+]  # fmt: skip
+MARKS_ONLY = ["\u0301", "\u0301\u0302\u20dd", " \u0308 "]
 
 
 @pytest.fixture(params=[pytest.param("postgresql", marks=pytest.mark.postgres), "sqlite"])
@@ -124,3 +137,21 @@ async def test_the_openapi_schema_states_the_rule(apis: dict[str, httpx.AsyncCli
         assert "U+202A" in field["description"]
         # Machine-readable too (tests/unit/test_names.py: the validator agrees with it).
         assert field["pattern"] == name_pattern()
+
+
+@pytest.mark.parametrize(("name", "char"), UNSHOWN, ids=[c for _, c in UNSHOWN])
+async def test_a_character_that_shows_as_nothing_is_refused_by_its_code_point(
+    apis: dict[str, httpx.AsyncClient], name: str, char: str
+) -> None:
+    for response in await _refusals(apis, name):
+        message = _message(response)
+        assert f"must not contain {char}" in message, message
+
+
+@pytest.mark.parametrize("name", MARKS_ONLY, ids=lambda n: n.encode("unicode_escape").decode())
+async def test_a_name_of_combining_marks_alone_is_refused_in_words(
+    apis: dict[str, httpx.AsyncClient], name: str
+) -> None:
+    for response in await _refusals(apis, name):
+        message = _message(response)
+        assert "other than combining marks" in message and "U+03" in message, message

@@ -9,7 +9,16 @@ import unicodedata
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from app.names import INVISIBLE_CATEGORIES, INVISIBLE_RANGES, Name, name_pattern
+from app.names import (
+    INVISIBLE_CATEGORIES,
+    INVISIBLE_RANGES,
+    KEPT_IGNORABLE,
+    OTHER_DEFAULT_IGNORABLE,
+    SHOWN_FORMAT,
+    VARIATION_SELECTORS,
+    Name,
+    name_pattern,
+)
 
 NAME = TypeAdapter(Name)
 
@@ -39,4 +48,20 @@ def test_the_pattern_and_the_validator_agree_at_every_range_edge(code: int) -> N
     pattern = re.compile(name_pattern())
     char = chr(code)
     for name in (char, f"a{char}", f"{char}a", f"{char}{char}"):
+        assert bool(pattern.match(name)) == _accepted(name), (hex(code), name)
+
+
+EDGES = sorted(
+    {c + d for r in (*OTHER_DEFAULT_IGNORABLE, *VARIATION_SELECTORS, *SHOWN_FORMAT,
+                     *KEPT_IGNORABLE, (0x0300, 0x036F), (0xD800, 0xDFFF), (0xE000, 0xF8FF),
+                     (0x0378, 0x0379), (0xF0000, 0xFFFFD))
+     for c in r for d in (-1, 0, 1)}
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("code", EDGES, ids=hex)
+def test_the_pattern_and_the_validator_agree_on_what_shows_nothing(code: int) -> None:
+    pattern = re.compile(name_pattern())
+    char = chr(code)
+    for name in (char, f"a{char}", f"{char}a", f"{char}{char}", f"{char}\u0301"):
         assert bool(pattern.match(name)) == _accepted(name), (hex(code), name)

@@ -71,3 +71,24 @@ async def test_validation_errors_do_not_echo_the_input(client: httpx.AsyncClient
     errors = response.json()["detail"]
     assert {tuple(e["loc"]) for e in errors} == {("body", "text"), ("body", "number")}
     assert all(set(e) == {"loc", "msg", "type"} for e in errors)
+
+
+async def test_a_422_lists_the_first_errors_and_counts_them_all() -> None:
+    app = FastAPI()
+    install_common(app, max_body_bytes=64 * 1024)
+
+    @app.post("/numbers")
+    async def numbers(body: list[int]) -> int:
+        return len(body)
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        many = await c.post("/numbers", json=["x"] * 10_000)
+        few = await c.post("/numbers", json=[1, "x", "y"])
+
+    assert many.status_code == 422
+    assert len(many.content) < 4096  # not one entry per bad item
+    body = many.json()
+    assert body["errorCount"] == 10_000 and len(body["detail"]) == 20
+    assert [e["loc"] for e in body["detail"]] == [["body", n] for n in range(20)]
+    assert few.json()["errorCount"] == 2 and len(few.json()["detail"]) == 2

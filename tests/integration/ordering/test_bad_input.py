@@ -128,3 +128,29 @@ async def test_bad_reads_are_4xx(ordering: httpx.AsyncClient, path: str, status:
     response = await ordering.get(path)
     assert response.status_code == status, response.text
     assert response.json()["detail"]
+
+
+async def test_a_number_of_more_than_4300_digits_is_a_400_in_words(
+    ordering: httpx.AsyncClient, ordering_db: str
+) -> None:
+    # Python's int() refuses more than 4,300 digits (CVE-2020-10735), deep inside json.loads.
+    body = json.dumps(order()).encode()[:-1] + b', "x": ' + b"9" * 4_301 + b"}"
+    response = await ordering.post(
+        "/api/ordering/order", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "4300 digits" in response.json()["detail"]
+    assert await count(ordering_db, "orders") == 0
+
+
+def test_every_route_with_a_body_reads_it_with_answers_in_words() -> None:
+    from app.admin.router import router as admin
+    from app.catalog.router import integration_router
+    from app.catalog.router import router as catalog
+    from app.exact_json import JsonRoute
+    from app.ordering.router import router as ordering_api
+
+    routes = [r for rt in (admin, catalog, integration_router, ordering_api) for r in rt.routes]
+    with_body = [route for route in routes if getattr(route, "body_field", None) is not None]
+    assert len(with_body) >= 6
+    assert [r.path for r in with_body if not isinstance(r, JsonRoute)] == []
