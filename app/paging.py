@@ -10,14 +10,30 @@ from typing import Annotated, Any
 
 from fastapi import Query, Request
 from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator
 
 # skip costs what it skips (a million rows: half a second of PostgreSQL), and anyone who
 # may read a listing may ask: deeper pages are keyset pages (after=).
 MAX_SKIP = 10_000
+
+
+def _within_skip(value: int) -> int:
+    # Said here rather than by the `le` constraint, whose words ("less than or equal to
+    # 10000") do not say how to read deeper; the schema still states the maximum.
+    if value > MAX_SKIP:
+        raise ValueError(
+            f"skip stops at {MAX_SKIP:,}: read deeper pages by keyset, following the Link "
+            'header\'s rel="next" (after=)'
+        )
+    return value
+
+
 Skip = Annotated[
     int,
-    Query(ge=0, le=MAX_SKIP, description=f"rows to skip (at most {MAX_SKIP:,}; deeper: after)"),
-]
+    Query(ge=0, description=f"rows to skip (at most {MAX_SKIP:,}; deeper: after)",
+          json_schema_extra={"maximum": MAX_SKIP}),
+    AfterValidator(_within_skip),
+]  # fmt: skip
 
 Before = Annotated[
     uuid.UUID | None,

@@ -27,6 +27,8 @@ _ID = r"[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}"
 # 16 bytes of id (22 characters) and at most a 200-character name of 4-byte characters.
 _TOKEN = r"p[A-Za-z0-9_-]{22,1100}"
 CURSOR_PATTERN = rf"^({_ID}|{_TOKEN})$"
+# A position as a query's value: a product's or an order's id, or a token of ``token``.
+POSITION = rf"({_ID}|{_TOKEN})"
 _ID_FORM, _TOKEN_FORM = re.compile(rf"^{_ID}$"), re.compile(rf"^{_TOKEN}$")
 
 
@@ -43,7 +45,13 @@ Cursor = uuid.UUID | Position
 
 def token_of(product: Product) -> str:
     """The opaque token of ``product``'s place in the list."""
-    packed = product.id.bytes + product.name.encode("utf-8")
+    return token(product.id, product.name)
+
+
+def token(product_id: uuid.UUID, name: str) -> str:
+    """The opaque token of the place (``name``, ``product_id``) in the list: what the
+    ``Link`` header carries, for a client that holds the product as listed (the pages)."""
+    packed = product_id.bytes + name.encode("utf-8")
     return "p" + base64.urlsafe_b64encode(packed).rstrip(b"=").decode("ascii")
 
 

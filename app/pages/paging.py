@@ -5,16 +5,17 @@ so that every row can be reached however many there are."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from app.catalog.cursor import POSITION
 from app.pages.api_client import ApiError, Apis
 
 PAGE_ROWS = 50
-_CURSOR = re.compile(r"^(after|before)=([0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12})$")
+_CURSOR = re.compile(rf"^(after|before)={POSITION}$")
 GONE = "the row this page began at is gone (deleted since): here is the first page"
 
 
@@ -33,7 +34,8 @@ class Pager:
 
 
 def position(text: str) -> str:
-    """``text`` if it is a page's position (``after=ID`` or ``before=ID``), else ""."""
+    """``text`` if it is a page's position (``after=`` or ``before=`` a row's id or a
+    products list token), else ""."""
     return text if _CURSOR.match(text) else ""
 
 
@@ -45,11 +47,15 @@ async def read_page(
     *,
     page_path: str,
     params: Mapping[str, str],
+    cursor_of: Callable[[dict[str, Any]], str] = lambda row: str(row["id"]),
 ) -> Pager:
     """The page of ``page_path`` at the position ``params`` name (none: the first), read
     from the listing at ``api_path``. A row more than a page is asked for: it says whether
     there is a page beyond, without a count. A position whose row is gone (a deleted
-    product) gives the first page, with ``problem`` saying so. Raises ApiError otherwise."""
+    product) gives the first page, with ``problem`` saying so. ``cursor_of``: a row's
+    position as the listing takes it in ``after``/``before`` (default: its id; the
+    products list's positions are tokens of the name and id, so that a row renamed
+    between two reads still marks its place). Raises ApiError otherwise."""
     query = next((position(f"{name}={params[name]}") for name in ("after", "before")
                   if name in params), "")  # fmt: skip
     problem = None
@@ -68,9 +74,9 @@ async def read_page(
         return Pager([], page_path if query else None, None, query, problem)
     earlier = later = None
     if query.startswith("after=") or (backwards and beyond):
-        earlier = f"{page_path}?before={shown[0]['id']}"
+        earlier = f"{page_path}?before={cursor_of(shown[0])}"
     if beyond or backwards:
-        later = f"{page_path}?after={shown[-1]['id']}"
+        later = f"{page_path}?after={cursor_of(shown[-1])}"
     return Pager(shown, earlier, later, query, problem)
 
 

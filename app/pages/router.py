@@ -5,6 +5,7 @@ them all."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from app.catalog.cursor import token as position_token
 from app.pages import operations_view
 from app.pages import sign_in as sign_in_routes
 from app.pages.api_client import ApiError
@@ -43,11 +45,18 @@ async def home() -> Response:
     return RedirectResponse("/products", status_code=303)
 
 
+def _product_position(product: dict[str, Any]) -> str:
+    # The list's own kind of position (name and id): a product renamed between two reads
+    # of the page still marks its place, so the next page neither skips nor repeats one.
+    return position_token(uuid.UUID(product["id"]), product["name"])
+
+
 @router.get("/products")
 async def products_page(request: Request) -> Response:
     apis = apis_of(request)
     pager = await read_page(apis, apis.catalog, "/api/catalog/products", token_of(request),
-                            page_path="/products", params=request.query_params)  # fmt: skip
+                            page_path="/products", params=request.query_params,
+                            cursor_of=_product_position)  # fmt: skip
     for product in pager.rows:  # each edit form sends it back as If-Match
         product["etag"] = etag(product["version"]) if "version" in product else ""
     return page(request, "products.html", products=pager.rows, pager=pager)

@@ -46,14 +46,15 @@ class _Session:
 
 
 def subject_of(token: str) -> str:
-    """Whom ``token`` was issued to (its ``sub``, read without checking its signature: it
-    came from the identity provider or this process, and only bounds sessions); "" when it
-    is no JWT."""
+    """Whom ``token`` was issued to: the identity of its whole ``sub`` (a digest, as
+    ``app.auth.tokens.identity_of``; two subjects sharing a long prefix are two users),
+    read without checking its signature: it came from the identity provider or this
+    process, and only bounds sessions. "" when it is no JWT."""
     try:
         claims = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError:
         return ""
-    return principal_of(claims).subject
+    return principal_of(claims).identity
 
 
 class Sessions:

@@ -6,6 +6,7 @@ default (``dev``, SQLite)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 import uuid
@@ -136,3 +137,53 @@ async def test_an_address_naming_no_product_is_said_on_the_page(
     notice = _notice(shown.text)
     assert notice is not None and words in notice, shown.text
     assert _chosen(shown.text) == [] and shown.text.count("<option ") == 500
+
+
+def _listed(html: str) -> list[str]:
+    return re.findall(r'<tr data-product="([^"]*)">', html)
+
+
+def _link(html: str, rel: str) -> str:
+    found = re.search(rf'<a href="([^"]+)" rel="{rel}">', html)
+    assert found is not None, html
+    return found[1].replace("&amp;", "&")
+
+
+async def _walk_renaming_the_edge(web: httpx.AsyncClient, rename: Any) -> None:
+    # Page 1 ends at "Item 0049"; renamed to sort last before page 2 is read, it must not
+    # move the next page's start: page 2 begins at "Item 0050" (by the old name's place)
+    # and a page back from it ends where page 1 did.
+    first = await web.get("/products")
+    assert first.status_code == 200, first.text
+    listed = _listed(first.text)
+    assert listed[-1] == "Item 0049", listed
+    await rename("Item 0049", "Zz renamed")
+    second = await web.get(_link(first.text, "next"))
+    assert second.status_code == 200
+    assert _listed(second.text)[0] == "Item 0050", _listed(second.text)
+    back = await web.get(_link(second.text, "prev"))
+    assert _listed(back.text)[-1] == "Item 0048" and "Item 0049" not in _listed(back.text)
+
+
+async def test_a_product_renamed_at_a_pages_edge_moves_no_page_on_postgres(
+    on_postgres: tuple[httpx.AsyncClient, str], catalog_db: str
+) -> None:
+    async def rename(old: str, new: str) -> None:
+        await query(catalog_db, "UPDATE products SET name = %s WHERE name = %s", new, old)
+
+    await _walk_renaming_the_edge(on_postgres[0], rename)
+
+
+async def test_a_product_renamed_at_a_pages_edge_moves_no_page_embedded(
+    embedded: tuple[httpx.AsyncClient, str], tmp_path: Path
+) -> None:
+    def renamed(old: str, new: str) -> None:
+        with sqlite3.connect(tmp_path / "catalog.db", timeout=30) as catalog:
+            catalog.execute("UPDATE products SET name = ? WHERE name = ?", (new, old))
+
+    async def rename(old: str, new: str) -> None:
+        # In a thread: the service's workers, on this event loop, may hold the write lock
+        # until the loop runs them again.
+        await asyncio.to_thread(renamed, old, new)
+
+    await _walk_renaming_the_edge(embedded[0], rename)

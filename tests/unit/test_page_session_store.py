@@ -71,3 +71,13 @@ def test_one_user_signing_in_again_and_again_ends_only_their_own_sessions() -> N
     # A token that is no JWT (whose subject cannot be read) is bounded as one subject.
     opaque = [sessions.start(f"opaque-{n}", 3600) for n in range(500)]
     assert sessions.token(alice) is not None and sessions.token(opaque[-1]) is not None
+
+
+def test_users_whose_subjects_share_a_long_prefix_are_bounded_apart() -> None:
+    # Two subjects alike in their first 200 characters are two users: one signing in
+    # again and again must not end the other's session.
+    sessions = Sessions(limit=100)
+    first = sessions.start(_token("u" * 200 + "-first"), 3600)
+    for _ in range(MAX_SESSIONS_PER_SUBJECT + 5):
+        sessions.start(_token("u" * 200 + "-second"), 3600)
+    assert sessions.token(first) is not None
