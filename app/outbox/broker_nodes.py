@@ -21,6 +21,8 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 from yarl import URL
 
+from app.outbox import amqp_reading
+
 logger = logging.getLogger(__name__)
 
 SCHEMES = ("amqp://", "amqps://")
@@ -98,6 +100,7 @@ async def connect(url: str, *, node_timeout: float | None = None) -> AbstractCon
     """An open aio-pika connection to the first node of ``url`` that answers, each node
     tried within ``node_timeout`` seconds (default 10). Raises the last node's error."""
     nodes = node_urls(url)
+    amqp_reading.install()  # no single message may end the connection (amqp_reading)
     per_node = DEFAULT_NODE_TIMEOUT if node_timeout is None else node_timeout
     first = _last_good.get(url, 0) % len(nodes)
     last_error: BaseException | None = None
