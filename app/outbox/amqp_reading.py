@@ -7,10 +7,15 @@ check). aiormq then closes the whole connection (``InvalidFrameError``), RabbitM
 the message to the reconnected consumer first, and the same happens again: one such
 message from another client stalled its queue for good, and every message behind it.
 
+A header table pamqp cannot read ends it the same way: nested deeper than Python
+recurses (a 5 KB header of arrays in arrays), a key that is not UTF-8.
+
 ``install`` makes pamqp read them instead: such a timestamp as None (unknown), such a
-short string with U+FFFD for each byte that is not UTF-8. The consumer then judges the
-message as it does any other (a ``message_id`` so read is not a UUID: dead-lettered with
-that reason; a timestamp is only information) and the messages behind it flow.
+short string with U+FFFD for each byte that is not UTF-8, such a header table as one
+header, ``x-unreadable-headers``, saying why. The consumer then judges the message as it
+does any other (a ``message_id`` so read is not a UUID, or unreadable headers:
+dead-lettered with that reason; a timestamp is only information) and the messages
+behind it flow.
 """
 
 from __future__ import annotations
@@ -18,11 +23,15 @@ from __future__ import annotations
 import datetime
 import struct
 
-from pamqp import decode
+from pamqp import common, decode
+
+from app.outbox.decoding import UNREADABLE_HEADERS
 
 _TIMESTAMP_BYTES = 8
 _pamqp_timestamp = decode.timestamp
 _pamqp_short_str = decode.short_str
+_pamqp_field_table = decode.field_table
+_TABLE_LENGTH = struct.Struct(">I")
 
 
 def timestamp(value: bytes) -> tuple[int, datetime.datetime | None]:
@@ -46,6 +55,22 @@ def short_str(value: bytes) -> tuple[int, str]:
         return length + 1, value[1 : length + 1].decode("utf-8", errors="replace")
 
 
+def field_table(value: bytes) -> tuple[int, common.FieldTable]:
+    """pamqp's field table decoder for a top-level table (a message's headers), but one it
+    cannot read gives ``{UNREADABLE_HEADERS: why}`` and is skipped by its length prefix.
+    Raises ValueError, as pamqp does, when the prefix itself does not fit."""
+    try:
+        return _pamqp_field_table(value)
+    except (ValueError, RecursionError) as exc:
+        if len(value) < _TABLE_LENGTH.size:
+            raise
+        (length,) = _TABLE_LENGTH.unpack_from(value)
+        if _TABLE_LENGTH.size + length > len(value):
+            raise
+        why = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        return _TABLE_LENGTH.size + length, {UNREADABLE_HEADERS: why}
+
+
 def install() -> None:
     """Have pamqp decode properties, method fields and header values with the decoders
     above (idempotent; it changes pamqp's lookup tables for the whole process, which only
@@ -53,3 +78,5 @@ def install() -> None:
     decode.METHODS["timestamp"] = timestamp
     decode.METHODS["shortstr"] = short_str
     decode.TABLE_MAPPING[b"T"] = timestamp
+    # The top level only: a nested table's failure reaches it, which skips the whole.
+    decode.METHODS["table"] = field_table

@@ -114,3 +114,37 @@ async def test_properties_the_client_library_cannot_read_do_not_stall_the_queue(
 
 async def _inbox_rows(database_url: str, at_least: int) -> bool:
     return await count(database_url, "inbox") >= at_least
+
+
+async def test_headers_the_client_library_cannot_read_do_not_stall_the_queue(
+    catalog_db: str, broker: str
+) -> None:
+    """A header of arrays in arrays (5 KB) nested deeper than Python recurses: pamqp's
+    RecursionError closed the connection, again at every redelivery. Now the message is
+    dead-lettered, its body whole, saying why; the messages behind it flow."""
+    product = await new_product(catalog_db, 100)
+    followers = [valid_props() for _ in range(3)]
+    nested = b"V"
+    for _ in range(1000):
+        nested = b"A" + struct.pack(">I", len(nested)) + nested
+    filler = len(nested) - 5  # a long string's type octet and length, then its bytes
+    placeholder = b"S" + struct.pack(">I", filler) + b"q" * filler
+    doomed = str(uuid.uuid4())
+    body = order_placed(product, 1)
+    async with running_consumer(catalog_db, broker):
+        await publish_raw(
+            broker,
+            body,
+            {placeholder: nested},
+            message_id=doomed,
+            headers={"test-case": "nested deeply", "deep": "q" * filler},
+            **_ORDER,
+        )
+        await publish(broker, [(order_placed(product, 1), props) for props in followers])
+        await wait_until(lambda: _inbox_rows(catalog_db, 3), timeout=30)
+        dead = await read_queue(broker, DLQ, expected=1, timeout=20)
+    assert [(m.message_id, m.body) for m in dead] == [(doomed, body)]
+    assert dead[0].headers["x-poison-reason"] == (
+        "headers unreadable by the consumer's AMQP client: nested too deeply"
+    )
+    assert await stock_of(catalog_db, product) == 97

@@ -9,6 +9,7 @@ import pytest
 from pamqp import decode
 
 from app.outbox import amqp_reading
+from app.outbox.decoding import UNREADABLE_HEADERS
 
 
 def test_a_timestamp_no_datetime_holds_reads_as_unknown_and_others_as_before() -> None:
@@ -35,3 +36,26 @@ def test_install_puts_them_where_pamqp_looks_them_up() -> None:
     assert decode.by_type(b"\x01\xff", "shortstr") == (2, "\ufffd")
     table = struct.pack(">I", 11) + b"\x01tT" + struct.pack(">Q", 2**64 - 1)
     assert decode.field_table(table) == (15, {"t": None})
+
+
+def _table(*items: bytes) -> bytes:
+    content = b"".join(items)
+    return struct.pack(">I", len(content)) + content
+
+
+def test_a_header_table_it_cannot_read_is_skipped_whole_and_said_unreadable() -> None:
+    nested = b"V"
+    for _ in range(2000):
+        nested = b"A" + struct.pack(">I", len(nested)) + nested
+    deep = _table(b"\x04deep" + nested)
+    assert amqp_reading.field_table(deep + b"next") == (
+        len(deep),
+        {UNREADABLE_HEADERS: "nested too deeply"},
+    )
+    not_utf8 = _table(b"\x02\xff\xfeV")
+    consumed, headers = amqp_reading.field_table(not_utf8)
+    assert consumed == len(not_utf8) and set(headers) == {UNREADABLE_HEADERS}
+    readable = _table(b"\x01aV")
+    assert amqp_reading.field_table(readable) == (len(readable), {"a": None})
+    with pytest.raises(ValueError):
+        amqp_reading.field_table(struct.pack(">I", 50) + b"short")  # its length does not fit
