@@ -11,7 +11,7 @@ A header table pamqp cannot read ends it the same way: nested deeper than Python
 recurses (a 5 KB header of arrays in arrays), a key that is not UTF-8.
 
 ``install`` makes pamqp read them instead: such a timestamp as None (unknown), such a
-short string with U+FFFD for each byte that is not UTF-8, such a header table as one
+short string with "?" for the bytes that are not UTF-8, such a header table as one
 header, ``x-unreadable-headers``, saying why. The consumer then judges the message as it
 does any other (a ``message_id`` so read is not a UUID, or unreadable headers:
 dead-lettered with that reason; a timestamp is only information) and the messages
@@ -46,13 +46,17 @@ def timestamp(value: bytes) -> tuple[int, datetime.datetime | None]:
 
 
 def short_str(value: bytes) -> tuple[int, str]:
-    """pamqp's short string decoder, but bytes that are not UTF-8 read as U+FFFD.
-    Raises ValueError, as pamqp does, when no length octet is left."""
+    """pamqp's short string decoder, but bytes that are not UTF-8 read as "?". Raises
+    ValueError, as pamqp does, when no length octet is left."""
     try:
         return _pamqp_short_str(value)
     except UnicodeDecodeError:
         (length,) = struct.unpack_from(">B", value)
-        return length + 1, value[1 : length + 1].decode("utf-8", errors="replace")
+        # One byte for each run that is not UTF-8, never more: the text must go back into a
+        # short string (a dead letter's message_id), and U+FFFD's three bytes for each of
+        # 255 such bytes did not (pamqp refused the copy, and the consumer stalled again).
+        text = value[1 : length + 1].decode("utf-8", errors="replace").replace("\ufffd", "?")
+        return length + 1, text
 
 
 def field_table(value: bytes) -> tuple[int, common.FieldTable]:
