@@ -136,6 +136,8 @@ def _upcast(
         old = json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
         return Poison(f"invalid {where}: not JSON ({str(exc)[:200]})")
+    except RecursionError:  # deeper than Python's reader recurses: 64 KiB of "[" reach it
+        return Poison(f"invalid {where}: nested too deeply")
     if not isinstance(old, dict):
         return Poison(f"invalid {where}: the body is not a JSON object")
     try:
