@@ -12,7 +12,12 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.abc import DeliveredMessage
-from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelNotFoundEntity,
+    DeliveryError,
+    PublishError,
+)
 
 from app.outbox import broker_nodes
 from app.outbox.amqp_dead_letter_copy import fitted_headers
@@ -107,12 +112,13 @@ class AmqpConsumerConnection:
         try:
             dead_letters = await self._dead_letter_exchange()
             await dead_letters.publish(copy, routing_key=self._topology.queue)
-        except ChannelNotFoundEntity as exc:
-            # 404: the exchange is gone (deleted, and this account may not declare it).
-            # Only the dead-letter channel closes over it; the next copy opens another.
+        except (ChannelNotFoundEntity, ChannelAccessRefused) as exc:
+            # 404: the exchange is gone (deleted, and this account may not declare it);
+            # 403: this account may not write to it. Only the dead-letter channel closes
+            # over it; the next copy opens another.
+            why = "no exchange" if isinstance(exc, ChannelNotFoundEntity) else "no access to"
             raise DeadLetterRefusedError(
-                f"RabbitMQ did not take the dead letter of {message.message_id!r}: "
-                f"no exchange {dlx}"
+                f"RabbitMQ did not take the dead letter of {message.message_id!r}: {why} {dlx}"
             ) from exc
         except DeliveryError as exc:
             # A basic.return raises too (the channel has on_return_raises): PublishError.
