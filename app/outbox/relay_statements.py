@@ -164,12 +164,14 @@ class _Unreadable:
 
 
 def _headers(text: str | None) -> Any:
-    """A row's headers from their JSON text ({} for none), or why they cannot be read."""
+    """A row's headers from their JSON text ({} for none: JSON null, as SQLAlchemy's JSON
+    type stores None), or why they cannot be read."""
     if text is None:
         return {}
     try:
-        return json.loads(text)
+        headers = json.loads(text)
     except RecursionError:
         return _Unreadable("nested too deeply")
     except ValueError as exc:  # not JSON: only a hand-made row (the column is json)
         return _Unreadable(f"{exc}"[:200])
+    return {} if headers is None else headers

@@ -295,3 +295,20 @@ async def test_headers_nested_deeper_than_python_reads_fail_that_row_alone(
     assert (report.published, report.rejected) == (2, 1)
     assert {m.message_id for m in broker.received} == {first, last}
     assert "headers unreadable: nested too deeply" in str((await rows(engine))[odd][3])
+
+
+async def test_headers_stored_as_json_null_are_none(engine: AsyncEngine) -> None:
+    """What SQLAlchemy's JSON type stores for None: read as no headers, as before the
+    claim read them as text."""
+    json_null, other = await stage(engine, 2)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE outbox SET headers = 'null' WHERE id = :id"), {"id": json_null.hex}
+        )
+    broker = ScriptedBroker()
+
+    report = await OutboxRelay(engine, broker, RelayPolicy()).relay_batch()
+
+    assert report.published == 2
+    received = {m.message_id: dict(m.headers) for m in broker.received}
+    assert received[json_null] == {} and received[other] != {}
