@@ -12,7 +12,12 @@ import aio_pika
 import aiormq
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aiormq.abc import DeliveredMessage
-from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError, PublishError
+from aiormq.exceptions import (
+    ChannelAccessRefused,
+    ChannelNotFoundEntity,
+    DeliveryError,
+    PublishError,
+)
 
 from app.outbox import broker_nodes
 from app.outbox.amqp_dead_letter_copy import fitted_headers
@@ -37,12 +42,13 @@ logger = logging.getLogger(__name__)
 
 class AmqpConsumerConnection:
     def __init__(
-        self, queue: AbstractQueue, dead_letters: AbstractExchange, topology: ConsumerTopology
+        self, queue: AbstractQueue, connection: AbstractConnection, topology: ConsumerTopology
     ) -> None:
         self.inbound: asyncio.Queue[Delivery] = asyncio.Queue()
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue = queue
-        self._dead_letters = dead_letters
+        self._connection = connection
+        self._dead_letter_channel: AbstractChannel | None = None
         self._topology = topology
         self._tag: str | None = None
         self._frame_max = 4096  # AMQP's minimum, until ``start`` reads the negotiated one
@@ -104,7 +110,16 @@ class AmqpConsumerConnection:
             own, added, copy.properties, body_size=len(message.body), frame_max=self._frame_max
         )
         try:
-            await self._dead_letters.publish(copy, routing_key=self._topology.queue)
+            dead_letters = await self._dead_letter_exchange()
+            await dead_letters.publish(copy, routing_key=self._topology.queue)
+        except (ChannelNotFoundEntity, ChannelAccessRefused) as exc:
+            # 404: the exchange is gone (deleted, and this account may not declare it);
+            # 403: this account may not write to it. Only the dead-letter channel closes
+            # over it; the next copy opens another.
+            why = "no exchange" if isinstance(exc, ChannelNotFoundEntity) else "no access to"
+            raise DeadLetterRefusedError(
+                f"RabbitMQ did not take the dead letter of {message.message_id!r}: {why} {dlx}"
+            ) from exc
         except DeliveryError as exc:
             # A basic.return raises too (the channel has on_return_raises): PublishError.
             if isinstance(exc, PublishError):
@@ -116,6 +131,21 @@ class AmqpConsumerConnection:
                 f"RabbitMQ did not take the dead letter of {message.message_id!r}: {why}"
             ) from exc
         await message.ack()
+
+    async def _dead_letter_exchange(self) -> AbstractExchange:
+        """``S.events.dlx`` on a channel of its own, opened again after the broker closed
+        it: a copy published to an exchange that is gone (404) closes its channel, and on
+        the consuming channel that was every delivery in flight, redelivered with the
+        poison message first, again and again (nothing behind it was consumed)."""
+        if self._dead_letter_channel is None or self._dead_letter_channel.is_closed:
+            # on_return_raises: a dead letter returned unroutable raises instead of
+            # counting as published (aio-pika's default resolves it like a confirm).
+            self._dead_letter_channel = await self._connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
+        return await self._dead_letter_channel.get_exchange(
+            self._topology.dead_letter_exchange, ensure=False
+        )
 
 
 def _encodable(value: Any) -> Any:
@@ -154,15 +184,10 @@ def amqp_consumer_connections(
                     # A least-privilege account reads the queue `broker declare` made;
                     # if it is missing, the passive declaration below says so (404).
                     logger.info("not declaring the queue: %s", exc)
-                # on_return_raises: a dead letter returned unroutable raises instead of
-                # counting as published (aio-pika's default resolves it like a confirm).
-                channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+                channel = await connection.channel(publisher_confirms=False)
                 await channel.set_qos(prefetch_count=prefetch)
                 queue = await _existing_queue(channel, topology.queue)
-                dead_letters = await channel.get_exchange(
-                    topology.dead_letter_exchange, ensure=False
-                )
-                consuming = AmqpConsumerConnection(queue, dead_letters, topology)
+                consuming = AmqpConsumerConnection(queue, connection, topology)
                 # aio-pika's closed() resolves only when close() is called; a connection
                 # the broker or the network dropped is reported to the close callbacks,
                 # and so is a channel the broker closed while the connection lives on.

@@ -126,6 +126,8 @@ def encode(
         )
     except (TypeError, ValueError, OverflowError, struct.error, UnicodeError) as exc:
         raise UnpublishableError(f"cannot be encoded as AMQP: {exc}") from exc
+    except RecursionError as exc:  # pamqp encodes nested values recursively
+        raise UnpublishableError("cannot be encoded as AMQP: headers nested too deeply") from exc
     if len(header) > frame_max:
         raise UnpublishableError(
             f"properties and headers take {len(header)} bytes, over the broker's "

@@ -21,11 +21,20 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 from yarl import URL
 
+from app.outbox import amqp_reading
+
 logger = logging.getLogger(__name__)
 
 SCHEMES = ("amqp://", "amqps://")
 # Seconds each node gets when the caller names no timeout.
 DEFAULT_NODE_TIMEOUT = 10.0
+# The AMQP heartbeat asked for when the URL names none (``?heartbeat=N`` wins). A
+# connection gone dark (a dropped NAT mapping, a failed-over balancer: bytes swallowed,
+# nothing closed) is noticed only by missed heartbeats: RabbitMQ after two intervals,
+# aiormq after three and a bit. With RabbitMQ's own 60 s a consumer sat on such a
+# connection for about three minutes while RabbitMQ kept delivering to it; RabbitMQ's docs
+# ("Detecting Dead TCP Connections with Heartbeats") find 5 to 20 s right for most setups.
+DEFAULT_HEARTBEAT_SECONDS = 10
 
 # The node that answered last, per broker URL: tried first next time (a live node stays in
 # use; the list's order is only where to start).
@@ -73,6 +82,15 @@ def where(url: str) -> str:
     return ",".join(node.split("@")[-1] for node in node_urls(url))
 
 
+def with_heartbeat(node: str) -> URL:
+    """``node`` (one AMQP URL) asking for ``DEFAULT_HEARTBEAT_SECONDS`` unless it names
+    its own ``heartbeat``."""
+    parsed = URL(node)
+    if "heartbeat" in parsed.query:
+        return parsed
+    return parsed.update_query(heartbeat=DEFAULT_HEARTBEAT_SECONDS)
+
+
 def node_count(url: str) -> int:
     """How many nodes ``url`` names (1 for a plain URL)."""
     return len(node_urls(url))
@@ -82,6 +100,7 @@ async def connect(url: str, *, node_timeout: float | None = None) -> AbstractCon
     """An open aio-pika connection to the first node of ``url`` that answers, each node
     tried within ``node_timeout`` seconds (default 10). Raises the last node's error."""
     nodes = node_urls(url)
+    amqp_reading.install()  # no single message may end the connection (amqp_reading)
     per_node = DEFAULT_NODE_TIMEOUT if node_timeout is None else node_timeout
     first = _last_good.get(url, 0) % len(nodes)
     last_error: BaseException | None = None
@@ -89,7 +108,7 @@ async def connect(url: str, *, node_timeout: float | None = None) -> AbstractCon
         index = (first + step) % len(nodes)
         try:
             async with asyncio.timeout(per_node):
-                connection = await aio_pika.connect(nodes[index], timeout=per_node)
+                connection = await aio_pika.connect(with_heartbeat(nodes[index]), timeout=per_node)
         except Exception as exc:  # OSError, a refused login, a reset handshake, a timeout
             last_error = exc
             if len(nodes) > 1:

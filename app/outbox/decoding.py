@@ -21,6 +21,9 @@ from app.outbox.events import VERSION_HEADER, IntegrationEvent
 from app.outbox.subscriptions import Subscription, Upcaster
 
 MAX_BODY_BYTES = 64 * 1024
+# The one header of a message whose header table the broker client could not read (saying
+# why; ``amqp_reading``): its headers are lost, so it is poison.
+UNREADABLE_HEADERS = "x-unreadable-headers"
 
 # The writer sends the version as a decimal string; another client may send an AMQP int.
 # No more digits than an AMQP long long holds, so a huge string never reaches int().
@@ -63,6 +66,9 @@ def decode(
     """
     if len(body) > MAX_BODY_BYTES:
         return Poison(f"body of {len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit")
+    if headers and UNREADABLE_HEADERS in headers:
+        why = str(headers[UNREADABLE_HEADERS])[:200]
+        return Poison(f"headers unreadable by the consumer's AMQP client: {why}")
     if not message_id:
         return Poison("missing message_id (the inbox key)")
     try:
@@ -130,6 +136,8 @@ def _upcast(
         old = json.loads(body)
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
         return Poison(f"invalid {where}: not JSON ({str(exc)[:200]})")
+    except RecursionError:  # deeper than Python's reader recurses: 64 KiB of "[" reach it
+        return Poison(f"invalid {where}: nested too deeply")
     if not isinstance(old, dict):
         return Poison(f"invalid {where}: the body is not a JSON object")
     try:

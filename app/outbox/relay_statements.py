@@ -3,6 +3,7 @@ the claimed rows as messages."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,7 +25,9 @@ def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
             outbox.c.event_type,
             # The JSON text as stored: published as-is, not parsed and re-serialised.
             cast(outbox.c.payload, Text).label("body"),
-            outbox.c.headers,
+            # As text too, read by outgoing_messages: a row whose JSON the driver could
+            # not read (nested deeper than Python recurses) failed the whole claim.
+            cast(outbox.c.headers, Text).label("headers"),
             outbox.c.created_at,
             outbox.c.attempts,
             outbox.c.next_attempt_at,
@@ -135,8 +138,10 @@ def outgoing_messages(rows: Sequence[Any]) -> tuple[list[OutgoingMessage], dict[
     messages: list[OutgoingMessage] = []
     unreadable: dict[uuid.UUID, str] = {}
     for row in rows:
-        headers = row.headers if row.headers is not None else {}
-        if not isinstance(headers, dict) or not all(isinstance(k, str) for k in headers):
+        headers = _headers(row.headers)
+        if isinstance(headers, _Unreadable):
+            unreadable[row.id] = f"unpublishable: headers unreadable: {headers.why}"
+        elif not isinstance(headers, dict) or not all(isinstance(k, str) for k in headers):
             unreadable[row.id] = f"unpublishable: headers are not a JSON object: {headers!r:.200}"
         elif row.body is None:
             unreadable[row.id] = "unpublishable: the row has no payload"
@@ -151,3 +156,22 @@ def outgoing_messages(rows: Sequence[Any]) -> tuple[list[OutgoingMessage], dict[
                 )
             )
     return messages, unreadable
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    why: str
+
+
+def _headers(text: str | None) -> Any:
+    """A row's headers from their JSON text ({} for none: JSON null, as SQLAlchemy's JSON
+    type stores None), or why they cannot be read."""
+    if text is None:
+        return {}
+    try:
+        headers = json.loads(text)
+    except RecursionError:
+        return _Unreadable("nested too deeply")
+    except ValueError as exc:  # not JSON: only a hand-made row (the column is json)
+        return _Unreadable(f"{exc}"[:200])
+    return {} if headers is None else headers

@@ -84,3 +84,12 @@ def test_node_urls_are_parsed_and_bad_ones_refused_without_their_password() -> N
         "amqp://u:c,d@h1/v",
         "amqp://u:e@h2/v",
     ]
+
+
+def test_a_heartbeat_is_asked_for_unless_the_url_names_one() -> None:
+    """A connection gone dark is noticed only by missed heartbeats: every connection asks
+    for a short one, and a URL's own ``heartbeat`` (0 turns them off) is kept as written."""
+    asked = broker_nodes.with_heartbeat("amqp://u:p%2Cw@rabbit:5672/v%2Fx")
+    assert asked.query["heartbeat"] == str(broker_nodes.DEFAULT_HEARTBEAT_SECONDS)
+    assert (asked.user, asked.password, asked.path) == ("u", "p,w", "/v/x")
+    assert broker_nodes.with_heartbeat("amqp://rabbit/?heartbeat=0").query["heartbeat"] == "0"

@@ -361,3 +361,25 @@ async def test_a_nack_renews_the_channel_without_cutting_a_batch_still_waiting_f
     assert b_result.broken is None and len(b_result.confirmed) == 500
     received = await read_queue(broker, QUEUE, expected=502)
     assert len({m.message_id for m in received}) == len(received) == 502  # none twice
+
+
+@pytest.mark.parametrize("depth", [3000, 900])
+async def test_headers_nested_deeper_than_python_reads_fail_that_row_alone(
+    outbox_db: str, engine: AsyncEngine, broker: str, depth: int
+) -> None:
+    """JSON any writer may store (PostgreSQL reads it): Python's JSON reader, at the claim,
+    or pamqp's encoder, raised RecursionError, which failed every batch holding the row,
+    and every row behind it waited for good."""
+    await bind_queue(broker, QUEUE, "OrderPlaced")
+    first, odd, last = await stage_events(engine, 3)
+    deep = '{"a": ' + "[" * depth + "]" * depth + "}"
+    await query(outbox_db, "UPDATE outbox SET headers = CAST(%s AS json) WHERE id = %s", deep, odd)
+
+    async with relay_for(outbox_db, broker) as relay:
+        report = await relay.relay_batch()
+
+    received = await read_queue(broker, QUEUE, expected=2)
+    assert {m.message_id for m in received} == {str(first), str(last)}
+    assert (report.published, report.rejected) == (2, 1)
+    [(last_error,)] = await query(outbox_db, "SELECT last_error FROM outbox WHERE id = %s", odd)
+    assert last_error.startswith("unpublishable:") and "nested" in last_error, last_error

@@ -162,6 +162,8 @@ def test_an_older_version_is_upcast_then_read_like_the_current_one() -> None:
         (b"{not json", "0", "invalid OrderPlaced version 0: not JSON"),
         (b"\xff\xfe", "0", "invalid OrderPlaced version 0: not JSON"),
         (b"[1]", "0", "invalid OrderPlaced version 0: the body is not a JSON object"),
+        # 30,000 brackets in 60 KB: Python's reader raised RecursionError, past decode().
+        (b"[" * 30000 + b"]" * 30000, "0", "invalid OrderPlaced version 0: nested too deeply"),
         (v0(quantity="2"), "0", "invalid OrderPlaced: quantity"),
         (v0(customerName=""), "0", "invalid OrderPlaced: customerName"),
     ],

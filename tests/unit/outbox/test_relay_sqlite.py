@@ -274,3 +274,41 @@ async def test_one_unroutable_row_probes_and_its_confirm_releases_the_others(
     assert (rest.claimed, rest.published) == (4, 4)
     state = await rows(engine)
     assert all(state[row_id][0] is not None for row_id in waiting)
+
+
+async def test_headers_nested_deeper_than_python_reads_fail_that_row_alone(
+    engine: AsyncEngine,
+) -> None:
+    """As on PostgreSQL: reading such a row's headers raised RecursionError at the claim,
+    so no batch holding it (and no row behind it) was ever published."""
+    first, odd, last = await stage(engine, 3)
+    deep = '{"a": ' + "[" * 3000 + "]" * 3000 + "}"
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE outbox SET headers = :deep WHERE id = :id"),
+            {"deep": deep, "id": odd.hex},
+        )
+    broker = ScriptedBroker()
+
+    report = await OutboxRelay(engine, broker, RelayPolicy()).relay_batch()
+
+    assert (report.published, report.rejected) == (2, 1)
+    assert {m.message_id for m in broker.received} == {first, last}
+    assert "headers unreadable: nested too deeply" in str((await rows(engine))[odd][3])
+
+
+async def test_headers_stored_as_json_null_are_none(engine: AsyncEngine) -> None:
+    """What SQLAlchemy's JSON type stores for None: read as no headers, as before the
+    claim read them as text."""
+    json_null, other = await stage(engine, 2)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE outbox SET headers = 'null' WHERE id = :id"), {"id": json_null.hex}
+        )
+    broker = ScriptedBroker()
+
+    report = await OutboxRelay(engine, broker, RelayPolicy()).relay_batch()
+
+    assert report.published == 2
+    received = {m.message_id: dict(m.headers) for m in broker.received}
+    assert received[json_null] == {} and received[other] != {}
