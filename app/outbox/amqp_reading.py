@@ -21,11 +21,15 @@ behind it flow.
 from __future__ import annotations
 
 import datetime
+import logging
 import struct
 
 from pamqp import common, decode
 
 from app.outbox.decoding import UNREADABLE_HEADERS
+from app.outbox.tested_versions import described, installed, within
+
+logger = logging.getLogger(__name__)
 
 _TIMESTAMP_BYTES = 8
 _pamqp_timestamp = decode.timestamp
@@ -75,12 +79,52 @@ def field_table(value: bytes) -> tuple[int, common.FieldTable]:
         return _TABLE_LENGTH.size + length, {UNREADABLE_HEADERS: why}
 
 
-def install() -> None:
+# The pamqp releases these decoders were tested on (inclusive): the consumer's integration
+# tests with unreadable properties and headers pass on them. ``install`` replaces entries
+# of pamqp's module-level lookup tables (``decode.METHODS``, ``decode.TABLE_MAPPING``),
+# which are not pamqp's documented API: widen only after running those tests on a new
+# release.
+TOLERANT_PAMQP = ("4.0.1", "4.0.1")
+_LOOKUPS = (("METHODS", ("timestamp", "shortstr", "table")), ("TABLE_MAPPING", (b"T",)))
+_installed = False
+_refused = False
+
+
+def applies_to(pamqp_version: str) -> bool:
+    """True when tolerant reading may be installed on ``pamqp_version``: a tested release
+    whose lookup tables hold the entries it replaces."""
+    return within(pamqp_version, TOLERANT_PAMQP) and all(
+        isinstance(table := getattr(decode, name, None), dict) and all(k in table for k in keys)
+        for name, keys in _LOOKUPS
+    )
+
+
+def install(pamqp_version: str | None = None) -> bool:
     """Have pamqp decode properties, method fields and header values with the decoders
-    above (idempotent; it changes pamqp's lookup tables for the whole process, which only
-    widens what it can read)."""
+    above, on the pamqp releases they were tested on (``TOLERANT_PAMQP``; default: the
+    installed one). Idempotent; it changes pamqp's lookup tables for the whole process,
+    which only widens what it can read. On any other release pamqp reads as it does (a
+    message it cannot read closes the connection), said once in a WARNING. Returns
+    whether tolerant reading is installed."""
+    global _installed, _refused
+    if _installed:
+        return True
+    found = pamqp_version or installed("pamqp")
+    if not applies_to(found):
+        if not _refused:
+            _refused = True
+            logger.warning(
+                "pamqp %s is not among the releases tolerant reading was tested on (%s): "
+                "a message whose properties or headers pamqp cannot read will close the "
+                "consumer's connection at each delivery",
+                found,
+                described(TOLERANT_PAMQP),
+            )
+        return False
     decode.METHODS["timestamp"] = timestamp
     decode.METHODS["shortstr"] = short_str
     decode.TABLE_MAPPING[b"T"] = timestamp
     # The top level only: a nested table's failure reaches it, which skips the whole.
     decode.METHODS["table"] = field_table
+    _installed = True
+    return True

@@ -12,10 +12,10 @@ together. Same frames on the wire, same confirms, returns and nacks.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Literal
+
+from app.outbox.tested_versions import described, installed, within
 
 PublishPath = Literal["auto", "fast", "public"]
 PATHS: tuple[PublishPath, ...] = ("auto", "fast", "public")
@@ -36,17 +36,9 @@ class PublishPathChoice:
     untested: bool = False
 
 
-def _release(text: str) -> tuple[int, ...]:
-    # "7.2.4" → (7, 2, 4); a pre-release ("7.3.0rc1") compares as its release.
-    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:3])
-
-
 def installed_aiormq() -> str:
     """The installed aiormq's version ("unknown" when its metadata is missing)."""
-    try:
-        return version("aiormq")
-    except PackageNotFoundError:
-        return "unknown"
+    return installed("aiormq")
 
 
 def chosen_publish_path(requested: PublishPath, aiormq_version: str) -> PublishPathChoice:
@@ -54,11 +46,8 @@ def chosen_publish_path(requested: PublishPath, aiormq_version: str) -> PublishP
     ``aiormq_version``. Raises ValueError for another ``requested``."""
     if requested not in PATHS:
         raise ValueError(f"publish path must be auto, fast or public, not {requested!r}")
-    lowest, highest = FAST_PATH_AIORMQ
-    tested = aiormq_version != "unknown" and (
-        _release(lowest) <= _release(aiormq_version) <= _release(highest)
-    )
-    tested_range = lowest if lowest == highest else f"{lowest} to {highest}"
+    tested = within(aiormq_version, FAST_PATH_AIORMQ)
+    tested_range = described(FAST_PATH_AIORMQ)
     if requested == "public":
         return PublishPathChoice("public", "asked for (RELAY_PUBLISH_PATH=public)")
     if requested == "fast":

@@ -60,3 +60,27 @@ def test_a_header_table_it_cannot_read_is_skipped_whole_and_said_unreadable() ->
     assert amqp_reading.field_table(readable) == (len(readable), {"a": None})
     with pytest.raises(ValueError):
         amqp_reading.field_table(struct.pack(">I", 50) + b"short")  # its length does not fit
+
+
+def test_on_an_untested_pamqp_its_own_decoders_stay_and_a_warning_says_so(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fallback: pamqp's own lookup tables, untouched; the consumer reads as pamqp does.
+    monkeypatch.setattr(amqp_reading, "_installed", False)
+    monkeypatch.setattr(amqp_reading, "_refused", False)
+    # Copies of pamqp's tables, so that a wrongful install would change only these.
+    monkeypatch.setattr(decode, "METHODS", dict(decode.METHODS))
+    monkeypatch.setattr(decode, "TABLE_MAPPING", dict(decode.TABLE_MAPPING))
+    decode.METHODS["timestamp"] = "pamqp's own"  # type: ignore[assignment]
+    assert not amqp_reading.install("4.1.0")
+    assert not amqp_reading.install("4.1.0")  # said once
+    assert decode.METHODS["timestamp"] == "pamqp's own"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "pamqp 4.1.0 is not among" in warnings[0]
+
+
+def test_the_installed_pamqp_is_one_tolerant_reading_was_tested_on() -> None:
+    # Fails when the lock or constraints move pamqp: run the unreadable-frames tests on the
+    # new release, then widen TOLERANT_PAMQP.
+    assert amqp_reading.applies_to(amqp_reading.installed("pamqp"))
+    assert not amqp_reading.applies_to("3.2.0") and not amqp_reading.applies_to("unknown")
