@@ -5,7 +5,9 @@ FastAPI reads a JSON body with ``json.loads`` and answers any error but a syntax
 with a bare "There was an error parsing the body" (400). Two bodies of valid JSON fail
 that way: a number of more than 4,300 digits (``int()``'s limit, ``sys.int_info``
 ``default_max_str_digits``, which guards against quadratic conversion: CVE-2020-10735)
-and arrays nested deeper than the parser's recursion limit. ``JsonRoute`` says so.
+and arrays nested deeper than the parser's recursion limit; read exactly (below), so does
+a number whose exponent no ``Decimal`` holds (``1e9999999999999999999``: beyond
+``decimal.MAX_EMAX``). ``JsonRoute`` says so.
 
 FastAPI's ``json.loads`` also turns ``1.005`` into the binary float
 1.00499999999999989… and ``0.1000000000000000055`` into 0.1: a rule about decimals could
@@ -21,7 +23,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from fastapi import HTTPException, Request, Response, status
@@ -42,6 +44,12 @@ def read_json(body: bytes, *, parse_float: Callable[[str], Any] | None = None) -
             status.HTTP_400_BAD_REQUEST,
             f"the body holds a JSON number of more than {MAX_DIGITS} digits: no field takes "
             "one, and it is not read",
+        ) from exc
+    except InvalidOperation as exc:  # Decimal's exponent bound (an ArithmeticError)
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "the body holds a JSON number whose exponent is too large to be read (such as "
+            "1e9999999999999999999): no field takes one, and it is not read",
         ) from exc
     except RecursionError as exc:
         raise HTTPException(
