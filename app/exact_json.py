@@ -7,7 +7,8 @@ that way: a number of more than 4,300 digits (``int()``'s limit, ``sys.int_info`
 ``default_max_str_digits``, which guards against quadratic conversion: CVE-2020-10735)
 and arrays nested deeper than the parser's recursion limit; read exactly (below), so does
 a number whose exponent no ``Decimal`` holds (``1e9999999999999999999``: beyond
-``decimal.MAX_EMAX``). ``JsonRoute`` says so.
+``decimal.MAX_EMAX``). A body that is not UTF-8 fails with a ``UnicodeDecodeError`` (a
+``ValueError``, like the digit limit's). ``JsonRoute`` says which.
 
 FastAPI's ``json.loads`` also turns ``1.005`` into the binary float
 1.00499999999999989… and ``0.1000000000000000055`` into 0.1: a rule about decimals could
@@ -39,6 +40,12 @@ def read_json(body: bytes, *, parse_float: Callable[[str], Any] | None = None) -
         return json.loads(body, parse_float=parse_float)
     except json.JSONDecodeError:
         raise
+    except UnicodeDecodeError as exc:  # a ValueError too, but not about numbers
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            "the body is not UTF-8 text (JSON is sent as UTF-8, RFC 8259 §8.1): encode it "
+            "as UTF-8, e.g. é as the two bytes C3 A9",
+        ) from exc
     except ValueError as exc:  # only int()'s digit limit: every other fault is a syntax error
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,

@@ -139,3 +139,31 @@ async def test_a_number_whose_exponent_no_decimal_holds_is_a_400_in_words(
     assert "exponent" in response.json()["detail"], response.text
     assert await _count(catalog_api) == 1
     assert (await catalog_api.get(f"{PRODUCTS}/{product_id}")).json()["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", PRODUCTS, b'{"name": "Caf\xe9", "price": 1, "stockCount": 1}'),
+        ("PATCH", f"{PRODUCTS}/{{id}}", b'{"name": "Caf\xe9"}'),
+        ("POST", "/integration-api/catalog/products/by-ids", b'["\xff"]'),
+    ],
+    ids=["POST", "PATCH", "by-ids"],
+)
+async def test_a_body_that_is_not_utf8_is_a_400_saying_so(
+    catalog_api: httpx.AsyncClient, method: str, path: str, body: bytes
+) -> None:
+    # Latin-1 text: json.loads raises UnicodeDecodeError (a ValueError), which was
+    # answered as "a number of more than 4300 digits".
+    product_id = await _product(catalog_api)
+
+    response = await catalog_api.request(
+        method, path.format(id=product_id), content=body,
+        headers={"content-type": "application/json", "Idempotency-Key": "latin-1"},
+    )  # fmt: skip
+
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert "UTF-8" in detail and "digits" not in detail, detail
+    assert await _count(catalog_api) == 1
+    assert (await catalog_api.get(f"{PRODUCTS}/{product_id}")).json()["name"] == "Pear"

@@ -143,6 +143,20 @@ async def test_a_number_of_more_than_4300_digits_is_a_400_in_words(
     assert await count(ordering_db, "orders") == 0
 
 
+async def test_a_body_that_is_not_utf8_is_a_400_saying_so(
+    ordering: httpx.AsyncClient, ordering_db: str
+) -> None:
+    # A name sent in Latin-1 (b"\xe9" for "é"): json.loads fails with a UnicodeDecodeError,
+    # a ValueError, which was answered as "a number of more than 4300 digits".
+    body = b'{"customerName": "Ren\xe9", "productId": "' + PRODUCT.encode() + b'"}'
+    response = await ordering.post(
+        "/api/ordering/order", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "UTF-8" in response.json()["detail"] and "digits" not in response.json()["detail"]
+    assert await count(ordering_db, "orders") == 0
+
+
 def test_every_route_with_a_body_reads_it_with_answers_in_words() -> None:
     from app.admin.router import router as admin
     from app.catalog.router import integration_router
