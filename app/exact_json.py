@@ -8,7 +8,9 @@ that way: a number of more than 4,300 digits (``int()``'s limit, ``sys.int_info`
 and arrays nested deeper than the parser's recursion limit; read exactly (below), so does
 a number whose exponent no ``Decimal`` holds (``1e9999999999999999999``: beyond
 ``decimal.MAX_EMAX``). A body that is not UTF-8 fails with a ``UnicodeDecodeError`` (a
-``ValueError``, like the digit limit's). ``JsonRoute`` says which.
+``ValueError``, like the digit limit's). ``JsonRoute`` says which, and refuses an object
+that names a field twice: ``json.loads`` keeps the last value, other readers the first
+(RFC 8259 §4 leaves it open), so a proxy that checked one value would pass the other.
 
 FastAPI's ``json.loads`` also turns ``1.005`` into the binary float
 1.00499999999999989… and ``0.1000000000000000055`` into 0.1: a rule about decimals could
@@ -33,13 +35,37 @@ from fastapi.routing import APIRoute
 MAX_DIGITS = sys.int_info.default_max_str_digits  # 4300
 
 
+class _NamedTwiceError(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):  # rare: only then look for the name
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _NamedTwiceError(name)
+            seen.add(name)
+    return found
+
+
 def read_json(body: bytes, *, parse_float: Callable[[str], Any] | None = None) -> Any:
     """``body`` parsed as JSON. Raises json.JSONDecodeError for text that is not JSON (the
-    caller's 422), and HTTPException 400 in words for JSON this parser cannot hold."""
+    caller's 422), and HTTPException 400 in words for JSON this parser cannot hold or that
+    names a field twice in one object."""
     try:
-        return json.loads(body, parse_float=parse_float)
+        return json.loads(body, parse_float=parse_float, object_pairs_hook=_unique)
     except json.JSONDecodeError:
         raise
+    except _NamedTwiceError as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            f"the body's JSON object names {exc.name[:100]!r} twice: send each field once "
+            "(JSON readers differ on which of the two counts)",
+        ) from exc
     except UnicodeDecodeError as exc:  # a ValueError too, but not about numbers
         raise HTTPException(
             status.HTTP_400_BAD_REQUEST,

@@ -162,6 +162,21 @@ async def test_a_quantity_past_what_a_float_holds_is_too_large_not_fractional(
     assert await count(ordering_db, "orders") == 0
 
 
+async def test_a_field_sent_twice_is_a_400_naming_it(
+    ordering: httpx.AsyncClient, ordering_db: str
+) -> None:
+    # json.loads keeps the last quantity, other readers (a proxy's) the first.
+    body = b'{"customerName": "Ann", "productId": "%s", "quantity": 1, "quantity": 9999}' % (
+        PRODUCT.encode()
+    )
+    response = await ordering.post(
+        "/api/ordering/order", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "'quantity' twice" in response.json()["detail"]
+    assert await count(ordering_db, "orders") == 0
+
+
 async def test_a_body_that_is_not_utf8_is_a_400_saying_so(
     ordering: httpx.AsyncClient, ordering_db: str
 ) -> None:
