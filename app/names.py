@@ -2,20 +2,20 @@
 it was typed.
 
 Refused, each with a 422 in words: a control character (PostgreSQL text cannot hold NUL,
-and no name means one); a line or paragraph separator (U+2028, U+2029: they break the
-name over lines as "\\n" does, Unicode Standard Annex #14 class BK); a bidirectional
-embedding, override or isolate (U+202A to U+202E, U+2066 to U+2069: ``"\\u202eevil"``
-displays as "live"; Unicode Standard Annex #9 §2 — LRM, RLM and ALM stay allowed,
-right-to-left names need them and they reorder nothing around them); a name with no
-visible character, where characters of the Unicode general categories Cf (format), Zs,
-Zl, Zp (separators) and Cc (control) do not count — a zero width space alone is a blank
-row on the pages; a character that shows as nothing or as something else on every other
-device (named as U+XXXX): a default-ignorable code point (Unicode §5.21; ``"A\\u200bnn"`` would be another "Ann") but for the joiners, direction
-marks and variation selectors that scripts and emoji need, a Hangul filler, an unassigned
-(Cn), private-use (Co) or surrogate (Cs) code point; and a name of combining marks alone
-(categories Mn, Mc, Me: nothing of its own to show, they stack on whatever is shown before
-it). Decided with ``unicodedata``; the OpenAPI schema states the same rule as a
-``pattern``.
+and no name means one); a line or paragraph separator (U+2028, U+2029: they break the name
+over lines as "\\n" does, Unicode Standard Annex #14 class BK); a bidirectional embedding,
+override or isolate (U+202A to U+202E, U+2066 to U+2069: ``"\\u202eevil"`` displays as
+"live"; Unicode Standard Annex #9 §2 — LRM, RLM and ALM stay allowed, right-to-left names
+need them and they reorder nothing around them); a name with no visible character, where
+characters of the Unicode general categories Cf (format), Zs, Zl, Zp (separators) and Cc
+(control) do not count — a zero width space alone is a blank row on the pages; a character
+that shows as nothing or as something else on every other device (named as U+XXXX): a
+default-ignorable code point (Unicode §5.21; ``"A\\u200bnn"`` would be another "Ann") but
+for the joiners, direction marks and variation selectors that scripts and emoji need, a
+Hangul filler, an unassigned (Cn), private-use (Co) or surrogate (Cs) code point; and a
+name of combining marks alone (categories Mn, Mc, Me: nothing of its own to show, they
+stack on whatever is shown before it). Decided with ``unicodedata``; the OpenAPI schema
+states the same rule as a ``pattern``.
 """
 
 from __future__ import annotations
