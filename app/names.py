@@ -2,19 +2,20 @@
 it was typed.
 
 Refused, each with a 422 in words: a control character (PostgreSQL text cannot hold NUL,
-and no name means one); a bidirectional embedding, override or isolate (U+202A to U+202E,
-U+2066 to U+2069: ``"\\u202eevil"`` displays as "live"; Unicode Standard Annex #9 §2 — LRM,
-RLM and ALM stay allowed, right-to-left names need them and they reorder nothing around
-them); a name with no visible character, where characters of the Unicode general
-categories Cf (format), Zs, Zl, Zp (separators) and Cc (control) do not count — a zero
-width space alone is a blank row on the pages; a character that shows as nothing or as
-something else on every other device (named as U+XXXX): a default-ignorable code point
-(Unicode §5.21; ``"A\\u200bnn"`` would be another "Ann") but for the joiners, direction
-marks and variation selectors that scripts and emoji need, a Hangul filler, an unassigned
-(Cn), private-use (Co) or surrogate (Cs) code point; and a name of combining marks alone
-(categories Mn, Mc, Me: nothing of its own to show, they stack on whatever is shown before
-it). Decided with ``unicodedata``; the OpenAPI schema states the same rule as a
-``pattern``.
+and no name means one); a line or paragraph separator (U+2028, U+2029: they break the name
+over lines as "\\n" does, Unicode Standard Annex #14 class BK); a bidirectional embedding,
+override or isolate (U+202A to U+202E, U+2066 to U+2069: ``"\\u202eevil"`` displays as
+"live"; Unicode Standard Annex #9 §2 — LRM, RLM and ALM stay allowed, right-to-left names
+need them and they reorder nothing around them); a name with no visible character, where
+characters of the Unicode general categories Cf (format), Zs, Zl, Zp (separators) and Cc
+(control) do not count — a zero width space alone is a blank row on the pages; a character
+that shows as nothing or as something else on every other device (named as U+XXXX): a
+default-ignorable code point (Unicode §5.21; ``"A\\u200bnn"`` would be another "Ann") but
+for the joiners, direction marks and variation selectors that scripts and emoji need, a
+Hangul filler, an unassigned (Cn), private-use (Co) or surrogate (Cs) code point; and a
+name of combining marks alone (categories Mn, Mc, Me: nothing of its own to show, they
+stack on whatever is shown before it). Decided with ``unicodedata``; the OpenAPI schema
+states the same rule as a ``pattern``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ INVISIBLE_RANGES = (
 CONTROL_RANGES = ((0x0000, 0x001F), (0x007F, 0x009F))  # category Cc
 BIDI_CONTROL_RANGES = ((0x202A, 0x202E), (0x2066, 0x2069))
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# Categories Zl and Zp: the mandatory line breaks that are not controls (Cc).
+LINE_BREAKS = frozenset({0x2028, 0x2029})
+_LINE_BREAKS = re.compile("[\u2028\u2029]")
 
 # Default_Ignorable_Code_Point (Unicode's DerivedCoreProperties.txt), which unicodedata
 # does not hold: Other_Default_Ignorable_Code_Point (PropList.txt), every Cf and every
@@ -67,11 +71,12 @@ _COMBINING = frozenset({"Mn", "Mc", "Me"})
 NAME_RULES = (
     "1\u2013200 characters with at least one visible character (spaces, invisible and "
     "formatting characters do not count); no control characters (U+0000\u2013U+001F, "
-    "U+007F\u2013U+009F) and no bidirectional control characters (U+202A\u2013U+202E, "
-    "U+2066\u2013U+2069); no default-ignorable characters such as U+200B or U+00AD (but "
-    "U+200C\u2013U+200F, U+061C and variation selectors), Hangul fillers, unassigned, "
-    "private-use or surrogate code points; not combining marks alone; leading and "
-    "trailing spaces are removed"
+    "U+007F\u2013U+009F), no line or paragraph separators (U+2028, U+2029) and no "
+    "bidirectional control characters (U+202A\u2013U+202E, U+2066\u2013U+2069); no "
+    "default-ignorable characters such as U+200B or U+00AD (but U+200C\u2013U+200F, "
+    "U+061C and variation selectors), Hangul fillers, unassigned, private-use or "
+    "surrogate code points; not combining marks alone; leading and trailing spaces are "
+    "removed"
 )
 
 
@@ -138,6 +143,7 @@ def name_pattern() -> str:
         no = (
             category in _NOT_SHOWN
             or code in _BIDI_CODES
+            or code in LINE_BREAKS
             or (_default_ignorable(code, category) and code not in _KEPT)
         )
         if no:
@@ -163,6 +169,12 @@ def _readable(value: str) -> str:
         raise PydanticCustomError(
             "name_control",
             "must not contain control characters (U+0000\u2013U+001F, U+007F\u2013U+009F)",
+        )
+    if _LINE_BREAKS.search(value):
+        raise PydanticCustomError(
+            "name_line_break",
+            "must not contain line or paragraph separators (U+2028, U+2029): they break "
+            "the name over lines",
         )
     if _BIDI_CONTROLS.search(value):
         raise PydanticCustomError(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
@@ -44,6 +45,8 @@ def _json_integer(value: object) -> object:
     # is never a count. A Decimal is a JSON number read exactly (app.decimal_json).
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         raise ValueError("must be a JSON integer")
+    if isinstance(value, float) and math.isinf(value):  # 1e400: JSON, past any float
+        raise ValueError(f"must be less than {_FAR_OUT_OF_RANGE:.0e} in magnitude")
     if isinstance(value, float) and not value.is_integer():
         raise ValueError("must be a whole number")
     if isinstance(value, Decimal):

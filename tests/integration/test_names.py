@@ -155,3 +155,17 @@ async def test_a_name_of_combining_marks_alone_is_refused_in_words(
     for response in await _refusals(apis, name):
         message = _message(response)
         assert "other than combining marks" in message and "U+03" in message, message
+
+
+@pytest.mark.parametrize(
+    "name", ["Line\u2028Break", "Para\u2029graph", "\u2028Ann", "Ann\u2029"],
+    ids=["U+2028", "U+2029", "leading", "trailing"],
+)  # fmt: skip
+async def test_a_name_with_a_line_or_paragraph_separator_is_refused_in_words(
+    apis: dict[str, httpx.AsyncClient], name: str
+) -> None:
+    # U+2028 and U+2029 break a line as "\n" does (Unicode Annex #14, class BK), and "\n"
+    # is refused: "Line\u2028Break" was saved, and shown on two lines.
+    for response in await _refusals(apis, name):
+        message = _message(response)
+        assert "line or paragraph separators (U+2028, U+2029)" in message, message

@@ -110,3 +110,86 @@ async def test_json_nested_too_deeply_to_read_is_a_400_in_words(
     assert response.status_code == 400, response.text
     assert "nested too deeply" in response.json()["detail"]
     assert await _count(catalog_api) == 0
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "number"),
+    [
+        ("POST", PRODUCTS, b"1e9999999999999999999"),
+        ("POST", PRODUCTS, b"1e-9999999999999999999"),
+        ("PATCH", f"{PRODUCTS}/{{id}}", b"2.5E+99999999999999999999999"),
+    ],
+    ids=["POST huge exponent", "POST tiny exponent", "PATCH huge exponent"],
+)
+async def test_a_number_whose_exponent_no_decimal_holds_is_a_400_in_words(
+    catalog_api: httpx.AsyncClient, method: str, path: str, number: bytes
+) -> None:
+    # Valid JSON that the exact reading (Decimal) cannot hold: its exponent is beyond
+    # what any Decimal may have. FastAPI's bare "There was an error parsing the body"
+    # said nothing of why.
+    product_id = await _product(catalog_api)
+    body = b'{"name": "Pear", "price": ' + number + b', "stockCount": 1}'
+
+    response = await catalog_api.request(
+        method, path.format(id=product_id), content=body,
+        headers={"content-type": "application/json", "Idempotency-Key": "exponent"},
+    )  # fmt: skip
+
+    assert response.status_code == 400, response.text
+    assert "exponent" in response.json()["detail"], response.text
+    assert await _count(catalog_api) == 1
+    assert (await catalog_api.get(f"{PRODUCTS}/{product_id}")).json()["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", PRODUCTS, b'{"name": "Caf\xe9", "price": 1, "stockCount": 1}'),
+        ("PATCH", f"{PRODUCTS}/{{id}}", b'{"name": "Caf\xe9"}'),
+        ("POST", "/integration-api/catalog/products/by-ids", b'["\xff"]'),
+    ],
+    ids=["POST", "PATCH", "by-ids"],
+)
+async def test_a_body_that_is_not_utf8_is_a_400_saying_so(
+    catalog_api: httpx.AsyncClient, method: str, path: str, body: bytes
+) -> None:
+    # Latin-1 text: json.loads raises UnicodeDecodeError (a ValueError), which was
+    # answered as "a number of more than 4300 digits".
+    product_id = await _product(catalog_api)
+
+    response = await catalog_api.request(
+        method, path.format(id=product_id), content=body,
+        headers={"content-type": "application/json", "Idempotency-Key": "latin-1"},
+    )  # fmt: skip
+
+    assert response.status_code == 400, response.text
+    detail = response.json()["detail"]
+    assert "UTF-8" in detail and "digits" not in detail, detail
+    assert await _count(catalog_api) == 1
+    assert (await catalog_api.get(f"{PRODUCTS}/{product_id}")).json()["name"] == "Pear"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("POST", PRODUCTS, b'{"name": "Pear", "price": 1, "stockCount": 1, "price": 0}'),
+        ("PATCH", f"{PRODUCTS}/{{id}}", b'{"price": 2, "price": 0}'),
+    ],
+    ids=["POST", "PATCH"],
+)
+async def test_a_field_sent_twice_is_a_400_naming_it(
+    catalog_api: httpx.AsyncClient, method: str, path: str, body: bytes
+) -> None:
+    # Which of two values of one name counts differs between JSON readers (RFC 8259 §4):
+    # a proxy that checked the first price would pass a product saved with the second.
+    product_id = await _product(catalog_api)
+
+    response = await catalog_api.request(
+        method, path.format(id=product_id), content=body,
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+
+    assert response.status_code == 400, response.text
+    assert "'price' twice" in response.json()["detail"], response.text
+    assert await _count(catalog_api) == 1
+    assert (await catalog_api.get(f"{PRODUCTS}/{product_id}")).json()["version"] == 1

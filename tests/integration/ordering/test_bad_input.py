@@ -143,6 +143,54 @@ async def test_a_number_of_more_than_4300_digits_is_a_400_in_words(
     assert await count(ordering_db, "orders") == 0
 
 
+@pytest.mark.parametrize("number", [b"1e400", b"-1e400"])
+async def test_a_quantity_past_what_a_float_holds_is_too_large_not_fractional(
+    ordering: httpx.AsyncClient, ordering_db: str, number: bytes
+) -> None:
+    # 1e400 is valid JSON that json.loads reads as an infinite float: it is far too large,
+    # and was answered "must be a whole number", which it is.
+    body = b'{"customerName": "Ann", "productId": "%s", "quantity": %s}' % (
+        PRODUCT.encode(),
+        number,
+    )
+    response = await ordering.post(
+        "/api/ordering/order", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["body", "quantity"] and "magnitude" in error["msg"], error
+    assert await count(ordering_db, "orders") == 0
+
+
+async def test_a_field_sent_twice_is_a_400_naming_it(
+    ordering: httpx.AsyncClient, ordering_db: str
+) -> None:
+    # json.loads keeps the last quantity, other readers (a proxy's) the first.
+    body = b'{"customerName": "Ann", "productId": "%s", "quantity": 1, "quantity": 9999}' % (
+        PRODUCT.encode()
+    )
+    response = await ordering.post(
+        "/api/ordering/order", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "'quantity' twice" in response.json()["detail"]
+    assert await count(ordering_db, "orders") == 0
+
+
+async def test_a_body_that_is_not_utf8_is_a_400_saying_so(
+    ordering: httpx.AsyncClient, ordering_db: str
+) -> None:
+    # A name sent in Latin-1 (b"\xe9" for "é"): json.loads fails with a UnicodeDecodeError,
+    # a ValueError, which was answered as "a number of more than 4300 digits".
+    body = b'{"customerName": "Ren\xe9", "productId": "' + PRODUCT.encode() + b'"}'
+    response = await ordering.post(
+        "/api/ordering/order", content=body, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    assert "UTF-8" in response.json()["detail"] and "digits" not in response.json()["detail"]
+    assert await count(ordering_db, "orders") == 0
+
+
 def test_every_route_with_a_body_reads_it_with_answers_in_words() -> None:
     from app.admin.router import router as admin
     from app.catalog.router import integration_router
