@@ -17,6 +17,7 @@ from app.pages.api_client import ApiError, Apis
 PAGE_ROWS = 50
 _CURSOR = re.compile(rf"^(after|before)={POSITION}$")
 GONE = "the row this page began at is gone (deleted since): here is the first page"
+NOT_THIS_LIST = "the address names no place in this list: here is the first page"
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,8 @@ async def read_page(
     """The page of ``page_path`` at the position ``params`` name (none: the first), read
     from the listing at ``api_path``. A row more than a page is asked for: it says whether
     there is a page beyond, without a count. A position whose row is gone (a deleted
-    product) gives the first page, with ``problem`` saying so. ``cursor_of``: a row's
+    product) or that the listing refuses (another list's position) gives the first page,
+    with ``problem`` saying so. ``cursor_of``: a row's
     position as the listing takes it in ``after``/``before`` (default: its id; the
     products list's positions are tokens of the name and id, so that a row renamed
     between two reads still marks its place). Raises ApiError otherwise."""
@@ -62,9 +64,11 @@ async def read_page(
     try:
         rows = await _rows(apis, client, api_path, token, query)
     except ApiError as exc:
-        if exc.status != 404 or not query:
+        if exc.status not in (404, 422) or not query:
             raise
-        query, problem = "", GONE
+        # 404: the row is gone; 422: a position of another list's kind (a products
+        # position in an orders address, edited by hand).
+        query, problem = "", GONE if exc.status == 404 else NOT_THIS_LIST
         rows = await _rows(apis, client, api_path, token, query)
     beyond = len(rows) > PAGE_ROWS
     backwards = query.startswith("before=")

@@ -187,3 +187,14 @@ async def test_a_product_renamed_at_a_pages_edge_moves_no_page_embedded(
         await asyncio.to_thread(renamed, old, new)
 
     await _walk_renaming_the_edge(embedded[0], rename)
+
+
+async def test_an_orders_address_holding_a_products_position_gives_the_first_page(
+    shop: tuple[httpx.AsyncClient, str],
+) -> None:
+    # A products list position (an opaque token) in an Orders address, edited by hand: the
+    # orders list refuses it (422), and the page says so over its first page.
+    web, _ = shop
+    shown = await web.get("/orders", params={"after": "p" + "A" * 30})
+    assert shown.status_code == 200 and "<h1>Orders</h1>" in shown.text
+    assert "names no place in this list: here is the first page" in shown.text
