@@ -39,7 +39,11 @@ class Product(CatalogBase):
     __tablename__ = "products"
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(String(200))
+    # Compared by code point on PostgreSQL (collation "C", migration 0011) as SQLite's
+    # BINARY does: the list by name, and its keyset pages, are the same on both.
+    name: Mapped[str] = mapped_column(
+        String(200).with_variant(String(200, collation="C"), "postgresql")
+    )
     price: Mapped[Decimal] = mapped_column(Numeric(PRICE_PRECISION, PRICE_SCALE))
     stock_count: Mapped[int] = mapped_column(Integer)
     # Bumped by every change of the product, stock taken or given back by an order

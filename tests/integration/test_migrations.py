@@ -102,7 +102,7 @@ def test_services_keep_separate_histories() -> None:
     }
     assert heads == {
         "ordering": ["0008_ordering_caller_digest"],
-        "catalog": ["0010_catalog_caller_digest"],
+        "catalog": ["0011_catalog_name_code_points"],
     }
 
 
