@@ -3,8 +3,8 @@ as one frame write on aio-pika's aiormq channel.
 
 Per row, because a row is data: whatever it carries into properties or headers (a 300-byte
 correlation id, a header the field table cannot hold) must fail that row alone, with its
-reason, and never the batch around it (issue 13: one oversized correlation id once blocked
-every later row, since the whole batch failed as if the broker were down).
+reason, and never the batch around it (one oversized correlation id would otherwise block
+every later row, the whole batch failing as if the broker were down).
 
 ``basic_publish`` costs a task, a lock round, a queue put and a socket write per message;
 at thousands of messages a second that, not the broker, is the relay's ceiling. Here the

@@ -5,7 +5,7 @@
   and is handed back to the consumer after a backoff.
 - **Requeued later**: the message itself failed. It is nacked with requeue only after a
   spaced delay, so a message that fails every time is redelivered every few seconds,
-  never in a hot loop (issue 13: 21 deliveries in 213 ms), until its delivery limit.
+  never in a hot loop (without the delay: 21 deliveries in 213 ms), until its delivery limit.
 
 While any of them is held, a batch's ``ack(multiple=True)`` would settle them too, so the
 consumer acks one by one then (``lowest_tag``).

@@ -1,4 +1,4 @@
-"""Issue 13, item 6: ``dev`` on its embedded broker, killed with -9 under load, loses nothing.
+"""``dev`` on its embedded broker, killed with -9 under load, loses nothing.
 
 200 orders at once, ``kill -9`` about one second in, restart with the same files: every
 order the database holds ends Confirmed or Rejected, and catalog's stock and reservations

@@ -1,4 +1,4 @@
-"""Processes that cannot work say so in one line and exit 1; those that can, heal (issue 13).
+"""Processes that cannot work say so in one line and exit 1; those that can, heal.
 
 Each command is started as a user starts it, on PostgreSQL and RabbitMQ.
 """

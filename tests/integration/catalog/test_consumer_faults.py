@@ -1,5 +1,5 @@
-"""Faults that are not the message's, and messages that fail: held, spaced, never lost
-(issue 13, items 5 and 7), on real PostgreSQL and RabbitMQ."""
+"""Faults that are not the message's, and messages that fail: held, spaced, never lost,
+on real PostgreSQL and RabbitMQ."""
 
 from __future__ import annotations
 

@@ -201,7 +201,7 @@ async def test_row_reaching_max_attempts_is_failed_and_the_others_flow(
 ) -> None:
     await bind_queue(broker, QUEUE, "OrderPlaced")
     [poison] = await stage_events(engine, 1)
-    # A correlation id of 260 UTF-8 bytes: over an AMQP short string (issue 13, item 1).
+    # A correlation id of 260 UTF-8 bytes: over an AMQP short string.
     await query(
         outbox_db,
         "UPDATE outbox SET headers = json_build_object('correlation_id', repeat('é', 130)) "

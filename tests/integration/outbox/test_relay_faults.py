@@ -1,4 +1,4 @@
-"""Rows that cannot be published fail alone; rows with no route wait for one (issue 13).
+"""Rows that cannot be published fail alone; rows with no route wait for one.
 
 On real PostgreSQL and RabbitMQ: what a row carries into AMQP properties and headers is
 checked against the broker's limits, one row at a time, and the rows around it flow.

@@ -1,4 +1,4 @@
-"""Every declaration the system makes, against an existing conflicting one (issue 13)."""
+"""Every declaration the system makes, against an existing conflicting one."""
 
 from __future__ import annotations
 
