@@ -1,4 +1,5 @@
-"""The one place that reads the environment (STYLE rule 7)."""
+"""The one place that reads the environment: nothing else reads ``os.environ``, so every
+setting is named, typed and checked here."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ TEN_YEARS = 10 * 365 * 24 * 3600.0
 
 
 class Settings(BaseSettings):
-    """Every setting of every process; names are part of the contract (ARCHITECTURE.md)."""
+    """Every setting of every process; names are part of the contract (deployments set
+    them: never renamed)."""
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore", frozen=True)
 

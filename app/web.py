@@ -200,7 +200,7 @@ def unit_of_work(service: str) -> Callable[[Request], AsyncIterator[AsyncSession
     """The request's transaction on ``service``'s database, as a FastAPI dependency.
 
     Commits if the endpoint returns, rolls back if it raises; the only place the HTTP
-    side commits (STYLE rule 2). Used with ``scope="function"`` so the commit finishes
+    side commits (use cases never do). Used with ``scope="function"`` so the commit finishes
     before the response is sent: a 201 is never answered for a transaction that then
     fails to commit.
     """

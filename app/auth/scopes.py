@@ -1,4 +1,5 @@
-"""The scopes a token may carry, and what each lets its holder do (ARCHITECTURE.md)."""
+"""The scopes a token may carry, and what each lets its holder do (their names are part of
+the HTTP contract: tokens issued elsewhere carry them)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Engines and sessions. Built in a lifespan or a CLI command, never at import (STYLE rule 5)."""
+"""Engines and sessions. Built in a lifespan or a CLI command, never at import
+(no I/O at import time: importing a module opens no connection)."""
 
 from __future__ import annotations
 

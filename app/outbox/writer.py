@@ -1,4 +1,5 @@
-"""Publishing an event = adding an outbox row to the caller's session (STYLE rule 3)."""
+"""Publishing an event = adding an outbox row to the caller's session (the
+caller commits both, or neither)."""
 
 from __future__ import annotations
 

@@ -25,7 +25,7 @@ def test_license_and_type_marker_ship_with_the_package() -> None:
 
 
 def test_the_library_imports_nothing_else_of_the_application() -> None:
-    # ARCHITECTURE.md: app/outbox is a library with its own configuration objects.
+    # app/outbox is a library with its own configuration objects.
     forbidden = ("app.settings", "app.db", "app.startup", "app.ordering", "app.catalog")
     for module in (ROOT / "app" / "outbox").rglob("*.py"):
         text = module.read_text()
