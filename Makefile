@@ -3,22 +3,34 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: install browser run test soak lint format migrate bench constraints clean
+.PHONY: install install-runtime browser run test soak lint format migrate bench constraints clean
 
+# The development extras (tests, linters, the browser driver, the bench's chart) beside
+# the runtime dependencies. Rebuilt whenever pyproject.toml changes; from nothing on a
+# fresh clone.
 install: $(STAMP)
 
-# Rebuilt whenever pyproject.toml changes; from nothing on a fresh clone.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUNTIME_STAMP)
+
+# The runtime dependencies alone: what `make run` needs.
+install-runtime: $(RUNTIME_STAMP)
+
+$(RUNTIME_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
 
 # `make run PORT=8010` when 8000 is taken.
 PORT ?= 8000
 
-run: install
+run: install-runtime
 	$(BIN)/python -m app dev --port $(PORT)
 
 # The browser tests drive Chromium (Debian's package; Playwright's own download needs the
@@ -53,7 +65,7 @@ bench: install
 constraints: install
 	$(BIN)/python docker/pin_constraints.py
 
-migrate: install
+migrate: install-runtime
 	$(BIN)/python -m app migrate
 
 clean:
