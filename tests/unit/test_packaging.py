@@ -34,3 +34,25 @@ def test_the_library_imports_nothing_else_of_the_application() -> None:
                 module,
                 name,
             )
+
+
+def _planned(target: str, tmp_path: Path) -> list[str]:
+    # `make -n` on a virtualenv that does not exist yet: what a fresh clone would run.
+    import subprocess
+
+    done = subprocess.run(
+        ["make", "-n", target, f"VENV={tmp_path / 'venv'}"],
+        cwd=ROOT, capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    return [line for line in done.stdout.splitlines() if "pip install" in line]
+
+
+def test_make_run_installs_the_runtime_dependencies_alone(tmp_path: Path) -> None:
+    # `make run` on a bare machine needs no test runner, linter or browser driver.
+    installs = _planned("run", tmp_path)
+    assert installs and installs[-1].endswith("pip install --quiet -e .")
+    assert not any("[dev]" in line for line in installs)
+
+
+def test_make_test_installs_the_development_extras(tmp_path: Path) -> None:
+    assert any(line.endswith("-e '.[dev]'") for line in _planned("test", tmp_path))
