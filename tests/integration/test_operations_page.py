@@ -11,25 +11,20 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import aio_pika
 import aiormq
 import httpx
 import pytest
 
-from app.catalog.app import create_app as create_catalog
 from app.consumers import bindings_of
 from app.dev import create_dev_app
-from app.ordering.app import create_app as create_ordering
 from app.outbox import RabbitMQBroker
 from app.outbox.dead_letters import POISON_REASON
 from app.outbox.queue_file import Envelope
-from app.pages.api_client import Apis
-from app.pages.serving import create_web_app
 from app.settings import Settings
 from tests.support.auth import HEADERS
-from tests.support.pages import LOOPBACK_CLIENT, page_forms
+from tests.support.pages import BASE_URL, loopback_client, page_forms, pages_over_services
 
 GENUINE = "invalid OrderPlaced: quantity must be at least 1"
 JUNK = "unknown event type 'Junk'"
@@ -45,11 +40,6 @@ class Operations:
     web: httpx.AsyncClient
     api: httpx.AsyncClient
     plant: Plant
-
-
-def _client(app: Any, base_url: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=LOOPBACK_CLIENT)
-    return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
 async def _sign_in(web: httpx.AsyncClient) -> None:
@@ -82,19 +72,8 @@ async def on_rabbitmq(ordering_db: str, catalog_db: str, broker: str) -> AsyncIt
                     routing_key=topology.queue, properties=properties,
                 )  # fmt: skip
 
-    ordering, catalog, web = (create_ordering(settings), create_catalog(settings),
-                              create_web_app(settings))  # fmt: skip
-    async with (
-        ordering.router.lifespan_context(ordering),
-        catalog.router.lifespan_context(catalog),
-        web.router.lifespan_context(web),
-        _client(ordering, "http://ordering") as ordering_client,
-        _client(catalog, "http://catalog") as catalog_client,
-        _client(web, "http://127.0.0.1:8000") as web_client,
-    ):
-        web.state.page_apis = Apis(ordering=ordering_client, catalog=catalog_client)
-        await _sign_in(web_client)
-        yield Operations(web_client, catalog_client, plant)
+    async with pages_over_services(settings, next_page="/operations") as pages:
+        yield Operations(pages.web, pages.catalog, plant)
 
 
 @pytest.fixture
@@ -114,7 +93,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[Operations]:
                              routing_key="catalog.events",
                              headers={POISON_REASON: reason}))  # fmt: skip
 
-    async with app.router.lifespan_context(app), _client(app, "http://127.0.0.1:8000") as web:
+    async with app.router.lifespan_context(app), loopback_client(app, BASE_URL) as web:
         await _sign_in(web)
         yield Operations(web, web, plant)
 

@@ -17,23 +17,14 @@ from typing import Any
 import httpx
 import pytest
 
-from app.catalog.app import create_app as create_catalog
 from app.dev import create_dev_app
-from app.ordering.app import create_app as create_ordering
-from app.pages.api_client import Apis
-from app.pages.serving import create_web_app
 from app.settings import Settings
 from tests.conftest import query
-from tests.support.pages import LOOPBACK_CLIENT
+from tests.support.pages import BASE_URL, loopback_client, pages_over_services
 
 NAMES = [f"Item {n:04d}" for n in range(501)]  # by name, before the demo's "Product A"
 LATE = NAMES[500]  # the first one beyond the select's 500
 HINT = "Showing the first 500 products by name"
-
-
-def _client(app: Any, base_url: str) -> httpx.AsyncClient:
-    transport = httpx.ASGITransport(app=app, client=LOOPBACK_CLIENT)
-    return httpx.AsyncClient(transport=transport, base_url=base_url)
 
 
 async def _signed_in(web: httpx.AsyncClient) -> httpx.AsyncClient:
@@ -50,18 +41,8 @@ async def on_postgres(ordering_db: str, catalog_db: str) -> AsyncIterator[tuple[
                 "LATERAL (VALUES (1, 5)) AS v", list(ids.values()), list(ids))  # fmt: skip
     settings = Settings(ordering_database_url=ordering_db, catalog_database_url=catalog_db,
                         broker_url="memory://", catalog_api_url="http://127.0.0.1:9")  # fmt: skip
-    ordering, catalog, web = (create_ordering(settings), create_catalog(settings),
-                              create_web_app(settings))  # fmt: skip
-    async with (
-        ordering.router.lifespan_context(ordering),
-        catalog.router.lifespan_context(catalog),
-        web.router.lifespan_context(web),
-        _client(ordering, "http://ordering") as ordering_client,
-        _client(catalog, "http://catalog") as catalog_client,
-        _client(web, "http://127.0.0.1:8000") as web_client,
-    ):
-        web.state.page_apis = Apis(ordering=ordering_client, catalog=catalog_client)
-        yield await _signed_in(web_client), str(ids[LATE])
+    async with pages_over_services(settings, next_page="/orders") as pages:
+        yield pages.web, str(ids[LATE])
 
 
 @pytest.fixture
@@ -72,7 +53,7 @@ async def embedded(tmp_path: Path) -> AsyncIterator[tuple[Any, str]]:
         embedded_broker_path=str(tmp_path / "broker.db"), broker_url="memory://",
     ))  # fmt: skip
     ids = {name: uuid.uuid4() for name in NAMES}
-    async with app.router.lifespan_context(app), _client(app, "http://127.0.0.1:8000") as web:
+    async with app.router.lifespan_context(app), loopback_client(app, BASE_URL) as web:
         with sqlite3.connect(tmp_path / "catalog.db") as catalog:  # migrated, seeded by now
             catalog.executemany(
                 "INSERT INTO products (id, name, price, stock_count) VALUES (?, ?, 1, 5)",

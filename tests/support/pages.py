@@ -127,3 +127,46 @@ def page_forms(html: str) -> list[PageForm]:
     reader = _FormReader()
     reader.feed(html)
     return reader.forms
+
+
+@dataclass(frozen=True)
+class PagesOverServices:
+    """The web pages signed in (``web``), in front of the two real APIs in-process
+    (``ordering``, ``catalog``: their clients, which the pages use)."""
+
+    web: httpx.AsyncClient
+    ordering: httpx.AsyncClient
+    catalog: httpx.AsyncClient
+
+
+def loopback_client(app: Any, base_url: str) -> httpx.AsyncClient:
+    """An in-process client of ``app`` whose requests come from this machine (the pages'
+    development sign-in answers only that)."""
+    transport = httpx.ASGITransport(app=app, client=LOOPBACK_CLIENT)
+    return httpx.AsyncClient(transport=transport, base_url=base_url)
+
+
+@asynccontextmanager
+async def pages_over_services(
+    settings: Settings, *, next_page: str
+) -> AsyncIterator[PagesOverServices]:
+    """ordering's and catalog's APIs and the web pages on ``settings`` (each app's lifespan
+    run), the pages calling the APIs in-process, signed in as the developer, then sent to
+    ``next_page``."""
+    from app.catalog.app import create_app as create_catalog
+    from app.ordering.app import create_app as create_ordering
+
+    ordering, catalog, web = (create_ordering(settings), create_catalog(settings),
+                              create_web_app(settings))  # fmt: skip
+    async with (
+        ordering.router.lifespan_context(ordering),
+        catalog.router.lifespan_context(catalog),
+        web.router.lifespan_context(web),
+        loopback_client(ordering, "http://ordering") as ordering_client,
+        loopback_client(catalog, "http://catalog") as catalog_client,
+        loopback_client(web, BASE_URL) as web_client,
+    ):
+        web.state.page_apis = Apis(ordering=ordering_client, catalog=catalog_client)
+        signed = await web_client.post("/sign-in", content=f"next={next_page}".encode())
+        assert signed.status_code == 303, signed.text
+        yield PagesOverServices(web_client, ordering_client, catalog_client)
