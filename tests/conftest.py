@@ -17,7 +17,7 @@ from app.settings import SERVICES, Settings
 from tests.support import postgres
 from tests.support.auth import TEST_SECRET
 from tests.support.deployment import Deployment
-from tests.support.rabbit import throwaway_vhost
+from tests.support.rabbit import close_vhost_pool, throwaway_vhost
 
 # Every app built in a test and every command a test starts verifies tokens signed with
 # the suite's secret (tests/support/auth.py); the tests about authentication override it.
@@ -45,6 +45,10 @@ async def _clone(template: str, prefix: str) -> AsyncIterator[str]:
         yield url
     finally:
         await asyncio.to_thread(postgres.drop_database, name)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    close_vhost_pool()  # the test vhosts not yet deleted (tests/support/rabbit.py)
 
 
 @pytest.fixture

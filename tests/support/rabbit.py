@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -37,14 +38,74 @@ def vhost_url(vhost: str) -> str:
     return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
 
 
+class _VhostPool:
+    """Fresh vhosts made and deleted in batches: each ``rabbitmqctl`` call starts an Erlang
+    VM (0.5 to 2.5 s of a 2-core machine), and a vhost a test took three of them. Made
+    ``MADE_AT_ONCE`` at a time by one ``import_definitions`` (the vhosts and the test
+    account's permissions on them); deleted, with all their queues, ``DELETED_AT_ONCE`` at
+    a time by one ``eval`` once their tests are done, and the rest when the test session
+    ends. Each
+    vhost serves one test: none sees another's queues."""
+
+    MADE_AT_ONCE = 12
+    # Deleted sooner than made: a used vhost keeps its quorum queues until then.
+    DELETED_AT_ONCE = 6
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._fresh: list[str] = []
+        self._used: list[str] = []
+
+    def take(self) -> str:
+        with self._lock:
+            if not self._fresh:
+                self._fresh = self._make(self.MADE_AT_ONCE)
+            return self._fresh.pop()
+
+    def give_back(self, vhost: str) -> None:
+        with self._lock:
+            self._used.append(vhost)
+            if len(self._used) >= self.DELETED_AT_ONCE:
+                self._delete(self._used)
+                self._used = []
+
+    def close(self) -> None:
+        with self._lock:
+            leftover, self._fresh, self._used = self._fresh + self._used, [], []
+        if leftover:
+            self._delete(leftover)
+
+    @staticmethod
+    def _make(count: int) -> list[str]:
+        vhosts = [f"cc_test_{uuid.uuid4().hex[:12]}" for _ in range(count)]
+        user = urlsplit(SERVERS.rabbitmq_url).username or "guest"
+        _import(json.dumps({
+            "vhosts": [{"name": vhost} for vhost in vhosts],
+            "permissions": [{"user": user, "vhost": vhost, "configure": ".*", "write": ".*",
+                             "read": ".*"} for vhost in vhosts],
+        }))  # fmt: skip
+        return vhosts
+
+    @staticmethod
+    def _delete(vhosts: list[str]) -> None:
+        # rabbit_vhost:delete/2 is what `rabbitmqctl delete_vhost` calls (RabbitMQ 3.8+).
+        names = ",".join(f'<<"{vhost}">>' for vhost in vhosts)
+        _ctl("eval", f'[rabbit_vhost:delete(V, <<"cc-tests">>) || V <- [{names}]], ok.')
+
+
+_POOL = _VhostPool()
+
+
+def close_vhost_pool() -> None:
+    """Delete the vhosts still made or in use (at the end of the test session)."""
+    _POOL.close()
+
+
 @asynccontextmanager
 async def throwaway_vhost() -> AsyncIterator[str]:
     """A fresh vhost (its AMQP URL) that is deleted, with all its queues, afterwards."""
-    vhost = f"cc_test_{uuid.uuid4().hex[:12]}"
-    user = urlsplit(SERVERS.rabbitmq_url).username or "guest"
-    await asyncio.to_thread(_ctl, "add_vhost", vhost)
+    vhost = await asyncio.to_thread(_POOL.take)
     try:
-        await asyncio.to_thread(_ctl, "set_permissions", "-p", vhost, user, ".*", ".*", ".*")
         url = vhost_url(vhost)
         try:
             connection = await aio_pika.connect(url, timeout=5)
@@ -53,7 +114,7 @@ async def throwaway_vhost() -> AsyncIterator[str]:
         await connection.close()
         yield url
     finally:
-        await asyncio.to_thread(_ctl, "delete_vhost", vhost)
+        await asyncio.to_thread(_POOL.give_back, vhost)
 
 
 async def operator_policy(url: str, name: str, pattern: str, definition: str) -> None:
