@@ -12,19 +12,19 @@ RUNTIME_STAMP := $(VENV)/.installed-runtime
 # fresh clone.
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml demo/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e . -e ./demo --group dev
 	touch $(STAMP) $(RUNTIME_STAMP)
 
 # The runtime dependencies alone: what `make run` needs.
 install-runtime: $(RUNTIME_STAMP)
 
-$(RUNTIME_STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml demo/pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e . -e ./demo
 	touch $(RUNTIME_STAMP)
 
 # `make run PORT=8010` when 8000 is taken.

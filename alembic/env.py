@@ -18,8 +18,8 @@ from sqlalchemy.pool import NullPool
 
 from alembic import context
 from app.catalog.models import catalog_metadata
+from app.core.settings import SERVICES, Settings
 from app.ordering.models import ordering_metadata
-from app.settings import SERVICES, Settings
 
 METADATA: dict[str, tuple[MetaData, ...]] = {
     "ordering": ordering_metadata,

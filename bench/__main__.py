@@ -112,7 +112,8 @@ def _publish_part(args: argparse.Namespace) -> dict[str, object]:
     messages = args.ceiling_messages
     with infra.vhost() as broker, infra.service_database("ordering") as database:
         # Interleaved, so a slow minute of the machine weighs on every figure alike; the
-        # relay's two publish paths (app/outbox/publish_path.py) side by side in each round.
+        # relay's two publish paths (app/outbox/brokers/rabbitmq/publishing/path.py) side by
+        # side in each round.
         for _ in range(args.repeat):
             samples["ceiling"].append(asyncio.run(aio_pika_ceiling(broker, messages=messages)))
             for key, path in (("frames", "fast"), ("public", "public")):

@@ -1,12 +1,12 @@
 """Cold start: every process started at the same instant, an order POSTed at once.
 
 As compose starts the system, on PostgreSQL and RabbitMQ with the least-privilege accounts
-(app/broker_accounts.py): ordering's API, relay and consumer, catalog's API, relay and
+(app/messaging/broker_accounts.py): ordering's API, relay and consumer, catalog's API, relay and
 consumer, and ``broker declare`` (the admin account), all started together. The order is
 POSTed as soon as ordering's API answers; the figure is the seconds from that POST to the
 product's stock falling in catalog's database. Until ``broker declare`` and catalog's
 consumer are up, the order's event may be returned unroutable: the relay's probe
-(app/outbox/relay_probes.py) carries it once they are.
+(app/outbox/relay/unroutable.py) carries it once they are.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import aio_pika
 import httpx
 import psycopg
 
-from app.broker_accounts import accounts, definitions
+from app.messaging.broker_accounts import accounts, definitions
 from bench import infra
 
 STOCK = 1_000

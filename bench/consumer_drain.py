@@ -12,13 +12,13 @@ from datetime import UTC, datetime
 import aio_pika
 import psycopg
 from aiormq.abc import DeliveredMessage
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage
+from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
+from cloudcrm_outbox.brokers.rabbitmq.topology import declare_topology
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from sqlalchemy import text
 
-from app.consumers import bindings_of
-from app.outbox.amqp import AmqpPublisher
-from app.outbox.database import make_engine, make_sessionmaker
-from app.outbox.publisher import OutgoingMessage
-from app.outbox.topology import declare_topology
+from app.messaging.registry import bindings_of
 from bench.infra import inbox_rows, libpq, started_together
 from bench.orders import stock_products
 

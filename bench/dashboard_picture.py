@@ -21,8 +21,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.dev import create_dev_app
-from app.settings import Settings
+from app.cli.dev import create_dev_app
+from app.core.settings import Settings
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "dashboard.png"
 SECONDS, RATE = 60, 40  # orders per second

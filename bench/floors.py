@@ -13,13 +13,13 @@ import time
 import uuid
 
 import aio_pika
+from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.processor import InboxProcessor
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.subscriptions import by_event_name
 
 from app.catalog.handlers import SUBSCRIPTIONS
 from app.ordering.contracts import OrderPlaced
-from app.outbox.database import make_engine
-from app.outbox.decoding import Decoded
-from app.outbox.inbox import InboxProcessor
-from app.outbox.subscriptions import by_event_name
 from bench.stats import latency_summary
 
 # Between samples, the idle wake-up's own pause between orders: each sample starts from

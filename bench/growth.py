@@ -17,9 +17,9 @@ import time
 from contextlib import ExitStack
 
 import psycopg
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
 
-from app.outbox.database import make_engine
-from app.outbox.retention import delete_published_outbox_rows
 from bench.http_overhead import post_request
 from bench.infra import BENCH_SECRET, ROOT, libpq, processes, started_process
 from bench.scale import claim_sql, explain_analyze

@@ -16,8 +16,8 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from app import migrate
-from app.settings import Settings
+from app.core import migrations as migrate
+from app.core.settings import Settings
 
 PG_ADMIN = os.environ.get(
     "BENCH_POSTGRES_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

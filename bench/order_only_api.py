@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from app import __main__ as cli
+from app.cli import main as cli
 from app.ordering import service
 
 

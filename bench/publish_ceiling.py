@@ -8,11 +8,10 @@ import uuid
 from datetime import UTC, datetime
 
 import aio_pika
-
-from app.outbox.amqp import AmqpPublisher
-from app.outbox.names import DEFAULT_NAMES
-from app.outbox.publish_path import PublishPath
-from app.outbox.publisher import OutgoingMessage
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage
+from cloudcrm_outbox.brokers.rabbitmq.publishing.path import PublishPath
+from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
+from cloudcrm_outbox.names import DEFAULT_NAMES
 
 BODY = (
     b'{"orderId": "7c1f5e1e-8a3b-4c1e-9a7e-3b1b2f6d1a11", "productId": '

@@ -8,8 +8,8 @@ import time
 
 import aio_pika
 import psycopg
+from cloudcrm_outbox.names import DEFAULT_NAMES
 
-from app.outbox.names import DEFAULT_NAMES
 from bench.infra import libpq, processes
 
 # One transaction writes the whole backlog, so the relays start on a committed table. The

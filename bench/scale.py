@@ -11,11 +11,11 @@ import statistics
 from typing import Any
 
 import psycopg
+from cloudcrm_outbox.relay.policy import RelayPolicy
+from cloudcrm_outbox.relay.statements import relay_statements
+from cloudcrm_outbox.storage.tables import OUTBOX
 from sqlalchemy.dialects import postgresql
 
-from app.outbox.models import OUTBOX
-from app.outbox.relay_policy import RelayPolicy
-from app.outbox.relay_statements import relay_statements
 from bench.infra import libpq
 from bench.relay_drain import STAGE, drain_rate
 

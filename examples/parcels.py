@@ -14,13 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, ClassVar
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, StringConstraints
-from sqlalchemy import String, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-from app.outbox import (
+from cloudcrm_outbox import (
     APPLIED,
     IntegrationEvent,
     MessagingService,
@@ -32,6 +26,11 @@ from app.outbox import (
     make_sessionmaker,
     outbox_metadata,
 )
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, StringConstraints
+from sqlalchemy import String, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class ParcelShipped(IntegrationEvent):

@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from app import migrate
-from app.settings import SERVICES, Settings
+from app.core import migrations as migrate
+from app.core.settings import SERVICES, Settings
 from tests.support import postgres
 from tests.support.auth import TEST_SECRET
 from tests.support.deployment import Deployment

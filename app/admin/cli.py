@@ -16,6 +16,13 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
+from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+from cloudcrm_outbox.ops.repair import FailedSelection
+from cloudcrm_outbox.ops.republish import PublishedSelection
+from cloudcrm_outbox.storage.engine import make_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,15 +35,9 @@ from app.admin.printing import (
     print_inbox,
     print_status,
 )
-from app.consumers import published_by
-from app.operations import at_head
-from app.outbox.broker import AMQP_SCHEMES, Broker, broker_for
-from app.outbox.database import make_engine
-from app.outbox.dead_letters import DeadLetterSelection
-from app.outbox.publisher import BrokerUnavailableError
-from app.outbox.repair import FailedSelection
-from app.outbox.republish import PublishedSelection
-from app.settings import SERVICES, Settings
+from app.cli.operations import at_head
+from app.core.settings import SERVICES, Settings
+from app.messaging.registry import published_by
 
 logger = logging.getLogger("app")
 

@@ -9,14 +9,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.ordering.reply_timeouts import count_unanswered
-from app.outbox.broker import Broker
-from app.outbox.clock import utc_text
-from app.outbox.dead_letters import DeadLetterOperationError, DeadLetterSelection
-from app.outbox.publisher import BrokerUnavailableError
-from app.outbox.repair import (
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.brokers.dead_letters import DeadLetterOperationError, DeadLetterSelection
+from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+from cloudcrm_outbox.ops.repair import (
     FailedSelection,
     events_about,
     failed_rows,
@@ -24,8 +20,12 @@ from app.outbox.repair import (
     latest_inbox_entries,
     replay_failed,
 )
-from app.outbox.republish import PublishedSelection, republish
-from app.outbox.status import read_status
+from cloudcrm_outbox.ops.republish import PublishedSelection, republish
+from cloudcrm_outbox.ops.status import read_status
+from cloudcrm_outbox.storage.clock import utc_text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.ordering.reply_timeouts import count_unanswered
 
 logger = logging.getLogger("app.admin")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.logs import escape_controls
+from app.core.logs import escape_controls
 
 
 def _cell(value: Any, width: int = 10) -> str:

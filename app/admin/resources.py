@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
 from fastapi import FastAPI
 
-from app.outbox.broker import AMQP_SCHEMES, broker_for
-from app.settings import Settings
+from app.core.settings import Settings
 
 
 @asynccontextmanager

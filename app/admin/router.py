@@ -7,6 +7,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
+from cloudcrm_outbox.ops.repair import FailedSelection
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,11 +34,8 @@ from app.admin.schemas import (
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import ADMIN
 from app.auth.tokens import Principal
-from app.exact_json import JsonRoute
-from app.outbox.broker import Broker
-from app.outbox.dead_letters import DeadLetterSelection
-from app.outbox.repair import FailedSelection
-from app.schemas import COMMON_ERRORS, ErrorBody
+from app.core.schemas import COMMON_ERRORS, ErrorBody
+from app.http.exact_json import JsonRoute
 
 NO_BROKER: dict[int | str, dict[str, object]] = {
     409: {"model": ErrorBody, "description": "no broker reachable from this process"},

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field, StrictBool, StringConstraints
 
 from app.admin.operations import MAX_LIMIT
-from app.schemas import CamelModel, CamelRequest, UtcDateTime
+from app.core.schemas import CamelModel, CamelRequest, UtcDateTime
 
 # No control characters: PostgreSQL text cannot hold NUL, and SQLite's LIKE would treat
 # one as the end of the pattern (matching everything).

@@ -9,7 +9,7 @@ import re
 from app.auth.config import signing_secret
 from app.auth.scopes import parse_scopes
 from app.auth.tokens import issue_token
-from app.settings import Settings
+from app.core.settings import Settings
 
 logger = logging.getLogger("app")
 

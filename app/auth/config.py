@@ -10,7 +10,7 @@ from pathlib import Path
 from app.auth.jwks import JwksKeys
 from app.auth.scopes import SCOPES
 from app.auth.tokens import Authenticator, issue_token
-from app.settings import Settings
+from app.core.settings import Settings
 
 logger = logging.getLogger(__name__)
 

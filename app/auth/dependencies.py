@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer, SecurityScopes
 
 from app.auth.tokens import Authenticator, InvalidTokenError, Principal, VerifierUnavailableError
-from app.schemas import ErrorBody
+from app.core.schemas import ErrorBody
 
 # The OpenAPI security scheme: Swagger's "Authorize" takes a pasted token.
 bearer = HTTPBearer(

@@ -12,7 +12,7 @@ import httpx
 from app.auth.config import AuthNotConfiguredError, signing_secret
 from app.auth.scopes import CATALOG_INTEGRATION
 from app.auth.tokens import issue_token
-from app.settings import Settings
+from app.core.settings import Settings
 
 # A token is replaced this long before it expires, so none expires in flight.
 RENEW_BEFORE_SECONDS = 60.0

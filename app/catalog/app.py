@@ -10,8 +10,8 @@ from fastapi import FastAPI
 from app.admin.resources import admin_broker
 from app.admin.router import router as admin_router
 from app.catalog.router import integration_router, router
-from app.settings import Settings
-from app.web import build_app, database
+from app.core.settings import Settings
+from app.http.service_app import build_app, database
 
 ROUTERS = (router, integration_router)
 

@@ -1,4 +1,4 @@
-"""The catalog database's own tables (the outbox tables come from app.outbox)."""
+"""The catalog database's own tables (the outbox tables come from cloudcrm_outbox)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
+from cloudcrm_outbox.storage.clock import db_now
+from cloudcrm_outbox.storage.tables import NAMING_CONVENTION, outbox_metadata
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -22,9 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.idempotency.models import idempotency_metadata
-from app.outbox.clock import db_now
-from app.outbox.models import NAMING_CONVENTION, outbox_metadata
+from app.http.idempotency.models import idempotency_metadata
 
 PRICE_PRECISION = 14
 PRICE_SCALE = 2
@@ -115,7 +115,7 @@ class StockReservation(CatalogBase):
     )
 
 
-# Typed handles for Core statements (as app.outbox.models does for its tables).
+# Typed handles for Core statements (as cloudcrm_outbox.storage.tables does for its tables).
 PRODUCTS: Table = Product.__table__  # type: ignore[assignment]
 STOCK_RESERVATIONS: Table = StockReservation.__table__  # type: ignore[assignment]
 

@@ -15,13 +15,13 @@ from app.catalog import service
 from app.catalog.cursor import AfterPosition, BeforePosition, parse_cursor, token_of
 from app.catalog.models import Product
 from app.catalog.schemas import ProductIds, ProductPatch, ProductRead, ProductWrite
-from app.exact_json import ExactNumbersRoute, JsonRoute
-from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
-from app.merge_patch import MERGE_PATCH, NOT_A_MERGE_PATCH, merge_patch_only
-from app.paging import Skip, one_cursor, page_links
-from app.preconditions import BAD_IF_MATCH, ETAG, STALE, IfMatch, IfMatchDep, etag
-from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit
-from app.web import unit_of_work
+from app.core.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit
+from app.http.exact_json import ExactNumbersRoute, JsonRoute
+from app.http.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
+from app.http.merge_patch import MERGE_PATCH, NOT_A_MERGE_PATCH, merge_patch_only
+from app.http.paging import Skip, one_cursor, page_links
+from app.http.preconditions import BAD_IF_MATCH, ETAG, STALE, IfMatch, IfMatchDep, etag
+from app.http.service_app import unit_of_work
 
 router = APIRouter(
     prefix="/api/catalog",

@@ -19,7 +19,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from app.catalog.models import MAX_STOCK_COUNT, PRICE_SCALE
-from app.schemas import CamelModel, CamelRequest, JsonInteger, Name
+from app.core.schemas import CamelModel, CamelRequest, JsonInteger, Name
 
 MAX_STOCK = MAX_STOCK_COUNT
 MAX_IDS_PER_LOOKUP = 1_000
@@ -32,7 +32,7 @@ CENT = Decimal(1).scaleb(-PRICE_SCALE)
 
 def _in_cents(value: Decimal) -> Decimal:
     # Judged on the value as written (the routes read JSON numbers exactly, see
-    # app.exact_json): 1.005 is refused, never rounded to 1.01; 1.50 and 1.500 are 1.5.
+    # app.http.exact_json): 1.005 is refused, never rounded to 1.01; 1.50 and 1.500 are 1.5.
     cents = value.quantize(CENT)  # exact: Field(le=MAX_PRICE) ran first
     if cents != value:
         raise PydanticCustomError(

@@ -1,6 +1,6 @@
 """Catalog's use cases. They never commit: the caller's boundary does (the request's
-transaction in ``app.web``, or the consumer's batch), so one transaction holds a use case and
-its outbox rows."""
+transaction in ``app.http.service_app``, or the consumer's batch), so one transaction
+holds a use case and its outbox rows."""
 
 from __future__ import annotations
 

@@ -11,9 +11,9 @@ from fastapi import FastAPI
 from app.admin.resources import admin_broker
 from app.admin.router import router as admin_router
 from app.auth.service_token import ordering_credentials
+from app.core.settings import Settings
+from app.http.service_app import build_app, database
 from app.ordering.router import router
-from app.settings import Settings
-from app.web import build_app, database
 
 
 @asynccontextmanager

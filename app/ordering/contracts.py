@@ -5,9 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, ClassVar
 
+from cloudcrm_outbox.events import IntegrationEvent
 from pydantic import Field, StringConstraints
-
-from app.outbox.events import IntegrationEvent
 
 
 class OrderPlaced(IntegrationEvent):

@@ -1,4 +1,4 @@
-"""The ordering database's own tables (the outbox tables come from app.outbox)."""
+"""The ordering database's own tables (the outbox tables come from cloudcrm_outbox)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import enum
 import uuid
 from datetime import datetime
 
+from cloudcrm_outbox.storage.clock import db_now
+from cloudcrm_outbox.storage.tables import NAMING_CONVENTION, outbox_metadata
 from sqlalchemy import (
     CheckConstraint,
     DateTime,
@@ -19,9 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from app.idempotency.models import idempotency_metadata
-from app.outbox.clock import db_now
-from app.outbox.models import NAMING_CONVENTION, outbox_metadata
+from app.http.idempotency.models import idempotency_metadata
 
 
 class OrderState(enum.StrEnum):

@@ -16,8 +16,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from app.outbox.broker import Broker
-from app.outbox.queue_state import QueueState
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.brokers.queue_state import QueueState
 
 logger = logging.getLogger(__name__)
 

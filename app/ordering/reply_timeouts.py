@@ -25,6 +25,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from cloudcrm_outbox import write_events
+from cloudcrm_outbox.ops.republish import back_to_pending
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.retention import cleaner_lock_key
+from cloudcrm_outbox.storage.tables import OUTBOX
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -32,11 +37,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.ordering.contracts import OrderPlaced
 from app.ordering.models import AWAITING_FIRST_REPLY, RETRIED, UNANSWERED, Order
 from app.ordering.reply_destinations import Destinations, resend_is_pointless
-from app.outbox import write_events
-from app.outbox.clock import db_now_plus
-from app.outbox.models import OUTBOX
-from app.outbox.republish import back_to_pending
-from app.outbox.retention import cleaner_lock_key
 
 logger = logging.getLogger(__name__)
 

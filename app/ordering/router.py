@@ -15,15 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import ORDERS_READ, ORDERS_WRITE
-from app.exact_json import JsonRoute
-from app.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
+from app.core.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit
+from app.http.exact_json import JsonRoute
+from app.http.idempotency import IDEMPOTENCY_ERRORS, KeyDep, answer_once
+from app.http.paging import Before, Skip, one_cursor, page_links
+from app.http.service_app import session_factory, unit_of_work
 from app.ordering import service
 from app.ordering.catalog_client import fetch_product_names
 from app.ordering.models import Order
 from app.ordering.schemas import OrderCreate, OrderRead, OrderView
-from app.paging import Before, Skip, one_cursor, page_links
-from app.schemas import COMMON_ERRORS, DEFAULT_LIMIT, NOT_FOUND, ErrorBody, Limit
-from app.web import session_factory, unit_of_work
 
 router = APIRouter(
     prefix="/api/ordering",

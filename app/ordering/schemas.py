@@ -6,8 +6,8 @@ import uuid
 
 from pydantic import ConfigDict
 
+from app.core.schemas import CamelModel, CamelRequest, Name, StrictQuantity, UtcDateTime
 from app.ordering.models import OrderState
-from app.schemas import CamelModel, CamelRequest, Name, StrictQuantity, UtcDateTime
 
 
 class OrderCreate(CamelRequest):

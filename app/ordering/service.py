@@ -1,6 +1,6 @@
 """Ordering's use cases. They never commit: the caller's boundary does (the request's
-transaction in ``app.web``, or the consumer's batch), so one transaction holds a use case and
-its outbox rows."""
+transaction in ``app.http.service_app``, or the consumer's batch), so one transaction
+holds a use case and its outbox rows."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from cloudcrm_outbox import add_event
 from sqlalchemy import Select, Uuid, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ordering.contracts import OrderCancelled, OrderPlaced
 from app.ordering.models import CANCELLABLE, Order, OrderState
-from app.outbox import add_event
 
 
 async def place_order(

@@ -7,6 +7,7 @@ handed to every part (broker, relay, consumer, writer, migrations).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 # PostgreSQL identifiers (unquoted, so that no quoting rule differs between the DDL, the
@@ -88,3 +89,33 @@ def _check_amqp(what: str, name: str) -> None:
 
 
 DEFAULT_NAMES = MessagingNames()
+
+
+@dataclass(frozen=True)
+class ConsumerTopology:
+    """The queue names of one consuming service."""
+
+    queue: str  # S.events
+    dead_letter_exchange: str  # S.events.dlx
+    dead_letter_queue: str  # S.events.dlq
+
+    @classmethod
+    def for_service(cls, service: str, names: MessagingNames = DEFAULT_NAMES) -> ConsumerTopology:
+        """``service``'s queue by ``names.queue_pattern``, its ``.dlx`` and ``.dlq``."""
+        queue = names.queue(service)
+        return cls(queue, f"{queue}.dlx", f"{queue}.dlq")
+
+
+@dataclass(frozen=True)
+class QueueBindings:
+    """One service's queues and the event names (routing keys) bound to its queue."""
+
+    topology: ConsumerTopology
+    event_names: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls, service: str, event_names: Iterable[str], names: MessagingNames = DEFAULT_NAMES
+    ) -> QueueBindings:
+        """``service``'s queues (named by ``names``) bound to ``event_names``."""
+        return cls(ConsumerTopology.for_service(service, names), tuple(sorted(event_names)))

@@ -12,12 +12,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from cloudcrm_outbox.brokers.embedded.broker import EmbeddedBroker
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
+from cloudcrm_outbox.storage.tables import outbox_tables
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.outbox.broker import EmbeddedBroker
-from app.outbox.models import outbox_tables
-from app.outbox.names import DEFAULT_NAMES, MessagingNames
 
 
 def embedded_broker() -> EmbeddedBroker:

@@ -1,6 +1,6 @@
 """Numbers typed in the pages' forms, sent to the APIs exactly as typed.
 
-The APIs judge a price's decimals on the number as written (``app.exact_json``): a page
+The APIs judge a price's decimals on the number as written (``app.http.exact_json``): a page
 that read "1.0000000000000001" into a float and sent 1.0 would have a price saved that
 the API refuses. So a typed number travels as its own text, a JSON number (RFC 8259 §6);
 text that is no number is refused here, in words, before any API is asked."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from app.pages.api_client import ApiError, Apis
 
-SHOWN = 500  # the catalog API's largest page (app.schemas.Limit)
+SHOWN = 500  # the catalog API's largest page (app.core.schemas.Limit)
 NOT_AN_ID = ("The product in this page's address is not a product id, so none is chosen: "
              "choose one below.")  # fmt: skip
 NOT_FOUND = ("The product in this page's address is not in the catalog (deleted, or never "

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app.logs import escape_controls
+from app.core.logs import escape_controls
 from app.pages import flash
 from app.pages.api_client import Apis
 from app.pages.forms import Form, FormRefusedError, check_origin, parse_form

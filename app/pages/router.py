@@ -17,6 +17,8 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app.catalog.cursor import token as position_token
+from app.core.settings import SERVICES
+from app.http.preconditions import etag
 from app.pages import operations_view
 from app.pages import sign_in as sign_in_routes
 from app.pages.api_client import ApiError
@@ -34,8 +36,6 @@ from app.pages.responses import (
     safe_path,
 )
 from app.pages.session import Sessions, SignInRequiredError, forget, has_cookie, token_of
-from app.preconditions import etag
-from app.settings import SERVICES
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,12 +10,12 @@ import httpx
 from fastapi import FastAPI
 
 from app.auth.config import signing_secret
+from app.core.settings import Settings
+from app.http.service_app import BodySizeLimitMiddleware
 from app.pages import router as pages
 from app.pages.api_client import Apis
 from app.pages.provider_sign_in import IdentityProvider
 from app.pages.session import development_sign_in
-from app.settings import Settings
-from app.web import BodySizeLimitMiddleware
 
 TIMEOUT = httpx.Timeout(10.0)
 

@@ -20,7 +20,7 @@ from fastapi import Request, Response
 
 from app.auth.config import developer_token
 from app.auth.tokens import principal_of
-from app.settings import Settings
+from app.core.settings import Settings
 
 COOKIE = "cloudcrm_session"
 # Browsers refuse a __Host- cookie that is not Secure, and a Secure one over http.

@@ -15,11 +15,7 @@ from typing import Any, ClassVar
 import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Column, MetaData, String, Table, Uuid, func, insert, select
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
-from app.outbox import (
+from cloudcrm_outbox import (
     APPLIED,
     DEFAULT_NAMES,
     Broker,
@@ -34,8 +30,12 @@ from app.outbox import (
     in_process,
     make_engine,
 )
-from app.outbox.migrations import create_latest
-from app.outbox.wakeup import libpq_dsn
+from cloudcrm_outbox.relay.wakeup import libpq_dsn
+from cloudcrm_outbox.storage.schema import create_latest
+from sqlalchemy import Column, MetaData, String, Table, Uuid, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from tests.support import postgres
 from tests.support.rabbit import throwaway_vhost
 

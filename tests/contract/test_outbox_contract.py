@@ -10,9 +10,7 @@ from pathlib import Path
 
 import aio_pika
 import pytest
-from sqlalchemy import func, select
-
-from app.outbox import (
+from cloudcrm_outbox import (
     DeadLetterSelection,
     MessagingNames,
     QueueBindings,
@@ -21,10 +19,12 @@ from app.outbox import (
     outbox_tables,
     write_events,
 )
-from app.outbox.publisher import OutgoingMessage
-from app.outbox.retention import delete_old_inbox_rows, delete_published_outbox_rows
-from app.outbox.status import read_status
-from app.outbox.testing import staged_events
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage
+from cloudcrm_outbox.ops.status import read_status
+from cloudcrm_outbox.storage.retention import delete_old_inbox_rows, delete_published_outbox_rows
+from cloudcrm_outbox.testing import staged_events
+from sqlalchemy import func, select
+
 from tests.contract.conftest import (
     IGNORED,
     SERVICE,

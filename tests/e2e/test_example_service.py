@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cloudcrm_outbox import make_engine
+from cloudcrm_outbox.testing import staged_events
 
-from app.outbox import make_engine
-from app.outbox.testing import staged_events
 from examples.parcels import create_app
 from tests.support import postgres
 from tests.support.auth import HEADERS
@@ -78,4 +78,4 @@ def test_the_example_uses_only_the_public_api() -> None:
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("app")
     }
-    assert imported == {"app.outbox"}
+    assert imported == {"cloudcrm_outbox"}

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage
+from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
+from cloudcrm_outbox.relay.policy import RelayPolicy
+from cloudcrm_outbox.relay.relay import OutboxRelay
+from cloudcrm_outbox.storage.engine import make_engine
 
-from app.outbox.amqp import AmqpPublisher
-from app.outbox.database import make_engine
-from app.outbox.publisher import OutgoingMessage
-from app.outbox.relay import OutboxRelay
-from app.outbox.relay_policy import RelayPolicy
 from tests.conftest import query
 from tests.e2e.processes import PROJECT_ROOT, command_env
 from tests.support.auth import HEADERS

@@ -1,5 +1,5 @@
 """The least-privilege broker accounts on the local RabbitMQ (a test vhost, the accounts of
-app/broker_accounts.py): the broker itself refuses what a role may not do, and a consumer
+app/messaging/broker_accounts.py): the broker itself refuses what a role may not do, and a consumer
 dead-letters an event whose validated user_id is not its owner's relay account."""
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
+from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
+from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError, OutgoingMessage
+from cloudcrm_outbox.brokers.queue_state import QueueState
+from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
+from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
+from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
+from cloudcrm_outbox.names import DEFAULT_NAMES
 
-from app.broker_accounts import accounts
-from app.consumers import all_bindings, bindings_fed_by
-from app.outbox.amqp import AmqpPublisher
-from app.outbox.broker import RabbitMQBroker
-from app.outbox.dead_letters import DeadLetterSelection
-from app.outbox.names import DEFAULT_NAMES
-from app.outbox.publisher import BrokerUnavailableError, OutgoingMessage
-from app.outbox.queue_state import QueueState
-from app.outbox.topology import declare_at
+from app.messaging.broker_accounts import accounts
+from app.messaging.registry import all_bindings, bindings_fed_by
 from tests.conftest import query
 from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import order_placed, running_consumer, wait_until

@@ -22,9 +22,9 @@ from fastapi import FastAPI
 from app.auth.scopes import SCOPES
 from app.auth.tokens import issue_token
 from app.catalog.app import create_app as create_catalog
-from app.dev import create_dev_app
+from app.cli.dev import create_dev_app
+from app.core.settings import Settings
 from app.ordering.app import create_app as create_ordering
-from app.settings import Settings
 from tests.support.auth import TEST_SECRET, token
 
 OPEN_ROUTES = {("get", "/health/live"), ("get", "/health/ready")}

@@ -15,8 +15,8 @@ import pytest
 from app.auth.jwks import JwksKeys
 from app.auth.tokens import Authenticator, InvalidTokenError, VerifierUnavailableError
 from app.catalog.app import create_app as create_catalog
+from app.core.settings import Settings
 from app.ordering.app import create_app as create_ordering
-from app.settings import Settings
 from tests.support.identity import AUDIENCE, ISSUER, SigningKey, identity_provider
 from tests.support.servers import serving
 

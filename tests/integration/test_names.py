@@ -12,9 +12,9 @@ import httpx
 import pytest
 
 from app.catalog.app import create_app as create_catalog
-from app.names import name_pattern
+from app.core.names import name_pattern
+from app.core.settings import Settings
 from app.ordering.app import create_app as create_ordering
-from app.settings import Settings
 from tests.support.servers import asgi_client, free_port
 
 PRODUCTS = "/api/catalog/products"

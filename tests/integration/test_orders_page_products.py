@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.dev import create_dev_app
-from app.settings import Settings
+from app.cli.dev import create_dev_app
+from app.core.settings import Settings
 from tests.conftest import query
 from tests.support.pages import BASE_URL, loopback_client, pages_over_services
 

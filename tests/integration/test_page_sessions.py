@@ -14,10 +14,10 @@ import httpx
 import pytest
 
 from app.catalog.app import create_app as create_catalog
+from app.core.settings import Settings
 from app.ordering.app import create_app as create_ordering
 from app.pages.api_client import Apis
 from app.pages.serving import create_web_app
-from app.settings import Settings
 from tests.support.auth import HEADERS
 from tests.support.pages import LOOPBACK_CLIENT
 

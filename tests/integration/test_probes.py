@@ -14,10 +14,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
-from app import migrate
 from app.catalog.app import create_app as create_catalog
+from app.core import migrations as migrate
+from app.core.settings import Settings
 from app.ordering.app import create_app as create_ordering
-from app.settings import Settings
 from tests.support.proxy import TcpProxy
 
 

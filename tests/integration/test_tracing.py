@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from app.dev import create_dev_app
-from app.settings import Settings
-from app.telemetry import instrument_sqlalchemy
+from app.cli.dev import create_dev_app
+from app.core.settings import Settings
+from app.core.telemetry import instrument_sqlalchemy
 from tests.support.auth import HEADERS
 
 EXPORTER = InMemorySpanExporter()

@@ -3,7 +3,7 @@ the scheme the proxy says (X-Forwarded-Proto) and their session cookie is
 ``__Host-cloudcrm_session; Secure`` (RFC 6265bis §4.1.3.2); from any other address, or
 without the setting, the header is not believed. The development sign-in still refuses
 what comes through a proxy, trusted or not. ``python -m app web`` served as the commands
-serve it (uvicorn, app.serving), signing in at a local test identity provider."""
+serve it (uvicorn, app.http.serving), signing in at a local test identity provider."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from app.core.settings import Settings
 from app.pages.provider_sign_in import FLOW_COOKIE
 from app.pages.serving import create_web_app
-from app.settings import Settings
 from tests.support.identity import IdentityProvider, SigningKey, identity_provider
 from tests.support.servers import serving
 

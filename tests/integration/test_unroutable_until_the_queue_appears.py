@@ -1,6 +1,6 @@
 """Orders placed before catalog's queue exists reach the stock as soon as it does.
 
-With least-privilege accounts (app/broker_accounts.py) the relay may not declare
+With least-privilege accounts (app/messaging/broker_accounts.py) the relay may not declare
 ``catalog.events``: until ``broker declare`` has run and catalog's consumer is up, its
 OrderPlaced events are returned unroutable (312 NO_ROUTE). They must not wait out a long
 backoff once the queue is there, and must not be published again and again meanwhile.
@@ -16,18 +16,18 @@ from collections.abc import Sequence
 
 import aio_pika
 import pytest
+from cloudcrm_outbox import add_event
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
+from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
+from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
+from cloudcrm_outbox.names import DEFAULT_NAMES
+from cloudcrm_outbox.relay.policy import RelayPolicy
+from cloudcrm_outbox.relay.wakeup import libpq_dsn
+from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig, relay_until
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 
-from app.consumers import all_bindings, bindings_fed_by
+from app.messaging.registry import all_bindings, bindings_fed_by
 from app.ordering.contracts import OrderPlaced
-from app.outbox import add_event
-from app.outbox.amqp import AmqpPublisher
-from app.outbox.database import make_engine, make_sessionmaker
-from app.outbox.names import DEFAULT_NAMES
-from app.outbox.publisher import OutgoingMessage, PublishResult
-from app.outbox.relay_policy import RelayPolicy
-from app.outbox.relay_process import RelayProcessConfig, relay_until
-from app.outbox.topology import declare_at
-from app.outbox.wakeup import libpq_dsn
 from tests.conftest import query
 from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import running_consumer, wait_until

@@ -10,16 +10,16 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
+from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
+from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.policy import BatchProcessor, ConsumerPolicy
+from cloudcrm_outbox.inbox.processor import InboxProcessor
+from cloudcrm_outbox.names import DEFAULT_NAMES
+from cloudcrm_outbox.runtime.consumer_process import inbox_consumer
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.subscriptions import by_event_name
 
-from app.consumers import subscriptions_of
-from app.outbox.broker import RabbitMQBroker
-from app.outbox.consumer_policy import BatchProcessor, ConsumerPolicy
-from app.outbox.consumer_process import inbox_consumer
-from app.outbox.database import make_engine
-from app.outbox.decoding import Decoded
-from app.outbox.inbox import InboxProcessor
-from app.outbox.names import DEFAULT_NAMES
-from app.outbox.subscriptions import by_event_name
+from app.messaging.registry import subscriptions_of
 
 # A fault hook: called with a batch's message ids after its transaction committed, before
 # the consumer acks them (it acks once ``process`` returns).

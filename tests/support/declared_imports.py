@@ -1,6 +1,7 @@
 """Which distributions a source tree imports directly, and which of them pyproject.toml does
-not declare. ``python -m tests.support.declared_imports [DIR ...]`` prints those (exit 1 if
-any), for app/ and examples/ by default; tests/unit/test_dependencies.py runs it.
+not declare. ``python -m tests.support.declared_imports`` prints those (exit 1 if any): the
+library (app/outbox) against pyproject.toml with its extras, the demo (the rest of app/, and
+examples/) against demo/pyproject.toml; tests/unit/test_dependencies.py runs it.
 
 A module is mapped to the distribution that installed its file (``importlib.metadata``), so
 namespace packages (``opentelemetry.sdk`` vs ``opentelemetry.api``) map to the right one."""
@@ -18,15 +19,19 @@ from importlib.metadata import distributions
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-FIRST_PARTY = frozenset({"app", "examples", "tests", "bench"})
+FIRST_PARTY = frozenset({"app", "cloudcrm_outbox", "examples", "tests", "bench"})
+LIBRARY = ROOT / "app" / "outbox"
+DEMO_PYPROJECT = ROOT / "demo" / "pyproject.toml"
 NAMESPACE = "<namespace package>"
 
 
-def imported_modules(directory: Path) -> dict[str, set[Path]]:
-    """Every absolute import under ``directory`` (dotted name as written) and its files;
-    the standard library and first-party packages left out."""
+def imported_modules(directory: Path, *, exclude: Path | None = None) -> dict[str, set[Path]]:
+    """Every absolute import under ``directory`` (dotted name as written) and its files,
+    ``exclude``'s files left out; the standard library and first-party packages left out."""
     found: dict[str, set[Path]] = {}
     for path in sorted(directory.rglob("*.py")):
+        if exclude is not None and path.is_relative_to(exclude):
+            continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             names: Iterable[str] = ()
             if isinstance(node, ast.Import):
@@ -68,19 +73,32 @@ def distribution_of(module: str) -> str | None:
     return _files_to_distribution().get(Path(spec.origin).resolve())
 
 
-def declared_distributions(pyproject: Path = ROOT / "pyproject.toml") -> set[str]:
-    """The normalised names of ``[project] dependencies`` (not the extras)."""
+def declared_distributions(
+    pyproject: Path = ROOT / "pyproject.toml", *, extras: bool = False
+) -> set[str]:
+    """The normalised names of ``[project] dependencies``, and of every extra's when
+    ``extras``."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    return {_normalise(re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0]) for spec in
-            project["dependencies"]}  # fmt: skip
+    specs = list(project["dependencies"])
+    if extras:
+        specs += [spec for group in project.get("optional-dependencies", {}).values()
+                  for spec in group]  # fmt: skip
+    return {_normalise(re.split(r"[\s<>=!~;\[]", spec, maxsplit=1)[0]) for spec in specs}
 
 
-def undeclared(directories: Iterable[Path]) -> dict[str, list[str]]:
-    """Distribution → the modules of it imported directly but not declared."""
-    declared = declared_distributions()
+def undeclared(
+    directories: Iterable[Path],
+    *,
+    pyproject: Path = DEMO_PYPROJECT,
+    extras: bool = False,
+    exclude: Path | None = LIBRARY,
+) -> dict[str, list[str]]:
+    """Distribution → the modules of it imported directly under ``directories`` (without
+    ``exclude``) but not declared in ``pyproject`` (with its extras when ``extras``)."""
+    declared = declared_distributions(pyproject, extras=extras)
     missing: dict[str, list[str]] = {}
     for directory in directories:
-        for module in imported_modules(directory):
+        for module in imported_modules(directory, exclude=exclude):
             owner = distribution_of(module)
             if owner == NAMESPACE:
                 continue
@@ -98,12 +116,25 @@ def _normalise(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+def library_undeclared() -> dict[str, list[str]]:
+    """What the library imports and pyproject.toml (dependencies and extras) does not declare."""
+    return undeclared([LIBRARY], pyproject=ROOT / "pyproject.toml", extras=True, exclude=None)
+
+
+def demo_undeclared() -> dict[str, list[str]]:
+    """What the demo (app/ without the library, examples/) imports and demo/pyproject.toml
+    does not declare."""
+    return undeclared([ROOT / "app", ROOT / "examples"])
+
+
 def main(argv: list[str]) -> int:
-    directories = [ROOT / name for name in (argv or ["app", "examples"])]
-    missing = undeclared(directories)
-    for distribution, modules in missing.items():
-        print(f"{distribution}: imported ({', '.join(modules)}) but not declared in pyproject.toml")
-    return 1 if missing else 0
+    failed = 0
+    for where, missing in (("pyproject.toml", library_undeclared()),
+                           ("demo/pyproject.toml", demo_undeclared())):  # fmt: skip
+        for distribution, modules in missing.items():
+            print(f"{distribution}: imported ({', '.join(modules)}) but not declared in {where}")
+            failed = 1
+    return failed
 
 
 if __name__ == "__main__":

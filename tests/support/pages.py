@@ -14,9 +14,9 @@ from urllib.parse import urlencode
 import httpx
 from fastapi import FastAPI
 
+from app.core.settings import Settings
 from app.pages.api_client import Apis
 from app.pages.serving import create_web_app
-from app.settings import Settings
 
 # The development sign-in answers only this machine's own browser: client and Host loopback.
 LOOPBACK_CLIENT = ("127.0.0.1", 5000)

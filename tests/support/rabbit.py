@@ -14,9 +14,9 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
+from cloudcrm_outbox.names import DEFAULT_NAMES
 
-from app.broker_accounts import accounts, definitions
-from app.outbox.names import DEFAULT_NAMES
+from app.messaging.broker_accounts import accounts, definitions
 from tests.support.config import SERVERS
 
 START_HINT = "start it with: rabbitmq-server -detached && rabbitmqctl await_startup"
@@ -180,7 +180,7 @@ async def queue_depth(url: str, queue: str) -> int:
 
 @asynccontextmanager
 async def least_privilege_accounts() -> AsyncIterator[Callable[[str], str]]:
-    """A fresh vhost with the system's accounts (app/broker_accounts.py) under a unique
+    """A fresh vhost with the system's accounts (app/messaging/broker_accounts.py) under a unique
     prefix, imported as a definitions file; yields ``url(role)`` for a role such as
     ``"ordering-relay"`` or ``"admin"``. Users and vhost are deleted afterwards."""
     prefix = f"cc-test-{uuid.uuid4().hex[:10]}"

@@ -11,8 +11,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from app.serving import uvicorn_config
-from app.settings import Settings
+from app.core.settings import Settings
+from app.http.serving import uvicorn_config
 from tests.support.auth import HEADERS
 
 
@@ -38,7 +38,7 @@ async def asgi_client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 @asynccontextmanager
 async def serving(app: FastAPI, *, settings: Settings | None = None) -> AsyncIterator[str]:
     """Serve ``app`` with uvicorn on a free loopback port; yields its base URL. With
-    ``settings``: as the commands serve it (app.serving.uvicorn_config)."""
+    ``settings``: as the commands serve it (app.http.serving.uvicorn_config)."""
     port = free_port()
     if settings is None:
         config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.__main__ import main
+from app.cli.main import main
+from app.core.settings import Settings
 from app.ordering.app import create_app
-from app.settings import Settings
 from tests.support.auth import HEADERS
 
 
@@ -215,8 +215,9 @@ def test_rabbitmq_down_is_one_line_and_exit_1(
 async def test_a_broker_refusing_the_account_is_a_502_not_a_retry() -> None:
     import json
 
-    from app.outbox.publisher import BrokerUnavailableError
-    from app.web import _broker_error
+    from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+
+    from app.http.service_app import _broker_error
 
     refused = BrokerUnavailableError(
         "RabbitMQ failed: ChannelAccessRefused('ACCESS_REFUSED - access to exchange')"

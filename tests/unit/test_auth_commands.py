@@ -11,11 +11,11 @@ import httpx
 import jwt
 import pytest
 
-from app import migrate
-from app.__main__ import main
 from app.auth.config import AuthNotConfiguredError, authenticator_for
 from app.catalog.app import create_app as create_catalog
-from app.settings import Settings
+from app.cli.main import main
+from app.core import migrations as migrate
+from app.core.settings import Settings
 from tests.support.auth import TEST_SECRET
 
 

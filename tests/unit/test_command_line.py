@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.__main__ import main
+from app.cli.main import main
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from cloudcrm_outbox.brokers.rabbitmq.publishing.path import chosen_publish_path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from app.__main__ import _parser
-from app.outbox.publish_path import chosen_publish_path
-from app.settings import Settings
+from app.cli.main import _parser
+from app.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -76,7 +76,7 @@ def test_the_servers_listen_on_loopback_only() -> None:
 
 
 def test_every_process_uses_its_own_least_privilege_account() -> None:
-    from app.broker_accounts import accounts
+    from app.messaging.broker_accounts import accounts
 
     names = {account.name for account in accounts()}
     roles = {"api": "api", "relay": "relay", "consume": "consumer"}
@@ -157,10 +157,8 @@ def test_every_process_has_a_readiness_health_check() -> None:
 
 def _exposed_samples() -> set[str]:
     """Every sample name the processes' /metrics can show (the app's registry)."""
+    import cloudcrm_outbox.observability.metrics  # noqa: F401 - registers the outbox's and inbox's
     from prometheus_client import REGISTRY
-
-    import app.api_metrics
-    import app.outbox.metrics  # noqa: F401 - registers the outbox's and inbox's
 
     suffixes = {
         "counter": ("_total", "_created"),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.dev import this_python
+from app.cli.dev import this_python
 
 
 def test_the_virtualenvs_python_is_named_relative_to_the_project(

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cloudcrm_outbox.runtime import process
+from cloudcrm_outbox.storage.engine import make_engine
 from sqlalchemy import text
 
-from app import migrate
 from app.catalog.app import create_app as create_catalog
-from app.housekeeping import housekeeping
+from app.core import migrations as migrate
+from app.core.settings import Settings
+from app.messaging.housekeeping import housekeeping
 from app.ordering.app import create_app as create_ordering
-from app.outbox import process
-from app.outbox.database import make_engine
-from app.settings import Settings
 from tests.support.consuming import wait_until
 from tests.support.servers import asgi_client, free_port
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from app.logs import configure_logging, mask_secrets
+from app.core.logs import configure_logging, mask_secrets
 
 
 @pytest.mark.parametrize(
@@ -82,7 +82,7 @@ def test_text_lines_carry_the_fields(capsys: pytest.CaptureFixture[str]) -> None
 def test_a_batch_line_names_the_first_messages_and_their_traces() -> None:
     import uuid
 
-    from app.outbox.batch_logs import SHOWN, _ids, trace_id
+    from cloudcrm_outbox.observability.batch_logs import SHOWN, _ids, trace_id
 
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     headers = {uuid.uuid4(): {"correlation_id": "c1", "traceparent": traceparent}}
@@ -95,7 +95,7 @@ def test_a_batch_line_names_the_first_messages_and_their_traces() -> None:
 
 
 def test_a_url_is_shown_parsed_and_without_any_password() -> None:
-    from app.outbox.redaction import safe_url
+    from cloudcrm_outbox.observability.redaction import safe_url
 
     shown = safe_url("postgresql+psycopg://app:pa/ss@db:5432/x?password=z&sslmode=require")
     assert shown == "postgresql+psycopg://app:***@db:5432/x?password=***&sslmode=require"
@@ -106,7 +106,7 @@ def test_a_url_is_shown_parsed_and_without_any_password() -> None:
 
 
 def test_access_lines_cut_long_request_targets() -> None:
-    from app.logs import MAX_LOGGED_TARGET, ShortRequestLines
+    from app.core.logs import MAX_LOGGED_TARGET, ShortRequestLines
 
     target = "/api/catalog/products?" + "x" * 60_000
     record = logging.LogRecord(
@@ -126,7 +126,7 @@ def test_access_lines_cut_long_request_targets() -> None:
 
 
 def test_access_lines_never_carry_a_token_from_the_query_string() -> None:
-    from app.logs import ShortRequestLines
+    from app.core.logs import ShortRequestLines
 
     record = logging.LogRecord(
         "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
@@ -140,7 +140,7 @@ def test_access_lines_never_carry_a_token_from_the_query_string() -> None:
 
 
 def test_access_lines_mask_anything_shaped_like_a_jwt() -> None:
-    from app.logs import ShortRequestLines
+    from app.core.logs import ShortRequestLines
 
     jwt_like = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
     record = logging.LogRecord(
@@ -164,7 +164,7 @@ def _record(message: str, *args: object, **extra: object) -> logging.LogRecord:
 
 
 def test_text_lines_escape_every_control_character_from_input() -> None:
-    from app.logs import KeyValueFormatter
+    from app.core.logs import KeyValueFormatter
 
     formatter = KeyValueFormatter("%(levelname)s %(name)s %(message)s")
     line = formatter.format(_record("subject %s done", HOSTILE, who=HOSTILE, ids=[HOSTILE]))
@@ -172,7 +172,7 @@ def test_text_lines_escape_every_control_character_from_input() -> None:
 
 
 def test_json_values_hold_the_escapes_not_the_characters() -> None:
-    from app.logs import JsonFormatter
+    from app.core.logs import JsonFormatter
 
     entry = json.loads(JsonFormatter().format(_record("%s", HOSTILE, who=HOSTILE,
                                                       ids=[HOSTILE], n=3)))  # fmt: skip
@@ -182,7 +182,7 @@ def test_json_values_hold_the_escapes_not_the_characters() -> None:
 
 def test_a_traceback_is_part_of_its_one_line() -> None:
     """An exception's message comes from input as often as not (a driver quoting a value)."""
-    from app.logs import JsonFormatter, KeyValueFormatter
+    from app.core.logs import JsonFormatter, KeyValueFormatter
 
     try:
         raise ValueError(f"bad value {HOSTILE}")
@@ -226,7 +226,7 @@ def test_no_invisible_character_reaches_a_log_as_it_is() -> None:
     the tag characters) and every other default-ignorable code point is escaped."""
     import unicodedata
 
-    from app.logs import escape_controls
+    from app.core.logs import escape_controls
 
     invisible = {chr(code) for code in range(0x110000) if unicodedata.category(chr(code)) == "Cf"}
     invisible |= {chr(code) for first, last in DEFAULT_IGNORABLE for code in range(first, last + 1)}

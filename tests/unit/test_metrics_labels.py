@@ -13,9 +13,9 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from app.dev import create_dev_app
+from app.cli.dev import create_dev_app
+from app.core.settings import Settings
 from app.pages.serving import create_web_app
-from app.settings import Settings
 
 HTTP_METRICS = ("http_requests", "http_request_duration_seconds")
 

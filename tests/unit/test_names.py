@@ -9,7 +9,7 @@ import unicodedata
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from app.names import (
+from app.core.names import (
     INVISIBLE_CATEGORIES,
     INVISIBLE_RANGES,
     KEPT_IGNORABLE,

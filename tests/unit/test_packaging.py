@@ -6,27 +6,29 @@ import tomllib
 from importlib.metadata import metadata
 from pathlib import Path
 
+import cloudcrm_outbox
+
 import app
-import app.outbox
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_version_is_the_one_in_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    assert app.outbox.__version__ == project["version"]
+    assert cloudcrm_outbox.__version__ == project["version"]
     assert f"## {project['version']}" in (ROOT / "CHANGELOG.md").read_text()
 
 
 def test_license_and_type_marker_ship_with_the_package() -> None:
     assert "MIT License" in (ROOT / "LICENSE").read_text()
     assert metadata("cloudcrm-outbox")["License-Expression"] == "MIT"
+    assert (Path(cloudcrm_outbox.__file__).parent / "py.typed").exists()
     assert (Path(app.__file__).parent / "py.typed").exists()
 
 
 def test_the_library_imports_nothing_else_of_the_application() -> None:
     # app/outbox is a library with its own configuration objects.
-    forbidden = ("app.settings", "app.db", "app.startup", "app.ordering", "app.catalog")
+    forbidden = ("app.core.settings", "app.db", "app.startup", "app.ordering", "app.catalog")
     for module in (ROOT / "app" / "outbox").rglob("*.py"):
         text = module.read_text()
         for name in forbidden:
@@ -50,9 +52,9 @@ def _planned(target: str, tmp_path: Path) -> list[str]:
 def test_make_run_installs_the_runtime_dependencies_alone(tmp_path: Path) -> None:
     # `make run` on a bare machine needs no test runner, linter or browser driver.
     installs = _planned("run", tmp_path)
-    assert installs and installs[-1].endswith("pip install --quiet -e .")
-    assert not any("[dev]" in line for line in installs)
+    assert installs and installs[-1].endswith("pip install --quiet -e . -e ./demo")
+    assert not any("--group dev" in line for line in installs)
 
 
 def test_make_test_installs_the_development_extras(tmp_path: Path) -> None:
-    assert any(line.endswith("-e '.[dev]'") for line in _planned("test", tmp_path))
+    assert any(line.endswith("--group dev") for line in _planned("test", tmp_path))

@@ -14,11 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app import migrate
 from app.catalog.app import create_app
+from app.core import migrations as migrate
+from app.core.settings import Settings
 from app.pages.api_client import Apis
 from app.pages.serving import create_web_app
-from app.settings import Settings
 from tests.support.auth import HEADERS
 from tests.support.pages import BASE_URL, LOOPBACK_CLIENT
 

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.core.settings import Settings
 from app.pages.flash import COOKIE as FLASH
 from app.pages.provider_sign_in import FLOW_COOKIE
 from app.pages.serving import create_web_app
 from app.pages.session import COOKIE
-from app.settings import Settings
 from tests.support.auth import HEADERS
 from tests.support.pages import LOOPBACK_CLIENT
 
@@ -115,7 +115,7 @@ async def test_a_body_over_the_limit_is_refused_with_a_page_in_words(
 
 
 async def test_in_dev_the_apis_still_answer_json_to_a_body_over_the_limit(tmp_path: Path) -> None:
-    from app.dev import create_dev_app
+    from app.cli.dev import create_dev_app
 
     app = create_dev_app(Settings(ordering_database_url=f"sqlite+aiosqlite:///{tmp_path}/o.db",
                                   catalog_database_url=f"sqlite+aiosqlite:///{tmp_path}/c.db",

@@ -8,8 +8,8 @@ import asyncio
 import httpx
 from starlette.types import Receive, Scope, Send
 
-from app.request_deadline import RequestDeadlineMiddleware
-from app.web import BROKER_BOUND
+from app.http.request_deadline import RequestDeadlineMiddleware
+from app.http.service_app import BROKER_BOUND
 
 
 async def _slow(scope: Scope, receive: Receive, send: Send) -> None:

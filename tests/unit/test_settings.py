@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.settings import Settings
+from app.core.settings import Settings
 
 
 def test_defaults_are_the_contract(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -44,8 +44,8 @@ def test_reservations_may_not_be_deleted_before_the_inbox_forgets(
 
 
 def test_reply_timeouts_must_end_while_the_inbox_remembers() -> None:
+    from app.core.settings import Settings
     from app.ordering.reply_timeouts import ReplyTimeoutPolicy
-    from app.settings import Settings
 
     def last(timeout: float, retries: int, cap: float) -> float:
         return ReplyTimeoutPolicy(timeout, retries, cap).last_republish_seconds
@@ -67,7 +67,7 @@ def test_reply_timeouts_must_end_while_the_inbox_remembers() -> None:
 
 @pytest.mark.parametrize("value", ["1e12", "inf", "nan", "-1"])
 def test_retention_ages_are_bounded(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     monkeypatch.setenv("OUTBOX_RETENTION_SECONDS", value)
     with pytest.raises(ValueError, match="outbox_retention_seconds"):
@@ -75,7 +75,7 @@ def test_retention_ages_are_bounded(monkeypatch: pytest.MonkeyPatch, value: str)
 
 
 def test_a_raw_at_sign_in_a_database_password_is_refused() -> None:
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     with pytest.raises(ValueError, match="percent-encode '@'"):
         Settings(ordering_database_url="postgresql+psycopg://u:pa@ss@127.0.0.1/x")
@@ -84,7 +84,7 @@ def test_a_raw_at_sign_in_a_database_password_is_refused() -> None:
 
 @pytest.mark.parametrize("value", ["inf", "1e12"])
 def test_the_retention_interval_is_bounded(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     monkeypatch.setenv("RETENTION_INTERVAL_SECONDS", value)
     with pytest.raises(ValueError, match="retention_interval_seconds"):
@@ -92,7 +92,7 @@ def test_the_retention_interval_is_bounded(monkeypatch: pytest.MonkeyPatch, valu
 
 
 def test_the_relay_publish_path_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.wiring import relay_config
+    from app.messaging.wiring import relay_config
 
     assert Settings().relay_publish_path == "auto"
     monkeypatch.setenv("RELAY_PUBLISH_PATH", "public")

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from app.web import install_common
+from app.http.service_app import install_common
 
 LIMIT = 1024
 

@@ -11,7 +11,7 @@ Create Date: 2026-12-09 10:00:00
 
 from collections.abc import Sequence
 
-from app.idempotency.migrations import callers_as_digests, callers_as_subjects
+from app.http.idempotency.migrations import callers_as_digests, callers_as_subjects
 
 revision: str = "0010_catalog_caller_digest"
 down_revision: str | None = "0009_catalog_product_version"

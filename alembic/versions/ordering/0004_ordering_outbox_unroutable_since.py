@@ -7,7 +7,7 @@ Create Date: 2026-11-30 02:00:00
 
 from collections.abc import Sequence
 
-from app.outbox.migrations import add_unroutable_since, drop_unroutable_since
+from cloudcrm_outbox.storage.schema import add_unroutable_since, drop_unroutable_since
 
 revision: str = "0004_ordering"
 down_revision: str | None = "0003_ordering"

@@ -11,7 +11,11 @@ microseconds: nothing changes there). SQLite rebuilds the tables; rows keep thei
 
 from collections.abc import Sequence
 
-from app.outbox.migrations import clock_in_milliseconds, clock_in_seconds, set_clock_defaults
+from cloudcrm_outbox.storage.schema import (
+    clock_in_milliseconds,
+    clock_in_seconds,
+    set_clock_defaults,
+)
 
 revision: str = "0007_ordering_millisecond_clock"
 down_revision: str | None = "0006_ordering_idempotency_keys"

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from app.catalog.app import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.support.servers import asgi_client
 
 

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from app.catalog.app import create_app
-from app.settings import Settings
+from app.core.settings import Settings
 from tests.support.proxy import TcpProxy
 from tests.support.servers import asgi_client
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from psycopg import sql
 
-from app import migrate
 from app.catalog.app import create_app
-from app.settings import Settings
+from app.core import migrations as migrate
+from app.core.settings import Settings
 from tests.conftest import query
 from tests.support import postgres
 from tests.support.servers import asgi_client

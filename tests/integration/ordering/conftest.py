@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from app.core.settings import Settings
 from app.ordering.app import create_app
-from app.settings import Settings
 from tests.support.servers import asgi_client, free_port
 
 pytestmark = pytest.mark.postgres

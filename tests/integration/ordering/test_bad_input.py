@@ -195,7 +195,7 @@ def test_every_route_with_a_body_reads_it_with_answers_in_words() -> None:
     from app.admin.router import router as admin
     from app.catalog.router import integration_router
     from app.catalog.router import router as catalog
-    from app.exact_json import JsonRoute
+    from app.http.exact_json import JsonRoute
     from app.ordering.router import router as ordering_api
 
     routes = [r for rt in (admin, catalog, integration_router, ordering_api) for r in rt.routes]

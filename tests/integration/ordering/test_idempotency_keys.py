@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from app.dev import create_dev_app
-from app.settings import Settings
+from app.cli.dev import create_dev_app
+from app.core.settings import Settings
 from tests.conftest import count, query
 from tests.support.auth import token
 from tests.support.consuming import wait_until
@@ -143,8 +143,9 @@ async def test_two_requests_with_one_key_at_once_place_one_order(
 async def test_expired_keys_are_deleted_and_young_ones_kept(
     ordering: httpx.AsyncClient, ordering_db: str
 ) -> None:
-    from app.idempotency import delete_expired_keys
-    from app.outbox.database import make_engine
+    from cloudcrm_outbox.storage.engine import make_engine
+
+    from app.http.idempotency import delete_expired_keys
 
     for key in ("old", "young"):
         response = await ordering.post("/api/ordering/order", json=order(), headers=keyed(key))

@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI, Response
 
 from app.catalog.app import create_app as create_catalog
+from app.core.settings import Settings
 from app.ordering.app import create_app as create_ordering
-from app.settings import Settings
 from tests.support.auth import HEADERS
 from tests.support.servers import asgi_client, free_port, serving, silent_server
 
@@ -180,8 +180,9 @@ async def test_a_bad_cursor_is_a_clear_422(ordering_db: str) -> None:
 
 
 async def test_a_deep_keyset_page_reads_the_index_not_the_table(ordering_db: str) -> None:
+    from cloudcrm_outbox.storage.engine import make_engine
+
     from app.ordering import service
-    from app.outbox.database import make_engine
     from tests.conftest import query
     from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
 

@@ -6,10 +6,10 @@ import uuid
 
 import httpx
 import pytest
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ordering import service
-from app.outbox.database import make_engine, make_sessionmaker
 from tests.conftest import count, query
 
 pytestmark = pytest.mark.postgres
@@ -150,8 +150,8 @@ async def _visible(session: AsyncSession, table: str) -> int:
 async def test_database_down_is_a_clear_503(ordering_db: str) -> None:
     from urllib.parse import urlsplit
 
+    from app.core.settings import Settings
     from app.ordering.app import create_app
-    from app.settings import Settings
     from tests.support.proxy import TcpProxy
     from tests.support.servers import asgi_client
 

@@ -6,23 +6,24 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager
 
 import pytest
+from cloudcrm_outbox import add_event
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage, Publisher, PublishResult
+from cloudcrm_outbox.brokers.rabbitmq.publishing.path import PublishPath
+from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
+from cloudcrm_outbox.relay.policy import RelayPolicy
+from cloudcrm_outbox.relay.relay import OutboxRelay
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.outbox import add_event
-from app.outbox.amqp import AmqpPublisher
-from app.outbox.database import make_engine, make_sessionmaker
-from app.outbox.publish_path import PublishPath
-from app.outbox.publisher import OutgoingMessage, Publisher, PublishResult
-from app.outbox.relay import OutboxRelay
-from app.outbox.relay_policy import RelayPolicy
 from tests.support import postgres
 from tests.support.events import OrderPlaced, create_outbox_schema
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 QUEUE = "test.events"
-# Both ways the relay's publisher writes (app/outbox/publish_path.py): the tests that prove
+# Both ways the relay's publisher writes (app/outbox/brokers/rabbitmq/publishing/path.py):
+# the tests that prove
 # publish, confirm, return, nack and a broken connection run on each, so CI covers the
 # public path an untested aiormq falls back to.
 PUBLISH_PATHS = pytest.mark.parametrize("publish_path", ["fast", "public"])

@@ -10,9 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import migrate
 from app.catalog.app import create_app
-from app.settings import Settings
+from app.core import migrations as migrate
+from app.core.settings import Settings
 from tests.integration.catalog.test_product_pages import check_paging, check_refusals
 from tests.support.servers import asgi_client
 

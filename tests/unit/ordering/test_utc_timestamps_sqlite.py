@@ -14,18 +14,18 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cloudcrm_outbox.brokers.dead_letters import FIRST_DEAD_AT, dead_letter_of, now_iso
+from cloudcrm_outbox.ops.republish import PublishedSelection, republish
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.storage.tables import OUTBOX
 from sqlalchemy import update
 
-from app import migrate
-from app.__main__ import main
 from app.admin import operations
+from app.cli.main import main
+from app.core import migrations as migrate
+from app.core.settings import Settings
 from app.ordering.app import create_app
-from app.outbox.clock import db_now_plus
-from app.outbox.database import make_engine
-from app.outbox.dead_letters import FIRST_DEAD_AT, dead_letter_of, now_iso
-from app.outbox.models import OUTBOX
-from app.outbox.republish import PublishedSelection, republish
-from app.settings import Settings
 from tests.support.servers import asgi_client, free_port
 
 UTC_MILLISECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

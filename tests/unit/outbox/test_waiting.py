@@ -6,8 +6,7 @@ import asyncio
 import time
 
 import pytest
-
-from app.outbox.waiting import Backoff
+from cloudcrm_outbox.backoff import Backoff
 
 
 def test_pauses_double_up_to_the_cap_and_start_over_after_a_success() -> None:
@@ -27,7 +26,7 @@ def test_pauses_double_up_to_the_cap_and_start_over_after_a_success() -> None:
 
 
 async def test_a_pause_ends_early_when_stop_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("app.outbox.waiting.random.uniform", lambda _low, high: high)
+    monkeypatch.setattr("cloudcrm_outbox.backoff.random.uniform", lambda _low, high: high)
     backoff = Backoff(cap=30.0, base=30.0)
     stop = asyncio.Event()
     asyncio.get_running_loop().call_later(0.05, stop.set)

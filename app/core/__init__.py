@@ -1,0 +1,1 @@
+"""What every part of the demo shares: settings, logging, tracing, schemas, migrations."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing of the demo's APIs: the app builder, errors, health, metrics, serving."""

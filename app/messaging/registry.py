@@ -1,0 +1,50 @@
+"""What each service consumes and publishes: the one place that maps a service to its
+subscriptions, and so to the RabbitMQ queues and bindings of the whole system."""
+
+from __future__ import annotations
+
+from cloudcrm_outbox.names import QueueBindings
+from cloudcrm_outbox.subscriptions import Subscription
+
+from app.core.settings import SERVICES
+
+
+def subscriptions_of(service: str) -> tuple[Subscription, ...]:
+    """``service``'s subscriptions (imported on demand: a relay or an API never loads the
+    other service's handlers)."""
+    if service == "catalog":
+        from app.catalog.handlers import SUBSCRIPTIONS as CATALOG
+
+        return CATALOG
+    if service == "ordering":
+        from app.ordering.handlers import SUBSCRIPTIONS as ORDERING
+
+        return ORDERING
+    raise ValueError(f"unknown service {service!r}")
+
+
+def published_by(service: str) -> frozenset[str]:
+    """The names (routing keys) of the events ``service`` publishes."""
+    if service == "catalog":
+        from app.catalog.contracts import PUBLISHED
+    elif service == "ordering":
+        from app.ordering.contracts import PUBLISHED
+    else:
+        raise ValueError(f"unknown service {service!r}")
+    return frozenset(event.event_name for event in PUBLISHED)
+
+
+def bindings_of(service: str) -> QueueBindings:
+    """``service``'s queue, dead letters and the events bound to its queue."""
+    return QueueBindings.of(service, (s.name for s in subscriptions_of(service)))
+
+
+def all_bindings() -> list[QueueBindings]:
+    """Every service's queues: what ``python -m app broker declare`` declares."""
+    return [bindings_of(service) for service in SERVICES]
+
+
+def bindings_fed_by(service: str) -> list[QueueBindings]:
+    """The queues that ``service``'s events are routed to: what its relay declares."""
+    published = published_by(service)
+    return [item for item in all_bindings() if published & set(item.event_names)]

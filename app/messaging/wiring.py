@@ -1,0 +1,114 @@
+"""The one place where the application's Settings become the outbox library's policies
+(cosmicpython's bootstrap: nothing in ``app/outbox`` reads settings)."""
+
+from __future__ import annotations
+
+import logging
+
+from cloudcrm_outbox.brokers import AMQP_SCHEMES
+from cloudcrm_outbox.inbox.policy import ConsumerPolicy
+from cloudcrm_outbox.relay.policy import RelayPolicy
+from cloudcrm_outbox.runtime.consumer_process import ConsumerProcessConfig
+from cloudcrm_outbox.runtime.process import RetentionPolicy
+from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig
+from cloudcrm_outbox.storage.liveness import TcpKeepalives
+
+from app.core.settings import Settings
+from app.messaging.registry import published_by
+
+logger = logging.getLogger(__name__)
+
+
+def relay_config(settings: Settings) -> RelayProcessConfig:
+    """A relay process's configuration from ``settings``."""
+    return RelayProcessConfig(
+        broker_url=settings.broker_url,
+        relay=RelayPolicy(
+            batch_size=settings.relay_batch_size,
+            max_attempts=settings.relay_max_attempts,
+            retry_base_seconds=settings.relay_retry_base_seconds,
+            retry_max_seconds=settings.relay_retry_max_seconds,
+            unroutable_give_up_seconds=settings.relay_unroutable_give_up_seconds,
+        ),
+        retention=retention_policy(settings, settings.outbox_retention_seconds),
+        concurrency=settings.relay_concurrency,
+        publish_timeout_seconds=settings.relay_publish_timeout_seconds,
+        poll_interval_seconds=settings.relay_poll_interval_seconds,
+        reconnect_max_seconds=settings.broker_reconnect_max_seconds,
+        startup_timeout_seconds=settings.startup_timeout_seconds,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
+        answer_timeout_seconds=settings.database_answer_timeout_seconds,
+        claim_timeout_seconds=settings.relay_claim_timeout_seconds,
+        keepalives=tcp_keepalives(settings),
+        probe_port=settings.metrics_port,
+        probe_host=settings.metrics_host,
+        publish_path=settings.relay_publish_path,
+    )
+
+
+def consumer_config(settings: Settings) -> ConsumerProcessConfig:
+    """A consumer process's configuration from ``settings``."""
+    return ConsumerProcessConfig(
+        broker_url=settings.broker_url,
+        consumer=ConsumerPolicy(
+            prefetch=settings.consumer_prefetch,
+            batch_size=settings.consumer_batch_size,
+            batch_window_seconds=settings.consumer_batch_window_seconds,
+            delivery_limit=settings.consumer_delivery_limit,
+            reconnect_max_seconds=settings.broker_reconnect_max_seconds,
+            database_reconnect_max_seconds=settings.database_reconnect_max_seconds,
+            redelivery_max_seconds=settings.consumer_redelivery_max_seconds,
+            blocked_lock_timeout_seconds=settings.consumer_blocked_lock_timeout_seconds,
+            answer_timeout_seconds=settings.database_answer_timeout_seconds,
+            publishers=event_publishers(settings),
+        ),
+        retention=retention_policy(settings, settings.inbox_retention_seconds),
+        lock_timeout_seconds=settings.consumer_lock_timeout_seconds,
+        statement_timeout_seconds=settings.consumer_statement_timeout_seconds,
+        # A consumer's transaction is idle only between its statements.
+        idle_in_transaction_timeout_seconds=settings.database_answer_timeout_seconds,
+        keepalives=tcp_keepalives(settings),
+        startup_timeout_seconds=settings.startup_timeout_seconds,
+        shutdown_grace_seconds=settings.shutdown_grace_seconds,
+        probe_port=settings.metrics_port,
+        probe_host=settings.metrics_host,
+    )
+
+
+def tcp_keepalives(settings: Settings) -> TcpKeepalives:
+    """libpq's TCP keepalives and user timeout for every PostgreSQL connection
+    (DATABASE_KEEPALIVES_IDLE_SECONDS, _INTERVAL_SECONDS and _COUNT, and
+    DATABASE_TCP_USER_TIMEOUT_SECONDS)."""
+    return TcpKeepalives(
+        idle_seconds=settings.database_keepalives_idle_seconds,
+        interval_seconds=settings.database_keepalives_interval_seconds,
+        count=settings.database_keepalives_count,
+        user_timeout_seconds=settings.database_tcp_user_timeout_seconds,
+    )
+
+
+def event_publishers(settings: Settings) -> dict[str, str]:
+    """Event name → the broker account its owner's relay publishes as (BROKER_PUBLISHERS),
+    on RabbitMQ only: the embedded broker has no accounts. Warns when unset on RabbitMQ."""
+    if not settings.broker_url.startswith(AMQP_SCHEMES):
+        return {}
+    publishers = settings.event_publishers
+    if not publishers:
+        logger.warning(
+            "BROKER_PUBLISHERS is not set: events are accepted from any broker account "
+            "(set it to service=user pairs, e.g. ordering=cloudcrm-ordering-relay)"
+        )
+    return {event: user for service, user in publishers.items() for event in published_by(service)}
+
+
+def retention_policy(settings: Settings, older_than_seconds: float) -> RetentionPolicy:
+    """Retention of rows older than ``older_than_seconds``, paced and switched by
+    ``settings`` (RETENTION_INTERVAL_SECONDS, _BATCH_SIZE, _PAUSE_SECONDS, _ENABLED)."""
+    return RetentionPolicy(
+        older_than_seconds=older_than_seconds,
+        interval_seconds=settings.retention_interval_seconds,
+        batch_size=settings.retention_batch_size,
+        pause_seconds=settings.retention_pause_seconds,
+        enabled=settings.retention_enabled,
+    )

@@ -1,0 +1,1 @@
+"""Publishing outbox rows to RabbitMQ with publisher confirms."""

@@ -1,0 +1,1 @@
+"""The inbox: each message applied once, in the handler's own transaction, then acked."""

@@ -1,0 +1,159 @@
+"""Turning a delivery into an event, or into the reason it is poison.
+
+A consumer validates with the same event model (same limits) the publisher used, as a
+tolerant reader: fields it does not know are ignored. The ``event_version`` header picks
+how the body is read; a version the subscription cannot read is poison. Every rejection
+names its reason; the consumer dead-letters the message with it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cloudcrm_outbox.events import VERSION_HEADER, IntegrationEvent
+from cloudcrm_outbox.subscriptions import Subscription, Upcaster
+from pydantic import ValidationError
+
+MAX_BODY_BYTES = 64 * 1024
+# The one header of a message whose header table the broker client could not read (saying
+# why; ``amqp_reading``): its headers are lost, so it is poison.
+UNREADABLE_HEADERS = "x-unreadable-headers"
+
+# The writer sends the version as a decimal string; another client may send an AMQP int.
+# No more digits than an AMQP long long holds, so a huge string never reaches int().
+_DECIMAL = re.compile(r"-?[0-9]{1,18}")
+
+
+@dataclass(frozen=True)
+class Decoded:
+    message_id: uuid.UUID
+    event: IntegrationEvent
+    traceparent: str | None = None  # the W3C trace context the message came with
+
+
+@dataclass(frozen=True)
+class Poison:
+    reason: str
+
+
+def decode(
+    *,
+    message_id: str | None,
+    event_type: str | None,
+    content_type: str | None,
+    body: bytes,
+    subscriptions: Mapping[str, Subscription],
+    headers: Mapping[str, Any] | None = None,
+    user_id: str | None = None,
+    publishers: Mapping[str, str] | None = None,
+) -> Decoded | Poison:
+    """Validate one delivery's properties, version and body against its event contract.
+
+    ``subscriptions`` is keyed by event name (the AMQP ``type``); ``headers`` are the AMQP
+    headers, whose ``event_version`` (an int or a decimal string; absent = the current
+    version) selects the current model or one of the subscription's upcasters. Returns
+    ``Decoded`` or ``Poison`` with a reason of at most ~700 characters; a bad delivery never
+    raises. A version with no way to read it gives ``unsupported version N of Event (this
+    consumer reads …)``. ``publishers`` maps an event name to the only broker account
+    (``user_id``, which RabbitMQ validates against the publishing connection's user) it may
+    come from; any other gives ``unexpected publisher: …``.
+    """
+    if len(body) > MAX_BODY_BYTES:
+        return Poison(f"body of {len(body)} bytes is over the {MAX_BODY_BYTES}-byte limit")
+    if headers and UNREADABLE_HEADERS in headers:
+        why = str(headers[UNREADABLE_HEADERS])[:200]
+        return Poison(f"headers unreadable by the consumer's AMQP client: {why}")
+    if not message_id:
+        return Poison("missing message_id (the inbox key)")
+    try:
+        parsed_id = uuid.UUID(message_id)
+    except ValueError:
+        return Poison(f"message_id {message_id[:100]!r} is not a UUID")
+    if not content_type:  # said as missing, not as the type 'None'
+        return Poison("content type missing (must be application/json)")
+    if content_type != "application/json":
+        return Poison(f"content type {str(content_type)[:100]!r} is not application/json")
+    if not event_type:
+        return Poison("no type: the message has no type property (the event's name)")
+    subscription = subscriptions.get(event_type)
+    if subscription is None:
+        return Poison(f"unknown event type {str(event_type)[:100]!r}")
+    expected = (publishers or {}).get(subscription.name)
+    if expected is not None and user_id != expected:
+        return Poison(
+            f"unexpected publisher: {subscription.name} from user_id {str(user_id)[:100]!r}, "
+            f"not {expected!r}"
+        )
+    version = _version(headers, subscription)
+    if isinstance(version, Poison):
+        return version
+    current = subscription.event.event_version
+    if version != current:
+        upcaster = subscription.upcasters.get(version)
+        if upcaster is None:
+            readable = ", ".join(str(v) for v in sorted({current, *subscription.upcasters}))
+            return Poison(
+                f"unsupported version {version} of {subscription.name} "
+                f"(this consumer reads {readable})"
+            )
+        upcast = _upcast(body, version, upcaster, subscription)
+        if isinstance(upcast, Poison):
+            return upcast
+        body = upcast
+    try:
+        event = subscription.event.from_body(body, parsed_id)
+    except ValidationError as exc:
+        return Poison(f"invalid {subscription.name}: {_summary(exc)}")
+    traceparent = (headers or {}).get("traceparent")
+    return Decoded(parsed_id, event, traceparent if isinstance(traceparent, str) else None)
+
+
+def _version(headers: Mapping[str, Any] | None, subscription: Subscription) -> int | Poison:
+    if headers is None or VERSION_HEADER not in headers:
+        # Every publisher of this project sends it; another client may not, and then the
+        # body can only be read as the version this consumer knows.
+        return subscription.event.event_version
+    value = headers[VERSION_HEADER]
+    # bool is an int subclass, and True is not a version.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and _DECIMAL.fullmatch(value):
+        return int(value)
+    return Poison(f"invalid {VERSION_HEADER} {repr(value)[:100]} (an integer is expected)")
+
+
+def _upcast(
+    body: bytes, version: int, upcaster: Upcaster, subscription: Subscription
+) -> bytes | Poison:
+    where = f"{subscription.name} version {version}"
+    try:
+        old = json.loads(body)
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError both are
+        return Poison(f"invalid {where}: not JSON ({str(exc)[:200]})")
+    except RecursionError:  # deeper than Python's reader recurses: 64 KiB of "[" reach it
+        return Poison(f"invalid {where}: nested too deeply")
+    if not isinstance(old, dict):
+        return Poison(f"invalid {where}: the body is not a JSON object")
+    try:
+        # Back to JSON, so the current model validates in JSON mode exactly as it does a
+        # current-version body (python mode differs for strict non-JSON types).
+        return json.dumps(upcaster(old)).encode()
+    except Exception as exc:
+        # An upcaster is a pure function of the body: what it raises on this body it raises
+        # on every redelivery, so dead-letter now (replayable once it is fixed) rather than
+        # spend the delivery limit, or let one message stop the consumer.
+        return Poison(f"invalid {where}: its upcaster failed ({repr(exc)[:200]})")
+
+
+def _summary(error: ValidationError) -> str:
+    # Location and reason only: the offending input may be huge or binary.
+    parts = [
+        f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
+        for item in error.errors()[:5]
+    ]
+    return "; ".join(parts)[:500]

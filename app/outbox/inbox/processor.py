@@ -1,0 +1,189 @@
+"""Effectively-once processing: the inbox row and the handler's effect commit together.
+
+For a batch of decoded messages, in ONE transaction:
+
+    INSERT INTO inbox (consumer, message_id, outcome) SELECT …, unnest(ids), 'applied'
+        ON CONFLICT DO NOTHING RETURNING message_id -- the database decides what is new
+    handlers apply the new events                  -- their effects, same transaction
+    UPDATE inbox SET outcome = …                   -- only outcomes other than "applied"
+    COMMIT                                         -- only then are the messages acked
+
+The insert is the arbiter, never a prior SELECT: two consumers that receive the same
+message race on the primary key, the second blocks until the first commits and then
+inserts nothing, so it skips the effect. A redelivery after a crash (committed, not yet
+acked) finds its row and is skipped the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from itertools import groupby
+from typing import Any
+
+from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
+from cloudcrm_outbox.observability.tracing import consume_spans
+from cloudcrm_outbox.storage.engine import (
+    AbortedTransactionError,
+    driver_connection,
+    is_psycopg,
+    make_sessionmaker,
+    refuse_aborted,
+)
+from cloudcrm_outbox.storage.liveness import AnswerDeadline
+from cloudcrm_outbox.storage.tables import outbox_tables
+from cloudcrm_outbox.subscriptions import APPLIED, Subscription
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+# Rows are inserted as "applied", the usual outcome, and corrected a few statements later
+# in the same transaction when a handler concluded otherwise; no other transaction can
+# see a row before that.
+
+_INSERT_ARRAY = (
+    "INSERT INTO {table} (consumer, message_id, outcome) "
+    "SELECT %s, unnest(CAST(%s AS uuid[])), %s "
+    "ON CONFLICT DO NOTHING RETURNING message_id"
+)
+_SET_OUTCOMES = (
+    "UPDATE {table} AS i SET outcome = c.outcome "
+    "FROM unnest(CAST(%s AS uuid[]), CAST(%s AS varchar[])) AS c(message_id, outcome) "
+    "WHERE i.consumer = %s AND i.message_id = c.message_id"
+)
+
+
+_SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :ms, true)")
+
+
+class InboxProcessor:
+    """Applies batches of messages for one consumer name, each message at most once."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        consumer: str,
+        subscriptions: Mapping[str, Subscription],
+        names: MessagingNames = DEFAULT_NAMES,
+        answer_timeout: float | None = None,
+    ) -> None:
+        """``consumer``: the name its inbox rows carry; ``subscriptions`` by event name;
+        ``names`` picks the inbox table; ``answer_timeout`` (seconds) bounds a batch's
+        transaction, COMMIT included, after which its connection is taken for one that
+        stopped answering and dropped (``liveness.AnswerDeadline``)."""
+        self._answer_timeout = answer_timeout
+        self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
+        self._consumer = consumer
+        self._subscriptions = subscriptions
+        self._on_postgresql = is_psycopg(engine.dialect)
+        inbox = outbox_tables(names).inbox
+        dialect = postgresql if self._on_postgresql else sqlite
+        self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
+        # A checked SQL name (MessagingNames).
+        self._insert_array = _INSERT_ARRAY.format(table=inbox.name)
+        self._set_outcomes = _SET_OUTCOMES.format(table=inbox.name)
+        self._set_outcome = (
+            update(inbox)
+            .where(inbox.c.consumer == bindparam("b_consumer"))
+            .where(inbox.c.message_id == bindparam("b_message_id"))
+            .values(outcome=bindparam("b_outcome"))
+        )
+
+    async def process(
+        self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
+    ) -> dict[uuid.UUID, str]:
+        """Apply the new messages among ``messages``; returns their outcomes by id.
+
+        Messages already in the inbox (duplicates) get no entry. ``lock_timeout``
+        (seconds): this transaction's instead of the engine's, on PostgreSQL (SQLite has no
+        row locks: a writer waits for the whole database, whatever the rows). Raises on any
+        database error, with nothing committed.
+        """
+        traced = [(m.message_id, m.event.event_name, m.traceparent) for m in messages]
+        with consume_spans(traced):
+            return await self._process(messages, lock_timeout)
+
+    async def _process(
+        self, messages: Sequence[Decoded], lock_timeout: float | None
+    ) -> dict[uuid.UUID, str]:
+        # The transaction is SQLAlchemy's from its BEGIN (psycopg's own, before the first
+        # statement: an after_begin listener runs inside it) to its COMMIT (flushing staged
+        # objects, before_commit hooks, releasing savepoints: all inside it). Sending our
+        # own BEGIN or COMMIT saved round trips but let such work escape: tried, dropped.
+        # The answer deadline covers the whole block, its COMMIT or ROLLBACK included.
+        deadline = AnswerDeadline(self._answer_timeout)
+        async with deadline, self._sessions() as session, session.begin():
+            await deadline.start(await session.connection())
+            if lock_timeout is not None and self._on_postgresql:
+                # SET LOCAL: this transaction only; the pooled connection keeps its own.
+                milliseconds = str(max(1, round(lock_timeout * 1000)))
+                await session.execute(_SET_LOCK_TIMEOUT, {"ms": milliseconds})
+            fresh = await self._record(session, messages)
+            outcomes = await self._apply(session, fresh)
+            corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
+            transaction = session.get_transaction()
+            if transaction is None or not transaction.is_active:
+                # A handler rolled back, or went on after a failed flush: committing would
+                # record nothing, silently, and the messages would be acked.
+                raise AbortedTransactionError("a handler ended the batch's transaction")
+            if not corrected:
+                return outcomes
+            if not self._on_postgresql:
+                await session.execute(self._set_outcome, self._corrections(corrected))
+                return outcomes
+            driver = await driver_connection(await session.connection())
+            refuse_aborted(driver)  # before a statement it would refuse
+            parameters = (list(corrected), list(corrected.values()), self._consumer)
+            await driver.execute(self._set_outcomes, parameters, prepare=True)
+        return outcomes
+
+    def _corrections(self, corrected: Mapping[uuid.UUID, str]) -> list[dict[str, Any]]:
+        return [
+            {"b_consumer": self._consumer, "b_message_id": mid, "b_outcome": outcome}
+            for mid, outcome in corrected.items()
+        ]
+
+    async def _record(self, session: AsyncSession, messages: Sequence[Decoded]) -> list[Decoded]:
+        """Insert the inbox rows; keep the first delivery of each message that was new."""
+        unique: dict[uuid.UUID, Decoded] = {}
+        for message in messages:
+            unique.setdefault(message.message_id, message)
+        if not unique:
+            return []
+        if self._on_postgresql:
+            inserted = await self._insert_rows(session, list(unique))
+        else:
+            rows = [
+                {"consumer": self._consumer, "message_id": mid, "outcome": APPLIED}
+                for mid in unique
+            ]
+            inserted = set((await session.scalars(self._insert, rows)).all())
+        return [message for mid, message in unique.items() if mid in inserted]
+
+    async def _insert_rows(
+        self, session: AsyncSession, message_ids: list[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """PostgreSQL: one statement, the ids as one ``uuid[]`` parameter whatever the batch
+        size (so psycopg prepares it once)."""
+        driver = await driver_connection(await session.connection())
+        cursor = await driver.execute(
+            self._insert_array, (self._consumer, message_ids, APPLIED), prepare=True
+        )
+        return {row[0] for row in await cursor.fetchall()}
+
+    async def _apply(self, session: AsyncSession, fresh: Sequence[Decoded]) -> dict[uuid.UUID, str]:
+        """Hand each run of same-type events to its handler, runs in delivery order: the
+        effects are then those of applying the messages one by one in the order they came
+        (an order's cancel delivered after it was placed is handled after it, too)."""
+        outcomes: dict[uuid.UUID, str] = {}
+        for event_name, run in groupby(fresh, key=lambda message: message.event.event_name):
+            group = list(run)
+            handled = await self._subscriptions[event_name].handle(
+                session, [message.event for message in group]
+            )
+            if len(handled) != len(group):
+                raise RuntimeError(f"{event_name} handler returned {len(handled)} outcomes")
+            outcomes.update(zip((m.message_id for m in group), handled, strict=True))
+        return outcomes

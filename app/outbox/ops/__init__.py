@@ -1,0 +1,1 @@
+"""What an operator asks of and repairs in an outbox or inbox."""

@@ -1,0 +1,96 @@
+"""Published rows back to pending: the repair for messages the broker lost after it had
+confirmed them (a queue deleted and declared again, a broker restored from a backup).
+
+Safe to over-select: every copy keeps its row's id as the AMQP ``message_id``, so a
+consumer whose inbox still holds that id skips it (README, "Operating it"). Not safe
+beyond the consumers' inbox retention: a copy of a message the inbox has forgotten is
+applied again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
+from cloudcrm_outbox.ops.repair import restarted
+from cloudcrm_outbox.storage.clock import utc_text
+from cloudcrm_outbox.storage.tables import outbox_tables
+from sqlalchemy import ColumnElement, String, Table, and_, func, select, type_coerce, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Update
+
+
+@dataclass(frozen=True)
+class PublishedSelection:
+    """Rows published at or after ``since`` and before ``until`` (aware datetimes; None:
+    no upper bound), of ``event_type`` when given."""
+
+    since: datetime
+    until: datetime | None = None
+    event_type: str | None = None
+
+    def __post_init__(self) -> None:
+        for moment in (self.since, self.until):
+            if moment is not None and moment.tzinfo is None:
+                raise ValueError("since and until must carry a time zone")
+        if self.until is not None and self.until <= self.since:
+            raise ValueError(f"until ({utc_text(self.until)}) is not after since")
+        # As UTC: SQLite keeps timestamps as zone-less UTC text and would compare the wall
+        # clock of another offset (PostgreSQL converts by itself).
+        object.__setattr__(self, "since", self.since.astimezone(UTC))
+        if self.until is not None:
+            object.__setattr__(self, "until", self.until.astimezone(UTC))
+
+
+def _sqlite_text(moment: datetime) -> str:
+    # Without trailing zeros: '05:00:00.12' sorts just before '05:00:00.120' (the clock's
+    # milliseconds) and '05:00:00.120000' (a time SQLAlchemy wrote), all the same instant,
+    # so that ">= since" keeps them and "< until" leaves them out, as it should.
+    text = moment.strftime("%Y-%m-%d %H:%M:%S")
+    return text + f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else text
+
+
+async def republish(
+    engine: AsyncEngine,
+    selection: PublishedSelection,
+    *,
+    dry_run: bool = False,
+    names: MessagingNames = DEFAULT_NAMES,
+) -> int:
+    """Put the selected published rows back to pending (attempts 0, due now), in one
+    transaction, through the ``published_at`` index; returns how many. ``dry_run``: only
+    count them."""
+    outbox = outbox_tables(names).outbox
+    published: ColumnElement[Any] = outbox.c.published_at
+    since: object = selection.since
+    until: object = selection.until
+    if engine.dialect.name == "sqlite":
+        # SQLite keeps the database clock's timestamps as text to the millisecond
+        # ('2026-11-30 05:00:00.120'; whole seconds before that); a bound sent as
+        # '… 05:00:00.120000' sorts after it, and would leave out a row published at the
+        # very millisecond of --since.
+        published = type_coerce(outbox.c.published_at, String)
+        since = _sqlite_text(selection.since)
+        until = None if selection.until is None else _sqlite_text(selection.until)
+    conditions: list[ColumnElement[bool]] = [published >= since]
+    if until is not None:
+        conditions.append(published < until)
+    if selection.event_type is not None:
+        conditions.append(outbox.c.event_type == selection.event_type)
+    where = and_(*conditions)
+    async with engine.begin() as connection:
+        if dry_run:
+            return int((await connection.execute(select(func.count()).where(where))).scalar_one())
+        return int((await connection.execute(back_to_pending(outbox, where))).rowcount)
+
+
+def back_to_pending(outbox: Table, where: ColumnElement[bool]) -> Update:
+    """``UPDATE`` the published rows of ``outbox`` matching ``where`` back to pending
+    (``repair.restarted``); their ids, and so their message ids, unchanged."""
+    return (
+        update(outbox)
+        .where(where, outbox.c.published_at.is_not(None))
+        .values(published_at=None, **restarted())
+    )

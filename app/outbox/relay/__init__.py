@@ -1,0 +1,1 @@
+"""The relay: claims pending outbox rows, publishes them with confirms, marks them."""

@@ -1,0 +1,176 @@
+"""The relay's SQL for one outbox table (the claim and the marks, built once per relay), and
+the claimed rows as messages."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from cloudcrm_outbox.brokers.publisher import NACKED_PREFIX, OutgoingMessage
+from cloudcrm_outbox.storage.clock import db_now_plus
+from sqlalchemy import Select, Table, Text, bindparam, case, cast, func, select, update
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql.dml import ReturningUpdate, Update
+
+
+def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
+    """The oldest due pending rows, at most ``batch_size``, locked (SKIP LOCKED)."""
+    return (
+        select(
+            outbox.c.id,
+            outbox.c.event_type,
+            # The JSON text as stored: published as-is, not parsed and re-serialised.
+            cast(outbox.c.payload, Text).label("body"),
+            # As text too, read by outgoing_messages: a row whose JSON the driver could
+            # not read (nested deeper than Python recurses) failed the whole claim.
+            cast(outbox.c.headers, Text).label("headers"),
+            outbox.c.created_at,
+            outbox.c.attempts,
+            outbox.c.next_attempt_at,
+            outbox.c.unroutable_since,
+            # Nacked at its last attempt (see retry_later): its next nack waits longer.
+            outbox.c.last_error.like(f"{NACKED_PREFIX}%").label("nacked_before"),
+        )
+        .where(
+            outbox.c.published_at.is_(None),
+            outbox.c.failed_at.is_(None),
+            outbox.c.next_attempt_at <= db_now_plus(0),
+        )
+        .order_by(outbox.c.next_attempt_at)
+        .limit(batch_size)
+        # SKIP LOCKED: rows another relay is publishing are not waited for, just skipped.
+        .with_for_update(skip_locked=True)
+    )
+
+
+@dataclass(frozen=True)
+class RelayStatements:
+    """The claim, and the marks for confirmed, rejected, nacked and unroutable rows.
+
+    ``mark_published_pg`` is ``mark_published`` as the relay sends it on PostgreSQL, with
+    COMMIT in the same message: one uuid[] parameter (one array literal, bound by psycopg's
+    client-side cursor), whatever the batch size.
+    """
+
+    claim: Select[Any]
+    mark_published: Update
+    mark_published_pg: str
+    reject: ReturningUpdate[Any]
+    unroutable: ReturningUpdate[Any]
+    unroutable_give_up: ReturningUpdate[Any]
+    retry_later: Update
+
+    def claim_sql(self, dialect: Dialect) -> str:
+        """The claim as SQL text, its parameters inlined (they are constants)."""
+        compiled = self.claim.compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+        return str(compiled)
+
+
+def relay_statements(outbox: Table, *, batch_size: int, max_attempts: int) -> RelayStatements:
+    """The relay's statements on ``outbox``."""
+    return RelayStatements(
+        claim=claim_statement(outbox, batch_size),
+        mark_published=(
+            update(outbox)
+            .where(outbox.c.id.in_(bindparam("ids", expanding=True)))
+            .values(published_at=db_now_plus(0), last_error=None)
+        ),
+        mark_published_pg=(
+            f"UPDATE {outbox.name} SET published_at = statement_timestamp(), last_error = NULL "
+            "WHERE id = ANY(%(ids)s)"
+        ),
+        reject=_record_rejection(outbox, max_attempts),
+        unroutable=_record_unroutable(outbox, give_up=False),
+        unroutable_give_up=_record_unroutable(outbox, give_up=True),
+        # A nacked row: not its fault (see PublishResult), so no attempt is counted; it
+        # was routed (a queue nacked it), so it is no longer unroutable.
+        retry_later=(
+            update(outbox)
+            .where(outbox.c.id == bindparam("row_id"))
+            .values(
+                last_error=bindparam("error"),
+                next_attempt_at=db_now_plus(bindparam("delay")),
+                unroutable_since=None,
+            )
+        ),
+    )
+
+
+def _record_rejection(outbox: Table, max_attempts: int) -> ReturningUpdate[Any]:
+    attempts = outbox.c.attempts + 1
+    return (
+        update(outbox)
+        .where(outbox.c.id == bindparam("row_id"))
+        .values(
+            attempts=attempts,
+            last_error=bindparam("error"),
+            next_attempt_at=db_now_plus(bindparam("delay")),
+            failed_at=case((attempts >= max_attempts, db_now_plus(0)), else_=None),
+            unroutable_since=None,
+        )
+        .returning(outbox.c.failed_at)
+    )
+
+
+def _record_unroutable(outbox: Table, *, give_up: bool) -> ReturningUpdate[Any]:
+    # ``unroutable_since`` keeps the first NO_ROUTE (on the database clock); attempts are
+    # not counted, since no attempt of the row's own failed.
+    return (
+        update(outbox)
+        .where(outbox.c.id == bindparam("row_id"))
+        .values(
+            unroutable_since=func.coalesce(outbox.c.unroutable_since, db_now_plus(0)),
+            last_error=bindparam("error"),
+            next_attempt_at=db_now_plus(bindparam("delay")),
+            failed_at=db_now_plus(0) if give_up else None,
+        )
+        .returning(outbox.c.failed_at)
+    )
+
+
+def outgoing_messages(rows: Sequence[Any]) -> tuple[list[OutgoingMessage], dict[uuid.UUID, str]]:
+    """The rows as messages, and the reasons of those that cannot be read as one (a row
+    is data: one written by hand or by another version must fail alone)."""
+    messages: list[OutgoingMessage] = []
+    unreadable: dict[uuid.UUID, str] = {}
+    for row in rows:
+        headers = _headers(row.headers)
+        if isinstance(headers, _Unreadable):
+            unreadable[row.id] = f"unpublishable: headers unreadable: {headers.why}"
+        elif not isinstance(headers, dict) or not all(isinstance(k, str) for k in headers):
+            unreadable[row.id] = f"unpublishable: headers are not a JSON object: {headers!r:.200}"
+        elif row.body is None:
+            unreadable[row.id] = "unpublishable: the row has no payload"
+        else:
+            messages.append(
+                OutgoingMessage(
+                    message_id=row.id,
+                    event_type=row.event_type,
+                    body=row.body.encode(),
+                    headers=headers,
+                    created_at=row.created_at,
+                )
+            )
+    return messages, unreadable
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    why: str
+
+
+def _headers(text: str | None) -> Any:
+    """A row's headers from their JSON text ({} for none: JSON null, as SQLAlchemy's JSON
+    type stores None), or why they cannot be read."""
+    if text is None:
+        return {}
+    try:
+        headers = json.loads(text)
+    except RecursionError:
+        return _Unreadable("nested too deeply")
+    except ValueError as exc:  # not JSON: only a hand-made row (the column is json)
+        return _Unreadable(f"{exc}"[:200])
+    return {} if headers is None else headers

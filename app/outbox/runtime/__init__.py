@@ -1,0 +1,1 @@
+"""Relays and consumers as processes or as tasks of a FastAPI lifespan."""

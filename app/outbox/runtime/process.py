@@ -1,0 +1,119 @@
+"""What every long-running messaging process shares: a stop signal and a retention job."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+logger = logging.getLogger(__name__)
+
+# Periodic jobs (retention, the reply-timeout sweep) first run this long after the start.
+FIRST_RUN_AFTER_SECONDS = 3.0
+
+RetentionJob = Callable[..., Awaitable[int]]
+
+
+class FatalError(SystemExit):
+    """A process cannot go on and must not retry: the message is logged as one ERROR
+    line, and the process exits 1 (a supervisor restarts it; a person reads the line)."""
+
+    def __init__(self, message: str) -> None:
+        logger.error(message)
+        self.message = message
+        super().__init__(1)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (a clean shutdown, exit code 0)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How old a kept row may get (seconds), how often retention runs (seconds), how
+    many rows each of its transactions deletes, the pause between those transactions
+    (seconds), and whether this process cleans at all (``enabled``; another process
+    sharing the database may be the one that does)."""
+
+    older_than_seconds: float = 7 * 24 * 3600.0
+    interval_seconds: float = 60.0
+    batch_size: int = 1_000
+    pause_seconds: float = 0.1
+    enabled: bool = True
+
+
+def scheduler_with_retention(
+    policy: RetentionPolicy,
+    engine: AsyncEngine,
+    job: RetentionJob,
+    *,
+    names: MessagingNames = DEFAULT_NAMES,
+) -> AsyncIOScheduler:
+    """An APScheduler running ``job`` (on the tables ``names`` names) now and every
+    ``policy.interval_seconds``; with no job when ``policy.enabled`` is false (the
+    scheduler is still returned: callers add their own jobs to it)."""
+    scheduler = AsyncIOScheduler(timezone=UTC)
+    if not policy.enabled:
+        logger.info("retention disabled in this process", extra={"job": job.__name__})
+        return scheduler
+
+    async def retention() -> None:
+        deleted = await job(
+            engine,
+            older_than_seconds=policy.older_than_seconds,
+            batch_size=policy.batch_size,
+            pause_seconds=policy.pause_seconds,
+            names=names,
+        )
+        if deleted:
+            logger.info("retention", extra={"job": job.__name__, "deleted": deleted})
+
+    add_periodic(scheduler, policy.interval_seconds, retention, what="retention")
+    return scheduler
+
+
+def add_periodic(
+    scheduler: AsyncIOScheduler,
+    seconds: float,
+    job: Callable[[], Awaitable[object]],
+    *,
+    what: str,
+) -> None:
+    """Run ``job`` on ``scheduler`` soon and every ``seconds``, one run at a time (a run
+    still going when the next is due makes APScheduler skip that one). A database failure
+    is one WARNING naming ``what``, and the next run retries. The first run comes
+    ``min(seconds, FIRST_RUN_AFTER_SECONDS)`` after the start: a process that cannot start
+    (its database not migrated) has said so in its one line and exited before."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except DBAPIError as exc:
+            logger.warning(f"{what} failed; next run retries", extra={"error": repr(exc)})
+        except asyncio.CancelledError:
+            # The process is exiting (perhaps on a fatal error, already said in one
+            # line): APScheduler would log the cancellation as a job failure with a
+            # traceback. The next start runs the job again.
+            return
+
+    scheduler.add_job(
+        run,
+        "interval",
+        seconds=seconds,
+        next_run_time=datetime.now(UTC) + timedelta(seconds=min(seconds, FIRST_RUN_AFTER_SECONDS)),
+        max_instances=1,
+        coalesce=True,
+    )
