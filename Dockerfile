@@ -4,9 +4,12 @@ WORKDIR /app
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 
 COPY pyproject.toml README.md docker/constraints.txt ./
+COPY demo/pyproject.toml ./demo/
 COPY app ./app
-# The versions the tests passed on (`make constraints` writes them from the tested venv).
-RUN pip install --no-cache-dir -c constraints.txt .
+# The library (cloudcrm-outbox, from app/outbox) and the demo services (cloudcrm-demo, the rest
+# of app/), at the versions the tests passed on (`make constraints` writes them from the
+# tested venv).
+RUN pip install --no-cache-dir -c constraints.txt . ./demo
 COPY alembic.ini ./
 COPY alembic ./alembic
 
