@@ -12,15 +12,15 @@ from datetime import UTC, datetime
 import aio_pika
 import psycopg
 from aiormq.abc import DeliveredMessage
-from cloudcrm_outbox.brokers.publisher import OutgoingMessage
-from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
-from cloudcrm_outbox.brokers.rabbitmq.topology import declare_topology
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from sqlalchemy import text
 
 from app.messaging.registry import bindings_of
 from bench.infra import inbox_rows, libpq, started_together
 from bench.orders import stock_products
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage
+from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
+from cloudcrm_outbox.brokers.rabbitmq.topology import declare_topology
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 
 
 def _fresh_products(database_url: str) -> list[uuid.UUID]:

@@ -13,14 +13,14 @@ import time
 import uuid
 
 import aio_pika
-from cloudcrm_outbox.inbox.decoding import Decoded
-from cloudcrm_outbox.inbox.processor import InboxProcessor
-from cloudcrm_outbox.storage.engine import make_engine
-from cloudcrm_outbox.subscriptions import by_event_name
 
 from app.catalog.handlers import SUBSCRIPTIONS
 from app.ordering.contracts import OrderPlaced
 from bench.stats import latency_summary
+from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.processor import InboxProcessor
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.subscriptions import by_event_name
 
 # Between samples, the idle wake-up's own pause between orders: each sample starts from
 # the same rest as the chain it is a floor of. (10 ms apart, both floors read about

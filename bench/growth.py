@@ -17,13 +17,13 @@ import time
 from contextlib import ExitStack
 
 import psycopg
-from cloudcrm_outbox.storage.engine import make_engine
-from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
 
 from bench.http_overhead import post_request
 from bench.infra import BENCH_SECRET, ROOT, libpq, processes, started_process
 from bench.scale import claim_sql, explain_analyze
 from bench.stats import latency_summary
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
 
 WEEK = 7 * 24 * 3600.0
 HEADERS = '{"event_version": "1"}'

@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 import aio_pika
+
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage
 from cloudcrm_outbox.brokers.rabbitmq.publishing.path import PublishPath
 from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher

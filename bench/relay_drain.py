@@ -8,9 +8,9 @@ import time
 
 import aio_pika
 import psycopg
-from cloudcrm_outbox.names import DEFAULT_NAMES
 
 from bench.infra import libpq, processes
+from cloudcrm_outbox.names import DEFAULT_NAMES
 
 # One transaction writes the whole backlog, so the relays start on a committed table. The
 # products are the bench's (``bench.orders.product_id``), so a consumer downstream finds them.

@@ -11,13 +11,13 @@ import statistics
 from typing import Any
 
 import psycopg
-from cloudcrm_outbox.relay.policy import RelayPolicy
-from cloudcrm_outbox.relay.statements import relay_statements
-from cloudcrm_outbox.storage.tables import OUTBOX
 from sqlalchemy.dialects import postgresql
 
 from bench.infra import libpq
 from bench.relay_drain import STAGE, drain_rate
+from cloudcrm_outbox.relay.policy import RelayPolicy
+from cloudcrm_outbox.relay.statements import relay_statements
+from cloudcrm_outbox.storage.tables import OUTBOX
 
 PUBLISHED = """
 INSERT INTO outbox (id, event_type, payload, headers, published_at, created_at)

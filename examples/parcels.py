@@ -14,6 +14,12 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, ClassVar
 
+from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel, StringConstraints
+from sqlalchemy import String, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
 from cloudcrm_outbox import (
     APPLIED,
     IntegrationEvent,
@@ -26,11 +32,6 @@ from cloudcrm_outbox import (
     make_sessionmaker,
     outbox_metadata,
 )
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, StringConstraints
-from sqlalchemy import String, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
 class ParcelShipped(IntegrationEvent):

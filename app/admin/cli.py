@@ -16,13 +16,6 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
-from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
-from cloudcrm_outbox.brokers.base import Broker
-from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
-from cloudcrm_outbox.ops.repair import FailedSelection
-from cloudcrm_outbox.ops.republish import PublishedSelection
-from cloudcrm_outbox.storage.engine import make_engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,6 +31,13 @@ from app.admin.printing import (
 from app.cli.operations import at_head
 from app.core.settings import SERVICES, Settings
 from app.messaging.registry import published_by
+from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
+from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+from cloudcrm_outbox.ops.repair import FailedSelection
+from cloudcrm_outbox.ops.republish import PublishedSelection
+from cloudcrm_outbox.storage.engine import make_engine
 
 logger = logging.getLogger("app")
 

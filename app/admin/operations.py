@@ -9,6 +9,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.ordering.reply_timeouts import count_unanswered
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterOperationError, DeadLetterSelection
 from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
@@ -23,9 +26,6 @@ from cloudcrm_outbox.ops.repair import (
 from cloudcrm_outbox.ops.republish import PublishedSelection, republish
 from cloudcrm_outbox.ops.status import read_status
 from cloudcrm_outbox.storage.clock import utc_text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.ordering.reply_timeouts import count_unanswered
 
 logger = logging.getLogger("app.admin")
 

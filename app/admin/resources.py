@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
 from fastapi import FastAPI
 
 from app.core.settings import Settings
+from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
 
 
 @asynccontextmanager

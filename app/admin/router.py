@@ -7,9 +7,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any, Literal
 
-from cloudcrm_outbox.brokers.base import Broker
-from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
-from cloudcrm_outbox.ops.repair import FailedSelection
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -36,6 +33,9 @@ from app.auth.scopes import ADMIN
 from app.auth.tokens import Principal
 from app.core.schemas import COMMON_ERRORS, ErrorBody
 from app.http.exact_json import JsonRoute
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
+from cloudcrm_outbox.ops.repair import FailedSelection
 
 NO_BROKER: dict[int | str, dict[str, object]] = {
     409: {"model": ErrorBody, "description": "no broker reachable from this process"},

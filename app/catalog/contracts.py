@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, ClassVar, Literal
 
-from cloudcrm_outbox.events import IntegrationEvent
 from pydantic import Field
+
+from cloudcrm_outbox.events import IntegrationEvent
 
 # Why a reservation was refused; ordering shows it on the rejected order.
 RejectionReason = Literal["unknown_product", "insufficient_stock"]

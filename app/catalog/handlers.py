@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from cloudcrm_outbox import IntegrationEvent, write_events
-from cloudcrm_outbox.subscriptions import APPLIED, Subscription
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.contracts import RejectionReason, StockReservationRejected, StockReserved
@@ -30,6 +28,8 @@ from app.catalog.stock import (
     take_stock,
 )
 from app.ordering.contracts import OrderCancelled, OrderPlaced
+from cloudcrm_outbox import IntegrationEvent, write_events
+from cloudcrm_outbox.subscriptions import APPLIED, Subscription
 
 UNKNOWN_PRODUCT: RejectionReason = "unknown_product"
 INSUFFICIENT_STOCK: RejectionReason = "insufficient_stock"

@@ -7,8 +7,6 @@ import uuid
 from datetime import datetime
 from decimal import Decimal
 
-from cloudcrm_outbox.storage.clock import db_now
-from cloudcrm_outbox.storage.tables import NAMING_CONVENTION, outbox_metadata
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
@@ -25,6 +23,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.http.idempotency.models import idempotency_metadata
+from cloudcrm_outbox.storage.clock import db_now
+from cloudcrm_outbox.storage.tables import NAMING_CONVENTION, outbox_metadata
 
 PRICE_PRECISION = 14
 PRICE_SCALE = 2

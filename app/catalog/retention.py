@@ -17,12 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudcrm_outbox.storage.clock import db_now_plus
-from cloudcrm_outbox.storage.retention import delete_in_batches
 from sqlalchemy import and_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.models import STOCK_RESERVATIONS, TERMINAL
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.retention import delete_in_batches
 
 reservations = STOCK_RESERVATIONS
 

@@ -9,14 +9,14 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from cloudcrm_outbox.storage.clock import db_now_plus
-from cloudcrm_outbox.storage.engine import driver_connection, is_psycopg
 from psycopg import AsyncClientCursor
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import PRODUCTS, STOCK_RESERVATIONS, Product, ReservationState
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.engine import driver_connection, is_psycopg
 
 reservations = STOCK_RESERVATIONS
 

@@ -15,11 +15,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import httpx
-from cloudcrm_outbox.brokers import broker_for
-from cloudcrm_outbox.relay.wakeup import libpq_dsn
-from cloudcrm_outbox.runtime.consumer_process import consumer_engine
-from cloudcrm_outbox.runtime.in_process import InProcessConfig, MessagingService, in_process
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from fastapi import FastAPI
 
 from app.admin.router import router as admin_router
@@ -38,6 +33,11 @@ from app.messaging.wiring import consumer_config, relay_config
 from app.ordering.app import ordering_resources
 from app.ordering.router import router as ordering_router
 from app.pages.serving import install_in_dev, pages_in_process
+from cloudcrm_outbox.brokers import broker_for
+from cloudcrm_outbox.relay.wakeup import libpq_dsn
+from cloudcrm_outbox.runtime.consumer_process import consumer_engine
+from cloudcrm_outbox.runtime.in_process import InProcessConfig, MessagingService, in_process
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,6 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from cloudcrm_outbox.observability.redaction import safe_url
-from cloudcrm_outbox.storage.engine import UnsupportedDatabaseError
 from pydantic import ValidationError
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
@@ -28,6 +26,8 @@ from app.http.serving import serve as _serve
 from app.messaging.housekeeping import housekeeping
 from app.messaging.registry import bindings_fed_by, subscriptions_of
 from app.messaging.wiring import consumer_config, relay_config
+from cloudcrm_outbox.observability.redaction import safe_url
+from cloudcrm_outbox.storage.engine import UnsupportedDatabaseError
 
 logger = logging.getLogger("app")
 

@@ -9,17 +9,16 @@ import asyncio
 import json
 import logging
 
+from app.core import migrations as migrate
+from app.core.settings import Settings
+from app.messaging.broker_accounts import definitions, passwords_in
+from app.messaging.registry import all_bindings
 from cloudcrm_outbox.brokers import AMQP_SCHEMES
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from cloudcrm_outbox.errors import TopologyConflictError
 from cloudcrm_outbox.names import DEFAULT_NAMES
 from cloudcrm_outbox.observability.redaction import safe_url
 from cloudcrm_outbox.runtime.startup import wait_for_broker, wait_for_database
-
-from app.core import migrations as migrate
-from app.core.settings import Settings
-from app.messaging.broker_accounts import definitions, passwords_in
-from app.messaging.registry import all_bindings
 
 logger = logging.getLogger("app")
 

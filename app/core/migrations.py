@@ -10,14 +10,14 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from cloudcrm_outbox.observability.redaction import safe_url
-from cloudcrm_outbox.runtime.process import FatalError
-from cloudcrm_outbox.runtime.startup import wait_for_database
-from cloudcrm_outbox.storage.engine import ensure_sqlite_directory, make_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
 from app.core.settings import Settings
+from cloudcrm_outbox.observability.redaction import safe_url
+from cloudcrm_outbox.runtime.process import FatalError
+from cloudcrm_outbox.runtime.startup import wait_for_database
+from cloudcrm_outbox.storage.engine import ensure_sqlite_directory, make_engine
 
 logger = logging.getLogger(__name__)
 

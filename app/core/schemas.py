@@ -7,7 +7,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from cloudcrm_outbox.storage.clock import as_utc, utc_text
 from fastapi import Query
 from pydantic import (
     AfterValidator,
@@ -21,6 +20,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from app.core.names import Name as Name  # the request models' names, with the other blocks
+from cloudcrm_outbox.storage.clock import as_utc, utc_text
 
 
 class CamelModel(BaseModel):

@@ -6,9 +6,10 @@ from __future__ import annotations
 import ipaddress
 from typing import Literal
 
-from cloudcrm_outbox.urls import node_urls
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from cloudcrm_outbox.urls import node_urls
 
 ServiceName = str  # "ordering" | "catalog"
 SERVICES: tuple[str, ...] = ("ordering", "catalog")

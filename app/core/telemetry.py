@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import os
 
-from cloudcrm_outbox.storage.engine import ENGINE_HOOKS
 from fastapi import FastAPI
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cloudcrm_outbox.storage.engine import ENGINE_HOOKS
 
 logger = logging.getLogger(__name__)
 

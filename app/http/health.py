@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cloudcrm_outbox.observability.redaction import mask_secrets
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.migrations import revision_problem
+from cloudcrm_outbox.observability.redaction import mask_secrets
 
 PROBE_TIMEOUT_SECONDS = 3.0
 

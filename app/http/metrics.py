@@ -7,12 +7,13 @@ from __future__ import annotations
 import logging
 import time
 
-from cloudcrm_outbox.observability.metrics import refresh_outbox_gauges
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cloudcrm_outbox.observability.metrics import refresh_outbox_gauges
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,6 @@ import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
-from cloudcrm_outbox.runtime.startup import wait_for_database
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -26,6 +23,9 @@ from app.http.health import router as health_router
 from app.http.metrics import install_metrics
 from app.http.request_deadline import RequestDeadlineMiddleware
 from app.messaging.wiring import tcp_keepalives
+from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+from cloudcrm_outbox.runtime.startup import wait_for_database
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 
 logger = logging.getLogger(__name__)
 

@@ -26,10 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cloudcrm_outbox.names import DEFAULT_NAMES, ConsumerTopology, MessagingNames
-
 from app.core.settings import SERVICES
 from app.messaging.registry import published_by
+from cloudcrm_outbox.names import DEFAULT_NAMES, ConsumerTopology, MessagingNames
 
 NOTHING = "^$"
 

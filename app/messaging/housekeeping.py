@@ -11,16 +11,16 @@ from datetime import UTC
 from typing import Literal
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from cloudcrm_outbox.brokers import broker_for
-from cloudcrm_outbox.brokers.base import Broker
-from cloudcrm_outbox.runtime.process import add_periodic, scheduler_with_retention
-from cloudcrm_outbox.storage.engine import make_engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.core.settings import Settings
 from app.http.idempotency import add_key_expiry
 from app.messaging.registry import all_bindings
 from app.messaging.wiring import retention_policy
+from cloudcrm_outbox.brokers import broker_for
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.runtime.process import add_periodic, scheduler_with_retention
+from cloudcrm_outbox.storage.engine import make_engine
 
 Role = Literal["relay", "consumer"]
 

@@ -3,10 +3,9 @@ subscriptions, and so to the RabbitMQ queues and bindings of the whole system.""
 
 from __future__ import annotations
 
+from app.core.settings import SERVICES
 from cloudcrm_outbox.names import QueueBindings
 from cloudcrm_outbox.subscriptions import Subscription
-
-from app.core.settings import SERVICES
 
 
 def subscriptions_of(service: str) -> tuple[Subscription, ...]:

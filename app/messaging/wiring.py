@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 
+from app.core.settings import Settings
+from app.messaging.registry import published_by
 from cloudcrm_outbox.brokers import AMQP_SCHEMES
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.relay.policy import RelayPolicy
@@ -12,9 +14,6 @@ from cloudcrm_outbox.runtime.consumer_process import ConsumerProcessConfig
 from cloudcrm_outbox.runtime.process import RetentionPolicy
 from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig
 from cloudcrm_outbox.storage.liveness import TcpKeepalives
-
-from app.core.settings import Settings
-from app.messaging.registry import published_by
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, ClassVar
 
-from cloudcrm_outbox.events import IntegrationEvent
 from pydantic import Field, StringConstraints
+
+from cloudcrm_outbox.events import IntegrationEvent
 
 
 class OrderPlaced(IntegrationEvent):

@@ -11,12 +11,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 
-from cloudcrm_outbox.subscriptions import APPLIED, Subscription
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.contracts import StockReservationRejected, StockReserved
 from app.ordering.models import Order, OrderState
+from cloudcrm_outbox.subscriptions import APPLIED, Subscription
 
 UNKNOWN_ORDER = "unknown_order"
 

@@ -6,8 +6,6 @@ import enum
 import uuid
 from datetime import datetime
 
-from cloudcrm_outbox.storage.clock import db_now
-from cloudcrm_outbox.storage.tables import NAMING_CONVENTION, outbox_metadata
 from sqlalchemy import (
     CheckConstraint,
     DateTime,
@@ -22,6 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from app.http.idempotency.models import idempotency_metadata
+from cloudcrm_outbox.storage.clock import db_now
+from cloudcrm_outbox.storage.tables import NAMING_CONVENTION, outbox_metadata
 
 
 class OrderState(enum.StrEnum):

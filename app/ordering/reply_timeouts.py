@@ -25,11 +25,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudcrm_outbox import write_events
-from cloudcrm_outbox.ops.republish import back_to_pending
-from cloudcrm_outbox.storage.clock import db_now_plus
-from cloudcrm_outbox.storage.retention import cleaner_lock_key
-from cloudcrm_outbox.storage.tables import OUTBOX
 from prometheus_client import Counter, Gauge
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -37,6 +32,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from app.ordering.contracts import OrderPlaced
 from app.ordering.models import AWAITING_FIRST_REPLY, RETRIED, UNANSWERED, Order
 from app.ordering.reply_destinations import Destinations, resend_is_pointless
+from cloudcrm_outbox import write_events
+from cloudcrm_outbox.ops.republish import back_to_pending
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.retention import cleaner_lock_key
+from cloudcrm_outbox.storage.tables import OUTBOX
 
 logger = logging.getLogger(__name__)
 

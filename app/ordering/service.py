@@ -8,12 +8,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from cloudcrm_outbox import add_event
 from sqlalchemy import Select, Uuid, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ordering.contracts import OrderCancelled, OrderPlaced
 from app.ordering.models import CANCELLABLE, Order, OrderState
+from cloudcrm_outbox import add_event
 
 
 async def place_order(

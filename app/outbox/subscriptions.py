@@ -6,8 +6,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cloudcrm_outbox.events import IntegrationEvent
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudcrm_outbox.events import IntegrationEvent
 
 # A handler applies a batch of events (in delivery order) inside the consumer's
 # transaction and returns one outcome per event, in the same order. It never commits.

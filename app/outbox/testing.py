@@ -12,11 +12,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cloudcrm_outbox.brokers.embedded.broker import EmbeddedBroker
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage.tables import outbox_tables
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 def embedded_broker() -> EmbeddedBroker:

@@ -19,8 +19,9 @@ import re
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
-from cloudcrm_outbox.brokers.rabbitmq import reading as amqp_reading
 from yarl import URL
+
+from cloudcrm_outbox.brokers.rabbitmq import reading as amqp_reading
 
 logger = logging.getLogger(__name__)
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from psycopg.types.json import Json
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from cloudcrm_outbox.events import VERSION_HEADER, IntegrationEvent
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.tracing import current_traceparent, traceparent_of_cause
 from cloudcrm_outbox.storage.engine import driver_connection, is_psycopg
 from cloudcrm_outbox.storage.tables import OutboxRow, outbox_tables
-from psycopg.types.json import Json
-from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def _headers(

@@ -15,6 +15,10 @@ from typing import Any, ClassVar
 import pytest
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Column, MetaData, String, Table, Uuid, func, insert, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from cloudcrm_outbox import (
     APPLIED,
     DEFAULT_NAMES,
@@ -32,10 +36,6 @@ from cloudcrm_outbox import (
 )
 from cloudcrm_outbox.relay.wakeup import libpq_dsn
 from cloudcrm_outbox.storage.schema import create_latest
-from sqlalchemy import Column, MetaData, String, Table, Uuid, func, insert, select
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
 from tests.support import postgres
 from tests.support.rabbit import throwaway_vhost
 

@@ -8,10 +8,10 @@ import uuid
 
 import aio_pika
 import pytest
+
 from cloudcrm_outbox import DeadLetterSelection, add_event, make_sessionmaker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterOperationError
 from cloudcrm_outbox.brokers.embedded.queues import MemoryQueue
-
 from tests.contract.conftest import SERVICE, Backend, ItemStored, eventually
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import aio_pika
 import pytest
+from sqlalchemy import func, select
+
 from cloudcrm_outbox import (
     DeadLetterSelection,
     MessagingNames,
@@ -23,8 +25,6 @@ from cloudcrm_outbox.brokers.publisher import OutgoingMessage
 from cloudcrm_outbox.ops.status import read_status
 from cloudcrm_outbox.storage.retention import delete_old_inbox_rows, delete_published_outbox_rows
 from cloudcrm_outbox.testing import staged_events
-from sqlalchemy import func, select
-
 from tests.contract.conftest import (
     IGNORED,
     SERVICE,

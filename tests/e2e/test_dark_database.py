@@ -8,12 +8,12 @@ import uuid
 
 import httpx
 import pytest
-from cloudcrm_outbox import add_event
-from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 
 from app.messaging.registry import all_bindings
 from app.ordering.contracts import OrderPlaced
+from cloudcrm_outbox import add_event
+from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from tests.conftest import query
 from tests.integration.outbox.conftest import relay_for
 from tests.support.auth import HEADERS

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from cloudcrm_outbox import make_engine
 from cloudcrm_outbox.testing import staged_events
-
 from examples.parcels import create_app
 from tests.support import postgres
 from tests.support.auth import HEADERS

@@ -194,7 +194,6 @@ async def test_the_relay_publishes_into_queues_no_consumer_declared_yet(
     # A fresh vhost, the relay started first: nothing is returned unroutable, the events
     # wait in catalog.events for the consumer that starts later.
     from cloudcrm_outbox.storage.engine import make_engine
-
     from tests.integration.outbox.conftest import stage_events
 
     engine = make_engine(ordering_db)

@@ -13,12 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage
 from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.storage.engine import make_engine
-
 from tests.conftest import query
 from tests.e2e.processes import PROJECT_ROOT, command_env
 from tests.support.auth import HEADERS

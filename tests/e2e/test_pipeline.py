@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 
 from app.ordering import service
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from tests.conftest import query
 from tests.e2e.processes import Background, command_env
 from tests.support.consuming import wait_until

@@ -13,10 +13,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from sqlalchemy import text
 
 from app.ordering import service
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from tests.conftest import query
 from tests.e2e.processes import Background, command_env
 from tests.integration.outbox.conftest import QUEUE, stage_events

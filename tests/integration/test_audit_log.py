@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from cloudcrm_outbox.storage.engine import make_engine
 from sqlalchemy import text
 
 from app.core.logs import configure_logging
 from app.core.settings import Settings
 from app.ordering.app import create_app
+from cloudcrm_outbox.storage.engine import make_engine
 from tests.support.auth import token
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]

@@ -11,6 +11,9 @@ from datetime import UTC, datetime
 import aio_pika
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
+
+from app.messaging.broker_accounts import accounts
+from app.messaging.registry import all_bindings, bindings_fed_by
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
 from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError, OutgoingMessage
 from cloudcrm_outbox.brokers.queue_state import QueueState
@@ -18,9 +21,6 @@ from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
 from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from cloudcrm_outbox.names import DEFAULT_NAMES
-
-from app.messaging.broker_accounts import accounts
-from app.messaging.registry import all_bindings, bindings_fed_by
 from tests.conftest import query
 from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import order_placed, running_consumer, wait_until

@@ -16,13 +16,13 @@ import aio_pika
 import aiormq
 import httpx
 import pytest
-from cloudcrm_outbox import RabbitMQBroker
-from cloudcrm_outbox.brokers.dead_letters import POISON_REASON
-from cloudcrm_outbox.brokers.embedded.queue_file import Envelope
 
 from app.cli.dev import create_dev_app
 from app.core.settings import Settings
 from app.messaging.registry import bindings_of
+from cloudcrm_outbox import RabbitMQBroker
+from cloudcrm_outbox.brokers.dead_letters import POISON_REASON
+from cloudcrm_outbox.brokers.embedded.queue_file import Envelope
 from tests.support.auth import HEADERS
 from tests.support.pages import BASE_URL, loopback_client, page_forms, pages_over_services
 

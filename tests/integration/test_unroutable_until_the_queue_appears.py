@@ -16,6 +16,9 @@ from collections.abc import Sequence
 
 import aio_pika
 import pytest
+
+from app.messaging.registry import all_bindings, bindings_fed_by
+from app.ordering.contracts import OrderPlaced
 from cloudcrm_outbox import add_event
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
 from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
@@ -25,9 +28,6 @@ from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.wakeup import libpq_dsn
 from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig, relay_until
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
-
-from app.messaging.registry import all_bindings, bindings_fed_by
-from app.ordering.contracts import OrderPlaced
 from tests.conftest import query
 from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import running_consumer, wait_until

@@ -10,9 +10,9 @@ import random
 import uuid
 
 import pytest
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 
 from app.ordering import service
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from tests.conftest import query
 from tests.reliability.conftest import run_load
 from tests.support.consuming import publish

@@ -10,6 +10,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aio_pika
+
+from app.messaging.registry import subscriptions_of
 from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
 from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.inbox.policy import BatchProcessor, ConsumerPolicy
@@ -18,8 +20,6 @@ from cloudcrm_outbox.names import DEFAULT_NAMES
 from cloudcrm_outbox.runtime.consumer_process import inbox_consumer
 from cloudcrm_outbox.storage.engine import make_engine
 from cloudcrm_outbox.subscriptions import by_event_name
-
-from app.messaging.registry import subscriptions_of
 
 # A fault hook: called with a batch's message ids after its transaction committed, before
 # the consumer acks them (it acks once ``process`` returns).

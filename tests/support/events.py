@@ -10,11 +10,12 @@ from typing import Annotated, ClassVar
 
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from cloudcrm_outbox import APPLIED, IntegrationEvent, QueueBindings, Subscription, add_event
-from cloudcrm_outbox.storage.schema import create_latest
 from pydantic import Field, StringConstraints
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from cloudcrm_outbox import APPLIED, IntegrationEvent, QueueBindings, Subscription, add_event
+from cloudcrm_outbox.storage.schema import create_latest
 
 
 class OrderPlaced(IntegrationEvent):

@@ -14,9 +14,9 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
-from cloudcrm_outbox.names import DEFAULT_NAMES
 
 from app.messaging.broker_accounts import accounts, definitions
+from cloudcrm_outbox.names import DEFAULT_NAMES
 from tests.support.config import SERVERS
 
 START_HINT = "start it with: rabbitmq-server -detached && rabbitmqctl await_startup"

@@ -215,9 +215,8 @@ def test_rabbitmq_down_is_one_line_and_exit_1(
 async def test_a_broker_refusing_the_account_is_a_502_not_a_retry() -> None:
     import json
 
-    from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
-
     from app.http.service_app import _broker_error
+    from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 
     refused = BrokerUnavailableError(
         "RabbitMQ failed: ChannelAccessRefused('ACCESS_REFUSED - access to exchange')"

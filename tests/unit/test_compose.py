@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cloudcrm_outbox.brokers.rabbitmq.publishing.path import chosen_publish_path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from app.cli.main import _parser
 from app.core.settings import Settings
+from cloudcrm_outbox.brokers.rabbitmq.publishing.path import chosen_publish_path
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -157,9 +157,10 @@ def test_every_process_has_a_readiness_health_check() -> None:
 
 def _exposed_samples() -> set[str]:
     """Every sample name the processes' /metrics can show (the app's registry)."""
+    from prometheus_client import REGISTRY
+
     import app.http.metrics  # noqa: F401 - registers the APIs' HTTP metrics
     import cloudcrm_outbox.observability.metrics  # noqa: F401 - registers the outbox's and inbox's
-    from prometheus_client import REGISTRY
 
     suffixes = {
         "counter": ("_total", "_created"),

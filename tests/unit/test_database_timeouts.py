@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from cloudcrm_outbox.storage.liveness import TcpKeepalives
 
 from app.core.settings import Settings
 from app.messaging.wiring import consumer_config, relay_config
+from cloudcrm_outbox.storage.liveness import TcpKeepalives
 
 
 def test_the_blocked_lock_timeout_reaches_the_consumer_and_is_the_shorter() -> None:

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cloudcrm_outbox.runtime import process
-from cloudcrm_outbox.storage.engine import make_engine
 from sqlalchemy import text
 
 from app.catalog.app import create_app as create_catalog
@@ -20,6 +18,8 @@ from app.core import migrations as migrate
 from app.core.settings import Settings
 from app.messaging.housekeeping import housekeeping
 from app.ordering.app import create_app as create_ordering
+from cloudcrm_outbox.runtime import process
+from cloudcrm_outbox.storage.engine import make_engine
 from tests.support.consuming import wait_until
 from tests.support.servers import asgi_client, free_port
 

@@ -6,9 +6,8 @@ import tomllib
 from importlib.metadata import metadata
 from pathlib import Path
 
-import cloudcrm_outbox
-
 import app
+import cloudcrm_outbox
 
 ROOT = Path(__file__).resolve().parents[2]
 

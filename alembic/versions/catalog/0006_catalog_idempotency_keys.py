@@ -8,9 +8,9 @@ Create Date: 2026-12-07 12:00:00
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-from cloudcrm_outbox.storage.clock import db_now
 
 from alembic import op
+from cloudcrm_outbox.storage.clock import db_now
 
 revision: str = "0006_catalog_idempotency_keys"
 down_revision: str | None = "0005_catalog"

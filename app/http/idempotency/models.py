@@ -3,8 +3,6 @@ one definition, as the outbox tables are."""
 
 from __future__ import annotations
 
-from cloudcrm_outbox.storage.clock import db_now
-from cloudcrm_outbox.storage.tables import NAMING_CONVENTION
 from sqlalchemy import (
     JSON,
     Column,
@@ -16,6 +14,9 @@ from sqlalchemy import (
     String,
     Table,
 )
+
+from cloudcrm_outbox.storage.clock import db_now
+from cloudcrm_outbox.storage.tables import NAMING_CONVENTION
 
 MAX_KEY_LENGTH = 255  # as Stripe's; the IETF draft sets no bound
 CALLER_LENGTH = 64  # SHA-256 in hex of the token's whole subject (app.auth.tokens.identity_of)

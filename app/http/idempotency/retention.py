@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from cloudcrm_outbox.runtime.process import RetentionPolicy, add_periodic
-from cloudcrm_outbox.storage.clock import db_now_plus
-from cloudcrm_outbox.storage.retention import delete_in_batches
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.http.idempotency.models import IDEMPOTENCY_KEYS
+from cloudcrm_outbox.runtime.process import RetentionPolicy, add_periodic
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.retention import delete_in_batches
 
 keys = IDEMPOTENCY_KEYS
 

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from cloudcrm_outbox.events import VERSION_HEADER, IntegrationEvent
 from cloudcrm_outbox.subscriptions import Subscription, Upcaster
-from pydantic import ValidationError
 
 MAX_BODY_BYTES = 64 * 1024
 # The one header of a message whose header table the broker client could not read (saying

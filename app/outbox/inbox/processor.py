@@ -21,6 +21,10 @@ from collections.abc import Mapping, Sequence
 from itertools import groupby
 from typing import Any
 
+from sqlalchemy import bindparam, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
 from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.tracing import consume_spans
@@ -34,9 +38,6 @@ from cloudcrm_outbox.storage.engine import (
 from cloudcrm_outbox.storage.liveness import AnswerDeadline
 from cloudcrm_outbox.storage.tables import outbox_tables
 from cloudcrm_outbox.subscriptions import APPLIED, Subscription
-from sqlalchemy import bindparam, text, update
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 # Rows are inserted as "applied", the usual outcome, and corrected a few statements later
 # in the same transaction when a handler concluded otherwise; no other transaction can

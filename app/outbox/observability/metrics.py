@@ -16,13 +16,14 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cloudcrm_outbox.brokers.connection import Delivery
 from cloudcrm_outbox.brokers.publisher import PublishResult
 from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.ops.status import read_status
-from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
 

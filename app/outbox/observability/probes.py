@@ -13,8 +13,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import uvicorn
-from cloudcrm_outbox.observability.redaction import mask_secrets
-from cloudcrm_outbox.runtime.process import FatalError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -22,6 +20,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from cloudcrm_outbox.observability.redaction import mask_secrets
+from cloudcrm_outbox.runtime.process import FatalError
 
 logger = logging.getLogger(__name__)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 
-from cloudcrm_outbox.urls import split_urls
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+
+from cloudcrm_outbox.urls import split_urls
 
 # scheme://user:password@host (RFC 3986 userinfo; the password runs to the last '@' of the
 # authority). A missing ':' after the scheme (a typo) still masks.

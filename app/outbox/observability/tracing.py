@@ -16,9 +16,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 
-from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
 
 TRACEPARENT = "traceparent"
 tracer = trace.get_tracer("cloudcrm_outbox")

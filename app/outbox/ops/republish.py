@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import ColumnElement, String, Table, and_, func, select, type_coerce, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Update
+
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.ops.repair import restarted
 from cloudcrm_outbox.storage.clock import utc_text
 from cloudcrm_outbox.storage.tables import outbox_tables
-from sqlalchemy import ColumnElement, String, Table, and_, func, select, type_coerce, update
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.sql.dml import Update
 
 
 @dataclass(frozen=True)

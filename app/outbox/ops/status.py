@@ -10,11 +10,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage.clock import as_utc, db_now_plus
 from cloudcrm_outbox.storage.tables import outbox_tables
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 @dataclass(frozen=True)

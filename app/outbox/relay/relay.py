@@ -28,6 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from psycopg.rows import namedtuple_row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
 from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError, Publisher
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.batch_logs import log_relay_batch
@@ -40,8 +43,6 @@ from cloudcrm_outbox.storage.engine import is_psycopg
 from cloudcrm_outbox.storage.liveness import AnswerDeadline
 from cloudcrm_outbox.storage.tables import outbox_tables
 from cloudcrm_outbox.storage.transactions import self_delimiting, simple_query
-from psycopg.rows import namedtuple_row
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 logger = logging.getLogger(__name__)
 

@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cloudcrm_outbox.brokers.publisher import NACKED_PREFIX, OutgoingMessage
-from cloudcrm_outbox.storage.clock import db_now_plus
 from sqlalchemy import Select, Table, Text, bindparam, case, cast, func, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningUpdate, Update
+
+from cloudcrm_outbox.brokers.publisher import NACKED_PREFIX, OutgoingMessage
+from cloudcrm_outbox.storage.clock import db_now_plus
 
 
 def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:

@@ -30,11 +30,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Select, Table, Update, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.statements import RelayStatements
 from cloudcrm_outbox.storage.clock import db_now_plus
-from sqlalchemy import Select, Table, Update, bindparam, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 logger = logging.getLogger(__name__)
 

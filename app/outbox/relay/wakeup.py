@@ -8,11 +8,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import psycopg
+from sqlalchemy.engine import make_url
+
 from cloudcrm_outbox.backoff import Backoff, first_of
 from cloudcrm_outbox.names import DEFAULT_NAMES
 from cloudcrm_outbox.storage.faults import is_expected_fault
 from cloudcrm_outbox.storage.liveness import AnswerDeadline
-from sqlalchemy.engine import make_url
 
 logger = logging.getLogger(__name__)
 

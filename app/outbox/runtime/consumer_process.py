@@ -8,6 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
@@ -26,7 +28,6 @@ from cloudcrm_outbox.storage.engine import make_engine
 from cloudcrm_outbox.storage.liveness import TcpKeepalives
 from cloudcrm_outbox.storage.retention import delete_old_inbox_rows
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.errors import TopologyConflictError
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
@@ -23,7 +25,6 @@ from cloudcrm_outbox.runtime.consumer_process import inbox_consumer
 from cloudcrm_outbox.runtime.process import FatalError
 from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig, relay_until
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
 

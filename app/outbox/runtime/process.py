@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 
 logger = logging.getLogger(__name__)
 

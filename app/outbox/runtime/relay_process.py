@@ -8,6 +8,8 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cloudcrm_outbox.backoff import Backoff, sleep_unless
 from cloudcrm_outbox.brokers.publisher import Publisher
 from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
@@ -30,7 +32,6 @@ from cloudcrm_outbox.storage.engine import make_engine
 from cloudcrm_outbox.storage.faults import is_expected_fault
 from cloudcrm_outbox.storage.liveness import TcpKeepalives
 from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
 

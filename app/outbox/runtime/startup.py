@@ -7,13 +7,14 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy import text
+
 from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.backoff import Backoff
 from cloudcrm_outbox.observability.probes import ProcessHealth
 from cloudcrm_outbox.observability.redaction import safe_url
 from cloudcrm_outbox.runtime.process import FatalError
 from cloudcrm_outbox.storage.engine import make_engine
-from sqlalchemy import text
 
 logger = logging.getLogger(__name__)
 

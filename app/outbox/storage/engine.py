@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cloudcrm_outbox.storage.liveness import TcpKeepalives
 from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, make_url
@@ -18,6 +17,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from cloudcrm_outbox.storage.liveness import TcpKeepalives
 
 # The databases and async drivers the outbox runs on: PostgreSQL through psycopg 3 (the
 # fast path: pipelines, array parameters, LISTEN/NOTIFY) and SQLite through aiosqlite

@@ -10,8 +10,9 @@ import sqlite3
 
 import psycopg
 from aiormq.exceptions import AMQPError
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 from sqlalchemy.exc import DBAPIError
+
+from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 
 # Connection exceptions (08…), and the server going away (57P01-3: admin shutdown,
 # crash shutdown, cannot connect now).

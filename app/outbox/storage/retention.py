@@ -16,13 +16,14 @@ import hashlib
 import logging
 from collections.abc import Sequence
 
-from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
-from cloudcrm_outbox.storage.clock import db_now_plus
-from cloudcrm_outbox.storage.tables import outbox_tables
 from sqlalchemy import Column, Table, delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Delete
 from sqlalchemy.sql.elements import ColumnElement
+
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.tables import outbox_tables
 
 logger = logging.getLogger(__name__)
 

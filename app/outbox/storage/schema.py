@@ -21,11 +21,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import sqlalchemy as sa
+
+from alembic import op
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage.clock import db_now
 from cloudcrm_outbox.storage.tables import FAILED, PENDING
-
-from alembic import op
 
 
 def create_outbox_and_inbox(names: MessagingNames = DEFAULT_NAMES) -> None:

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
-from cloudcrm_outbox.storage.clock import db_now
 from sqlalchemy import (
     JSON,
     Column,
@@ -31,6 +29,9 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.orm import registry
+
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
+from cloudcrm_outbox.storage.clock import db_now
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

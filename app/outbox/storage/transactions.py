@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from cloudcrm_outbox.storage.engine import driver_connection, is_psycopg
 from psycopg import AsyncClientCursor
 from psycopg.rows import tuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from cloudcrm_outbox.storage.engine import driver_connection, is_psycopg
 
 
 def self_delimiting(engine: AsyncEngine) -> AsyncEngine:

@@ -8,9 +8,9 @@ from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import pytest
-from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 
 from app.messaging.registry import all_bindings
+from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from tests.conftest import count
 from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import order_placed, publish, running_consumer, valid_props, wait_until

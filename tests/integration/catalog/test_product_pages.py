@@ -67,9 +67,8 @@ async def test_products_page_by_keyset_both_ways(catalog: httpx.AsyncClient) -> 
 async def test_a_deep_products_page_reads_the_index_not_the_table(
     catalog_db: str, direction: str
 ) -> None:
-    from cloudcrm_outbox.storage.engine import make_engine
-
     from app.catalog import service
+    from cloudcrm_outbox.storage.engine import make_engine
     from tests.conftest import query
     from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
 

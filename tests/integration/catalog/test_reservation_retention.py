@@ -7,15 +7,15 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from cloudcrm_outbox.inbox.decoding import Decoded
-from cloudcrm_outbox.inbox.processor import InboxProcessor
-from cloudcrm_outbox.storage.engine import make_engine
-from cloudcrm_outbox.subscriptions import by_event_name
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.handlers import SUBSCRIPTIONS
 from app.catalog.retention import delete_finished_reservations
 from app.ordering.contracts import OrderCancelled, OrderPlaced
+from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.processor import InboxProcessor
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.subscriptions import by_event_name
 from tests.conftest import query
 from tests.support.catalog import new_product, stock_of
 

@@ -10,14 +10,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from cloudcrm_outbox.inbox.decoding import Decoded
-from cloudcrm_outbox.inbox.processor import InboxProcessor
-from cloudcrm_outbox.storage.engine import make_engine
-from cloudcrm_outbox.subscriptions import by_event_name
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.catalog.handlers import SUBSCRIPTIONS
 from app.ordering.contracts import OrderCancelled, OrderPlaced
+from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.processor import InboxProcessor
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.subscriptions import by_event_name
 from tests.conftest import count, query
 from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import publish, running_consumer, wait_until

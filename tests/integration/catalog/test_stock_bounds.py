@@ -17,6 +17,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+
+from app.catalog.handlers import SUBSCRIPTIONS
+from app.catalog.service import live_reservations
 from cloudcrm_outbox.brokers.embedded.broker import EmbeddedBroker
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
@@ -24,9 +27,6 @@ from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.runtime.consumer_process import inbox_consumer
 from cloudcrm_outbox.storage.engine import make_engine
 from cloudcrm_outbox.subscriptions import by_event_name
-
-from app.catalog.handlers import SUBSCRIPTIONS
-from app.catalog.service import live_reservations
 from tests.integration.outbox.test_index_bound_plans import explain, index_scan
 from tests.support import postgres
 from tests.support.consuming import publish, running_consumer, wait_until

@@ -143,9 +143,8 @@ async def test_two_requests_with_one_key_at_once_place_one_order(
 async def test_expired_keys_are_deleted_and_young_ones_kept(
     ordering: httpx.AsyncClient, ordering_db: str
 ) -> None:
-    from cloudcrm_outbox.storage.engine import make_engine
-
     from app.http.idempotency import delete_expired_keys
+    from cloudcrm_outbox.storage.engine import make_engine
 
     for key in ("old", "young"):
         response = await ordering.post("/api/ordering/order", json=order(), headers=keyed(key))

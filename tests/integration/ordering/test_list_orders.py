@@ -180,9 +180,8 @@ async def test_a_bad_cursor_is_a_clear_422(ordering_db: str) -> None:
 
 
 async def test_a_deep_keyset_page_reads_the_index_not_the_table(ordering_db: str) -> None:
-    from cloudcrm_outbox.storage.engine import make_engine
-
     from app.ordering import service
+    from cloudcrm_outbox.storage.engine import make_engine
     from tests.conftest import query
     from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
 

@@ -37,9 +37,8 @@ async def test_orders_page_older_and_newer(ordering: httpx.AsyncClient) -> None:
 
 
 async def test_a_newer_page_reads_the_index_not_the_table(ordering_db: str) -> None:
-    from cloudcrm_outbox.storage.engine import make_engine
-
     from app.ordering import service
+    from cloudcrm_outbox.storage.engine import make_engine
     from tests.conftest import query
     from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from cloudcrm_outbox.storage.engine import make_engine
 
+from cloudcrm_outbox.storage.engine import make_engine
 from tests.e2e.processes import command_env, command_output
 from tests.integration.outbox.test_status import make_figures
 

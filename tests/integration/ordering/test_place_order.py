@@ -6,10 +6,10 @@ import uuid
 
 import httpx
 import pytest
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.ordering import service
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from tests.conftest import count, query
 
 pytestmark = pytest.mark.postgres

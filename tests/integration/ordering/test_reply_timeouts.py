@@ -9,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.ordering import service
@@ -20,6 +19,7 @@ from app.ordering.reply_timeouts import (
     overdue_orders,
     sweep_overdue_orders,
 )
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from tests.conftest import query
 
 pytestmark = pytest.mark.postgres

@@ -14,12 +14,12 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from cloudcrm_outbox.storage.engine import make_engine
 from sqlalchemy import text
 
 from app.cli.main import main
 from app.core.settings import Settings
 from app.ordering.app import create_app
+from cloudcrm_outbox.storage.engine import make_engine
 from tests.conftest import query
 from tests.support.servers import asgi_client, free_port
 

@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 from contextlib import asynccontextmanager
 
 import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cloudcrm_outbox import add_event
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage, Publisher, PublishResult
 from cloudcrm_outbox.brokers.rabbitmq.publishing.path import PublishPath
@@ -13,9 +16,6 @@ from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
-from sqlalchemy import create_engine
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from tests.support import postgres
 from tests.support.events import OrderPlaced, create_outbox_schema
 

@@ -12,11 +12,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cloudcrm_outbox.inbox.decoding import Decoded
-from cloudcrm_outbox.inbox.processor import InboxProcessor
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
-from cloudcrm_outbox.storage.tables import OutboxMessage
-from cloudcrm_outbox.subscriptions import by_event_name
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -25,6 +20,11 @@ from app.catalog.models import Product
 from app.core import migrations as migrate
 from app.core.settings import Settings
 from app.ordering.contracts import OrderCancelled, OrderPlaced
+from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.processor import InboxProcessor
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
+from cloudcrm_outbox.storage.tables import OutboxMessage
+from cloudcrm_outbox.subscriptions import by_event_name
 
 
 @pytest.fixture

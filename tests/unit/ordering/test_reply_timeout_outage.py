@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from cloudcrm_outbox.brokers.queue_state import QueueState
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -24,6 +22,8 @@ from app.core import migrations as migrate
 from app.core.settings import Settings
 from app.ordering import service
 from app.ordering.reply_timeouts import ReplyTimeoutPolicy, sweep_overdue_orders
+from cloudcrm_outbox.brokers.queue_state import QueueState
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 
 ORDERS = 10
 DEFAULT = ReplyTimeoutPolicy()  # ORDER_REPLY_TIMEOUT_SECONDS=300 and the other defaults

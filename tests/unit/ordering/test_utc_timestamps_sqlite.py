@@ -14,11 +14,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cloudcrm_outbox.brokers.dead_letters import FIRST_DEAD_AT, dead_letter_of, now_iso
-from cloudcrm_outbox.ops.republish import PublishedSelection, republish
-from cloudcrm_outbox.storage.clock import db_now_plus
-from cloudcrm_outbox.storage.engine import make_engine
-from cloudcrm_outbox.storage.tables import OUTBOX
 from sqlalchemy import update
 
 from app.admin import operations
@@ -26,6 +21,11 @@ from app.cli.main import main
 from app.core import migrations as migrate
 from app.core.settings import Settings
 from app.ordering.app import create_app
+from cloudcrm_outbox.brokers.dead_letters import FIRST_DEAD_AT, dead_letter_of, now_iso
+from cloudcrm_outbox.ops.republish import PublishedSelection, republish
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.engine import make_engine
+from cloudcrm_outbox.storage.tables import OUTBOX
 from tests.support.servers import asgi_client, free_port
 
 UTC_MILLISECONDS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

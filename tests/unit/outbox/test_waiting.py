@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+
 from cloudcrm_outbox.backoff import Backoff
 
 

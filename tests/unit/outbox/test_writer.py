@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 
-from cloudcrm_outbox import OutboxMessage, add_event
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudcrm_outbox import OutboxMessage, add_event
 from tests.support.events import OrderPlaced
 
 

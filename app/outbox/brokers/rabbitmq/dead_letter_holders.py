@@ -23,6 +23,7 @@ import asyncio
 import random
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
+
 from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 
 _FIRST_PAUSE_SECONDS = 0.05

@@ -32,6 +32,7 @@ from contextlib import asynccontextmanager
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError
+
 from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.brokers.dead_letters import (
     NO_MESSAGE_ID,

@@ -11,8 +11,9 @@ from typing import TypeVar
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractQueue
 from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity, ChannelPreconditionFailed
-from cloudcrm_outbox.errors import TopologyAccessRefusedError, TopologyConflictError
 from pamqp.common import FieldValue
+
+from cloudcrm_outbox.errors import TopologyAccessRefusedError, TopologyConflictError
 
 logger = logging.getLogger(__name__)
 

@@ -24,9 +24,10 @@ import datetime
 import logging
 import struct
 
+from pamqp import common, decode
+
 from cloudcrm_outbox.brokers.rabbitmq.tested_versions import described, installed, within
 from cloudcrm_outbox.inbox.decoding import UNREADABLE_HEADERS
-from pamqp import common, decode
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,13 @@ from collections.abc import Sequence
 
 import aio_pika
 from aio_pika.abc import AbstractConnection
+from pamqp.common import FieldValue
+
 from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.brokers.rabbitmq.declarations import declare_queue, refusable
 from cloudcrm_outbox.errors import TopologyAccessRefusedError as TopologyAccessRefusedError
 from cloudcrm_outbox.errors import TopologyConflictError as TopologyConflictError
 from cloudcrm_outbox.names import DEFAULT_NAMES, ConsumerTopology, QueueBindings
-from pamqp.common import FieldValue
 
 QUORUM: dict[str, FieldValue] = {"x-queue-type": "quorum"}
 # An argument earlier releases put on ``S.events``. A queue declared with it is adopted

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 
 import pytest
-from cloudcrm_outbox import urls as broker_nodes
 
 from app.core.settings import Settings
+from cloudcrm_outbox import urls as broker_nodes
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.rabbitmq

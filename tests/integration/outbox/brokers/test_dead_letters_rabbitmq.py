@@ -13,13 +13,13 @@ from typing import Any
 import aio_pika
 import aiormq
 import pytest
+
 from cloudcrm_outbox import DeadLetterSelection, QueueBindings, RabbitMQBroker
 from cloudcrm_outbox.brokers.connection import DeadLetterRefusedError
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
 from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
-
 from tests.contract.conftest import ItemStored
 from tests.support.consuming import wait_until
 from tests.support.rabbit import queue_depth, read_queue

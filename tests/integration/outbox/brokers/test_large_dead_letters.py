@@ -15,10 +15,10 @@ import uuid
 
 import aio_pika
 import pytest
-from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
-from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 
 from app.messaging.registry import all_bindings
+from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
+from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from tests.support.catalog import new_product, stock_of
 from tests.support.consuming import order_placed, running_consumer, wait_until
 from tests.support.rabbit import operator_policy, queue_depth

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
+
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from cloudcrm_outbox.errors import TopologyConflictError
-
 from tests.support.events import all_bindings
 from tests.support.rabbit import queue_depth
 

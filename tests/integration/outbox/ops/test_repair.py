@@ -9,12 +9,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from cloudcrm_outbox.ops.repair import FailedSelection, events_about, failed_rows, replay_failed
-from cloudcrm_outbox.ops.status import read_status
-from cloudcrm_outbox.storage.engine import make_engine
 from sqlalchemy import create_engine, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cloudcrm_outbox.ops.repair import FailedSelection, events_about, failed_rows, replay_failed
+from cloudcrm_outbox.ops.status import read_status
+from cloudcrm_outbox.storage.engine import make_engine
 from tests.support import postgres
 from tests.support.events import create_outbox_schema
 

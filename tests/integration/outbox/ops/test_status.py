@@ -5,9 +5,9 @@ tests/integration/ordering/test_outbox_status_command.py)."""
 from __future__ import annotations
 
 import pytest
-from cloudcrm_outbox.ops.status import read_status
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cloudcrm_outbox.ops.status import read_status
 from tests.conftest import query
 from tests.integration.outbox.conftest import QUEUE, relay_for, stage_events
 from tests.support.rabbit import bind_queue

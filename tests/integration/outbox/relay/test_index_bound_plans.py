@@ -10,13 +10,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from app.catalog.models import STOCK_RESERVATIONS, TERMINAL
 from cloudcrm_outbox.relay.statements import relay_statements
 from cloudcrm_outbox.storage.clock import db_now_plus
 from cloudcrm_outbox.storage.retention import batch_delete
 from cloudcrm_outbox.storage.tables import INBOX, OUTBOX
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.catalog.models import STOCK_RESERVATIONS, TERMINAL
 from tests.conftest import query
 from tests.support import postgres
 

@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import pytest
-from cloudcrm_outbox.storage.engine import driver_connection, make_engine
-from cloudcrm_outbox.storage.liveness import AnswerDeadline, TcpKeepalives
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from cloudcrm_outbox.storage.engine import driver_connection, make_engine
+from cloudcrm_outbox.storage.liveness import AnswerDeadline, TcpKeepalives
 from tests.support.proxy import TcpProxy
 
 pytestmark = pytest.mark.postgres

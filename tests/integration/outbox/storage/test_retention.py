@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
 from tests.conftest import query
 from tests.integration.outbox.conftest import stage_events
 

@@ -11,11 +11,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
-from cloudcrm_outbox import MessagingNames, make_engine, outbox_tables
-from cloudcrm_outbox.storage.schema import LATEST, STEPS, create_latest, drop_latest
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
+from cloudcrm_outbox import MessagingNames, make_engine, outbox_tables
+from cloudcrm_outbox.storage.schema import LATEST, STEPS, create_latest, drop_latest
 from tests.support import postgres
 
 # Today's names, and a service's own (its tables beside another service's).

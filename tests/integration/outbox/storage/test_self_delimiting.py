@@ -13,6 +13,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from sqlalchemy import event as sqlalchemy_event
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from cloudcrm_outbox import IntegrationEvent, Subscription, add_event, write_events
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
 from cloudcrm_outbox.inbox.decoding import Decoded
@@ -22,11 +27,6 @@ from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.storage.engine import AbortedTransactionError, make_engine
 from cloudcrm_outbox.storage.transactions import self_delimiting, simple_query
 from cloudcrm_outbox.subscriptions import APPLIED, by_event_name
-from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
 from tests.conftest import query
 from tests.integration.outbox.conftest import placed, stage_events
 from tests.support.events import OrderConfirmed, OrderPlaced

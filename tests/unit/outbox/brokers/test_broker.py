@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from cloudcrm_outbox.brokers import broker_for
 from cloudcrm_outbox.brokers.base import UnsupportedBrokerError
 from cloudcrm_outbox.brokers.embedded.broker import EmbeddedBroker

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pamqp.commands import Basic
+
 from cloudcrm_outbox.brokers.rabbitmq.consuming.dead_letter_copy import (
     DROPPED_HEADERS,
     fitted_headers,
     header_frame_size,
 )
-from pamqp.commands import Basic
 
 FRAME_MAX = 131_072
 ADDED = {"x-poison-reason": "invalid OrderPlaced", "x-poison-queue": "catalog.events"}

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+
 from cloudcrm_outbox import MessagingNames
 from cloudcrm_outbox.brokers.dead_letters import check_limit, dead_letter_of, in_death_order
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
+
 from cloudcrm_outbox import DeadLetterSelection, QueueBindings
 from cloudcrm_outbox.brokers.dead_letters import NO_MESSAGE_ID
 from cloudcrm_outbox.brokers.embedded.queue_file import Envelope
@@ -22,7 +23,6 @@ from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
 from cloudcrm_outbox.testing import embedded_broker
-
 from tests.support.consuming import wait_until
 from tests.support.events import OrderPlaced
 

@@ -8,6 +8,7 @@ import logging
 from importlib.metadata import version
 
 import pytest
+
 from cloudcrm_outbox.brokers.rabbitmq.publishing.path import FAST_PATH_AIORMQ, chosen_publish_path
 from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
 

@@ -8,6 +8,8 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy.exc import DBAPIError
+
 from cloudcrm_outbox.brokers.embedded.memory import InMemoryBroker
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
@@ -15,8 +17,6 @@ from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.names import ConsumerTopology
 from cloudcrm_outbox.subscriptions import by_event_name
-from sqlalchemy.exc import DBAPIError
-
 from tests.support.events import SUBSCRIPTIONS
 
 TOPOLOGY = ConsumerTopology.for_service("catalog")

@@ -9,6 +9,9 @@ import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from psycopg import errors
+from sqlalchemy.exc import IntegrityError
+
 from cloudcrm_outbox.brokers.embedded.memory import InMemoryBroker
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
@@ -16,9 +19,6 @@ from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.names import ConsumerTopology
 from cloudcrm_outbox.subscriptions import by_event_name
-from psycopg import errors
-from sqlalchemy.exc import IntegrityError
-
 from tests.support.consuming import wait_until
 from tests.support.events import SUBSCRIPTIONS
 

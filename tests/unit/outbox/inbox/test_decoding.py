@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+
 from cloudcrm_outbox.inbox.decoding import Decoded, Poison, decode
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
-
 from tests.support.events import SUBSCRIPTIONS, OrderPlaced
 from tests.support.events import record as reserve_stock
 

@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
 from cloudcrm_outbox import IntegrationEvent, Subscription, add_event
 from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.storage.engine import AbortedTransactionError, make_engine
 from cloudcrm_outbox.subscriptions import APPLIED, by_event_name
-from sqlalchemy import create_engine, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-
 from tests.support.events import OrderConfirmed, OrderPlaced, create_outbox_schema
 
 

@@ -4,8 +4,9 @@ was not UTF-8 arrives as bytes, which the AMQP encoder refuses)."""
 from __future__ import annotations
 
 import pytest
-from cloudcrm_outbox.brokers.rabbitmq.consuming.consumer import _encodable
 from pamqp.encode import field_table
+
+from cloudcrm_outbox.brokers.rabbitmq.consuming.consumer import _encodable
 
 
 def test_bytes_in_headers_become_text_the_encoder_takes() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+
 from cloudcrm_outbox.observability.probes import ProcessHealth, probe_app
 from cloudcrm_outbox.storage.engine import make_engine
 

@@ -31,6 +31,7 @@ def test_an_old_row_first_nacked_waits_the_base_delay_then_as_long_as_it_waited(
 
 def test_a_topic_refusal_is_charged_only_to_the_message_it_names() -> None:
     from aiormq.exceptions import ChannelAccessRefused
+
     from cloudcrm_outbox.brokers.rabbitmq.publishing.confirms import refused_over
 
     error = ChannelAccessRefused(

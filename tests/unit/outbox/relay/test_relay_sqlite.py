@@ -12,15 +12,15 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
 from cloudcrm_outbox import add_event
 from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError, OutgoingMessage, PublishResult
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from tests.support.events import OrderPlaced, create_outbox_schema
 
 
@@ -219,8 +219,9 @@ async def test_retention_on_sqlite_deletes_only_old_published_rows(engine: Async
 async def test_republish_on_sqlite_reads_times_of_any_offset_as_utc(engine: AsyncEngine) -> None:
     from datetime import datetime
 
-    from cloudcrm_outbox.ops.republish import PublishedSelection, republish
     from sqlalchemy import text
+
+    from cloudcrm_outbox.ops.republish import PublishedSelection, republish
 
     [row] = await stage(engine, 1)
     async with engine.begin() as connection:

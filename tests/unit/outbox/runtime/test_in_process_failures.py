@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from cloudcrm_outbox.brokers import broker_for
 from cloudcrm_outbox.errors import TopologyConflictError
 from cloudcrm_outbox.runtime.in_process import InProcessConfig, MessagingService, in_process
 from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig, RelayStoppedError
 from cloudcrm_outbox.storage.engine import make_engine
-
 from tests.support.events import SUBSCRIPTIONS, create_outbox_schema
 
 FAST = InProcessConfig(relay=RelayProcessConfig(broker_url="", shutdown_grace_seconds=1))

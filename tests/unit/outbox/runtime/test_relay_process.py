@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+
 from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 from cloudcrm_outbox.errors import TopologyConflictError
 from cloudcrm_outbox.observability.probes import ProcessHealth

@@ -9,11 +9,12 @@ import sqlite3
 
 import psycopg
 import pytest
+from psycopg import errors
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
+
 from cloudcrm_outbox.observability.metrics import reason_kind
 from cloudcrm_outbox.storage.data_errors import data_error_reason
 from cloudcrm_outbox.storage.engine import AbortedTransactionError
-from psycopg import errors
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 
 DETERMINISTIC: list[tuple[BaseException, str]] = [
     (DataError("UPDATE", {}, errors.NumericValueOutOfRange("integer out of range")),

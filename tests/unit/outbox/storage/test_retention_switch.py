@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudcrm_outbox.runtime.process import RetentionPolicy, scheduler_with_retention
-
 from app.core.settings import Settings
 from app.messaging.wiring import consumer_config, relay_config
+from cloudcrm_outbox.runtime.process import RetentionPolicy, scheduler_with_retention
 
 
 async def _job(*_: Any, **__: Any) -> int:

@@ -18,6 +18,7 @@ from aiormq.exceptions import (
     DeliveryError,
     PublishError,
 )
+
 from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.brokers.connection import (
     ConnectionOpener,

@@ -7,9 +7,10 @@ import re
 from collections.abc import Sequence
 
 from aiormq.exceptions import ChannelAccessRefused, ChannelPreconditionFailed, DeliveryError
+from pamqp.commands import Basic
+
 from cloudcrm_outbox.brokers.publisher import NACKED_PREFIX, PublishResult
 from cloudcrm_outbox.brokers.rabbitmq.publishing.frames import Encoded
-from pamqp.commands import Basic
 
 NO_ROUTE = 312
 

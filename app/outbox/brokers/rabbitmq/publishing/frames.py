@@ -30,12 +30,13 @@ from typing import Any
 
 import aiormq
 from aiormq.abc import ChannelFrame
-from cloudcrm_outbox.brokers.publisher import OutgoingMessage
-from cloudcrm_outbox.inbox.decoding import MAX_BODY_BYTES
 from pamqp.body import ContentBody
 from pamqp.commands import Basic
 from pamqp.frame import marshal
 from pamqp.header import ContentHeader
+
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage
+from cloudcrm_outbox.inbox.decoding import MAX_BODY_BYTES
 
 PERSISTENT = 2
 # AMQP 0-9-1 §4.2.5.5: field (header) names are at most 128 bytes; pamqp silently

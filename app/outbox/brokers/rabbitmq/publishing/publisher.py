@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import aiormq
 from aio_pika.abc import AbstractConnection
+
 from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.brokers.publisher import (
     BrokerUnavailableError,
