@@ -34,7 +34,7 @@ from app.messaging.registry import published_by
 from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.ops.repair import FailedSelection
 from cloudcrm_outbox.ops.republish import PublishedSelection
 from cloudcrm_outbox.storage.engine import make_engine

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.ordering.reply_timeouts import count_unanswered
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterOperationError, DeadLetterSelection
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.ops.repair import (
     FailedSelection,
     events_about,
@@ -25,7 +25,7 @@ from cloudcrm_outbox.ops.repair import (
 )
 from cloudcrm_outbox.ops.republish import PublishedSelection, republish
 from cloudcrm_outbox.ops.status import read_status
-from cloudcrm_outbox.storage.clock import utc_text
+from cloudcrm_outbox.times import utc_text
 
 logger = logging.getLogger("app.admin")
 

@@ -25,7 +25,7 @@ from app.core.telemetry import configure_tracing
 from app.http.serving import serve as _serve
 from app.messaging.housekeeping import housekeeping
 from app.messaging.registry import bindings_fed_by, subscriptions_of
-from app.messaging.wiring import consumer_config, relay_config
+from app.messaging.wiring import consumer_broker, consumer_config, relay_broker, relay_config
 from cloudcrm_outbox.observability.redaction import safe_url
 from cloudcrm_outbox.storage.engine import UnsupportedDatabaseError
 
@@ -117,6 +117,7 @@ def _relay(settings: Settings, service: str) -> int:
         async with housekeeping(settings, service, "relay"):
             await run_relay(
                 relay_config(settings),
+                broker=relay_broker(settings),
                 database_url=url,
                 name=service,
                 bindings=bindings_fed_by(service),
@@ -140,6 +141,7 @@ def _consume(settings: Settings, service: str) -> int:
         async with housekeeping(settings, service, "consumer"):
             await run_consumer(
                 consumer_config(settings),
+                broker=consumer_broker(settings),
                 service=service,
                 database_url=url,
                 subscriptions=subscriptions,

@@ -13,7 +13,7 @@ from app.core import migrations as migrate
 from app.core.settings import Settings
 from app.messaging.broker_accounts import definitions, passwords_in
 from app.messaging.registry import all_bindings
-from cloudcrm_outbox.brokers import AMQP_SCHEMES
+from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from cloudcrm_outbox.errors import TopologyConflictError
 from cloudcrm_outbox.names import DEFAULT_NAMES
@@ -51,7 +51,9 @@ def declare_broker(settings: Settings) -> int:
     bindings = all_bindings()
 
     async def declare() -> None:
-        await wait_for_broker(settings.broker_url, within=settings.startup_timeout_seconds)
+        await wait_for_broker(
+            broker_for(settings.broker_url), within=settings.startup_timeout_seconds
+        )
         await declare_at(settings.broker_url, bindings, within=60)
 
     try:

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from alembic import command
 from app.core.settings import Settings
+from cloudcrm_outbox.errors import FatalError
 from cloudcrm_outbox.observability.redaction import safe_url
-from cloudcrm_outbox.runtime.process import FatalError
 from cloudcrm_outbox.runtime.startup import wait_for_database
 from cloudcrm_outbox.storage.engine import ensure_sqlite_directory, make_engine
 

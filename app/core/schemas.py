@@ -20,7 +20,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 
 from app.core.names import Name as Name  # the request models' names, with the other blocks
-from cloudcrm_outbox.storage.clock import as_utc, utc_text
+from cloudcrm_outbox.times import as_utc, utc_text
 
 
 class CamelModel(BaseModel):
@@ -60,9 +60,8 @@ def _json_integer(value: object) -> object:
 JsonInteger = BeforeValidator(_json_integer)
 
 
-# Every time in a body: UTC, to the millisecond, with a Z (cloudcrm_outbox.storage.clock
-# .utc_text, the
-# commands' format too), whatever the database session's time zone (PostgreSQL hands times
+# Every time in a body: UTC, to the millisecond, with a Z (cloudcrm_outbox.times.utc_text,
+# the commands' format too), whatever the database session's time zone (PostgreSQL hands times
 # back in it) and whichever database (SQLite hands them back naive, and UTC).
 UtcDateTime = Annotated[
     datetime,

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from cloudcrm_outbox.urls import node_urls
+from cloudcrm_outbox.brokers.rabbitmq.nodes import node_urls
 
 ServiceName = str  # "ordering" | "catalog"
 SERVICES: tuple[str, ...] = ("ordering", "catalog")

@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cloudcrm_outbox.observability.metrics import refresh_outbox_gauges
+from cloudcrm_outbox.ops.gauges import refresh_outbox_gauges
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from app.http.health import router as health_router
 from app.http.metrics import install_metrics
 from app.http.request_deadline import RequestDeadlineMiddleware
 from app.messaging.wiring import tcp_keepalives
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.runtime.startup import wait_for_database
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 

@@ -7,7 +7,8 @@ import logging
 
 from app.core.settings import Settings
 from app.messaging.registry import published_by
-from cloudcrm_outbox.brokers import AMQP_SCHEMES
+from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
+from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.runtime.consumer_process import ConsumerProcessConfig
@@ -21,7 +22,6 @@ logger = logging.getLogger(__name__)
 def relay_config(settings: Settings) -> RelayProcessConfig:
     """A relay process's configuration from ``settings``."""
     return RelayProcessConfig(
-        broker_url=settings.broker_url,
         relay=RelayPolicy(
             batch_size=settings.relay_batch_size,
             max_attempts=settings.relay_max_attempts,
@@ -42,14 +42,27 @@ def relay_config(settings: Settings) -> RelayProcessConfig:
         keepalives=tcp_keepalives(settings),
         probe_port=settings.metrics_port,
         probe_host=settings.metrics_host,
+    )
+
+
+def relay_broker(settings: Settings) -> Broker:
+    """The broker a relay process publishes to: BROKER_URL, its publishers writing batches
+    by RELAY_PUBLISH_PATH within RELAY_PUBLISH_TIMEOUT_SECONDS."""
+    return broker_for(
+        settings.broker_url,
+        publish_timeout=settings.relay_publish_timeout_seconds,
         publish_path=settings.relay_publish_path,
     )
+
+
+def consumer_broker(settings: Settings) -> Broker:
+    """The broker a consumer process takes deliveries from: BROKER_URL."""
+    return broker_for(settings.broker_url)
 
 
 def consumer_config(settings: Settings) -> ConsumerProcessConfig:
     """A consumer process's configuration from ``settings``."""
     return ConsumerProcessConfig(
-        broker_url=settings.broker_url,
         consumer=ConsumerPolicy(
             prefetch=settings.consumer_prefetch,
             batch_size=settings.consumer_batch_size,

@@ -12,6 +12,9 @@ from pydantic.alias_generators import to_camel
 # The message header naming the contract version of its body (the writer sets it to
 # ``str(event_version)`` on every outbox row; the relay sends row headers as AMQP headers).
 VERSION_HEADER = "event_version"
+# The largest body a message may have (64 KiB): the publisher refuses a bigger event, the
+# consumer dead-letters one.
+MAX_BODY_BYTES = 64 * 1024
 
 # The id of the message being read, while from_body validates its body: the event takes it
 # instead of a fresh uuid4 (os.urandom, a system call: 8% of the consumer's CPU when every

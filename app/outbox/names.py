@@ -34,6 +34,10 @@ _SQL_RESERVED = frozenset(
     where window with""".split()  # noqa: SIM905 - a list of words reads as one
 )
 
+# The one header of a message whose header table the broker client could not read (saying
+# why; ``brokers.rabbitmq.reading``): its headers are lost, so it is poison.
+UNREADABLE_HEADERS = "x-unreadable-headers"
+
 
 @dataclass(frozen=True, slots=True)
 class MessagingNames:

@@ -100,9 +100,7 @@ class Backend:
         """The relay and the consumer of SERVICE, in this process, until the block ends."""
         policy = {"delivery_limit": 3, "redelivery_max_seconds": 0.2, "reconnect_max_seconds": 0.5}
         config = InProcessConfig(
-            relay=RelayProcessConfig(
-                broker_url="", poll_interval_seconds=0.1, shutdown_grace_seconds=2
-            ),
+            relay=RelayProcessConfig(poll_interval_seconds=0.1, shutdown_grace_seconds=2),
             consumer=ConsumerPolicy(**{**policy, **consumer}),
         )
         service = MessagingService(

@@ -15,11 +15,12 @@ from aiormq.exceptions import ChannelAccessRefused
 from app.messaging.broker_accounts import accounts
 from app.messaging.registry import all_bindings, bindings_fed_by
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError, OutgoingMessage
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage
 from cloudcrm_outbox.brokers.queue_state import QueueState
 from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
 from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.names import DEFAULT_NAMES
 from tests.conftest import query
 from tests.support.catalog import new_product, stock_of

@@ -86,7 +86,7 @@ async def test_orders_placed_before_their_queue_exists_flow_once_it_does(
             )
         )
         engine = make_engine(ordering_db)
-        config = RelayProcessConfig(broker_url=url("ordering-relay"), relay=RelayPolicy())
+        config = RelayProcessConfig(relay=RelayPolicy())
         stop = asyncio.Event()
         relay = asyncio.create_task(
             relay_until(

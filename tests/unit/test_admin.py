@@ -216,7 +216,7 @@ async def test_a_broker_refusing_the_account_is_a_502_not_a_retry() -> None:
     import json
 
     from app.http.service_app import _broker_error
-    from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+    from cloudcrm_outbox.errors import BrokerUnavailableError
 
     refused = BrokerUnavailableError(
         "RabbitMQ failed: ChannelAccessRefused('ACCESS_REFUSED - access to exchange')"

@@ -82,12 +82,12 @@ def test_text_lines_carry_the_fields(capsys: pytest.CaptureFixture[str]) -> None
 def test_a_batch_line_names_the_first_messages_and_their_traces() -> None:
     import uuid
 
-    from cloudcrm_outbox.observability.batch_logs import SHOWN, _ids, trace_id
+    from cloudcrm_outbox.observability.batch_logs import SHOWN, ids_fields, trace_id
 
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     headers = {uuid.uuid4(): {"correlation_id": "c1", "traceparent": traceparent}}
     headers |= {uuid.uuid4(): {} for _ in range(SHOWN + 2)}
-    fields = _ids(headers)
+    fields = ids_fields(headers)
     assert len(fields["message_ids"]) == SHOWN and fields["more"] == 3
     assert fields["correlation_ids"] == ["c1"]
     assert fields["trace_ids"] == ["0af7651916cd43dd8448eb211c80319c"]

@@ -92,11 +92,14 @@ def test_the_retention_interval_is_bounded(monkeypatch: pytest.MonkeyPatch, valu
 
 
 def test_the_relay_publish_path_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from app.messaging.wiring import relay_config
+    from app.messaging.wiring import relay_broker
+    from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
 
     assert Settings().relay_publish_path == "auto"
     monkeypatch.setenv("RELAY_PUBLISH_PATH", "public")
-    assert relay_config(Settings()).publish_path == "public"
+    monkeypatch.setenv("BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    broker = relay_broker(Settings())
+    assert isinstance(broker, RabbitMQBroker) and broker.publish_path == "public"
     monkeypatch.setenv("RELAY_PUBLISH_PATH", "quick")
     with pytest.raises(ValueError, match="relay_publish_path"):
         Settings()

@@ -46,6 +46,16 @@ class Broker(Protocol):
     ``names``: the exchange and queue names it declares and uses."""
 
     names: MessagingNames
+    display_name: str  # what log lines call it: "RabbitMQ", "the embedded broker"
+
+    def location(self) -> str:
+        """Where it is, for a log line or an error: never a credential."""
+        ...
+
+    async def ping(self) -> None:
+        """Open and close one connection, bounded in time by the broker itself; raises the
+        client's error when the broker does not answer (a no-op for the embedded one)."""
+        ...
 
     async def declare(self, bindings: Sequence[QueueBindings]) -> None:
         """Declare the exchange and each service's queues, dead letters and bindings;
@@ -102,3 +112,13 @@ class Broker(Protocol):
 class UnsupportedBrokerError(ValueError):
     """A broker URL of a scheme the outbox has no broker for, or whose broker's extra is not
     installed."""
+
+
+def same_names(broker: Broker, names: MessagingNames) -> None:
+    """Raise ValueError unless ``broker`` declares and uses ``names`` (a process's tables,
+    queues and exchange must be named alike)."""
+    if broker.names != names:
+        raise ValueError(
+            f"the broker is named by {broker.names!r} but the process by {names!r}: "
+            "give broker_for(url, names=...) the process config's names"
+        )

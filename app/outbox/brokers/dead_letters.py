@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
-from cloudcrm_outbox.storage.clock import as_utc, utc_text
+from cloudcrm_outbox.errors import BrokerUnavailableError
+from cloudcrm_outbox.times import as_utc, utc_text
 
 DLQ_LIMIT = 10_000  # dead letters one operation looks at, at most
 POISON_REASON = "x-poison-reason"

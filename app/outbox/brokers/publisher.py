@@ -47,10 +47,6 @@ class PublishResult:
     nacked: dict[uuid.UUID, str] = field(default_factory=dict)
 
 
-class BrokerUnavailableError(Exception):
-    """The broker cannot be reached; the caller backs off and retries."""
-
-
 class Publisher(Protocol):
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
         """Publish all of ``messages`` (pipelined) and report each one's fate."""

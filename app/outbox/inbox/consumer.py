@@ -19,7 +19,7 @@ from cloudcrm_outbox.brokers.connection import (
     DeadLetterRefusedError,
     Delivery,
 )
-from cloudcrm_outbox.errors import TopologyConflictError
+from cloudcrm_outbox.errors import TopologyConflictError, is_expected_fault
 from cloudcrm_outbox.inbox.batches import delivery_count, next_batch, take
 from cloudcrm_outbox.inbox.decoding import Decoded, Poison, decode
 from cloudcrm_outbox.inbox.failures import one_by_one
@@ -31,18 +31,9 @@ from cloudcrm_outbox.inbox.policy import (
     BatchProcessor,
     ConsumerPolicy,
 )
-from cloudcrm_outbox.observability.batch_logs import log_consumer_batch
-from cloudcrm_outbox.observability.metrics import (
-    INBOX_DEAD_LETTERED,
-    INBOX_DUPLICATES,
-    count_applied,
-    reason_kind,
-)
-from cloudcrm_outbox.storage.faults import (
-    is_environment_fault,
-    is_expected_fault,
-    is_retryable_conflict,
-)
+from cloudcrm_outbox.inbox.reporting import count_applied, log_consumer_batch, reason_kind
+from cloudcrm_outbox.observability.metrics import INBOX_DEAD_LETTERED, INBOX_DUPLICATES
+from cloudcrm_outbox.storage.faults import is_environment_fault, is_retryable_conflict
 from cloudcrm_outbox.subscriptions import Subscription
 
 logger = logging.getLogger(__name__)

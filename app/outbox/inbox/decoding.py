@@ -17,13 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cloudcrm_outbox.events import VERSION_HEADER, IntegrationEvent
+from cloudcrm_outbox.events import MAX_BODY_BYTES, VERSION_HEADER, IntegrationEvent
+from cloudcrm_outbox.names import UNREADABLE_HEADERS
 from cloudcrm_outbox.subscriptions import Subscription, Upcaster
 
-MAX_BODY_BYTES = 64 * 1024
-# The one header of a message whose header table the broker client could not read (saying
-# why; ``amqp_reading``): its headers are lost, so it is poison.
-UNREADABLE_HEADERS = "x-unreadable-headers"
+__all__ = ["MAX_BODY_BYTES", "UNREADABLE_HEADERS", "Decoded", "Poison", "decode"]
 
 # The writer sends the version as a decimal string; another client may send an AMQP int.
 # No more digits than an AMQP long long holds, so a huge string never reaches int().

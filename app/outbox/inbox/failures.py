@@ -24,7 +24,7 @@ from cloudcrm_outbox.inbox.policy import (
 from cloudcrm_outbox.storage.data_errors import data_error_reason
 from cloudcrm_outbox.storage.faults import is_blocked, is_environment_fault, is_retryable_conflict
 
-logger = logging.getLogger("cloudcrm_outbox.inbox.consumer")  # the consumer's own log lines
+logger = logging.getLogger("cloudcrm_outbox.inbox")  # the consumer's own log lines
 
 DeadLetterer = Callable[[Delivery, str], Awaitable[None]]
 """Dead-letters a delivery with a reason (``InboxConsumer._dead_letter``)."""

@@ -1,4 +1,5 @@
-"""The outbox's and inbox's Prometheus metrics (prometheus-client, default registry).
+"""The outbox's and inbox's Prometheus metrics (prometheus-client, default registry): the
+instruments alone; the relay, the consumer and ``ops.status`` record into them.
 
 Names follow Prometheus' conventions (https://prometheus.io/docs/practices/naming/):
 counters end in ``_total`` (the client adds it), durations are in seconds. Labels stay
@@ -8,24 +9,7 @@ few-valued: ``service`` (the outbox's), ``consumer`` (the inbox's), ``event_type
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import math
-import re
-import uuid
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime
-
 from prometheus_client import Counter, Gauge, Histogram
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from cloudcrm_outbox.brokers.connection import Delivery
-from cloudcrm_outbox.brokers.publisher import PublishResult
-from cloudcrm_outbox.inbox.decoding import Decoded
-from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
-from cloudcrm_outbox.ops.status import read_status
-
-logger = logging.getLogger(__name__)
 
 # Latency buckets from 1 ms to 5 min: a broker round trip to a long outage.
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -77,99 +61,3 @@ INBOX_BATCH_DURATION = Histogram(
     ["consumer"],
     buckets=_SECONDS,
 )
-
-# The consumer's reasons, by their first words (decoding.py, consumer.py, data_errors.py).
-_REASON_KINDS = (
-    ("delivery limit", "delivery_limit"),
-    ("unsupported version", "unsupported_version"),
-    ("unknown event type", "unknown_event_type"),
-    ("no type", "unknown_event_type"),
-    ("invalid", "invalid"),
-    ("body of", "too_large"),
-    ("missing message_id", "no_message_id"),
-    ("message_id", "bad_message_id"),
-    ("content type", "bad_content_type"),
-    ("data error", "data_error"),  # data_errors.py
-)
-
-
-GAUGE_READ_TIMEOUT_SECONDS = 2.0
-
-
-async def refresh_outbox_gauges(
-    engine: AsyncEngine, service: str, names: MessagingNames = DEFAULT_NAMES
-) -> None:
-    """Read ``service``'s outbox into its gauges (at scrape time, through the partial
-    indexes); when it cannot be read within GAUGE_READ_TIMEOUT_SECONDS they are NaN, not
-    the last values (a stale backlog of 0 would look healthy)."""
-    gauges = (OUTBOX_PENDING, OUTBOX_FAILED, OUTBOX_OLDEST_PENDING_AGE)
-    try:
-        async with asyncio.timeout(GAUGE_READ_TIMEOUT_SECONDS):
-            status = await read_status(engine, names=names)
-    except Exception as exc:  # the other figures are still worth reading
-        for gauge in gauges:
-            gauge.labels(service).set(math.nan)
-        logger.warning("metrics: %s's outbox could not be read: %r", service, exc)
-        return
-    OUTBOX_PENDING.labels(service).set(status.pending)
-    OUTBOX_FAILED.labels(service).set(status.failed)
-    OUTBOX_OLDEST_PENDING_AGE.labels(service).set(status.oldest_pending_age_seconds or 0)
-
-
-def reason_kind(reason: str) -> str:
-    """A dead-letter reason's kind, for a label: ``invalid``, ``delivery_limit``, …"""
-    for prefix, kind in _REASON_KINDS:
-        if reason.startswith(prefix):
-            return kind
-    return re.sub(r"[^a-z]+", "_", reason.lower().split(":")[0])[:40].strip("_") or "other"
-
-
-def observe_lag(consumer: str, timestamps: Iterable[datetime | None]) -> None:
-    """Record outbox-commit-to-inbox-commit lags, now, for messages stamped at
-    ``timestamps`` (AMQP timestamps have a one-second resolution; None is skipped)."""
-    now = datetime.now(UTC)
-    histogram = INBOX_LAG.labels(consumer)
-    for stamp in timestamps:
-        if stamp is not None:
-            stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
-            histogram.observe(max((now - stamp).total_seconds(), 0.0))
-
-
-def count_batch(
-    service: str, types: Mapping[uuid.UUID, str], result: PublishResult, seconds: float
-) -> None:
-    """Count a relay batch: ``types`` is each claimed row's event type by id."""
-    published: dict[str, int] = {}
-    for message_id in result.confirmed:
-        published[types[message_id]] = published.get(types[message_id], 0) + 1
-    for event_type, count in published.items():
-        OUTBOX_PUBLISHED.labels(service, event_type).inc(count)
-    errors = OUTBOX_PUBLISH_ERRORS
-    for reason, rows in (
-        ("rejected", result.rejected),
-        ("nacked", result.nacked),
-        ("unroutable", result.unroutable),
-    ):
-        if rows:
-            errors.labels(service, reason).inc(len(rows))
-    settled = len(result.rejected) + len(result.nacked) + len(result.unroutable)
-    unknown = len(types) - len(result.confirmed) - settled
-    if result.broken is not None and unknown:
-        errors.labels(service, "connection_lost").inc(unknown)
-    OUTBOX_BATCH_DURATION.labels(service).observe(seconds)
-
-
-def count_applied(
-    consumer: str,
-    applied: Sequence[tuple[Delivery, Decoded]],
-    outcomes: dict[uuid.UUID, str],
-    seconds: float,
-) -> None:
-    """Count what a batch did: outcomes, duplicates (applied, no outcome), the lag of
-    each message applied now, the batch's duration."""
-    for outcome in outcomes.values():
-        INBOX_PROCESSED.labels(consumer, outcome).inc()
-    if len(applied) > len(outcomes):
-        INBOX_DUPLICATES.labels(consumer).inc(len(applied) - len(outcomes))
-    observe_lag(consumer, (m.timestamp for m, d in applied if d.message_id in outcomes))
-    INBOX_BATCH_DURATION.labels(consumer).observe(seconds)

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from cloudcrm_outbox.errors import FatalError
 from cloudcrm_outbox.observability.redaction import mask_secrets
-from cloudcrm_outbox.runtime.process import FatalError
 
 logger = logging.getLogger(__name__)
 

@@ -14,12 +14,9 @@ import contextvars
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 
 from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
-
-from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
 
 TRACEPARENT = "traceparent"
 tracer = trace.get_tracer("cloudcrm_outbox")
@@ -57,55 +54,11 @@ def traceparent_of_cause(event_id: uuid.UUID) -> str | None:
     return carrier.get(TRACEPARENT)
 
 
-def _parent(traceparent: object) -> object:
+def parent_context(traceparent: object) -> object:
+    """The OpenTelemetry context a W3C ``traceparent`` header names (None for no header)."""
     if not isinstance(traceparent, str):
         return None
     return propagate.extract({TRACEPARENT: traceparent})
-
-
-def start_publish_spans(
-    messages: Sequence[OutgoingMessage],
-) -> tuple[list[OutgoingMessage], list[tuple[uuid.UUID, Span]]]:
-    """One PRODUCER span per message, child of its row's ``traceparent``; the messages
-    carry their span's context instead (when there is a real one)."""
-    traced: list[OutgoingMessage] = []
-    spans: list[tuple[uuid.UUID, Span]] = []
-    if not tracing_on():
-        return list(messages), spans
-    for message in messages:
-        span = tracer.start_span(
-            f"{message.event_type} publish",
-            context=_parent(message.headers.get(TRACEPARENT)),  # type: ignore[arg-type]
-            kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": "rabbitmq",
-                "messaging.operation.type": "publish",
-                "messaging.message.id": str(message.message_id),
-                "messaging.destination.name": message.event_type,
-            },
-        )
-        spans.append((message.message_id, span))
-        if span.get_span_context().is_valid:
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier, context=trace.set_span_in_context(span))
-            message = replace(message, headers={**message.headers, **carrier})
-        traced.append(message)
-    return traced, spans
-
-
-def end_publish_spans(spans: Sequence[tuple[uuid.UUID, Span]], result: PublishResult) -> None:
-    """End each publish span with its message's fate."""
-    for message_id, span in spans:
-        reason = (
-            result.rejected.get(message_id)
-            or result.unroutable.get(message_id)
-            or result.nacked.get(message_id)
-        )
-        if reason is not None:
-            span.set_status(Status(StatusCode.ERROR, reason[:200]))
-        elif message_id not in result.confirmed:
-            span.set_status(Status(StatusCode.ERROR, "no confirm: the connection was lost"))
-        span.end()
 
 
 @contextmanager
@@ -121,7 +74,7 @@ def consume_spans(
     for message_id, event_type, traceparent in messages:
         spans[message_id] = tracer.start_span(
             f"{event_type} process",
-            context=_parent(traceparent),  # type: ignore[arg-type]
+            context=parent_context(traceparent),  # type: ignore[arg-type]
             kind=SpanKind.CONSUMER,
             attributes={
                 "messaging.system": "rabbitmq",

@@ -19,8 +19,9 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
-from cloudcrm_outbox.storage.clock import as_utc, db_now_plus, utc_text
+from cloudcrm_outbox.storage.clock import db_now_plus
 from cloudcrm_outbox.storage.tables import outbox_tables
+from cloudcrm_outbox.times import as_utc, utc_text
 
 
 @dataclass(frozen=True)

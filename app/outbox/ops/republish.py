@@ -19,8 +19,8 @@ from sqlalchemy.sql.dml import Update
 
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.ops.repair import restarted
-from cloudcrm_outbox.storage.clock import utc_text
 from cloudcrm_outbox.storage.tables import outbox_tables
+from cloudcrm_outbox.times import utc_text
 
 
 @dataclass(frozen=True)

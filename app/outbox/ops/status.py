@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
-from cloudcrm_outbox.storage.clock import as_utc, db_now_plus
+from cloudcrm_outbox.storage.clock import db_now_plus
 from cloudcrm_outbox.storage.tables import outbox_tables
+from cloudcrm_outbox.times import as_utc
 
 
 @dataclass(frozen=True)

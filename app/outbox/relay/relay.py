@@ -31,12 +31,17 @@ from typing import Any
 from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError, Publisher
+from cloudcrm_outbox.brokers.publisher import Publisher
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
-from cloudcrm_outbox.observability.batch_logs import log_relay_batch
-from cloudcrm_outbox.observability.metrics import OUTBOX_PUBLISH_ERRORS, count_batch
-from cloudcrm_outbox.observability.tracing import end_publish_spans, start_publish_spans
+from cloudcrm_outbox.observability.metrics import OUTBOX_PUBLISH_ERRORS
 from cloudcrm_outbox.relay.policy import RelayPolicy
+from cloudcrm_outbox.relay.reporting import (
+    count_batch,
+    end_publish_spans,
+    log_relay_batch,
+    start_publish_spans,
+)
 from cloudcrm_outbox.relay.statements import outgoing_messages, relay_statements
 from cloudcrm_outbox.relay.unroutable import probe_statements, record_unroutable, release_waiting
 from cloudcrm_outbox.storage.engine import is_psycopg

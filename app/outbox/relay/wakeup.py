@@ -11,8 +11,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from cloudcrm_outbox.backoff import Backoff, first_of
+from cloudcrm_outbox.errors import is_expected_fault
 from cloudcrm_outbox.names import DEFAULT_NAMES
-from cloudcrm_outbox.storage.faults import is_expected_fault
 from cloudcrm_outbox.storage.liveness import AnswerDeadline
 
 logger = logging.getLogger(__name__)

@@ -10,15 +10,14 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloudcrm_outbox.brokers.base import Broker
-from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
+from cloudcrm_outbox.brokers.base import Broker, same_names
+from cloudcrm_outbox.errors import FatalError
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
 from cloudcrm_outbox.inbox.policy import BatchProcessor, ConsumerPolicy
 from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
 from cloudcrm_outbox.observability.probes import ProcessHealth, probes_served
 from cloudcrm_outbox.runtime.process import (
-    FatalError,
     RetentionPolicy,
     scheduler_with_retention,
     stop_on_signals,
@@ -48,7 +47,6 @@ class ConsumerProcessConfig:
     consumer cut off from its database: its row locks go with it). ``keepalives``: libpq's
     TCP settings. ``names``: its queue's and inbox table's."""
 
-    broker_url: str
     names: MessagingNames = DEFAULT_NAMES
     consumer: ConsumerPolicy = field(default_factory=ConsumerPolicy)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
@@ -102,13 +100,16 @@ def inbox_consumer(
 async def run_consumer(
     config: ConsumerProcessConfig,
     *,
+    broker: Broker,
     service: str,
     database_url: str,
     subscriptions: Sequence[Subscription],
     check_database: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Consume ``service``'s queue into its database until SIGTERM/SIGINT;
-    ``check_database`` runs once the database answers (the caller's schema check)."""
+    """Consume ``service``'s queue on ``broker`` (``broker_for(url)``) into its database
+    until SIGTERM/SIGINT; ``check_database`` runs once the database answers (the caller's
+    schema check). Raises ValueError when the broker's names are not ``config.names``."""
+    same_names(broker, config.names)
     stop = stop_on_signals()
     engine = consumer_engine(config, database_url, pool_size=2)
     health = ProcessHealth()
@@ -118,17 +119,18 @@ async def run_consumer(
     try:
         async with probes:
             within = config.startup_timeout_seconds
-            up = started(stop, health, database_url, config.broker_url, within=within,
+            up = started(stop, health, database_url, broker, within=within,
                          check_database=check_database)  # fmt: skip
             if not await up:
                 return
-            await _consume(config, service, engine, subscriptions, health, stop)
+            await _consume(config, broker, service, engine, subscriptions, health, stop)
     finally:
         await engine.dispose()
 
 
 async def _consume(
     config: ConsumerProcessConfig,
+    broker: Broker,
     service: str,
     engine: AsyncEngine,
     subscriptions: Sequence[Subscription],
@@ -136,11 +138,6 @@ async def _consume(
     stop: asyncio.Event,
 ) -> None:
     index = by_event_name(subscriptions)
-    broker = RabbitMQBroker(
-        config.broker_url,
-        connect_timeout=config.consumer.connect_timeout_seconds,
-        names=config.names,
-    )
     consumer = inbox_consumer(
         broker,
         service=service,

@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox.brokers.base import Broker
-from cloudcrm_outbox.errors import TopologyConflictError
+from cloudcrm_outbox.errors import FatalError, TopologyConflictError
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.names import MessagingNames, QueueBindings
 from cloudcrm_outbox.runtime.consumer_process import inbox_consumer
-from cloudcrm_outbox.runtime.process import FatalError
 from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig, relay_until
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
 
@@ -49,7 +48,7 @@ class MessagingService:
 class InProcessConfig:
     """The relays' and consumers' policies (seconds), shared by every service."""
 
-    relay: RelayProcessConfig = field(default_factory=lambda: RelayProcessConfig(broker_url=""))
+    relay: RelayProcessConfig = field(default_factory=RelayProcessConfig)
     consumer: ConsumerPolicy = field(default_factory=ConsumerPolicy)
 
 

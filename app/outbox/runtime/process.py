@@ -23,16 +23,6 @@ FIRST_RUN_AFTER_SECONDS = 3.0
 RetentionJob = Callable[..., Awaitable[int]]
 
 
-class FatalError(SystemExit):
-    """A process cannot go on and must not retry: the message is logged as one ERROR
-    line, and the process exits 1 (a supervisor restarts it; a person reads the line)."""
-
-    def __init__(self, message: str) -> None:
-        logger.error(message)
-        self.message = message
-        super().__init__(1)
-
-
 def stop_on_signals() -> asyncio.Event:
     """An event set by SIGTERM or SIGINT (a clean shutdown, exit code 0)."""
     stop = asyncio.Event()

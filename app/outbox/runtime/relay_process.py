@@ -11,25 +11,22 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox.backoff import Backoff, sleep_unless
+from cloudcrm_outbox.brokers.base import Broker, same_names
 from cloudcrm_outbox.brokers.publisher import Publisher
-from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
-from cloudcrm_outbox.brokers.rabbitmq.publishing.path import PublishPath
-from cloudcrm_outbox.errors import TopologyConflictError
+from cloudcrm_outbox.errors import FatalError, TopologyConflictError, is_expected_fault
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
-from cloudcrm_outbox.observability.metrics import refresh_outbox_gauges
 from cloudcrm_outbox.observability.probes import ProcessHealth, probes_served
+from cloudcrm_outbox.ops.gauges import refresh_outbox_gauges
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.relay.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
 from cloudcrm_outbox.runtime.process import (
-    FatalError,
     RetentionPolicy,
     scheduler_with_retention,
     stop_on_signals,
 )
 from cloudcrm_outbox.runtime.startup import started
 from cloudcrm_outbox.storage.engine import make_engine
-from cloudcrm_outbox.storage.faults import is_expected_fault
 from cloudcrm_outbox.storage.liveness import TcpKeepalives
 from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
 
@@ -42,8 +39,7 @@ class RelayProcessConfig:
 
     ``concurrency``: claim-publish-mark loops sharing the process; ``poll_interval_seconds``:
     the wake-up when no notification comes (the only one on SQLite). ``names``: its
-    outbox table's, exchange's and notification channel's. ``publish_path``: how batches
-    are written to RabbitMQ (``publish_path.chosen_publish_path``).
+    outbox table's and notification channel's (the broker's own must be the same).
 
     A connection gone silent: each database step of a batch must be answered within
     ``answer_timeout_seconds`` (``liveness.AnswerDeadline``), and PostgreSQL ends a relay's
@@ -55,7 +51,6 @@ class RelayProcessConfig:
     then the confirms, ``publish_timeout_seconds``), else its rows are published again.
     ``keepalives``: libpq's TCP settings, the LISTEN connection's too."""
 
-    broker_url: str
     names: MessagingNames = DEFAULT_NAMES
     relay: RelayPolicy = field(default_factory=RelayPolicy)
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
@@ -71,7 +66,6 @@ class RelayProcessConfig:
     keepalives: TcpKeepalives = field(default_factory=TcpKeepalives)
     probe_port: int | None = None  # /health/live, /health/ready, /metrics; None: none
     probe_host: str = "127.0.0.1"
-    publish_path: PublishPath = "auto"
 
 
 class RelayStoppedError(FatalError):
@@ -81,17 +75,20 @@ class RelayStoppedError(FatalError):
 async def run_relay(
     config: RelayProcessConfig,
     *,
+    broker: Broker,
     database_url: str,
     name: str,
     bindings: Sequence[QueueBindings] = (),
     check_database: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Relay ``database_url``'s outbox to ``config.broker_url`` until SIGTERM/SIGINT.
+    """Relay ``database_url``'s outbox to ``broker`` (``broker_for(url)``) until SIGTERM or
+    SIGINT.
 
     ``bindings``: the queues consuming what this service publishes, declared before the
     first publish. ``check_database`` runs once the database answers (the caller's schema
-    check; it raises to stop the start). Raises RelayStoppedError (exit 1) if RabbitMQ
-    refuses the bindings."""
+    check; it raises to stop the start). Raises RelayStoppedError (exit 1) if the broker
+    refuses the bindings, ValueError when the broker's names are not ``config.names``."""
+    same_names(broker, config.names)
     stop = stop_on_signals()
     engine = make_engine(
         database_url,
@@ -101,12 +98,6 @@ async def run_relay(
         # A claim must not outlive its relay: see RelayProcessConfig.
         idle_in_transaction_timeout=config.claim_timeout_seconds,
         keepalives=config.keepalives,
-    )
-    broker = RabbitMQBroker(
-        config.broker_url,
-        publish_timeout=config.publish_timeout_seconds,
-        names=config.names,
-        publish_path=config.publish_path,
     )
     publisher = broker.publisher(bindings=bindings)
     health = ProcessHealth()
@@ -122,7 +113,7 @@ async def run_relay(
     try:
         async with probes:
             within = config.startup_timeout_seconds
-            up = started(stop, health, database_url, config.broker_url, within=within,
+            up = started(stop, health, database_url, broker, within=within,
                          check_database=check_database)  # fmt: skip
             if not await up:
                 return

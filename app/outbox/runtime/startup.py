@@ -9,11 +9,11 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 
-from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.backoff import Backoff
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.errors import FatalError
 from cloudcrm_outbox.observability.probes import ProcessHealth
 from cloudcrm_outbox.observability.redaction import safe_url
-from cloudcrm_outbox.runtime.process import FatalError
 from cloudcrm_outbox.storage.engine import make_engine
 
 logger = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ async def _wait(
     where: str,
     attempt: Callable[[], Awaitable[None]],
     within: float,
-    attempt_seconds: float = 5.0,
+    attempt_seconds: float | None = 5.0,
 ) -> None:
     deadline = time.monotonic() + within
     # Short pauses (at most 2 s): a dependency starting beside this process (compose)
@@ -76,6 +76,7 @@ async def _wait(
     refused_since: float | None = None
     while True:
         try:
+            # None: the attempt bounds itself (a broker's ping gives each node its time).
             await asyncio.wait_for(attempt(), timeout=attempt_seconds)
             if backoff.failures:
                 logger.info("%s is up", name, extra={"at": where, "tries": backoff.failures + 1})
@@ -124,7 +125,7 @@ async def started(
     stop: asyncio.Event,
     health: ProcessHealth,
     database_url: str,
-    broker_url: str,
+    broker: Broker,
     *,
     within: float,
     check_database: Callable[[], Awaitable[None]] | None,
@@ -133,7 +134,7 @@ async def started(
     and broker, then ``check_database`` (the caller's schema check, which raises to stop
     it). False when ``stop`` was set meanwhile."""
     health.failing("start", STARTING)
-    if not await dependencies_up(stop, database_url, broker_url, within=within):
+    if not await dependencies_up(stop, database_url, broker, within=within):
         return False
     if check_database is not None:
         await check_database()
@@ -142,12 +143,12 @@ async def started(
 
 
 async def dependencies_up(
-    stop: asyncio.Event, database_url: str, broker_url: str, *, within: float
+    stop: asyncio.Event, database_url: str, broker: Broker, *, within: float
 ) -> bool:
     """Wait for the database, then the broker; False when ``stop`` was set meanwhile (a
     SIGTERM during the wait ends the process cleanly, not after the timeout). Raises
     DependencyUnavailableError as the waits do."""
-    waiting = asyncio.ensure_future(_both(database_url, broker_url, within))
+    waiting = asyncio.ensure_future(_both(database_url, broker, within))
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
@@ -161,12 +162,12 @@ async def dependencies_up(
     return True
 
 
-async def _both(database_url: str, broker_url: str, within: float) -> BaseException | None:
+async def _both(database_url: str, broker: Broker, within: float) -> BaseException | None:
     # The failure is returned, not raised: it is a SystemExit (FatalError), which asyncio
     # will not keep inside a task.
     try:
         await wait_for_database(database_url, within=within)
-        await wait_for_broker(broker_url, within=within)
+        await wait_for_broker(broker, within=within)
     except DependencyUnavailableError as failure:
         return failure
     return None
@@ -187,14 +188,6 @@ async def wait_for_database(url: str, *, within: float) -> None:
         await engine.dispose()
 
 
-async def wait_for_broker(url: str, *, within: float) -> None:
-    """Return once an AMQP connection to ``url`` opens."""
-
-    async def ping() -> None:
-        connection = await broker_nodes.connect(url, node_timeout=5)
-        await connection.close()
-
-    # Each node gets its 5 s within one attempt: a node that accepts and never answers
-    # must not use up the attempt before the next node is tried.
-    attempt_seconds = 5.0 * broker_nodes.node_count(url) + 1
-    await _wait("RabbitMQ", broker_nodes.where(url), ping, within, attempt_seconds)
+async def wait_for_broker(broker: Broker, *, within: float) -> None:
+    """Return once ``broker`` answers a ping (a connection opens)."""
+    await _wait(broker.display_name, broker.location(), broker.ping, within, None)

@@ -9,10 +9,7 @@ from __future__ import annotations
 import sqlite3
 
 import psycopg
-from aiormq.exceptions import AMQPError
 from sqlalchemy.exc import DBAPIError
-
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 
 # Connection exceptions (08…), and the server going away (57P01-3: admin shutdown,
 # crash shutdown, cannot connect now).
@@ -98,15 +95,6 @@ def is_blocked(exc: BaseException) -> bool:
 
 def _locked_sqlite(error: BaseException) -> bool:
     return "database is locked" in str(error).lower()
-
-
-_EXPECTED = (BrokerUnavailableError, AMQPError, DBAPIError, psycopg.Error, sqlite3.Error, OSError)
-
-
-def is_expected_fault(exc: BaseException) -> bool:
-    """A fault of a dependency that retry loops expect (the broker or the database away,
-    the network): logged in one line. Anything else is logged with its traceback too."""
-    return isinstance(exc, _EXPECTED)
 
 
 def is_retryable_conflict(exc: BaseException) -> bool:

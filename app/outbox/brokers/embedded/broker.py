@@ -39,10 +39,20 @@ class EmbeddedBroker:
         names: MessagingNames = DEFAULT_NAMES,
     ) -> None:
         self.names = names
+        self._path = path
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._memory = InMemoryBroker(path=path)
         self._limit = backstop_delivery_limit
+
+    display_name = "the embedded broker"
+
+    def location(self) -> str:
+        """Its queue file, or ``memory`` when it keeps none."""
+        return self._path or "memory"
+
+    async def ping(self) -> None:
+        """Always up: it lives in this process."""
 
     async def declare(self, bindings: Sequence[QueueBindings]) -> None:
         for item in bindings:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from cloudcrm_outbox.brokers.base import BrokerOptions
@@ -17,11 +18,16 @@ from cloudcrm_outbox.brokers.dead_letters import (
 from cloudcrm_outbox.brokers.publisher import Publisher
 from cloudcrm_outbox.brokers.queue_state import QueueState
 from cloudcrm_outbox.brokers.rabbitmq import dead_letters as amqp_dead_letters
+from cloudcrm_outbox.brokers.rabbitmq import nodes as broker_nodes
 from cloudcrm_outbox.brokers.rabbitmq.consuming.consumer import amqp_consumer_connections
 from cloudcrm_outbox.brokers.rabbitmq.publishing.path import PATHS, PublishPath
 from cloudcrm_outbox.brokers.rabbitmq.publishing.publisher import AmqpPublisher
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from cloudcrm_outbox.names import DEFAULT_NAMES, ConsumerTopology, MessagingNames, QueueBindings
+
+# A node that accepts a connection and never answers must not use up a start-up attempt
+# before the next node is tried.
+PING_NODE_SECONDS = 5.0
 
 
 class RabbitMQBroker:
@@ -41,7 +47,19 @@ class RabbitMQBroker:
         self.names = names
         self._publish_timeout = publish_timeout
         self._connect_timeout = connect_timeout
-        self._publish_path: PublishPath = publish_path
+        self.publish_path: PublishPath = publish_path
+
+    display_name = "RabbitMQ"
+
+    def location(self) -> str:
+        """The nodes as host:port/vhost."""
+        return broker_nodes.where(self.url)
+
+    async def ping(self) -> None:
+        """One connection opened and closed; each node gets PING_NODE_SECONDS."""
+        async with asyncio.timeout(PING_NODE_SECONDS * broker_nodes.node_count(self.url) + 1):
+            connection = await broker_nodes.connect(self.url, node_timeout=PING_NODE_SECONDS)
+            await connection.close()
 
     async def declare(self, bindings: Sequence[QueueBindings]) -> None:
         await declare_at(
@@ -54,7 +72,7 @@ class RabbitMQBroker:
             publish_timeout=self._publish_timeout,
             bindings=bindings,
             exchange=self.names.exchange,
-            publish_path=self._publish_path,
+            publish_path=self.publish_path,
         )
 
     def consumer_connections(self, bindings: QueueBindings, *, prefetch: int) -> ConnectionOpener:

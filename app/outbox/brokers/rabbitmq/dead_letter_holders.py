@@ -24,7 +24,7 @@ import random
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
+from cloudcrm_outbox.errors import BrokerUnavailableError
 
 _FIRST_PAUSE_SECONDS = 0.05
 _LONGEST_PAUSE_SECONDS = 0.5

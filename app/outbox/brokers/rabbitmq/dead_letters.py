@@ -33,7 +33,6 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 from aiormq.exceptions import ChannelNotFoundEntity, DeliveryError
 
-from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.brokers.dead_letters import (
     NO_MESSAGE_ID,
     DeadLetter,
@@ -42,9 +41,10 @@ from cloudcrm_outbox.brokers.dead_letters import (
     dead_letter_from,
     in_death_order,
 )
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 from cloudcrm_outbox.brokers.queue_state import QueueState
+from cloudcrm_outbox.brokers.rabbitmq import nodes as broker_nodes
 from cloudcrm_outbox.brokers.rabbitmq.dead_letter_holders import take_unheld, unheld_queue
+from cloudcrm_outbox.errors import BrokerUnavailableError
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import struct
 from pamqp import common, decode
 
 from cloudcrm_outbox.brokers.rabbitmq.tested_versions import described, installed, within
-from cloudcrm_outbox.inbox.decoding import UNREADABLE_HEADERS
+from cloudcrm_outbox.names import UNREADABLE_HEADERS
 
 logger = logging.getLogger(__name__)
 

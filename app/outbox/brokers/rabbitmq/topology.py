@@ -24,7 +24,7 @@ import aio_pika
 from aio_pika.abc import AbstractConnection
 from pamqp.common import FieldValue
 
-from cloudcrm_outbox import urls as broker_nodes
+from cloudcrm_outbox.brokers.rabbitmq import nodes as broker_nodes
 from cloudcrm_outbox.brokers.rabbitmq.declarations import declare_queue, refusable
 from cloudcrm_outbox.errors import TopologyAccessRefusedError as TopologyAccessRefusedError
 from cloudcrm_outbox.errors import TopologyConflictError as TopologyConflictError

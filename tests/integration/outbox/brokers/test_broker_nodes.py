@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from app.core.settings import Settings
-from cloudcrm_outbox import urls as broker_nodes
+from cloudcrm_outbox.brokers.rabbitmq import nodes as broker_nodes
 from tests.support.servers import free_port
 
 pytestmark = pytest.mark.rabbitmq
@@ -20,7 +20,7 @@ async def test_a_node_that_is_down_is_passed_over(
     down = broker.replace(":5672/", f":{free_port()}/")
     nodes = f"{down}, {broker}"
 
-    with caplog.at_level(logging.INFO, "cloudcrm_outbox.urls"):
+    with caplog.at_level(logging.INFO, "cloudcrm_outbox.brokers.rabbitmq.nodes"):
         first = await broker_nodes.connect(nodes, node_timeout=2)
         await first.close()
         passed_over = caplog.text
@@ -54,6 +54,7 @@ async def test_a_node_that_accepts_and_never_answers_is_passed_over_at_start(bro
     import asyncio
     import time
 
+    from cloudcrm_outbox.brokers import broker_for
     from cloudcrm_outbox.runtime.startup import wait_for_broker
 
     silent: list[asyncio.StreamWriter] = []
@@ -65,7 +66,9 @@ async def test_a_node_that_accepts_and_never_answers_is_passed_over_at_start(bro
     port = server.sockets[0].getsockname()[1]
     try:
         started = time.monotonic()
-        await wait_for_broker(f"{broker.replace(':5672/', f':{port}/')},{broker}", within=30)
+        await wait_for_broker(
+            broker_for(f"{broker.replace(':5672/', f':{port}/')},{broker}"), within=30
+        )
         took = time.monotonic() - started
     finally:
         for writer in silent:

@@ -24,9 +24,9 @@ import pytest
 
 from app.admin import operations
 from app.messaging.registry import all_bindings
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.storage.engine import make_engine
 from tests.support.consuming import order_placed, running_consumer, wait_until
 from tests.support.rabbit import queue_depth

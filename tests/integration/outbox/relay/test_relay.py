@@ -12,8 +12,8 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
 from cloudcrm_outbox.brokers.rabbitmq.publishing.path import PublishPath
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.storage.engine import make_sessionmaker
 from tests.conftest import query
 from tests.integration.outbox.conftest import PUBLISH_PATHS, QUEUE, relay_for, stage_events

@@ -15,10 +15,11 @@ import aio_pika
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError, OutgoingMessage
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage
 from cloudcrm_outbox.brokers.rabbitmq.publishing import frames as amqp_frames
 from cloudcrm_outbox.brokers.rabbitmq.publishing import publisher as amqp
 from cloudcrm_outbox.brokers.rabbitmq.publishing.path import PublishPath
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from tests.conftest import query
 from tests.integration.outbox.conftest import PUBLISH_PATHS, QUEUE, relay_for, stage_events
 from tests.support.events import CATALOG

@@ -9,7 +9,7 @@ import pytest
 from pamqp import decode
 
 from cloudcrm_outbox.brokers.rabbitmq import reading as amqp_reading
-from cloudcrm_outbox.inbox.decoding import UNREADABLE_HEADERS
+from cloudcrm_outbox.names import UNREADABLE_HEADERS
 
 
 def test_a_timestamp_no_datetime_holds_reads_as_unknown_and_others_as_before() -> None:

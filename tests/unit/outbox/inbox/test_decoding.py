@@ -183,7 +183,7 @@ def test_an_upcaster_for_the_current_version_is_refused() -> None:
 
 
 def test_a_missing_type_or_content_type_keeps_its_metric_label() -> None:
-    from cloudcrm_outbox.observability.metrics import reason_kind
+    from cloudcrm_outbox.inbox.reporting import reason_kind
 
     for props, kind in (({"event_type": None}, "unknown_event_type"),
                         ({"content_type": None}, "bad_content_type")):  # fmt: skip

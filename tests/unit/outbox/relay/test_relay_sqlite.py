@@ -16,7 +16,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox import add_event
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError, OutgoingMessage, PublishResult
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
+from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker

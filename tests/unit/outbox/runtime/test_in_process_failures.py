@@ -17,7 +17,7 @@ from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig, RelayStopp
 from cloudcrm_outbox.storage.engine import make_engine
 from tests.support.events import SUBSCRIPTIONS, create_outbox_schema
 
-FAST = InProcessConfig(relay=RelayProcessConfig(broker_url="", shutdown_grace_seconds=1))
+FAST = InProcessConfig(relay=RelayProcessConfig(shutdown_grace_seconds=1))
 
 
 async def test_a_relay_that_stops_for_good_is_reported_and_the_loop_goes_on(

@@ -7,8 +7,7 @@ import threading
 
 import pytest
 
-from cloudcrm_outbox.brokers.publisher import BrokerUnavailableError
-from cloudcrm_outbox.errors import TopologyConflictError
+from cloudcrm_outbox.errors import BrokerUnavailableError, TopologyConflictError
 from cloudcrm_outbox.observability.probes import ProcessHealth
 from cloudcrm_outbox.relay.relay import BatchReport
 from cloudcrm_outbox.relay.wakeup import Wakeup
@@ -39,7 +38,7 @@ async def test_worker_survives_unexpected_errors_and_stops_on_request() -> None:
     )
     stop, wakeup = asyncio.Event(), Wakeup()
     woken = wakeup.subscribe()
-    config = RelayProcessConfig(broker_url="amqp://", reconnect_max_seconds=0.01)
+    config = RelayProcessConfig(reconnect_max_seconds=0.01)
 
     worker = asyncio.create_task(_work(relay, wakeup, woken, stop, config, ProcessHealth()))  # type: ignore[arg-type]
     await asyncio.wait_for(relay.idle.wait(), timeout=5)
@@ -61,7 +60,7 @@ async def test_worker_ends_when_the_broker_refuses_the_topology() -> None:
     # Not worth a retry: the process exits 1 rather than look alive relaying nothing.
     relay = FlakyRelay(TopologyConflictError("refused"))
     stop, wakeup = asyncio.Event(), Wakeup()
-    config = RelayProcessConfig(broker_url="amqp://", reconnect_max_seconds=0.01)
+    config = RelayProcessConfig(reconnect_max_seconds=0.01)
     worker = asyncio.create_task(
         _work(relay, wakeup, wakeup.subscribe(), stop, config, ProcessHealth())
     )  # type: ignore[arg-type]
@@ -89,7 +88,7 @@ async def test_the_poll_wakes_the_workers_from_the_event_loop_thread(
     relay = FlakyRelay()
     monkeypatch.setattr("cloudcrm_outbox.runtime.relay_process.OutboxRelay", lambda *a, **k: relay)
     config = RelayProcessConfig(
-        broker_url="", poll_interval_seconds=0.05, retention=RetentionPolicy(enabled=False)
+        poll_interval_seconds=0.05, retention=RetentionPolicy(enabled=False)
     )
     stop = asyncio.Event()
     running = asyncio.create_task(

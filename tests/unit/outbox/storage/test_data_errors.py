@@ -12,7 +12,7 @@ import pytest
 from psycopg import errors
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 
-from cloudcrm_outbox.observability.metrics import reason_kind
+from cloudcrm_outbox.inbox.reporting import reason_kind
 from cloudcrm_outbox.storage.data_errors import data_error_reason
 from cloudcrm_outbox.storage.engine import AbortedTransactionError
 

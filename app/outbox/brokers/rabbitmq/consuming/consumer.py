@@ -19,7 +19,6 @@ from aiormq.exceptions import (
     PublishError,
 )
 
-from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.brokers.connection import (
     ConnectionOpener,
     ConsumerConnection,
@@ -27,6 +26,7 @@ from cloudcrm_outbox.brokers.connection import (
     Delivery,
 )
 from cloudcrm_outbox.brokers.dead_letters import FIRST_DEAD_AT, ORIGINAL_USER_ID, now_iso
+from cloudcrm_outbox.brokers.rabbitmq import nodes as broker_nodes
 from cloudcrm_outbox.brokers.rabbitmq.consuming.dead_letter_copy import fitted_headers
 from cloudcrm_outbox.brokers.rabbitmq.consuming.delivery import LeanDelivery
 from cloudcrm_outbox.brokers.rabbitmq.publishing.frames import FRAME_OVERHEAD

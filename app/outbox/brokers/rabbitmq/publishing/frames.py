@@ -36,7 +36,7 @@ from pamqp.frame import marshal
 from pamqp.header import ContentHeader
 
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage
-from cloudcrm_outbox.inbox.decoding import MAX_BODY_BYTES
+from cloudcrm_outbox.events import MAX_BODY_BYTES
 
 PERSISTENT = 2
 # AMQP 0-9-1 §4.2.5.5: field (header) names are at most 128 bytes; pamqp silently

@@ -10,12 +10,8 @@ from collections.abc import Sequence
 import aiormq
 from aio_pika.abc import AbstractConnection
 
-from cloudcrm_outbox import urls as broker_nodes
-from cloudcrm_outbox.brokers.publisher import (
-    BrokerUnavailableError,
-    OutgoingMessage,
-    PublishResult,
-)
+from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
+from cloudcrm_outbox.brokers.rabbitmq import nodes as broker_nodes
 from cloudcrm_outbox.brokers.rabbitmq.publishing.confirms import (
     refused_for_itself,
     refused_over,
@@ -36,7 +32,11 @@ from cloudcrm_outbox.brokers.rabbitmq.publishing.path import (
 )
 from cloudcrm_outbox.brokers.rabbitmq.publishing.retiring import Retiring, close_quietly
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_topology
-from cloudcrm_outbox.errors import TopologyAccessRefusedError, TopologyConflictError
+from cloudcrm_outbox.errors import (
+    BrokerUnavailableError,
+    TopologyAccessRefusedError,
+    TopologyConflictError,
+)
 from cloudcrm_outbox.names import DEFAULT_NAMES, QueueBindings
 
 logger = logging.getLogger(__name__)
