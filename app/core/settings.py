@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.doubling import last_retry_seconds
 from cloudcrm_outbox.brokers.rabbitmq.nodes import node_urls
 
 ServiceName = str  # "ordering" | "catalog"
@@ -327,13 +328,12 @@ class Settings(BaseSettings):
     def _republish_while_the_inbox_remembers(self) -> Settings:
         # A copy republished after catalog's inbox forgot the first would be new to it
         # (the reservation still stops a second reservation, but the inbox is the rule).
-        from app.ordering.reply_timeouts import ReplyTimeoutPolicy  # the sweep's own rule
-
-        last = ReplyTimeoutPolicy(
-            timeout_seconds=self.order_reply_timeout_seconds,
-            max_retries=self.order_reply_max_retries,
-            backoff_max_seconds=self.order_reply_backoff_max_seconds,
-        ).last_republish_seconds
+        # The reply-timeout sweep's own rule (ReplyTimeoutPolicy.last_republish_seconds).
+        last = last_retry_seconds(
+            self.order_reply_timeout_seconds,
+            self.order_reply_max_retries,
+            self.order_reply_backoff_max_seconds,
+        )
         if last >= self.inbox_retention_seconds:
             raise ValueError(
                 "the last reply-timeout republish (ORDER_REPLY_TIMEOUT_SECONDS, doubled up "

@@ -17,12 +17,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth.config import authenticator_for
 from app.auth.middleware import BearerAuthMiddleware
+from app.core.database import tcp_keepalives
 from app.core.settings import Settings
 from app.core.telemetry import instrument_api
 from app.http.health import router as health_router
 from app.http.metrics import install_metrics
 from app.http.request_deadline import RequestDeadlineMiddleware
-from app.messaging.wiring import tcp_keepalives
 from cloudcrm_outbox.errors import BrokerUnavailableError
 from cloudcrm_outbox.runtime.startup import wait_for_database
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker

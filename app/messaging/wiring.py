@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from app.core.database import tcp_keepalives
 from app.core.settings import Settings
 from app.messaging.registry import published_by
 from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
@@ -14,7 +15,6 @@ from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.runtime.consumer_process import ConsumerProcessConfig
 from cloudcrm_outbox.runtime.process import RetentionPolicy
 from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig
-from cloudcrm_outbox.storage.liveness import TcpKeepalives
 
 logger = logging.getLogger(__name__)
 
@@ -85,18 +85,6 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
         shutdown_grace_seconds=settings.shutdown_grace_seconds,
         probe_port=settings.metrics_port,
         probe_host=settings.metrics_host,
-    )
-
-
-def tcp_keepalives(settings: Settings) -> TcpKeepalives:
-    """libpq's TCP keepalives and user timeout for every PostgreSQL connection
-    (DATABASE_KEEPALIVES_IDLE_SECONDS, _INTERVAL_SECONDS and _COUNT, and
-    DATABASE_TCP_USER_TIMEOUT_SECONDS)."""
-    return TcpKeepalives(
-        idle_seconds=settings.database_keepalives_idle_seconds,
-        interval_seconds=settings.database_keepalives_interval_seconds,
-        count=settings.database_keepalives_count,
-        user_timeout_seconds=settings.database_tcp_user_timeout_seconds,
     )
 
 

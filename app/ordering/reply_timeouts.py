@@ -29,6 +29,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.core.doubling import doubled_delay, last_retry_seconds
 from app.ordering.contracts import OrderPlaced
 from app.ordering.models import AWAITING_FIRST_REPLY, RETRIED, UNANSWERED, Order
 from app.ordering.reply_destinations import Destinations, resend_is_pointless
@@ -58,16 +59,14 @@ class ReplyTimeoutPolicy:
 
     def delay_after(self, retries: int) -> float:
         """Seconds until an order republished ``retries`` times is due again."""
-        return min(self.timeout_seconds * 2.0 ** min(retries, 60), self.backoff_max_seconds)
+        return doubled_delay(self.timeout_seconds, retries, self.backoff_max_seconds)
 
     @property
     def last_republish_seconds(self) -> float:
         """Seconds from an order's placement to its last republish: the first comes at
         ``timeout_seconds`` (never capped), each next one ``delay_after`` the previous
         (0 when there are no retries)."""
-        if self.max_retries == 0:
-            return 0.0
-        return self.timeout_seconds + sum(self.delay_after(k) for k in range(1, self.max_retries))
+        return last_retry_seconds(self.timeout_seconds, self.max_retries, self.backoff_max_seconds)
 
     @property
     def sweep_interval_seconds(self) -> float:

@@ -70,7 +70,7 @@ async def test_a_deep_products_page_reads_the_index_not_the_table(
     from app.catalog import service
     from cloudcrm_outbox.storage.engine import make_engine
     from tests.conftest import query
-    from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
+    from tests.support.plans import compiled, explain, index_scan
 
     await query(
         catalog_db,

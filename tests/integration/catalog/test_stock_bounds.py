@@ -27,9 +27,9 @@ from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.runtime.consumer_process import inbox_consumer
 from cloudcrm_outbox.storage.engine import make_engine
 from cloudcrm_outbox.subscriptions import by_event_name
-from tests.integration.outbox.test_index_bound_plans import explain, index_scan
 from tests.support import postgres
 from tests.support.consuming import publish, running_consumer, wait_until
+from tests.support.plans import explain, index_scan
 from tests.support.rabbit import queue_depth, read_queue
 from tests.support.sql import sql
 

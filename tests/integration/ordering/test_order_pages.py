@@ -40,7 +40,7 @@ async def test_a_newer_page_reads_the_index_not_the_table(ordering_db: str) -> N
     from app.ordering import service
     from cloudcrm_outbox.storage.engine import make_engine
     from tests.conftest import query
-    from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
+    from tests.support.plans import compiled, explain, index_scan
 
     await query(
         ordering_db,

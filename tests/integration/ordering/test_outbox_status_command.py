@@ -8,7 +8,7 @@ import pytest
 
 from cloudcrm_outbox.storage.engine import make_engine
 from tests.e2e.processes import command_env, command_output
-from tests.integration.outbox.test_status import make_figures
+from tests.integration.outbox.ops.test_status import make_figures
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 

@@ -178,7 +178,7 @@ async def test_one_sweep_at_a_time_and_orders_being_answered_are_skipped(
 
 
 async def test_the_sweep_reads_only_overdue_orders(ordering_db: str, engine: AsyncEngine) -> None:
-    from tests.integration.outbox.test_index_bound_plans import compiled, explain, index_scan
+    from tests.support.plans import compiled, explain, index_scan
 
     await query(
         ordering_db,
