@@ -18,6 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Literal
 
+from cloudcrm_outbox.logs import PLAIN, RENDERED
 from cloudcrm_outbox.observability.redaction import mask_secrets
 
 __all__ = [
@@ -28,14 +29,28 @@ __all__ = [
     "mask_secrets",
 ]
 
+# The library's own markers: which fields its message already shows, and the message
+# without them.
+_MARKERS = frozenset({RENDERED, PLAIN})
 # Attributes every LogRecord has; anything else was passed through ``extra=``.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 LogFormat = Literal["text", "json"]
 
 
-def _fields(record: logging.LogRecord) -> dict[str, object]:
-    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
+def _fields(record: logging.LogRecord, *, rendered: bool = True) -> dict[str, object]:
+    """The record's ``extra`` fields; without those the library already wrote into the
+    message (``cloudcrm_outbox.logs``) unless ``rendered``."""
+    skip = _MARKERS if rendered else {*_MARKERS, *getattr(record, RENDERED, ())}
+    return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in skip}
+
+
+def _plain_message(record: logging.LogRecord) -> str:
+    """The message as the caller wrote it, without the fields the library appended."""
+    plain = getattr(record, PLAIN, None)
+    if plain is None:
+        return record.getMessage()
+    return str(plain) % record.args if record.args else str(plain)
 
 
 # What a terminal or a log reader acts on, or shows as nothing, and so is never written as
@@ -109,7 +124,7 @@ class KeyValueFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        fields = _fields(record)
+        fields = _fields(record, rendered=False)
         if fields:
             line += " " + " ".join(f"{key}={value!r}" for key, value in fields.items())
         # The whole line at once: message, arguments, fields and traceback alike.
@@ -126,7 +141,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": _plain_message(record),
             **_fields(record),
         }
         if record.exc_info:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import logging
+from cloudcrm_outbox.logs import library_logger
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 class BrokerUnavailableError(Exception):

@@ -7,7 +7,6 @@ effect has committed. A crash between the two redelivers it, and the inbox skips
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,11 +31,12 @@ from cloudcrm_outbox.inbox.policy import (
     ConsumerPolicy,
 )
 from cloudcrm_outbox.inbox.reporting import count_applied, log_consumer_batch, reason_kind
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.observability.metrics import INBOX_DEAD_LETTERED, INBOX_DUPLICATES
 from cloudcrm_outbox.storage.faults import is_environment_fault, is_retryable_conflict
 from cloudcrm_outbox.subscriptions import Subscription
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 class InboxConsumer:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -21,10 +20,11 @@ from cloudcrm_outbox.inbox.policy import (
     BatchProcessor,
     ConsumerPolicy,
 )
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.storage.data_errors import data_error_reason
 from cloudcrm_outbox.storage.faults import is_blocked, is_environment_fault, is_retryable_conflict
 
-logger = logging.getLogger("cloudcrm_outbox.inbox")  # the consumer's own log lines
+logger = library_logger("cloudcrm_outbox.inbox")  # the consumer's own log lines
 
 DeadLetterer = Callable[[Delivery, str], Awaitable[None]]
 """Dead-letters a delivery with a reason (``InboxConsumer._dead_letter``)."""

@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
-import logging
 
 from cloudcrm_outbox.backoff import spaced_delay
 from cloudcrm_outbox.brokers.connection import Delivery
+from cloudcrm_outbox.logs import library_logger
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 class Holding:

@@ -11,6 +11,7 @@ from typing import Any
 
 from cloudcrm_outbox.brokers.connection import Delivery
 from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.observability.batch_logs import ids_fields, trace_id
 from cloudcrm_outbox.observability.metrics import (
     INBOX_BATCH_DURATION,
@@ -19,7 +20,7 @@ from cloudcrm_outbox.observability.metrics import (
     INBOX_PROCESSED,
 )
 
-consumer_logger = logging.getLogger("cloudcrm_outbox.inbox")
+consumer_logger = library_logger("cloudcrm_outbox.inbox")
 
 
 # The consumer's reasons, by their first words (decoding.py, consumer.py, data_errors.py).

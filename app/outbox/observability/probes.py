@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import uvicorn
@@ -22,9 +21,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from cloudcrm_outbox.errors import FatalError
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.observability.redaction import mask_secrets
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 3.0
 Refresh = Callable[[], Awaitable[None]]

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.metrics import (
     OUTBOX_FAILED,
@@ -16,7 +16,7 @@ from cloudcrm_outbox.observability.metrics import (
 )
 from cloudcrm_outbox.ops.status import read_status
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 GAUGE_READ_TIMEOUT_SECONDS = 2.0
 

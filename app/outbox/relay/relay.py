@@ -21,7 +21,6 @@ Why this shape:
 
 from __future__ import annotations
 
-import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cloudcrm_outbox.brokers.publisher import Publisher
 from cloudcrm_outbox.errors import BrokerUnavailableError
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.metrics import OUTBOX_PUBLISH_ERRORS
 from cloudcrm_outbox.relay.policy import RelayPolicy
@@ -49,7 +49,7 @@ from cloudcrm_outbox.storage.liveness import AnswerDeadline
 from cloudcrm_outbox.storage.tables import outbox_tables
 from cloudcrm_outbox.storage.transactions import self_delimiting, simple_query
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 @dataclass(frozen=True)

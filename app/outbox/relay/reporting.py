@@ -12,6 +12,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.observability.batch_logs import ids_fields, trace_id
 from cloudcrm_outbox.observability.metrics import (
     OUTBOX_BATCH_DURATION,
@@ -20,7 +21,7 @@ from cloudcrm_outbox.observability.metrics import (
 )
 from cloudcrm_outbox.observability.tracing import TRACEPARENT, parent_context, tracer, tracing_on
 
-relay_logger = logging.getLogger("cloudcrm_outbox.relay")
+relay_logger = library_logger("cloudcrm_outbox.relay")
 
 
 class _Report(Protocol):

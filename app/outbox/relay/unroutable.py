@@ -24,7 +24,6 @@ NO_ROUTE) and give-up are the same for probes and waiting rows.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,11 +32,12 @@ from typing import Any
 from sqlalchemy import Select, Table, Update, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.statements import RelayStatements
 from cloudcrm_outbox.storage.clock import db_now_plus
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,10 +11,11 @@ from sqlalchemy.engine import make_url
 
 from cloudcrm_outbox.backoff import Backoff, first_of
 from cloudcrm_outbox.errors import is_expected_fault
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES
 from cloudcrm_outbox.storage.liveness import AnswerDeadline
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 class Wakeup:

@@ -4,7 +4,6 @@ clean exit on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ from cloudcrm_outbox.errors import FatalError
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
 from cloudcrm_outbox.inbox.policy import BatchProcessor, ConsumerPolicy
 from cloudcrm_outbox.inbox.processor import InboxProcessor
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
 from cloudcrm_outbox.observability.probes import ProcessHealth, probes_served
 from cloudcrm_outbox.runtime.process import (
@@ -28,7 +28,7 @@ from cloudcrm_outbox.storage.liveness import TcpKeepalives
 from cloudcrm_outbox.storage.retention import delete_old_inbox_rows
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 FIRST = asyncio.FIRST_COMPLETED
 

@@ -8,7 +8,6 @@ a small service, a test) instead of separate ``relay`` and ``consume`` processes
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,12 +19,13 @@ from cloudcrm_outbox.errors import FatalError, TopologyConflictError
 from cloudcrm_outbox.inbox.consumer import InboxConsumer
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.inbox.processor import InboxProcessor
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import MessagingNames, QueueBindings
 from cloudcrm_outbox.runtime.consumer_process import inbox_consumer
 from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig, relay_until
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 @dataclass(frozen=True)

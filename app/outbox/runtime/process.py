@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -13,9 +12,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 # Periodic jobs (retention, the reply-timeout sweep) first run this long after the start.
 FIRST_RUN_AFTER_SECONDS = 3.0

@@ -4,7 +4,6 @@ clean exit on SIGTERM."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -14,6 +13,7 @@ from cloudcrm_outbox.backoff import Backoff, sleep_unless
 from cloudcrm_outbox.brokers.base import Broker, same_names
 from cloudcrm_outbox.brokers.publisher import Publisher
 from cloudcrm_outbox.errors import FatalError, TopologyConflictError, is_expected_fault
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
 from cloudcrm_outbox.observability.probes import ProcessHealth, probes_served
 from cloudcrm_outbox.ops.gauges import refresh_outbox_gauges
@@ -30,7 +30,7 @@ from cloudcrm_outbox.storage.engine import make_engine
 from cloudcrm_outbox.storage.liveness import TcpKeepalives
 from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 @dataclass(frozen=True)

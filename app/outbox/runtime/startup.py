@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -12,11 +11,12 @@ from sqlalchemy import text
 from cloudcrm_outbox.backoff import Backoff
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.errors import FatalError
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.observability.probes import ProcessHealth
 from cloudcrm_outbox.observability.redaction import safe_url
 from cloudcrm_outbox.storage.engine import make_engine
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 class DependencyUnavailableError(FatalError):

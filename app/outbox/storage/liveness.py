@@ -18,7 +18,6 @@ locks. Two things notice it:
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import os
 import socket
@@ -29,7 +28,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-logger = logging.getLogger(__name__)
+from cloudcrm_outbox.logs import library_logger
+
+logger = library_logger(__name__)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 from collections.abc import Sequence
 
 from sqlalchemy import Column, Table, delete, func, select, tuple_
@@ -21,11 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Delete
 from sqlalchemy.sql.elements import ColumnElement
 
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage.clock import db_now_plus
 from cloudcrm_outbox.storage.tables import outbox_tables
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 def cleaner_lock_key(table_name: str) -> int:

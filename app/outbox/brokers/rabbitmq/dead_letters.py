@@ -25,7 +25,6 @@ counts as a delivery of what it looks at: give the ``*.dlq`` queues a policy wit
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -45,8 +44,9 @@ from cloudcrm_outbox.brokers.queue_state import QueueState
 from cloudcrm_outbox.brokers.rabbitmq import nodes as broker_nodes
 from cloudcrm_outbox.brokers.rabbitmq.dead_letter_holders import take_unheld, unheld_queue
 from cloudcrm_outbox.errors import BrokerUnavailableError
+from cloudcrm_outbox.logs import library_logger
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 ACK_SETTLE_SECONDS = 1.0
 

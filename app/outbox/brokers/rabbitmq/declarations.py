@@ -4,7 +4,6 @@ queue's arguments can never change while it exists)."""
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -14,8 +13,9 @@ from aiormq.exceptions import ChannelAccessRefused, ChannelNotFoundEntity, Chann
 from pamqp.common import FieldValue
 
 from cloudcrm_outbox.errors import TopologyAccessRefusedError, TopologyConflictError
+from cloudcrm_outbox.logs import library_logger
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 T = TypeVar("T")
 

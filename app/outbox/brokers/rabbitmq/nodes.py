@@ -14,17 +14,17 @@ nothing that was confirmed.
 from __future__ import annotations
 
 import asyncio
-import logging
 from typing import TYPE_CHECKING
 
 from yarl import URL
 
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.urls import split_urls
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractConnection
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 SCHEMES = ("amqp://", "amqps://")
 # Seconds each node gets when the caller names no timeout.

@@ -21,15 +21,15 @@ behind it flow.
 from __future__ import annotations
 
 import datetime
-import logging
 import struct
 
 from pamqp import common, decode
 
 from cloudcrm_outbox.brokers.rabbitmq.tested_versions import described, installed, within
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import UNREADABLE_HEADERS
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 _TIMESTAMP_BYTES = 8
 _pamqp_timestamp = decode.timestamp

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -32,9 +31,10 @@ from cloudcrm_outbox.brokers.rabbitmq.consuming.delivery import LeanDelivery
 from cloudcrm_outbox.brokers.rabbitmq.publishing.frames import FRAME_OVERHEAD
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_topology
 from cloudcrm_outbox.errors import TopologyAccessRefusedError
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import ConsumerTopology, QueueBindings
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 
 class AmqpConsumerConnection:

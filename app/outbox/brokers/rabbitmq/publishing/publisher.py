@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Sequence
 
@@ -37,9 +36,10 @@ from cloudcrm_outbox.errors import (
     TopologyAccessRefusedError,
     TopologyConflictError,
 )
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, QueueBindings
 
-logger = logging.getLogger(__name__)
+logger = library_logger(__name__)
 
 # After a NO_ROUTE the topology is declared again (a queue may have been deleted), but
 # not more often than this: an event nobody subscribes to must not cost a declare a batch.

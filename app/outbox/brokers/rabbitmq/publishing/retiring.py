@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
 
 from aio_pika.abc import AbstractConnection
 
-logger = logging.getLogger(__name__)
+from cloudcrm_outbox.logs import library_logger
+
+logger = library_logger(__name__)
 
 
 async def close_quietly(connection: AbstractConnection) -> None:
