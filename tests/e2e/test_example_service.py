@@ -16,7 +16,7 @@ from tests.support import postgres
 from tests.support.auth import HEADERS
 from tests.support.consuming import wait_until
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "parcels.py"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 async def test_on_sqlite_and_the_embedded_broker(tmp_path: Path) -> None:
@@ -71,8 +71,9 @@ async def _a_parcel_is_published_and_applied_once(
         await engine.dispose()
 
 
-def test_the_example_uses_only_the_public_api() -> None:
-    tree = ast.parse(EXAMPLE.read_text())
+@pytest.mark.parametrize("example", ["parcels.py", "fastapi_service.py"])
+def test_the_example_uses_only_the_public_api(example: str) -> None:
+    tree = ast.parse((EXAMPLES / example).read_text())
     assert _project_imports(tree) == {"cloudcrm_outbox"}
 
 
