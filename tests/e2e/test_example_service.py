@@ -16,7 +16,7 @@ from tests.support import postgres
 from tests.support.auth import HEADERS
 from tests.support.consuming import wait_until
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "parcels.py"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
 async def test_on_sqlite_and_the_embedded_broker(tmp_path: Path) -> None:
@@ -71,11 +71,18 @@ async def _a_parcel_is_published_and_applied_once(
         await engine.dispose()
 
 
-def test_the_example_uses_only_the_public_api() -> None:
-    tree = ast.parse(EXAMPLE.read_text())
-    imported = {
-        node.module
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("app")
-    }
-    assert imported == {"cloudcrm_outbox"}
+@pytest.mark.parametrize("example", ["parcels.py", "fastapi_service.py"])
+def test_the_example_uses_only_the_public_api(example: str) -> None:
+    tree = ast.parse((EXAMPLES / example).read_text())
+    assert _project_imports(tree) == {"cloudcrm_outbox"}
+
+
+def _project_imports(tree: ast.Module) -> set[str]:
+    """The modules of the library or of the demo that ``tree`` imports."""
+    modules: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules.add(node.module)
+        elif isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+    return {name for name in modules if name.split(".")[0] in {"app", "cloudcrm_outbox"}}

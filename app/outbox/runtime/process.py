@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from apscheduler.executors.asyncio import AsyncIOExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -16,6 +17,52 @@ from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 
 logger = library_logger(__name__)
+
+# APScheduler 3 logs each run ("Running job …", "Job … executed successfully") at INFO on
+# ``apscheduler.executors.<alias>`` and each job added at INFO on ``apscheduler.scheduler``.
+# The library's schedulers log under its own name instead, those routine lines at DEBUG,
+# so that a service's INFO log is not a line per poll; warnings and errors stay as they are.
+SCHEDULER_LOGGER = f"{__name__}.scheduler"
+
+
+class _InfoAsDebug(logging.Filter):
+    """Lowers INFO records of the logger it filters to DEBUG, dropping them unless that
+    logger is enabled for DEBUG (the INFO check has already been passed by then)."""
+
+    def __init__(self, owner: logging.Logger) -> None:
+        super().__init__()
+        self._owner = owner
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        if not self._owner.isEnabledFor(logging.DEBUG):
+            return False
+        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+        return True
+
+
+_scheduler_logger = logging.getLogger(SCHEDULER_LOGGER)
+_scheduler_logger.addFilter(_InfoAsDebug(_scheduler_logger))
+
+
+class _QuietExecutor(AsyncIOExecutor):  # type: ignore[misc]  # APScheduler is untyped
+    """APScheduler's asyncio executor, its run lines on ``SCHEDULER_LOGGER``: the executor
+    hands its logger's name to every run (``run_coroutine_job(…, logger_name)``)."""
+
+    def start(self, scheduler: AsyncIOScheduler, alias: str) -> None:
+        super().start(scheduler, alias)
+        self._logger = _scheduler_logger
+
+
+def library_scheduler() -> AsyncIOScheduler:
+    """An APScheduler for the library's periodic jobs (UTC), whose routine lines (jobs
+    added, each run) are DEBUG records of ``SCHEDULER_LOGGER``; the application's own
+    logging configuration is left alone."""
+    return AsyncIOScheduler(
+        timezone=UTC, logger=_scheduler_logger, executors={"default": _QuietExecutor()}
+    )
+
 
 # Periodic jobs (retention, the reply-timeout sweep) first run this long after the start.
 FIRST_RUN_AFTER_SECONDS = 3.0
@@ -56,7 +103,7 @@ def scheduler_with_retention(
     """An APScheduler running ``job`` (on the tables ``names`` names) now and every
     ``policy.interval_seconds``; with no job when ``policy.enabled`` is false (the
     scheduler is still returned: callers add their own jobs to it)."""
-    scheduler = AsyncIOScheduler(timezone=UTC)
+    scheduler = library_scheduler()
     if not policy.enabled:
         logger.info("retention disabled in this process", extra={"job": job.__name__})
         return scheduler

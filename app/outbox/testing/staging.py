@@ -1,10 +1,4 @@
-"""Helpers for testing a service that uses the outbox, without a broker server.
-
-broker = embedded_broker()                      # RabbitMQ's semantics, in memory
-async with in_process(broker, [MessagingService("parcels", engine, SUBSCRIPTIONS)]):
-    ...
-assert [e.event_type for e in await staged_events(engine)] == ["ParcelShipped"]
-"""
+"""The embedded broker for tests, and the events the code under test staged in its outbox."""
 
 from __future__ import annotations
 
