@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -212,8 +213,10 @@ def test_every_shell_command_runs_or_is_checked(
     commands = commands_of(block.text)
     assert commands, f"{block.where}: an empty shell block"
     for command in commands:
-        check = _CHECKS[command.kind]
-        check(command, block, sandbox, request)
+        if command.kind != "python":
+            _run_pending(block, sandbox)
+        _CHECKS[command.kind](command, block, sandbox, request)
+    _run_pending(block, sandbox)
 
 
 def _check_make(command: Command, block: Block, sandbox: Path, _: pytest.FixtureRequest) -> None:
@@ -246,15 +249,43 @@ def _check_python(
         raise AssertionError(f"{block.where}: `{command.text}` does not parse") from exc
     path = tuple(word for word in argv[:2] if not word.startswith("-"))
     if path[:1] in RUNS_HERE or path in RUNS_HERE:
-        done = subprocess.run(
-            [sys.executable, "-m", "app", *argv],
-            env=_sandbox_env(sandbox),
-            cwd=sandbox,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert done.returncode == 0, f"{block.where}: `{command.text}` failed:\n{done.stderr}"
+        _pending(sandbox).append(argv)
+
+
+# The `python -m app` commands of a block that run here, run together in one interpreter
+# (each start costs seconds) before the next command of another kind, and at the end.
+_PENDING: dict[Path, list[list[str]]] = {}
+
+_RUN_COMMANDS = """
+import json, sys
+from app.cli.main import main
+for argv in json.loads(sys.argv[1]):
+    try:
+        status = main(argv)
+    except SystemExit as exc:
+        status = exc.code
+    if status:
+        sys.exit(f"python -m app {' '.join(argv)}: exit {status}")
+"""
+
+
+def _pending(sandbox: Path) -> list[list[str]]:
+    return _PENDING.setdefault(sandbox, [])
+
+
+def _run_pending(block: Block, sandbox: Path) -> None:
+    commands = _PENDING.pop(sandbox, [])
+    if not commands:
+        return
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_COMMANDS, json.dumps(commands)],
+        env=_sandbox_env(sandbox),
+        cwd=sandbox,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"{block.where}: {done.stderr[-4000:]}"
 
 
 def _check_pip(command: Command, block: Block, sandbox: Path, _: pytest.FixtureRequest) -> None:
