@@ -170,9 +170,9 @@ def _described(action: argparse.Action) -> str:
         parts.append("one of " + ", ".join(f"`{choice}`" for choice in action.choices))
     if action.required and action.option_strings:
         parts.append("required")
-    if action.option_strings and action.nargs != 0 and action.default not in (None, False):
-        if "default" not in (action.help or ""):
-            parts.append(f"default `{action.default}`")
+    shows_default = action.option_strings and action.nargs != 0
+    if shows_default and action.default not in (None, False) and "default" not in parts[0]:
+        parts.append(f"default `{action.default}`")
     if not action.option_strings and action.nargs == "?":
         parts.append("optional")
     return "; ".join(part for part in parts if part)

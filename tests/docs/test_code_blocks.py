@@ -150,17 +150,13 @@ def _known_words() -> set[str]:
     return set(KINDS)
 
 
-PYTHON_PAGES = sorted(
-    {block.page for block in ALL_BLOCKS if block.language in PYTHON_LANGUAGES}
-)
+PYTHON_PAGES = sorted({block.page for block in ALL_BLOCKS if block.language in PYTHON_LANGUAGES})
 
 
 @pytest.mark.parametrize("page", PYTHON_PAGES)
 def test_the_python_blocks_of_a_page_run_as_one_program(page: str, tmp_path: Path) -> None:
     source = "\n\n".join(
-        block.text
-        for block in blocks_of(ROOT / page)
-        if block.language in PYTHON_LANGUAGES
+        block.text for block in blocks_of(ROOT / page) if block.language in PYTHON_LANGUAGES
     )
     program = tmp_path / "page.py"
     program.write_text(source)
@@ -226,9 +222,7 @@ def _check_make(command: Command, block: Block, sandbox: Path, _: pytest.Fixture
     assert done.returncode == 0, f"{block.where}: {command.text}: {done.stderr}"
 
 
-def _check_python(
-    command: Command, block: Block, sandbox: Path, _: pytest.FixtureRequest
-) -> None:
+def _check_python(command: Command, block: Block, sandbox: Path, _: pytest.FixtureRequest) -> None:
     words = command.words
     assert words[1] == "-m", f"{block.where}: {command.text}: only `python -m MODULE` is known"
     module, argv = words[2], words[3:]
@@ -333,9 +327,7 @@ def _check_http(
     raise AssertionError(f"{block.where}: no route {method.upper()} {path}")
 
 
-def _check_compose(
-    command: Command, block: Block, sandbox: Path, _: pytest.FixtureRequest
-) -> None:
+def _check_compose(command: Command, block: Block, sandbox: Path, _: pytest.FixtureRequest) -> None:
     words = command.words
     assert words[1] == "compose", f"{block.where}: {command.text}"
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
