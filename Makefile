@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 
-.PHONY: install install-runtime browser run test soak lint format migrate bench constraints clean
+.PHONY: install install-runtime browser run test soak lint docs format migrate bench constraints clean
 
 # The development extras (tests, linters, the browser driver, the bench's chart) beside
 # the runtime dependencies. Rebuilt whenever pyproject.toml changes; from nothing on a
@@ -52,6 +52,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+# The documentation site: the generated references (docs/reference/), then the site in site/.
+docs: install
+	$(BIN)/python -m tools.reference_docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -69,4 +75,4 @@ migrate: install-runtime
 	$(BIN)/python -m app migrate
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var site .pytest_cache .mypy_cache .ruff_cache

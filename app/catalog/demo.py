@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import Product
 
-# Fixed ids, so the README's curl examples work on every machine.
+# Fixed ids, so the tutorial's curl examples work on every machine.
 _NAMESPACE = uuid.UUID("6f1d5e4e-6a44-4a55-9b8b-8f2f1f1c0a53")
 DEMO_PRODUCTS = (
     ("Product A", Decimal("9.99"), 53),

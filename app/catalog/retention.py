@@ -10,7 +10,7 @@ gone finds no row and is handled as a cancel that came first: it gives nothing b
 leaves a tombstone. So a very late cancel never returns stock twice; and a very late
 ``OrderPlaced`` (a dead letter replayed months later) of a cancelled order would reserve
 again, which is why dead letters older than the retention are purged, not replayed
-(README, "Operating it").
+(docs/operate.md).
 """
 
 from __future__ import annotations

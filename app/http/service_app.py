@@ -168,7 +168,7 @@ async def _broker_error(_request: Request, exc: Exception) -> JSONResponse:
         # least-privilege API account lists and purges; only the admin account replays).
         detail = (
             "RabbitMQ refused this process's account; use `python -m app dlq …` with the "
-            f"admin account, or grant the permission (README, Security): {exc}"
+            f"admin account, or grant the permission (docs/secure.md): {exc}"
         )
         return JSONResponse(status_code=502, content={"detail": detail})
     return JSONResponse(

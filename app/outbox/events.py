@@ -32,7 +32,7 @@ class IntegrationEvent(BaseModel):
     The body on the wire holds the declared fields in camelCase. The event's id is not in
     the body: it travels as the AMQP ``message_id`` and is the outbox row's primary key and
     the inbox's deduplication key, so the three can never disagree. ``event_version`` is
-    bumped only by a breaking change (README, "Evolving an event contract").
+    bumped only by a breaking change (docs/use-the-library.md, "Evolving an event contract").
     """
 
     model_config = ConfigDict(

@@ -92,7 +92,7 @@ async def sign_in_callback(request: Request) -> Response:
 # load balancers and CDNs add (RFC 7239's Forwarded, RFC 9110 §7.6.3's Via, the de facto
 # X-Forwarded-* and the client-address headers of nginx, Cloudflare, Akamai, Fastly…) is
 # refused. A forwarder that adds nothing (a TCP port forward, ssh -L) cannot be told from
-# a browser on this machine: the README says never to put one in front of the sign-in.
+# a browser on this machine: the docs (Secure) say never to put one in front of the sign-in.
 _PROXY_HEADERS = frozenset({
     "forwarded", "via", "x-real-ip", "cf-connecting-ip", "true-client-ip", "x-client-ip",
     "x-cluster-client-ip", "fastly-client-ip", "client-ip", "x-proxyuser-ip",

@@ -232,11 +232,11 @@ def test_the_image_installs_the_tested_versions() -> None:
 def test_the_readme_names_the_compose_version_the_file_needs() -> None:
     """A secret read from an environment variable (``secrets: NAME: environment: VAR``)
     is refused by older Compose releases, or mounted empty with Docker Engine 24
-    (docker/compose#10663): the README says which release to use."""
+    (docker/compose#10663): the compose page of the docs says which release to use."""
     from_environment = [
         name for name, spec in COMPOSE.get("secrets", {}).items() if "environment" in spec
     ]
-    readme = (ROOT / "README.md").read_text()
-    assert not from_environment or re.search(r"Docker Compose v2\.23 or later", readme), (
+    page = (ROOT / "docs" / "postgres-rabbitmq.md").read_text()
+    assert not from_environment or re.search(r"Docker Compose v2\.23 or later", page), (
         f"say which Compose the secrets {from_environment} need"
     )

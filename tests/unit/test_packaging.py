@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
 from importlib.metadata import metadata
 from pathlib import Path
@@ -15,7 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_version_is_the_one_in_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert cloudcrm_outbox.__version__ == project["version"]
-    assert f"## {project['version']}" in (ROOT / "CHANGELOG.md").read_text()
+    # Keep a Changelog: "## [0.1.0] - 2026-11-27", an ISO date after the bracketed version.
+    changelog = (ROOT / "CHANGELOG.md").read_text()
+    heading = rf"^## \[{re.escape(project['version'])}\] - \d{{4}}-\d{{2}}-\d{{2}}$"
+    assert re.search(heading, changelog, re.MULTILINE), f"no {heading!r} in CHANGELOG.md"
+    assert re.search(r"^## \[Unreleased\]$", changelog, re.MULTILINE)
 
 
 def test_license_and_type_marker_ship_with_the_package() -> None:

@@ -2,7 +2,7 @@
 confirmed them (a queue deleted and declared again, a broker restored from a backup).
 
 Safe to over-select: every copy keeps its row's id as the AMQP ``message_id``, so a
-consumer whose inbox still holds that id skips it (README, "Operating it"). Not safe
+consumer whose inbox still holds that id skips it (docs/operate.md). Not safe
 beyond the consumers' inbox retention: a copy of a message the inbox has forgotten is
 applied again.
 """
