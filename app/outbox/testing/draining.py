@@ -25,7 +25,7 @@ from cloudcrm_outbox.storage.tables import outbox_tables
 
 # Relays poll often: on SQLite (no LISTEN) the poll is the only wake-up, and a test should
 # not wait the production second for each batch.
-TEST_CONFIG = InProcessConfig(relay=RelayProcessConfig(broker_url="", poll_interval_seconds=0.05))
+TEST_CONFIG = InProcessConfig(relay=RelayProcessConfig(poll_interval_seconds=0.05))
 
 
 @dataclass(frozen=True)
