@@ -37,8 +37,17 @@ def pages() -> list[Path]:
     return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
+# pymdownx.snippets: a line that is only ``--8<-- "path"`` stands for that file (the path
+# relative to the repository), as the site shows it.
+_SNIPPET = re.compile(r'^--8<-- "(?P<path>[^"]+)"[ \t]*$', re.MULTILINE)
+
+
+def _with_snippets(body: str) -> str:
+    return _SNIPPET.sub(lambda match: (ROOT / match["path"]).read_text(), body)
+
+
 def blocks_of(page: Path) -> list[Block]:
-    """The fenced blocks of one page, in order."""
+    """The fenced blocks of one page, in order (snippet lines replaced by their files)."""
     text = page.read_text()
     found = []
     for match in _FENCE.finditer(text):
@@ -48,7 +57,7 @@ def blocks_of(page: Path) -> list[Block]:
                 page=str(page.relative_to(ROOT)),
                 line=text.count("\n", 0, match.start()) + 1,
                 language=info[0].lower() if info else "",
-                text=match["body"],
+                text=_with_snippets(match["body"]),
             )
         )
     return found
