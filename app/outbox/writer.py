@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from psycopg.types.json import Json
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,6 +100,8 @@ async def write_events(
         ]
         await connection.execute(insert(table), rows)
         return
+    from psycopg.types.json import Json  # PostgreSQL only: the library runs without psycopg
+
     driver = await driver_connection(connection)
     await driver.execute(
         _INSERT_ARRAYS.format(table=table.name),  # a checked SQL name (MessagingNames)

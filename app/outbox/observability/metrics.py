@@ -9,7 +9,14 @@ few-valued: ``service`` (the outbox's), ``consumer`` (the inbox's), ``event_type
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+try:
+    from prometheus_client import Counter, Gauge, Histogram
+except ImportError:  # without the prometheus extra: the same calls, recording nothing
+    from cloudcrm_outbox.observability.no_metrics import (  # type: ignore[assignment]
+        Counter,
+        Gauge,
+        Histogram,
+    )
 
 # Latency buckets from 1 ms to 5 min: a broker round trip to a long outage.
 _SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)

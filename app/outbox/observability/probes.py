@@ -22,35 +22,15 @@ from starlette.routing import Route
 
 from cloudcrm_outbox.errors import FatalError
 from cloudcrm_outbox.logs import library_logger
+from cloudcrm_outbox.observability.health import ProcessHealth
 from cloudcrm_outbox.observability.redaction import mask_secrets
+
+__all__ = ["ProbesUnavailableError", "ProcessHealth", "probe_app", "probes_served"]
 
 logger = library_logger(__name__)
 
 PROBE_TIMEOUT_SECONDS = 3.0
 Refresh = Callable[[], Awaitable[None]]
-
-
-class ProcessHealth:
-    """Problems the parts of a process report, by part, and checks asked at each probe
-    (each returns a problem or None); none at all means ready."""
-
-    def __init__(self) -> None:
-        self._reported: dict[str, str] = {}
-        self._checks: list[Callable[[], str | None]] = []
-
-    def failing(self, part: str, reason: str) -> None:
-        self._reported[part] = reason[:300]
-
-    def recovered(self, part: str) -> None:
-        self._reported.pop(part, None)
-
-    def add_check(self, check: Callable[[], str | None]) -> None:
-        self._checks.append(check)
-
-    @property
-    def problems(self) -> list[str]:
-        found = [check() for check in self._checks]
-        return [*self._reported.values(), *(problem for problem in found if problem)]
 
 
 async def _database_problem(engine: AsyncEngine) -> str | None:

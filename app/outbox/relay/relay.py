@@ -27,7 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg.rows import namedtuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cloudcrm_outbox.brokers.publisher import Publisher
@@ -156,6 +155,8 @@ class OutboxRelay:
     async def _claim_rows(self, connection: AsyncConnection) -> Sequence[Any]:
         if not self._simple_protocol:
             return (await connection.execute(self._sql.claim)).all()
+        from psycopg.rows import namedtuple_row  # PostgreSQL only
+
         return await simple_query(connection, self._begin_and_claim, row_factory=namedtuple_row)
 
     async def _mark_and_commit(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
 from sqlalchemy.engine import make_url
 
 from cloudcrm_outbox.backoff import Backoff, first_of
@@ -14,6 +13,9 @@ from cloudcrm_outbox.errors import is_expected_fault
 from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES
 from cloudcrm_outbox.storage.liveness import AnswerDeadline
+
+if TYPE_CHECKING:
+    import psycopg
 
 logger = library_logger(__name__)
 
@@ -87,6 +89,8 @@ async def listen_for_outbox_inserts(
     backoff = Backoff(max_backoff)
     while True:
         try:
+            import psycopg  # LISTEN is PostgreSQL only: the library runs without psycopg
+
             connecting = psycopg.AsyncConnection.connect(
                 dsn, autocommit=True, **(connect_args or {})
             )

@@ -16,7 +16,7 @@ from cloudcrm_outbox.inbox.policy import BatchProcessor, ConsumerPolicy
 from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
-from cloudcrm_outbox.observability.probes import ProcessHealth, probes_served
+from cloudcrm_outbox.observability.health import ProcessHealth
 from cloudcrm_outbox.runtime.process import (
     RetentionPolicy,
     scheduler_with_retention,
@@ -113,6 +113,9 @@ async def run_consumer(
     stop = stop_on_signals()
     engine = consumer_engine(config, database_url, pool_size=2)
     health = ProcessHealth()
+    # The probes' web server (Starlette, uvicorn) only for a process: not for in_process.
+    from cloudcrm_outbox.observability.probes import probes_served
+
     probes = probes_served(
         health, engine, None, host=config.probe_host, port=config.probe_port, stop=stop
     )

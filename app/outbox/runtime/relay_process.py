@@ -15,7 +15,7 @@ from cloudcrm_outbox.brokers.publisher import Publisher
 from cloudcrm_outbox.errors import FatalError, TopologyConflictError, is_expected_fault
 from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
-from cloudcrm_outbox.observability.probes import ProcessHealth, probes_served
+from cloudcrm_outbox.observability.health import ProcessHealth
 from cloudcrm_outbox.ops.gauges import refresh_outbox_gauges
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
@@ -106,6 +106,9 @@ async def run_relay(
 
     async def refresh() -> None:
         await refresh_outbox_gauges(engine, name, config.names)
+
+    # The probes' web server (Starlette, uvicorn) only for a process: not for in_process.
+    from cloudcrm_outbox.observability.probes import probes_served
 
     probes = probes_served(
         health, engine, refresh, host=config.probe_host, port=config.probe_port, stop=stop

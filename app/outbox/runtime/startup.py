@@ -12,7 +12,7 @@ from cloudcrm_outbox.backoff import Backoff
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.errors import FatalError
 from cloudcrm_outbox.logs import library_logger
-from cloudcrm_outbox.observability.probes import ProcessHealth
+from cloudcrm_outbox.observability.health import ProcessHealth
 from cloudcrm_outbox.observability.redaction import safe_url
 from cloudcrm_outbox.storage.engine import make_engine
 

@@ -22,8 +22,9 @@ from __future__ import annotations
 
 import sqlite3
 
-import psycopg
 from sqlalchemy.exc import DBAPIError
+
+from cloudcrm_outbox.storage.faults import psycopg_error
 
 _DATA_EXCEPTION = "22"
 _DETERMINISTIC_INTEGRITY = ("23502", "23514")
@@ -39,10 +40,10 @@ def data_error_reason(exc: BaseException) -> str | None:
     if isinstance(exc, OverflowError):
         return _reason(str(exc))
     error = exc.orig if isinstance(exc, DBAPIError) else exc
-    if isinstance(error, psycopg.Error):
-        state = error.sqlstate or ""
+    if isinstance(error, psycopg_error()):
+        state = getattr(error, "sqlstate", None) or ""
         if state.startswith(_DATA_EXCEPTION) or state in _DETERMINISTIC_INTEGRITY:
-            primary = error.diag.message_primary or str(error)
+            primary = getattr(error, "diag").message_primary or str(error)  # noqa: B009
             return _reason(primary, f" (SQLSTATE {state})")
         return None
     if isinstance(error, sqlite3.DataError) or (

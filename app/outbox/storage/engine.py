@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from psycopg.pq import TransactionStatus
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import (
@@ -65,6 +64,9 @@ class AbortedTransactionError(RuntimeError):
 def refuse_aborted(driver: Any) -> None:
     """Raise AbortedTransactionError if psycopg's connection ``driver`` is in a transaction
     an error aborted (PostgreSQL's INERROR status), where any statement but ROLLBACK fails."""
+    # psycopg is imported where it is used: the library runs without it on SQLite.
+    from psycopg.pq import TransactionStatus
+
     if driver.info.transaction_status == TransactionStatus.INERROR:
         raise AbortedTransactionError(
             "the transaction was aborted by an earlier error: nothing of it can commit"

@@ -7,9 +7,21 @@ SQLSTATE codes: PostgreSQL's Appendix A, "PostgreSQL Error Codes".
 from __future__ import annotations
 
 import sqlite3
+from functools import cache
 
-import psycopg
 from sqlalchemy.exc import DBAPIError
+
+
+@cache
+def psycopg_error() -> tuple[type[BaseException], ...]:
+    """psycopg's base error, or nothing when psycopg is not installed (SQLite alone: no
+    psycopg error can then be raised), for ``isinstance``."""
+    try:
+        import psycopg
+    except ImportError:
+        return ()
+    return (psycopg.Error,)
+
 
 # Connection exceptions (08…), and the server going away (57P01-3: admin shutdown,
 # crash shutdown, cannot connect now).
@@ -42,7 +54,7 @@ def _driver_error(exc: BaseException) -> BaseException | None:
     connection directly (pipelines, array parameters) raise it bare."""
     if isinstance(exc, DBAPIError):
         return exc.orig
-    if isinstance(exc, psycopg.Error | sqlite3.Error):
+    if isinstance(exc, (*psycopg_error(), sqlite3.Error)):
         return exc
     return None
 

@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from psycopg import AsyncClientCursor
-from psycopg.rows import tuple_row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cloudcrm_outbox.storage.engine import driver_connection, is_psycopg
@@ -34,7 +32,7 @@ async def simple_query(
     sql: str,
     parameters: Sequence[Any] | Mapping[str, Any] | None = None,
     *,
-    row_factory: Any = tuple_row,
+    row_factory: Any = None,
 ) -> list[Any]:
     """Run ``sql`` — one or several statements, such as ``BEGIN; <claim>`` or
     ``<update>; COMMIT`` — as ONE message of PostgreSQL's simple query protocol (one round
@@ -48,7 +46,10 @@ async def simple_query(
     in ``sql`` are not run (the transaction is then aborted: the caller rolls back)."""
     driver = await driver_connection(connection)
     rows: list[Any] = []
-    async with AsyncClientCursor(driver, row_factory=row_factory) as cursor:
+    from psycopg import AsyncClientCursor  # PostgreSQL only: the library runs without it
+    from psycopg.rows import tuple_row
+
+    async with AsyncClientCursor(driver, row_factory=row_factory or tuple_row) as cursor:
         await cursor.execute(sql, parameters)
         while True:
             if cursor.description is not None:
