@@ -29,8 +29,6 @@ from cloudcrm_outbox.storage.clock import utc_text
 
 logger = logging.getLogger("app.admin")
 
-MAX_LIMIT = 10_000
-
 
 @dataclass(frozen=True)
 class Actor:

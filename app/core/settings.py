@@ -9,10 +9,10 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.core.services import SERVICES, ServiceName
 from cloudcrm_outbox.urls import node_urls
 
-ServiceName = str  # "ordering" | "catalog"
-SERVICES: tuple[str, ...] = ("ordering", "catalog")
+__all__ = ["SERVICES", "TEN_YEARS", "ServiceName", "Settings", "publishers_of"]
 
 
 # Retention ages beyond this are a typo (and PostgreSQL's interval arithmetic overflows).
