@@ -57,6 +57,9 @@ def command(name: str) -> Command:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit status (0 ok, 1 failure, 2 usage)."""
     args = _parser().parse_args(argv)
+    # Imported before logging is set up, as everything was when this module imported it
+    # all: a library that logs while it is imported (Alembic's plugins) stays quiet.
+    run = command(args.command)
     from pydantic import ValidationError
 
     from app.core.logs import configure_logging
@@ -84,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_tracing(f"cloudcrm-{service or 'all'}-{args.command}")
     try:
         _announce(args, settings)
-        return command(args.command)(args, settings)
+        return run(args, settings)
     # The except clauses name their classes through calls, evaluated only when an
     # exception propagates: a command that never touched a database does not load
     # SQLAlchemy to learn that its error is not one of them.
