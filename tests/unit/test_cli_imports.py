@@ -6,8 +6,10 @@ modules it imported."""
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -95,3 +97,26 @@ def test_the_top_level_help_lists_every_command() -> None:
 @pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_every_command_resolves_to_a_function(name: str) -> None:
     assert callable(command(name))
+
+
+@pytest.mark.parametrize(
+    ("argv", "status"),
+    [
+        (["dlq", "list", "ordering"], 1),  # the embedded broker's dead letters: not here
+        (["broker", "declare"], 2),  # needs RabbitMQ
+        (["outbox", "nope"], 2),  # usage
+    ],
+)
+def test_the_process_exits_with_the_commands_status(
+    argv: list[str], status: int, tmp_path: Path
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "app", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env={**os.environ, "BROKER_URL": "memory://"},
+    )
+    assert done.returncode == status, done.stderr[-2000:]
