@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from typing import TYPE_CHECKING
 
-import aio_pika
-from aio_pika.abc import AbstractConnection
 from yarl import URL
 
-from cloudcrm_outbox.brokers.rabbitmq import reading as amqp_reading
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractConnection
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,12 @@ def node_count(url: str) -> int:
 async def connect(url: str, *, node_timeout: float | None = None) -> AbstractConnection:
     """An open aio-pika connection to the first node of ``url`` that answers, each node
     tried within ``node_timeout`` seconds (default 10). Raises the last node's error."""
+    # Imported here: the URL helpers above serve settings, log redaction and command-line
+    # tools that never connect, and the broker client is slow to import.
+    import aio_pika
+
+    from cloudcrm_outbox.brokers.rabbitmq import reading as amqp_reading
+
     nodes = node_urls(url)
     amqp_reading.install()  # no single message may end the connection (amqp_reading)
     per_node = DEFAULT_NODE_TIMEOUT if node_timeout is None else node_timeout

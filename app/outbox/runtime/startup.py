@@ -6,15 +6,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from cloudcrm_outbox import urls as broker_nodes
 from cloudcrm_outbox.backoff import Backoff
-from cloudcrm_outbox.observability.probes import ProcessHealth
 from cloudcrm_outbox.observability.redaction import safe_url
 from cloudcrm_outbox.runtime.process import FatalError
 from cloudcrm_outbox.storage.engine import make_engine
+
+if TYPE_CHECKING:  # the probes' web server is not needed to wait for a database
+    from cloudcrm_outbox.observability.probes import ProcessHealth
 
 logger = logging.getLogger(__name__)
 
