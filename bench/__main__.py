@@ -20,6 +20,7 @@ import psycopg
 
 from bench import infra
 from bench.chart import latency_chart
+from bench.cli_start import cli_times, install_sizes
 from bench.cold_start import cold_start_once
 from bench.consumer_drain import consumer_rate, naive_rate, raw_consume_ceiling
 from bench.e2e_latency import Run, highest_flat_rate, pipeline, pooled
@@ -39,7 +40,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 CHART = RESULTS.with_name("latency.png")
 PARTS = (
     "publish", "consume", "write", "latency", "memory", "scale", "growth", "listing", "curve",
-    "coldstart",
+    "coldstart", "cli", "installsize",
 )  # fmt: skip
 
 
@@ -90,6 +91,8 @@ def main() -> None:
         "listing": lambda: _listing_part(args),
         "curve": lambda: _curve_part(args),
         "coldstart": lambda: _cold_start_part(args),
+        "cli": _cli_part,
+        "installsize": _install_size_part,
     }
     for name, measure in parts.items():
         if args.only in (None, name):
@@ -342,6 +345,30 @@ def _cold_start_part(args: argparse.Namespace) -> dict[str, object]:
         "runs": runs,
         "targets": {"post_to_stock_s": 1.5},
     }
+
+
+def _cli_part() -> dict[str, object]:
+    """Wall seconds of ``--help`` and ``outbox status`` (SQLite, embedded broker)."""
+    figures = cli_times()
+    targets = figures["targets"]
+    assert isinstance(targets, dict)
+    print(f"command line: medians of {figures['runs']} runs after {figures['warmups']} warm-up")
+    for label, key in (
+        ("python -m app --help", "help_s"),
+        ("python -m app outbox status (SQLite)", "outbox_status_s"),
+    ):
+        print(f"  {label:<40} {figures[key]:>6.3f} s  (target <= {targets[key]} s)")
+    return figures
+
+
+def _install_size_part() -> dict[str, object]:
+    """Disk taken by a runtime-only virtualenv against the development one."""
+    sizes = install_sizes()
+    print(
+        f"virtualenv size: runtime only (pip install . ./demo) {sizes['runtime_venv_mb']:,} MB, "
+        f"development (.venv) {sizes['development_venv_mb']:,} MB"
+    )
+    return sizes
 
 
 def _consume_part(args: argparse.Namespace) -> dict[str, object]:

@@ -59,6 +59,15 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
              c["post_to_stock_s"], "s", "<= 1.5", c["post_to_stock_s"] <= 1.5),
         ],
     )  # fmt: skip
+    add("cli", _cli_rows)
+    add(
+        "installsize",
+        lambda i: [
+            ("virtualenv, runtime only (pip install . ./demo)", i["runtime_venv_mb"], "MB", "",
+             None),
+            ("virtualenv, development (.venv)", i["development_venv_mb"], "MB", "", None),
+        ],
+    )  # fmt: skip
     add(
         "memory",
         lambda m: [
@@ -110,6 +119,16 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
         ],
     )  # fmt: skip
     return rows
+
+
+def _cli_rows(cli: Mapping[str, Any]) -> list[Row]:
+    """The command line's wall times against their targets."""
+    targets = cli["targets"]
+    return [
+        (f"python -m app {label}: median of {cli['runs']} runs", cli[key], "s",
+         f"<= {targets[key]}", cli[key] <= targets[key])
+        for label, key in (("--help", "help_s"), ("outbox status (SQLite)", "outbox_status_s"))
+    ]  # fmt: skip
 
 
 def _latency_rows(latency: Mapping[str, Any]) -> list[Row]:
@@ -174,6 +193,7 @@ def print_summary(results: Mapping[str, Any]) -> None:
             "scale",
             "growth",
             "listing",
+            "cli",
         )
         if part in results and "cpu_calibration_ms" in results[part]
     }

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.ordering.reply_timeouts import count_unanswered
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterOperationError, DeadLetterSelection
 from cloudcrm_outbox.errors import BrokerUnavailableError
@@ -28,8 +28,6 @@ from cloudcrm_outbox.ops.status import read_status
 from cloudcrm_outbox.times import utc_text
 
 logger = logging.getLogger("app.admin")
-
-MAX_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,13 +49,33 @@ def _changed(actor: Actor, action: str, service: str, count: int, **details: Any
     )  # fmt: skip
 
 
-async def outbox_status(engine: AsyncEngine, broker: Broker | None, service: str) -> dict[str, Any]:
-    """The outbox's figures and, when the broker is reachable from here, the dead-letter
-    queue's depth (and its oldest age, where the broker can tell without delivering),
-    and for ordering the orders reported unanswered; None for what cannot be read."""
+# A figure a service adds to its outbox's status, read from its database.
+StatusFigure = Callable[[AsyncEngine], Awaitable[object]]
+# The figures some service adds; every status shows each of them, None where a service has
+# no such figure (``unanswered_orders``: the orders ordering's reply-timeout sweep gave up on).
+SERVICE_FIGURES = ("unanswered_orders",)
+
+
+async def outbox_status(
+    engine: AsyncEngine,
+    broker: Broker | None,
+    service: str,
+    *,
+    figures: Mapping[str, StatusFigure] | None = None,
+) -> dict[str, Any]:
+    """The outbox's figures, the service's own ``figures`` (name → reader; each of
+    SERVICE_FIGURES it does not give is None) and, when the broker is reachable from here,
+    the dead-letter queue's depth (and its oldest age, where the broker can tell without
+    delivering); None for what cannot be read. Raises ValueError for a figure not in
+    SERVICE_FIGURES."""
     status = (await read_status(engine)).as_dict()
-    # Orders the reply-timeout sweep gave up on (ordering's saga; None elsewhere).
-    status["unanswered_orders"] = await count_unanswered(engine) if service == "ordering" else None
+    given = dict(figures or {})
+    unknown = set(given) - set(SERVICE_FIGURES)
+    if unknown:
+        raise ValueError(f"no such status figure: {', '.join(sorted(unknown))}")
+    for name in SERVICE_FIGURES:
+        read = given.get(name)
+        status[name] = await read(engine) if read is not None else None
     status["dead_letters"] = None
     status["oldest_dead_letter_age_seconds"] = None
     if broker is not None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, sta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.admin import operations
+from app.admin.limits import MAX_LIMIT
 from app.admin.operations import Actor
 from app.admin.schemas import (
     FILTER_PATTERN,
@@ -101,7 +102,9 @@ async def outbox_status(service: ServiceName, db: Engine, request: Request) -> d
     """Pending, failed, oldest pending age (s), published in the last hour, rows
     waiting on "no route", and the dead-letter queue's depth and oldest age (s)."""
     reachable: Broker | None = getattr(request.app.state, "broker", None)
-    return await operations.outbox_status(db, reachable, service)
+    # The service's own figures, handed in by the app that serves it (app.state).
+    figures = getattr(request.app.state, "status_figures", {}).get(service)
+    return await operations.outbox_status(db, reachable, service, figures=figures)
 
 
 @router.get("/outbox/failed", response_model=FailedRowsView)
@@ -111,7 +114,7 @@ async def outbox_failed(
     event_type: Annotated[
         str | None, Query(alias="eventType", min_length=1, max_length=200, pattern=FILTER_PATTERN)
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:
     """Rows the relay gave up on, oldest failure first."""
     return {"failed": await operations.outbox_failed(db, event_type=event_type, limit=limit)}
@@ -122,7 +125,7 @@ async def outbox_events(
     service: ServiceName,
     db: Engine,
     order_id: Annotated[uuid.UUID, Query(alias="orderId")],
-    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 100,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
 ) -> dict[str, Any]:
     """The outbox rows about one order, oldest first: their ids are the messages' ids
     (for the inbox lookup and the dead-letter queue)."""
@@ -143,7 +146,7 @@ async def outbox_replay(
 async def dlq_list(
     service: ServiceName,
     queue: BrokerDep,
-    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 1_000,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 1_000,
 ) -> dict[str, Any]:
     """Dead letters, oldest death first, and how many per reason."""
     return await operations.dlq_list(queue, service, limit=limit)
@@ -172,7 +175,7 @@ async def dlq_purge(
 async def inbox_latest(
     service: ServiceName,
     db: Engine,
-    limit: Annotated[int, Query(ge=1, le=operations.MAX_LIMIT)] = 20,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 20,
 ) -> dict[str, Any]:
     """This service's consumer's most recent outcomes, newest first."""
     return {"entries": await operations.inbox_latest(db, service, limit=limit)}

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, StrictBool, StringConstraints
 
-from app.admin.operations import MAX_LIMIT
+from app.admin.limits import MAX_LIMIT
 from app.core.schemas import CamelModel, CamelRequest, UtcDateTime
 
 # No control characters: PostgreSQL text cannot hold NUL, and SQLite's LIKE would treat

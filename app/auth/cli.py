@@ -1,4 +1,5 @@
-"""``python -m app token``: a development token signed with AUTH_JWT_SECRET."""
+"""``python -m app token``: a development token signed with AUTH_JWT_SECRET (its arguments
+are in ``app.cli.parser``)."""
 
 from __future__ import annotations
 
@@ -15,22 +16,6 @@ logger = logging.getLogger("app")
 
 MAX_TTL_SECONDS = 30 * 24 * 3600
 SUBJECT = re.compile(r"^[\x21-\x7e]{1,200}$")
-
-
-def add_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``token`` on the command line."""
-    token = commands.add_parser(
-        "token", help="print a development token signed with AUTH_JWT_SECRET"
-    )
-    token.add_argument(
-        "--scope", required=True, help='space-separated scopes, e.g. "orders:read orders:write"'
-    )
-    token.add_argument(
-        "--subject", default="developer", help="the token's sub (default: developer)"
-    )
-    token.add_argument(
-        "--ttl", type=int, default=3600, help="seconds until it expires (default 3600)"
-    )
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -31,6 +31,7 @@ from app.messaging.housekeeping import housekeeping
 from app.messaging.registry import subscriptions_of
 from app.messaging.wiring import consumer_config, relay_config
 from app.ordering.app import ordering_resources
+from app.ordering.reply_timeouts import STATUS_FIGURES
 from app.ordering.router import router as ordering_router
 from app.pages.serving import install_in_dev, pages_in_process
 from cloudcrm_outbox.brokers import broker_for
@@ -83,6 +84,7 @@ def create_dev_app(settings: Settings, *, base_url: str = "http://127.0.0.1:8000
         development=True,
     )
     install_in_dev(app, settings)  # the web pages at /
+    app.state.status_figures = {"ordering": STATUS_FIGURES}
     return app
 
 

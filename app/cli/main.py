@@ -1,170 +1,71 @@
 """The command line, ``python -m app COMMAND``: ordering and catalog, their relays and
-consumers, and the operators' tools."""
+consumers, and the operators' tools.
+
+Parsing (``--help`` included) loads the grammar alone (``app.cli.parser``); a command's
+module, and with it the web framework, the broker client or the database drivers it
+needs, is imported once the command line has been read (``COMMANDS``)."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import logging
 import sys
-from collections.abc import Coroutine, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from pydantic import ValidationError
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+from app.cli.parser import build_parser
 
-from app.admin import cli as admin_cli
-from app.auth import cli as token_cli
-from app.auth.config import AuthNotConfiguredError
-from app.cli.operations import at_head, declare_broker, needs_rabbitmq, print_broker_accounts
-from app.core import migrations as migrate
-from app.core.logs import configure_logging
-from app.core.settings import SERVICES, Settings
-from app.core.telemetry import configure_tracing
-from app.http.serving import serve as _serve
-from app.messaging.housekeeping import housekeeping
-from app.messaging.registry import bindings_fed_by, subscriptions_of
-from app.messaging.wiring import consumer_broker, consumer_config, relay_broker, relay_config
-from cloudcrm_outbox.observability.redaction import safe_url
-from cloudcrm_outbox.storage.engine import UnsupportedDatabaseError
+if TYPE_CHECKING:
+    from app.core.settings import Settings
+
+__all__ = ["COMMANDS", "main"]
 
 logger = logging.getLogger("app")
 
-DEFAULT_PORTS = {"ordering": 8001, "catalog": 8002}
+Command = Callable[[argparse.Namespace, "Settings"], int]
 
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but an argument a command does not take is refused with that command's
-    own usage (``dev --prot 1``: dev's), not the top level's. Subcommands are made of the
-    parent's class (argparse's ``add_subparsers``), so every level refuses its own."""
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        parsed, extras = super().parse_known_args(args, namespace)
-        if extras:
-            self.error(f"unrecognized arguments: {' '.join(extras)}")
-        return parsed, extras
+# Each command's function, as "module:function", imported when that command runs.
+COMMANDS: dict[str, str] = {
+    "dev": "app.cli.servers:dev",
+    "api": "app.cli.servers:api",
+    "web": "app.cli.servers:web",
+    "relay": "app.cli.workers:relay",
+    "consume": "app.cli.workers:consume",
+    "migrate": "app.cli.operations:migrate",
+    "outbox": "app.cli.admin:run",
+    "dlq": "app.cli.admin:run",
+    "inbox": "app.cli.admin:run",
+    "token": "app.auth.cli:run",
+    "broker": "app.cli.broker:run",
+}
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = _Parser(
-        prog="python -m app",
-        description="CloudCrm: the ordering and catalog services, their relays and "
-        "consumers, and the operators' tools. `python -m app COMMAND --help` for one.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    dev = commands.add_parser("dev", help="both APIs on one port, embedded defaults")
-    dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
-
-    api = commands.add_parser("api", help="one service's HTTP API")
-    api.add_argument("service", choices=SERVICES)
-    api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=None, help="default: ordering 8001, catalog 8002")
-
-    relay = commands.add_parser("relay", help="publish a service's outbox to RabbitMQ")
-    relay.add_argument("service", choices=SERVICES)
-    consume = commands.add_parser("consume", help="apply a service's events through its inbox")
-    consume.add_argument("service", choices=SERVICES)
-    for worker in (relay, consume):
-        worker.add_argument(
-            "--metrics-port", type=int, default=None, help="serve probes and /metrics here"
-        )
-
-    web = commands.add_parser("web", help="the web pages, calling the two APIs")
-    web.add_argument("--host", default="127.0.0.1")
-    web.add_argument("--port", type=int, default=8000)
-
-    upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
-    upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
-
-    admin_cli.add_commands(commands)
-    token_cli.add_command(commands)
-
-    broker = commands.add_parser("broker", help="RabbitMQ topology")
-    broker_commands = broker.add_subparsers(dest="broker_command", required=True)
-    broker_commands.add_parser(
-        "declare", help="declare the exchange, every service's queues, dead letters, bindings"
-    )
-    accounts = broker_commands.add_parser(
-        "accounts", help="print a RabbitMQ definitions file: one least-privilege user per role"
-    )
-    accounts.add_argument(
-        "--passwords-dir",
-        type=Path,
-        required=True,
-        help="a file per account holding its password (compose mounts them in /run/secrets)",
-    )
-    accounts.add_argument(
-        "--output", type=Path, default=None, help="write it to this file (default: print it)"
-    )
-    accounts.add_argument("--vhost", default="/")
-    accounts.add_argument("--prefix", default="cloudcrm", help="account names' prefix")
-    return parser
+    """The whole command line (``app.cli.parser.build_parser``)."""
+    return build_parser()
 
 
-def _relay(settings: Settings, service: str) -> int:
-    if not needs_rabbitmq(settings, "relay"):
-        return 2
-    from cloudcrm_outbox.runtime.relay_process import run_relay
-
-    url = settings.database_url(service)
-
-    async def main() -> None:
-        async with housekeeping(settings, service, "relay"):
-            await run_relay(
-                relay_config(settings),
-                broker=relay_broker(settings),
-                database_url=url,
-                name=service,
-                bindings=bindings_fed_by(service),
-                # After the database answers, with the probes already served.
-                check_database=lambda: migrate.ensure_at_head(service, url=url),
-            )
-
-    _run_async(main())
-    return 0
-
-
-def _consume(settings: Settings, service: str) -> int:
-    if not needs_rabbitmq(settings, "consume"):
-        return 2
-    subscriptions = subscriptions_of(service)
-    from cloudcrm_outbox.runtime.consumer_process import run_consumer
-
-    url = settings.database_url(service)
-
-    async def main() -> None:
-        async with housekeeping(settings, service, "consumer"):
-            await run_consumer(
-                consumer_config(settings),
-                broker=consumer_broker(settings),
-                service=service,
-                database_url=url,
-                subscriptions=subscriptions,
-                check_database=lambda: migrate.ensure_at_head(service, url=url),
-            )
-
-    _run_async(main())
-    return 0
-
-
-def _run_async(main: Coroutine[Any, Any, None]) -> None:
-    """Run on uvloop where it exists: the relay's per-message cost is mostly the loop's."""
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is not built for every platform
-        asyncio.run(main)
-    else:
-        uvloop.run(main)
+def command(name: str) -> Command:
+    """The function that runs command ``name`` (a key of ``COMMANDS``), its module imported
+    now; ``KeyError`` for a name that is no command."""
+    module, _, function = COMMANDS[name].partition(":")
+    found: Command = getattr(importlib.import_module(module), function)
+    return found
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit status (0 ok, 1 failure, 2 usage)."""
     args = _parser().parse_args(argv)
+    # Imported before logging is set up, as everything was when this module imported it
+    # all: a library that logs while it is imported (Alembic's plugins) stays quiet.
+    run = command(args.command)
+    from pydantic import ValidationError
+
+    from app.core.logs import configure_logging
+    from app.core.settings import Settings
+    from app.core.telemetry import configure_tracing
+
     configure_logging()
     try:
         port = getattr(args, "metrics_port", None)
@@ -185,26 +86,47 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     configure_tracing(f"cloudcrm-{service or 'all'}-{args.command}")
     try:
-        return _dispatch(args, settings)
-    except (ArgumentError, NoSuchModuleError, UnsupportedDatabaseError) as exc:
+        _announce(args, settings)
+        return run(args, settings)
+    # The except clauses name their classes through calls, evaluated only when an
+    # exception propagates: a command that never touched a database does not load
+    # SQLAlchemy to learn that its error is not one of them.
+    except _database_url_errors() as exc:
         # A database URL SQLAlchemy cannot read, or a database or driver not supported.
         logger.error("invalid database URL: %s", exc)
         return 1
-    except AuthNotConfiguredError as exc:
+    except _auth_errors() as exc:
         logger.error("authentication: %s", exc)
         return 1
+
+
+def _database_url_errors() -> tuple[type[Exception], ...]:
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from cloudcrm_outbox.storage.engine import UnsupportedDatabaseError
+
+    return ArgumentError, NoSuchModuleError, UnsupportedDatabaseError
+
+
+def _auth_errors() -> tuple[type[Exception], ...]:
+    from app.auth.config import AuthNotConfiguredError
+
+    return (AuthNotConfiguredError,)
 
 
 def _announce(args: argparse.Namespace, settings: Settings) -> None:
     """A long-running process says what it runs on (passwords masked by the log
     formatter), and loudly when a production command runs on SQLite."""
+    if args.command not in {"dev", "api", "relay", "consume"}:
+        return
+    from app.core.settings import SERVICES
+    from cloudcrm_outbox.observability.redaction import safe_url
+
     if args.command == "dev":
         logger.info("starting", extra={
             "databases": [safe_url(settings.database_url(s)) for s in SERVICES],
             "broker": safe_url(settings.broker_url),
         })  # fmt: skip
-        return
-    if args.command not in {"api", "relay", "consume"}:
         return
     url = settings.database_url(args.service)
     logger.info(
@@ -218,42 +140,6 @@ def _announce(args: argparse.Namespace, settings: Settings) -> None:
             args.service,
             args.service.upper(),
         )
-
-
-def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
-    _announce(args, settings)
-    if args.command == "migrate":
-        for service in [args.service] if args.service else SERVICES:
-            migrate.upgrade(service, settings=settings)
-        return 0
-    if args.command == "broker" and args.broker_command == "accounts":
-        return print_broker_accounts(args)
-    if args.command == "broker":
-        return declare_broker(settings)
-    if args.command == "web":
-        from app.pages.serving import create_web_app
-
-        return _serve(create_web_app(settings), args.host, args.port, settings)
-    if args.command == "token":
-        return token_cli.run(args, settings)
-    if args.command in {"outbox", "dlq", "inbox"}:
-        return admin_cli.run(args, settings)
-    if args.command == "relay":
-        return _relay(settings, args.service)
-    if args.command == "consume":
-        return _consume(settings, args.service)
-    if args.command == "api":
-        if args.service == "ordering":
-            from app.ordering.app import create_app
-        else:
-            from app.catalog.app import create_app
-        api = create_app(settings)  # refuses a configuration nobody can authenticate to
-        asyncio.run(at_head(settings, args.service))
-        return _serve(api, args.host, args.port or DEFAULT_PORTS[args.service], settings)
-    from app.cli.dev import create_dev_app
-
-    dev = create_dev_app(settings, base_url=f"http://{args.host}:{args.port}")
-    return _serve(dev, args.host, args.port, settings)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.doubling import last_retry_seconds
+from app.core.services import SERVICES, ServiceName
 from cloudcrm_outbox.brokers.rabbitmq.nodes import node_urls
 
-ServiceName = str  # "ordering" | "catalog"
-SERVICES: tuple[str, ...] = ("ordering", "catalog")
+__all__ = ["SERVICES", "TEN_YEARS", "ServiceName", "Settings", "publishers_of"]
 
 
 # Retention ages beyond this are a typo (and PostgreSQL's interval arithmetic overflows).

@@ -7,22 +7,24 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
 from opentelemetry import trace
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from cloudcrm_outbox.storage.engine import ENGINE_HOOKS
+# The SDK, the web framework and the database toolkit are imported where used: a command
+# with tracing off (no OTLP endpoint) loads none of them for it.
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
 
 
 def tracing_enabled() -> bool:
     """True once an SDK tracer provider is set (by ``configure_tracing`` or a test)."""
-    return isinstance(trace.get_tracer_provider(), TracerProvider)
+    sdk = sys.modules.get("opentelemetry.sdk.trace")  # not loaded: no SDK provider exists
+    return sdk is not None and isinstance(trace.get_tracer_provider(), sdk.TracerProvider)
 
 
 def configure_tracing(service_name: str) -> None:
@@ -35,6 +37,9 @@ def configure_tracing(service_name: str) -> None:
     if tracing_enabled() or not endpoint:
         return
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": service_name}
     provider = TracerProvider(resource=Resource.create(attributes))
@@ -54,6 +59,8 @@ def instrument_sqlalchemy() -> None:
     ``create_engine`` taken before any instrumentation could wrap it)."""
     from opentelemetry import metrics
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    from cloudcrm_outbox.storage.engine import ENGINE_HOOKS
 
     name = "opentelemetry.instrumentation.sqlalchemy"
     tracer = trace.get_tracer(name)

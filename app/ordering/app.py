@@ -13,6 +13,7 @@ from app.admin.router import router as admin_router
 from app.auth.service_token import ordering_credentials
 from app.core.settings import Settings
 from app.http.service_app import build_app, database
+from app.ordering.reply_timeouts import STATUS_FIGURES
 from app.ordering.router import router
 
 
@@ -53,4 +54,5 @@ def create_app(settings: Settings) -> FastAPI:
         resources=[ordering_resources, admin_broker],
     )
     ordering_credentials(settings)  # refuse at start, not at the first listing
+    app.state.status_figures = {"ordering": STATUS_FIGURES}
     return app

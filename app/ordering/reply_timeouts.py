@@ -325,3 +325,7 @@ def _log(report: SweepReport, policy: ReplyTimeoutPolicy) -> None:
             "an order is stuck in Placed; outbox events ordering --order ORDER_ID)",
             extra={"order_id": str(order_id), "retries": policy.max_retries},
         )
+
+
+# What ordering adds to its outbox's status (the admin API and ``outbox status``).
+STATUS_FIGURES = {"unanswered_orders": count_unanswered}

@@ -1,5 +1,6 @@
 """``python -m app outbox|dlq|inbox …``: the operators' commands (exit 0 done, 1 failed,
-2 usage). Listings print a table, or one JSON object with ``--json``."""
+2 usage), on the operations ``app.admin`` shares with the admin API. Listings print a
+table, or one JSON object with ``--json``. Their arguments are in ``app.cli.parser``."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ import getpass
 import json
 import logging
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.admin import operations
-from app.admin.operations import MAX_LIMIT, Actor
+from app.admin.operations import Actor
 from app.admin.printing import (
     print_dead_letters,
     print_events,
@@ -31,6 +30,7 @@ from app.admin.printing import (
 from app.cli.operations import at_head
 from app.core.settings import SERVICES, Settings
 from app.messaging.registry import published_by
+from app.ordering.reply_timeouts import STATUS_FIGURES
 from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
@@ -44,124 +44,6 @@ logger = logging.getLogger("app")
 
 class OperationError(Exception):
     """The operation cannot be done; its message is the one line the command prints."""
-
-
-def _uuid(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a UUID: {text!r}") from None
-
-
-def _utf8(text: str) -> str:
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # bytes the terminal's encoding could not decode
-        raise argparse.ArgumentTypeError(f"not valid UTF-8: {text[:50]!r}") from None
-    return text
-
-
-def _text(text: str) -> str:
-    _utf8(text)
-    if not 1 <= len(text) <= 200 or any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
-        raise argparse.ArgumentTypeError(
-            f"must be 1 to 200 characters, without control characters: {text[:50]!r}"
-        )
-    return text
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"not an ISO 8601 time (2026-11-30T09:00:00Z): {text[:50]!r}"
-        ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _message_id(text: str) -> str:
-    _utf8(text)
-    if not 1 <= len(text) <= 255:
-        raise argparse.ArgumentTypeError(f"a message id is 1 to 255 characters: {text[:50]!r}")
-    return text
-
-
-def _limit(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if not 1 <= value <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"must be 1 to {MAX_LIMIT}: {value}")
-    return value
-
-
-def _service(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("service", choices=SERVICES)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-
-
-def _which(parser: argparse.ArgumentParser, id_type: Callable[[str], Any], what: str) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--id", dest="ids", nargs="+", type=id_type, metavar="ID", help=what)
-    group.add_argument("--all", action="store_true", help="every one the filters select")
-
-
-def add_commands(commands: Any) -> None:
-    """The ``outbox``, ``dlq`` and ``inbox`` commands, on argparse ``commands``."""
-    outbox = commands.add_parser("outbox", help="a service's outbox: status, failed rows, replay")
-    verbs = outbox.add_subparsers(dest="verb", required=True)
-    status = verbs.add_parser("status", help="pending, failed, oldest pending age, dead letters")
-    status.add_argument("service", nargs="?", choices=SERVICES, help="default: both")
-    status.add_argument("--json", action="store_true", help="one JSON object, keyed by service")
-    failed = verbs.add_parser("failed", help="rows the relay gave up on")
-    _service(failed)
-    failed.add_argument("--event-type", type=_text)
-    failed.add_argument("--limit", type=_limit, default=100)
-    events = verbs.add_parser("events", help="an order's outbox rows: their message ids, fate")
-    _service(events)
-    events.add_argument("--order", type=_uuid, required=True, metavar="ORDER_ID")
-    events.add_argument("--limit", type=_limit, default=100)
-    replay = verbs.add_parser("replay", help="failed rows back to pending")
-    _service(replay)
-    _which(replay, _uuid, "outbox row ids")
-    replay.add_argument("--event-type", type=_text)
-    replay.add_argument("--error-contains", type=_text)
-    replay.add_argument("--dry-run", action="store_true", help="say which, change nothing")
-    again = verbs.add_parser(
-        "republish", help="published rows back to pending (the broker lost them)"
-    )
-    _service(again)
-    moment = "ISO 8601, e.g. 2026-11-30T09:00:00Z (no zone: UTC)"
-    again.add_argument(
-        "--since", type=_moment, required=True, help=f"published at or after; {moment}"
-    )
-    again.add_argument("--until", type=_moment, help="published before; default: no bound")
-    again.add_argument("--event-type", type=_text)
-    again.add_argument("--dry-run", action="store_true", help="count them, change nothing")
-
-    dlq = commands.add_parser("dlq", help="a service's dead-letter queue: list, replay, purge")
-    verbs = dlq.add_subparsers(dest="verb", required=True)
-    listing = verbs.add_parser("list", help="dead letters and a summary by reason")
-    _service(listing)
-    listing.add_argument("--limit", type=_limit, default=1_000)
-    replay = verbs.add_parser("replay", help="back to the service's queue (confirmed)")
-    _service(replay)
-    _which(replay, _message_id, "message ids")
-    replay.add_argument("--reason", type=_text, help="only those whose reason contains this")
-    replay.add_argument("--dry-run", action="store_true", help="say which, change nothing")
-    purge = verbs.add_parser("purge", help="delete dead letters for good")
-    _service(purge)
-    _which(purge, _message_id, "message ids")
-    purge.add_argument("--reason", type=_text, help="only those whose reason contains this")
-    purge.add_argument("--yes", action="store_true", help="do not ask")
-
-    inbox = commands.add_parser("inbox", help="what a service's consumer did with a message")
-    verbs = inbox.add_subparsers(dest="verb", required=True)
-    show = verbs.add_parser("show", help="processed at, outcome")
-    _service(show)
-    show.add_argument("message_id", type=_uuid)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -247,7 +129,10 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
     broker = _broker(settings, required=False)
     for service in [args.service] if args.service else SERVICES:
         async with _engine(settings, service) as engine:
-            found[service] = await operations.outbox_status(engine, broker, service)
+            figures = STATUS_FIGURES if service == "ordering" else None
+            found[service] = await operations.outbox_status(
+                engine, broker, service, figures=figures
+            )
     _output(args, found, partial(print_status, embedded=broker is None))
     return 0
 

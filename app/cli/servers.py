@@ -1,0 +1,39 @@
+"""``dev``, ``api`` and ``web``: the processes that serve HTTP (uvicorn), until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from app.cli.operations import at_head
+from app.core.settings import Settings
+from app.http.serving import serve
+
+DEFAULT_PORTS = {"ordering": 8001, "catalog": 8002}
+
+
+def dev(args: argparse.Namespace, settings: Settings) -> int:
+    """``dev``: both APIs, relays and consumers and the pages on one port."""
+    from app.cli.dev import create_dev_app
+
+    app = create_dev_app(settings, base_url=f"http://{args.host}:{args.port}")
+    return serve(app, args.host, args.port, settings)
+
+
+def api(args: argparse.Namespace, settings: Settings) -> int:
+    """``api SERVICE``: one service's HTTP API, once its database is at head."""
+    # One service's application only: the other's modules stay unloaded.
+    if args.service == "ordering":
+        from app.ordering.app import create_app
+    else:
+        from app.catalog.app import create_app
+    app = create_app(settings)  # refuses a configuration nobody can authenticate to
+    asyncio.run(at_head(settings, args.service))
+    return serve(app, args.host, args.port or DEFAULT_PORTS[args.service], settings)
+
+
+def web(args: argparse.Namespace, settings: Settings) -> int:
+    """``web``: the web pages, calling the two APIs."""
+    from app.pages.serving import create_web_app
+
+    return serve(create_web_app(settings), args.host, args.port, settings)
