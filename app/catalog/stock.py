@@ -9,14 +9,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from psycopg import AsyncClientCursor
 from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.catalog.models import PRODUCTS, STOCK_RESERVATIONS, Product, ReservationState
 from cloudcrm_outbox.storage.clock import db_now_plus
-from cloudcrm_outbox.storage.engine import driver_connection, is_psycopg
+from cloudcrm_outbox.storage.store import store_for
 
 reservations = STOCK_RESERVATIONS
 
@@ -30,14 +28,6 @@ class OrderLine:
 
 # PostgreSQL: one statement text for any batch size (array parameters), prepared once;
 # unnest keeps the arrays' order, so rows go in in order-id order.
-_CLAIM_ARRAYS = (
-    "INSERT INTO stock_reservations (order_id, product_id, quantity, state) "
-    "SELECT order_id, product_id, quantity, %s FROM unnest(CAST(%s AS uuid[]), "
-    "CAST(%s AS uuid[]), CAST(%s AS int[])) AS t(order_id, product_id, quantity) "
-    "ON CONFLICT DO NOTHING RETURNING order_id"
-)
-
-
 async def claim_reservations(
     session: AsyncSession, lines: Sequence[OrderLine], state: ReservationState
 ) -> set[uuid.UUID]:
@@ -53,15 +43,11 @@ async def claim_reservations(
         return set()
     ordered = sorted(lines, key=lambda line: str(line.order_id))
     connection = await session.connection()
-    if is_psycopg(connection.dialect):
-        driver = await driver_connection(connection)
-        columns = ([line.order_id for line in ordered], [line.product_id for line in ordered])
-        quantities = [line.quantity for line in ordered]
-        async with driver.cursor() as cursor:
-            await cursor.execute(_CLAIM_ARRAYS, (state.value, *columns, quantities), prepare=True)
-            return {row[0] for row in await cursor.fetchall()}
+    # One statement for the batch on either database (SQLAlchemy's "insertmanyvalues").
     statement = (
-        sqlite.insert(reservations).on_conflict_do_nothing().returning(reservations.c.order_id)
+        store_for(connection.dialect)
+        .insert_ignoring_conflicts(reservations)
+        .returning(reservations.c.order_id)
     )
     rows = [
         {"order_id": line.order_id, "product_id": line.product_id, "quantity": line.quantity,
@@ -113,10 +99,6 @@ async def release_reserved(
 # nothing, and stock can never go below zero (the CHECK constraint backs it up). Each
 # change of the stock is a new version of the product (its ETag: a client's If-Match
 # from before it must fail).
-TAKE = (
-    "UPDATE products SET stock_count = stock_count - %(quantity)s, version = version + 1 "
-    "WHERE id = %(product_id)s AND stock_count >= %(quantity)s RETURNING id"
-)
 
 _TAKE_ONE = (
     update(Product)
@@ -146,21 +128,9 @@ async def take_stock(session: AsyncSession, lines: Sequence[OrderLine]) -> list[
         return []
     params = [{"quantity": line.quantity, "product_id": line.product_id} for line in lines]
     connection = await session.connection()
-    if not is_psycopg(connection.dialect):
-        return [(await connection.execute(_TAKE_ONE, p)).first() is not None for p in params]
-    # Every UPDATE in one message (PostgreSQL's simple query protocol, the values quoted
-    # by psycopg's client-side cursor): they run in order, one round trip for the batch,
-    # and each keeps its own result. (psycopg's executemany sends them in pipeline mode,
-    # which cost about twice the client CPU for the relay's statements: measured.)
-    raw = await driver_connection(connection)
-    taken: list[bool] = []
-    async with AsyncClientCursor(raw) as cursor:
-        await cursor.execute("; ".join(cursor.mogrify(TAKE, p) for p in params))
-        while True:
-            taken.append(cursor.rowcount > 0)
-            if not cursor.nextset():
-                break
-    return taken
+    # Each UPDATE keeps its own result, in order; on PostgreSQL all of them go in one
+    # round trip (the store's execute_each).
+    return await store_for(connection.dialect).execute_each(connection, _TAKE_ONE, params)
 
 
 async def give_back(session: AsyncSession, lines: Sequence[OrderLine]) -> None:

@@ -37,6 +37,7 @@ from cloudcrm_outbox import write_events
 from cloudcrm_outbox.ops.republish import back_to_pending
 from cloudcrm_outbox.storage.clock import db_now_plus
 from cloudcrm_outbox.storage.retention import cleaner_lock_key
+from cloudcrm_outbox.storage.store import store_for
 from cloudcrm_outbox.storage.tables import OUTBOX
 
 logger = logging.getLogger(__name__)
@@ -170,9 +171,9 @@ async def count_unanswered(engine: AsyncEngine) -> int:
 
 
 async def _sweep_lock(session: AsyncSession) -> bool:
-    if session.bind is None or session.bind.dialect.name != "postgresql":
+    if session.bind is None:
         return True
-    return bool(await session.scalar(select(func.pg_try_advisory_xact_lock(SWEEP_LOCK))))
+    return await store_for(session.bind.dialect).transaction_lock(session, SWEEP_LOCK)
 
 
 def overdue_orders(

@@ -4,15 +4,13 @@ caller commits both, or neither)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudcrm_outbox.events import VERSION_HEADER, IntegrationEvent
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.tracing import current_traceparent, traceparent_of_cause
-from cloudcrm_outbox.storage.engine import driver_connection, is_psycopg
+from cloudcrm_outbox.storage.store import NewOutboxRow, store_for
 from cloudcrm_outbox.storage.tables import OutboxRow, outbox_tables
 
 
@@ -59,13 +57,6 @@ def add_event(
 # PostgreSQL: the whole batch as four array parameters, so the statement text is the same
 # for any number of events and is prepared once; sent in binary (%b), so no element is
 # escaped into array text.
-_INSERT_ARRAYS = (
-    "INSERT INTO {table} (id, event_type, payload, headers) "
-    "SELECT * FROM unnest(CAST(%b AS uuid[]), CAST(%b AS varchar[]), "
-    "CAST(%b AS json[]), CAST(%b AS json[]))"
-)
-
-
 async def write_events(
     session: AsyncSession,
     events: Sequence[IntegrationEvent],
@@ -88,31 +79,8 @@ async def write_events(
     ] if caused_by is not None else [current] * len(events)  # fmt: skip
     table = outbox_tables(names).outbox
     connection = await session.connection()
-    if not is_psycopg(connection.dialect):
-        rows: list[dict[str, Any]] = [
-            {
-                "id": event.event_id,
-                "event_type": event.event_name,
-                "payload": event.body(),
-                "headers": _headers(event, None, trace),
-            }
-            for event, trace in zip(events, traces, strict=True)
-        ]
-        await connection.execute(insert(table), rows)
-        return
-    from psycopg.types.json import Json  # PostgreSQL only: the library runs without psycopg
-
-    driver = await driver_connection(connection)
-    await driver.execute(
-        _INSERT_ARRAYS.format(table=table.name),  # a checked SQL name (MessagingNames)
-        (
-            [event.event_id for event in events],
-            [event.event_name for event in events],
-            [Json(event.body()) for event in events],
-            [
-                Json(_headers(event, None, trace))
-                for event, trace in zip(events, traces, strict=True)
-            ],
-        ),
-        prepare=True,
-    )
+    rows = [
+        NewOutboxRow(event.event_id, event.event_name, event.body(), _headers(event, None, trace))
+        for event, trace in zip(events, traces, strict=True)
+    ]
+    await store_for(connection.dialect).insert_outbox_rows(connection, table, rows)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.http.idempotency.models import IDEMPOTENCY_KEYS
+from cloudcrm_outbox.storage.store import store_for
 
 keys = IDEMPOTENCY_KEYS
 
@@ -50,15 +50,12 @@ async def claim(session: AsyncSession, request: RequestKey) -> Replay | None:
     it, and the second gets the first's answer rather than a 409 to retry. On SQLite the
     writers queue on BEGIN IMMEDIATE (cloudcrm_outbox.storage.engine), with the same result.
     """
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    taken = (
-        dialect.insert(keys)
-        .values(
-            caller=request.caller, idempotency_key=request.key, request_hash=request.fingerprint
-        )
-        .on_conflict_do_nothing(index_elements=[keys.c.caller, keys.c.idempotency_key])
-        .returning(keys.c.caller)
+    insert = store_for(session.get_bind().dialect).insert_ignoring_conflicts(
+        keys, index_elements=[keys.c.caller, keys.c.idempotency_key]
     )
+    taken = insert.values(
+        caller=request.caller, idempotency_key=request.key, request_hash=request.fingerprint
+    ).returning(keys.c.caller)
     if (await session.execute(taken)).first() is not None:
         return None
     first = (

@@ -19,10 +19,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from itertools import groupby
-from typing import Any
 
-from sqlalchemy import bindparam, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cloudcrm_outbox.inbox.decoding import Decoded
@@ -30,32 +27,16 @@ from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.tracing import consume_spans
 from cloudcrm_outbox.storage.engine import (
     AbortedTransactionError,
-    driver_connection,
-    is_psycopg,
     make_sessionmaker,
-    refuse_aborted,
 )
 from cloudcrm_outbox.storage.liveness import AnswerDeadline
+from cloudcrm_outbox.storage.store import store_for
 from cloudcrm_outbox.storage.tables import outbox_tables
 from cloudcrm_outbox.subscriptions import APPLIED, Subscription
 
 # Rows are inserted as "applied", the usual outcome, and corrected a few statements later
 # in the same transaction when a handler concluded otherwise; no other transaction can
-# see a row before that.
-
-_INSERT_ARRAY = (
-    "INSERT INTO {table} (consumer, message_id, outcome) "
-    "SELECT %s, unnest(CAST(%s AS uuid[])), %s "
-    "ON CONFLICT DO NOTHING RETURNING message_id"
-)
-_SET_OUTCOMES = (
-    "UPDATE {table} AS i SET outcome = c.outcome "
-    "FROM unnest(CAST(%s AS uuid[]), CAST(%s AS varchar[])) AS c(message_id, outcome) "
-    "WHERE i.consumer = %s AND i.message_id = c.message_id"
-)
-
-
-_SET_LOCK_TIMEOUT = text("SELECT set_config('lock_timeout', :ms, true)")
+# see a row before that (storage's record_inbox_rows and set_inbox_outcomes).
 
 
 class InboxProcessor:
@@ -78,19 +59,8 @@ class InboxProcessor:
         self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self._consumer = consumer
         self._subscriptions = subscriptions
-        self._on_postgresql = is_psycopg(engine.dialect)
-        inbox = outbox_tables(names).inbox
-        dialect = postgresql if self._on_postgresql else sqlite
-        self._insert = dialect.insert(inbox).on_conflict_do_nothing().returning(inbox.c.message_id)
-        # A checked SQL name (MessagingNames).
-        self._insert_array = _INSERT_ARRAY.format(table=inbox.name)
-        self._set_outcomes = _SET_OUTCOMES.format(table=inbox.name)
-        self._set_outcome = (
-            update(inbox)
-            .where(inbox.c.consumer == bindparam("b_consumer"))
-            .where(inbox.c.message_id == bindparam("b_message_id"))
-            .values(outcome=bindparam("b_outcome"))
-        )
+        self._store = store_for(engine.dialect)
+        self._inbox = outbox_tables(names).inbox
 
     async def process(
         self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
@@ -117,10 +87,8 @@ class InboxProcessor:
         deadline = AnswerDeadline(self._answer_timeout)
         async with deadline, self._sessions() as session, session.begin():
             await deadline.start(await session.connection())
-            if lock_timeout is not None and self._on_postgresql:
-                # SET LOCAL: this transaction only; the pooled connection keeps its own.
-                milliseconds = str(max(1, round(lock_timeout * 1000)))
-                await session.execute(_SET_LOCK_TIMEOUT, {"ms": milliseconds})
+            if lock_timeout is not None:
+                await self._store.set_lock_timeout(session, lock_timeout)
             fresh = await self._record(session, messages)
             outcomes = await self._apply(session, fresh)
             corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
@@ -131,20 +99,8 @@ class InboxProcessor:
                 raise AbortedTransactionError("a handler ended the batch's transaction")
             if not corrected:
                 return outcomes
-            if not self._on_postgresql:
-                await session.execute(self._set_outcome, self._corrections(corrected))
-                return outcomes
-            driver = await driver_connection(await session.connection())
-            refuse_aborted(driver)  # before a statement it would refuse
-            parameters = (list(corrected), list(corrected.values()), self._consumer)
-            await driver.execute(self._set_outcomes, parameters, prepare=True)
+            await self._store.set_inbox_outcomes(session, self._inbox, self._consumer, corrected)
         return outcomes
-
-    def _corrections(self, corrected: Mapping[uuid.UUID, str]) -> list[dict[str, Any]]:
-        return [
-            {"b_consumer": self._consumer, "b_message_id": mid, "b_outcome": outcome}
-            for mid, outcome in corrected.items()
-        ]
 
     async def _record(self, session: AsyncSession, messages: Sequence[Decoded]) -> list[Decoded]:
         """Insert the inbox rows; keep the first delivery of each message that was new."""
@@ -153,26 +109,10 @@ class InboxProcessor:
             unique.setdefault(message.message_id, message)
         if not unique:
             return []
-        if self._on_postgresql:
-            inserted = await self._insert_rows(session, list(unique))
-        else:
-            rows = [
-                {"consumer": self._consumer, "message_id": mid, "outcome": APPLIED}
-                for mid in unique
-            ]
-            inserted = set((await session.scalars(self._insert, rows)).all())
-        return [message for mid, message in unique.items() if mid in inserted]
-
-    async def _insert_rows(
-        self, session: AsyncSession, message_ids: list[uuid.UUID]
-    ) -> set[uuid.UUID]:
-        """PostgreSQL: one statement, the ids as one ``uuid[]`` parameter whatever the batch
-        size (so psycopg prepares it once)."""
-        driver = await driver_connection(await session.connection())
-        cursor = await driver.execute(
-            self._insert_array, (self._consumer, message_ids, APPLIED), prepare=True
+        inserted = await self._store.record_inbox_rows(
+            session, self._inbox, self._consumer, list(unique), APPLIED
         )
-        return {row[0] for row in await cursor.fetchall()}
+        return [message for mid, message in unique.items() if mid in inserted]
 
     async def _apply(self, session: AsyncSession, fresh: Sequence[Decoded]) -> dict[uuid.UUID, str]:
         """Hand each run of same-type events to its handler, runs in delivery order: the

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy import ColumnElement, and_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.store import OutboxStore, store_for
 from cloudcrm_outbox.storage.tables import outbox_tables
 from cloudcrm_outbox.times import as_utc, utc_text
 
@@ -56,7 +57,7 @@ class FailedSelection:
 
 
 def _failed_where(
-    names: MessagingNames, selection: FailedSelection, dialect: str
+    names: MessagingNames, selection: FailedSelection, store: OutboxStore
 ) -> ColumnElement[bool]:
     outbox = outbox_tables(names).outbox
     # Failed and never published: a row both published and failed (written by hand, or
@@ -72,8 +73,7 @@ def _failed_where(
     if selection.error_contains is not None:
         # Case-sensitive on both databases (SQLite's LIKE ignores ASCII case), and the
         # operator's text matched as written (no LIKE wildcards).
-        position = func.strpos if dialect == "postgresql" else func.instr
-        conditions.append(position(outbox.c.last_error, selection.error_contains) > 0)
+        conditions.append(store.contains(outbox.c.last_error, selection.error_contains))
     return and_(*conditions)
 
 
@@ -87,10 +87,11 @@ async def failed_rows(
     """Failed rows, oldest failure first, at most ``limit`` (through the partial index of
     failed rows: never a scan of the published ones)."""
     outbox = outbox_tables(names).outbox
+    store = store_for(engine.dialect)
     query = (
         select(outbox.c.id, outbox.c.event_type, outbox.c.attempts, outbox.c.last_error,
                outbox.c.failed_at)
-        .where(_failed_where(names, FailedSelection(event_type=event_type), engine.dialect.name))
+        .where(_failed_where(names, FailedSelection(event_type=event_type), store))
         .order_by(outbox.c.failed_at, outbox.c.id)
         .limit(limit)
     )  # fmt: skip
@@ -120,7 +121,7 @@ async def replay_failed(
     """Put the selected failed rows back to pending (attempts 0, no failure, no error, due
     now) in one transaction; returns their ids. ``dry_run``: only which ones it would."""
     outbox = outbox_tables(names).outbox
-    where = _failed_where(names, selection, engine.dialect.name)
+    where = _failed_where(names, selection, store_for(engine.dialect))
     async with engine.begin() as connection:
         if dry_run:
             return list((await connection.execute(select(outbox.c.id).where(where))).scalars())

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import ColumnElement, String, Table, and_, func, select, type_coerce, update
+from sqlalchemy import ColumnElement, Table, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.dml import Update
 
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.ops.repair import restarted
+from cloudcrm_outbox.storage.store import store_for
 from cloudcrm_outbox.storage.tables import outbox_tables
 from cloudcrm_outbox.times import utc_text
 
@@ -45,14 +45,6 @@ class PublishedSelection:
             object.__setattr__(self, "until", self.until.astimezone(UTC))
 
 
-def _sqlite_text(moment: datetime) -> str:
-    # Without trailing zeros: '05:00:00.12' sorts just before '05:00:00.120' (the clock's
-    # milliseconds) and '05:00:00.120000' (a time SQLAlchemy wrote), all the same instant,
-    # so that ">= since" keeps them and "< until" leaves them out, as it should.
-    text = moment.strftime("%Y-%m-%d %H:%M:%S")
-    return text + f".{moment.microsecond:06d}".rstrip("0") if moment.microsecond else text
-
-
 async def republish(
     engine: AsyncEngine,
     selection: PublishedSelection,
@@ -64,19 +56,13 @@ async def republish(
     transaction, through the ``published_at`` index; returns how many. ``dry_run``: only
     count them."""
     outbox = outbox_tables(names).outbox
-    published: ColumnElement[Any] = outbox.c.published_at
-    since: object = selection.since
-    until: object = selection.until
-    if engine.dialect.name == "sqlite":
-        # SQLite keeps the database clock's timestamps as text to the millisecond
-        # ('2026-11-30 05:00:00.120'; whole seconds before that); a bound sent as
-        # '… 05:00:00.120000' sorts after it, and would leave out a row published at the
-        # very millisecond of --since.
-        published = type_coerce(outbox.c.published_at, String)
-        since = _sqlite_text(selection.since)
-        until = None if selection.until is None else _sqlite_text(selection.until)
+    store = store_for(engine.dialect)
+    # Compared as the database clock stores them (to the millisecond): --since a shown time
+    # keeps the row published at that very millisecond.
+    published, since = store.timestamp_bound(outbox.c.published_at, selection.since)
     conditions: list[ColumnElement[bool]] = [published >= since]
-    if until is not None:
+    if selection.until is not None:
+        published, until = store.timestamp_bound(outbox.c.published_at, selection.until)
         conditions.append(published < until)
     if selection.event_type is not None:
         conditions.append(outbox.c.event_type == selection.event_type)

@@ -43,10 +43,9 @@ from cloudcrm_outbox.relay.reporting import (
 )
 from cloudcrm_outbox.relay.statements import outgoing_messages, relay_statements
 from cloudcrm_outbox.relay.unroutable import probe_statements, record_unroutable, release_waiting
-from cloudcrm_outbox.storage.engine import is_psycopg
 from cloudcrm_outbox.storage.liveness import AnswerDeadline
+from cloudcrm_outbox.storage.store import store_for
 from cloudcrm_outbox.storage.tables import outbox_tables
-from cloudcrm_outbox.storage.transactions import self_delimiting, simple_query
 
 logger = library_logger(__name__)
 
@@ -95,13 +94,12 @@ class OutboxRelay:
         self._probes = probe_statements(outbox_tables(names).outbox, policy)
         # On PostgreSQL the batch's statements open and close its transaction themselves,
         # "BEGIN; <claim>" and "<marks>; COMMIT": one round trip each, and no pipeline mode
-        # (see simple_query). SQLite: the same statements through SQLAlchemy.
-        self._simple_protocol = is_psycopg(engine.dialect)
-        self._transactions = self_delimiting(engine)
-        self._begin_and_claim = (
-            f"BEGIN; {self._sql.claim_sql(engine.dialect)}" if self._simple_protocol else ""
+        # (storage.postgres.simple_query). SQLite: the same statements through SQLAlchemy.
+        store = store_for(engine.dialect)
+        self._transactions = store.relay_engine(engine)
+        self._steps = store.relay_steps(
+            self._sql.claim, self._sql.mark_published, self._sql.mark_published_pg, engine.dialect
         )
-        self._mark_and_commit_sql = f"{self._sql.mark_published_pg}; COMMIT"
 
     async def relay_batch(self) -> BatchReport:
         """Claim, publish and mark one batch. Raises BrokerUnavailableError after marking
@@ -113,7 +111,7 @@ class OutboxRelay:
         deadline = AnswerDeadline(self._answer_timeout)
         async with deadline, self._transactions.begin() as connection:
             await deadline.start(connection)
-            rows = await self._claim_rows(connection)
+            rows = await self._steps.claim(connection)
             if not rows:
                 return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
             messages, unreadable = outgoing_messages(rows)
@@ -133,7 +131,7 @@ class OutboxRelay:
             await self._record_nacked(connection, rows, result.nacked)
             routed = [*result.confirmed, *result.nacked]
             released = await release_waiting(connection, self._probes, rows, routed)
-            await self._mark_and_commit(connection, result.confirmed)
+            await self._steps.mark_and_commit(connection, result.confirmed)
         report = BatchReport(
             claimed=len(rows),
             published=len(result.confirmed),
@@ -151,27 +149,6 @@ class OutboxRelay:
         if result.broken is not None:
             raise BrokerUnavailableError(f"connection lost mid-batch: {result.broken!r}")
         return report
-
-    async def _claim_rows(self, connection: AsyncConnection) -> Sequence[Any]:
-        if not self._simple_protocol:
-            return (await connection.execute(self._sql.claim)).all()
-        from psycopg.rows import namedtuple_row  # PostgreSQL only
-
-        return await simple_query(connection, self._begin_and_claim, row_factory=namedtuple_row)
-
-    async def _mark_and_commit(
-        self, connection: AsyncConnection, confirmed: list[uuid.UUID]
-    ) -> None:
-        if not self._simple_protocol:
-            if confirmed:
-                await connection.execute(self._sql.mark_published, {"ids": confirmed})
-            return  # committed by the caller's ``begin()`` block
-        # The marks and COMMIT in one message. The caller's ``begin()`` block then finds
-        # no transaction open, and psycopg sends nothing more.
-        if confirmed:
-            await simple_query(connection, self._mark_and_commit_sql, {"ids": confirmed})
-        else:
-            await simple_query(connection, "COMMIT")
 
     async def _record_rejections(
         self, connection: AsyncConnection, rows: Sequence[Any], rejected: dict[uuid.UUID, str]

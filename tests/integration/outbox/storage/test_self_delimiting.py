@@ -25,7 +25,7 @@ from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.storage.engine import AbortedTransactionError, make_engine
-from cloudcrm_outbox.storage.transactions import self_delimiting, simple_query
+from cloudcrm_outbox.storage.postgres import self_delimiting, simple_query
 from cloudcrm_outbox.subscriptions import APPLIED, by_event_name
 from tests.conftest import query
 from tests.integration.outbox.conftest import placed, stage_events
