@@ -47,6 +47,17 @@ async def _clone(template: str, prefix: str) -> AsyncIterator[str]:
         await asyncio.to_thread(postgres.drop_database, name)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the soak-sized tests out unless ``-m`` names them (``make soak`` does); each
+    has a smaller sibling that runs by default."""
+    if "soak" in (config.option.markexpr or ""):
+        return
+    soak = [item for item in items if item.get_closest_marker("soak")]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if not item.get_closest_marker("soak")]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     close_vhost_pool()  # the test vhosts not yet deleted (tests/support/rabbit.py)
 
