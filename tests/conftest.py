@@ -44,7 +44,7 @@ async def _clone(template: str, prefix: str) -> AsyncIterator[str]:
     try:
         yield url
     finally:
-        await asyncio.to_thread(postgres.drop_database, name)
+        postgres.drop_database_later(name)  # FORCE ends whatever the test left connected
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -60,6 +60,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     close_vhost_pool()  # the test vhosts not yet deleted (tests/support/rabbit.py)
+    postgres.finish_drops()
 
 
 @pytest.fixture

@@ -64,9 +64,7 @@ def exercise(schema_url: str, examples: int) -> int:
         operation = result.ok()
         operations += 1
 
-        @settings(
-            max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck)
-        )
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case: schemathesis.Case) -> None:
             if case.headers and "Idempotency-Key" in case.headers:

@@ -94,7 +94,9 @@ class Deployment:
             for _ in range(consumers)
         ]
         self.consumers.extend(started)
-        await asyncio.gather(*(consumer.wait_for_log("consuming", timeout=60) for consumer in started))
+        await asyncio.gather(
+            *(consumer.wait_for_log("consuming", timeout=60) for consumer in started)
+        )
         started = [
             self._start("relay", relaying, **overrides)
             for relaying, _ in sides
