@@ -44,8 +44,11 @@ browser:
 test: install browser
 	$(BIN)/pytest
 
-# The reliability scenarios at full size (3,000 orders each).
+# The long runs `make test` leaves out: the tests marked soak (2,000 orders under load,
+# a thousand racing cancels, the three-node RabbitMQ cluster, schemathesis at 30 examples
+# per operation), then the reliability scenarios at full size (3,000 orders each).
 soak: install
+	TEST_RELIABILITY_ORDERS=3000 $(BIN)/pytest -m soak
 	TEST_RELIABILITY_ORDERS=3000 $(BIN)/pytest tests/reliability
 
 lint: install

@@ -44,11 +44,23 @@ async def _clone(template: str, prefix: str) -> AsyncIterator[str]:
     try:
         yield url
     finally:
-        await asyncio.to_thread(postgres.drop_database, name)
+        postgres.drop_database_later(name)  # FORCE ends whatever the test left connected
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the soak-sized tests out unless ``-m`` names them (``make soak`` does); each
+    has a smaller sibling that runs by default."""
+    if "soak" in (config.option.markexpr or ""):
+        return
+    soak = [item for item in items if item.get_closest_marker("soak")]
+    if soak:
+        config.hook.pytest_deselected(items=soak)
+        items[:] = [item for item in items if not item.get_closest_marker("soak")]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     close_vhost_pool()  # the test vhosts not yet deleted (tests/support/rabbit.py)
+    postgres.finish_drops()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from tests.support.servers import free_port
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
-ORDERS = 2000
 CLIENTS = 32
 
 
@@ -31,8 +30,14 @@ def processes() -> Iterator[list[Background]]:
         process.stop()
 
 
-async def test_2000_orders_from_32_clients_with_restarts_lose_nothing(
-    ordering_db: str, catalog_db: str, broker: str, processes: list[Background], tmp_path: Path
+@pytest.mark.parametrize("orders", [400, pytest.param(2000, marks=pytest.mark.soak)])
+async def test_orders_from_32_clients_with_restarts_lose_nothing(
+    orders: int,
+    ordering_db: str,
+    catalog_db: str,
+    broker: str,
+    processes: list[Background],
+    tmp_path: Path,
 ) -> None:
     ordering_port, catalog_port = free_port(), free_port()
     env = command_env(
@@ -68,7 +73,7 @@ async def test_2000_orders_from_32_clients_with_restarts_lose_nothing(
             products.append(created.json()["id"])
 
         rng = random.Random(7)
-        plan = [(rng.choice(products), rng.randint(1, 5)) for _ in range(ORDERS)]
+        plan = [(rng.choice(products), rng.randint(1, 5)) for _ in range(orders)]
         queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
         for item in plan:
             queue.put_nowait(item)
@@ -98,12 +103,12 @@ async def test_2000_orders_from_32_clients_with_restarts_lose_nothing(
 
         await asyncio.gather(*(customer() for _ in range(CLIENTS)), restarts())
 
-    assert len(placed) == ORDERS
+    assert len(placed) == orders
     assert still_queued_at_restart[0] > 0, "the restarts must land while orders still come"
 
     async def settled() -> bool:
         [(inbox,)] = await query(catalog_db, "SELECT count(*) FROM inbox")
-        return int(inbox) >= ORDERS
+        return int(inbox) >= orders
 
     await wait_until(settled, timeout=90)
     await asyncio.sleep(1)  # room for a duplicate to be (wrongly) applied
@@ -113,7 +118,7 @@ async def test_2000_orders_from_32_clients_with_restarts_lose_nothing(
     [(inbox_rows, applied)] = await query(
         catalog_db, "SELECT count(*), count(*) FILTER (WHERE outcome = 'applied') FROM inbox"
     )
-    assert inbox_rows == applied == ORDERS
+    assert inbox_rows == applied == orders
     [(pending,)] = await query(
         ordering_db, "SELECT count(*) FROM outbox WHERE published_at IS NULL"
     )

@@ -21,7 +21,9 @@ from tests.support.deployment import Deployment
 from tests.support.rabbit import queue_depth
 from tests.support.rabbit_cluster import RabbitCluster
 
-pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
+# Soak-sized (three brokers of its own to start): `make soak`. `make test` keeps the same
+# move to another node on one shared server (tests/e2e/test_broker_failover.py).
+pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq, pytest.mark.soak]
 
 RATE = 50  # orders/s offered
 

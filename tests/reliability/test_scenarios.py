@@ -1,6 +1,6 @@
 """System-level faults, each judged by the history checker (tests/reliability/history.py).
 
-`make test` runs them at TEST_RELIABILITY_ORDERS=600; `make soak` at 3,000.
+`make test` runs them at 400 orders (TEST_RELIABILITY_ORDERS); `make soak` at 3,000.
 """
 
 from __future__ import annotations

@@ -50,18 +50,21 @@ def deployed() -> Iterator[dict[str, str]]:
             postgres.drop_database(name)
 
 
-FAST = settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+# Examples per operation: a few in `make test` (building the strategies for the name
+# patterns costs more than the requests), many in `make soak`.
+EXAMPLES = [5, pytest.param(30, marks=pytest.mark.soak)]
 
 
-def exercise(schema_url: str) -> int:
-    """Every operation, with generated valid and invalid inputs; returns the count."""
+def exercise(schema_url: str, examples: int) -> int:
+    """Every operation, with ``examples`` generated valid and invalid inputs each; returns
+    the number of operations."""
     schema = schemathesis.openapi.from_url(schema_url)
     operations = 0
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
 
-        @FAST
+        @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
         @given(case=operation.as_strategy())
         def check(case: schemathesis.Case) -> None:
             if case.headers and "Idempotency-Key" in case.headers:
@@ -79,6 +82,9 @@ def exercise(schema_url: str) -> int:
     return operations
 
 
+@pytest.mark.parametrize("examples", EXAMPLES)
 @pytest.mark.parametrize("service", ["ordering", "catalog"])
-def test_api_answers_match_its_schema_and_never_5xx(deployed: dict[str, str], service: str) -> None:
-    assert exercise(f"{deployed[service]}/openapi.json") >= 3
+def test_api_answers_match_its_schema_and_never_5xx(
+    deployed: dict[str, str], service: str, examples: int
+) -> None:
+    assert exercise(f"{deployed[service]}/openapi.json", examples) >= 3

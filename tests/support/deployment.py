@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,18 +86,31 @@ class Deployment:
             if replies
             else [("ordering", "catalog")]
         )
-        for _, consuming in sides:
-            for _ in range(consumers):
-                await self.add_consumer(consuming, **overrides)
-        for relaying, _ in sides:
-            for _ in range(relays):
-                await self.add_relay(relaying, **overrides)
+        # Started side by side (each start is mostly imports, so the two cores share
+        # them); the consumers first, so their queues exist before anything is relayed.
+        started = [
+            self._start("consume", consuming, **overrides)
+            for _, consuming in sides
+            for _ in range(consumers)
+        ]
+        self.consumers.extend(started)
+        await asyncio.gather(
+            *(consumer.wait_for_log("consuming", timeout=60) for consumer in started)
+        )
+        started = [
+            self._start("relay", relaying, **overrides)
+            for relaying, _ in sides
+            for _ in range(relays)
+        ]
+        self.relays.extend(started)
         self.apis = [
             self._start("api", "catalog", "--port", str(catalog_port)),
             self._start("api", "ordering", "--port", str(ordering_port)),
         ]
-        for api in self.apis:
-            await api.wait_for_log("Application startup complete")
+        await asyncio.gather(
+            *(relay.wait_for_log("relay started", timeout=60) for relay in started),
+            *(api.wait_for_log("Application startup complete", timeout=60) for api in self.apis),
+        )
 
     async def add_consumer(self, service: str = "catalog", **overrides: str) -> Background:
         consumer = self._start("consume", service, **overrides)
