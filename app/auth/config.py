@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.auth.jwks import JwksKeys
@@ -23,11 +24,26 @@ class AuthNotConfiguredError(Exception):
     """No way to verify tokens was configured, and authentication was not turned off."""
 
 
-def authenticator_for(settings: Settings, *, development: bool = False) -> Authenticator:
-    """The API's token verifier. ``development``: without AUTH_JWT_SECRET or AUTH_JWKS_URL,
-    use (creating it) the development secret under ./var — ``dev`` only.
+@dataclass(frozen=True)
+class SigningKeys:
+    """The HS256 secret a process signs and verifies tokens with, resolved once where the
+    process is put together (the command line): AUTH_JWT_SECRET, or for ``dev`` and
+    ``token`` the development secret under ./var. ``secret`` None: there is none (an
+    identity provider's keys only, or nothing configured)."""
 
-    Raises AuthNotConfiguredError when nothing is configured and AUTH_DISABLED is not set.
+    secret: str | None = None
+
+    @classmethod
+    def configured(cls, settings: Settings) -> SigningKeys:
+        """AUTH_JWT_SECRET alone, never the development secret."""
+        configured = settings.auth_jwt_secret
+        return cls(None if configured is None else configured.get_secret_value())
+
+
+def authenticator_for(settings: Settings, keys: SigningKeys) -> Authenticator:
+    """The API's token verifier: ``keys``' secret and AUTH_JWKS_URL's keys.
+
+    Raises AuthNotConfiguredError when neither is there and AUTH_DISABLED is not set.
     Logs a WARNING every time authentication is disabled.
     """
     if settings.auth_disabled:
@@ -36,7 +52,7 @@ def authenticator_for(settings: Settings, *, development: bool = False) -> Authe
             "(local experiments only)"
         )
         return Authenticator(disabled=True)
-    secret = signing_secret(settings, development=development)
+    secret = keys.secret
     jwks = JwksKeys(settings.auth_jwks_url) if settings.auth_jwks_url else None
     if secret is None and jwks is None:
         raise AuthNotConfiguredError(
@@ -47,15 +63,6 @@ def authenticator_for(settings: Settings, *, development: bool = False) -> Authe
     return Authenticator(
         secret=secret, jwks=jwks, issuer=settings.auth_issuer, audience=settings.auth_audience
     )
-
-
-def signing_secret(settings: Settings, *, development: bool) -> str | None:
-    """AUTH_JWT_SECRET; or, for ``development`` without a JWKS URL, the development secret."""
-    if settings.auth_jwt_secret is not None:
-        return settings.auth_jwt_secret.get_secret_value()
-    if development and settings.auth_jwks_url is None:
-        return development_secret()
-    return None
 
 
 def development_secret(path: Path = DEV_SECRET_PATH) -> str:
@@ -77,14 +84,13 @@ def development_secret(path: Path = DEV_SECRET_PATH) -> str:
     return value
 
 
-def developer_token(settings: Settings, *, development: bool, ttl_seconds: float) -> str | None:
+def developer_token(settings: Settings, keys: SigningKeys, *, ttl_seconds: float) -> str | None:
     """A token for subject "developer" with every scope, valid ``ttl_seconds``, signed
-    with ``signing_secret``; None when there is none (only an identity provider)."""
-    secret = signing_secret(settings, development=development)
-    if secret is None:
+    with ``keys``' secret; None when there is none (only an identity provider)."""
+    if keys.secret is None:
         return None
     return issue_token(
-        secret,
+        keys.secret,
         SCOPES,
         subject="developer",
         ttl_seconds=ttl_seconds,

@@ -9,7 +9,7 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from app.auth.config import AuthNotConfiguredError, signing_secret
+from app.auth.config import AuthNotConfiguredError, SigningKeys
 from app.auth.scopes import CATALOG_INTEGRATION
 from app.auth.tokens import issue_token
 from app.core.settings import Settings
@@ -103,9 +103,9 @@ def client_credentials(
     return fetch
 
 
-def ordering_credentials(settings: Settings, *, development: bool = False) -> httpx.Auth | None:
+def ordering_credentials(settings: Settings, keys: SigningKeys) -> httpx.Auth | None:
     """How ordering authenticates to catalog: None when authentication is disabled;
-    client credentials when AUTH_TOKEN_URL is set; else tokens signed with the secret.
+    client credentials when AUTH_TOKEN_URL is set; else tokens signed with ``keys``' secret.
 
     Raises AuthNotConfiguredError when none of these is possible (only a JWKS URL).
     """
@@ -120,7 +120,7 @@ def ordering_credentials(settings: Settings, *, development: bool = False) -> ht
                 timeout=settings.catalog_api_timeout_seconds,
             )
         )
-    secret = signing_secret(settings, development=development)
+    secret = keys.secret
     if secret is None:
         raise AuthNotConfiguredError(
             "ordering needs a token for catalog's integration API: set AUTH_TOKEN_URL, "

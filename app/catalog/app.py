@@ -9,6 +9,7 @@ from fastapi import FastAPI
 
 from app.admin.resources import admin_broker
 from app.admin.router import router as admin_router
+from app.auth.config import SigningKeys
 from app.catalog.router import integration_router, router
 from app.core.settings import Settings
 from app.http.service_app import build_app, database
@@ -23,11 +24,16 @@ async def catalog_resources(app: FastAPI, settings: Settings) -> AsyncIterator[N
         yield
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The catalog API alone (``python -m app api catalog``)."""
+def create_app(settings: Settings, keys: SigningKeys | None = None) -> FastAPI:
+    """The catalog API alone (``python -m app api catalog``), verifying tokens with
+    ``keys`` (None: AUTH_JWT_SECRET alone, never the development secret).
+
+    Raises AuthNotConfiguredError when tokens cannot be verified.
+    """
     return build_app(
         title="CloudCrm catalog",
         settings=settings,
         routers=[*ROUTERS, admin_router],
         resources=[catalog_resources, admin_broker],
+        keys=SigningKeys.configured(settings) if keys is None else keys,
     )

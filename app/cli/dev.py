@@ -18,11 +18,12 @@ import httpx
 from fastapi import FastAPI
 
 from app.admin.router import router as admin_router
-from app.auth.config import developer_token
+from app.auth.config import SigningKeys, developer_token
 from app.auth.service_token import ordering_credentials
 from app.catalog.app import ROUTERS as CATALOG_ROUTERS
 from app.catalog.app import catalog_resources
 from app.catalog.demo import seed_demo_products
+from app.cli.signing import signing_keys
 from app.core import migrations as migrate
 from app.core.settings import SERVICES, Settings
 from app.http.service_app import build_app
@@ -50,9 +51,13 @@ def create_dev_app(settings: Settings, *, base_url: str = "http://127.0.0.1:8000
     At start it prints a development token for every scope and a curl that uses it
     (``base_url``: where the app is served).
 
+    Without AUTH_JWT_SECRET or AUTH_JWKS_URL, tokens are signed with the development secret
+    under ./var (created on first use).
+
     Raises AuthNotConfiguredError when ordering could not get its own token for catalog.
     """
-    ordering_credentials(settings, development=True)  # refuse now, not in the lifespan
+    keys = signing_keys(settings, development=True)
+    ordering_credentials(settings, keys)  # refuse now, not in the lifespan
 
     @asynccontextmanager
     async def migrated(_app: FastAPI, settings: Settings) -> AsyncIterator[None]:
@@ -61,13 +66,13 @@ def create_dev_app(settings: Settings, *, base_url: str = "http://127.0.0.1:8000
             await asyncio.to_thread(migrate.upgrade, service, settings=settings)
         if settings.seed_demo_products:
             await _seed(settings)
-        print(development_welcome(settings, base_url), flush=True)
+        print(development_welcome(settings, base_url, keys), flush=True)
         yield
 
     @asynccontextmanager
     async def ordering_in_process(app: FastAPI, settings: Settings) -> AsyncIterator[None]:
         transport = httpx.ASGITransport(app=app)
-        async with ordering_resources(app, settings, catalog_transport=transport, development=True):
+        async with ordering_resources(app, settings, keys=keys, catalog_transport=transport):
             yield
 
     app = build_app(
@@ -81,9 +86,9 @@ def create_dev_app(settings: Settings, *, base_url: str = "http://127.0.0.1:8000
             messaging_in_process,
             pages_in_process,
         ],
-        development=True,
+        keys=keys,
     )
-    install_in_dev(app, settings)  # the web pages at /
+    install_in_dev(app, settings, keys)  # the web pages at /
     app.state.status_figures = {"ordering": STATUS_FIGURES}
     return app
 
@@ -99,11 +104,12 @@ def this_python() -> str:
     return str(relative)
 
 
-def development_welcome(settings: Settings, base_url: str) -> str:
-    """What ``dev`` prints at start: a token (all scopes, 24 h) and a request to try."""
+def development_welcome(settings: Settings, base_url: str, keys: SigningKeys) -> str:
+    """What ``dev`` prints at start: a token (all scopes, 24 h, signed with ``keys``) and
+    a request to try."""
     if settings.auth_disabled:
         return "Authentication is disabled (AUTH_DISABLED=true): no token needed."
-    token = developer_token(settings, development=True, ttl_seconds=DEV_TOKEN_TTL_SECONDS)
+    token = developer_token(settings, keys, ttl_seconds=DEV_TOKEN_TTL_SECONDS)
     if token is None:
         return "Tokens come from the identity provider at AUTH_JWKS_URL."
     return (

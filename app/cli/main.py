@@ -36,7 +36,7 @@ COMMANDS: dict[str, str] = {
     "outbox": "app.cli.admin:run",
     "dlq": "app.cli.admin:run",
     "inbox": "app.cli.admin:run",
-    "token": "app.auth.cli:run",
+    "token": "app.cli.token:run",
     "broker": "app.cli.broker:run",
 }
 

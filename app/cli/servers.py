@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from app.cli.operations import at_head
+from app.cli.signing import signing_keys
 from app.core.settings import Settings
 from app.http.serving import serve
 
@@ -27,7 +28,8 @@ def api(args: argparse.Namespace, settings: Settings) -> int:
         from app.ordering.app import create_app
     else:
         from app.catalog.app import create_app
-    app = create_app(settings)  # refuses a configuration nobody can authenticate to
+    # Refuses a configuration nobody can authenticate to; never the development secret.
+    app = create_app(settings, signing_keys(settings, development=False))
     asyncio.run(at_head(settings, args.service))
     return serve(app, args.host, args.port or DEFAULT_PORTS[args.service], settings)
 
@@ -36,4 +38,5 @@ def web(args: argparse.Namespace, settings: Settings) -> int:
     """``web``: the web pages, calling the two APIs."""
     from app.pages.serving import create_web_app
 
-    return serve(create_web_app(settings), args.host, args.port, settings)
+    app = create_web_app(settings, signing_keys(settings, development=False))
+    return serve(app, args.host, args.port, settings)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.auth.config import authenticator_for
+from app.auth.config import SigningKeys, authenticator_for
 from app.auth.middleware import BearerAuthMiddleware
 from app.core.database import tcp_keepalives
 from app.core.settings import Settings
@@ -232,15 +232,14 @@ def build_app(
     settings: Settings,
     routers: Sequence[APIRouter],
     resources: Sequence[ResourceFactory],
-    development: bool = False,
+    keys: SigningKeys,
 ) -> FastAPI:
     """A FastAPI app serving ``routers`` with each resource opened for its lifetime, every
-    route behind the token verifier from ``settings`` (``development``: ``dev``'s secret
-    under ./var when none is configured).
+    route behind the token verifier from ``settings`` and ``keys``.
 
     Raises AuthNotConfiguredError when no token verification is configured.
     """
-    authenticator = authenticator_for(settings, development=development)
+    authenticator = authenticator_for(settings, keys)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

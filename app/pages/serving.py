@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from app.auth.config import signing_secret
+from app.auth.config import SigningKeys
 from app.core.settings import Settings
 from app.http.service_app import BodySizeLimitMiddleware
 from app.pages import router as pages
@@ -20,9 +20,11 @@ from app.pages.session import development_sign_in
 TIMEOUT = httpx.Timeout(10.0)
 
 
-def create_web_app(settings: Settings) -> FastAPI:
+def create_web_app(settings: Settings, keys: SigningKeys | None = None) -> FastAPI:
     """The pages, calling ORDERING_API_URL and CATALOG_API_URL. A development sign-in is
-    offered only when AUTH_JWT_SECRET is set."""
+    offered only when ``keys`` hold a secret (None: AUTH_JWT_SECRET alone, never the
+    development secret)."""
+    keys = SigningKeys.configured(settings) if keys is None else keys
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,10 +40,10 @@ def create_web_app(settings: Settings) -> FastAPI:
     sign_in = None
     # The development sign-in only where no provider is (and only to this machine's own
     # browser: the route refuses other hosts).
-    if settings.auth_jwt_secret is not None and identity_provider(settings) is None:
+    if keys.secret is not None and identity_provider(settings) is None:
 
         def sign_in() -> str:
-            token = development_sign_in(settings, development=False)
+            token = development_sign_in(settings, keys)
             assert token is not None
             return token
 
@@ -55,19 +57,18 @@ def create_web_app(settings: Settings) -> FastAPI:
     return app
 
 
-def install_in_dev(app: FastAPI, settings: Settings) -> None:
-    """The pages at ``/`` of ``dev``'s app, calling its APIs in-process."""
+def install_in_dev(app: FastAPI, settings: Settings, keys: SigningKeys) -> None:
+    """The pages at ``/`` of ``dev``'s app, calling its APIs in-process; a development
+    sign-in when ``keys`` hold a secret and no identity provider is configured."""
 
     def sign_in() -> str:
-        token = development_sign_in(settings, development=True)
+        token = development_sign_in(settings, keys)
         assert token is not None
         return token
 
     provider = identity_provider(settings)
-    # Whether a secret exists, without signing a token to find out.
-    development = signing_secret(settings, development=True) is not None
-    pages.install(app, sign_in=sign_in if development and provider is None else None,
-                  provider=provider)  # fmt: skip
+    offered = keys.secret is not None and provider is None
+    pages.install(app, sign_in=sign_in if offered else None, provider=provider)
 
 
 def identity_provider(settings: Settings) -> IdentityProvider | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import jwt
 from fastapi import Request, Response
 
-from app.auth.config import developer_token
+from app.auth.config import SigningKeys, developer_token
 from app.auth.tokens import principal_of
 from app.core.settings import Settings
 
@@ -153,10 +153,10 @@ def cookie_value(request: Request) -> str:
     return request.cookies.get(cookie_name(request), "")
 
 
-def development_sign_in(settings: Settings, *, development: bool) -> str | None:
-    """A token with every scope signed with the development secret, when there is one
-    (``dev``, or AUTH_JWT_SECRET); None with only an identity provider."""
-    return developer_token(settings, development=development, ttl_seconds=SESSION_SECONDS)
+def development_sign_in(settings: Settings, keys: SigningKeys) -> str | None:
+    """A token with every scope signed with ``keys``' secret (``dev``'s, or
+    AUTH_JWT_SECRET), when there is one; None with only an identity provider."""
+    return developer_token(settings, keys, ttl_seconds=SESSION_SECONDS)
 
 
 def keep(

@@ -14,6 +14,7 @@ import pytest
 from app.auth.config import AuthNotConfiguredError, authenticator_for
 from app.catalog.app import create_app as create_catalog
 from app.cli.main import main
+from app.cli.signing import signing_keys
 from app.core import migrations as migrate
 from app.core.settings import Settings
 from tests.support.auth import TEST_SECRET
@@ -75,7 +76,7 @@ def test_without_settings_token_and_dev_share_the_development_secret(
     assert secret_file.stat().st_mode & 0o777 == 0o600
     secret = secret_file.read_text().strip()
     assert _claims(capsys.readouterr().out.strip(), secret)["scope"] == "admin"
-    verifier = authenticator_for(Settings(), development=True)
+    verifier = authenticator_for(Settings(), signing_keys(Settings(), development=True))
     assert verifier.secret == secret  # what dev verifies with
 
 

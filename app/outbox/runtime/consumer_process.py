@@ -17,12 +17,8 @@ from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
 from cloudcrm_outbox.observability.health import ProcessHealth
-from cloudcrm_outbox.runtime.process import (
-    RetentionPolicy,
-    scheduler_with_retention,
-    stop_on_signals,
-)
-from cloudcrm_outbox.runtime.startup import started
+from cloudcrm_outbox.runtime.process import RetentionPolicy, scheduler_with_retention
+from cloudcrm_outbox.runtime.skeleton import run_process
 from cloudcrm_outbox.storage.engine import make_engine
 from cloudcrm_outbox.storage.liveness import TcpKeepalives
 from cloudcrm_outbox.storage.retention import delete_old_inbox_rows
@@ -110,25 +106,19 @@ async def run_consumer(
     until SIGTERM/SIGINT; ``check_database`` runs once the database answers (the caller's
     schema check). Raises ValueError when the broker's names are not ``config.names``."""
     same_names(broker, config.names)
-    stop = stop_on_signals()
     engine = consumer_engine(config, database_url, pool_size=2)
-    health = ProcessHealth()
-    # The probes' web server (Starlette, uvicorn) only for a process: not for in_process.
-    from cloudcrm_outbox.observability.probes import probes_served
 
-    probes = probes_served(
-        health, engine, None, host=config.probe_host, port=config.probe_port, stop=stop
+    async def consume(stop: asyncio.Event, health: ProcessHealth) -> None:
+        await _consume(config, broker, service, engine, subscriptions, health, stop)
+
+    await run_process(
+        engine,
+        consume,
+        settings=config,
+        broker=broker,
+        database_url=database_url,
+        check_database=check_database,
     )
-    try:
-        async with probes:
-            within = config.startup_timeout_seconds
-            up = started(stop, health, database_url, broker, within=within,
-                         check_database=check_database)  # fmt: skip
-            if not await up:
-                return
-            await _consume(config, broker, service, engine, subscriptions, health, stop)
-    finally:
-        await engine.dispose()
 
 
 async def _consume(

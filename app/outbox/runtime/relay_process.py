@@ -20,12 +20,8 @@ from cloudcrm_outbox.ops.gauges import refresh_outbox_gauges
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.relay.wakeup import Wakeup, libpq_dsn, listen_for_outbox_inserts
-from cloudcrm_outbox.runtime.process import (
-    RetentionPolicy,
-    scheduler_with_retention,
-    stop_on_signals,
-)
-from cloudcrm_outbox.runtime.startup import started
+from cloudcrm_outbox.runtime.process import RetentionPolicy, scheduler_with_retention
+from cloudcrm_outbox.runtime.skeleton import run_process
 from cloudcrm_outbox.storage.engine import make_engine
 from cloudcrm_outbox.storage.liveness import TcpKeepalives
 from cloudcrm_outbox.storage.retention import delete_published_outbox_rows
@@ -89,7 +85,6 @@ async def run_relay(
     check; it raises to stop the start). Raises RelayStoppedError (exit 1) if the broker
     refuses the bindings, ValueError when the broker's names are not ``config.names``."""
     same_names(broker, config.names)
-    stop = stop_on_signals()
     engine = make_engine(
         database_url,
         pool_size=config.concurrency + 1,
@@ -100,39 +95,37 @@ async def run_relay(
         keepalives=config.keepalives,
     )
     publisher = broker.publisher(bindings=bindings)
-    health = ProcessHealth()
-    # An idle relay learns of a broker that went away from its connection, not a batch.
-    health.add_check(lambda: getattr(publisher, "problem", None))
 
     async def refresh() -> None:
         await refresh_outbox_gauges(engine, name, config.names)
 
-    # The probes' web server (Starlette, uvicorn) only for a process: not for in_process.
-    from cloudcrm_outbox.observability.probes import probes_served
+    async def relay(stop: asyncio.Event, health: ProcessHealth) -> None:
+        await relay_until(
+            stop,
+            config=config,
+            engine=engine,
+            publisher=publisher,
+            listen_dsn=libpq_dsn(database_url),
+            name=name,
+            names=config.names,
+            health=health,
+        )
 
-    probes = probes_served(
-        health, engine, refresh, host=config.probe_host, port=config.probe_port, stop=stop
-    )
     try:
-        async with probes:
-            within = config.startup_timeout_seconds
-            up = started(stop, health, database_url, broker, within=within,
-                         check_database=check_database)  # fmt: skip
-            if not await up:
-                return
-            await relay_until(
-                stop,
-                config=config,
-                engine=engine,
-                publisher=publisher,
-                listen_dsn=libpq_dsn(database_url),
-                name=name,
-                names=config.names,
-                health=health,
-            )
+        await run_process(
+            engine,
+            relay,
+            settings=config,
+            broker=broker,
+            database_url=database_url,
+            refresh=refresh,
+            # An idle relay learns of a broker that went away from its connection, not a
+            # batch.
+            checks=[lambda: getattr(publisher, "problem", None)],
+            check_database=check_database,
+        )
     finally:
         await publisher.close()
-        await engine.dispose()
 
 
 async def relay_until(

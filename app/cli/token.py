@@ -7,9 +7,9 @@ import argparse
 import logging
 import re
 
-from app.auth.config import signing_secret
 from app.auth.scopes import parse_scopes
 from app.auth.tokens import issue_token
+from app.cli.signing import signing_keys
 from app.core.settings import Settings
 
 logger = logging.getLogger("app")
@@ -25,7 +25,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         logger.error("cannot make a token: %s", problem)
         return 1
     # Without AUTH_JWT_SECRET and AUTH_JWKS_URL: `dev`'s secret under ./var (made if new).
-    secret = signing_secret(settings, development=True)
+    secret = signing_keys(settings, development=True).secret
     assert secret is not None  # _problem refused the JWKS-only configuration
     print(
         issue_token(
