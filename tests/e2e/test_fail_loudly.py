@@ -116,13 +116,13 @@ async def test_a_new_delivery_limit_applies_at_restart(
     env = command_env(CATALOG_DATABASE_URL=catalog_db, BROKER_URL=broker)
     first = Background("consume", "catalog", env=env, log_path=tmp_path / "1.log")
     try:
-        await first.wait_for_log("consuming")
+        await first.wait_for_log("consuming queue=")
     finally:
         first.stop()
     env["CONSUMER_DELIVERY_LIMIT"] = "5"
     second = Background("consume", "catalog", env=env, log_path=tmp_path / "2.log")
     try:
-        await second.wait_for_log("consuming")
+        await second.wait_for_log("consuming queue=")
         await publish(broker, [(order_placed(product, 2), valid_props())])
         await wait_until(lambda: _stock_is(catalog_db, product, 8))
     finally:
@@ -139,12 +139,12 @@ async def test_a_queue_deleted_under_a_running_consumer_is_declared_again(
     )
     consumer = Background("consume", "catalog", env=env, log_path=tmp_path / "consume.log")
     try:
-        await consumer.wait_for_log("consuming")
+        await consumer.wait_for_log("consuming queue=")
         async with await aio_pika.connect(broker) as connection:
             channel = await connection.channel()
             await channel.queue_delete("catalog.events")
         # The consumer notices the broker's cancel and declares its queue again.
-        await consumer.wait_for_log("consuming", count=2, timeout=15)
+        await consumer.wait_for_log("consuming queue=", count=2, timeout=15)
         assert await queue_depth(broker, "catalog.events") == 0
         await publish(broker, [(order_placed(product, 3), valid_props())])
         await wait_until(lambda: _stock_is(catalog_db, product, 7), timeout=15)

@@ -53,7 +53,7 @@ async def test_orders_from_32_clients_with_restarts_lose_nothing(
         return process
 
     consumer = start("consume", "catalog")
-    await consumer.wait_for_log("consuming")
+    await consumer.wait_for_log("consuming queue=")
     relay = start("relay", "ordering")
     catalog_api = start("api", "catalog", "--port", str(catalog_port))
     ordering_api = start("api", "ordering", "--port", str(ordering_port))

@@ -35,7 +35,7 @@ async def test_an_order_lowers_stock_through_relay_and_consumer(
     )
     consumer = Background("consume", "catalog", env=env, log_path=tmp_path / "consumer.log")
     background.append(consumer)
-    await consumer.wait_for_log("consuming")  # the queue exists before anything is published
+    await consumer.wait_for_log("consuming queue=")  # the queue exists before anything is published
     relay = Background("relay", "ordering", env=env, log_path=tmp_path / "relay.log")
     background.append(relay)
     await relay.wait_for_log("listening for outbox inserts")

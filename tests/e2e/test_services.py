@@ -51,7 +51,7 @@ async def test_separate_processes_on_postgresql_and_rabbitmq(
         return process
 
     try:
-        await start("consume", "catalog").wait_for_log("consuming")
+        await start("consume", "catalog").wait_for_log("consuming queue=")
         relay = start("relay", "ordering")
         catalog = start("api", "catalog", "--port", str(catalog_port))
         ordering = start("api", "ordering", "--port", str(ordering_port))

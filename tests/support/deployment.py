@@ -95,7 +95,7 @@ class Deployment:
         ]
         self.consumers.extend(started)
         await asyncio.gather(
-            *(consumer.wait_for_log("consuming", timeout=60) for consumer in started)
+            *(consumer.wait_for_log("consuming queue=", timeout=60) for consumer in started)
         )
         started = [
             self._start("relay", relaying, **overrides)
@@ -115,7 +115,7 @@ class Deployment:
     async def add_consumer(self, service: str = "catalog", **overrides: str) -> Background:
         consumer = self._start("consume", service, **overrides)
         self.consumers.append(consumer)
-        await consumer.wait_for_log("consuming")
+        await consumer.wait_for_log("consuming queue=")
         return consumer
 
     async def add_relay(self, service: str = "ordering", **overrides: str) -> Background:
