@@ -23,6 +23,7 @@ from cloudcrm_outbox.errors import BrokerUnavailableError
 from tests.conftest import query
 from tests.integration.outbox.conftest import PUBLISH_PATHS, QUEUE, relay_for, stage_events
 from tests.support.events import CATALOG
+from tests.support.logs import plain_message
 from tests.support.rabbit import bind_queue, queue_depth, read_queue
 
 pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
@@ -296,7 +297,7 @@ async def test_nacked_rows_stay_pending_uncounted_and_go_once_the_queue_takes_th
         assert len(pending) == 2
         assert all(a == 0 and f is None and "nacked" in e for a, f, e in pending)
         # Each nacked batch dropped its channel: every batch connected afresh.
-        connects = [r for r in caplog.records if r.getMessage() == "connected to RabbitMQ"]
+        connects = [r for r in caplog.records if plain_message(r) == "connected to RabbitMQ"]
         assert len(connects) == 3
 
         first_two = await read_queue(broker, QUEUE, expected=2)  # room again
