@@ -57,6 +57,7 @@ _FACE: dict[str, str] = {
     "RetentionPolicy": "cloudcrm_outbox.runtime.process",
     "RelayProcessConfig": "cloudcrm_outbox.runtime.relay_process",
     "run_relay": "cloudcrm_outbox.runtime.relay_process",
+    "AbortedTransactionError": "cloudcrm_outbox.storage.engine",
     "UnsupportedDatabaseError": "cloudcrm_outbox.storage.engine",
     "make_engine": "cloudcrm_outbox.storage.engine",
     "make_sessionmaker": "cloudcrm_outbox.storage.engine",
@@ -116,6 +117,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     from cloudcrm_outbox.runtime.process import RetentionPolicy as RetentionPolicy
     from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig as RelayProcessConfig
     from cloudcrm_outbox.runtime.relay_process import run_relay as run_relay
+    from cloudcrm_outbox.storage.engine import AbortedTransactionError as AbortedTransactionError
     from cloudcrm_outbox.storage.engine import UnsupportedDatabaseError as UnsupportedDatabaseError
     from cloudcrm_outbox.storage.engine import make_engine as make_engine
     from cloudcrm_outbox.storage.engine import make_sessionmaker as make_sessionmaker
