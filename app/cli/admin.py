@@ -31,7 +31,7 @@ from app.cli.operations import at_head
 from app.core.settings import SERVICES, Settings
 from app.messaging.registry import published_by
 from app.ordering.reply_timeouts import STATUS_FIGURES
-from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
+from cloudcrm_outbox.brokers import broker_for, is_amqp
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
 from cloudcrm_outbox.errors import BrokerUnavailableError
@@ -106,7 +106,7 @@ async def _engine(settings: Settings, service: str) -> AsyncIterator[AsyncEngine
 
 
 def _broker(settings: Settings, *, required: bool = True) -> Broker | None:
-    if settings.broker_url.startswith(AMQP_SCHEMES):
+    if is_amqp(settings.broker_url):
         return broker_for(settings.broker_url, connect_timeout=10)
     if not required:
         return None

@@ -46,7 +46,25 @@ def moment_argument(text: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"not an ISO 8601 time (2026-11-30T09:00:00Z): {text[:50]!r}"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)  # a time near year 1 or 9999 may fall off the calendar in UTC
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"a time between years 1 and 9999 in UTC: {text[:50]!r}"
+        ) from None
+    return moment
+
+
+def port_argument(text: str) -> int:
+    """A TCP port to listen on: a whole number from 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text[:50]!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535: {port}")
+    return port
 
 
 def message_id_argument(text: str) -> str:

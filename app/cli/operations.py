@@ -9,7 +9,7 @@ import logging
 
 from app.core import migrations as migrate_database
 from app.core.settings import SERVICES, Settings
-from cloudcrm_outbox.brokers import AMQP_SCHEMES
+from cloudcrm_outbox.brokers import is_amqp
 from cloudcrm_outbox.observability.redaction import safe_url
 from cloudcrm_outbox.runtime.startup import wait_for_database
 
@@ -18,7 +18,7 @@ logger = logging.getLogger("app")
 
 def needs_rabbitmq(settings: Settings, command: str) -> bool:
     """True when BROKER_URL is an AMQP URL; else log why ``command`` needs one."""
-    if settings.broker_url.startswith(AMQP_SCHEMES):
+    if is_amqp(settings.broker_url):
         return True
     logger.error(
         "`%s` talks to RabbitMQ: set BROKER_URL=amqp://USER:PASSWORD@HOST:5672/ "

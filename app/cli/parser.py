@@ -15,6 +15,7 @@ from app.cli.arguments import (
     limit_argument,
     message_id_argument,
     moment_argument,
+    port_argument,
     text_argument,
     uuid_argument,
 )
@@ -59,12 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_processes(commands: Commands) -> None:
     dev = commands.add_parser("dev", help="both APIs on one port, embedded defaults")
     dev.add_argument("--host", default="127.0.0.1")
-    dev.add_argument("--port", type=int, default=8000)
+    dev.add_argument("--port", type=port_argument, default=8000)
 
     api = commands.add_parser("api", help="one service's HTTP API")
     api.add_argument("service", choices=SERVICES)
     api.add_argument("--host", default="127.0.0.1")
-    api.add_argument("--port", type=int, default=None, help="default: ordering 8001, catalog 8002")
+    api.add_argument(
+        "--port", type=port_argument, default=None, help="default: ordering 8001, catalog 8002"
+    )
 
     relay = commands.add_parser("relay", help="publish a service's outbox to RabbitMQ")
     relay.add_argument("service", choices=SERVICES)
@@ -72,12 +75,15 @@ def _add_processes(commands: Commands) -> None:
     consume.add_argument("service", choices=SERVICES)
     for worker in (relay, consume):
         worker.add_argument(
-            "--metrics-port", type=int, default=None, help="serve probes and /metrics here"
+            "--metrics-port",
+            type=port_argument,
+            default=None,
+            help="serve probes and /metrics here",
         )
 
     web = commands.add_parser("web", help="the web pages, calling the two APIs")
     web.add_argument("--host", default="127.0.0.1")
-    web.add_argument("--port", type=int, default=8000)
+    web.add_argument("--port", type=port_argument, default=8000)
 
     upgrade = commands.add_parser("migrate", help="Alembic upgrade to head")
     upgrade.add_argument("service", nargs="?", choices=SERVICES, help="default: both")

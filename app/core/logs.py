@@ -137,13 +137,19 @@ class JsonFormatter(logging.Formatter):
     characters escaped in every value (escape_controls)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, object] = {
+        own: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
             "message": _plain_message(record),
-            **_fields(record),
         }
+        # A field named like the line's own keys keeps its value under "field_NAME": it
+        # never stands in for the record's time, level, logger or message.
+        fields = {
+            (f"field_{key}" if key in own or key == "exc_info" else key): value
+            for key, value in _fields(record).items()
+        }
+        entry: dict[str, object] = {**own, **fields}
         if record.exc_info:
             entry["exc_info"] = self.formatException(record.exc_info)
         return mask_secrets(json.dumps(_escaped(entry)))

@@ -387,9 +387,15 @@ class Settings(BaseSettings):
     @field_validator("broker_url")
     @classmethod
     def _broker_nodes(cls, value: str) -> str:
-        # Several RabbitMQ nodes: comma-separated AMQP URLs (app/outbox/urls.py).
-        if "," in value or value.startswith(("amqp://", "amqps://")):
+        # Several RabbitMQ nodes: comma-separated AMQP URLs (brokers/rabbitmq/nodes.py).
+        if "," in value or value.lower().startswith(("amqp://", "amqps://")):
             node_urls(value)  # raises ValueError with the reason
+        elif not value.lower().startswith("memory://"):
+            # Only the scheme is shown: the rest of a mangled URL may hold a password.
+            raise ValueError(
+                "BROKER_URL must be amqp://USER:PASSWORD@HOST:5672/VHOST (RabbitMQ), several "
+                "of them comma-separated, or memory:// (the embedded broker)"
+            )
         return value
 
     @field_validator("broker_publishers")

@@ -8,7 +8,7 @@ import logging
 from app.core.database import tcp_keepalives
 from app.core.settings import Settings
 from app.messaging.registry import published_by
-from cloudcrm_outbox.brokers import AMQP_SCHEMES, broker_for
+from cloudcrm_outbox.brokers import broker_for, is_amqp
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.relay.policy import RelayPolicy
@@ -91,7 +91,7 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
 def event_publishers(settings: Settings) -> dict[str, str]:
     """Event name → the broker account its owner's relay publishes as (BROKER_PUBLISHERS),
     on RabbitMQ only: the embedded broker has no accounts. Warns when unset on RabbitMQ."""
-    if not settings.broker_url.startswith(AMQP_SCHEMES):
+    if not is_amqp(settings.broker_url):
         return {}
     publishers = settings.event_publishers
     if not publishers:

@@ -34,7 +34,27 @@ else:
     _Adapter = logging.LoggerAdapter
 
 
+# A value longer than this is cut (its length said): one line stays a line.
+MAX_VALUE_CHARACTERS = 2_000
+
+
 def _value(value: object) -> str:
+    try:
+        text = _rendered(value)
+    except Exception as exc:  # a value that cannot be shown must not fail the caller
+        text = json.dumps(f"<unprintable {type(value).__name__}: {type(exc).__name__}>")
+    if len(text) > MAX_VALUE_CHARACTERS:
+        cut = text[:MAX_VALUE_CHARACTERS]
+        text = json.dumps(f"{cut}…(+{len(text) - MAX_VALUE_CHARACTERS} characters)")
+    return text
+
+
+def _key(key: object) -> str:
+    text = str(key)
+    return text if _BARE.fullmatch(text) else json.dumps(text)
+
+
+def _rendered(value: object) -> str:
     if value is None or isinstance(value, bool | int | float):
         return json.dumps(value)
     text = value if isinstance(value, str) else None
@@ -44,15 +64,18 @@ def _value(value: object) -> str:
                 sorted(value, key=str) if isinstance(value, set | frozenset) else value,
                 default=str,
                 separators=(",", ":"),
+                skipkeys=True,
             )
         text = str(value)
     return text if _BARE.fullmatch(text) else json.dumps(text)
 
 
 def render_fields(fields: Mapping[str, object]) -> str:
-    """``key=value`` pairs, space-separated, in the mapping's order; a string with anything
-    but letters, digits and ``_.:/@+,-`` written as a JSON string, lists and dicts as JSON."""
-    return " ".join(f"{key}={_value(value)}" for key, value in fields.items())
+    """``key=value`` pairs, space-separated, in the mapping's order; a key or string with
+    anything but letters, digits and ``_.:/@+,-`` written as a JSON string, lists and dicts
+    as JSON; a value longer than MAX_VALUE_CHARACTERS cut, one that cannot be shown named by
+    its type."""
+    return " ".join(f"{_key(key)}={_value(value)}" for key, value in fields.items())
 
 
 class _FieldsInMessage(_Adapter):

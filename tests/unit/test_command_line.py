@@ -35,3 +35,36 @@ def test_the_help_says_what_the_tool_is(capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert "``" not in out and "contract" not in out
     assert "COMMAND --help" in out and "web" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["dev", "--port", "70000"], "a port is 1 to 65535: 70000"),
+        (["web", "--port", "0"], "a port is 1 to 65535: 0"),
+        (["api", "ordering", "--port", "http"], "not a port number: 'http'"),
+        (["outbox", "republish", "ordering", "--since", "0001-01-01T00:00:00+01:00"],
+         "a time between years 1 and 9999 in UTC"),
+        (["outbox", "republish", "ordering", "--since", "2026-01-01",
+          "--until", "9999-12-31T23:00:00-05:00"], "a time between years 1 and 9999 in UTC"),
+    ],
+)  # fmt: skip
+def test_a_value_out_of_range_is_a_usage_error_in_one_line(
+    argv: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A port above 65535 once served on the port modulo 65536; a time near year 1 ended in
+    # a traceback from the UTC conversion.
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert says in err and "Traceback" not in err
+
+
+def test_a_broker_url_of_no_known_scheme_is_a_bad_setting_that_shows_no_password(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("BROKER_URL", "amqp:guest:SECRETPW@h://")
+    assert main(["outbox", "status"]) == 1
+    err = capsys.readouterr().err
+    assert "BROKER_URL must be amqp://" in err and "SECRETPW" not in err

@@ -253,3 +253,20 @@ def test_both_formats_escape_invisible_characters(capsys: pytest.CaptureFixture[
         else:
             assert "operator api:alice\\u200b\\U000e0001 purged" in line, line
     configure_logging()
+
+
+def test_a_password_in_a_mangled_url_is_masked_too() -> None:
+    assert mask_secrets("got 'amqp:guest:SECRETPW@h://'") == "got 'amqp:guest:***@h://'"
+
+
+def test_a_json_line_keeps_its_own_time_level_logger_and_message() -> None:
+    from app.core.logs import JsonFormatter
+
+    record = logging.makeLogRecord(
+        {"name": "app.test", "levelname": "INFO", "levelno": logging.INFO, "msg": "hello",
+         "level": "DEBUG", "logger": "evil", "time": "1970"}
+    )  # fmt: skip
+    entry = json.loads(JsonFormatter().format(record))
+    assert (entry["level"], entry["logger"], entry["message"]) == ("INFO", "app.test", "hello")
+    assert entry["time"] != "1970" and entry["field_time"] == "1970"
+    assert (entry["field_level"], entry["field_logger"]) == ("DEBUG", "evil")

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import importlib
+import re
 from typing import TYPE_CHECKING
 
 from cloudcrm_outbox.brokers.base import BrokerOptions, UnsupportedBrokerError
@@ -22,15 +23,25 @@ __all__ = [
     "BrokerOptions",
     "UnsupportedBrokerError",
     "broker_for",
+    "is_amqp",
 ]
 
 AMQP_SCHEMES = ("amqp://", "amqps://")
+
+
+def is_amqp(url: str) -> bool:
+    """Whether ``url`` names RabbitMQ (``amqp://`` or ``amqps://``, in any case: RFC 3986
+    schemes are case-insensitive)."""
+    return url.lstrip().lower().startswith(AMQP_SCHEMES)
+
+
 # scheme → "module:function(url, BrokerOptions) -> Broker"
 BROKER_FACTORIES: dict[str, str] = {
     "amqp": "cloudcrm_outbox.brokers.rabbitmq.broker:from_url",
     "amqps": "cloudcrm_outbox.brokers.rabbitmq.broker:from_url",
     "memory": "cloudcrm_outbox.brokers.embedded.broker:from_url",
 }
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,30}")
 # scheme → the distribution extra that installs its client library
 _EXTRAS = {"amqp": "rabbitmq", "amqps": "rabbitmq"}
 
@@ -54,7 +65,9 @@ def broker_for(
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     target = BROKER_FACTORIES.get(scheme)
     if target is None:
-        shown = repr(scheme) if scheme else "no scheme"
+        # Only a scheme's own characters are shown: a mangled URL's text may hold a password.
+        shown = repr(scheme) if _SCHEME.fullmatch(scheme) else "a malformed URL"
+        shown = shown if scheme else "no scheme"
         raise UnsupportedBrokerError(
             f"no broker for {shown}: use amqp://USER:PASSWORD@HOST:5672/VHOST (RabbitMQ) "
             "or memory:// (the embedded broker, inside `python -m app dev`)"

@@ -15,6 +15,9 @@ from cloudcrm_outbox.urls import split_urls
 _USERINFO = re.compile(r"(?P<head>[a-zA-Z][\w+.-]*:?//[^\s:/@'\"]*:)(?:(?!//)[^\s'\"])*@")
 # user:password@host:port without a scheme (a URL written without one).
 _BARE = re.compile(r"(?P<head>(?:^|(?<=[\s'\"=(]))[\w.%-]+:)[^@\s'\"/:]+@(?=[\w.-]+[:/])")
+# user:password@ anywhere else: a URL mangled past both forms above
+# ("amqp:user:password@host://") still keeps its password to itself.
+_LOOSE = re.compile(r"(?P<head>[\w.%+-]+:)[^\s@'\"/:]+@")
 # password=... in a query string or a libpq key=value DSN.
 _KEY = re.compile(r"(?P<head>\b(?:ssl)?password\s*=\s*)[^&\s'\"]+", re.IGNORECASE)
 
@@ -38,6 +41,7 @@ def mask_secrets(text: str) -> str:
     if "@" in text:
         text = _USERINFO.sub(_masked, text)
         text = _BARE.sub(_masked, text)
+        text = _LOOSE.sub(_masked, text)
     if "password" in text.casefold():  # casefold, like IGNORECASE (U+017F is s)
         text = _KEY.sub(lambda found: f"{found['head']}***", text)
     return text

@@ -50,7 +50,7 @@ def node_urls(url: str) -> list[str]:
         raise ValueError("no RabbitMQ URL given")
     for node in nodes:
         shown = node.split("@")[-1]  # never the credentials
-        if not node.startswith(SCHEMES):
+        if not node.lower().startswith(SCHEMES):
             raise ValueError(f"not an amqp:// or amqps:// URL: {shown!r}")
         try:
             parsed = URL(node)

@@ -63,3 +63,19 @@ async def test_the_embedded_broker_tells_a_queues_messages_and_consumers(tmp_pat
         assert await broker.queue_state("catalog.events") == QueueState(messages=0, consumers=1)
     assert await broker.queue_state("catalog.events") == QueueState(messages=2, consumers=0)
     await broker.close()
+
+
+def test_a_mangled_url_is_refused_without_showing_its_text() -> None:
+    # "amqp:" without "//": everything before "://" once made the "scheme" in the error,
+    # the password with it.
+    with pytest.raises(UnsupportedBrokerError) as refused:
+        broker_for("amqp:guest:SECRETPW@h://")
+    assert "malformed" in str(refused.value) and "secretpw" not in str(refused.value).lower()
+
+
+def test_a_scheme_in_capitals_is_the_same_scheme() -> None:
+    # RFC 3986 §3.1: schemes are case-insensitive.
+    from cloudcrm_outbox.brokers import is_amqp
+
+    assert isinstance(broker_for("AMQP://guest:guest@127.0.0.1:5672/"), RabbitMQBroker)
+    assert is_amqp("AMQPS://h/") and not is_amqp("memory://")
