@@ -18,7 +18,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Literal
 
-from cloudcrm_outbox.logs import PLAIN, RENDERED
+from cloudcrm_outbox.logs import PLAIN, RENDERED, plain_message
 from cloudcrm_outbox.observability.redaction import mask_secrets
 
 __all__ = [
@@ -43,14 +43,6 @@ def _fields(record: logging.LogRecord, *, rendered: bool = True) -> dict[str, ob
     message (``cloudcrm_outbox.logs``) unless ``rendered``."""
     skip = _MARKERS if rendered else {*_MARKERS, *getattr(record, RENDERED, ())}
     return {k: v for k, v in record.__dict__.items() if k not in _STANDARD and k not in skip}
-
-
-def _plain_message(record: logging.LogRecord) -> str:
-    """The message as the caller wrote it, without the fields the library appended."""
-    plain = getattr(record, PLAIN, None)
-    if plain is None:
-        return record.getMessage()
-    return str(plain) % record.args if record.args else str(plain)
 
 
 # What a terminal or a log reader acts on, or shows as nothing, and so is never written as
@@ -141,7 +133,7 @@ class JsonFormatter(logging.Formatter):
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname,
             "logger": record.name,
-            "message": _plain_message(record),
+            "message": plain_message(record),
         }
         # A field named like the line's own keys keeps its value under "field_NAME": it
         # never stands in for the record's time, level, logger or message.

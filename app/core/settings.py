@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.doubling import last_retry_seconds
 from app.core.services import SERVICES, ServiceName
+from cloudcrm_outbox.brokers import is_amqp
 from cloudcrm_outbox.brokers.rabbitmq.nodes import node_urls
 
 __all__ = ["SERVICES", "TEN_YEARS", "ServiceName", "Settings", "publishers_of"]
@@ -388,7 +389,7 @@ class Settings(BaseSettings):
     @classmethod
     def _broker_nodes(cls, value: str) -> str:
         # Several RabbitMQ nodes: comma-separated AMQP URLs (brokers/rabbitmq/nodes.py).
-        if "," in value or value.lower().startswith(("amqp://", "amqps://")):
+        if "," in value or is_amqp(value):
             node_urls(value)  # raises ValueError with the reason
         elif not value.lower().startswith("memory://"):
             # Only the scheme is shown: the rest of a mangled URL may hold a password.

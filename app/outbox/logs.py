@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["PLAIN", "RENDERED", "library_logger", "render_fields"]
+__all__ = ["PLAIN", "RENDERED", "library_logger", "plain_message", "render_fields"]
 
 RENDERED = "outbox_rendered"  # the record's attribute: the field names in the message
 PLAIN = "outbox_plain"  # the record's attribute: the message format without the fields
@@ -94,6 +94,15 @@ class _FieldsInMessage(_Adapter):
         # The record names the caller's line, not this one.
         kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
         self.logger.log(level, msg, *args, **kwargs)
+
+
+def plain_message(record: logging.LogRecord) -> str:
+    """``record``'s message as its caller wrote it, without the fields this module wrote
+    into it; any other record's message as it is."""
+    plain = getattr(record, PLAIN, None)
+    if plain is None:
+        return record.getMessage()
+    return str(plain) % record.args if record.args else str(plain)
 
 
 def library_logger(name: str) -> logging.LoggerAdapter[logging.Logger]:
