@@ -41,11 +41,17 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q chromium; \
 	  else sudo apt-get update -q && sudo apt-get install -y -q chromium; fi; }
 
+# Two test processes, each taking a whole test file at a time (its module fixtures stay
+# whole): most of the suite waits on servers and subprocesses, so two overlap well on
+# two cores. The files go out in the order collected (the long layers first, see
+# tests/conftest.py). TEST_WORKERS=0 runs it in one process.
+TEST_WORKERS ?= 2
+
 test: install browser
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The long runs `make test` leaves out: the tests marked soak (2,000 orders under load,
-# a thousand racing cancels, the three-node RabbitMQ cluster, schemathesis at 30 examples
+# a thousand racing cancels, the three-node RabbitMQ cluster, schemathesis at 200 examples
 # per operation), then the reliability scenarios at full size (3,000 orders each).
 soak: install
 	TEST_RELIABILITY_ORDERS=3000 $(BIN)/pytest -m soak

@@ -47,9 +47,22 @@ async def _clone(template: str, prefix: str) -> AsyncIterator[str]:
         postgres.drop_database_later(name)  # FORCE ends whatever the test left connected
 
 
+# The layers in the order they run: the long ones first, so that with several test
+# processes (``make test``) the short files fill in at the end rather than one process
+# finishing a long file alone. Files stay whole and in their own order within a layer.
+LAYER_ORDER = ("reliability", "e2e", "browser", "integration", "contract", "docs", "unit")
+
+
+def _layer_rank(item: pytest.Item) -> int:
+    parts = item.path.relative_to(Path(__file__).parent).parts
+    return LAYER_ORDER.index(parts[0]) if parts[0] in LAYER_ORDER else len(LAYER_ORDER)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave the soak-sized tests out unless ``-m`` names them (``make soak`` does); each
-    has a smaller sibling that runs by default."""
+    """Run the long layers first (``LAYER_ORDER``); leave the soak-sized tests out unless
+    ``-m`` names them (``make soak`` does): each has a smaller sibling that runs by
+    default."""
+    items.sort(key=_layer_rank)  # stable: a file's tests stay together and in order
     if "soak" in (config.option.markexpr or ""):
         return
     soak = [item for item in items if item.get_closest_marker("soak")]

@@ -6,6 +6,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -152,12 +153,23 @@ async def _invalid_request(_request: Request, exc: Exception) -> JSONResponse:
     # JSON cannot encode, turning a 422 into a 500) or a 60 KiB string, so only the
     # location, the reason and its code are returned.
     assert isinstance(exc, RequestValidationError)
-    found = exc.errors()
-    errors = [
-        {"loc": list(error.get("loc", ())), "msg": error.get("msg", ""), "type": error.get("type")}
-        for error in found[:MAX_LISTED_ERRORS]
-    ]
-    return JSONResponse({"detail": errors, "errorCount": len(found)}, status_code=422)
+    # A path parameter that the route and its dependencies both declare is validated once
+    # per declaration: the same error, reported once.
+    found: list[dict[str, Any]] = []
+    seen: set[tuple[object, ...]] = set()
+    for error in exc.errors():
+        shown = {
+            "loc": list(error.get("loc", ())),
+            "msg": error.get("msg", ""),
+            "type": error.get("type"),
+        }
+        identity = (tuple(shown["loc"]), shown["msg"], shown["type"])
+        if identity not in seen:
+            seen.add(identity)
+            found.append(shown)
+    return JSONResponse(
+        {"detail": found[:MAX_LISTED_ERRORS], "errorCount": len(found)}, status_code=422
+    )
 
 
 async def _broker_error(_request: Request, exc: Exception) -> JSONResponse:

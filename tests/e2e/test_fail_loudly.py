@@ -169,6 +169,9 @@ async def test_dev_exits_1_when_rabbitmq_refuses_its_queues_mid_run(
     dev = Background("dev", "--port", port, env=env, log_path=tmp_path / "dev.log")
     try:
         await dev.wait_for_log("Application startup complete")
+        # catalog's consumer is past its first declarations (the test is of a refusal
+        # mid-run, not at the start).
+        await dev.wait_for_log("consuming queue=catalog.events", timeout=60)
         async with await aio_pika.connect(broker) as connection:
             channel = await connection.channel()
             # catalog's dead-letter queue made again as a classic queue: the consumer's
@@ -176,7 +179,7 @@ async def test_dev_exits_1_when_rabbitmq_refuses_its_queues_mid_run(
             await channel.queue_delete("catalog.events.dlq")
             await channel.declare_queue("catalog.events.dlq", durable=True)
             await channel.queue_delete("catalog.events")  # the consumer reconnects
-        assert await dev.wait_exit(timeout=30) == 1, dev.log()
+        assert await dev.wait_exit(timeout=60) == 1, dev.log()
     finally:
         dev.stop()
     log = dev.log()

@@ -50,9 +50,8 @@ def deployed() -> Iterator[dict[str, str]]:
             postgres.drop_database(name)
 
 
-# Examples per operation: a few in `make test` (building the strategies for the name
-# patterns costs more than the requests), many in `make soak`.
-EXAMPLES = [5, pytest.param(30, marks=pytest.mark.soak)]
+# Examples per operation: 30 in `make test`, 200 in `make soak`.
+EXAMPLES = [30, pytest.param(200, marks=pytest.mark.soak)]
 
 
 def exercise(schema_url: str, examples: int) -> int:

@@ -15,6 +15,10 @@ from app.core.settings import Settings
 from app.ordering.app import create_app
 from tests.support.auth import HEADERS
 
+# An id no row has (the databases are fresh); fixed, so that every test process collects
+# the same parametrized ids.
+NO_SUCH_ID = "0b1d5e6f-0000-4000-8000-000000000404"
+
 
 @pytest.fixture
 def migrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
@@ -148,7 +152,7 @@ async def admin(migrated: Path) -> AsyncIterator[httpx.AsyncClient]:
         ("get", "/admin/api/billing/outbox/status", None, 422),
         ("get", "/admin/api/catalog/outbox/status", None, 404),  # not served here
         ("get", "/admin/api/ordering/inbox/not-a-uuid", None, 422),
-        ("get", f"/admin/api/ordering/inbox/{uuid.uuid4()}", None, 404),
+        ("get", f"/admin/api/ordering/inbox/{NO_SUCH_ID}", None, 404),
         ("get", "/admin/api/ordering/dlq", None, 409),  # no broker reachable from here
         ("get", "/admin/api/catalog/dlq", None, 404),  # the other service's dead letters
         ("post", "/admin/api/catalog/dlq/replay", {"all": True}, 404),

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Annotated, Literal
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Path
 from pydantic import BaseModel
 
 from app.http.service_app import install_common
@@ -92,3 +93,30 @@ async def test_a_422_lists_the_first_errors_and_counts_them_all() -> None:
     assert body["errorCount"] == 10_000 and len(body["detail"]) == 20
     assert [e["loc"] for e in body["detail"]] == [["body", n] for n in range(20)]
     assert few.json()["errorCount"] == 2 and len(few.json()["detail"]) == 2
+
+
+Service = Annotated[Literal["ordering", "catalog"], Path()]
+
+
+Service = Annotated[Literal["ordering", "catalog"], Path()]
+
+
+def served(service: Service) -> str:
+    return service
+
+
+async def test_a_path_parameter_its_dependency_repeats_is_one_error() -> None:
+    app = FastAPI()
+    install_common(app, max_body_bytes=64 * 1024)
+
+    @app.get("/things/{service}")
+    async def things(service: Service, _served: Annotated[str, Depends(served)]) -> str:
+        return service
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        response = await c.get("/things/nope")
+
+    assert response.status_code == 422
+    assert response.json()["errorCount"] == 1, response.text
+    assert [e["loc"] for e in response.json()["detail"]] == [["path", "service"]]

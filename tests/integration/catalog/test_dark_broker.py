@@ -26,14 +26,22 @@ async def proxied_broker(broker: str) -> AsyncIterator[tuple[str, TcpProxy]]:
         await proxy.close()
 
 
+# The heartbeat asked for in the URL: a short one in `make test` (the same path, sooner),
+# none in `make soak` (the default the connections ask for, DEFAULT_HEARTBEAT_SECONDS).
+HEARTBEATS = [2, pytest.param(None, marks=pytest.mark.soak)]
+
+
+@pytest.mark.parametrize("heartbeat", HEARTBEATS)
 async def test_a_consumer_whose_broker_connection_goes_dark_resumes_within_a_minute(
-    catalog_db: str, broker: str, proxied_broker: tuple[str, TcpProxy]
+    catalog_db: str, broker: str, proxied_broker: tuple[str, TcpProxy], heartbeat: int | None
 ) -> None:
     """A dropped NAT mapping or a failed-over load balancer closes nothing: RabbitMQ keeps
     delivering to the silent connection and the consumer waits for deliveries that never
     arrive, until a heartbeat timeout on each side notices. With AMQP's usual 60 s
     heartbeat that is about three minutes of stalled orders; it must be well under one."""
     url, proxy = proxied_broker
+    if heartbeat is not None:
+        url += f"?heartbeat={heartbeat}"
     product = await new_product(catalog_db, 100)
     async with running_consumer(catalog_db, url):
         await publish(broker, [(order_placed(product, 1), valid_props())])

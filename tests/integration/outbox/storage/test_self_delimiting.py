@@ -102,7 +102,10 @@ async def test_a_relay_batch_leaves_the_pool_with_real_transactions(outbox_db: s
         assert (await relay.relay_batch()).claimed == 0
         async with engine.connect() as connection:
             status = await connection.scalar(
-                text("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in%'")
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND state LIKE 'idle in%'"
+                )
             )
         assert status == 0
         published = await query(outbox_db, "SELECT id FROM outbox WHERE published_at IS NOT NULL")
