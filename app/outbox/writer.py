@@ -13,10 +13,32 @@ from cloudcrm_outbox.observability.tracing import current_traceparent, tracepare
 from cloudcrm_outbox.storage.store import NewOutboxRow, store_for
 from cloudcrm_outbox.storage.tables import OutboxRow, outbox_tables
 
+# AMQP's short strings (the routing key, correlation_id) hold at most 255 bytes; the
+# outbox's event_type column 200 characters.
+_SHORT_STRING_BYTES = 255
+_EVENT_NAME_LENGTH = 200
+
+
+def _check_publishable(event: IntegrationEvent, correlation_id: str | None) -> None:
+    """ValueError (TypeError for a non-str) for what no broker could take, before anything
+    is staged: a row that can never be published would only fail hours later."""
+    name = event.event_name
+    if not isinstance(name, str) or not 1 <= len(name) <= _EVENT_NAME_LENGTH:
+        raise ValueError(f"an event_name has 1 to {_EVENT_NAME_LENGTH} characters: {name!r:.80}")
+    if len(name.encode()) > _SHORT_STRING_BYTES:
+        raise ValueError(f"an event_name takes at most {_SHORT_STRING_BYTES} bytes (AMQP)")
+    if correlation_id is None:
+        return
+    if not isinstance(correlation_id, str):
+        raise TypeError(f"a correlation_id is a str, not {type(correlation_id).__name__}")
+    if len(correlation_id.encode()) > _SHORT_STRING_BYTES:
+        raise ValueError(f"a correlation_id takes at most {_SHORT_STRING_BYTES} bytes (AMQP)")
+
 
 def _headers(
     event: IntegrationEvent, correlation_id: str | None, traceparent: str | None
 ) -> dict[str, str]:
+    _check_publishable(event, correlation_id)
     headers: dict[str, str] = {VERSION_HEADER: str(event.event_version)}
     if correlation_id is not None:
         headers["correlation_id"] = correlation_id

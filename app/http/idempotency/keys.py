@@ -39,6 +39,10 @@ def parse_key(raw: str) -> str:
     """The key a header value carries: the value itself, or the string it quotes (the
     draft's form, an RFC 8941 §3.3.3 sf-string: ``\\"`` and ``\\\\`` the only escapes).
     Raises ValueError saying what a key must be."""
+    if not raw.startswith('"') and "," in raw:
+        # A list, not an item: two keys, or two header lines a proxy folded into one
+        # (RFC 9110 §5.3). Taking either would let one request count as two.
+        raise ValueError(f"{_RULE}: one key, not a list (a bare key holds no comma)")
     value = _unquoted(raw) if raw.startswith('"') else raw
     if not 1 <= len(value) <= MAX_KEY_LENGTH or not all(" " <= c <= "~" for c in value):
         raise ValueError(f"{_RULE}; got {len(value)} character(s)")
@@ -89,6 +93,11 @@ async def request_key(
     """The request's key (None without the header). 400 in words for a malformed one."""
     if idempotency_key is None:
         return None
+    if len(request.headers.getlist("idempotency-key")) > 1:
+        # FastAPI hands over the first line only; the request meant more than one key.
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, detail=f"{_RULE}: one Idempotency-Key header, not several"
+        )
     try:
         key = parse_key(idempotency_key)
     except ValueError as exc:

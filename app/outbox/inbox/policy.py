@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from cloudcrm_outbox.checks import require_counts, require_seconds
 from cloudcrm_outbox.inbox.decoding import Decoded
 
 
@@ -64,3 +65,25 @@ class ConsumerPolicy:
     # relay publishes as; an event of a listed name from anyone else is dead-lettered
     # ("unexpected publisher"). Empty: not checked.
     publishers: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require_counts(
+            "ConsumerPolicy",
+            prefetch=self.prefetch,
+            batch_size=self.batch_size,
+            delivery_limit=self.delivery_limit,
+        )
+        require_seconds(
+            "ConsumerPolicy",
+            connect_timeout_seconds=self.connect_timeout_seconds,
+            blocked_lock_timeout_seconds=self.blocked_lock_timeout_seconds,
+            answer_timeout_seconds=self.answer_timeout_seconds,
+        )
+        require_seconds(
+            "ConsumerPolicy",
+            zero_allowed=True,
+            batch_window_seconds=self.batch_window_seconds,
+            reconnect_max_seconds=self.reconnect_max_seconds,
+            database_reconnect_max_seconds=self.database_reconnect_max_seconds,
+            redelivery_max_seconds=self.redelivery_max_seconds,
+        )

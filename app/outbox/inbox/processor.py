@@ -16,12 +16,14 @@ acked) finds its row and is skipped the same way.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from itertools import groupby
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from cloudcrm_outbox.events import IntegrationEvent
 from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.tracing import consume_spans
@@ -121,10 +123,31 @@ class InboxProcessor:
         outcomes: dict[uuid.UUID, str] = {}
         for event_name, run in groupby(fresh, key=lambda message: message.event.event_name):
             group = list(run)
-            handled = await self._subscriptions[event_name].handle(
-                session, [message.event for message in group]
+            handled = await _handled(
+                self._subscriptions[event_name], session, [message.event for message in group]
             )
             if len(handled) != len(group):
                 raise RuntimeError(f"{event_name} handler returned {len(handled)} outcomes")
             outcomes.update(zip((m.message_id for m in group), handled, strict=True))
         return outcomes
+
+
+class HandlerCancelledError(RuntimeError):
+    """A handler raised ``asyncio.CancelledError`` while its consumer was not being
+    cancelled (it awaited something another task cancelled): the handler's failure, held
+    and retried like any other, not the end of the consumer."""
+
+
+async def _handled(
+    subscription: Subscription, session: AsyncSession, events: list[IntegrationEvent]
+) -> Sequence[str]:
+    try:
+        return await subscription.handle(session, events)
+    except asyncio.CancelledError as exc:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise  # this consumer is stopping: the cancel is ours
+        raise HandlerCancelledError(
+            f"the {subscription.event.event_name} handler raised CancelledError "
+            "(it awaited something that was cancelled)"
+        ) from exc

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from cloudcrm_outbox.checks import require_counts, require_seconds
+
 
 @dataclass(frozen=True)
 class RelayPolicy:
@@ -31,6 +33,17 @@ class RelayPolicy:
     # One publish per routing key this often while its queue is missing: an order placed
     # before the queue existed reaches it within this of its appearing.
     unroutable_probe_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        require_counts("RelayPolicy", batch_size=self.batch_size, max_attempts=self.max_attempts)
+        require_seconds(
+            "RelayPolicy",
+            zero_allowed=True,  # at once: a test's, or an operator's choice
+            retry_base_seconds=self.retry_base_seconds,
+            retry_max_seconds=self.retry_max_seconds,
+            unroutable_give_up_seconds=self.unroutable_give_up_seconds,
+            unroutable_probe_seconds=self.unroutable_probe_seconds,
+        )
 
     def retry_delay(self, attempts_so_far: int) -> float:
         """Seconds before a rejected row's next attempt: exponential (base, 2 x base,

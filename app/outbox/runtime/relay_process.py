@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cloudcrm_outbox.backoff import Backoff, sleep_unless
 from cloudcrm_outbox.brokers.base import Broker, same_names
 from cloudcrm_outbox.brokers.publisher import Publisher
+from cloudcrm_outbox.checks import require_counts, require_seconds
 from cloudcrm_outbox.errors import FatalError, TopologyConflictError, is_expected_fault
 from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
@@ -62,6 +63,18 @@ class RelayProcessConfig:
     keepalives: TcpKeepalives = field(default_factory=TcpKeepalives)
     probe_port: int | None = None  # /health/live, /health/ready, /metrics; None: none
     probe_host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        require_counts("RelayProcessConfig", concurrency=self.concurrency)
+        require_seconds(
+            "RelayProcessConfig",
+            publish_timeout_seconds=self.publish_timeout_seconds,
+            poll_interval_seconds=self.poll_interval_seconds,
+            startup_timeout_seconds=self.startup_timeout_seconds,
+            statement_timeout_seconds=self.statement_timeout_seconds,
+            answer_timeout_seconds=self.answer_timeout_seconds,
+            claim_timeout_seconds=self.claim_timeout_seconds,
+        )
 
 
 class RelayStoppedError(FatalError):

@@ -37,6 +37,28 @@ async def test_a_malformed_idempotency_key_is_a_400_saying_what_a_key_is(
     assert await _count(catalog_api) == 0
 
 
+@pytest.mark.parametrize(
+    "lines",
+    [[b"ka-1", b"kb-1"], [b"kb-1", b"ka-1"], [b"ka-1, kb-1"], [b"ka-1,kb-1"]],
+    ids=["two lines", "two lines swapped", "folded", "folded without space"],
+)
+async def test_two_idempotency_keys_are_a_400_never_a_second_product(
+    catalog_api: httpx.AsyncClient, lines: list[bytes]
+) -> None:
+    # A retry whose keys came in another order, or folded into one line by a proxy, must
+    # not count as a new request: no key is taken from a list.
+    headers = [(b"Idempotency-Key", line) for line in lines]
+    response = await catalog_api.post(PRODUCTS, json=PRODUCT, headers=headers)
+
+    assert response.status_code == 400, response.text
+    assert "one key" in response.json()["detail"] or "not several" in response.json()["detail"]
+    assert await _count(catalog_api) == 0
+    quoted = await catalog_api.post(
+        PRODUCTS, json=PRODUCT, headers=[(b"Idempotency-Key", b'"ka-1, kb-1"')]
+    )
+    assert quoted.status_code == 201, quoted.text  # a quoted key may hold a comma
+
+
 @pytest.mark.parametrize("value", [b"", b" ", b" , ,"], ids=["empty", "blank", "commas"])
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
 async def test_an_if_match_without_any_entity_tag_is_a_400(

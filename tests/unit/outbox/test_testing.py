@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -185,3 +186,36 @@ async def test_staged_events_filters_by_type_and_state(
     [only] = await staged_events(orders, event_type="OrderAudited", published=False)
     assert (only.message_id, only.headers["event_version"]) == (audited.event_id, "1")
     assert await staged_events(orders, published=True) == []
+
+
+async def test_a_handler_raising_cancelled_error_is_retried_and_the_consumer_lives_on(
+    engines: tuple[AsyncEngine, AsyncEngine],
+) -> None:
+    """A handler that awaited something another task cancelled raises CancelledError: the
+    consumer was not cancelled, so it is the handler's failure (held and retried), not a
+    consumer ending without a word."""
+    orders, shipping = engines
+    placed = OrderPlaced(order_id=uuid.uuid4())
+    await _place(orders, placed)
+    calls: list[int] = []
+
+    async def ship_after_a_cancelled_wait(
+        session: AsyncSession, events: Sequence[OrderPlaced]
+    ) -> list[str]:
+        calls.append(len(events))
+        if len(calls) == 1:
+            waited: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            waited.cancel()
+            await waited  # raises CancelledError into the handler
+        return await ship(session, events)
+
+    services = [
+        MessagingService("orders", orders),
+        MessagingService(
+            "shipping", shipping, (Subscription(OrderPlaced, ship_after_a_cancelled_wait),)
+        ),
+    ]
+    drained = await drain(embedded_broker(), services, timeout=20)
+
+    assert await _shipped(shipping) == {placed.order_id}
+    assert drained.applied == {"shipping": 1} and len(calls) >= 2
