@@ -105,6 +105,23 @@ def test_app_is_the_service_and_the_library_is_installed(installed: Installed) -
     assert installed.wheel.name.startswith(f"cloudcrm_outbox-{version}-")
 
 
+def test_an_extra_not_installed_is_named(installed: Installed) -> None:
+    """Installed with ``[sqlite]`` alone: PostgreSQL and RabbitMQ URLs name their extras."""
+    probe = (
+        "from cloudcrm_outbox import broker_for\n"
+        "from cloudcrm_outbox.storage.engine import make_engine\n"
+        "for attempt in (lambda: make_engine('postgresql+psycopg://u@h/d'),\n"
+        "                lambda: broker_for('amqp://u:p@h/v')):\n"
+        "    try:\n"
+        "        attempt()\n"
+        "    except ValueError as error:\n"
+        "        print(error)\n"
+    )
+    output = _run(installed.python, "-c", probe, cwd=installed.service)
+    assert "pip install 'cloudcrm-outbox[postgres]'" in output, output
+    assert "pip install 'cloudcrm-outbox[rabbitmq]'" in output, output
+
+
 def test_the_service_runs_on_the_installed_library(installed: Installed) -> None:
     with _serving(installed) as (base, log):
         created = httpx.post(f"{base}/notes", timeout=10)

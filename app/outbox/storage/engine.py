@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,21 @@ class UnsupportedDatabaseError(ValueError):
     """A database URL or engine whose database or driver the outbox does not run on."""
 
 
+# The library's extra that installs each driver.
+_EXTRAS = {"psycopg": "postgres", "aiosqlite": "sqlite"}
+
+
 def check_supported(url: str) -> None:
-    """Raise UnsupportedDatabaseError unless ``url`` names a supported database+driver."""
+    """Raise UnsupportedDatabaseError unless ``url`` names a supported database+driver
+    that is installed (the message names the extra that installs a missing one)."""
     parsed = make_url(url)
     _check(parsed.get_backend_name(), parsed.get_driver_name())
+    driver = parsed.get_driver_name()
+    if importlib.util.find_spec(driver) is None:
+        raise UnsupportedDatabaseError(
+            f"{parsed.get_backend_name()}+{driver} needs the {_EXTRAS[driver]!r} extra "
+            f"({driver} is not installed): pip install 'cloudcrm-outbox[{_EXTRAS[driver]}]'"
+        )
 
 
 def _check(database: str, driver: str) -> None:
