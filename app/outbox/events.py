@@ -12,6 +12,10 @@ from pydantic.alias_generators import to_camel
 # The message header naming the contract version of its body (the writer sets it to
 # ``str(event_version)`` on every outbox row; the relay sends row headers as AMQP headers).
 VERSION_HEADER = "event_version"
+# The headers of a keyed event's message: its key, and its place in the key's order
+# (1, 2, …; the order the writing transactions committed in).
+KEY_HEADER = "x-message-key"
+SEQUENCE_HEADER = "x-key-sequence"
 # The largest body a message may have (64 KiB): the publisher refuses a bigger event, the
 # consumer dead-letters one.
 MAX_BODY_BYTES = 64 * 1024
@@ -48,6 +52,10 @@ class IntegrationEvent(BaseModel):
     # Subclasses set these; the name is the routing key and the AMQP ``type`` property.
     event_name: ClassVar[str]
     event_version: ClassVar[int] = 1
+    # The field whose value is the event's message key (the aggregate it is about, e.g.
+    # "order_id"), when ``add_event`` and ``write_events`` are given none: events of one
+    # key are applied in the order their transactions committed. None: unkeyed.
+    key_field: ClassVar[str | None] = None
 
     event_id: uuid.UUID = Field(default_factory=_new_event_id, exclude=True)
 

@@ -11,7 +11,7 @@ from cloudcrm_outbox.events import VERSION_HEADER, IntegrationEvent
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.tracing import current_traceparent, traceparent_of_cause
 from cloudcrm_outbox.storage.store import NewOutboxRow, store_for
-from cloudcrm_outbox.storage.tables import OutboxRow, outbox_tables
+from cloudcrm_outbox.storage.tables import MAX_KEY_LENGTH, OutboxRow, outbox_tables
 
 # AMQP's short strings (the routing key, correlation_id) hold at most 255 bytes; the
 # outbox's event_type column 200 characters.
@@ -47,10 +47,34 @@ def _headers(
     return headers
 
 
+def message_key(event: IntegrationEvent, key: str | None = None) -> str | None:
+    """The message key ``event`` is written under: ``key`` when given, else the value of
+    the event's ``key_field`` as text, else None (unkeyed).
+
+    A key is 1 to ``MAX_KEY_LENGTH`` (200) characters without control characters (it
+    travels as an AMQP header and shows in logs and pages); ValueError otherwise, and
+    TypeError for a ``key`` that is not a str."""
+    if key is None:
+        if event.key_field is None:
+            return None
+        value = getattr(event, event.key_field)
+        if value is None:
+            return None
+        key = str(value)
+    elif not isinstance(key, str):
+        raise TypeError(f"a message key is a str, not {type(key).__name__}")
+    if not 1 <= len(key) <= MAX_KEY_LENGTH:
+        raise ValueError(f"a message key has 1 to {MAX_KEY_LENGTH} characters, not {len(key)}")
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in key):
+        raise ValueError(f"a message key holds no control characters: {key!r:.80}")
+    return key
+
+
 def add_event(
     session: AsyncSession,
     event: IntegrationEvent,
     *,
+    key: str | None = None,
     correlation_id: str | None = None,
     traceparent: str | None = None,
     names: MessagingNames = DEFAULT_NAMES,
@@ -58,10 +82,13 @@ def add_event(
     """Stage ``event`` in the caller's transaction; it is published only if that commits.
 
     No I/O and no flush here: the row is written by the caller's commit, on the caller's
-    connection, so the event and the state change are one atomic write. ``names`` picks
-    the outbox table; ``traceparent`` defaults to the current trace context (so an event
-    written while serving a traced request continues its trace). Returns the staged row
-    (``.id`` is the message id).
+    connection, so the event and the state change are one atomic write. ``key`` (or the
+    event's ``key_field``, see ``message_key``) keys the event: the events of one key are
+    published and applied in the order their transactions committed (the database numbers
+    them at insert). ``names`` picks the outbox table; ``traceparent`` defaults to the
+    current trace context (so an event written while serving a traced request continues
+    its trace). Returns the staged row (``.id`` is the message id). Raises ValueError or
+    TypeError for a bad key (``message_key``).
     """
     if traceparent is None:
         traceparent = current_traceparent()
@@ -71,12 +98,13 @@ def add_event(
         payload=event.body(),
         headers=_headers(event, correlation_id, traceparent),
         attempts=0,
+        message_key=message_key(event, key),
     )
     session.add(row)
     return row
 
 
-# PostgreSQL: the whole batch as four array parameters, so the statement text is the same
+# PostgreSQL: the whole batch as five array parameters, so the statement text is the same
 # for any number of events and is prepared once; sent in binary (%b), so no element is
 # escaped into array text.
 async def write_events(
@@ -85,16 +113,23 @@ async def write_events(
     *,
     names: MessagingNames = DEFAULT_NAMES,
     caused_by: Sequence[IntegrationEvent] | None = None,
+    keys: Sequence[str | None] | None = None,
 ) -> None:
     """Write many events' outbox rows at once, in the caller's transaction (a consumer's
     handler replying to a batch). Same atomicity as ``add_event``; the INSERT runs now,
     as one statement, instead of one ORM object per event at flush. ``caused_by[i]``: the
-    incoming event ``events[i]`` answers, whose trace it continues (ValueError when the
-    lengths differ)."""
+    incoming event ``events[i]`` answers, whose trace it continues; ``keys[i]``: the key of
+    ``events[i]`` (None: its ``key_field``'s, see ``message_key``). Events of one key are
+    numbered in the order given. ValueError when a list's length differs from
+    ``events``' or a key is bad."""
     if not events:
         return
     if caused_by is not None and len(caused_by) != len(events):
         raise ValueError(f"{len(events)} events but {len(caused_by)} causes")
+    if keys is not None and len(keys) != len(events):
+        raise ValueError(f"{len(events)} events but {len(keys)} keys")
+    given = keys if keys is not None else [None] * len(events)
+    chosen = [message_key(event, key) for event, key in zip(events, given, strict=True)]
     current = current_traceparent()
     traces = [
         traceparent_of_cause(cause.event_id) or current for cause in caused_by
@@ -102,7 +137,9 @@ async def write_events(
     table = outbox_tables(names).outbox
     connection = await session.connection()
     rows = [
-        NewOutboxRow(event.event_id, event.event_name, event.body(), _headers(event, None, trace))
-        for event, trace in zip(events, traces, strict=True)
+        NewOutboxRow(
+            event.event_id, event.event_name, event.body(), _headers(event, None, trace), key
+        )
+        for event, trace, key in zip(events, traces, chosen, strict=True)
     ]
     await store_for(connection.dialect).insert_outbox_rows(connection, table, rows)

@@ -20,7 +20,7 @@ OWN_TABLES = {
     "ordering": {"orders", "idempotency_keys"},
     "catalog": {"products", "stock_reservations", "idempotency_keys"},
 }
-OUTBOX_TABLES = {"outbox", "inbox"}
+OUTBOX_TABLES = {"outbox", "inbox", "outbox_keys"}
 
 
 @pytest.fixture
@@ -101,8 +101,8 @@ def test_services_keep_separate_histories() -> None:
         for service in SERVICES
     }
     assert heads == {
-        "ordering": ["0008_ordering_caller_digest"],
-        "catalog": ["0011_catalog_name_code_points"],
+        "ordering": ["0009_ordering_message_keys"],
+        "catalog": ["0012_catalog_message_keys"],
     }
 
 
@@ -149,3 +149,34 @@ def test_kept_idempotency_keys_stay_their_callers_as_digests(
     assert callers == ",".join(sorted([identity_of("tester"), identity_of("é" * 200)]))
     in_worker_thread(command.downgrade, config, before)
     assert run_scalar("SELECT count(*) FROM idempotency_keys", fresh_database) == 2
+
+
+def test_keyed_events_arrive_with_pending_unkeyed_rows_kept(fresh_database: str) -> None:
+    """A database from before keyed events, with rows still to publish: the upgrade keeps
+    them pending and unkeyed (the relay publishes them as before), and numbers new keyed
+    rows from 1."""
+    config = alembic_config("ordering", fresh_database)
+    in_worker_thread(command.upgrade, config, "0008_ordering_caller_digest")
+    run(
+        "INSERT INTO outbox (id, event_type, payload, headers) VALUES "
+        "('00000000-0000-4000-8000-000000000001', 'OrderPlaced', '{}', '{}'), "
+        "('00000000-0000-4000-8000-000000000002', 'OrderPlaced', '{}', '{}')",
+        fresh_database,
+    )
+    in_worker_thread(command.upgrade, config, "head")
+    in_worker_thread(command.check, config)
+
+    assert run_scalar(
+        "SELECT count(*) FROM outbox WHERE published_at IS NULL AND message_key IS NULL "
+        "AND key_sequence IS NULL", fresh_database
+    ) == 2  # fmt: skip
+    run(
+        "INSERT INTO outbox (id, event_type, payload, headers, message_key) VALUES "
+        "('00000000-0000-4000-8000-000000000003', 'OrderPlaced', '{}', '{}', 'order-1'), "
+        "('00000000-0000-4000-8000-000000000004', 'OrderPlaced', '{}', '{}', 'order-1')",
+        fresh_database,
+    )
+    assert run_scalar(
+        "SELECT string_agg(key_sequence::text, ',' ORDER BY id) FROM outbox "
+        "WHERE message_key = 'order-1'", fresh_database
+    ) == "1,2"  # fmt: skip

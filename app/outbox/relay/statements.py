@@ -9,16 +9,42 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, Table, Text, bindparam, case, cast, func, select, update
+from sqlalchemy import (
+    Select,
+    Table,
+    Text,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningUpdate, Update
 
 from cloudcrm_outbox.brokers.publisher import NACKED_PREFIX, OutgoingMessage
+from cloudcrm_outbox.events import KEY_HEADER, SEQUENCE_HEADER
 from cloudcrm_outbox.storage.clock import db_now_plus
 
 
 def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
-    """The oldest due pending rows, at most ``batch_size``, locked (SKIP LOCKED)."""
+    """The oldest due pending rows, at most ``batch_size``, locked (SKIP LOCKED).
+
+    A keyed row is claimed only when no earlier row of its key is unpublished (pending,
+    being published by another relay, waiting for its retry, or failed): so a key's rows
+    go out one at a time, each after the one before it was confirmed and marked, and a
+    batch holds at most one row per key. Rows of other keys, and unkeyed rows, are not
+    held. A relay killed mid-batch rolls back: its rows, the earliest of their keys,
+    are claimed again before any later one."""
+    earlier = outbox.alias("earlier")
+    no_earlier_unpublished = ~exists().where(
+        earlier.c.message_key == outbox.c.message_key,
+        earlier.c.key_sequence < outbox.c.key_sequence,
+        earlier.c.published_at.is_(None),
+    )
     return (
         select(
             outbox.c.id,
@@ -34,11 +60,14 @@ def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
             outbox.c.unroutable_since,
             # Nacked at its last attempt (see retry_later): its next nack waits longer.
             outbox.c.last_error.like(f"{NACKED_PREFIX}%").label("nacked_before"),
+            outbox.c.message_key,
+            outbox.c.key_sequence,
         )
         .where(
             outbox.c.published_at.is_(None),
             outbox.c.failed_at.is_(None),
             outbox.c.next_attempt_at <= db_now_plus(0),
+            or_(outbox.c.message_key.is_(None), no_earlier_unpublished),
         )
         .order_by(outbox.c.next_attempt_at)
         .limit(batch_size)
@@ -146,6 +175,11 @@ def outgoing_messages(rows: Sequence[Any]) -> tuple[list[OutgoingMessage], dict[
         elif row.body is None:
             unreadable[row.id] = "unpublishable: the row has no payload"
         else:
+            if row.message_key is not None:
+                # The columns, not what the writer's headers may say: the key's order is
+                # the database's numbering.
+                headers[KEY_HEADER] = row.message_key
+                headers[SEQUENCE_HEADER] = row.key_sequence
             messages.append(
                 OutgoingMessage(
                     message_id=row.id,

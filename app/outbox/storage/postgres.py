@@ -23,9 +23,13 @@ from cloudcrm_outbox.storage.engine import driver_connection, refuse_aborted
 from cloudcrm_outbox.storage.store import NewOutboxRow
 
 _INSERT_OUTBOX_ARRAYS = (
-    "INSERT INTO {table} (id, event_type, payload, headers) "
-    "SELECT * FROM unnest(CAST(%b AS uuid[]), CAST(%b AS varchar[]), "
-    "CAST(%b AS json[]), CAST(%b AS json[]))"
+    "INSERT INTO {table} (id, event_type, payload, headers, message_key) "
+    "SELECT id, event_type, payload, headers, message_key "
+    "FROM unnest(CAST(%b AS uuid[]), CAST(%b AS varchar[]), "
+    "CAST(%b AS json[]), CAST(%b AS json[]), CAST(%b AS varchar[])) WITH ORDINALITY "
+    "AS given(id, event_type, payload, headers, message_key, place) "
+    # In the order given: the insert trigger numbers the rows of a key as they come.
+    "ORDER BY place"
 )
 _INSERT_INBOX_ARRAY = (
     "INSERT INTO {table} (consumer, message_id, outcome) "
@@ -117,7 +121,7 @@ class PostgresStore:
     async def insert_outbox_rows(
         self, connection: AsyncConnection, table: Table, rows: Sequence[NewOutboxRow]
     ) -> None:
-        """One prepared statement whatever the batch's size: the columns as four arrays."""
+        """One prepared statement whatever the batch's size: the columns as five arrays."""
         from psycopg.types.json import Json
 
         driver = await driver_connection(connection)
@@ -128,6 +132,7 @@ class PostgresStore:
                 [row.event_type for row in rows],
                 [Json(row.payload) for row in rows],
                 [Json(row.headers) for row in rows],
+                [row.message_key for row in rows],
             ),
             prepare=True,
         )

@@ -7,7 +7,7 @@ A new service calls ``create_latest()`` in its first revision, an existing one t
 lacks:
 
     def upgrade() -> None:
-        create_latest()            # or: clock_in_milliseconds() after versions 1 to 3
+        create_latest()            # or: add_message_keys() after versions 1 to 4
 
     def downgrade() -> None:
         drop_latest()
@@ -24,8 +24,9 @@ import sqlalchemy as sa
 
 from alembic import op
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
+from cloudcrm_outbox.storage import key_sequences
 from cloudcrm_outbox.storage.clock import db_now
-from cloudcrm_outbox.storage.tables import FAILED, PENDING
+from cloudcrm_outbox.storage.tables import FAILED, KEYED_UNPUBLISHED, MAX_KEY_LENGTH, PENDING
 
 
 def create_outbox_and_inbox(names: MessagingNames = DEFAULT_NAMES) -> None:
@@ -148,12 +149,54 @@ def clock_in_seconds(names: MessagingNames = DEFAULT_NAMES) -> None:
     set_clock_defaults(names.outbox_table, ("created_at", "next_attempt_at"), milliseconds=False)
 
 
+def add_message_keys(names: MessagingNames = DEFAULT_NAMES) -> None:
+    """Version 5: keyed events. ``outbox.message_key`` and ``key_sequence`` (rows already
+    there stay unkeyed, and pending ones are published as before), the per-key counters
+    ``{outbox}_keys``, the insert trigger that numbers keyed rows (storage.key_sequences)
+    and the index the relay's claim asks "is an earlier row of this key unpublished?"."""
+    outbox = names.outbox_table
+    keys = f"{outbox}_keys"
+    op.add_column(outbox, sa.Column("message_key", sa.String(length=MAX_KEY_LENGTH)))
+    op.add_column(outbox, sa.Column("key_sequence", sa.BigInteger()))
+    op.create_table(
+        keys,
+        sa.Column("message_key", sa.String(length=MAX_KEY_LENGTH), nullable=False),
+        sa.Column("last_sequence", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("message_key", name=op.f(f"pk_{keys}")),
+    )
+    op.create_index(
+        f"ix_{outbox}_key_order",
+        outbox,
+        ["message_key", "key_sequence"],
+        postgresql_where=KEYED_UNPUBLISHED,
+        sqlite_where=KEYED_UNPUBLISHED,
+    )
+    for statement in key_sequences.create_statements(_dialect(), outbox, keys):
+        op.execute(statement)
+
+
+def drop_message_keys(names: MessagingNames = DEFAULT_NAMES) -> None:
+    outbox = names.outbox_table
+    for statement in key_sequences.drop_statements(_dialect(), outbox):
+        op.execute(statement)
+    op.drop_index(f"ix_{outbox}_key_order", table_name=outbox)
+    op.drop_table(f"{outbox}_keys")
+    with op.batch_alter_table(outbox) as batch:
+        batch.drop_column("key_sequence")
+        batch.drop_column("message_key")
+
+
+def _dialect() -> str:
+    return str(op.get_bind().dialect.name)
+
+
 Step = tuple[int, Callable[[MessagingNames], None], Callable[[MessagingNames], None]]
 STEPS: tuple[Step, ...] = (
     (1, create_outbox_and_inbox, drop_outbox_and_inbox),
     (2, create_wakeup_trigger, drop_wakeup_trigger),
     (3, add_unroutable_since, drop_unroutable_since),
     (4, clock_in_milliseconds, clock_in_seconds),
+    (5, add_message_keys, drop_message_keys),
 )
 LATEST = STEPS[-1][0]
 

@@ -46,7 +46,13 @@ class SqliteStore:
         self, connection: AsyncConnection, table: Table, rows: Sequence[NewOutboxRow]
     ) -> None:
         values = [
-            {"id": r.id, "event_type": r.event_type, "payload": r.payload, "headers": r.headers}
+            {
+                "id": r.id,
+                "event_type": r.event_type,
+                "payload": r.payload,
+                "headers": r.headers,
+                "message_key": r.message_key,
+            }
             for r in rows
         ]
         await connection.execute(table.insert(), values)

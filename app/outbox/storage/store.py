@@ -29,12 +29,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, slots=True)
 class NewOutboxRow:
-    """One row ``write_events`` adds: the event's id, name, body and headers (JSON-ready)."""
+    """One row ``write_events`` adds: the event's id, name, body and headers (JSON-ready),
+    and its message key (None: unkeyed; the database numbers keyed rows)."""
 
     id: uuid.UUID
     event_type: str
     payload: dict[str, Any]
     headers: dict[str, Any]
+    message_key: str | None = None
 
 
 class RelaySteps(Protocol):

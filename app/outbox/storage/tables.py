@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     DateTime,
     Index,
@@ -32,6 +33,7 @@ from sqlalchemy.orm import registry
 
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage.clock import db_now
+from cloudcrm_outbox.storage.key_sequences import sequence_keys_on_create
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -45,6 +47,10 @@ NAMING_CONVENTION = {
 # however many published rows are retained.
 PENDING = text("published_at IS NULL AND failed_at IS NULL")
 FAILED = text("failed_at IS NOT NULL")
+# Keyed rows not yet published (failed ones included: they hold their key's later rows).
+KEYED_UNPUBLISHED = text("message_key IS NOT NULL AND published_at IS NULL")
+# The longest message key (the column's length; add_event refuses a longer one).
+MAX_KEY_LENGTH = 200
 
 
 def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
@@ -70,6 +76,11 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
         # Since when RabbitMQ has returned the row as unroutable (no queue bound to its
         # event); such a row is retried for a long time, not failed after a few attempts.
         Column("unroutable_since", DateTime(timezone=True)),
+        # Keyed events (add_event(key=…)): rows of one key are published, and applied, in
+        # key_sequence order, which the database sets at insert (keys_table) = the order
+        # the writing transactions commit in.
+        Column("message_key", String(MAX_KEY_LENGTH)),
+        Column("key_sequence", BigInteger),
         PrimaryKeyConstraint("id"),
         Index(f"ix_{name}_pending", "next_attempt_at", postgresql_where=PENDING,
               sqlite_where=PENDING),
@@ -77,7 +88,24 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
         Index(f"ix_{name}_published_at", "published_at"),
         # Failed rows, for status and replay: as small as the failures, never a scan.
         Index(f"ix_{name}_failed", "failed_at", postgresql_where=FAILED, sqlite_where=FAILED),
+        # The claim's test "no earlier row of this key is unpublished".
+        Index(f"ix_{name}_key_order", "message_key", "key_sequence",
+              postgresql_where=KEYED_UNPUBLISHED, sqlite_where=KEYED_UNPUBLISHED),
     )  # fmt: skip
+
+
+def keys_table(metadata: MetaData, outbox_name: str = "outbox") -> Table:
+    """The per-key counters of the outbox ``outbox_name`` (``{outbox_name}_keys``): the last
+    sequence given to each message key. The insert trigger (storage.key_sequences) raises
+    it in the writing transaction; its row lock makes a second writer of the key wait for
+    the first's commit, so a key's sequence is the order its transactions commit in."""
+    return Table(
+        f"{outbox_name}_keys",
+        metadata,
+        Column("message_key", String(MAX_KEY_LENGTH), nullable=False),
+        Column("last_sequence", BigInteger, nullable=False),
+        PrimaryKeyConstraint("message_key"),
+    )
 
 
 def inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
@@ -111,6 +139,8 @@ class OutboxRow:
     last_error: str | None
     failed_at: datetime | None
     unroutable_since: datetime | None
+    message_key: str | None
+    key_sequence: int | None
 
     def __init__(self, **columns: Any) -> None:
         for name, value in columns.items():
@@ -144,6 +174,7 @@ class OutboxTables:
     inbox: Table
     metadata: MetaData
     row: type[OutboxRow]
+    keys: Table
 
 
 _mapper = registry()
@@ -159,6 +190,8 @@ def _map_outbox_rows(row: type[OutboxRow], table: Table) -> type[OutboxRow]:
 outbox_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 OUTBOX = outbox_table(outbox_metadata)
 INBOX = inbox_table(outbox_metadata)
+OUTBOX_KEYS = keys_table(outbox_metadata)
+sequence_keys_on_create(OUTBOX, OUTBOX_KEYS)
 _map_outbox_rows(OutboxMessage, OUTBOX)
 _mapper.map_imperatively(InboxMessage, INBOX)
 
@@ -171,9 +204,11 @@ def outbox_tables(names: MessagingNames = DEFAULT_NAMES) -> OutboxTables:
 @functools.cache
 def _tables(outbox_name: str, inbox_name: str) -> OutboxTables:
     if (outbox_name, inbox_name) == (OUTBOX.name, INBOX.name):
-        return OutboxTables(OUTBOX, INBOX, outbox_metadata, OutboxMessage)
+        return OutboxTables(OUTBOX, INBOX, outbox_metadata, OutboxMessage, OUTBOX_KEYS)
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     outbox = outbox_table(metadata, outbox_name)
+    keys = keys_table(metadata, outbox_name)
+    sequence_keys_on_create(outbox, keys)
     # A class of its own per table: one class maps one table.
     row = _map_outbox_rows(type(f"OutboxRow_{outbox.name}", (OutboxRow,), {}), outbox)
-    return OutboxTables(outbox, inbox_table(metadata, inbox_name), metadata, row)
+    return OutboxTables(outbox, inbox_table(metadata, inbox_name), metadata, row, keys)
