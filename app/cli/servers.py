@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from app.cli.operations import at_head
 from app.cli.signing import signing_keys
@@ -12,11 +13,24 @@ from app.http.serving import serve
 
 DEFAULT_PORTS = {"ordering": 8001, "catalog": 8002}
 
+logger = logging.getLogger("app")
+
 
 def dev(args: argparse.Namespace, settings: Settings) -> int:
     """``dev``: both APIs, relays and consumers and the pages on one port."""
     from app.cli.dev import create_dev_app
+    from cloudcrm_outbox.brokers import is_amqp
 
+    if not is_amqp(settings.broker_url):
+        # The embedded broker's file, opened once before serving: one that cannot be is
+        # a line naming the setting, not a traceback out of the server's start.
+        from cloudcrm_outbox.brokers.embedded.queue_file import QueueFileError, check_queue_file
+
+        try:
+            check_queue_file(settings.embedded_broker_path)
+        except QueueFileError as exc:
+            logger.error("EMBEDDED_BROKER_PATH: %s", exc)
+            return 1
     app = create_dev_app(settings, base_url=f"http://{args.host}:{args.port}")
     return serve(app, args.host, args.port, settings)
 

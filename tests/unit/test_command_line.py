@@ -3,6 +3,8 @@ command it was given to, and the help says what the tool is in words."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from app.cli.main import main
@@ -68,3 +70,17 @@ def test_a_broker_url_of_no_known_scheme_is_a_bad_setting_that_shows_no_password
     assert main(["outbox", "status"]) == 1
     err = capsys.readouterr().err
     assert "BROKER_URL must be amqp://" in err and "SECRETPW" not in err
+
+
+def test_dev_with_an_embedded_broker_file_it_cannot_open_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # A folder where the file should be: refused before anything serves, with the setting.
+    monkeypatch.setenv("BROKER_URL", "memory://")
+    monkeypatch.setenv("EMBEDDED_BROKER_PATH", str(tmp_path))
+    monkeypatch.setenv("ORDERING_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    monkeypatch.setenv("CATALOG_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    assert main(["dev", "--port", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "EMBEDDED_BROKER_PATH: the embedded broker cannot keep its queues in" in err, err
+    assert "Traceback" not in err

@@ -136,6 +136,9 @@ class InboxConsumer:
                     f"delivery limit: failed {deliveries - 1} times "
                     f"(limit {self._policy.delivery_limit})"
                 )
+                last = self._holding.last_failure(str(message.message_id))
+                if last is not None:
+                    reason += f"; last error: {last}"
                 await self._dead_letter(message, reason)
                 continue
             decoded = decode(

@@ -78,6 +78,7 @@ def _hold(message: Delivery, exc: Exception, holding: Holding, policy: ConsumerP
     held elsewhere, the database away), requeued after a spaced delay otherwise."""
     count = delivery_count(message)
     extra = {"message_id": str(message.message_id)[:100], "error": repr(exc)[:300]}
+    holding.remember_failure(str(message.message_id), repr(exc)[:300])
     if is_blocked(exc) or is_environment_fault(exc):
         delay = holding.park(
             message,

@@ -16,12 +16,16 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from collections import OrderedDict
 
 from cloudcrm_outbox.backoff import spaced_delay
 from cloudcrm_outbox.brokers.connection import Delivery
 from cloudcrm_outbox.logs import library_logger
 
 logger = library_logger(__name__)
+
+# Messages whose last error a consumer remembers (a few hundred bytes each).
+FAILURES_KEPT = 10_000
 
 
 class Holding:
@@ -37,6 +41,21 @@ class Holding:
         # Tags whose nack is on its way: still held, or a multiple ack sent meanwhile
         # could settle (lose) the message before the broker sees the nack.
         self._nacking: set[int] = set()
+        # The last error of each message that failed (by message id, the newest kept),
+        # so that a message dead-lettered at its delivery limit says why it failed.
+        self._failures: OrderedDict[str, str] = OrderedDict()
+
+    def remember_failure(self, message_id: str, error: str) -> None:
+        """Keep ``error`` as the last failure of ``message_id`` (at most
+        ``FAILURES_KEPT`` messages' errors, the oldest forgotten first)."""
+        self._failures[message_id] = error
+        self._failures.move_to_end(message_id)
+        while len(self._failures) > FAILURES_KEPT:
+            self._failures.popitem(last=False)
+
+    def last_failure(self, message_id: str) -> str | None:
+        """The last error remembered for ``message_id``, if any."""
+        return self._failures.get(message_id)
 
     def park(self, message: Delivery, *, base: float, cap: float, blocked: bool = False) -> float:
         """Hand ``message`` back by ``due()`` after a spaced delay that doubles each time

@@ -281,7 +281,10 @@ async def test_message_failing_every_time_is_dead_lettered_after_the_delivery_li
         await wait_until(lambda: _queue_settled(catalog_db, expected_rows=10))
 
     assert [m.message_id for m in dead] == [doomed["message_id"]]
-    assert dead[0].headers["x-poison-reason"] == "delivery limit: failed 3 times (limit 3)"
+    reason = dead[0].headers["x-poison-reason"]
+    # The limit, and what failed it (the handler's own error, kept from its deliveries).
+    assert reason.startswith("delivery limit: failed 3 times (limit 3); last error: "), reason
+    assert "cursed product" in reason, reason
     assert await stock_of(catalog_db, healthy) == 90
     assert await stock_of(catalog_db, cursed) == 100
     assert await outcomes(catalog_db) == Counter(applied=10)

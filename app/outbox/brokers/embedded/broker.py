@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 from cloudcrm_outbox.brokers.base import BrokerOptions
 from cloudcrm_outbox.brokers.connection import ConnectionOpener
@@ -17,6 +16,7 @@ from cloudcrm_outbox.brokers.dead_letters import (
 )
 from cloudcrm_outbox.brokers.embedded import dead_letters as memory_dead_letters
 from cloudcrm_outbox.brokers.embedded.memory import InMemoryBroker
+from cloudcrm_outbox.brokers.embedded.queue_file import check_queue_file
 from cloudcrm_outbox.brokers.embedded.queues import MemoryQueue
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage, Publisher, PublishResult
 from cloudcrm_outbox.brokers.queue_state import QueueState
@@ -41,7 +41,7 @@ class EmbeddedBroker:
         self.names = names
         self._path = path
         if path is not None:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            check_queue_file(path)  # its folder made, and a file SQLite can open
         self._memory = InMemoryBroker(path=path)
         self._limit = backstop_delivery_limit
 

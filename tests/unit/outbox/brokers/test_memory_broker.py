@@ -7,6 +7,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from cloudcrm_outbox.brokers.connection import Delivery
 from cloudcrm_outbox.brokers.embedded.memory import (
     InMemoryBroker,
@@ -190,3 +192,15 @@ async def test_unrouted_events_are_refused_and_not_stored(tmp_path: Path) -> Non
     restarted, queue = on_file(tmp_path / "broker.db")
     assert deliveries(queue) == [] and not restarted.queues[TOPOLOGY.dead_letter_queue].ready
     await restarted.close()
+
+
+@pytest.mark.parametrize("kind", ["a folder", "not SQLite"])
+def test_a_queue_file_sqlite_cannot_open_is_refused_in_words(tmp_path: Path, kind: str) -> None:
+    from cloudcrm_outbox import broker_for
+    from cloudcrm_outbox.brokers.embedded.queue_file import QueueFileError
+
+    path = tmp_path if kind == "a folder" else tmp_path / "junk.db"
+    if kind == "not SQLite":
+        path.write_bytes(b"\x8f" * 4096)
+    with pytest.raises(QueueFileError, match="the embedded broker cannot keep its queues in"):
+        broker_for("memory://", embedded_path=str(path))
