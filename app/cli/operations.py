@@ -32,7 +32,16 @@ def needs_rabbitmq(settings: Settings, command: str) -> bool:
 async def at_head(settings: Settings, service: str) -> None:
     """Every process but ``dev`` (which migrates) refuses a database not at head: it would
     otherwise fail every request or message later, far from the cause."""
+    from cloudcrm_outbox.storage.engine import missing_sqlite_file
+
     url = settings.database_url(service)
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        # Not made here: connecting would leave an empty file where none was.
+        raise migrate_database.DatabaseNotAtHeadError(
+            f"{service}'s database {str(missing)!r} does not exist: "
+            "run `python -m app migrate` (or `make run`) first"
+        )
     await wait_for_database(url, within=settings.startup_timeout_seconds)
     await migrate_database.ensure_at_head(service, url=url)
 

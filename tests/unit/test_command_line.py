@@ -84,3 +84,27 @@ def test_dev_with_an_embedded_broker_file_it_cannot_open_is_one_line(
     err = capsys.readouterr().err
     assert "EMBEDDED_BROKER_PATH: the embedded broker cannot keep its queues in" in err, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["outbox", "status"],
+        ["inbox", "show", "catalog", "0b1d5e6f-0000-4000-8000-000000000404"],
+        ["outbox", "failed", "ordering"],
+    ],
+)
+def test_a_reading_command_on_a_sqlite_file_not_made_yet_makes_none(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    argv: list[str],
+) -> None:
+    monkeypatch.setenv("ORDERING_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'o.db'}")
+    monkeypatch.setenv("CATALOG_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'c.db'}")
+    with pytest.raises(SystemExit) as exited:  # a FatalError: its line is logged, exit 1
+        main(argv)
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "does not exist: run `python -m app migrate`" in err, err
+    assert list(tmp_path.iterdir()) == []

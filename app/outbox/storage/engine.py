@@ -170,6 +170,19 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+def missing_sqlite_file(url: str) -> Path | None:
+    """The file a SQLite ``url`` names when it does not exist yet (connecting would make
+    it, empty); None for an existing file, an in-memory database or another database."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
+
+
 def ensure_sqlite_directory(url: str) -> bool:
     """Create the folder of a SQLite database file; True when ``url`` is SQLite."""
     parsed = make_url(url)
