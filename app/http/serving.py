@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import signal
 import socket
@@ -77,6 +78,14 @@ def serve(app: FastAPI, host: str, port: int, settings: Settings) -> int:
     try:
         sock = listening_socket(host, port)
     except OSError as exc:
+        if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+            # The host, not the port: a name that resolves to nothing, or an address
+            # this machine does not have.
+            logger.error(
+                "cannot listen on %s:%d (%s): --host must name an address of this machine "
+                "(127.0.0.1, or 0.0.0.0 for every one)", host, port, exc.strerror or exc,
+            )  # fmt: skip
+            return 1
         logger.error(
             "cannot listen on %s:%d (%s): another process holds it? choose another port "
             "with --port (make run PORT=8010)", host, port, exc.strerror or exc,
