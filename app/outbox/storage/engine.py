@@ -173,25 +173,28 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def missing_sqlite_file(url: str) -> Path | None:
     """The file a SQLite ``url`` names when it does not exist yet (connecting would make
     it, empty); None for an existing file, an in-memory database or another database."""
-    parsed = make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:"):
-        return None
-    path = Path(database)
-    return None if path.exists() else path
+    path = _sqlite_file(url)
+    return None if path is None or path.exists() else path
 
 
 def ensure_sqlite_directory(url: str) -> bool:
     """Create the folder of a SQLite database file; True when ``url`` is SQLite."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite":
+    if make_url(url).get_backend_name() != "sqlite":
         return False
-    database = parsed.database
-    if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    path = _sqlite_file(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return True
+
+
+def _sqlite_file(url: str) -> Path | None:
+    """The file a SQLite ``url`` names; None for an in-memory or URI-named database, or
+    another database."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database)
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

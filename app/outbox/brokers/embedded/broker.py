@@ -16,7 +16,6 @@ from cloudcrm_outbox.brokers.dead_letters import (
 )
 from cloudcrm_outbox.brokers.embedded import dead_letters as memory_dead_letters
 from cloudcrm_outbox.brokers.embedded.memory import InMemoryBroker
-from cloudcrm_outbox.brokers.embedded.queue_file import check_queue_file
 from cloudcrm_outbox.brokers.embedded.queues import MemoryQueue
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage, Publisher, PublishResult
 from cloudcrm_outbox.brokers.queue_state import QueueState
@@ -40,8 +39,6 @@ class EmbeddedBroker:
     ) -> None:
         self.names = names
         self._path = path
-        if path is not None:
-            check_queue_file(path)  # its folder made, and a file SQLite can open
         self._memory = InMemoryBroker(path=path)
         self._limit = backstop_delivery_limit
 

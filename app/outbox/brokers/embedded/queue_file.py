@@ -74,15 +74,8 @@ class QueueFileError(ValueError):
 
 
 def check_queue_file(path: str) -> None:
-    """Make ``path``'s folder if need be and open the file as the broker would, then close
-    it: QueueFileError, in words, when either cannot be done."""
-    try:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise QueueFileError(
-            f"the embedded broker cannot keep its queues in {path!r}: its folder cannot be "
-            f"made ({exc.strerror or exc})"
-        ) from exc
+    """Open the file as the broker would (its folder made if need be), then close it:
+    QueueFileError, in words, when it cannot be."""
     QueueFile(path).close()
 
 
@@ -90,17 +83,19 @@ class QueueFile:
     """The queues' rows in SQLite; ``path=None`` is a private in-memory database."""
 
     def __init__(self, path: str | None) -> None:
-        """Open (or make) the file at ``path``. Raises QueueFileError, in words, for a
-        path SQLite cannot open as a database of its own (a directory, a file of something
-        else)."""
+        """Open (or make, with its folder) the file at ``path``. Raises QueueFileError, in
+        words, for a path SQLite cannot open as a database of its own (a directory, a file
+        of something else)."""
         try:
+            if path is not None:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(":memory:" if path is None else path)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")  # see the module docstring
             with self._db:
                 self._db.executescript(_SCHEMA)
             [(last,)] = self._db.execute("SELECT coalesce(max(position), 0) FROM messages")
-        except sqlite3.DatabaseError as exc:
+        except (sqlite3.DatabaseError, OSError) as exc:
             raise QueueFileError(
                 f"the embedded broker cannot keep its queues in {path!r}: {exc} (it needs a "
                 "SQLite file of its own, or a name for a new one)"
