@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from cloudcrm_outbox.brokers.connection import (
 )
 from cloudcrm_outbox.errors import TopologyConflictError, is_expected_fault
 from cloudcrm_outbox.inbox.batches import delivery_count, next_batch, take
-from cloudcrm_outbox.inbox.decoding import Decoded, Poison, decode
+from cloudcrm_outbox.inbox.decoding import Decoded, MessageKey, Poison, decode, message_key
 from cloudcrm_outbox.inbox.failures import one_by_one
 from cloudcrm_outbox.inbox.holding import Holding
 from cloudcrm_outbox.inbox.policy import (
@@ -29,6 +30,7 @@ from cloudcrm_outbox.inbox.policy import (
     PARK_BASE_SECONDS,
     BatchProcessor,
     ConsumerPolicy,
+    KeyedProcessor,
 )
 from cloudcrm_outbox.inbox.reporting import count_applied, log_consumer_batch, reason_kind
 from cloudcrm_outbox.logs import library_logger
@@ -78,6 +80,19 @@ class InboxConsumer:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set, reconnecting with backoff whatever happens, but
         a refused declaration (TopologyConflictError, raised: no retry can help)."""
+        watch = None
+        if isinstance(self._processor, KeyedProcessor):
+            # Parked keyed messages are the database's, not the broker's: watched whether
+            # or not a connection is up.
+            watch = asyncio.create_task(self._processor.watch_parked(stop, self._policy))
+        try:
+            await self._consume_reconnecting(stop)
+        finally:
+            if watch is not None:
+                watch.cancel()
+                await asyncio.gather(watch, return_exceptions=True)
+
+    async def _consume_reconnecting(self, stop: asyncio.Event) -> None:
         backoff = Backoff(self._policy.reconnect_max_seconds)
         while not stop.is_set():
             try:
@@ -245,7 +260,33 @@ class InboxConsumer:
             return
         self._dead_letter_trouble = None
         INBOX_DEAD_LETTERED.labels(self._name, reason_kind(reason)).inc()
+        read = message_key(message.headers)
+        keyed = read if isinstance(read, MessageKey) else None
         logger.warning(
             "dead-lettered a poison message",
-            extra={"message_id": str(message.message_id)[:100], "reason": reason},
+            extra={
+                "message_id": str(message.message_id)[:100],
+                "reason": reason,
+                **({"key": keyed.key[:200], "sequence": keyed.sequence} if keyed else {}),
+            },
         )
+        if keyed is not None:
+            await self._record_keyed_dead_letter(message, keyed)
+
+    async def _record_keyed_dead_letter(self, message: Delivery, keyed: MessageKey) -> None:
+        """Note which message the key's later ones now wait behind. Only for the operator:
+        the wait itself needs no note (the key's next sequence stays where it is), so a
+        failure here is logged, never retried."""
+        if not isinstance(self._processor, KeyedProcessor):
+            return
+        try:
+            message_id = uuid.UUID(str(message.message_id))
+        except ValueError:
+            message_id = None
+        try:
+            await self._processor.record_dead_letter(keyed.key, keyed.sequence, message_id)
+        except Exception as exc:
+            logger.warning(
+                "the dead letter's key could not be noted",
+                extra={"key": keyed.key[:200], "error": repr(exc)[:300]},
+            )

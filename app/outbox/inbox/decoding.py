@@ -17,11 +17,26 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cloudcrm_outbox.events import MAX_BODY_BYTES, VERSION_HEADER, IntegrationEvent
+from cloudcrm_outbox.events import (
+    KEY_HEADER,
+    MAX_BODY_BYTES,
+    SEQUENCE_HEADER,
+    VERSION_HEADER,
+    IntegrationEvent,
+)
 from cloudcrm_outbox.names import UNREADABLE_HEADERS
+from cloudcrm_outbox.storage.tables import MAX_KEY_LENGTH
 from cloudcrm_outbox.subscriptions import Subscription, Upcaster
 
-__all__ = ["MAX_BODY_BYTES", "UNREADABLE_HEADERS", "Decoded", "Poison", "decode"]
+__all__ = [
+    "MAX_BODY_BYTES",
+    "UNREADABLE_HEADERS",
+    "Decoded",
+    "MessageKey",
+    "Poison",
+    "decode",
+    "message_key",
+]
 
 # The writer sends the version as a decimal string; another client may send an AMQP int.
 # No more digits than an AMQP long long holds, so a huge string never reaches int().
@@ -30,9 +45,48 @@ _DECIMAL = re.compile(r"-?[0-9]{1,18}")
 
 @dataclass(frozen=True)
 class Decoded:
+    """A message read as its event: ``key`` and ``sequence`` are its message key and place
+    in the key's order (1, 2, …) when it is keyed, both None when not."""
+
     message_id: uuid.UUID
     event: IntegrationEvent
     traceparent: str | None = None  # the W3C trace context the message came with
+    key: str | None = None
+    sequence: int | None = None
+
+
+@dataclass(frozen=True)
+class MessageKey:
+    """A keyed message's key and sequence, read from its headers."""
+
+    key: str
+    sequence: int
+
+
+def message_key(headers: Mapping[str, Any] | None) -> MessageKey | Poison | None:
+    """The ``x-message-key`` and ``x-key-sequence`` headers read: None when the message
+    is unkeyed (neither is set), Poison saying why when they cannot be read (one without
+    the other; a key that is not 1 to 200 characters of text; a sequence that is not an
+    integer ≥ 1, as an AMQP integer or a decimal string)."""
+    if not headers or (KEY_HEADER not in headers and SEQUENCE_HEADER not in headers):
+        return None
+    key, sequence = headers.get(KEY_HEADER), headers.get(SEQUENCE_HEADER)
+    if key is None or sequence is None:
+        missing = KEY_HEADER if key is None else SEQUENCE_HEADER
+        return Poison(f"invalid message key headers: {missing} is missing")
+    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+        return Poison(
+            f"invalid message key headers: {KEY_HEADER} {repr(key)[:100]} is not "
+            f"1 to {MAX_KEY_LENGTH} characters of text"
+        )
+    if isinstance(sequence, str) and _DECIMAL.fullmatch(sequence):
+        sequence = int(sequence)
+    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
+        return Poison(
+            f"invalid message key headers: {SEQUENCE_HEADER} {repr(sequence)[:100]} "
+            "is not an integer >= 1"
+        )
+    return MessageKey(key, sequence)
 
 
 @dataclass(frozen=True)
@@ -91,6 +145,9 @@ def decode(
     version = _version(headers, subscription)
     if isinstance(version, Poison):
         return version
+    keyed = message_key(headers)
+    if isinstance(keyed, Poison):
+        return keyed
     current = subscription.event.event_version
     if version != current:
         upcaster = subscription.upcasters.get(version)
@@ -109,7 +166,13 @@ def decode(
     except ValidationError as exc:
         return Poison(f"invalid {subscription.name}: {_summary(exc)}")
     traceparent = (headers or {}).get("traceparent")
-    return Decoded(parsed_id, event, traceparent if isinstance(traceparent, str) else None)
+    return Decoded(
+        parsed_id,
+        event,
+        traceparent if isinstance(traceparent, str) else None,
+        keyed.key if keyed else None,
+        keyed.sequence if keyed else None,
+    )
 
 
 def _version(headers: Mapping[str, Any] | None, subscription: Subscription) -> int | Poison:

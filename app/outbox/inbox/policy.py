@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from cloudcrm_outbox.checks import require_counts, require_seconds
 from cloudcrm_outbox.inbox.decoding import Decoded
@@ -21,6 +22,18 @@ class BatchProcessor(Protocol):
         outcomes by message id (duplicates get none). ``lock_timeout`` (seconds): this
         transaction's, instead of the engine's (PostgreSQL). Raises with nothing committed."""
         ...
+
+
+@runtime_checkable
+class KeyedProcessor(Protocol):
+    """A processor that also keeps keyed messages in order (``InboxProcessor``): the
+    consumer tells it of a keyed dead letter, and runs its watch of parked messages."""
+
+    async def record_dead_letter(
+        self, key: str, sequence: int, message_id: uuid.UUID | None
+    ) -> None: ...
+
+    async def watch_parked(self, stop: asyncio.Event, policy: ConsumerPolicy) -> None: ...
 
 
 CONFLICT_RETRIES = 3  # for a batch; then its messages are handled one by one
@@ -65,6 +78,11 @@ class ConsumerPolicy:
     # relay publishes as; an event of a listed name from anyone else is dead-lettered
     # ("unexpected publisher"). Empty: not checked.
     publishers: Mapping[str, str] = field(default_factory=dict)
+    # Keyed messages: a key waiting longer than this for a message that has not come is a
+    # gap, reported (log line, inbox_key_gaps); parked messages whose turn came (after an
+    # operator's purge) are looked for this often.
+    gap_alert_seconds: float = 60.0
+    parked_check_seconds: float = 1.0
 
     def __post_init__(self) -> None:
         require_counts(
@@ -78,6 +96,8 @@ class ConsumerPolicy:
             connect_timeout_seconds=self.connect_timeout_seconds,
             blocked_lock_timeout_seconds=self.blocked_lock_timeout_seconds,
             answer_timeout_seconds=self.answer_timeout_seconds,
+            gap_alert_seconds=self.gap_alert_seconds,
+            parked_check_seconds=self.parked_check_seconds,
         )
         require_seconds(
             "ConsumerPolicy",

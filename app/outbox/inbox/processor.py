@@ -25,6 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cloudcrm_outbox.events import IntegrationEvent
 from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.key_gate import KeyGate
+from cloudcrm_outbox.inbox.parked import watch_parked
+from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.tracing import consume_spans
 from cloudcrm_outbox.storage.engine import (
@@ -35,6 +38,10 @@ from cloudcrm_outbox.storage.liveness import AnswerDeadline
 from cloudcrm_outbox.storage.store import store_for
 from cloudcrm_outbox.storage.tables import outbox_tables
 from cloudcrm_outbox.subscriptions import APPLIED, Subscription
+
+# The outcome reported for a keyed message that came before its turn: acked, kept in the
+# parked table, applied later (key_gate). Never written to the inbox.
+PARKED = "parked"
 
 # Rows are inserted as "applied", the usual outcome, and corrected a few statements later
 # in the same transaction when a handler concluded otherwise; no other transaction can
@@ -58,18 +65,29 @@ class InboxProcessor:
         transaction, COMMIT included, after which its connection is taken for one that
         stopped answering and dropped (``liveness.AnswerDeadline``)."""
         self._answer_timeout = answer_timeout
+        self._engine = engine
+        self._names = names
         self._sessions: async_sessionmaker[AsyncSession] = make_sessionmaker(engine)
         self._consumer = consumer
         self._subscriptions = subscriptions
         self._store = store_for(engine.dialect)
-        self._inbox = outbox_tables(names).inbox
+        tables = outbox_tables(names)
+        self._inbox = tables.inbox
+        self._gate = KeyGate(self._store, tables, consumer, subscriptions)
+
+    @property
+    def gate(self) -> KeyGate:
+        """The gate that orders this consumer's keyed messages."""
+        return self._gate
 
     async def process(
         self, messages: Sequence[Decoded], *, lock_timeout: float | None = None
     ) -> dict[uuid.UUID, str]:
         """Apply the new messages among ``messages``; returns their outcomes by id.
 
-        Messages already in the inbox (duplicates) get no entry. ``lock_timeout``
+        Messages already in the inbox (duplicates) get no entry; keyed messages that came
+        before their turn get PARKED (kept, applied later in their key's order), and those
+        behind their key's next sequence none (duplicates). ``lock_timeout``
         (seconds): this transaction's instead of the engine's, on PostgreSQL (SQLite has no
         row locks: a writer waits for the whole database, whatever the rows). Raises on any
         database error, with nothing committed.
@@ -78,8 +96,40 @@ class InboxProcessor:
         with consume_spans(traced):
             return await self._process(messages, lock_timeout)
 
+    async def record_dead_letter(
+        self, key: str, sequence: int, message_id: uuid.UUID | None
+    ) -> None:
+        """Note, in its own transaction, that ``key``'s message at ``sequence`` was
+        dead-lettered (the key waits parked behind it; the operator sees why)."""
+        async with self._sessions() as session, session.begin():
+            await self._gate.record_dead_letter(session, key, sequence, message_id)
+
+    async def watch_parked(self, stop: asyncio.Event, policy: ConsumerPolicy) -> None:
+        """Until ``stop``: release parked messages whose turn came and report gaps, as
+        ``policy`` says (``parked.watch_parked``)."""
+        await watch_parked(
+            self,
+            self._engine,
+            stop,
+            consumer=self._consumer,
+            names=self._names,
+            interval_seconds=policy.parked_check_seconds,
+            gap_alert_seconds=policy.gap_alert_seconds,
+        )
+
+    async def release_parked(self, limit: int = 100) -> dict[uuid.UUID, str]:
+        """Apply the parked messages whose turn has come, of up to ``limit`` keys (and the
+        parked ones that follow them), in one transaction; their outcomes by id. A key's
+        turn comes in a transaction that could not apply it at once: after a skip
+        (``dlq purge --key``), or past the window of parked messages a batch reads."""
+        return await self._process((), None, release_limit=limit)
+
     async def _process(
-        self, messages: Sequence[Decoded], lock_timeout: float | None
+        self,
+        messages: Sequence[Decoded],
+        lock_timeout: float | None,
+        *,
+        release_limit: int | None = None,
     ) -> dict[uuid.UUID, str]:
         # The transaction is SQLAlchemy's from its BEGIN (psycopg's own, before the first
         # statement: an after_begin listener runs inside it) to its COMMIT (flushing staged
@@ -91,14 +141,22 @@ class InboxProcessor:
             await deadline.start(await session.connection())
             if lock_timeout is not None:
                 await self._store.set_lock_timeout(session, lock_timeout)
-            fresh = await self._record(session, messages)
+            keyed = [m for m in messages if m.key is not None]
+            wake = await self._gate.due_keys(session, release_limit) if release_limit else []
+            plan = await self._gate.admit(session, keyed, wake=wake)
+            # Keyed messages in their keys' order after the unkeyed ones: each key's own
+            # order is kept, and no key waits on another.
+            ready = [m for m in messages if m.key is None] + plan.ready
+            fresh = await self._record(session, ready)
             outcomes = await self._apply(session, fresh)
-            corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
             transaction = session.get_transaction()
             if transaction is None or not transaction.is_active:
                 # A handler rolled back, or went on after a failed flush: committing would
                 # record nothing, silently, and the messages would be acked.
                 raise AbortedTransactionError("a handler ended the batch's transaction")
+            await self._gate.settle(session, plan)
+            corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
+            outcomes.update((m.message_id, PARKED) for m in plan.parked)
             if not corrected:
                 return outcomes
             await self._store.set_inbox_outcomes(session, self._inbox, self._consumer, corrected)

@@ -62,6 +62,16 @@ INBOX_LAG = Histogram(
     ["consumer"],
     buckets=_SECONDS,
 )
+INBOX_PARKED = Gauge(
+    "inbox_parked_messages",
+    "Keyed messages parked until their key reaches them (a gap, or a dead letter before them).",
+    ["consumer"],
+)
+INBOX_KEY_GAPS = Gauge(
+    "inbox_key_gaps",
+    "Keys waiting longer than the gap alert for a message that has not come (no dead letter).",
+    ["consumer"],
+)
 INBOX_BATCH_DURATION = Histogram(
     "inbox_batch_duration_seconds",
     "One consumer batch: the inbox transaction and the acks.",

@@ -186,6 +186,43 @@ def drop_message_keys(names: MessagingNames = DEFAULT_NAMES) -> None:
         batch.drop_column("message_key")
 
 
+def add_inbox_key_order(names: MessagingNames = DEFAULT_NAMES) -> None:
+    """Version 6: the inbox's key gate. ``{inbox}_keys`` (each consumer's next sequence per
+    key) and ``{inbox}_parked`` (keyed messages that came before their turn). Messages
+    already applied stay as they are; a key met for the first time starts at sequence 1."""
+    inbox = names.inbox_table
+    keys, parked = f"{inbox}_keys", f"{inbox}_parked"
+    op.create_table(
+        keys,
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("message_key", sa.String(length=MAX_KEY_LENGTH), nullable=False),
+        sa.Column("next_sequence", sa.BigInteger(), nullable=False),
+        sa.Column("dead_letter_id", sa.Uuid(), nullable=True),
+        sa.Column("dead_letter_sequence", sa.BigInteger(), nullable=True),
+        sa.Column("dead_lettered_at", sa.DateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("consumer", "message_key", name=op.f(f"pk_{keys}")),
+    )
+    op.create_table(
+        parked,
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("message_key", sa.String(length=MAX_KEY_LENGTH), nullable=False),
+        sa.Column("key_sequence", sa.BigInteger(), nullable=False),
+        sa.Column("message_id", sa.Uuid(), nullable=False),
+        sa.Column("event_type", sa.String(length=200), nullable=True),
+        sa.Column("payload", sa.JSON(), nullable=True),
+        sa.Column("traceparent", sa.String(length=200), nullable=True),
+        sa.Column("parked_at", sa.DateTime(timezone=True), server_default=db_now(),
+                  nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "message_key", "key_sequence",
+                                name=op.f(f"pk_{parked}")),
+    )  # fmt: skip
+
+
+def drop_inbox_key_order(names: MessagingNames = DEFAULT_NAMES) -> None:
+    op.drop_table(f"{names.inbox_table}_parked")
+    op.drop_table(f"{names.inbox_table}_keys")
+
+
 def _dialect() -> str:
     return str(op.get_bind().dialect.name)
 
@@ -197,6 +234,7 @@ STEPS: tuple[Step, ...] = (
     (3, add_unroutable_since, drop_unroutable_since),
     (4, clock_in_milliseconds, clock_in_seconds),
     (5, add_message_keys, drop_message_keys),
+    (6, add_inbox_key_order, drop_inbox_key_order),
 )
 LATEST = STEPS[-1][0]
 

@@ -124,6 +124,47 @@ def inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
     )  # fmt: skip
 
 
+def inbox_keys_table(metadata: MetaData, inbox_name: str = "inbox") -> Table:
+    """Where each consumer stands in each message key (``{inbox_name}_keys``): the next
+    sequence it may apply (1 for a key it has not met). The inbox's key gate locks a key's
+    row while it applies the key's messages, so two consumers never apply one key at once.
+    ``dead_letter_*``: the message of the key that was dead-lettered last and not applied
+    since (the key's later messages wait parked behind it), for the operator."""
+    return Table(
+        f"{inbox_name}_keys",
+        metadata,
+        Column("consumer", String(100), nullable=False),
+        Column("message_key", String(MAX_KEY_LENGTH), nullable=False),
+        Column("next_sequence", BigInteger, nullable=False),
+        Column("dead_letter_id", Uuid),
+        Column("dead_letter_sequence", BigInteger),
+        Column("dead_lettered_at", DateTime(timezone=True)),
+        PrimaryKeyConstraint("consumer", "message_key"),
+    )
+
+
+def inbox_parked_table(metadata: MetaData, inbox_name: str = "inbox") -> Table:
+    """Keyed messages that arrived before their turn (``{inbox_name}_parked``): acked,
+    kept here with their decoded body, and applied by the key gate once the key's next
+    sequence reaches them. A row without an ``event_type`` is a skip: the operator purged
+    that sequence's dead letter, so the key moves past it without applying anything."""
+    return Table(
+        f"{inbox_name}_parked",
+        metadata,
+        Column("consumer", String(100), nullable=False),
+        Column("message_key", String(MAX_KEY_LENGTH), nullable=False),
+        Column("key_sequence", BigInteger, nullable=False),
+        Column("message_id", Uuid, nullable=False),
+        Column("event_type", String(200)),
+        Column("payload", JSON),
+        Column("traceparent", String(200)),
+        Column("parked_at", DateTime(timezone=True), server_default=db_now(), nullable=False),
+        # One message per place of a key: a second copy of one (a redelivery, a republish)
+        # parks nothing more.
+        PrimaryKeyConstraint("consumer", "message_key", "key_sequence"),
+    )
+
+
 class OutboxRow:
     """An outbox row as the ORM maps it (``add_event`` returns one); ``id`` is the
     event's id and the AMQP message_id."""
@@ -175,6 +216,8 @@ class OutboxTables:
     metadata: MetaData
     row: type[OutboxRow]
     keys: Table
+    inbox_keys: Table
+    parked: Table
 
 
 _mapper = registry()
@@ -191,6 +234,8 @@ outbox_metadata = MetaData(naming_convention=NAMING_CONVENTION)
 OUTBOX = outbox_table(outbox_metadata)
 INBOX = inbox_table(outbox_metadata)
 OUTBOX_KEYS = keys_table(outbox_metadata)
+INBOX_KEYS = inbox_keys_table(outbox_metadata)
+INBOX_PARKED = inbox_parked_table(outbox_metadata)
 sequence_keys_on_create(OUTBOX, OUTBOX_KEYS)
 _map_outbox_rows(OutboxMessage, OUTBOX)
 _mapper.map_imperatively(InboxMessage, INBOX)
@@ -204,11 +249,21 @@ def outbox_tables(names: MessagingNames = DEFAULT_NAMES) -> OutboxTables:
 @functools.cache
 def _tables(outbox_name: str, inbox_name: str) -> OutboxTables:
     if (outbox_name, inbox_name) == (OUTBOX.name, INBOX.name):
-        return OutboxTables(OUTBOX, INBOX, outbox_metadata, OutboxMessage, OUTBOX_KEYS)
+        return OutboxTables(
+            OUTBOX, INBOX, outbox_metadata, OutboxMessage, OUTBOX_KEYS, INBOX_KEYS, INBOX_PARKED
+        )
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     outbox = outbox_table(metadata, outbox_name)
     keys = keys_table(metadata, outbox_name)
     sequence_keys_on_create(outbox, keys)
     # A class of its own per table: one class maps one table.
     row = _map_outbox_rows(type(f"OutboxRow_{outbox.name}", (OutboxRow,), {}), outbox)
-    return OutboxTables(outbox, inbox_table(metadata, inbox_name), metadata, row, keys)
+    return OutboxTables(
+        outbox,
+        inbox_table(metadata, inbox_name),
+        metadata,
+        row,
+        keys,
+        inbox_keys_table(metadata, inbox_name),
+        inbox_parked_table(metadata, inbox_name),
+    )

@@ -1,0 +1,230 @@
+"""Keys that wait: what the operator sees of them, what releases them, and the watch that
+applies parked messages whose turn came and reports gaps that last.
+
+A key waits when a message of it is parked (it came before its turn). Usually an earlier
+one is only late and the wait is milliseconds. It is a **gap** when the key has waited
+longer than the gap alert (``INBOX_GAP_ALERT_SECONDS``) for a message that has not come
+and was not dead-lettered: the producer's ``outbox republish --key K`` sends the key's
+messages again, and the inbox makes that harmless. It **stops at a dead letter** when the
+message it waits for was dead-lettered: ``dlq replay --key K`` applies it and the rest in
+order, ``dlq purge --key K --yes`` gives it up and releases the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from cloudcrm_outbox.backoff import sleep_unless
+from cloudcrm_outbox.inbox.key_gate import KeyGate
+from cloudcrm_outbox.logs import library_logger
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
+from cloudcrm_outbox.observability.metrics import INBOX_KEY_GAPS, INBOX_PARKED, INBOX_PROCESSED
+from cloudcrm_outbox.storage.clock import db_now_plus
+from cloudcrm_outbox.storage.engine import make_sessionmaker
+from cloudcrm_outbox.storage.store import store_for
+from cloudcrm_outbox.storage.tables import outbox_tables
+from cloudcrm_outbox.times import as_utc, utc_text
+
+logger = library_logger("cloudcrm_outbox.inbox")
+
+DEFAULT_GAP_ALERT_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class WaitingKey:
+    """One key with parked messages: the ``consumer`` whose, the ``next_sequence`` it waits
+    for, how many are ``parked``, for how long (``waiting_seconds``, from the oldest), and
+    the dead letter it stops at (None: a gap, or only late)."""
+
+    consumer: str
+    key: str
+    next_sequence: int
+    parked: int
+    waiting_seconds: float
+    dead_letter_id: uuid.UUID | None
+    dead_lettered_at: datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {
+            **asdict(self),
+            "dead_letter_id": str(self.dead_letter_id) if self.dead_letter_id else None,
+            "dead_lettered_at": utc_text(self.dead_lettered_at) if self.dead_lettered_at else None,
+        }
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    """The inbox's keyed figures: ``parked`` messages, ``waiting_keys`` (keys with some),
+    ``gaps`` (keys waiting past ``gap_alert_seconds`` for a message not dead-lettered),
+    ``dead_lettered_keys`` (keys stopped at a dead letter)."""
+
+    parked: int
+    waiting_keys: int
+    gaps: int
+    dead_lettered_keys: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def waiting_keys(
+    engine: AsyncEngine,
+    *,
+    names: MessagingNames = DEFAULT_NAMES,
+    consumer: str | None = None,
+    key: str | None = None,
+    limit: int = 100,
+) -> list[WaitingKey]:
+    """The keys with parked messages (of ``consumer``, or ``key``, when given), those
+    waiting longest first, at most ``limit``; ages on the database clock."""
+    tables = outbox_tables(names)
+    parked, keys = tables.parked.c, tables.inbox_keys.c
+    oldest = func.min(parked.parked_at)
+    query = (
+        select(
+            parked.consumer,
+            parked.message_key,
+            keys.next_sequence,
+            func.count(parked.event_type),
+            oldest,
+            keys.dead_letter_id,
+            keys.dead_lettered_at,
+            db_now_plus(0),
+        )
+        .join(
+            tables.inbox_keys,
+            and_(keys.consumer == parked.consumer, keys.message_key == parked.message_key),
+        )
+        .group_by(
+            parked.consumer,
+            parked.message_key,
+            keys.next_sequence,
+            keys.dead_letter_id,
+            keys.dead_lettered_at,
+        )
+        .having(func.count(parked.event_type) > 0)
+        .order_by(oldest)
+        .limit(limit)
+    )
+    if consumer is not None:
+        query = query.where(parked.consumer == consumer)
+    if key is not None:
+        query = query.where(parked.message_key == key)
+    async with engine.connect() as connection:
+        rows = (await connection.execute(query)).all()
+    return [
+        WaitingKey(
+            consumer=row[0],
+            key=row[1],
+            next_sequence=row[2],
+            parked=row[3],
+            waiting_seconds=round(max((as_utc(row[7]) - as_utc(row[4])).total_seconds(), 0), 3),
+            dead_letter_id=row[5],
+            dead_lettered_at=as_utc(row[6]) if row[6] else None,
+        )
+        for row in rows
+    ]
+
+
+async def read_key_status(
+    engine: AsyncEngine,
+    *,
+    names: MessagingNames = DEFAULT_NAMES,
+    consumer: str | None = None,
+    gap_alert_seconds: float = DEFAULT_GAP_ALERT_SECONDS,
+) -> KeyStatus:
+    """The figures of ``KeyStatus`` (of ``consumer``'s keys, when given)."""
+    waiting = await waiting_keys(engine, names=names, consumer=consumer, limit=1_000_000)
+    return KeyStatus(
+        parked=sum(k.parked for k in waiting),
+        waiting_keys=len(waiting),
+        gaps=sum(
+            1 for k in waiting if k.dead_letter_id is None and k.waiting_seconds > gap_alert_seconds
+        ),
+        dead_lettered_keys=sum(1 for k in waiting if k.dead_letter_id is not None),
+    )
+
+
+async def skip_places(
+    engine: AsyncEngine,
+    *,
+    consumer: str,
+    key: str,
+    sequences: Collection[int],
+    names: MessagingNames = DEFAULT_NAMES,
+) -> int:
+    """Give up the places ``sequences`` of ``key`` for ``consumer`` (their dead letters
+    are purged): the consumer moves the key past them and applies its parked messages
+    after them, in order, within a second. Returns the places recorded (those the key has
+    not passed yet)."""
+    gate = KeyGate(store_for(engine.dialect), outbox_tables(names), consumer, {})
+    async with make_sessionmaker(engine)() as session, session.begin():
+        return await gate.skip(session, key, sequences)
+
+
+class ParkedReleaser(Protocol):
+    """What the watch drives (``InboxProcessor``)."""
+
+    async def release_parked(self, limit: int = 100) -> dict[uuid.UUID, str]: ...
+
+
+async def watch_parked(
+    processor: ParkedReleaser,
+    engine: AsyncEngine,
+    stop: asyncio.Event,
+    *,
+    consumer: str,
+    names: MessagingNames = DEFAULT_NAMES,
+    interval_seconds: float = 1.0,
+    gap_alert_seconds: float = DEFAULT_GAP_ALERT_SECONDS,
+) -> None:
+    """Until ``stop``: every ``interval_seconds``, apply the parked messages whose turn has
+    come; every ``gap_alert_seconds`` / 4 (at least the interval), set the gauges
+    ``inbox_parked_messages`` and ``inbox_key_gaps`` and log a warning naming the keys
+    whose gap is older than ``gap_alert_seconds``. A database error is logged and tried
+    again next time: the watch never ends the consumer."""
+    report_every = max(interval_seconds, gap_alert_seconds / 4)
+    next_report = 0.0
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        try:
+            while (released := await processor.release_parked()) and not stop.is_set():
+                for outcome in released.values():
+                    INBOX_PROCESSED.labels(consumer, outcome).inc()
+            if loop.time() >= next_report:
+                next_report = loop.time() + report_every
+                await _report(engine, consumer, names, gap_alert_seconds)
+        except Exception as exc:  # the database away: the consumer says so; retry later
+            logger.warning("parked messages could not be checked", extra={"error": repr(exc)[:300]})
+        await sleep_unless(stop, interval_seconds)
+
+
+async def _report(
+    engine: AsyncEngine, consumer: str, names: MessagingNames, gap_alert_seconds: float
+) -> None:
+    waiting = await waiting_keys(engine, names=names, consumer=consumer, limit=1_000_000)
+    gaps = [
+        k for k in waiting if k.dead_letter_id is None and k.waiting_seconds > gap_alert_seconds
+    ]
+    INBOX_PARKED.labels(consumer).set(sum(k.parked for k in waiting))
+    INBOX_KEY_GAPS.labels(consumer).set(len(gaps))
+    if gaps:
+        logger.warning(
+            "keys wait for a message that has not come (run `outbox republish --key` on the "
+            "producer)",
+            extra={
+                "consumer": consumer,
+                "gaps": len(gaps),
+                "keys": ", ".join(f"{k.key[:80]}@{k.next_sequence}" for k in gaps[:5]),
+                "longest_s": max(k.waiting_seconds for k in gaps),
+            },
+        )

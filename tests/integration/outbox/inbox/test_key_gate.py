@@ -1,0 +1,202 @@
+"""The inbox's key gate applies a key's messages in sequence order, whatever order they
+arrive in: early ones parked in the database (not requeued), stale ones skipped, a purged
+place passed over, two consumers of one key never interleaved.
+
+On PostgreSQL (row locks) and on SQLite (the embedded default's database).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from cloudcrm_outbox import APPLIED, IntegrationEvent, Subscription
+from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.processor import PARKED, InboxProcessor
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
+from cloudcrm_outbox.storage.tables import outbox_tables
+from tests.support.events import OrderCancelled, create_outbox_schema
+
+pytestmark = pytest.mark.postgres
+
+TABLES = outbox_tables()
+
+
+class Applied:
+    """A handler that records the (key, order id) of what it applied, in order."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, int]] = []
+        self.slow = 0.0
+
+    async def handle(self, session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        for event in events:
+            assert isinstance(event, OrderCancelled)
+            if self.slow:
+                await asyncio.sleep(self.slow)
+            key = uuid.UUID(int=event.order_id.int & ~0xFFFF)
+            self.seen.append((str(key), event.order_id.int & 0xFFFF))
+        return [APPLIED] * len(events)
+
+    def order_of(self, key: uuid.UUID) -> list[int]:
+        return [place for k, place in self.seen if k == str(key)]
+
+
+def keyed(key: uuid.UUID, place: int) -> Decoded:
+    """The message at ``place`` of key ``key`` (its order id encodes both)."""
+    order_id = uuid.UUID(int=(key.int & ~0xFFFF) | place)
+    return Decoded(uuid.uuid4(), OrderCancelled(order_id=order_id), None, str(key), place)
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with the outbox tables: a fresh PostgreSQL one, or a new SQLite file."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("outbox_db"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}"
+
+
+@pytest.fixture
+async def engine(database: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database)
+    if engine.dialect.name == "sqlite":
+        async with engine.begin() as connection:
+            await connection.run_sync(create_outbox_schema)
+    yield engine
+    await engine.dispose()
+
+
+def processor(engine: AsyncEngine, handler: Applied) -> InboxProcessor:
+    return InboxProcessor(
+        engine,
+        consumer="catalog",
+        subscriptions={"OrderCancelled": Subscription(event=OrderCancelled, handle=handler.handle)},
+    )
+
+
+def new_key() -> uuid.UUID:
+    return uuid.UUID(int=uuid.uuid4().int & ~0xFFFF)
+
+
+async def parked_rows(engine: AsyncEngine) -> int:
+    async with make_sessionmaker(engine)() as session:
+        return int(await session.scalar(select(func.count()).select_from(TABLES.parked)) or 0)
+
+
+async def test_out_of_order_arrivals_are_applied_in_sequence(engine: AsyncEngine) -> None:
+    handler = Applied()
+    inbox = processor(engine, handler)
+    key = new_key()
+    messages = [keyed(key, place) for place in range(1, 11)]
+    shuffled = random.Random(7).sample(messages, len(messages))
+    parked = 0
+    for message in shuffled:  # one at a time, as ten deliveries
+        parked += list((await inbox.process([message])).values()).count(PARKED)
+    assert parked > 0, "the shuffle put none early"
+    assert handler.order_of(key) == list(range(1, 11))  # each once, in order
+    assert await parked_rows(engine) == 0
+
+
+async def test_one_batch_in_any_order_and_duplicates(engine: AsyncEngine) -> None:
+    handler = Applied()
+    inbox = processor(engine, handler)
+    key, other = new_key(), new_key()
+    batch = [keyed(key, 3), keyed(other, 2), keyed(key, 1), keyed(key, 2), keyed(other, 1)]
+    outcomes = await inbox.process(batch)
+    assert set(outcomes.values()) == {APPLIED}
+    assert handler.order_of(key) == [1, 2, 3]
+    assert handler.order_of(other) == [1, 2]
+    # A redelivery of an applied message (any copy, any id) is stale: nothing applied.
+    again = await inbox.process([batch[0], keyed(key, 2)])
+    assert again == {}
+    assert handler.order_of(key) == [1, 2, 3]
+
+
+async def test_a_gap_parks_until_it_fills(engine: AsyncEngine) -> None:
+    handler = Applied()
+    inbox = processor(engine, handler)
+    key = new_key()
+    first, second, third = keyed(key, 1), keyed(key, 2), keyed(key, 3)
+    assert await inbox.process([first]) == {first.message_id: APPLIED}
+    assert await inbox.process([third]) == {third.message_id: PARKED}
+    assert await inbox.process([third]) == {third.message_id: PARKED}  # redelivered: once
+    assert await parked_rows(engine) == 1
+    assert handler.order_of(key) == [1]
+    outcomes = await inbox.process([second])
+    assert outcomes == {second.message_id: APPLIED, third.message_id: APPLIED}
+    assert handler.order_of(key) == [1, 2, 3]
+    assert await parked_rows(engine) == 0
+
+
+async def test_a_skipped_place_releases_the_rest(engine: AsyncEngine) -> None:
+    handler = Applied()
+    inbox = processor(engine, handler)
+    key = new_key()
+    await inbox.process([keyed(key, 1)])
+    poison = keyed(key, 2)
+    await inbox.record_dead_letter(str(key), 2, poison.message_id)
+    for place in (3, 4):
+        await inbox.process([keyed(key, place)])
+    async with make_sessionmaker(engine)() as session:
+        row = (await session.execute(select(TABLES.inbox_keys))).one()
+    assert (row.next_sequence, row.dead_letter_id, row.dead_letter_sequence) == (
+        2, poison.message_id, 2)
+    assert await inbox.release_parked() == {}  # nothing's turn has come
+    async with make_sessionmaker(engine)() as session, session.begin():
+        assert await inbox.gate.skip(session, str(key), [2]) == 1
+    released = await inbox.release_parked()
+    assert sorted(released.values()) == [APPLIED, APPLIED]
+    assert handler.order_of(key) == [1, 3, 4]
+    async with make_sessionmaker(engine)() as session:
+        row = (await session.execute(select(TABLES.inbox_keys))).one()
+    assert (row.next_sequence, row.dead_letter_id) == (5, None)
+    assert await parked_rows(engine) == 0
+
+
+async def test_a_replayed_poison_releases_the_rest_in_order(engine: AsyncEngine) -> None:
+    handler = Applied()
+    inbox = processor(engine, handler)
+    key = new_key()
+    poison = keyed(key, 1)
+    await inbox.record_dead_letter(str(key), 1, poison.message_id)
+    for place in (4, 2, 3):
+        await inbox.process([keyed(key, place)])
+    assert handler.order_of(key) == []
+    await inbox.process([poison])  # replayed from the dead-letter queue, fixed
+    assert handler.order_of(key) == [1, 2, 3, 4]
+
+
+async def test_two_consumers_of_one_key_never_interleave(outbox_db: str) -> None:
+    """PostgreSQL only: on SQLite one writer at a time makes two consumers take turns."""
+    engine = make_engine(outbox_db)
+    handler = Applied()
+    handler.slow = 0.002
+    first, second = processor(engine, handler), processor(engine, handler)
+    keys = [new_key() for _ in range(5)]
+    messages = [keyed(key, place) for key in keys for place in range(1, 21)]
+    random.Random(3).shuffle(messages)
+    halves = messages[::2], messages[1::2]
+
+    async def consume(inbox: InboxProcessor, mine: list[Decoded]) -> None:
+        for start in range(0, len(mine), 5):
+            while True:
+                try:
+                    await inbox.process(mine[start : start + 5])
+                    break
+                except Exception as exc:  # a deadlock is retried, as the consumer does
+                    if "deadlock" not in repr(exc).lower():
+                        raise
+
+    try:
+        await asyncio.gather(consume(first, halves[0]), consume(second, halves[1]))
+    finally:
+        await engine.dispose()
+    for key in keys:
+        assert handler.order_of(key) == list(range(1, 21))
