@@ -12,6 +12,7 @@ from app.cli.operations import needs_rabbitmq
 from app.core.settings import Settings
 from app.messaging.broker_accounts import definitions, passwords_in
 from app.messaging.registry import all_bindings
+from app.messaging.wiring import messaging_names
 from cloudcrm_outbox.brokers import broker_for
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from cloudcrm_outbox.errors import TopologyConflictError
@@ -32,10 +33,11 @@ def declare_broker(settings: Settings) -> int:
     """Declare the whole RabbitMQ topology; 0, or 1 (one line) when RabbitMQ refuses."""
     if not needs_rabbitmq(settings, "broker declare"):
         return 2
-    bindings = all_bindings()
+    names = messaging_names(settings)
+    bindings = all_bindings(names)
 
     async def declare() -> None:
-        broker = broker_for(settings.broker_url)
+        broker = broker_for(settings.broker_url, names=names)
         await wait_for_broker(broker, within=settings.startup_timeout_seconds)
         await declare_at(settings.broker_url, bindings, within=60)
 

@@ -30,7 +30,7 @@ from app.http.service_app import build_app
 from app.http.serving import stop_app
 from app.messaging.housekeeping import housekeeping
 from app.messaging.registry import subscriptions_of
-from app.messaging.wiring import consumer_config, relay_config
+from app.messaging.wiring import consumer_config, messaging_names, relay_config
 from app.ordering.app import ordering_resources
 from app.ordering.reply_timeouts import STATUS_FIGURES
 from app.ordering.router import router as ordering_router
@@ -163,6 +163,7 @@ async def messaging_in_process(app: FastAPI, settings: Settings) -> AsyncIterato
         embedded_path=settings.embedded_broker_path,
         publish_timeout=settings.relay_publish_timeout_seconds,
         publish_path=settings.relay_publish_path,
+        names=messaging_names(settings),
     )
     config = InProcessConfig(relay=relaying, consumer=consuming.consumer)
     try:

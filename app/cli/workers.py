@@ -13,7 +13,13 @@ from app.core import migrations as migrate
 from app.core.settings import Settings
 from app.messaging.housekeeping import housekeeping
 from app.messaging.registry import bindings_fed_by, subscriptions_of
-from app.messaging.wiring import consumer_broker, consumer_config, relay_broker, relay_config
+from app.messaging.wiring import (
+    consumer_broker,
+    consumer_config,
+    messaging_names,
+    relay_broker,
+    relay_config,
+)
 
 
 def relay(args: argparse.Namespace, settings: Settings) -> int:
@@ -32,7 +38,7 @@ def relay(args: argparse.Namespace, settings: Settings) -> int:
                 broker=relay_broker(settings),
                 database_url=url,
                 name=service,
-                bindings=bindings_fed_by(service),
+                bindings=bindings_fed_by(service, messaging_names(settings)),
                 # After the database answers, with the probes already served.
                 check_database=lambda: migrate.ensure_at_head(service, url=url),
             )

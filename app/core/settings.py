@@ -215,6 +215,15 @@ class Settings(BaseSettings):
     consumer_batch_window_seconds: float = Field(default=0.0, ge=0, le=5)
     """Messages per inbox transaction, and how long a batch waits to fill (0: take what has
     arrived; batches fill by themselves under load)."""
+    # Keyed events: a key's messages always travel in the same partition queue
+    # (S.events.pN, by a hash of the key), each with a single active consumer.
+    partitions: int = Field(default=4, ge=1, le=64)
+    """Partition queues per consuming service (`S.events.p0` …) that keyed events travel in,
+    a key's always in the same one; every relay and consumer on one broker must agree."""
+    # A key waiting this long for a message that has not come is reported.
+    inbox_gap_alert_seconds: float = Field(default=60.0, gt=0, le=86_400)
+    """A key that has waited this long for a missing message (not a dead letter) is a gap:
+    a warning, the `inbox_key_gaps` gauge and `outbox status` say so."""
     # Deliveries after which the consumer dead-letters a message that keeps failing,
     # counted by the quorum queue (x-delivery-count), so consumer crashes and restarts
     # count too, hence generous. Not a queue argument: a new value applies at restart.

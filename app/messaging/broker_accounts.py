@@ -55,19 +55,19 @@ def accounts(prefix: str = "cloudcrm", names: MessagingNames = DEFAULT_NAMES) ->
     found = [Account(f"{prefix}-admin", ".*", ".*", ".*", tags=("impersonator",))]
     for service in SERVICES:
         topology = ConsumerTopology.for_service(service, names)
-        queue = topology.queue
         dead_letter_exchange = topology.dead_letter_exchange
         dead_letter_queue = topology.dead_letter_queue
         found += [
             Account(
                 f"{prefix}-{service}-relay",
                 write=_exactly(names.exchange),
-                topic_write=_exactly(*published_by(service)),
+                # An event's name, or for a keyed event its name and partition (.pN).
+                topic_write=_exactly(*published_by(service))[:-1] + r"(\.p[0-9]+)?$",
             ),
             Account(
                 f"{prefix}-{service}-consumer",
                 write=_exactly(dead_letter_exchange),
-                read=_exactly(queue),
+                read=_exactly(*topology.queues),
             ),
             Account(f"{prefix}-{service}-api", read=_exactly(dead_letter_queue)),
         ]

@@ -4,7 +4,7 @@ subscriptions, and so to the RabbitMQ queues and bindings of the whole system.""
 from __future__ import annotations
 
 from app.core.settings import SERVICES
-from cloudcrm_outbox.names import QueueBindings
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
 from cloudcrm_outbox.subscriptions import Subscription
 
 
@@ -33,17 +33,18 @@ def published_by(service: str) -> frozenset[str]:
     return frozenset(event.event_name for event in PUBLISHED)
 
 
-def bindings_of(service: str) -> QueueBindings:
-    """``service``'s queue, dead letters and the events bound to its queue."""
-    return QueueBindings.of(service, (s.name for s in subscriptions_of(service)))
+def bindings_of(service: str, names: MessagingNames = DEFAULT_NAMES) -> QueueBindings:
+    """``service``'s queues (its own and its partition queues, named by ``names``), dead
+    letters and the events bound to them."""
+    return QueueBindings.of(service, (s.name for s in subscriptions_of(service)), names)
 
 
-def all_bindings() -> list[QueueBindings]:
+def all_bindings(names: MessagingNames = DEFAULT_NAMES) -> list[QueueBindings]:
     """Every service's queues: what ``python -m app broker declare`` declares."""
-    return [bindings_of(service) for service in SERVICES]
+    return [bindings_of(service, names) for service in SERVICES]
 
 
-def bindings_fed_by(service: str) -> list[QueueBindings]:
+def bindings_fed_by(service: str, names: MessagingNames = DEFAULT_NAMES) -> list[QueueBindings]:
     """The queues that ``service``'s events are routed to: what its relay declares."""
     published = published_by(service)
-    return [item for item in all_bindings() if published & set(item.event_names)]
+    return [item for item in all_bindings(names) if published & set(item.event_names)]

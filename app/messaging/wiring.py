@@ -11,6 +11,7 @@ from app.messaging.registry import published_by
 from cloudcrm_outbox.brokers import broker_for, is_amqp
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
+from cloudcrm_outbox.names import MessagingNames
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.runtime.consumer_process import ConsumerProcessConfig
 from cloudcrm_outbox.runtime.process import RetentionPolicy
@@ -19,9 +20,15 @@ from cloudcrm_outbox.runtime.relay_process import RelayProcessConfig
 logger = logging.getLogger(__name__)
 
 
+def messaging_names(settings: Settings) -> MessagingNames:
+    """The names every part is handed: today's, with PARTITIONS partition queues."""
+    return MessagingNames(partitions=settings.partitions)
+
+
 def relay_config(settings: Settings) -> RelayProcessConfig:
     """A relay process's configuration from ``settings``."""
     return RelayProcessConfig(
+        names=messaging_names(settings),
         relay=RelayPolicy(
             batch_size=settings.relay_batch_size,
             max_attempts=settings.relay_max_attempts,
@@ -52,17 +59,19 @@ def relay_broker(settings: Settings) -> Broker:
         settings.broker_url,
         publish_timeout=settings.relay_publish_timeout_seconds,
         publish_path=settings.relay_publish_path,
+        names=messaging_names(settings),
     )
 
 
 def consumer_broker(settings: Settings) -> Broker:
     """The broker a consumer process takes deliveries from: BROKER_URL."""
-    return broker_for(settings.broker_url)
+    return broker_for(settings.broker_url, names=messaging_names(settings))
 
 
 def consumer_config(settings: Settings) -> ConsumerProcessConfig:
     """A consumer process's configuration from ``settings``."""
     return ConsumerProcessConfig(
+        names=messaging_names(settings),
         consumer=ConsumerPolicy(
             prefetch=settings.consumer_prefetch,
             batch_size=settings.consumer_batch_size,
@@ -74,6 +83,7 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
             blocked_lock_timeout_seconds=settings.consumer_blocked_lock_timeout_seconds,
             answer_timeout_seconds=settings.database_answer_timeout_seconds,
             publishers=event_publishers(settings),
+            gap_alert_seconds=settings.inbox_gap_alert_seconds,
         ),
         retention=retention_policy(settings, settings.inbox_retention_seconds),
         lock_timeout_seconds=settings.consumer_lock_timeout_seconds,

@@ -7,6 +7,7 @@ handed to every part (broker, relay, consumer, writer, migrations).
 from __future__ import annotations
 
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -49,6 +50,9 @@ class MessagingNames:
       its dead-letter exchange and queue are the queue's name + ``.dlx`` / ``.dlq``.
     - ``outbox_table`` / ``inbox_table``: the tables in each service's database.
     - ``notify_channel``: the PostgreSQL channel the outbox trigger notifies on commit.
+    - ``partitions``: keyed events travel in this many partition queues per consuming
+      service (``{queue}.p0`` …), a key's always in the same one (``partition_of``); every
+      producer and consumer of a broker must agree on it (1 to 64).
     """
 
     exchange: str = "cloudcrm.events"
@@ -56,8 +60,15 @@ class MessagingNames:
     outbox_table: str = "outbox"
     inbox_table: str = "inbox"
     notify_channel: str = "outbox_pending"
+    partitions: int = 4
 
     def __post_init__(self) -> None:
+        if (
+            not isinstance(self.partitions, int)
+            or isinstance(self.partitions, bool)
+            or not 1 <= self.partitions <= MAX_PARTITIONS
+        ):
+            raise ValueError(f"partitions must be 1 to {MAX_PARTITIONS}: {self.partitions!r}")
         _check_amqp("exchange", self.exchange)
         if self.queue_pattern.count(SERVICE_PLACEHOLDER) != 1:
             raise ValueError(
@@ -76,11 +87,28 @@ class MessagingNames:
         if self.outbox_table == self.inbox_table:
             raise ValueError(f"outbox_table and inbox_table are both {self.outbox_table!r}")
 
+    def routing_key(self, event_name: str, key: str | None = None) -> str:
+        """The routing key of an event: its name, or for a keyed one its name and its
+        key's partition, ``OrderPlaced.p2`` (a topic binding matches it word by word)."""
+        if key is None:
+            return event_name
+        return f"{event_name}.p{partition_of(key, self.partitions)}"
+
     def queue(self, service: str) -> str:
         """The queue ``service`` consumes, e.g. ``catalog.events``."""
         name = self.queue_pattern.replace(SERVICE_PLACEHOLDER, service)
         _check_amqp("queue", name)
         return name
+
+
+MAX_PARTITIONS = 64
+
+
+def partition_of(key: str, partitions: int) -> int:
+    """The partition (0 to ``partitions`` - 1) of message key ``key``: CRC-32 of its UTF-8
+    bytes modulo ``partitions``, the same in every process, host and release (Python's
+    ``hash`` is salted per process, so it would not do)."""
+    return zlib.crc32(key.encode()) % partitions
 
 
 def _check_amqp(what: str, name: str) -> None:
@@ -102,12 +130,20 @@ class ConsumerTopology:
     queue: str  # S.events
     dead_letter_exchange: str  # S.events.dlx
     dead_letter_queue: str  # S.events.dlq
+    partition_queues: tuple[str, ...] = ()  # S.events.p0 …: keyed events, by partition
 
     @classmethod
     def for_service(cls, service: str, names: MessagingNames = DEFAULT_NAMES) -> ConsumerTopology:
-        """``service``'s queue by ``names.queue_pattern``, its ``.dlx`` and ``.dlq``."""
+        """``service``'s queue by ``names.queue_pattern``, its ``.dlx`` and ``.dlq``, and
+        its ``names.partitions`` partition queues ``.p0`` …"""
         queue = names.queue(service)
-        return cls(queue, f"{queue}.dlx", f"{queue}.dlq")
+        partitions = tuple(f"{queue}.p{n}" for n in range(names.partitions))
+        return cls(queue, f"{queue}.dlx", f"{queue}.dlq", partitions)
+
+    @property
+    def queues(self) -> tuple[str, ...]:
+        """Every queue the service consumes: its own, then its partition queues."""
+        return (self.queue, *self.partition_queues)
 
 
 @dataclass(frozen=True)

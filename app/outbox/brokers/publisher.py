@@ -21,6 +21,14 @@ class OutgoingMessage:
     body: bytes
     headers: Mapping[str, str]
     created_at: datetime
+    # Where the exchange routes it: the event name, or for a keyed event its name and its
+    # key's partition (``MessagingNames.routing_key``). None: the event name.
+    routing_key: str | None = None
+
+    @property
+    def route(self) -> str:
+        """The routing key it is published with."""
+        return self.routing_key or self.event_type
 
 
 @dataclass(slots=True)

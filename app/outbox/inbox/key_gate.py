@@ -292,6 +292,8 @@ class KeyGate:
 
 def parked_count(tables: OutboxTables) -> Any:
     """``count(*)`` of the parked messages (skips left out), for the gauges."""
-    return select(func.count()).select_from(tables.parked).where(
-        tables.parked.c.event_type.is_not(None)
+    return (
+        select(func.count())
+        .select_from(tables.parked)
+        .where(tables.parked.c.event_type.is_not(None))
     )

@@ -86,6 +86,7 @@ class OutboxRelay:
             OUTBOX_PUBLISH_ERRORS.labels(service, reason)
         self._publisher = publisher
         self._policy = policy
+        self._names = names
         self._sql = relay_statements(
             outbox_tables(names).outbox,
             batch_size=policy.batch_size,
@@ -114,7 +115,7 @@ class OutboxRelay:
             rows = await self._steps.claim(connection)
             if not rows:
                 return BatchReport(0, 0, 0, 0, time.perf_counter() - started)
-            messages, unreadable = outgoing_messages(rows)
+            messages, unreadable = outgoing_messages(rows, self._names)
             messages, spans = start_publish_spans(messages)
             async with deadline.paused():  # the broker's time (its own timeout)
                 result = await self._publisher.publish_batch(messages)

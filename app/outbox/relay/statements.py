@@ -27,6 +27,7 @@ from sqlalchemy.sql.dml import ReturningUpdate, Update
 
 from cloudcrm_outbox.brokers.publisher import NACKED_PREFIX, OutgoingMessage
 from cloudcrm_outbox.events import KEY_HEADER, SEQUENCE_HEADER
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage.clock import db_now_plus
 
 
@@ -161,9 +162,12 @@ def _record_unroutable(outbox: Table, *, give_up: bool) -> ReturningUpdate[Any]:
     )
 
 
-def outgoing_messages(rows: Sequence[Any]) -> tuple[list[OutgoingMessage], dict[uuid.UUID, str]]:
-    """The rows as messages, and the reasons of those that cannot be read as one (a row
-    is data: one written by hand or by another version must fail alone)."""
+def outgoing_messages(
+    rows: Sequence[Any], names: MessagingNames = DEFAULT_NAMES
+) -> tuple[list[OutgoingMessage], dict[uuid.UUID, str]]:
+    """The rows as messages (routed as ``names.routing_key`` says), and the reasons of
+    those that cannot be read as one (a row is data: one written by hand or by another
+    version must fail alone)."""
     messages: list[OutgoingMessage] = []
     unreadable: dict[uuid.UUID, str] = {}
     for row in rows:
@@ -187,6 +191,7 @@ def outgoing_messages(rows: Sequence[Any]) -> tuple[list[OutgoingMessage], dict[
                     body=row.body.encode(),
                     headers=headers,
                     created_at=row.created_at,
+                    routing_key=names.routing_key(row.event_type, row.message_key),
                 )
             )
     return messages, unreadable

@@ -59,14 +59,25 @@ def queue_arguments(topology: ConsumerTopology) -> dict[str, FieldValue]:
     }
 
 
+def partition_queue_arguments(topology: ConsumerTopology) -> dict[str, FieldValue]:
+    """A partition queue's (``S.events.pN``): ``S.events``'s, and a single active consumer
+    (``x-single-active-consumer``, https://www.rabbitmq.com/docs/consumers#single-active-consumer):
+    every consumer process subscribes, RabbitMQ delivers to one at a time and hands the
+    queue to the next when that one's channel closes, so a partition's messages arrive in
+    their queue order at one consumer. The inbox's key gate keeps each key's order anyway
+    (a redelivery, a takeover, a replay); this keeps it from having to park."""
+    return {**queue_arguments(topology), "x-single-active-consumer": True}
+
+
 async def declare_topology(
     connection: AbstractConnection,
     bindings: Sequence[QueueBindings],
     *,
     exchange: str = DEFAULT_NAMES.exchange,
 ) -> None:
-    """Declare the topic ``exchange`` and, for each service, its DLX, DLQ, queue and
-    bindings to ``exchange``.
+    """Declare the topic ``exchange`` and, for each service, its DLX, DLQ, queue, partition
+    queues and bindings to ``exchange`` (an event's name to the queue, ``name.pN`` to
+    partition queue N).
 
     Idempotent: every process may run it at start. Raises TopologyConflictError naming the
     entity and the broker's words when RabbitMQ refuses (406, 403, 404).
@@ -98,6 +109,14 @@ async def declare_topology(
             )
             for name in item.event_names:
                 await refusable(f"binding of {names.queue}", queue.bind(events, name))
+            for number, partition in enumerate(names.partition_queues):
+                channel, queue = await declare_queue(
+                    connection, channel, partition, partition_queue_arguments(names), earlier={}
+                )
+                for name in item.event_names:
+                    await refusable(
+                        f"binding of {partition}", queue.bind(events, f"{name}.p{number}")
+                    )
     finally:
         if not channel.is_closed:
             await channel.close()

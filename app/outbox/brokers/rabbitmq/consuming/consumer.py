@@ -39,15 +39,20 @@ logger = library_logger(__name__)
 
 class AmqpConsumerConnection:
     def __init__(
-        self, queue: AbstractQueue, connection: AbstractConnection, topology: ConsumerTopology
+        self,
+        queues: list[AbstractQueue],
+        connection: AbstractConnection,
+        topology: ConsumerTopology,
     ) -> None:
+        """Consumes ``queues`` (the service's queue and its partition queues) on one
+        channel: their delivery tags are the channel's, so one ack settles across them."""
         self.inbound: asyncio.Queue[Delivery] = asyncio.Queue()
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue = queue
+        self._queues = queues
         self._connection = connection
         self._dead_letter_channel: AbstractChannel | None = None
         self._topology = topology
-        self._tag: str | None = None
+        self._tags: list[tuple[AbstractQueue, str]] = []
         self._frame_max = 4096  # AMQP's minimum, until ``start`` reads the negotiated one
 
     def mark_lost(self, *_: object) -> None:
@@ -67,15 +72,16 @@ class AmqpConsumerConnection:
     async def start(self) -> None:
         # Straight on aiormq's channel: deliveries arrive as parsed frames, wrapped in a
         # LeanDelivery, not in aio-pika's IncomingMessage (a third of the consumer's CPU).
-        channel = await self._queue.channel.get_underlay_channel()
+        channel = await self._queues[0].channel.get_underlay_channel()
         if isinstance(channel, aiormq.Channel):  # the frame size negotiated at connect
             self._frame_max = channel.max_content_size + FRAME_OVERHEAD
-        consuming = await channel.basic_consume(self._queue.name, self.receive, no_ack=False)
-        self._tag = consuming.consumer_tag
+        for queue in self._queues:
+            consuming = await channel.basic_consume(queue.name, self.receive, no_ack=False)
+            self._tags.append((queue, str(consuming.consumer_tag)))
 
     async def stop_receiving(self) -> None:
-        if self._tag is not None:
-            await self._queue.cancel(self._tag)
+        for queue, tag in self._tags:
+            await queue.cancel(tag)
 
     async def dead_letter(self, message: Delivery, reason: str) -> None:
         own = _encodable(dict(message.headers or {}))
@@ -183,8 +189,8 @@ def amqp_consumer_connections(
                     logger.info("not declaring the queue: %s", exc)
                 channel = await connection.channel(publisher_confirms=False)
                 await channel.set_qos(prefetch_count=prefetch)
-                queue = await _existing_queue(channel, topology.queue)
-                consuming = AmqpConsumerConnection(queue, connection, topology)
+                queues = [await _existing_queue(channel, name) for name in topology.queues]
+                consuming = AmqpConsumerConnection(queues, connection, topology)
                 # aio-pika's closed() resolves only when close() is called; a connection
                 # the broker or the network dropped is reported to the close callbacks,
                 # and so is a channel the broker closed while the connection lives on.

@@ -117,7 +117,7 @@ def encode(
                 )
         _refuse_non_finite(message.headers)
         publish = marshal(
-            Basic.Publish(exchange=exchange, routing_key=message.event_type, mandatory=True),
+            Basic.Publish(exchange=exchange, routing_key=message.route, mandatory=True),
             channel_number,
         )
         header = marshal(

@@ -222,7 +222,7 @@ class AmqpPublisher:
         if outcome.broken is not None and refused_for_itself(outcome.broken):
             if len(sendable) == 1:
                 only = sendable[0].message
-                if refused_over(only.event_type, outcome.broken):
+                if refused_over(only.route, outcome.broken):
                     result.rejected[only.message_id] = f"refused by the broker: {outcome.broken}"
                     result.broken = None
                 # Else another worker's message closed the shared channel: fate unknown.
@@ -281,7 +281,7 @@ class AmqpPublisher:
         await channel.basic_publish(
             message.body,
             exchange=self._exchange,
-            routing_key=message.event_type,
+            routing_key=message.route,
             properties=properties(message, self._user_id),
             mandatory=True,
             # Do not wait for each frame to reach the socket buffer: only the broker's
