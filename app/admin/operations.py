@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterOperationError, DeadLetterSelection
 from cloudcrm_outbox.errors import BrokerUnavailableError
+from cloudcrm_outbox.inbox.parked import DEFAULT_GAP_ALERT_SECONDS, read_key_status, skip_places
+from cloudcrm_outbox.inbox.parked import waiting_keys as read_waiting_keys
 from cloudcrm_outbox.ops.repair import (
     FailedSelection,
     events_about,
@@ -62,13 +64,23 @@ async def outbox_status(
     service: str,
     *,
     figures: Mapping[str, StatusFigure] | None = None,
+    gap_alert_seconds: float = DEFAULT_GAP_ALERT_SECONDS,
 ) -> dict[str, Any]:
     """The outbox's figures, the service's own ``figures`` (name → reader; each of
-    SERVICE_FIGURES it does not give is None) and, when the broker is reachable from here,
+    SERVICE_FIGURES it does not give is None), its consumer's keyed figures (``parked``,
+    ``waiting_keys``, ``key_gaps``: waiting past ``gap_alert_seconds`` for a message not
+    dead-lettered, ``dead_lettered_keys``) and, when the broker is reachable from here,
     the dead-letter queue's depth (and its oldest age, where the broker can tell without
     delivering); None for what cannot be read. Raises ValueError for a figure not in
     SERVICE_FIGURES."""
     status = (await read_status(engine)).as_dict()
+    keys = await read_key_status(engine, consumer=service, gap_alert_seconds=gap_alert_seconds)
+    status.update(
+        parked=keys.parked,
+        waiting_keys=keys.waiting_keys,
+        key_gaps=keys.gaps,
+        dead_lettered_keys=keys.dead_lettered_keys,
+    )
     given = dict(figures or {})
     unknown = set(given) - set(SERVICE_FIGURES)
     if unknown:
@@ -124,9 +136,9 @@ async def outbox_republish(
     count = await republish(engine, selection, dry_run=dry_run)
     if count and not dry_run:
         _changed(actor, "republished outbox rows", service, count,
-                 since=utc_text(selection.since),
+                 since=utc_text(selection.since) if selection.since else None,
                  until=utc_text(selection.until) if selection.until else None,
-                 event_type=selection.event_type)  # fmt: skip
+                 event_type=selection.event_type, key=selection.message_key)  # fmt: skip
     return {"republished": count, "dry_run": dry_run}
 
 
@@ -179,9 +191,30 @@ async def dlq_replay(
 
 
 async def dlq_purge(
-    broker: Broker, service: str, selection: DeadLetterSelection, *, actor: Actor
+    broker: Broker,
+    service: str,
+    selection: DeadLetterSelection,
+    *,
+    actor: Actor,
+    engine: AsyncEngine | None = None,
 ) -> dict[str, Any]:
-    """Delete the selected dead letters for good."""
+    """Delete the selected dead letters for good. With a message key, the key's places
+    they held are given up first in ``service``'s inbox (``engine``'s database, required
+    then): its parked messages after them are applied, in order, within a second."""
+    released = 0
+    if selection.message_key is not None:
+        if engine is None:
+            raise ValueError("a purge by message key needs the service's database")
+        chosen = [letter for letter in await broker.dead_letters(service)
+                  if selection.matches(letter)]  # fmt: skip
+        places = {letter.key_sequence for letter in chosen} - {None}
+        released = await skip_places(
+            engine, consumer=service, key=selection.message_key,
+            sequences=[p for p in places if p is not None],
+        )  # fmt: skip
+        if released:
+            _changed(actor, "gave up a key's places (its dead letters purged)", service,
+                     released, key=selection.message_key)  # fmt: skip
     try:
         purged = await broker.purge_dead_letters(service, selection)
     except DeadLetterOperationError as exc:
@@ -190,8 +223,10 @@ async def dlq_purge(
         raise
     ids = [letter.message_id for letter in purged]
     if ids:
-        _changed(actor, "purged dead letters", service, len(ids), ids=ids[:100])
-    return {"purged": len(ids), "ids": ids, **await _afterwards(broker, service, selection, ids)}
+        _changed(actor, "purged dead letters", service, len(ids), ids=ids[:100],
+                 key=selection.message_key)  # fmt: skip
+    return {"purged": len(ids), "ids": ids, "released_places": released,
+            **await _afterwards(broker, service, selection, ids)}  # fmt: skip
 
 
 async def _afterwards(
@@ -205,6 +240,14 @@ async def _afterwards(
     except BrokerUnavailableError:  # the work is done; only the count is unknown
         remaining = None
     return {"not_found": sorted(asked - set(done)), "remaining": remaining}
+
+
+async def inbox_waiting_keys(
+    engine: AsyncEngine, service: str, *, key: str | None = None, limit: int
+) -> list[dict[str, Any]]:
+    """``service``'s consumer's keys with parked messages, waiting longest first."""
+    found = await read_waiting_keys(engine, consumer=service, key=key, limit=limit)
+    return [waiting.as_dict() for waiting in found]
 
 
 async def inbox_latest(engine: AsyncEngine, service: str, *, limit: int) -> list[dict[str, Any]]:

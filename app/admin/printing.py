@@ -28,13 +28,20 @@ def print_status(statuses: dict[str, dict[str, Any]], *, embedded: bool = False)
         "dead",
         "dead age",
         "unanswered",
+        "parked",
+        "key gaps",
     )
     keys = ("pending", "oldest_pending_age_seconds", "unroutable", "failed",
             "published_last_hour", "dead_letters", "oldest_dead_letter_age_seconds",
-            "unanswered_orders")  # fmt: skip
+            "unanswered_orders", "parked", "key_gaps")  # fmt: skip
     print(f"{'service':<10} " + " ".join(f"{column:>10}" for column in columns))
     for name, status in statuses.items():
         print(f"{name:<10} " + " ".join(_cell(status[key]) for key in keys))
+    stopped = {name: s["dead_lettered_keys"] for name, s in statuses.items()
+               if s.get("dead_lettered_keys")}  # fmt: skip
+    for name, count in stopped.items():
+        print(f"({name}: {count} key(s) stop at a dead letter: `dlq list {name}`, then "
+              f"`dlq replay {name} --key K` or `dlq purge {name} --key K --yes`)")  # fmt: skip
     if embedded:
         print("(dead letters -: the embedded broker's live inside `python -m app dev`: "
               "while it runs, GET /admin/api/SERVICE/dlq on its port)")  # fmt: skip
@@ -91,6 +98,8 @@ def print_dead_letters(data: dict[str, Any]) -> None:
             f"{(letter['message_id'] or '-')[:36]:<36}  {(letter['event_type'] or '-')[:24]:<24} "
             f"{letter['deaths']:>6}  {letter['first_death_at'] or '-':<24}  "
             f"{letter['reason'][:120]}"
+            + (f" [key {letter['message_key'][:60]} #{letter['key_sequence']}]"
+               if letter.get("message_key") else "")
         ))  # fmt: skip
     print("\nby reason:")
     for reason, count in data["summary"].items():

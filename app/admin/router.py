@@ -22,12 +22,15 @@ from app.admin.schemas import (
     FailedRowsView,
     InboxEntriesView,
     InboxEntryView,
+    MessageKey,
     OutboxEventsView,
     OutboxReplayRequest,
     OutboxStatusView,
     PurgedView,
     ReplayedView,
+    WaitingKeysView,
     selected_ids,
+    selected_key,
 )
 from app.auth.dependencies import AUTH_ERRORS, require
 from app.auth.scopes import ADMIN
@@ -158,17 +161,37 @@ async def dlq_replay(
 ) -> dict[str, Any]:
     """Each selected dead letter back to this service's queue with its message id
     (confirmed by the broker before it leaves the dead-letter queue)."""
-    selection = DeadLetterSelection(selected_ids(body), body.reason)
+    selection = DeadLetterSelection(selected_ids(body), body.reason, selected_key(body))
     return await operations.dlq_replay(queue, service, selection, dry_run=body.dry_run, actor=who)
 
 
 @router.post("/dlq/purge", response_model=PurgedView, responses=NO_BROKER)
 async def dlq_purge(
-    service: ServiceName, body: DeadLetterPurgeRequest, queue: BrokerDep, who: ActorDep
+    service: ServiceName,
+    body: DeadLetterPurgeRequest,
+    queue: BrokerDep,
+    who: ActorDep,
+    request: Request,
 ) -> dict[str, Any]:
-    """Delete the selected dead letters for good."""
-    selection = DeadLetterSelection(selected_ids(body), body.reason)
-    return await operations.dlq_purge(queue, service, selection, actor=who)
+    """Delete the selected dead letters for good; by ``key``, the key's places they held
+    are given up and its parked messages after them applied, in order."""
+    key = selected_key(body)
+    selection = DeadLetterSelection(selected_ids(body), body.reason, key)
+    db = engine(service, request) if key is not None else None
+    return await operations.dlq_purge(queue, service, selection, actor=who, engine=db)
+
+
+@router.get("/inbox/keys", response_model=WaitingKeysView)
+async def inbox_waiting_keys(
+    service: ServiceName,
+    db: Engine,
+    key: Annotated[MessageKey | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+) -> dict[str, Any]:
+    """Keys whose messages wait parked (a gap, or a dead letter they stop at), waiting
+    longest first: ``dlq replay``/``dlq purge`` by ``key`` release those at a dead letter,
+    the producer's ``outbox republish --key`` those at a gap."""
+    return {"keys": await operations.inbox_waiting_keys(db, service, key=key, limit=limit)}
 
 
 @router.get("/inbox", response_model=InboxEntriesView)

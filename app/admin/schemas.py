@@ -15,6 +15,10 @@ from app.core.schemas import CamelModel, CamelRequest, UtcDateTime
 FILTER_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 Text = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=FILTER_PATTERN)]
 MessageId = Annotated[str, StringConstraints(min_length=1, max_length=255)]
+# A message key as add_event accepts one: 1 to 200 characters, no C0 or C1 control.
+MessageKey = Annotated[
+    str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")
+]
 
 
 def _json_true(value: object) -> object:
@@ -63,7 +67,12 @@ class DeadLetterReplayAll(_DeadLetterFilters):
     dry_run: StrictBool = False
 
 
-DeadLetterReplayRequest = DeadLetterReplayByIds | DeadLetterReplayAll
+class DeadLetterReplayByKey(_DeadLetterFilters):
+    key: MessageKey = Field(description="the dead letters of this message key")
+    dry_run: StrictBool = False
+
+
+DeadLetterReplayRequest = DeadLetterReplayByIds | DeadLetterReplayAll | DeadLetterReplayByKey
 
 
 class DeadLetterPurgeByIds(_DeadLetterFilters):
@@ -74,7 +83,20 @@ class DeadLetterPurgeAll(_DeadLetterFilters):
     all: All
 
 
-DeadLetterPurgeRequest = DeadLetterPurgeByIds | DeadLetterPurgeAll
+class DeadLetterPurgeByKey(_DeadLetterFilters):
+    key: MessageKey = Field(
+        description="the dead letters of this message key; the key's parked messages after "
+        "them are then applied, in order"
+    )
+
+
+DeadLetterPurgeRequest = DeadLetterPurgeByIds | DeadLetterPurgeAll | DeadLetterPurgeByKey
+
+
+def selected_key(body: CamelRequest) -> str | None:
+    """The message key a request names, if it names one."""
+    key: str | None = getattr(body, "key", None)
+    return key
 
 
 def selected_ids(body: CamelRequest) -> list[Any] | None:
@@ -96,6 +118,12 @@ class OutboxStatusView(CamelModel):
     )
     dead_letters: int | None = Field(description="null: the broker is not reachable from here")
     oldest_dead_letter_age_seconds: float | None
+    parked: int = Field(description="keyed messages parked until their key reaches them")
+    waiting_keys: int = Field(description="keys with parked messages")
+    key_gaps: int = Field(
+        description="keys waiting past INBOX_GAP_ALERT_SECONDS for a message not dead-lettered"
+    )
+    dead_lettered_keys: int = Field(description="keys stopped at a dead letter")
 
 
 class FailedRowView(CamelModel):
@@ -151,6 +179,8 @@ class DeadLetterView(CamelModel):
     deaths: int
     replays: int
     first_death_at: UtcDateTime | None
+    message_key: str | None = None
+    key_sequence: int | None = None
 
 
 class DeadLettersView(CamelModel):
@@ -161,10 +191,27 @@ class DeadLettersView(CamelModel):
 class PurgedView(CamelModel):
     purged: int
     ids: list[str | None]
+    released_places: int = Field(
+        default=0, description="places of the key given up (a purge by key)"
+    )
     not_found: list[str] = Field(default=[], description="ids asked for and not found")
     remaining: int | None = Field(
         default=None, description="dead letters still queued afterwards (null: unknown)"
     )
+
+
+class WaitingKeyView(CamelModel):
+    consumer: str
+    key: str
+    next_sequence: int = Field(description="the sequence the key waits for")
+    parked: int
+    waiting_seconds: float
+    dead_letter_id: str | None = Field(description="the dead letter it stops at; null: a gap")
+    dead_lettered_at: UtcDateTime | None
+
+
+class WaitingKeysView(CamelModel):
+    keys: list[WaitingKeyView]
 
 
 class InboxEntryView(CamelModel):

@@ -73,11 +73,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _confirmed(args: argparse.Namespace) -> bool:
-    what = (
-        f"{len(args.ids)} dead letter(s) of {args.service}"
-        if not args.all
-        else f"every dead letter of {args.service}"
-    )
+    if args.ids:
+        what = f"{len(args.ids)} dead letter(s) of {args.service}"
+    elif args.all:
+        what = f"every dead letter of {args.service}"
+    else:
+        what = f"the dead letters of key {args.key!r} of {args.service}"
+    if args.key is not None and (args.ids or args.all):
+        what += f" of key {args.key!r}"
     if args.reason is not None:  # the filter narrows the selection: say which was given
         what += f" whose reason contains {args.reason!r}"
     if not sys.stdin.isatty():
@@ -131,7 +134,11 @@ async def _status(args: argparse.Namespace, settings: Settings) -> int:
         async with _engine(settings, service) as engine:
             figures = STATUS_FIGURES if service == "ordering" else None
             found[service] = await operations.outbox_status(
-                engine, broker, service, figures=figures
+                engine,
+                broker,
+                service,
+                figures=figures,
+                gap_alert_seconds=settings.inbox_gap_alert_seconds,
             )
     _output(args, found, partial(print_status, embedded=broker is None))
     return 0
@@ -173,7 +180,7 @@ async def _republish(args: argparse.Namespace, settings: Settings) -> int:
             f"{', '.join(sorted(events))}"
         )
     try:
-        selection = PublishedSelection(args.since, args.until, args.event_type)
+        selection = PublishedSelection(args.since, args.until, args.event_type, args.key)
     except ValueError as exc:
         raise OperationError(f"outbox republish: {exc}") from None
     async with _engine(settings, args.service) as engine:
@@ -200,7 +207,7 @@ async def _dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 async def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
     broker = _broker(settings)
     assert broker is not None
-    selection = DeadLetterSelection(args.ids, args.reason)
+    selection = DeadLetterSelection(args.ids, args.reason, args.key)
     done = await operations.dlq_replay(
         broker, args.service, selection, dry_run=args.dry_run, actor=_actor()
     )
@@ -216,10 +223,22 @@ async def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 async def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
     broker = _broker(settings)
     assert broker is not None
-    selection = DeadLetterSelection(args.ids, args.reason)
-    done = await operations.dlq_purge(broker, args.service, selection, actor=_actor())
+    selection = DeadLetterSelection(args.ids, args.reason, args.key)
+    if args.key is None:
+        done = await operations.dlq_purge(broker, args.service, selection, actor=_actor())
+    else:
+        async with _engine(settings, args.service) as engine:
+            done = await operations.dlq_purge(
+                broker, args.service, selection, actor=_actor(), engine=engine
+            )
+    released = (
+        f"; key {args.key!r} moves past {done['released_places']} place(s), its parked "
+        "messages applied in order by the consumer"
+        if args.key is not None
+        else ""
+    )
     _output(args, done, lambda d: print(
-        f"purged {d['purged']} dead letter(s) of {args.service}" + _afterwards(d)
+        f"purged {d['purged']} dead letter(s) of {args.service}" + released + _afterwards(d)
     ))  # fmt: skip
     return 1 if done["not_found"] else 0
 

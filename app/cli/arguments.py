@@ -84,3 +84,14 @@ def limit_argument(text: str) -> int:
     if not 1 <= value <= MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"must be 1 to {MAX_LIMIT}: {value}")
     return value
+
+
+def message_key_argument(text: str) -> str:
+    """A message key: 1 to 200 characters, valid UTF-8, no control character (the rule
+    ``add_event`` applies to the keys it writes)."""
+    _utf8(text)
+    if not 1 <= len(text) <= 200 or any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in text):
+        raise argparse.ArgumentTypeError(
+            f"a message key is 1 to 200 characters, without control characters: {text[:50]!r}"
+        )
+    return text

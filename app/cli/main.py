@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from app.cli.parser import build_parser
+from app.cli.parser import build_parser, check_choices
 
 if TYPE_CHECKING:
     from app.core.settings import Settings
@@ -56,7 +56,9 @@ def command(name: str) -> Command:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit status (0 ok, 1 failure, 2 usage)."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    check_choices(parser, args)
     # Imported before logging is set up, as everything was when this module imported it
     # all: a library that logs while it is imported (Alembic's plugins) stays quiet.
     run = command(args.command)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from app.cli.arguments import (
     limit_argument,
     message_id_argument,
+    message_key_argument,
     moment_argument,
     port_argument,
     text_argument,
@@ -57,6 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_choices(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The rules argparse cannot say: ``dlq replay|purge`` select by ``--id``, ``--all``
+    or ``--key``; ``outbox republish`` needs ``--since`` or ``--key``. A usage error
+    (``parser.error``: the message, exit 2) otherwise."""
+    if args.command == "dlq" and args.verb in {"replay", "purge"}:
+        if not args.ids and not args.all and args.key is None:
+            parser.error(f"dlq {args.verb}: one of the arguments --id --all --key is required")
+    if args.command == "outbox" and args.verb == "republish":
+        if args.since is None and args.key is None:
+            parser.error("outbox republish: one of the arguments --since --key is required")
+
+
 def _add_processes(commands: Commands) -> None:
     dev = commands.add_parser("dev", help="both APIs on one port, embedded defaults")
     dev.add_argument("--host", default="127.0.0.1")
@@ -94,8 +107,16 @@ def _service(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
-def _which(parser: argparse.ArgumentParser, id_type: Callable[[str], Any], what: str) -> None:
-    group = parser.add_mutually_exclusive_group(required=True)
+def _which(
+    parser: argparse.ArgumentParser,
+    id_type: Callable[[str], Any],
+    what: str,
+    *,
+    required: bool = True,
+) -> None:
+    """``--id …`` or ``--all`` (one of them unless ``required`` is False: ``--key`` may
+    select instead, checked when the command runs)."""
+    group = parser.add_mutually_exclusive_group(required=required)
     group.add_argument("--id", dest="ids", nargs="+", type=id_type, metavar="ID", help=what)
     group.add_argument("--all", action="store_true", help="every one the filters select")
 
@@ -125,11 +146,14 @@ def _add_outbox(commands: Commands) -> None:
     )
     _service(again)
     moment = "ISO 8601, e.g. 2026-11-30T09:00:00Z (no zone: UTC)"
-    again.add_argument(
-        "--since", type=moment_argument, required=True, help=f"published at or after; {moment}"
-    )
+    again.add_argument("--since", type=moment_argument, help=f"published at or after; {moment}")
     again.add_argument("--until", type=moment_argument, help="published before; default: no bound")
     again.add_argument("--event-type", type=text_argument)
+    again.add_argument(
+        "--key",
+        type=message_key_argument,
+        help="only this message key's rows, sent again in the key's order (--since optional)",
+    )
     again.add_argument("--dry-run", action="store_true", help="count them, change nothing")
 
 
@@ -141,16 +165,25 @@ def _add_dlq(commands: Commands) -> None:
     listing.add_argument("--limit", type=limit_argument, default=1_000)
     replay = verbs.add_parser("replay", help="back to the service's queue (confirmed)")
     _service(replay)
-    _which(replay, message_id_argument, "message ids")
+    _which(replay, message_id_argument, "message ids", required=False)
     replay.add_argument(
         "--reason", type=text_argument, help="only those whose reason contains this"
     )
     replay.add_argument("--dry-run", action="store_true", help="say which, change nothing")
+    _key_option(replay, "and, by the inbox, the key's parked messages after them, in order")
     purge = verbs.add_parser("purge", help="delete dead letters for good")
     _service(purge)
-    _which(purge, message_id_argument, "message ids")
+    _which(purge, message_id_argument, "message ids", required=False)
     purge.add_argument("--reason", type=text_argument, help="only those whose reason contains this")
     purge.add_argument("--yes", action="store_true", help="do not ask")
+    _key_option(purge, "and the key's parked messages after them released, in order")
+
+
+def _key_option(parser: argparse.ArgumentParser, then: str) -> None:
+    """``--key K``: the dead letters of one message key (with --id/--all optional)."""
+    parser.add_argument(
+        "--key", type=message_key_argument, help=f"the dead letters of this message key, {then}"
+    )
 
 
 def _add_inbox(commands: Commands) -> None:

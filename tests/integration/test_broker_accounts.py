@@ -5,6 +5,7 @@ dead-letters an event whose validated user_id is not its owner's relay account."
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -47,7 +48,7 @@ async def url(vhost_accounts: Url) -> Url:
         channel = await connection.channel()
         for binding in all_bindings():
             topology = binding.topology
-            for name in (topology.queue, topology.dead_letter_queue):
+            for name in (*topology.queues, topology.dead_letter_queue):
                 queue = await channel.declare_queue(name, passive=True)
                 await queue.purge()
     return vhost_accounts
@@ -92,9 +93,17 @@ def test_every_account_is_least_privilege() -> None:
     for name, account in by_name.items():
         if name != "admin":
             assert account.configure == "^$", name  # only `broker declare` configures
-    assert by_name["ordering-relay"].topic_write == "^(OrderCancelled|OrderPlaced)$"
-    assert by_name["catalog-relay"].topic_write == "^(StockReservationRejected|StockReserved)$"
-    assert by_name["catalog-consumer"].read == r"^(catalog\.events)$"
+    # An event's name, or a keyed event's name and partition (OrderPlaced.p2).
+    partition = r"(\.p[0-9]+)?$"
+    assert by_name["ordering-relay"].topic_write == "^(OrderCancelled|OrderPlaced)" + partition
+    assert (
+        by_name["catalog-relay"].topic_write
+        == "^(StockReservationRejected|StockReserved)" + partition
+    )
+    assert by_name["catalog-consumer"].read == (
+        r"^(catalog\.events|catalog\.events\.p0|catalog\.events\.p1|catalog\.events\.p2"
+        r"|catalog\.events\.p3)$"
+    )
     assert by_name["catalog-consumer"].write == r"^(catalog\.events\.dlx)$"
 
 
@@ -105,8 +114,10 @@ async def test_a_relay_publishes_only_its_own_events(url: Url) -> None:
     try:
         # It may not declare (no configure permission) and goes on with what exists.
         own = _event("OrderPlaced", order_placed(uuid.uuid4()))
-        result = await publisher.publish_batch([own])
-        assert result.confirmed == [own.message_id], result
+        keyed = replace(_event("OrderPlaced", order_placed(uuid.uuid4())),
+                        routing_key="OrderPlaced.p1")  # fmt: skip
+        result = await publisher.publish_batch([own, keyed])
+        assert result.confirmed == [own.message_id, keyed.message_id], result
         foreign = [_event("StockReserved", b"{}"), _event("OrderCancelled", b"{}")]
         result = await publisher.publish_batch(foreign)
         assert result.confirmed == [foreign[1].message_id], result
@@ -119,6 +130,8 @@ async def test_a_relay_publishes_only_its_own_events(url: Url) -> None:
         await publisher.close()
     await _publish_refused(url("ordering-relay"), DEFAULT_NAMES.exchange, "StockReserved")
     await _publish_refused(url("catalog-relay"), DEFAULT_NAMES.exchange, "OrderPlaced")
+    await _publish_refused(url("catalog-relay"), DEFAULT_NAMES.exchange, "OrderPlaced.p1")
+    await _publish_refused(url("ordering-relay"), DEFAULT_NAMES.exchange, "OrderPlaced.px")
     await _publish_refused(url("ordering-relay"), "", "catalog.events")  # no back door
 
 

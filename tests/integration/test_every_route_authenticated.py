@@ -112,6 +112,9 @@ EXAMPLES: dict[tuple[str, str], Example] = {
         "/admin/api/catalog/dlq/purge", {"ids": [str(uuid.uuid4())]}
     ),
     ("get", "/admin/api/{service}/inbox"): lambda f: _fixed("/admin/api/catalog/inbox?limit=5"),
+    ("get", "/admin/api/{service}/inbox/keys"): lambda f: _fixed(
+        "/admin/api/catalog/inbox/keys?limit=5"
+    ),
     ("get", "/admin/api/{service}/inbox/{message_id}"): lambda f: _fixed(
         f"/admin/api/catalog/inbox/{f.message_id}"
     ),

@@ -20,7 +20,7 @@ OWN_TABLES = {
     "ordering": {"orders", "idempotency_keys"},
     "catalog": {"products", "stock_reservations", "idempotency_keys"},
 }
-OUTBOX_TABLES = {"outbox", "inbox", "outbox_keys"}
+OUTBOX_TABLES = {"outbox", "inbox", "outbox_keys", "inbox_keys", "inbox_parked"}
 
 
 @pytest.fixture
@@ -101,8 +101,8 @@ def test_services_keep_separate_histories() -> None:
         for service in SERVICES
     }
     assert heads == {
-        "ordering": ["0009_ordering_message_keys"],
-        "catalog": ["0012_catalog_message_keys"],
+        "ordering": ["0010_ordering_inbox_key_order"],
+        "catalog": ["0013_catalog_inbox_key_order"],
     }
 
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudcrm_outbox.errors import BrokerUnavailableError
+from cloudcrm_outbox.events import KEY_HEADER, SEQUENCE_HEADER
 from cloudcrm_outbox.times import as_utc, utc_text
 
 DLQ_LIMIT = 10_000  # dead letters one operation looks at, at most
@@ -74,10 +75,28 @@ class DeadLetter:
     # the ``impersonator`` tag set another user's id).
     user_id: str | None = None
 
+    @property
+    def message_key(self) -> str | None:
+        """Its message key (``x-message-key``), when it is a keyed event's."""
+        key = self.headers.get(KEY_HEADER)
+        return key if isinstance(key, str) else None
+
+    @property
+    def key_sequence(self) -> int | None:
+        """Its place in its key's order (``x-key-sequence``), when it has a readable one."""
+        value = self.headers.get(SEQUENCE_HEADER)
+        if isinstance(value, str) and value.isdecimal() and len(value) <= 18:
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+        return None
+
     def as_dict(self) -> dict[str, Any]:
         """The operator's view as JSON-ready values (no body or headers)."""
         return {
             "message_id": self.message_id,
+            "message_key": self.message_key,
+            "key_sequence": self.key_sequence,
             "event_type": self.event_type,
             "routing_key": self.routing_key,
             "reason": self.reason,
@@ -98,13 +117,17 @@ class DeadLetter:
 @dataclass(frozen=True)
 class DeadLetterSelection:
     """Which dead letters an operation takes: those whose ``message_id`` is in
-    ``message_ids`` (None: all), and whose reason contains ``reason`` when given."""
+    ``message_ids`` (None: all), whose reason contains ``reason`` and whose message key
+    (the ``x-message-key`` header) is ``message_key``, when given."""
 
     message_ids: Collection[str] | None = None
     reason: str | None = None
+    message_key: str | None = None
 
     def matches(self, letter: DeadLetter) -> bool:
         if self.message_ids is not None and letter.message_id not in self.message_ids:
+            return False
+        if self.message_key is not None and letter.message_key != self.message_key:
             return False
         return self.reason is None or self.reason in letter.reason
 

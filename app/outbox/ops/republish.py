@@ -26,21 +26,27 @@ from cloudcrm_outbox.times import utc_text
 @dataclass(frozen=True)
 class PublishedSelection:
     """Rows published at or after ``since`` and before ``until`` (aware datetimes; None:
-    no upper bound), of ``event_type`` when given."""
+    no bound), of ``event_type`` and of message key ``message_key`` when given. ValueError
+    when neither ``since`` nor ``message_key`` is given (every row ever published is
+    never what an operator means)."""
 
-    since: datetime
+    since: datetime | None = None
     until: datetime | None = None
     event_type: str | None = None
+    message_key: str | None = None
 
     def __post_init__(self) -> None:
+        if self.since is None and self.message_key is None:
+            raise ValueError("give since, or a message key")
         for moment in (self.since, self.until):
             if moment is not None and moment.tzinfo is None:
                 raise ValueError("since and until must carry a time zone")
-        if self.until is not None and self.until <= self.since:
+        if self.until is not None and self.since is not None and self.until <= self.since:
             raise ValueError(f"until ({utc_text(self.until)}) is not after since")
         # As UTC: SQLite keeps timestamps as zone-less UTC text and would compare the wall
         # clock of another offset (PostgreSQL converts by itself).
-        object.__setattr__(self, "since", self.since.astimezone(UTC))
+        if self.since is not None:
+            object.__setattr__(self, "since", self.since.astimezone(UTC))
         if self.until is not None:
             object.__setattr__(self, "until", self.until.astimezone(UTC))
 
@@ -53,14 +59,20 @@ async def republish(
     names: MessagingNames = DEFAULT_NAMES,
 ) -> int:
     """Put the selected published rows back to pending (attempts 0, due now), in one
-    transaction, through the ``published_at`` index; returns how many. ``dry_run``: only
-    count them."""
+    transaction, through the ``published_at`` index (a key alone reads the published rows
+    the outbox retains); returns how many. ``dry_run``: only count them. A key's rows are
+    published again in their key's order, and the consumers' inboxes skip what they
+    applied: what heals a key's gap."""
     outbox = outbox_tables(names).outbox
     store = store_for(engine.dialect)
     # Compared as the database clock stores them (to the millisecond): --since a shown time
     # keeps the row published at that very millisecond.
-    published, since = store.timestamp_bound(outbox.c.published_at, selection.since)
-    conditions: list[ColumnElement[bool]] = [published >= since]
+    conditions: list[ColumnElement[bool]] = []
+    if selection.since is not None:
+        published, since = store.timestamp_bound(outbox.c.published_at, selection.since)
+        conditions.append(published >= since)
+    if selection.message_key is not None:
+        conditions.append(outbox.c.message_key == selection.message_key)
     if selection.until is not None:
         published, until = store.timestamp_bound(outbox.c.published_at, selection.until)
         conditions.append(published < until)
