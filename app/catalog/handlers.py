@@ -27,7 +27,7 @@ from app.catalog.stock import (
     reservation_states,
     take_stock,
 )
-from app.ordering.contracts import OrderCancelled, OrderPlaced
+from app.ordering.contracts import OrderCancelled, OrderPlaced, order_key
 from cloudcrm_outbox import IntegrationEvent, write_events
 from cloudcrm_outbox.subscriptions import APPLIED, Subscription
 
@@ -77,7 +77,13 @@ async def reserve_stock(session: AsyncSession, events: Sequence[OrderPlaced]) ->
             reason = INSUFFICIENT_STOCK if line.product_id in existing else UNKNOWN_PRODUCT
             outcomes[index] = reason
             replies.append(StockReservationRejected(**fields, reason=reason))
-    await write_events(session, replies, caused_by=[events[index] for index in order])
+    # Keyed by the order, as ordering keys its own events about it.
+    await write_events(
+        session,
+        replies,
+        caused_by=[events[index] for index in order],
+        keys=[order_key(lines[index].order_id) for index in order],
+    )
     return outcomes
 
 

@@ -62,12 +62,12 @@ def check_choices(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
     """The rules argparse cannot say: ``dlq replay|purge`` select by ``--id``, ``--all``
     or ``--key``; ``outbox republish`` needs ``--since`` or ``--key``. A usage error
     (``parser.error``: the message, exit 2) otherwise."""
-    if args.command == "dlq" and args.verb in {"replay", "purge"}:
-        if not args.ids and not args.all and args.key is None:
-            parser.error(f"dlq {args.verb}: one of the arguments --id --all --key is required")
-    if args.command == "outbox" and args.verb == "republish":
-        if args.since is None and args.key is None:
-            parser.error("outbox republish: one of the arguments --since --key is required")
+    selecting = args.command == "dlq" and args.verb in {"replay", "purge"}
+    if selecting and not args.ids and not args.all and args.key is None:
+        parser.error(f"dlq {args.verb}: one of the arguments --id --all --key is required")
+    republishing = args.command == "outbox" and args.verb == "republish"
+    if republishing and args.since is None and args.key is None:
+        parser.error("outbox republish: one of the arguments --since --key is required")
 
 
 def _add_processes(commands: Commands) -> None:

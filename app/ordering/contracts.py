@@ -36,3 +36,9 @@ class OrderCancelled(IntegrationEvent):
 
 # Every event ordering publishes: its relay declares the queues bound to these.
 PUBLISHED: tuple[type[IntegrationEvent], ...] = (OrderPlaced, OrderCancelled)
+
+
+def order_key(order_id: uuid.UUID) -> str:
+    """The message key of every event about order ``order_id`` (ordering's, and catalog's
+    replies): its id as text. Events of one key are applied in the order they committed."""
+    return str(order_id)

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, Uuid, literal, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.ordering.contracts import OrderCancelled, OrderPlaced
+from app.ordering.contracts import OrderCancelled, OrderPlaced, order_key
 from app.ordering.models import CANCELLABLE, Order, OrderState
 from cloudcrm_outbox import add_event
 
@@ -39,7 +39,9 @@ async def place_order(
         placed_message_id=placed.event_id,
     )
     session.add(order)
-    add_event(session, placed, correlation_id=correlation_id)
+    # Keyed by the order: catalog applies an order's events in the order they committed
+    # (its cancel never before its placement), whatever the relays and consumers do.
+    add_event(session, placed, key=order_key(order_id), correlation_id=correlation_id)
     # Flush inside the transaction so that database defaults (created_at) are loaded
     # for the response; the commit stays with the boundary.
     await session.flush()
@@ -135,6 +137,7 @@ async def cancel_order(
     add_event(
         session,
         OrderCancelled(order_id=order.id, product_id=order.product_id, quantity=order.quantity),
+        key=order_key(order.id),
         correlation_id=correlation_id,
     )
     return order
