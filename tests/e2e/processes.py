@@ -83,14 +83,17 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path) -> None:
 
 
 class Background:
-    """A ``python -m app`` process whose log the test reads (for processes without HTTP)."""
+    """A ``python -m app`` process (or ``-m module``) whose log the test reads (for
+    processes without HTTP)."""
 
-    def __init__(self, *args: str, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, *args: str, env: dict[str, str], log_path: Path, module: str = "app"
+    ) -> None:
         self.args = args
         self.log_path = log_path
         self._log = log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app", *args],
+            [sys.executable, "-m", module, *args],
             env=env,
             cwd=PROJECT_ROOT,
             stdout=self._log,

@@ -1,4 +1,4 @@
-"""Messages the broker lost after it confirmed them (``catalog.events`` deleted and
+"""Messages the broker lost after it confirmed them (catalog's queues deleted and
 declared again, as a restore or a deploy does): the reply timeout brings the orders back
 by itself, and ``outbox republish`` does it on an operator's word. Each order is applied
 once: the copies keep their message ids."""
@@ -13,6 +13,7 @@ import aio_pika
 import httpx
 import pytest
 
+from cloudcrm_outbox.names import ConsumerTopology
 from tests.conftest import query
 from tests.e2e.processes import command_env, command_output, run_command
 from tests.support.auth import HEADERS
@@ -31,13 +32,19 @@ async def published(deployment: Deployment) -> int:
     return int(count)
 
 
+CATALOG_QUEUES = ConsumerTopology.for_service("catalog").queues
+
+
 async def lose_the_queue(deployment: Deployment, holding: int) -> None:
-    """Delete catalog.events with the ``holding`` messages it holds, and declare it again."""
-    assert await queue_depth(deployment.broker, "catalog.events") == holding
+    """Delete catalog's queues (catalog.events and its partition queues, where the keyed
+    OrderPlaced travel) with the ``holding`` messages they hold, and declare them again."""
+    depths = [await queue_depth(deployment.broker, name) for name in CATALOG_QUEUES]
+    assert sum(depths) == holding
     connection = await aio_pika.connect(deployment.broker)
     async with connection:
         channel = await connection.channel()
-        await channel.queue_delete("catalog.events")
+        for name in CATALOG_QUEUES:
+            await channel.queue_delete(name)
     run_command("broker", "declare", env=command_env(BROKER_URL=deployment.broker))
 
 
@@ -127,7 +134,8 @@ async def test_outbox_republish_brings_back_what_the_broker_lost(deployment: Dep
         assert "put 10 published row(s) of ordering back to pending" in done
 
         await wait_until(lambda: _equals(published(deployment), 15), timeout=20)
-        assert await queue_depth(deployment.broker, "catalog.events") == 10
+        depths = [await queue_depth(deployment.broker, name) for name in CATALOG_QUEUES]
+        assert sum(depths) == 10
         await deployment.add_consumer("catalog")
         await wait_until(lambda: _equals(states(deployment, lost), {"Confirmed"}), timeout=30)
 

@@ -30,6 +30,7 @@ pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 FAILED_ROW_FIELDS = {"id", "event_type", "attempts", "last_error", "failed_at"}
 DEAD_LETTER_FIELDS = {
     "message_id", "event_type", "routing_key", "reason", "deaths", "replays", "first_death_at",
+    "message_key", "key_sequence",
 }  # fmt: skip
 
 

@@ -29,8 +29,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.rabbitmq]
 
 @pytest.fixture
 async def broker(broker: str) -> str:
-    """The shared fresh vhost, with a queue bound to OrderPlaced to read from."""
-    await bind_queue(broker, QUEUE, "OrderPlaced")
+    """The shared fresh vhost, with a queue bound to OrderPlaced to read from (and to the
+    keyed ones, ``OrderPlaced.pN``: the demo keys its orders)."""
+    await bind_queue(broker, QUEUE, "OrderPlaced", "OrderPlaced.*")
     return broker
 
 

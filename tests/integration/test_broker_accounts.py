@@ -5,8 +5,8 @@ dead-letters an event whose validated user_id is not its owner's relay account."
 from __future__ import annotations
 
 import uuid
-from dataclasses import replace
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import aio_pika

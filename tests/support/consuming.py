@@ -13,8 +13,9 @@ import aio_pika
 
 from app.messaging.registry import subscriptions_of
 from cloudcrm_outbox.brokers.rabbitmq.broker import RabbitMQBroker
+from cloudcrm_outbox.events import KEY_HEADER, SEQUENCE_HEADER
 from cloudcrm_outbox.inbox.decoding import Decoded
-from cloudcrm_outbox.inbox.policy import BatchProcessor, ConsumerPolicy
+from cloudcrm_outbox.inbox.policy import BatchProcessor, ConsumerPolicy, KeyedProcessor
 from cloudcrm_outbox.inbox.processor import InboxProcessor
 from cloudcrm_outbox.names import DEFAULT_NAMES
 from cloudcrm_outbox.runtime.consumer_process import inbox_consumer
@@ -38,6 +39,16 @@ class HookedProcessor:
         outcomes = await self._inner.process(messages, lock_timeout=lock_timeout)
         await self._after_commit([message.message_id for message in messages])
         return outcomes
+
+    async def record_dead_letter(
+        self, key: str, sequence: int, message_id: uuid.UUID | None
+    ) -> None:
+        assert isinstance(self._inner, KeyedProcessor)
+        await self._inner.record_dead_letter(key, sequence, message_id)
+
+    async def watch_parked(self, stop: asyncio.Event, policy: ConsumerPolicy) -> None:
+        assert isinstance(self._inner, KeyedProcessor)
+        await self._inner.watch_parked(stop, policy)
 
 
 @asynccontextmanager
@@ -164,3 +175,19 @@ async def publish_without_message_id(broker_url: str, body: bytes, **props: Any)
         ]
         await underlay.write_queue.put(ChannelFrame.marshall(underlay.number, frames))  # type: ignore[attr-defined]
         await asyncio.sleep(0.2)  # let the frames leave before the connection closes
+
+
+def keyed_props(
+    key: str, sequence: int, event_type: str = "OrderPlaced", message_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    """A keyed message's properties: its key and place in the headers, as a relay sends."""
+    return {
+        **valid_props(message_id),
+        "type": event_type,
+        "headers": {KEY_HEADER: key, SEQUENCE_HEADER: sequence},
+    }
+
+
+def keyed_route(props: dict[str, Any]) -> str:
+    """The routing key a relay gives a keyed message: its event and its key's partition."""
+    return DEFAULT_NAMES.routing_key(props["type"], props["headers"][KEY_HEADER])

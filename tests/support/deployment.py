@@ -68,6 +68,11 @@ class Deployment:
         settings.update(overrides)
         return command_env(**settings)
 
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The environment the deployment's processes run with: for a command a test runs
+        as the operator would."""
+        return self._env(**overrides)
+
     def _start(self, *args: str, **overrides: str) -> Background:
         self._started += 1
         env = self._env(**{**self._via_proxies(args), **overrides})

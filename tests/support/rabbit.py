@@ -7,7 +7,7 @@ import json
 import subprocess
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
@@ -140,35 +140,37 @@ async def bind_queue(url: str, queue: str, *routing_keys: str) -> None:
 
 
 async def read_queue(
-    url: str, queue: str, *, expected: int, timeout: float = 30.0
+    url: str, queue: str | Sequence[str], *, expected: int, timeout: float = 30.0
 ) -> list[AbstractIncomingMessage]:
-    """Consume until ``expected`` messages arrived, then a short quiet period (to catch
-    extra ones: a duplicate must be seen, not missed)."""
+    """Consume ``queue`` (or several: a service's queue and its partition queues) until
+    ``expected`` messages arrived, then a short quiet period (to catch extra ones: a
+    duplicate must be seen, not missed)."""
     received: list[AbstractIncomingMessage] = []
+    arrived = asyncio.Event()
+
+    async def take(message: AbstractIncomingMessage) -> None:
+        await message.ack()
+        received.append(message)
+        arrived.set()
+
+    names = [queue] if isinstance(queue, str) else list(queue)
     async with await aio_pika.connect(url) as connection:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=1000)
-        declared = await channel.declare_queue(queue, durable=True, passive=True)
+        for name in names:
+            declared = await channel.declare_queue(name, durable=True, passive=True)
+            await declared.consume(take)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        quiet_until: float | None = None
-        async with declared.iterator() as messages:
-            while True:
-                now = loop.time()
-                if quiet_until is not None and now >= quiet_until:
-                    break
-                if now >= deadline:
-                    break
-                wait = (quiet_until or deadline) - now
-                try:
-                    message = await asyncio.wait_for(anext(messages), timeout=wait)
-                except TimeoutError:
-                    continue
-                await message.ack()
-                received.append(message)
-                if len(received) >= expected and quiet_until is None:
-                    quiet_until = loop.time() + 0.5
-    return received
+        while len(received) < expected and loop.time() < deadline:
+            arrived.clear()
+            try:
+                await asyncio.wait_for(arrived.wait(), timeout=deadline - loop.time())
+            except TimeoutError:
+                break
+        if len(received) >= expected:
+            await asyncio.sleep(0.5)  # the quiet period
+    return list(received)
 
 
 async def queue_depth(url: str, queue: str) -> int:

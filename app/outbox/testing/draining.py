@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -36,13 +36,16 @@ class Drained:
     returned because no queue is bound to their event; ``failed``: rows the relay gave up
     on; ``applied``: per consuming service, the published events it subscribes to that its
     inbox holds (whatever the handler's outcome); ``dead_lettered``: per consuming service,
-    those in its dead-letter queue instead."""
+    those in its dead-letter queue instead; ``parked``: per consuming service, keyed events
+    parked behind an earlier one of their key that is not applied (dead-lettered, or
+    missing)."""
 
     published: int
     unroutable: int
     failed: int
     applied: Mapping[str, int]
     dead_lettered: Mapping[str, int]
+    parked: Mapping[str, int] = field(default_factory=dict)
 
 
 class NotDrainedError(AssertionError):
@@ -123,6 +126,7 @@ async def _look(
     published = {mid: kind for outbox in outboxes for mid, kind in outbox.published.items()}
     applied: dict[str, int] = {}
     dead: dict[str, int] = {}
+    parked: dict[str, int] = {}
     missing: dict[str, int] = {}
     for service in services:
         if not service.subscriptions:
@@ -131,8 +135,11 @@ async def _look(
         expected = {mid for mid, kind in published.items() if kind in wanted}
         held = expected & await _inbox(service, names)
         lacking = expected - held
+        waiting = lacking & await _parked(service, names) if lacking else set()
+        lacking -= waiting
         dead_letters = lacking & await _dead_letters(broker, service.name) if lacking else set()
         applied[service.name], dead[service.name] = len(held), len(dead_letters)
+        parked[service.name] = len(waiting)
         missing[service.name] = len(lacking - dead_letters)
     drained = Drained(
         published=len(published),
@@ -140,6 +147,7 @@ async def _look(
         failed=sum(outbox.failed for outbox in outboxes),
         applied=applied,
         dead_lettered=dead,
+        parked=parked,
     )
     return _Look(drained, sum(outbox.unpublished for outbox in outboxes), missing)
 
@@ -162,6 +170,13 @@ async def _outbox(engine: AsyncEngine, names: MessagingNames) -> _Outbox:
 
 async def _inbox(service: MessagingService, names: MessagingNames) -> set[uuid.UUID]:
     table = outbox_tables(names).inbox
+    query = select(table.c.message_id).where(table.c.consumer == service.name)
+    async with service.engine.connect() as connection:
+        return set((await connection.execute(query)).scalars())
+
+
+async def _parked(service: MessagingService, names: MessagingNames) -> set[uuid.UUID]:
+    table = outbox_tables(names).parked
     query = select(table.c.message_id).where(table.c.consumer == service.name)
     async with service.engine.connect() as connection:
         return set((await connection.execute(query)).scalars())

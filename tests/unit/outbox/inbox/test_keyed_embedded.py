@@ -1,0 +1,101 @@
+"""The embedded default (SQLite and the in-process broker) keeps each key's order too:
+a key's poison stops only that key, its later events wait parked, and a replay of the
+key's dead letters, once the fix is in, applies the rest in order."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from cloudcrm_outbox import APPLIED, IntegrationEvent, Subscription, add_event
+from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
+from cloudcrm_outbox.inbox.policy import ConsumerPolicy
+from cloudcrm_outbox.runtime.in_process import MessagingService
+from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
+from cloudcrm_outbox.testing import TEST_CONFIG, drain, embedded_broker
+from tests.support.events import create_outbox_schema
+
+STEPS = 6
+
+
+class StepTaken(IntegrationEvent):
+    event_name: ClassVar[str] = "StepTaken"
+    key_field: ClassVar[str | None] = "key"
+    key: str
+    step: int
+
+
+class Steps:
+    """Applies steps, recording them in order in the handler's transaction (a table: a
+    batch rolled back leaves no trace); fails the steps in ``poison`` until fixed."""
+
+    def __init__(self, engine: AsyncEngine, poison: set[tuple[str, int]]) -> None:
+        self.engine = engine
+        self.poison = poison
+
+    async def handle(self, session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        for event in events:
+            assert isinstance(event, StepTaken)
+            if (event.key, event.step) in self.poison:
+                raise RuntimeError(f"step {event.step} of {event.key} cannot be applied yet")
+            await session.execute(
+                text("INSERT INTO steps (key, step) VALUES (:key, :step)"),
+                {"key": event.key, "step": event.step},
+            )
+        return [APPLIED] * len(events)
+
+    async def of(self, key: str) -> list[int]:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                text("SELECT step FROM steps WHERE key = :key ORDER BY id"), {"key": key}
+            )
+            return [step for (step,) in rows]
+
+
+async def test_a_poison_stops_only_its_key_until_replayed_by_key(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'steps.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(create_outbox_schema)
+        await connection.execute(
+            text("CREATE TABLE steps (id INTEGER PRIMARY KEY, key TEXT, step INTEGER)")
+        )
+    healthy, poisoned = f"h-{uuid.uuid4()}", f"p-{uuid.uuid4()}"
+    steps = Steps(engine, {(poisoned, 3)})
+    service = MessagingService(
+        "steps", engine, [Subscription(event=StepTaken, handle=steps.handle)]
+    )
+    sessions = make_sessionmaker(engine)
+    for step in range(1, STEPS + 1):
+        for key in (poisoned, healthy):
+            async with sessions() as session, session.begin():
+                add_event(session, StepTaken(key=key, step=step))
+    config = replace(
+        TEST_CONFIG, consumer=ConsumerPolicy(delivery_limit=2, redelivery_max_seconds=0.05)
+    )
+    broker = embedded_broker()
+    try:
+        drained = await drain(broker, [service], config=config, timeout=20)
+        assert await steps.of(healthy) == list(range(1, STEPS + 1))
+        assert await steps.of(poisoned) == [1, 2]  # stopped at its poison, nothing after it
+        assert drained.dead_lettered == {"steps": 1}
+        assert drained.parked == {"steps": STEPS - 3}
+        [letter] = await broker.dead_letters("steps")
+        assert (letter.message_key, letter.key_sequence) == (poisoned, 3)
+
+        steps.poison.clear()  # the fix ships
+        result = await broker.replay_dead_letters(
+            "steps", DeadLetterSelection(message_key=poisoned)
+        )
+        assert len(result.replayed) == 1
+        drained = await drain(broker, [service], config=config, timeout=20)
+        assert await steps.of(poisoned) == list(range(1, STEPS + 1))
+        assert drained.parked == {"steps": 0} and drained.applied == {"steps": 2 * STEPS}
+    finally:
+        await broker.close()
+        await engine.dispose()
