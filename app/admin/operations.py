@@ -207,11 +207,11 @@ async def dlq_purge(
             raise ValueError("a purge by message key needs the service's database")
         chosen = [letter for letter in await broker.dead_letters(service)
                   if selection.matches(letter)]  # fmt: skip
-        places = {letter.key_sequence for letter in chosen} - {None}
+        places = {letter.key_sequence: letter.key_previous for letter in chosen
+                  if letter.key_sequence is not None}  # fmt: skip
         released = await skip_places(
-            engine, consumer=service, key=selection.message_key,
-            sequences=[p for p in places if p is not None],
-        )  # fmt: skip
+            engine, consumer=service, key=selection.message_key, places=places
+        )
         if released:
             _changed(actor, "gave up a key's places (its dead letters purged)", service,
                      released, key=selection.message_key)  # fmt: skip

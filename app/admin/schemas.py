@@ -203,6 +203,7 @@ class PurgedView(CamelModel):
 class WaitingKeyView(CamelModel):
     consumer: str
     key: str
+    applied_sequence: int = Field(description="the last sequence of the key applied")
     next_sequence: int = Field(description="the sequence the key waits for")
     parked: int
     waiting_seconds: float

@@ -16,6 +16,9 @@ VERSION_HEADER = "event_version"
 # (1, 2, …; the order the writing transactions committed in).
 KEY_HEADER = "x-message-key"
 SEQUENCE_HEADER = "x-key-sequence"
+# And, per event type of the key, the last sequence of that type before this message
+# ({"OrderPlaced": 1}): a consumer of some of the types waits only for its own.
+PREVIOUS_HEADER = "x-key-previous"
 # The largest body a message may have (64 KiB): the publisher refuses a bigger event, the
 # consumer dead-letters one.
 MAX_BODY_BYTES = 64 * 1024

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cloudcrm_outbox.errors import BrokerUnavailableError
-from cloudcrm_outbox.events import KEY_HEADER, SEQUENCE_HEADER
+from cloudcrm_outbox.events import KEY_HEADER, PREVIOUS_HEADER, SEQUENCE_HEADER
 from cloudcrm_outbox.times import as_utc, utc_text
 
 DLQ_LIMIT = 10_000  # dead letters one operation looks at, at most
@@ -90,6 +90,17 @@ class DeadLetter:
         if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
             return value
         return None
+
+    @property
+    def key_previous(self) -> dict[str, int] | None:
+        """Its ``x-key-previous`` table (per event type, the key's last sequence before
+        it), when it has a readable one."""
+        value = self.headers.get(PREVIOUS_HEADER)
+        if not isinstance(value, Mapping):
+            return None
+        found = {str(k): v for k, v in value.items()
+                 if isinstance(v, int) and not isinstance(v, bool)}  # fmt: skip
+        return found if len(found) == len(value) else None
 
     def as_dict(self) -> dict[str, Any]:
         """The operator's view as JSON-ready values (no body or headers)."""

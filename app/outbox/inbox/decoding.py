@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from cloudcrm_outbox.events import (
     KEY_HEADER,
     MAX_BODY_BYTES,
+    PREVIOUS_HEADER,
     SEQUENCE_HEADER,
     VERSION_HEADER,
     IntegrationEvent,
@@ -46,21 +47,33 @@ _DECIMAL = re.compile(r"-?[0-9]{1,18}")
 @dataclass(frozen=True)
 class Decoded:
     """A message read as its event: ``key`` and ``sequence`` are its message key and place
-    in the key's order (1, 2, …) when it is keyed, both None when not."""
+    in the key's order (1, 2, …) when it is keyed, both None when not; ``predecessor``:
+    the sequence of the key's message this consumer must have applied first (0: none)."""
 
     message_id: uuid.UUID
     event: IntegrationEvent
     traceparent: str | None = None  # the W3C trace context the message came with
     key: str | None = None
     sequence: int | None = None
+    predecessor: int | None = None
 
 
 @dataclass(frozen=True)
 class MessageKey:
-    """A keyed message's key and sequence, read from its headers."""
+    """A keyed message's key and sequence, read from its headers, and ``previous``: per
+    event type, the key's last sequence of that type before it (None: not sent, as by a
+    producer before the per-type map; then every earlier sequence is waited for)."""
 
     key: str
     sequence: int
+    previous: Mapping[str, int] | None = None
+
+    def predecessor(self, event_names: Iterable[str]) -> int:
+        """The sequence a consumer of ``event_names`` applies just before this one: the
+        latest earlier message of one of its types (0: none)."""
+        if self.previous is None:
+            return self.sequence - 1
+        return max((self.previous.get(name, 0) for name in event_names), default=0)
 
 
 def message_key(headers: Mapping[str, Any] | None) -> MessageKey | Poison | None:
@@ -86,7 +99,18 @@ def message_key(headers: Mapping[str, Any] | None) -> MessageKey | Poison | None
             f"invalid message key headers: {SEQUENCE_HEADER} {repr(sequence)[:100]} "
             "is not an integer >= 1"
         )
-    return MessageKey(key, sequence)
+    previous = headers.get(PREVIOUS_HEADER)
+    if previous is None:
+        return MessageKey(key, sequence)
+    if not isinstance(previous, Mapping) or not all(
+        isinstance(place, int) and not isinstance(place, bool) and 1 <= place < sequence
+        for place in previous.values()
+    ):
+        return Poison(
+            f"invalid message key headers: {PREVIOUS_HEADER} {repr(previous)[:100]} is not "
+            f"a table of sequences below {sequence}"
+        )
+    return MessageKey(key, sequence, {str(name): place for name, place in previous.items()})
 
 
 @dataclass(frozen=True)
@@ -172,6 +196,7 @@ def decode(
         traceparent if isinstance(traceparent, str) else None,
         keyed.key if keyed else None,
         keyed.sequence if keyed else None,
+        keyed.predecessor(subscriptions) if keyed else None,
     )
 
 

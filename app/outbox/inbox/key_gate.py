@@ -1,15 +1,18 @@
 """The key gate: a keyed message is applied only after its key's previous one.
 
-A keyed message carries its key and its place in the key's order (``x-message-key``,
-``x-key-sequence``: 1, 2, … in the order the producer's transactions committed). For each
-consumer and key, ``{inbox}_keys`` holds the next sequence that consumer may apply. In the
-batch's transaction the gate sorts each keyed message into one of three:
+A keyed message carries its key, its place in the key's order (``x-message-key``,
+``x-key-sequence``: 1, 2, … in the order the producer's transactions committed) and its
+**predecessor** for this consumer: the latest earlier sequence of an event type the
+consumer reads (``x-key-previous``; decoding works it out). A consumer of some of a key's
+types thus never waits for messages it will never receive. For each consumer and key,
+``{inbox}_keys`` holds the last sequence that consumer applied. In the batch's
+transaction the gate sorts each keyed message into one of three:
 
-- **ready**: its sequence is the key's next, or follows one that is ready: applied now,
-  with the key's parked messages that then follow it, in sequence order;
-- **parked**: it came early (an earlier one is missing, failing, or dead-lettered): kept in
-  ``{inbox}_parked`` with its decoded body, acked, and applied once the key reaches it;
-- **stale**: its sequence is behind the key's next: applied before (a duplicate).
+- **ready**: its predecessor is applied (or ready before it): applied now, with the key's
+  parked messages that then follow, in sequence order;
+- **parked**: it came early (its predecessor is missing, failing, or dead-lettered): kept
+  in ``{inbox}_parked`` with its decoded body, acked, and applied once the key reaches it;
+- **stale**: its sequence is not above the key's applied one: applied before (a duplicate).
 
 The key's row is locked (``SELECT … FOR UPDATE``, keys in sorted order so that two batches
 never wait on each other in a cycle) for the transaction, so two consumers of one key,
@@ -26,7 +29,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudcrm_outbox.inbox.decoding import Decoded
@@ -45,10 +48,12 @@ PARKED_WINDOW = 1_000
 
 @dataclass(frozen=True)
 class Skip:
-    """A place of a key the operator gave up (its dead letter purged): passed, not applied."""
+    """A place of a key the operator gave up (its dead letter purged): passed, not applied.
+    ``previous``: the dead letter's ``x-key-previous`` table (None: not known)."""
 
     key: str
     sequence: int
+    previous: Mapping[str, int] | None = None
 
 
 @dataclass
@@ -56,17 +61,19 @@ class GatePlan:
     """What the gate made of a batch's keyed messages (see the module's docstring).
 
     ``ready``: to apply now, each key's in sequence order; ``parked``: to keep for later;
-    ``stale``: behind their key (duplicates); ``next_sequence``: each moved key's next
-    sequence once ``ready`` is applied."""
+    ``stale``: behind their key (duplicates); ``applied_sequence``: each moved key's last
+    applied sequence once ``ready`` is applied."""
 
     ready: list[Decoded] = field(default_factory=list)
     parked: list[Decoded] = field(default_factory=list)
     stale: list[Decoded] = field(default_factory=list)
-    next_sequence: dict[str, int] = field(default_factory=dict)
+    applied_sequence: dict[str, int] = field(default_factory=dict)
 
 
 class KeyGate:
-    """The gate of one consumer's keyed messages, in the tables of ``tables``."""
+    """The gate of one consumer's keyed messages, in the tables of ``tables``;
+    ``subscriptions``: the consumer's, whose event names say which of a key's messages it
+    receives (and so which it waits for)."""
 
     def __init__(
         self,
@@ -84,51 +91,66 @@ class KeyGate:
     async def admit(
         self, session: AsyncSession, messages: Sequence[Decoded], *, wake: Collection[str] = ()
     ) -> GatePlan:
-        """Lock the keys of ``messages`` (each has a key and a sequence) and of ``wake``,
-        and sort the messages; the keys of ``wake`` also move on through their parked
-        messages whose turn has come. Nothing is written: ``settle`` does, after the ready
-        messages are applied in the same transaction."""
+        """Lock the keys of ``messages`` (each has a key, a sequence and a predecessor)
+        and of ``wake``, and sort the messages; the keys of ``wake`` also move on through
+        their parked messages whose turn has come. Nothing is written: ``settle`` does,
+        after the ready messages are applied in the same transaction."""
         plan = GatePlan()
         keys = sorted({m.key for m in messages if m.key is not None} | set(wake))
         if not keys:
             return plan
-        next_of = await self._lock(session, keys)
+        applied_of = await self._lock(session, keys)
         arrived: dict[str, dict[int, Decoded]] = {}
         for message in messages:
             assert message.key is not None and message.sequence is not None
-            arrived.setdefault(message.key, {}).setdefault(message.sequence, message)
-        moving = [k for k in keys if k in wake or next_of[k] in arrived.get(k, {})]
-        waiting = await self._parked_from(session, moving, next_of) if moving else {}
+            if message.sequence > applied_of[message.key]:
+                arrived.setdefault(message.key, {}).setdefault(message.sequence, message)
+            else:
+                plan.stale.append(message)
+        moving = [k for k in keys if k in wake or self._may_move(arrived.get(k), applied_of[k])]
+        waiting = await self._parked_from(session, moving, applied_of) if moving else {}
         for key in keys:
-            sequence = next_of[key]
+            applied = applied_of[key]
             here, there = arrived.get(key, {}), waiting.get(key, {})
-            while sequence in here or sequence in there:
-                found = here.get(sequence) or there[sequence]
+            for place in sorted(here.keys() | there.keys()):
+                found = here.get(place) or there[place]
+                if self._predecessor(found) > applied:
+                    break  # an earlier message of this consumer's is missing: wait for it
                 if isinstance(found, Decoded):
                     plan.ready.append(found)
-                sequence += 1
-            if sequence != next_of[key]:
-                plan.next_sequence[key] = sequence
-            for place, message in here.items():
-                if place < next_of[key]:
-                    plan.stale.append(message)
-                elif place >= sequence:
-                    plan.parked.append(message)
+                applied = place
+            if applied != applied_of[key]:
+                plan.applied_sequence[key] = applied
+            plan.parked += [m for place, m in here.items() if place > applied]
         return plan
 
+    def _may_move(self, arrived: Mapping[int, Decoded] | None, applied: int) -> bool:
+        """Whether a batch's messages of a key may let it move (one of them is next)."""
+        return bool(arrived) and any(
+            self._predecessor(message) <= applied for message in (arrived or {}).values()
+        )
+
+    def _predecessor(self, found: Decoded | Skip) -> int:
+        if isinstance(found, Skip):
+            if found.previous is None:
+                return found.sequence - 1
+            return max((found.previous.get(name, 0) for name in self._subscriptions), default=0)
+        assert found.sequence is not None
+        return found.sequence - 1 if found.predecessor is None else found.predecessor
+
     async def settle(self, session: AsyncSession, plan: GatePlan) -> None:
-        """Record ``plan``: the keys' new next sequences (a dead letter they moved past
+        """Record ``plan``: the keys' new applied sequences (a dead letter they moved past
         forgotten), their parked messages now applied removed, the early ones parked."""
         consumer = self._consumer
-        if plan.next_sequence:
-            moved = [{"k": key, "n": n} for key, n in plan.next_sequence.items()]
-            passed = self._keys.c.dead_letter_sequence < bindparam("n")
+        if plan.applied_sequence:
+            moved = [{"k": key, "n": n} for key, n in plan.applied_sequence.items()]
+            passed = self._keys.c.dead_letter_sequence <= bindparam("n")
             await session.execute(
                 update(self._keys)
                 .where(self._keys.c.consumer == consumer)
                 .where(self._keys.c.message_key == bindparam("k"))
                 .values(
-                    next_sequence=bindparam("n"),
+                    applied_sequence=bindparam("n"),
                     dead_letter_id=case((passed, None), else_=self._keys.c.dead_letter_id),
                     dead_letter_sequence=case(
                         (passed, None), else_=self._keys.c.dead_letter_sequence
@@ -141,7 +163,7 @@ class KeyGate:
                 delete(self._parked)
                 .where(self._parked.c.consumer == consumer)
                 .where(self._parked.c.message_key == bindparam("k"))
-                .where(self._parked.c.key_sequence < bindparam("n")),
+                .where(self._parked.c.key_sequence <= bindparam("n")),
                 moved,
             )
         if plan.parked:
@@ -150,6 +172,7 @@ class KeyGate:
                     "consumer": consumer,
                     "message_key": m.key,
                     "key_sequence": m.sequence,
+                    "predecessor": self._predecessor(m),
                     "message_id": m.message_id,
                     "event_type": m.event.event_name,
                     "payload": m.event.model_dump(mode="json", by_alias=True),
@@ -170,10 +193,13 @@ class KeyGate:
                 and_(
                     keys.consumer == parked.consumer,
                     keys.message_key == parked.message_key,
-                    keys.next_sequence == parked.key_sequence,
+                    parked.key_sequence > keys.applied_sequence,
+                    # A skip's predecessor is worked out in admit (it needs the types).
+                    or_(parked.predecessor <= keys.applied_sequence, parked.event_type.is_(None)),
                 ),
             )
             .where(parked.consumer == self._consumer)
+            .distinct()
             .limit(limit)
         )
         return list((await session.scalars(query)).all())
@@ -187,7 +213,7 @@ class KeyGate:
         await session.execute(
             update(self._keys)
             .where(self._keys.c.consumer == self._consumer, self._keys.c.message_key == key)
-            .where(self._keys.c.next_sequence <= sequence)
+            .where(self._keys.c.applied_sequence < sequence)
             .values(
                 dead_letter_id=message_id,
                 dead_letter_sequence=sequence,
@@ -195,53 +221,59 @@ class KeyGate:
             )
         )
 
-    async def skip(self, session: AsyncSession, key: str, sequences: Collection[int]) -> int:
-        """Give up the places ``sequences`` of ``key`` (their dead letters purged): the key
+    async def skip(
+        self, session: AsyncSession, key: str, places: Mapping[int, Mapping[str, int] | None]
+    ) -> int:
+        """Give up the places of ``key`` in ``places`` (sequence → its dead letter's
+        ``x-key-previous`` table, None when unknown: their dead letters purged): the key
         moves past them, applying nothing, when it reaches them. Returns how many were
         recorded (places already passed are not)."""
-        await self._ensure_keys(session, [key])
-        next_sequence = (await self._lock(session, [key]))[key]
-        places = sorted(s for s in set(sequences) if s >= next_sequence)
-        if places:
+        applied = (await self._lock(session, [key]))[key]
+        chosen = sorted(place for place in places if place > applied)
+        if chosen:
             await session.execute(
                 delete(self._parked)
                 .where(self._parked.c.consumer == self._consumer)
                 .where(self._parked.c.message_key == key)
-                .where(self._parked.c.key_sequence.in_(places))
+                .where(self._parked.c.key_sequence.in_(chosen))
             )
             rows = [
                 {
                     "consumer": self._consumer,
                     "message_key": key,
                     "key_sequence": place,
+                    "predecessor": None,
                     "message_id": uuid.UUID(int=0),
+                    "event_type": None,
+                    "payload": None if (known := places[place]) is None else dict(known),
                 }
-                for place in places
+                for place in chosen
             ]
             await session.execute(self._parked.insert(), rows)
-        return len(places)
+        return len(chosen)
 
     async def _ensure_keys(self, session: AsyncSession, keys: Sequence[str]) -> None:
-        rows = [{"consumer": self._consumer, "message_key": k, "next_sequence": 1} for k in keys]
+        rows = [{"consumer": self._consumer, "message_key": k, "applied_sequence": 0}
+                for k in keys]  # fmt: skip
         await session.execute(self._store.insert_ignoring_conflicts(self._keys), rows)
 
     async def _lock(self, session: AsyncSession, keys: Sequence[str]) -> dict[str, int]:
-        """Each key's next sequence, its row made (at 1) when new and locked until the
+        """Each key's applied sequence, its row made (at 0) when new and locked until the
         transaction ends, keys in sorted order."""
         await self._ensure_keys(session, keys)
         query = (
-            select(self._keys.c.message_key, self._keys.c.next_sequence)
+            select(self._keys.c.message_key, self._keys.c.applied_sequence)
             .where(self._keys.c.consumer == self._consumer)
             .where(self._keys.c.message_key.in_(keys))
             .order_by(self._keys.c.message_key)
             .with_for_update()
         )
-        return {key: next_sequence for key, next_sequence in (await session.execute(query))}
+        return {key: applied for key, applied in (await session.execute(query))}
 
     async def _parked_from(
-        self, session: AsyncSession, keys: Sequence[str], next_of: Mapping[str, int]
+        self, session: AsyncSession, keys: Sequence[str], applied_of: Mapping[str, int]
     ) -> dict[str, dict[int, Decoded | Skip]]:
-        """The parked messages of ``keys`` from each key's next sequence on, up to
+        """The parked messages of ``keys`` after each key's applied sequence, up to
         PARKED_WINDOW of them in all, read back as messages (or skips)."""
         parked, known = self._parked.c, self._keys.c
         query = (
@@ -252,7 +284,7 @@ class KeyGate:
             )
             .where(parked.consumer == self._consumer)
             .where(parked.message_key.in_(keys))
-            .where(parked.key_sequence >= known.next_sequence)
+            .where(parked.key_sequence > known.applied_sequence)
             .order_by(parked.message_key, parked.key_sequence)
             .limit(PARKED_WINDOW)
         )
@@ -271,7 +303,8 @@ class KeyGate:
 
     def _read_parked(self, row: Any) -> Decoded | Skip | None:
         if row.event_type is None:
-            return Skip(row.message_key, row.key_sequence)
+            previous = row.payload if isinstance(row.payload, dict) else None
+            return Skip(row.message_key, row.key_sequence, previous)
         subscription = self._subscriptions.get(row.event_type)
         try:
             if subscription is None:
@@ -287,7 +320,14 @@ class KeyGate:
                        "sequence": row.key_sequence, "error": repr(exc)[:300]},
             )  # fmt: skip
             return None
-        return Decoded(row.message_id, event, row.traceparent, row.message_key, row.key_sequence)
+        return Decoded(
+            row.message_id,
+            event,
+            row.traceparent,
+            row.message_key,
+            row.key_sequence,
+            row.predecessor,
+        )
 
 
 def parked_count(tables: OutboxTables) -> Any:

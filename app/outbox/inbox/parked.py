@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Collection
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -40,12 +40,14 @@ DEFAULT_GAP_ALERT_SECONDS = 60.0
 
 @dataclass(frozen=True)
 class WaitingKey:
-    """One key with parked messages: the ``consumer`` whose, the ``next_sequence`` it waits
-    for, how many are ``parked``, for how long (``waiting_seconds``, from the oldest), and
-    the dead letter it stops at (None: a gap, or only late)."""
+    """One key with parked messages: the ``consumer`` whose, the last sequence it applied
+    (``applied_sequence``), the ``next_sequence`` it waits for, how many are ``parked``,
+    for how long (``waiting_seconds``, from the oldest), and the dead letter it stops at
+    (None: a gap, or only late)."""
 
     consumer: str
     key: str
+    applied_sequence: int
     next_sequence: int
     parked: int
     waiting_seconds: float
@@ -93,7 +95,8 @@ async def waiting_keys(
         select(
             parked.consumer,
             parked.message_key,
-            keys.next_sequence,
+            keys.applied_sequence,
+            func.min(parked.predecessor),
             func.count(parked.event_type),
             oldest,
             keys.dead_letter_id,
@@ -107,7 +110,7 @@ async def waiting_keys(
         .group_by(
             parked.consumer,
             parked.message_key,
-            keys.next_sequence,
+            keys.applied_sequence,
             keys.dead_letter_id,
             keys.dead_lettered_at,
         )
@@ -125,11 +128,13 @@ async def waiting_keys(
         WaitingKey(
             consumer=row[0],
             key=row[1],
-            next_sequence=row[2],
-            parked=row[3],
-            waiting_seconds=round(max((as_utc(row[7]) - as_utc(row[4])).total_seconds(), 0), 3),
-            dead_letter_id=row[5],
-            dead_lettered_at=as_utc(row[6]) if row[6] else None,
+            applied_sequence=row[2],
+            # The parked messages' earliest predecessor: the message missing.
+            next_sequence=row[3] if row[3] is not None else row[2] + 1,
+            parked=row[4],
+            waiting_seconds=round(max((as_utc(row[8]) - as_utc(row[5])).total_seconds(), 0), 3),
+            dead_letter_id=row[6],
+            dead_lettered_at=as_utc(row[7]) if row[7] else None,
         )
         for row in rows
     ]
@@ -159,16 +164,17 @@ async def skip_places(
     *,
     consumer: str,
     key: str,
-    sequences: Collection[int],
+    places: Mapping[int, Mapping[str, int] | None],
     names: MessagingNames = DEFAULT_NAMES,
 ) -> int:
-    """Give up the places ``sequences`` of ``key`` for ``consumer`` (their dead letters
-    are purged): the consumer moves the key past them and applies its parked messages
-    after them, in order, within a second. Returns the places recorded (those the key has
-    not passed yet)."""
+    """Give up the places of ``key`` for ``consumer`` in ``places`` (sequence → its dead
+    letter's ``x-key-previous`` table, None when it has none; their dead letters are
+    purged): the consumer moves the key past them and applies its parked messages after
+    them, in order, within a second. Returns the places recorded (those the key has not
+    passed yet)."""
     gate = KeyGate(store_for(engine.dialect), outbox_tables(names), consumer, {})
     async with make_sessionmaker(engine)() as session, session.begin():
-        return await gate.skip(session, key, sequences)
+        return await gate.skip(session, key, places)
 
 
 class ParkedReleaser(Protocol):

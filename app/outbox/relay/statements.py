@@ -26,7 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.dml import ReturningUpdate, Update
 
 from cloudcrm_outbox.brokers.publisher import NACKED_PREFIX, OutgoingMessage
-from cloudcrm_outbox.events import KEY_HEADER, SEQUENCE_HEADER
+from cloudcrm_outbox.events import KEY_HEADER, PREVIOUS_HEADER, SEQUENCE_HEADER
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage.clock import db_now_plus
 
@@ -35,7 +35,8 @@ def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
     """The oldest due pending rows, at most ``batch_size``, locked (SKIP LOCKED).
 
     A keyed row is claimed only when no earlier row of its key is unpublished (pending,
-    being published by another relay, waiting for its retry, or failed): so a key's rows
+    being published by another relay, waiting for its retry, or failed; but not one the
+    broker returned unroutable, which no consumer waits for): so a key's rows
     go out one at a time, each after the one before it was confirmed and marked, and a
     batch holds at most one row per key. Rows of other keys, and unkeyed rows, are not
     held. A relay killed mid-batch rolls back: its rows, the earliest of their keys,
@@ -45,6 +46,11 @@ def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
         earlier.c.message_key == outbox.c.message_key,
         earlier.c.key_sequence < outbox.c.key_sequence,
         earlier.c.published_at.is_(None),
+        # Returned unroutable: no queue is bound to its event, so no consumer can be
+        # waiting for it; the key's later rows go on (each consumer waits only for the
+        # earlier messages of the types it reads, x-key-previous). If a queue is bound
+        # later, the row is published then, and that consumer applies it first.
+        earlier.c.unroutable_since.is_(None),
     )
     return (
         select(
@@ -63,6 +69,7 @@ def claim_statement(outbox: Table, batch_size: int) -> Select[Any]:
             outbox.c.last_error.like(f"{NACKED_PREFIX}%").label("nacked_before"),
             outbox.c.message_key,
             outbox.c.key_sequence,
+            cast(outbox.c.key_previous, Text).label("key_previous"),
         )
         .where(
             outbox.c.published_at.is_(None),
@@ -184,6 +191,9 @@ def outgoing_messages(
                 # the database's numbering.
                 headers[KEY_HEADER] = row.message_key
                 headers[SEQUENCE_HEADER] = row.key_sequence
+                previous = previous_by_type(row.key_previous, row.key_sequence)
+                if previous is not None:
+                    headers[PREVIOUS_HEADER] = previous
             messages.append(
                 OutgoingMessage(
                     message_id=row.id,
@@ -195,6 +205,25 @@ def outgoing_messages(
                 )
             )
     return messages, unreadable
+
+
+def previous_by_type(stored: str | None, sequence: int) -> dict[str, int] | None:
+    """The ``x-key-previous`` table from a row's ``key_previous`` map (its JSON text,
+    ``{type: [last, the one before]}``, as the row was numbered): each type's last
+    sequence before ``sequence``. None when the row has no map (numbered before there was
+    one): the consumer then waits for every earlier sequence, as it did."""
+    if stored is None:
+        return None
+    previous: dict[str, int] = {}
+    try:
+        for event_type, places in json.loads(stored).items():
+            last, before = places[0], places[1]
+            place = before if last == sequence else last
+            if place is not None:
+                previous[str(event_type)] = int(place)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None  # not the trigger's map: the consumer waits for every earlier one
+    return previous
 
 
 @dataclass(frozen=True)

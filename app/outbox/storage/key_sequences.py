@@ -7,6 +7,12 @@ commit (or rollback) before it takes the next number: a key's sequence is the or
 transactions commit in, whatever their ids or clocks say. SQLite has one writer at a time,
 so there the order is given anyway. Rows without a key are left alone (the trigger's WHEN).
 
+The counter row also keeps, per event type of the key, its last two sequences
+(``last_by_type``: ``{"OrderPlaced": [3, 1], …}``), and the row gets that map as it stands
+once numbered (``key_previous``). A consumer that reads only some of a key's event types
+learns from it which earlier sequence of *its* types comes just before (the relay sends it
+as ``x-key-previous``): it waits for that one, not for messages it will never receive.
+
 PostgreSQL sets the number before the row is written (a BEFORE trigger may change NEW);
 SQLite cannot change NEW, so its AFTER trigger updates the row it just inserted.
 """
@@ -53,14 +59,59 @@ END
 )
 _SQLITE_DROP = ("DROP TRIGGER IF EXISTS {outbox}_key_sequence",)
 
-CREATE = {"postgresql": _POSTGRES_CREATE, "sqlite": _SQLITE_CREATE}
+# Version 6: the per-type map too. In ON CONFLICT's SET, "counter" is the row as it was.
+_POSTGRES_CREATE_6 = (
+    """
+CREATE FUNCTION {outbox}_key_sequence() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO {keys} AS counter (message_key, last_sequence, last_by_type)
+    VALUES (NEW.message_key, 1, jsonb_build_object(NEW.event_type, jsonb_build_array(1, NULL)))
+    ON CONFLICT (message_key) DO UPDATE SET
+        last_sequence = counter.last_sequence + 1,
+        last_by_type = coalesce(counter.last_by_type, '{{}}'::jsonb) || jsonb_build_object(
+            NEW.event_type,
+            jsonb_build_array(counter.last_sequence + 1,
+                              counter.last_by_type -> NEW.event_type -> 0))
+    RETURNING counter.last_sequence, counter.last_by_type
+    INTO NEW.key_sequence, NEW.key_previous;
+    RETURN NEW;
+END $$
+""",
+    _POSTGRES_CREATE[1],
+)
+_SQLITE_CREATE_6 = (
+    """
+CREATE TRIGGER {outbox}_key_sequence AFTER INSERT ON {outbox}
+FOR EACH ROW WHEN NEW.message_key IS NOT NULL
+BEGIN
+    INSERT INTO {keys} (message_key, last_sequence, last_by_type)
+    VALUES (NEW.message_key, 1, json_object(NEW.event_type, json_array(1, NULL)))
+    ON CONFLICT (message_key) DO UPDATE SET
+        last_sequence = last_sequence + 1,
+        last_by_type = json_patch(coalesce(last_by_type, '{{}}'), json_object(
+            NEW.event_type,
+            json_array(last_sequence + 1, (
+                SELECT json_extract(value, '$[0]') FROM json_each(coalesce(last_by_type, '{{}}'))
+                WHERE key = NEW.event_type))));
+    UPDATE {outbox} SET
+        key_sequence = (SELECT last_sequence FROM {keys} WHERE message_key = NEW.message_key),
+        key_previous = (SELECT last_by_type FROM {keys} WHERE message_key = NEW.message_key)
+    WHERE id = NEW.id;
+END
+""",
+)
+
+CREATE = {"postgresql": _POSTGRES_CREATE_6, "sqlite": _SQLITE_CREATE_6}
+CREATE_5 = {"postgresql": _POSTGRES_CREATE, "sqlite": _SQLITE_CREATE}
 DROP = {"postgresql": _POSTGRES_DROP, "sqlite": _SQLITE_DROP}
 
 
-def create_statements(dialect: str, outbox: str, keys: str) -> list[str]:
+def create_statements(dialect: str, outbox: str, keys: str, *, version: int = 6) -> list[str]:
     """The statements that make the trigger on ``outbox`` (counters in ``keys``) for the
-    database ``dialect`` (``"postgresql"`` or ``"sqlite"``; ValueError otherwise)."""
-    return [statement.format(outbox=outbox, keys=keys) for statement in _known(CREATE, dialect)]
+    database ``dialect`` (``"postgresql"`` or ``"sqlite"``; ValueError otherwise), as
+    schema ``version`` 5 (numbers only) or 6 (numbers and the per-type map) made it."""
+    chosen = CREATE_5 if version == 5 else CREATE
+    return [statement.format(outbox=outbox, keys=keys) for statement in _known(chosen, dialect)]
 
 
 def drop_statements(dialect: str, outbox: str) -> list[str]:

@@ -26,7 +26,13 @@ from alembic import op
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.storage import key_sequences
 from cloudcrm_outbox.storage.clock import db_now
-from cloudcrm_outbox.storage.tables import FAILED, KEYED_UNPUBLISHED, MAX_KEY_LENGTH, PENDING
+from cloudcrm_outbox.storage.tables import (
+    FAILED,
+    JSON_MAP,
+    KEYED_UNPUBLISHED,
+    MAX_KEY_LENGTH,
+    PENDING,
+)
 
 
 def create_outbox_and_inbox(names: MessagingNames = DEFAULT_NAMES) -> None:
@@ -171,7 +177,7 @@ def add_message_keys(names: MessagingNames = DEFAULT_NAMES) -> None:
         postgresql_where=KEYED_UNPUBLISHED,
         sqlite_where=KEYED_UNPUBLISHED,
     )
-    for statement in key_sequences.create_statements(_dialect(), outbox, keys):
+    for statement in key_sequences.create_statements(_dialect(), outbox, keys, version=5):
         op.execute(statement)
 
 
@@ -187,16 +193,26 @@ def drop_message_keys(names: MessagingNames = DEFAULT_NAMES) -> None:
 
 
 def add_inbox_key_order(names: MessagingNames = DEFAULT_NAMES) -> None:
-    """Version 6: the inbox's key gate. ``{inbox}_keys`` (each consumer's next sequence per
-    key) and ``{inbox}_parked`` (keyed messages that came before their turn). Messages
-    already applied stay as they are; a key met for the first time starts at sequence 1."""
+    """Version 6: keyed events, the consumer's side. The outbox's per-type map
+    (``{outbox}_keys.last_by_type``, ``outbox.key_previous``, and the trigger that keeps
+    them: storage.key_sequences), the inbox's key gate: ``{inbox}_keys`` (the last sequence
+    each consumer applied per key) and ``{inbox}_parked`` (keyed messages that came
+    before their turn). Rows and messages already there stay as they are; a key met for
+    the first time starts from nothing applied."""
+    outbox, outbox_keys = names.outbox_table, f"{names.outbox_table}_keys"
+    op.add_column(outbox, sa.Column("key_previous", JSON_MAP))
+    op.add_column(outbox_keys, sa.Column("last_by_type", JSON_MAP))
+    for statement in key_sequences.drop_statements(_dialect(), outbox):
+        op.execute(statement)
+    for statement in key_sequences.create_statements(_dialect(), outbox, outbox_keys):
+        op.execute(statement)
     inbox = names.inbox_table
     keys, parked = f"{inbox}_keys", f"{inbox}_parked"
     op.create_table(
         keys,
         sa.Column("consumer", sa.String(length=100), nullable=False),
         sa.Column("message_key", sa.String(length=MAX_KEY_LENGTH), nullable=False),
-        sa.Column("next_sequence", sa.BigInteger(), nullable=False),
+        sa.Column("applied_sequence", sa.BigInteger(), nullable=False),
         sa.Column("dead_letter_id", sa.Uuid(), nullable=True),
         sa.Column("dead_letter_sequence", sa.BigInteger(), nullable=True),
         sa.Column("dead_lettered_at", sa.DateTime(timezone=True), nullable=True),
@@ -207,6 +223,7 @@ def add_inbox_key_order(names: MessagingNames = DEFAULT_NAMES) -> None:
         sa.Column("consumer", sa.String(length=100), nullable=False),
         sa.Column("message_key", sa.String(length=MAX_KEY_LENGTH), nullable=False),
         sa.Column("key_sequence", sa.BigInteger(), nullable=False),
+        sa.Column("predecessor", sa.BigInteger(), nullable=True),
         sa.Column("message_id", sa.Uuid(), nullable=False),
         sa.Column("event_type", sa.String(length=200), nullable=True),
         sa.Column("payload", sa.JSON(), nullable=True),
@@ -221,6 +238,17 @@ def add_inbox_key_order(names: MessagingNames = DEFAULT_NAMES) -> None:
 def drop_inbox_key_order(names: MessagingNames = DEFAULT_NAMES) -> None:
     op.drop_table(f"{names.inbox_table}_parked")
     op.drop_table(f"{names.inbox_table}_keys")
+    outbox, outbox_keys = names.outbox_table, f"{names.outbox_table}_keys"
+    # The trigger first: SQLite rebuilds the tables, which it refuses while a trigger
+    # names one of them.
+    for statement in key_sequences.drop_statements(_dialect(), outbox):
+        op.execute(statement)
+    with op.batch_alter_table(outbox_keys) as batch:
+        batch.drop_column("last_by_type")
+    with op.batch_alter_table(outbox) as batch:
+        batch.drop_column("key_previous")
+    for statement in key_sequences.create_statements(_dialect(), outbox, outbox_keys, version=5):
+        op.execute(statement)
 
 
 def _dialect() -> str:

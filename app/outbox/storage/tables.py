@@ -29,6 +29,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import registry
 
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
@@ -51,6 +52,8 @@ FAILED = text("failed_at IS NOT NULL")
 KEYED_UNPUBLISHED = text("message_key IS NOT NULL AND published_at IS NULL")
 # The longest message key (the column's length; add_event refuses a longer one).
 MAX_KEY_LENGTH = 200
+# A key's per-type map (storage.key_sequences): jsonb on PostgreSQL, whose || merges.
+JSON_MAP = JSON().with_variant(JSONB(), "postgresql")
 
 
 def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
@@ -81,6 +84,9 @@ def outbox_table(metadata: MetaData, name: str = "outbox") -> Table:
         # the writing transactions commit in.
         Column("message_key", String(MAX_KEY_LENGTH)),
         Column("key_sequence", BigInteger),
+        # The key's per-type map once this row was numbered: {event type: [its last
+        # sequence, the one before]}; the relay sends what came before it (x-key-previous).
+        Column("key_previous", JSON_MAP),
         PrimaryKeyConstraint("id"),
         Index(f"ix_{name}_pending", "next_attempt_at", postgresql_where=PENDING,
               sqlite_where=PENDING),
@@ -104,6 +110,7 @@ def keys_table(metadata: MetaData, outbox_name: str = "outbox") -> Table:
         metadata,
         Column("message_key", String(MAX_KEY_LENGTH), nullable=False),
         Column("last_sequence", BigInteger, nullable=False),
+        Column("last_by_type", JSON_MAP),
         PrimaryKeyConstraint("message_key"),
     )
 
@@ -125,8 +132,8 @@ def inbox_table(metadata: MetaData, name: str = "inbox") -> Table:
 
 
 def inbox_keys_table(metadata: MetaData, inbox_name: str = "inbox") -> Table:
-    """Where each consumer stands in each message key (``{inbox_name}_keys``): the next
-    sequence it may apply (1 for a key it has not met). The inbox's key gate locks a key's
+    """Where each consumer stands in each message key (``{inbox_name}_keys``): the last
+    sequence it applied (0 for a key it has not met). The inbox's key gate locks a key's
     row while it applies the key's messages, so two consumers never apply one key at once.
     ``dead_letter_*``: the message of the key that was dead-lettered last and not applied
     since (the key's later messages wait parked behind it), for the operator."""
@@ -135,7 +142,7 @@ def inbox_keys_table(metadata: MetaData, inbox_name: str = "inbox") -> Table:
         metadata,
         Column("consumer", String(100), nullable=False),
         Column("message_key", String(MAX_KEY_LENGTH), nullable=False),
-        Column("next_sequence", BigInteger, nullable=False),
+        Column("applied_sequence", BigInteger, nullable=False),
         Column("dead_letter_id", Uuid),
         Column("dead_letter_sequence", BigInteger),
         Column("dead_lettered_at", DateTime(timezone=True)),
@@ -145,15 +152,19 @@ def inbox_keys_table(metadata: MetaData, inbox_name: str = "inbox") -> Table:
 
 def inbox_parked_table(metadata: MetaData, inbox_name: str = "inbox") -> Table:
     """Keyed messages that arrived before their turn (``{inbox_name}_parked``): acked,
-    kept here with their decoded body, and applied by the key gate once the key's next
-    sequence reaches them. A row without an ``event_type`` is a skip: the operator purged
-    that sequence's dead letter, so the key moves past it without applying anything."""
+    kept here with their decoded body, and applied by the key gate once the key's
+    applied sequence reaches their predecessor. A row without an ``event_type`` is a skip:
+    the operator purged that sequence's dead letter, so the key moves past it without
+    applying anything."""
     return Table(
         f"{inbox_name}_parked",
         metadata,
         Column("consumer", String(100), nullable=False),
         Column("message_key", String(MAX_KEY_LENGTH), nullable=False),
         Column("key_sequence", BigInteger, nullable=False),
+        # The sequence of the key's message this consumer applies just before it (None
+        # for a skip: worked out from ``payload``, the dead letter's x-key-previous).
+        Column("predecessor", BigInteger),
         Column("message_id", Uuid, nullable=False),
         Column("event_type", String(200)),
         Column("payload", JSON),

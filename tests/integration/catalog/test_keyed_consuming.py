@@ -9,6 +9,7 @@ import json
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
@@ -69,25 +70,26 @@ async def test_one_active_consumer_per_partition_and_a_takeover_keeps_each_order
     orders = [uuid.uuid4() for _ in range(40)]
     first_half = [m for order in orders[:20] for m in placed_and_cancelled(product, order)]
     second_half = [m for order in orders[20:] for m in placed_and_cancelled(product, order)]
-    async with running_consumer(catalog_db, broker, after_commit=recorder("second"), prefetch=5):
-        async with running_consumer(catalog_db, broker, after_commit=recorder("first"), prefetch=5):
-            await publish(broker, first_half, routing_key=keyed_route)
-            await wait_until(lambda: settled(catalog_db, 40))
-        # The first consumer is gone: the second is now the active one of every partition.
+    async with AsyncExitStack() as second_running:
+        first_running = AsyncExitStack()
+        # Subscribed first: RabbitMQ makes "first" the active consumer of every partition.
+        await first_running.enter_async_context(
+            running_consumer(catalog_db, broker, after_commit=recorder("first"), prefetch=5)
+        )
+        await second_running.enter_async_context(
+            running_consumer(catalog_db, broker, after_commit=recorder("second"), prefetch=5)
+        )
+        await publish(broker, first_half, routing_key=keyed_route)
+        await wait_until(lambda: settled(catalog_db, 40))
+        await first_running.aclose()  # the active one goes: "second" takes every partition
         await publish(broker, second_half, routing_key=keyed_route)
         await wait_until(lambda: settled(catalog_db, 80))
 
-    ids_of = {props["message_id"]: props["headers"]["x-message-key"]
+    key_of = {props["message_id"]: props["headers"]["x-message-key"]
               for _, props in first_half + second_half}  # fmt: skip
-    keys_of = {name: {ids_of[str(i)] for i in ids if str(i) in ids_of}
-               for name, ids in by_consumer.items()}  # fmt: skip
-    # While both ran, each partition had one active consumer: no key was split between them.
-    assert (
-        not keys_of.get("first", set())
-        & keys_of.get("second", set())
-        & {str(order) for order in orders[:20]}
-    )
-    assert {str(order) for order in orders[20:]} <= keys_of["second"]
+    keys_of = {name: {key_of[str(i)] for i in ids} for name, ids in by_consumer.items()}
+    assert keys_of["first"] == {str(order) for order in orders[:20]}  # the active one's
+    assert keys_of["second"] == {str(order) for order in orders[20:]}  # after the takeover
     assert await stock_of(catalog_db, product) == 1000
     assert await outcome_counts(catalog_db) == {"applied": 80}
 

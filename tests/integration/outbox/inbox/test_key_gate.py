@@ -11,6 +11,7 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -146,17 +147,20 @@ async def test_a_skipped_place_releases_the_rest(engine: AsyncEngine) -> None:
         await inbox.process([keyed(key, place)])
     async with make_sessionmaker(engine)() as session:
         row = (await session.execute(select(TABLES.inbox_keys))).one()
-    assert (row.next_sequence, row.dead_letter_id, row.dead_letter_sequence) == (
-        2, poison.message_id, 2)
+    assert (row.applied_sequence, row.dead_letter_id, row.dead_letter_sequence) == (
+        1,
+        poison.message_id,
+        2,
+    )
     assert await inbox.release_parked() == {}  # nothing's turn has come
     async with make_sessionmaker(engine)() as session, session.begin():
-        assert await inbox.gate.skip(session, str(key), [2]) == 1
+        assert await inbox.gate.skip(session, str(key), {2: None}) == 1
     released = await inbox.release_parked()
     assert sorted(released.values()) == [APPLIED, APPLIED]
     assert handler.order_of(key) == [1, 3, 4]
     async with make_sessionmaker(engine)() as session:
         row = (await session.execute(select(TABLES.inbox_keys))).one()
-    assert (row.next_sequence, row.dead_letter_id) == (5, None)
+    assert (row.applied_sequence, row.dead_letter_id) == (4, None)
     assert await parked_rows(engine) == 0
 
 
@@ -223,3 +227,19 @@ async def test_two_consumers_of_one_key_never_interleave(outbox_db: str) -> None
         await engine.dispose()
     for key in keys:
         assert [place for k, place in rows if k == str(key)] == list(range(1, 21))
+
+
+async def test_a_consumer_of_some_types_waits_only_for_its_own(engine: AsyncEngine) -> None:
+    """The key's messages 1 and 3 are of a type this consumer does not read: its message 4
+    names 2 as its predecessor (x-key-previous), so 2 and 4 are applied, never parked
+    waiting for 1 or 3; a message whose own predecessor is missing still waits."""
+    handler = Applied()
+    inbox = processor(engine, handler)
+    key = new_key()
+    second = replace(keyed(key, 2), predecessor=0)  # the first of the key this one reads
+    fourth = replace(keyed(key, 4), predecessor=2)
+    assert await inbox.process([fourth]) == {fourth.message_id: PARKED}  # 2 has not come
+    outcomes = await inbox.process([second])
+    assert outcomes == {second.message_id: APPLIED, fourth.message_id: APPLIED}
+    assert handler.order_of(key) == [2, 4]
+    assert await parked_rows(engine) == 0

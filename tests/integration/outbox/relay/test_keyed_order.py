@@ -18,14 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox import add_event, write_events
 from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
-from cloudcrm_outbox.events import KEY_HEADER, SEQUENCE_HEADER
+from cloudcrm_outbox.events import KEY_HEADER, PREVIOUS_HEADER, SEQUENCE_HEADER
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from tests.integration.outbox.conftest import placed
-from tests.support.events import create_outbox_schema
+from tests.support.events import OrderCancelled, create_outbox_schema
 
 pytestmark = pytest.mark.postgres
+
+
+def cancelled() -> OrderCancelled:
+    return OrderCancelled(order_id=uuid.uuid4())
 
 
 class RecordingBroker:
@@ -115,6 +119,29 @@ async def test_each_key_is_numbered_from_one_and_unkeyed_rows_are_not(engine: As
     assert [numbered[i] for i in other] == [("order-2", 1), ("order-2", 2)]
     assert numbered[loose[0]] == (None, None)
     assert [numbered[e.event_id] for e in events] == [("order-2", 3), ("order-1", 4), (None, None)]
+
+
+async def test_each_message_names_each_types_last_sequence_before_it(engine: AsyncEngine) -> None:
+    """x-key-previous: a consumer of some of the key's types learns which earlier message
+    of its own types comes just before, and waits for that one only."""
+    sessions = make_sessionmaker(engine)
+    kinds = [placed(), cancelled(), placed(), placed(), cancelled()]
+    for event in kinds:
+        async with sessions() as session, session.begin():
+            add_event(session, event, key="order-9")
+    broker = RecordingBroker()
+    relaying = relay(engine, broker)
+    while (await relaying.relay_batch()).claimed:
+        pass
+    sent = [(m.headers[SEQUENCE_HEADER], m.event_type, m.headers[PREVIOUS_HEADER])
+            for m in broker.received]  # fmt: skip
+    assert sent == [
+        (1, "OrderPlaced", {}),
+        (2, "OrderCancelled", {"OrderPlaced": 1}),
+        (3, "OrderPlaced", {"OrderPlaced": 1, "OrderCancelled": 2}),
+        (4, "OrderPlaced", {"OrderPlaced": 3, "OrderCancelled": 2}),
+        (5, "OrderCancelled", {"OrderPlaced": 4, "OrderCancelled": 2}),
+    ]
 
 
 async def test_a_key_goes_out_one_row_per_batch_in_its_order(engine: AsyncEngine) -> None:

@@ -99,3 +99,40 @@ async def test_a_poison_stops_only_its_key_until_replayed_by_key(tmp_path: Path)
     finally:
         await broker.close()
         await engine.dispose()
+
+
+class StepUndone(IntegrationEvent):
+    event_name: ClassVar[str] = "StepUndone"
+    key_field: ClassVar[str | None] = "key"
+    key: str
+    step: int
+
+
+async def test_a_consumer_of_some_of_a_keys_types_is_never_left_waiting(tmp_path: Path) -> None:
+    """The producer writes a key's StepTaken and StepUndone events in turn; a consumer that
+    reads only StepUndone gets every one of them, in order, and parks none waiting for the
+    StepTaken it never receives."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'steps.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(create_outbox_schema)
+    undone: list[int] = []
+
+    async def record(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+        undone.extend(event.step for event in events if isinstance(event, StepUndone))
+        return [APPLIED] * len(events)
+
+    producer = MessagingService("producer", engine)
+    partial = MessagingService("partial", engine, [Subscription(event=StepUndone, handle=record)])
+    sessions = make_sessionmaker(engine)
+    for step in range(1, 7):
+        async with sessions() as session, session.begin():
+            add_event(session, StepTaken(key="k", step=step))
+            add_event(session, StepUndone(key="k", step=step))
+    broker = embedded_broker()
+    try:
+        drained = await drain(broker, [producer, partial], timeout=20)
+    finally:
+        await broker.close()
+        await engine.dispose()
+    assert undone == [1, 2, 3, 4, 5, 6]
+    assert drained.applied == {"partial": 6} and drained.parked == {"partial": 0}
