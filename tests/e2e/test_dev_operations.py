@@ -106,7 +106,11 @@ def test_failed_rows_dead_letters_and_poison_through_dev_admin_api(tmp_path: Pat
         }
         purged = API.post(f"{admin}/catalog/dlq/purge", json={"ids": [first]}).json()
         assert purged == {
-            "purged": 1, "ids": [first], "notFound": [], "remaining": 1, "releasedPlaces": 0
+            "purged": 1,
+            "ids": [first],
+            "notFound": [],
+            "remaining": 1,
+            "releasedPlaces": 0,
         }
         gone = API.post(f"{admin}/catalog/dlq/purge", json={"ids": [first]}).json()
         assert gone["purged"] == 0 and gone["notFound"] == [first]
