@@ -217,7 +217,11 @@ async def test_every_key_applied_in_order_through_kills_duplicates_and_poison(
     try:
         for key in poisoned:
             result = await admin.replay_dead_letters(SERVICE, DeadLetterSelection(message_key=key))
-            assert len(result.replayed) == 1, (key, result)
+            # One poison message; a second copy of it (an injected duplicate, or a kill
+            # between its dead letter and its ack) is dead-lettered too, and replayed as
+            # harmlessly: the inbox applies it once.
+            assert result.replayed and not result.left, (key, result)
+            assert len({letter.message_id for letter in result.replayed}) == 1, (key, result)
     finally:
         await admin.close()
 
