@@ -206,14 +206,14 @@ async def _park(
     try:
         async with engine.begin() as connection:
             await connection.execute(INBOX_KEYS.insert().values(
-                consumer="catalog", message_key=key, next_sequence=next_sequence,
+                consumer="catalog", message_key=key, applied_sequence=next_sequence - 1,
                 dead_letter_id=dead_letter,
                 dead_letter_sequence=next_sequence if dead_letter else None,
                 dead_lettered_at=since if dead_letter else None,
             ))  # fmt: skip
             await connection.execute(INBOX_PARKED.insert(), [
                 {"consumer": "catalog", "message_key": key, "key_sequence": sequence,
-                 "message_id": uuid.uuid4(), "event_type": "OrderCancelled",
+                 "predecessor": sequence - 1, "message_id": uuid.uuid4(), "event_type": "OrderCancelled",
                  "payload": {"orderId": str(uuid.uuid4())}, "traceparent": None,
                  "parked_at": since}
                 for sequence in parked

@@ -147,15 +147,42 @@ async def read_key_status(
     consumer: str | None = None,
     gap_alert_seconds: float = DEFAULT_GAP_ALERT_SECONDS,
 ) -> KeyStatus:
-    """The figures of ``KeyStatus`` (of ``consumer``'s keys, when given)."""
-    waiting = await waiting_keys(engine, names=names, consumer=consumer, limit=1_000_000)
+    """The figures of ``KeyStatus`` (of ``consumer``'s keys, when given), counted by the
+    database (one row per waiting key is grouped there, none comes back)."""
+    tables = outbox_tables(names)
+    parked, keys = tables.parked.c, tables.inbox_keys.c
+    per_key = (
+        select(
+            func.count(parked.event_type).label("parked"),
+            func.min(parked.parked_at).label("oldest"),
+            keys.dead_letter_id.label("dead_letter_id"),
+        )
+        .join(
+            tables.inbox_keys,
+            and_(keys.consumer == parked.consumer, keys.message_key == parked.message_key),
+        )
+        .group_by(parked.consumer, parked.message_key, keys.dead_letter_id)
+        .having(func.count(parked.event_type) > 0)
+    )
+    if consumer is not None:
+        per_key = per_key.where(parked.consumer == consumer)
+    waiting = per_key.subquery()
+    late = and_(
+        waiting.c.dead_letter_id.is_(None), waiting.c.oldest < db_now_plus(-gap_alert_seconds)
+    )
+    figures = select(
+        func.coalesce(func.sum(waiting.c.parked), 0),
+        func.count(),
+        func.count().filter(late),
+        func.count(waiting.c.dead_letter_id),
+    )
+    async with engine.connect() as connection:
+        parked_count, waiting_count, gaps, dead = (await connection.execute(figures)).one()
     return KeyStatus(
-        parked=sum(k.parked for k in waiting),
-        waiting_keys=len(waiting),
-        gaps=sum(
-            1 for k in waiting if k.dead_letter_id is None and k.waiting_seconds > gap_alert_seconds
-        ),
-        dead_lettered_keys=sum(1 for k in waiting if k.dead_letter_id is not None),
+        parked=int(parked_count),
+        waiting_keys=int(waiting_count),
+        gaps=int(gaps),
+        dead_lettered_keys=int(dead),
     )
 
 
@@ -217,20 +244,23 @@ async def watch_parked(
 async def _report(
     engine: AsyncEngine, consumer: str, names: MessagingNames, gap_alert_seconds: float
 ) -> None:
-    waiting = await waiting_keys(engine, names=names, consumer=consumer, limit=1_000_000)
-    gaps = [
-        k for k in waiting if k.dead_letter_id is None and k.waiting_seconds > gap_alert_seconds
-    ]
-    INBOX_PARKED.labels(consumer).set(sum(k.parked for k in waiting))
-    INBOX_KEY_GAPS.labels(consumer).set(len(gaps))
-    if gaps:
+    status = await read_key_status(
+        engine, names=names, consumer=consumer, gap_alert_seconds=gap_alert_seconds
+    )
+    INBOX_PARKED.labels(consumer).set(status.parked)
+    INBOX_KEY_GAPS.labels(consumer).set(status.gaps)
+    if status.gaps:
+        # The longest waiting first: the log names a few, the gauge counts them all.
+        waiting = await waiting_keys(engine, names=names, consumer=consumer, limit=50)
+        gaps = [k for k in waiting
+                if k.dead_letter_id is None and k.waiting_seconds > gap_alert_seconds]  # fmt: skip
         logger.warning(
             "keys wait for a message that has not come (run `outbox republish --key` on the "
             "producer)",
             extra={
                 "consumer": consumer,
-                "gaps": len(gaps),
+                "gaps": status.gaps,
                 "keys": ", ".join(f"{k.key[:80]}@{k.next_sequence}" for k in gaps[:5]),
-                "longest_s": max(k.waiting_seconds for k in gaps),
+                "longest_s": max((k.waiting_seconds for k in gaps), default=None),
             },
         )
