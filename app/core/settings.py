@@ -224,6 +224,12 @@ class Settings(BaseSettings):
     inbox_gap_alert_seconds: float = Field(default=60.0, gt=0, le=86_400)
     """A key that has waited this long for a missing message (not a dead letter) is a gap:
     a warning, the `inbox_key_gaps` gauge and `outbox status` say so."""
+    # A consumer bound after a key's first messages (or upgraded from before keys were
+    # kept) would wait for them for ever: this starts such keys where it met them.
+    inbox_start_keys_after_seconds: float | None = Field(default=None, gt=0, le=86_400)
+    """Unset: a key this consumer has applied nothing of waits for its earlier messages (a gap,
+    reported). Set: such a key waiting this long is started where this consumer met it (for a
+    consumer added to a running system, or upgraded; its earlier messages are not awaited)."""
     # Deliveries after which the consumer dead-letters a message that keeps failing,
     # counted by the quorum queue (x-delivery-count), so consumer crashes and restarts
     # count too, hence generous. Not a queue argument: a new value applies at restart.

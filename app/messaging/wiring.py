@@ -84,6 +84,7 @@ def consumer_config(settings: Settings) -> ConsumerProcessConfig:
             answer_timeout_seconds=settings.database_answer_timeout_seconds,
             publishers=event_publishers(settings),
             gap_alert_seconds=settings.inbox_gap_alert_seconds,
+            start_keys_after_seconds=settings.inbox_start_keys_after_seconds,
         ),
         retention=retention_policy(settings, settings.inbox_retention_seconds),
         lock_timeout_seconds=settings.consumer_lock_timeout_seconds,

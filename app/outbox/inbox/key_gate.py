@@ -12,7 +12,15 @@ transaction the gate sorts each keyed message into one of three:
   parked messages that then follow, in sequence order;
 - **parked**: it came early (its predecessor is missing, failing, or dead-lettered): kept
   in ``{inbox}_parked`` with its decoded body, acked, and applied once the key reaches it;
-- **stale**: its sequence is not above the key's applied one: applied before (a duplicate).
+- **late**: its sequence is not above the key's applied one. Usually a copy of a message
+  applied before, which the inbox then skips by its id; if the inbox has no row for it
+  (a place the key was started past, see ``start_waiting_keys``), it is applied now, late
+  rather than never, and the processor says so.
+
+A key the consumer has never applied anything of, whose first messages wait for longer
+than the gap alert, is **started** at them (``start_waiting_keys``): the messages before
+them were published before this consumer's queue was bound, or before the producer
+numbered its types (an upgrade), and will not come.
 
 The key's row is locked (``SELECT … FOR UPDATE``, keys in sorted order so that two batches
 never wait on each other in a cycle) for the transaction, so two consumers of one key,
@@ -29,12 +37,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.logs import library_logger
-from cloudcrm_outbox.storage.clock import db_now
+from cloudcrm_outbox.storage.clock import db_now, db_now_plus
 from cloudcrm_outbox.storage.store import OutboxStore
 from cloudcrm_outbox.storage.tables import OutboxTables
 from cloudcrm_outbox.subscriptions import Subscription
@@ -61,12 +69,13 @@ class GatePlan:
     """What the gate made of a batch's keyed messages (see the module's docstring).
 
     ``ready``: to apply now, each key's in sequence order; ``parked``: to keep for later;
-    ``stale``: behind their key (duplicates); ``applied_sequence``: each moved key's last
-    applied sequence once ``ready`` is applied."""
+    ``late``: behind their key (copies of applied messages, but for the inbox to say);
+    ``applied_sequence``: each moved key's last applied sequence once ``ready`` is
+    applied."""
 
     ready: list[Decoded] = field(default_factory=list)
     parked: list[Decoded] = field(default_factory=list)
-    stale: list[Decoded] = field(default_factory=list)
+    late: list[Decoded] = field(default_factory=list)
     applied_sequence: dict[str, int] = field(default_factory=dict)
 
 
@@ -106,7 +115,7 @@ class KeyGate:
             if message.sequence > applied_of[message.key]:
                 arrived.setdefault(message.key, {}).setdefault(message.sequence, message)
             else:
-                plan.stale.append(message)
+                plan.late.append(message)
         moving = [k for k in keys if k in wake or self._may_move(arrived.get(k), applied_of[k])]
         waiting = await self._parked_from(session, moving, applied_of) if moving else {}
         for key in keys:
@@ -203,6 +212,41 @@ class KeyGate:
             .limit(limit)
         )
         return list((await session.scalars(query)).all())
+
+    async def start_waiting_keys(self, session: AsyncSession, waited_seconds: float) -> int:
+        """Start the keys this consumer has applied nothing of and whose parked messages
+        have waited longer than ``waited_seconds`` (database clock) at the earliest place
+        they wait for: the messages before were never going to reach this consumer (its
+        queue was bound after them, or they were applied before the key gate kept count).
+        Returns how many keys were started; ``due_keys`` then releases their messages."""
+        parked, keys = self._parked.c, self._keys.c
+        mine = and_(
+            parked.consumer == keys.consumer,
+            parked.message_key == keys.message_key,
+            parked.event_type.is_not(None),
+        )
+        started = await session.execute(
+            update(self._keys)
+            .where(keys.consumer == self._consumer, keys.applied_sequence == 0)
+            .where(
+                exists().where(mine, parked.parked_at < db_now_plus(-waited_seconds)),
+            )
+            .values(
+                applied_sequence=select(func.min(parked.predecessor))
+                .where(mine)
+                .scalar_subquery()
+            )
+            .returning(keys.message_key)
+        )
+        names = list(started.scalars())
+        if names:
+            logger.warning(
+                "keys started where this consumer first met them: the messages before were "
+                "not received (a queue bound after them, or applied before keys were kept)",
+                extra={"consumer": self._consumer, "keys": len(names),
+                       "first": ", ".join(name[:80] for name in names[:5])},
+            )  # fmt: skip
+        return len(names)
 
     async def record_dead_letter(
         self, session: AsyncSession, key: str, sequence: int, message_id: uuid.UUID | None

@@ -209,6 +209,8 @@ class ParkedReleaser(Protocol):
 
     async def release_parked(self, limit: int = 100) -> dict[uuid.UUID, str]: ...
 
+    async def start_waiting_keys(self, waited_seconds: float) -> int: ...
+
 
 async def watch_parked(
     processor: ParkedReleaser,
@@ -219,12 +221,15 @@ async def watch_parked(
     names: MessagingNames = DEFAULT_NAMES,
     interval_seconds: float = 1.0,
     gap_alert_seconds: float = DEFAULT_GAP_ALERT_SECONDS,
+    start_keys_after_seconds: float | None = None,
 ) -> None:
     """Until ``stop``: every ``interval_seconds``, apply the parked messages whose turn has
     come; every ``gap_alert_seconds`` / 4 (at least the interval), set the gauges
     ``inbox_parked_messages`` and ``inbox_key_gaps`` and log a warning naming the keys
-    whose gap is older than ``gap_alert_seconds``. A database error is logged and tried
-    again next time: the watch never ends the consumer."""
+    whose gap is older than ``gap_alert_seconds``; with ``start_keys_after_seconds``,
+    start the keys met mid-way that waited that long (``KeyGate.start_waiting_keys``).
+    A database error is logged and tried again next time: the watch never ends the
+    consumer."""
     report_every = max(interval_seconds, gap_alert_seconds / 4)
     next_report = 0.0
     loop = asyncio.get_running_loop()
@@ -235,6 +240,9 @@ async def watch_parked(
                     INBOX_PROCESSED.labels(consumer, outcome).inc()
             if loop.time() >= next_report:
                 next_report = loop.time() + report_every
+                after = start_keys_after_seconds
+                if after is not None and await processor.start_waiting_keys(after):
+                    continue  # release what they hold first, then report
                 await _report(engine, consumer, names, gap_alert_seconds)
         except Exception as exc:  # the database away: the consumer says so; retry later
             logger.warning("parked messages could not be checked", extra={"error": repr(exc)[:300]})

@@ -83,6 +83,9 @@ class ConsumerPolicy:
     # operator's purge) are looked for this often.
     gap_alert_seconds: float = 60.0
     parked_check_seconds: float = 1.0
+    # A key this consumer has applied nothing of, waiting this long at its first messages,
+    # is started there (None: never; the gap is reported and waits for the operator).
+    start_keys_after_seconds: float | None = None
 
     def __post_init__(self) -> None:
         require_counts(
@@ -98,6 +101,7 @@ class ConsumerPolicy:
             answer_timeout_seconds=self.answer_timeout_seconds,
             gap_alert_seconds=self.gap_alert_seconds,
             parked_check_seconds=self.parked_check_seconds,
+            start_keys_after_seconds=self.start_keys_after_seconds,
         )
         require_seconds(
             "ConsumerPolicy",

@@ -28,6 +28,7 @@ from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.inbox.key_gate import KeyGate
 from cloudcrm_outbox.inbox.parked import watch_parked
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
+from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.tracing import consume_spans
 from cloudcrm_outbox.storage.engine import (
@@ -42,6 +43,8 @@ from cloudcrm_outbox.subscriptions import APPLIED, Subscription
 # The outcome reported for a keyed message that came before its turn: acked, kept in the
 # parked table, applied later (key_gate). Never written to the inbox.
 PARKED = "parked"
+
+logger = library_logger("cloudcrm_outbox.inbox")
 
 # Rows are inserted as "applied", the usual outcome, and corrected a few statements later
 # in the same transaction when a handler concluded otherwise; no other transaction can
@@ -115,7 +118,14 @@ class InboxProcessor:
             names=self._names,
             interval_seconds=policy.parked_check_seconds,
             gap_alert_seconds=policy.gap_alert_seconds,
+            start_keys_after_seconds=policy.start_keys_after_seconds,
         )
+
+    async def start_waiting_keys(self, waited_seconds: float) -> int:
+        """Start the keys whose first messages waited longer than ``waited_seconds`` for
+        messages this consumer will never receive (``KeyGate.start_waiting_keys``)."""
+        async with self._sessions() as session, session.begin():
+            return await self._gate.start_waiting_keys(session, waited_seconds)
 
     async def release_parked(self, limit: int = 100) -> dict[uuid.UUID, str]:
         """Apply the parked messages whose turn has come, of up to ``limit`` keys (and the
@@ -145,9 +155,11 @@ class InboxProcessor:
             wake = await self._gate.due_keys(session, release_limit) if release_limit else []
             plan = await self._gate.admit(session, keyed, wake=wake)
             # Keyed messages in their keys' order after the unkeyed ones: each key's own
-            # order is kept, and no key waits on another.
-            ready = [m for m in messages if m.key is None] + plan.ready
+            # order is kept, and no key waits on another. Late ones first: the inbox skips
+            # the copies among them, and what it has no row of is applied now.
+            ready = [m for m in messages if m.key is None] + plan.late + plan.ready
             fresh = await self._record(session, ready)
+            _say_late(plan.late, fresh)
             outcomes = await self._apply(session, fresh)
             transaction = session.get_transaction()
             if transaction is None or not transaction.is_active:
@@ -188,6 +200,19 @@ class InboxProcessor:
                 raise RuntimeError(f"{event_name} handler returned {len(handled)} outcomes")
             outcomes.update(zip((m.message_id for m in group), handled, strict=True))
         return outcomes
+
+
+def _say_late(late: Sequence[Decoded], fresh: Sequence[Decoded]) -> None:
+    """Log the keyed messages applied behind their key's place (not copies: the inbox had
+    no row of them), which their key's order did not hold for."""
+    applied_late = {m.message_id for m in fresh} & {m.message_id for m in late}
+    for message in late:
+        if message.message_id in applied_late:
+            logger.warning(
+                "a keyed message applied behind its key's place (it was started past it)",
+                extra={"message_id": str(message.message_id), "key": (message.key or "")[:200],
+                       "sequence": message.sequence},
+            )  # fmt: skip
 
 
 class HandlerCancelledError(RuntimeError):

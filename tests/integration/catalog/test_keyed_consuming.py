@@ -145,11 +145,11 @@ async def _poisoned_key(catalog_db: str, broker: str, product: uuid.UUID) -> uui
         await wait_until(lambda: settled_but(catalog_db, applied=2, parked=1))
         rows = await query(
             catalog_db,
-            "SELECT message_key, next_sequence, dead_letter_sequence FROM inbox_keys "
+            "SELECT message_key, applied_sequence, dead_letter_sequence FROM inbox_keys "
             "WHERE message_key = %s",
             str(poisoned),
         )
-        assert rows == [(str(poisoned), 1, 1)]
+        assert rows == [(str(poisoned), 0, 1)]
     await query(catalog_db, _ACCEPT)
     assert await stock_of(catalog_db, product) == 10
     return poisoned
@@ -213,10 +213,10 @@ async def test_a_purge_by_key_gives_up_the_poison_and_releases_the_rest(
         await wait_until(lambda: settled_but(catalog_db, applied=3, parked=0))
     rows = await query(
         catalog_db,
-        "SELECT next_sequence, dead_letter_id FROM inbox_keys WHERE message_key = %s",
+        "SELECT applied_sequence, dead_letter_id FROM inbox_keys WHERE message_key = %s",
         str(poisoned),
     )
-    assert rows == [(3, None)]
+    assert rows == [(2, None)]
     # The cancel was applied after the given-up order: it found nothing to give back.
     assert await stock_of(catalog_db, product) == 10
     outcomes = await query(

@@ -4,8 +4,9 @@ key's dead letters, once the fix is in, applies the rest in order."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from cloudcrm_outbox import APPLIED, IntegrationEvent, Subscription, add_event
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
-from cloudcrm_outbox.runtime.in_process import MessagingService
+from cloudcrm_outbox.runtime.in_process import InProcessConfig, MessagingService, in_process
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from cloudcrm_outbox.testing import TEST_CONFIG, drain, embedded_broker
 from tests.support.events import create_outbox_schema
@@ -136,3 +137,59 @@ async def test_a_consumer_of_some_of_a_keys_types_is_never_left_waiting(tmp_path
         await engine.dispose()
     assert undone == [1, 2, 3, 4, 5, 6]
     assert drained.applied == {"partial": 6} and drained.parked == {"partial": 0}
+
+
+async def test_a_consumer_bound_late_waits_unless_told_to_start_keys(tmp_path: Path) -> None:
+    """A key's first steps went to an early consumer; a consumer added later meets the key
+    at step 4. By default it waits for steps it will never receive (a gap, reported); with
+    ``start_keys_after_seconds`` it starts the key there once that wait is over."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'steps.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(create_outbox_schema)
+    seen: dict[str, list[int]] = {"early": [], "late": []}
+
+    def recorder(name: str) -> Subscription:
+        async def record(session: AsyncSession, events: Sequence[IntegrationEvent]) -> list[str]:
+            seen[name].extend(event.step for event in events if isinstance(event, StepTaken))
+            return [APPLIED] * len(events)
+
+        return Subscription(event=StepTaken, handle=record)
+
+    producer = MessagingService("producer", engine)
+    early = MessagingService("early", engine, [recorder("early")])
+    late = MessagingService("late", engine, [recorder("late")])
+    sessions = make_sessionmaker(engine)
+
+    async def steps(numbers: range) -> None:
+        for step in numbers:
+            async with sessions() as session, session.begin():
+                add_event(session, StepTaken(key="k", step=step))
+
+    broker = embedded_broker()
+
+    async def run_until(config: InProcessConfig, done: Callable[[], bool]) -> None:
+        # Not drain(): it would wait for steps 1 to 3 to reach "late", published before
+        # its queue was bound and so never routed to it.
+        async with in_process(broker, [producer, early, late], config=config):
+            for _ in range(200):
+                if done():
+                    return
+                await asyncio.sleep(0.05)
+
+    try:
+        await steps(range(1, 4))
+        await drain(broker, [producer, early], timeout=20)
+        await steps(range(4, 7))
+        await run_until(TEST_CONFIG, lambda: len(seen["early"]) == 6)
+        await asyncio.sleep(0.3)
+        assert seen["late"] == []  # by default: a gap, waiting for steps 1 to 3
+        starting = replace(
+            TEST_CONFIG, consumer=ConsumerPolicy(start_keys_after_seconds=0.1,
+                                                 parked_check_seconds=0.05)
+        )  # fmt: skip
+        await run_until(starting, lambda: len(seen["late"]) == 3)
+    finally:
+        await broker.close()
+        await engine.dispose()
+    assert seen["early"] == [1, 2, 3, 4, 5, 6]
+    assert seen["late"] == [4, 5, 6]
