@@ -213,7 +213,8 @@ async def _park(
             ))  # fmt: skip
             await connection.execute(INBOX_PARKED.insert(), [
                 {"consumer": "catalog", "message_key": key, "key_sequence": sequence,
-                 "predecessor": sequence - 1, "message_id": uuid.uuid4(), "event_type": "OrderCancelled",
+                 "predecessor": sequence - 1, "message_id": uuid.uuid4(),
+                 "event_type": "OrderCancelled",
                  "payload": {"orderId": str(uuid.uuid4())}, "traceparent": None,
                  "parked_at": since}
                 for sequence in parked
