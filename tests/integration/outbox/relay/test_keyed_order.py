@@ -40,6 +40,7 @@ class RecordingBroker:
         self.received: list[OutgoingMessage] = []
         self.crash_after: int | None = None
         self.hold: asyncio.Event | None = None
+        self.unroutable: set[str] = set()  # event types no queue is bound to
         self.holding = asyncio.Event()
 
     async def publish_batch(self, messages: Sequence[OutgoingMessage]) -> PublishResult:
@@ -50,7 +51,10 @@ class RecordingBroker:
         if self.crash_after is not None and len(self.received) >= self.crash_after:
             self.crash_after = None
             raise SimulatedKillError
-        return PublishResult(confirmed=[message.message_id for message in messages])
+        returned = {m.message_id: "returned by the broker: 312 NO_ROUTE"
+                    for m in messages if m.event_type in self.unroutable}  # fmt: skip
+        confirmed = [m.message_id for m in messages if m.message_id not in returned]
+        return PublishResult(confirmed=confirmed, unroutable=returned)
 
     def order_of(self, key: str) -> list[int]:
         return [
@@ -180,6 +184,27 @@ async def test_a_relay_killed_between_two_rows_of_a_key_lets_none_overtake(
     while (await relay(engine, survivor).relay_batch()).claimed:
         pass
     assert survivor.order_of("order-1") == [1, 2]
+
+
+async def test_an_unroutable_row_does_not_hold_its_key(engine: AsyncEngine) -> None:
+    """No queue is bound to OrderCancelled: no consumer can wait for it, so the key's
+    next row goes out; the returned one stays pending, for a queue bound later."""
+    sessions = make_sessionmaker(engine)
+    for event in (placed(), cancelled(), placed()):
+        async with sessions() as session, session.begin():
+            add_event(session, event, key="order-5")
+    broker = RecordingBroker()
+    broker.unroutable = {"OrderCancelled"}
+    relaying = relay(engine, broker)
+    for _ in range(3):
+        await relaying.relay_batch()
+    assert broker.order_of("order-5") == [1, 2, 3]
+    async with engine.connect() as connection:
+        rows = await connection.execute(text(
+            "SELECT key_sequence FROM outbox WHERE published_at IS NULL "
+            "AND unroutable_since IS NOT NULL"
+        ))  # fmt: skip
+        assert [row[0] for row in rows] == [2]
 
 
 async def test_a_failed_row_holds_the_rest_of_its_key_until_it_is_replayed(
