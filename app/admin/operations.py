@@ -15,7 +15,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from cloudcrm_outbox.brokers.base import Broker
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterOperationError, DeadLetterSelection
 from cloudcrm_outbox.errors import BrokerUnavailableError
-from cloudcrm_outbox.inbox.parked import DEFAULT_GAP_ALERT_SECONDS, read_key_status, skip_places
+from cloudcrm_outbox.inbox.parked import (
+    DEFAULT_GAP_ALERT_SECONDS,
+    purge_key_dead_letters,
+    read_key_status,
+)
 from cloudcrm_outbox.inbox.parked import waiting_keys as read_waiting_keys
 from cloudcrm_outbox.ops.repair import (
     FailedSelection,
@@ -202,21 +206,19 @@ async def dlq_purge(
     they held are given up first in ``service``'s inbox (``engine``'s database, required
     then): its parked messages after them are applied, in order, within a second."""
     released = 0
-    if selection.message_key is not None:
-        if engine is None:
-            raise ValueError("a purge by message key needs the service's database")
-        chosen = [letter for letter in await broker.dead_letters(service)
-                  if selection.matches(letter)]  # fmt: skip
-        places = {letter.key_sequence: letter.key_previous for letter in chosen
-                  if letter.key_sequence is not None}  # fmt: skip
-        released = await skip_places(
-            engine, consumer=service, key=selection.message_key, places=places
-        )
-        if released:
-            _changed(actor, "gave up a key's places (its dead letters purged)", service,
-                     released, key=selection.message_key)  # fmt: skip
     try:
-        purged = await broker.purge_dead_letters(service, selection)
+        if selection.message_key is None:
+            purged = await broker.purge_dead_letters(service, selection)
+        else:
+            if engine is None:
+                raise ValueError("a purge by message key needs the service's database")
+            done = await purge_key_dead_letters(
+                broker, engine, service=service, selection=selection
+            )
+            purged, released = done.purged, done.places_given_up
+            if released:
+                _changed(actor, "gave up a key's places (its dead letters purged)", service,
+                         released, key=selection.message_key)  # fmt: skip
     except DeadLetterOperationError as exc:
         _changed(actor, "purged dead letters (then the broker failed)", service,
                  len(exc.done), ids=[letter.message_id for letter in exc.done][:100])  # fmt: skip

@@ -65,12 +65,28 @@ async def one_by_one(
                 await dead_letter(message, reason)
                 continue
             probing = probing or is_blocked(exc)
+            failures = delivery_count(message) + 1
+            if _its_own(exc) and failures >= policy.delivery_limit:
+                # Its last allowed delivery failed too: dead-letter it now, not after one
+                # more pause and a redelivery that would only be refused unhandled.
+                reason = (
+                    f"delivery limit: failed {failures} times (limit {policy.delivery_limit})"
+                    f"; last error: {exc!r:.300}"
+                )
+                await dead_letter(message, reason)
+                continue
             _hold(message, exc, holding, policy)
         else:
             async with asyncio.timeout(policy.connect_timeout_seconds):
                 await message.ack()
             applied.append((message, decoded))
     return applied, outcomes
+
+
+def _its_own(exc: Exception) -> bool:
+    """Whether ``exc`` is the message's own failure (not a lock held elsewhere, not the
+    database away): what counts against its delivery limit."""
+    return not (is_blocked(exc) or is_environment_fault(exc))
 
 
 def _hold(message: Delivery, exc: Exception, holding: Holding, policy: ConsumerPolicy) -> None:

@@ -55,13 +55,27 @@ PARKED_WINDOW = 1_000
 
 
 @dataclass(frozen=True)
+class GivenUpPlace:
+    """A place of a key the operator gives up (its dead letter purged): the dead letter's
+    ``x-key-previous`` table (None: not known) and message id (None: it had none)."""
+
+    previous: Mapping[str, int] | None = None
+    message_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
 class Skip:
-    """A place of a key the operator gave up (its dead letter purged): passed, not applied.
-    ``previous``: the dead letter's ``x-key-previous`` table (None: not known)."""
+    """A given-up place as the gate meets it: passed, not applied; its message, when
+    known, is recorded in the inbox as GIVEN_UP, so a copy of it is never applied."""
 
     key: str
     sequence: int
     previous: Mapping[str, int] | None = None
+    message_id: uuid.UUID | None = None
+
+
+# The inbox outcome of a message whose place the operator gave up (dlq purge --key).
+GIVEN_UP = "given_up"
 
 
 @dataclass
@@ -76,6 +90,7 @@ class GatePlan:
     ready: list[Decoded] = field(default_factory=list)
     parked: list[Decoded] = field(default_factory=list)
     late: list[Decoded] = field(default_factory=list)
+    given_up: list[Skip] = field(default_factory=list)
     applied_sequence: dict[str, int] = field(default_factory=dict)
 
 
@@ -127,6 +142,8 @@ class KeyGate:
                     break  # an earlier message of this consumer's is missing: wait for it
                 if isinstance(found, Decoded):
                     plan.ready.append(found)
+                else:
+                    plan.given_up.append(found)
                 applied = place
             if applied != applied_of[key]:
                 plan.applied_sequence[key] = applied
@@ -232,9 +249,7 @@ class KeyGate:
                 exists().where(mine, parked.parked_at < db_now_plus(-waited_seconds)),
             )
             .values(
-                applied_sequence=select(func.min(parked.predecessor))
-                .where(mine)
-                .scalar_subquery()
+                applied_sequence=select(func.min(parked.predecessor)).where(mine).scalar_subquery()
             )
             .returning(keys.message_key)
         )
@@ -266,12 +281,11 @@ class KeyGate:
         )
 
     async def skip(
-        self, session: AsyncSession, key: str, places: Mapping[int, Mapping[str, int] | None]
+        self, session: AsyncSession, key: str, places: Mapping[int, GivenUpPlace | None]
     ) -> int:
-        """Give up the places of ``key`` in ``places`` (sequence → its dead letter's
-        ``x-key-previous`` table, None when unknown: their dead letters purged): the key
-        moves past them, applying nothing, when it reaches them. Returns how many were
-        recorded (places already passed are not)."""
+        """Give up the places of ``key`` in ``places`` (sequence → what is known of its
+        dead letter, purged): the key moves past them, applying nothing, when it reaches
+        them. Returns how many were recorded (places already passed are not)."""
         applied = (await self._lock(session, [key]))[key]
         chosen = sorted(place for place in places if place > applied)
         if chosen:
@@ -281,17 +295,18 @@ class KeyGate:
                 .where(self._parked.c.message_key == key)
                 .where(self._parked.c.key_sequence.in_(chosen))
             )
+            known = {place: places[place] or GivenUpPlace() for place in chosen}
             rows = [
                 {
                     "consumer": self._consumer,
                     "message_key": key,
                     "key_sequence": place,
                     "predecessor": None,
-                    "message_id": uuid.UUID(int=0),
+                    "message_id": given.message_id or uuid.UUID(int=0),
                     "event_type": None,
-                    "payload": None if (known := places[place]) is None else dict(known),
+                    "payload": None if given.previous is None else dict(given.previous),
                 }
-                for place in chosen
+                for place, given in known.items()
             ]
             await session.execute(self._parked.insert(), rows)
         return len(chosen)
@@ -348,7 +363,8 @@ class KeyGate:
     def _read_parked(self, row: Any) -> Decoded | Skip | None:
         if row.event_type is None:
             previous = row.payload if isinstance(row.payload, dict) else None
-            return Skip(row.message_key, row.key_sequence, previous)
+            message_id = row.message_id if row.message_id.int else None
+            return Skip(row.message_key, row.key_sequence, previous, message_id)
         subscription = self._subscriptions.get(row.event_type)
         try:
             if subscription is None:

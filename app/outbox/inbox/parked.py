@@ -23,7 +23,9 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox.backoff import sleep_unless
-from cloudcrm_outbox.inbox.key_gate import KeyGate
+from cloudcrm_outbox.brokers.base import Broker
+from cloudcrm_outbox.brokers.dead_letters import DeadLetter, DeadLetterSelection
+from cloudcrm_outbox.inbox.key_gate import GivenUpPlace, KeyGate
 from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames
 from cloudcrm_outbox.observability.metrics import INBOX_KEY_GAPS, INBOX_PARKED, INBOX_PROCESSED
@@ -191,17 +193,66 @@ async def skip_places(
     *,
     consumer: str,
     key: str,
-    places: Mapping[int, Mapping[str, int] | None],
+    places: Mapping[int, GivenUpPlace | None],
     names: MessagingNames = DEFAULT_NAMES,
 ) -> int:
-    """Give up the places of ``key`` for ``consumer`` in ``places`` (sequence → its dead
-    letter's ``x-key-previous`` table, None when it has none; their dead letters are
-    purged): the consumer moves the key past them and applies its parked messages after
-    them, in order, within a second. Returns the places recorded (those the key has not
-    passed yet)."""
+    """Give up the places of ``key`` for ``consumer`` in ``places`` (sequence → what is
+    known of its dead letter: its ``x-key-previous`` table and message id; None: nothing):
+    the consumer moves the key past them, records their messages in its inbox as
+    ``given_up`` (a copy replayed later is skipped), and applies the key's parked
+    messages after them, in order, within a second. Returns the places recorded (those
+    the key has not passed yet)."""
     gate = KeyGate(store_for(engine.dialect), outbox_tables(names), consumer, {})
     async with make_sessionmaker(engine)() as session, session.begin():
         return await gate.skip(session, key, places)
+
+
+@dataclass(frozen=True)
+class KeyPurge:
+    """What ``purge_key_dead_letters`` did: the dead letters ``purged``, and how many of
+    the key's places it gave up in the inbox (``places_given_up``)."""
+
+    purged: list[DeadLetter]
+    places_given_up: int
+
+
+async def purge_key_dead_letters(
+    broker: Broker,
+    engine: AsyncEngine,
+    *,
+    service: str,
+    selection: DeadLetterSelection,
+    consumer: str | None = None,
+    names: MessagingNames = DEFAULT_NAMES,
+) -> KeyPurge:
+    """Purge the dead letters of one message key from ``service``'s dead-letter queue and
+    give up their places in its inbox (``engine``'s database; the consumer's name,
+    ``consumer``, is the service's by default), so that the consumer applies the key's
+    parked messages after them, in order (``skip_places``). The places are given up
+    first: a purge that fails half-way leaves dead letters whose copies the inbox then
+    skips, never a key waiting for good. ValueError when ``selection`` names no key;
+    the broker's errors as ``Broker.purge_dead_letters`` raises them."""
+    key = selection.message_key
+    if key is None:
+        raise ValueError("a purge by key needs selection.message_key")
+    chosen = [letter for letter in await broker.dead_letters(service) if selection.matches(letter)]
+    places = {
+        letter.key_sequence: GivenUpPlace(letter.key_previous, _uuid(letter.message_id))
+        for letter in chosen
+        if letter.key_sequence is not None
+    }
+    given_up = await skip_places(
+        engine, consumer=consumer or service, key=key, places=places, names=names
+    )
+    purged = await broker.purge_dead_letters(service, selection)
+    return KeyPurge(purged, given_up)
+
+
+def _uuid(text: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return None
 
 
 class ParkedReleaser(Protocol):
@@ -263,8 +314,9 @@ async def _report(
         gaps = [k for k in waiting
                 if k.dead_letter_id is None and k.waiting_seconds > gap_alert_seconds]  # fmt: skip
         logger.warning(
-            "keys wait for a message that has not come (run `outbox republish --key` on the "
-            "producer)",
+            "keys wait for a message that has not come (one that `message failed` errors "
+            "name is being retried until its delivery limit; any other was lost: republish "
+            "the key from the producer's outbox)",
             extra={
                 "consumer": consumer,
                 "gaps": status.gaps,

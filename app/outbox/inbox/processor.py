@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from cloudcrm_outbox.events import IntegrationEvent
 from cloudcrm_outbox.inbox.decoding import Decoded
-from cloudcrm_outbox.inbox.key_gate import KeyGate
+from cloudcrm_outbox.inbox.key_gate import GIVEN_UP, KeyGate
 from cloudcrm_outbox.inbox.parked import watch_parked
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.logs import library_logger
@@ -167,6 +167,12 @@ class InboxProcessor:
                 # record nothing, silently, and the messages would be acked.
                 raise AbortedTransactionError("a handler ended the batch's transaction")
             await self._gate.settle(session, plan)
+            given_up = [skip.message_id for skip in plan.given_up if skip.message_id]
+            if given_up:
+                # The operator gave their places up: a copy replayed later is a duplicate.
+                await self._store.record_inbox_rows(
+                    session, self._inbox, self._consumer, given_up, GIVEN_UP
+                )
             corrected = {mid: o for mid, o in outcomes.items() if o != APPLIED}
             outcomes.update((m.message_id, PARKED) for m in plan.parked)
             if not corrected:

@@ -176,10 +176,29 @@ async def _inbox(service: MessagingService, names: MessagingNames) -> set[uuid.U
 
 
 async def _parked(service: MessagingService, names: MessagingNames) -> set[uuid.UUID]:
-    table = outbox_tables(names).parked
-    query = select(table.c.message_id).where(table.c.consumer == service.name)
+    """The messages parked behind a key that is stuck (its earliest parked message waits
+    for one not applied): settled, as far as draining goes. A key about to move (its
+    earliest parked message's turn has come, or a place given up comes first) is not."""
+    tables = outbox_tables(names)
+    parked, keys = tables.parked.c, tables.inbox_keys.c
+    query = (
+        select(parked.message_key, parked.key_sequence, parked.predecessor, parked.event_type,
+               parked.message_id, keys.applied_sequence)
+        .join(tables.inbox_keys, (keys.consumer == parked.consumer)
+              & (keys.message_key == parked.message_key))
+        .where(parked.consumer == service.name)
+        .order_by(parked.message_key, parked.key_sequence)
+    )  # fmt: skip
     async with service.engine.connect() as connection:
-        return set((await connection.execute(query)).scalars())
+        rows = (await connection.execute(query)).all()
+    stuck: set[uuid.UUID] = set()
+    first_of: dict[str, bool] = {}
+    for key, _, predecessor, event_type, message_id, applied in rows:
+        if key not in first_of:
+            first_of[key] = event_type is not None and predecessor > applied
+        if first_of[key] and event_type is not None:
+            stuck.add(message_id)
+    return stuck
 
 
 async def _dead_letters(broker: Broker | None, service: str) -> set[uuid.UUID]:

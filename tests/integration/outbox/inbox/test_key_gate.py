@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cloudcrm_outbox import APPLIED, IntegrationEvent, Subscription
 from cloudcrm_outbox.inbox.decoding import Decoded
+from cloudcrm_outbox.inbox.key_gate import GivenUpPlace
 from cloudcrm_outbox.inbox.processor import PARKED, InboxProcessor
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from cloudcrm_outbox.storage.tables import outbox_tables
@@ -158,10 +159,18 @@ async def test_a_skipped_place_releases_the_rest(engine: AsyncEngine) -> None:
     )
     assert await inbox.release_parked() == {}  # nothing's turn has come
     async with make_sessionmaker(engine)() as session, session.begin():
-        assert await inbox.gate.skip(session, str(key), {2: None}) == 1
+        given_up = GivenUpPlace(None, poison.message_id)
+        assert await inbox.gate.skip(session, str(key), {2: given_up}) == 1
     released = await inbox.release_parked()
     assert sorted(released.values()) == [APPLIED, APPLIED]
     assert handler.order_of(key) == [1, 3, 4]
+    # Its message is recorded as given up: a copy replayed after all is a duplicate.
+    assert await inbox.process([poison]) == {}
+    async with make_sessionmaker(engine)() as session:
+        outcome = await session.scalar(
+            select(TABLES.inbox.c.outcome).where(TABLES.inbox.c.message_id == poison.message_id)
+        )
+    assert outcome == "given_up"
     async with make_sessionmaker(engine)() as session:
         row = (await session.execute(select(TABLES.inbox_keys))).one()
     assert (row.applied_sequence, row.dead_letter_id) == (4, None)

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from cloudcrm_outbox import APPLIED, IntegrationEvent, Subscription, add_event
 from cloudcrm_outbox.brokers.dead_letters import DeadLetterSelection
+from cloudcrm_outbox.inbox.parked import purge_key_dead_letters
 from cloudcrm_outbox.inbox.policy import ConsumerPolicy
 from cloudcrm_outbox.runtime.in_process import InProcessConfig, MessagingService, in_process
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
@@ -193,3 +194,41 @@ async def test_a_consumer_bound_late_waits_unless_told_to_start_keys(tmp_path: P
         await engine.dispose()
     assert seen["early"] == [1, 2, 3, 4, 5, 6]
     assert seen["late"] == [4, 5, 6]
+
+
+async def test_purging_a_keys_dead_letters_from_the_library_releases_the_key(
+    tmp_path: Path,
+) -> None:
+    """``purge_key_dead_letters`` (the library's, not only the demo's command): the poison
+    gone, its place given up, the key's parked rest applied in order."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'steps.db'}")
+    async with engine.begin() as connection:
+        await connection.run_sync(create_outbox_schema)
+        await connection.execute(
+            text("CREATE TABLE steps (id INTEGER PRIMARY KEY, key TEXT, step INTEGER)")
+        )
+    steps = Steps(engine, {("p", 3)})
+    service = MessagingService(
+        "steps", engine, [Subscription(event=StepTaken, handle=steps.handle)]
+    )
+    sessions = make_sessionmaker(engine)
+    for step in range(1, STEPS + 1):
+        async with sessions() as session, session.begin():
+            add_event(session, StepTaken(key="p", step=step))
+    config = replace(
+        TEST_CONFIG, consumer=ConsumerPolicy(delivery_limit=2, redelivery_max_seconds=0.05)
+    )
+    broker = embedded_broker()
+    try:
+        await drain(broker, [service], config=config, timeout=20)
+        assert await steps.of("p") == [1, 2]
+        done = await purge_key_dead_letters(
+            broker, engine, service="steps", selection=DeadLetterSelection(message_key="p")
+        )
+        assert (len(done.purged), done.places_given_up) == (1, 1)
+        drained = await drain(broker, [service], config=config, timeout=20)
+    finally:
+        await broker.close()
+        await engine.dispose()
+    assert await steps.of("p") == [1, 2, 4, 5, 6]
+    assert drained.parked == {"steps": 0} and drained.dead_lettered == {"steps": 0}
