@@ -87,10 +87,14 @@ def message_key(headers: Mapping[str, Any] | None) -> MessageKey | Poison | None
     if key is None or sequence is None:
         missing = KEY_HEADER if key is None else SEQUENCE_HEADER
         return Poison(f"invalid message key headers: {missing} is missing")
-    if not isinstance(key, str) or not 1 <= len(key) <= MAX_KEY_LENGTH:
+    if (
+        not isinstance(key, str)
+        or not 1 <= len(key) <= MAX_KEY_LENGTH
+        or any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in key)
+    ):
         return Poison(
             f"invalid message key headers: {KEY_HEADER} {repr(key)[:100]} is not "
-            f"1 to {MAX_KEY_LENGTH} characters of text"
+            f"1 to {MAX_KEY_LENGTH} characters of text without control characters"
         )
     if isinstance(sequence, str) and _DECIMAL.fullmatch(sequence):
         sequence = int(sequence)

@@ -12,15 +12,13 @@ transaction the gate sorts each keyed message into one of three:
   parked messages that then follow, in sequence order;
 - **parked**: it came early (its predecessor is missing, failing, or dead-lettered): kept
   in ``{inbox}_parked`` with its decoded body, acked, and applied once the key reaches it;
-- **late**: its sequence is not above the key's applied one. Usually a copy of a message
-  applied before, which the inbox then skips by its id; if the inbox has no row for it
-  (a place the key was started past, see ``start_waiting_keys``), it is applied now, late
-  rather than never, and the processor says so.
+- **stale**: its sequence is not above the key's applied one: a copy of a message applied
+  (or given up) before, skipped by its sequence, even once the inbox has forgotten its id.
 
-A key the consumer has never applied anything of, whose first messages wait for longer
-than the gap alert, is **started** at them (``start_waiting_keys``): the messages before
-them were published before this consumer's queue was bound, or before the producer
-numbered its types (an upgrade), and will not come.
+A key the consumer has never applied anything of, whose first messages wait for long, may
+be **started** at them (``start_waiting_keys``, when the consumer is told to): the
+messages before were published before this consumer's queue was bound, or before the
+producer numbered its types (an upgrade); they are then never applied by it.
 
 The key's row is locked (``SELECT … FOR UPDATE``, keys in sorted order so that two batches
 never wait on each other in a cycle) for the transaction, so two consumers of one key,
@@ -37,7 +35,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudcrm_outbox.inbox.decoding import Decoded
@@ -83,13 +81,13 @@ class GatePlan:
     """What the gate made of a batch's keyed messages (see the module's docstring).
 
     ``ready``: to apply now, each key's in sequence order; ``parked``: to keep for later;
-    ``late``: behind their key (copies of applied messages, but for the inbox to say);
+    ``stale``: behind their key (copies); ``given_up``: places passed unapplied;
     ``applied_sequence``: each moved key's last applied sequence once ``ready`` is
     applied."""
 
     ready: list[Decoded] = field(default_factory=list)
     parked: list[Decoded] = field(default_factory=list)
-    late: list[Decoded] = field(default_factory=list)
+    stale: list[Decoded] = field(default_factory=list)
     given_up: list[Skip] = field(default_factory=list)
     applied_sequence: dict[str, int] = field(default_factory=dict)
 
@@ -130,7 +128,7 @@ class KeyGate:
             if message.sequence > applied_of[message.key]:
                 arrived.setdefault(message.key, {}).setdefault(message.sequence, message)
             else:
-                plan.late.append(message)
+                plan.stale.append(message)
         moving = [k for k in keys if k in wake or self._may_move(arrived.get(k), applied_of[k])]
         waiting = await self._parked_from(session, moving, applied_of) if moving else {}
         for key in keys:
@@ -158,9 +156,13 @@ class KeyGate:
 
     def _predecessor(self, found: Decoded | Skip) -> int:
         if isinstance(found, Skip):
-            if found.previous is None:
-                return found.sequence - 1
-            return max((found.previous.get(name, 0) for name in self._subscriptions), default=0)
+            previous = found.previous
+            if previous is None or any(
+                not isinstance(place, int) or not 0 < place < found.sequence
+                for place in previous.values()
+            ):
+                return found.sequence - 1  # not known, or not readable: every earlier one
+            return max((previous.get(name, 0) for name in self._subscriptions), default=0)
         assert found.sequence is not None
         return found.sequence - 1 if found.predecessor is None else found.predecessor
 
@@ -220,15 +222,51 @@ class KeyGate:
                     keys.consumer == parked.consumer,
                     keys.message_key == parked.message_key,
                     parked.key_sequence > keys.applied_sequence,
-                    # A skip's predecessor is worked out in admit (it needs the types).
-                    or_(parked.predecessor <= keys.applied_sequence, parked.event_type.is_(None)),
+                    parked.predecessor <= keys.applied_sequence,
                 ),
             )
             .where(parked.consumer == self._consumer)
-            .distinct()
+            .group_by(parked.message_key)
+            # In no fixed order: keys that cannot move (a parked message unreadable) never
+            # hold the others' turn for good.
+            .order_by(func.random())
             .limit(limit)
         )
         return list((await session.scalars(query)).all())
+
+    async def resolve_skips(self, session: AsyncSession, limit: int = 1_000) -> int:
+        """Work out the predecessor of given-up places recorded without one (by an
+        operator's command, which does not know this consumer's event types), so that
+        ``due_keys`` can tell when their turn comes. Returns how many were resolved."""
+        parked = self._parked.c
+        rows = (
+            await session.execute(
+                select(parked.message_key, parked.key_sequence, parked.payload)
+                .where(parked.consumer == self._consumer)
+                .where(parked.event_type.is_(None), parked.predecessor.is_(None))
+                .limit(limit)
+            )
+        ).all()
+        if not rows:
+            return 0
+        resolved = [
+            {
+                "k": key,
+                "s": sequence,
+                "p": self._predecessor(
+                    Skip(key, sequence, payload if isinstance(payload, dict) else None)
+                ),
+            }
+            for key, sequence, payload in rows
+        ]
+        await session.execute(
+            update(self._parked)
+            .where(parked.consumer == self._consumer)
+            .where(parked.message_key == bindparam("k"), parked.key_sequence == bindparam("s"))
+            .values(predecessor=bindparam("p")),
+            resolved,
+        )
+        return len(resolved)
 
     async def start_waiting_keys(self, session: AsyncSession, waited_seconds: float) -> int:
         """Start the keys this consumer has applied nothing of and whose parked messages
@@ -245,6 +283,8 @@ class KeyGate:
         started = await session.execute(
             update(self._keys)
             .where(keys.consumer == self._consumer, keys.applied_sequence == 0)
+            # Not one stopped at its own dead letter: that is the operator's to release.
+            .where(keys.dead_letter_id.is_(None))
             .where(
                 exists().where(mine, parked.parked_at < db_now_plus(-waited_seconds)),
             )

@@ -244,7 +244,13 @@ async def purge_key_dead_letters(
     given_up = await skip_places(
         engine, consumer=consumer or service, key=key, places=places, names=names
     )
-    purged = await broker.purge_dead_letters(service, selection)
+    # Only those listed, whose places were given up: one dead-lettered meanwhile stays,
+    # for the next purge (or replay) to find with its place.
+    listed = [letter.message_id for letter in chosen if letter.message_id is not None]
+    if not listed:
+        return KeyPurge([], given_up)
+    exactly = DeadLetterSelection(listed, selection.reason, key)
+    purged = await broker.purge_dead_letters(service, exactly)
     return KeyPurge(purged, given_up)
 
 

@@ -152,14 +152,15 @@ class InboxProcessor:
             if lock_timeout is not None:
                 await self._store.set_lock_timeout(session, lock_timeout)
             keyed = [m for m in messages if m.key is not None]
-            wake = await self._gate.due_keys(session, release_limit) if release_limit else []
+            wake: list[str] = []
+            if release_limit:
+                await self._gate.resolve_skips(session)
+                wake = await self._gate.due_keys(session, release_limit)
             plan = await self._gate.admit(session, keyed, wake=wake)
             # Keyed messages in their keys' order after the unkeyed ones: each key's own
-            # order is kept, and no key waits on another. Late ones first: the inbox skips
-            # the copies among them, and what it has no row of is applied now.
-            ready = [m for m in messages if m.key is None] + plan.late + plan.ready
+            # order is kept, and no key waits on another.
+            ready = [m for m in messages if m.key is None] + plan.ready
             fresh = await self._record(session, ready)
-            _say_late(plan.late, fresh)
             outcomes = await self._apply(session, fresh)
             transaction = session.get_transaction()
             if transaction is None or not transaction.is_active:
@@ -206,19 +207,6 @@ class InboxProcessor:
                 raise RuntimeError(f"{event_name} handler returned {len(handled)} outcomes")
             outcomes.update(zip((m.message_id for m in group), handled, strict=True))
         return outcomes
-
-
-def _say_late(late: Sequence[Decoded], fresh: Sequence[Decoded]) -> None:
-    """Log the keyed messages applied behind their key's place (not copies: the inbox had
-    no row of them), which their key's order did not hold for."""
-    applied_late = {m.message_id for m in fresh} & {m.message_id for m in late}
-    for message in late:
-        if message.message_id in applied_late:
-            logger.warning(
-                "a keyed message applied behind its key's place (it was started past it)",
-                extra={"message_id": str(message.message_id), "key": (message.key or "")[:200],
-                       "sequence": message.sequence},
-            )  # fmt: skip
 
 
 class HandlerCancelledError(RuntimeError):

@@ -60,7 +60,15 @@ class BatchReport:
     unroutable: int = 0
     nacked: int = 0  # left pending: the broker could not take them now
     released: int = 0  # rows that waited for a route, due now (one appeared: relay_probes)
+    # Keyed rows confirmed: the next row of each of their keys may be claimed at once.
+    keyed: int = 0
     retry_in: float | None = None  # seconds until a probe of this batch is due again
+
+
+def _keyed_among(rows: Sequence[Any], confirmed: Sequence[uuid.UUID]) -> int:
+    """How many of the ``confirmed`` rows are keyed."""
+    done = set(confirmed)
+    return sum(1 for row in rows if row.id in done and row.message_key is not None)
 
 
 class OutboxRelay:
@@ -143,6 +151,7 @@ class OutboxRelay:
             nacked=len(result.nacked),
             released=released,
             retry_in=retry_in,
+            keyed=_keyed_among(rows, result.confirmed),
         )
         newly = any(row.id in result.unroutable and not row.unroutable_since for row in rows)
         log_relay_batch(report, messages, result, newly_unroutable=newly)
@@ -191,5 +200,7 @@ class OutboxRelay:
         while True:
             report = await self.relay_batch()
             published += report.published
-            if report.claimed < self._policy.batch_size and not report.released:
+            # A short batch means nothing more is due, unless it published keyed rows:
+            # the next row of each of their keys is claimable only now.
+            if report.claimed < self._policy.batch_size and not (report.released or report.keyed):
                 return published

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from cloudcrm_outbox.inbox.decoding import Decoded, Poison, decode
+from cloudcrm_outbox.events import KEY_HEADER, SEQUENCE_HEADER
+from cloudcrm_outbox.inbox.decoding import Decoded, Poison, decode, message_key
 from cloudcrm_outbox.subscriptions import Subscription, by_event_name
 from tests.support.events import SUBSCRIPTIONS, OrderPlaced
 from tests.support.events import record as reserve_stock
@@ -189,3 +190,9 @@ def test_a_missing_type_or_content_type_keeps_its_metric_label() -> None:
                         ({"content_type": None}, "bad_content_type")):  # fmt: skip
         decoded = run(body(), props=props)
         assert isinstance(decoded, Poison) and reason_kind(decoded.reason) == kind
+
+
+@pytest.mark.parametrize("key", ["a\nb", "a\x7fb", "a\x85b", "a\x00b", "", "k" * 201])
+def test_a_key_the_writer_would_refuse_is_poison(key: str) -> None:
+    found = message_key({KEY_HEADER: key, SEQUENCE_HEADER: 1})
+    assert isinstance(found, Poison) and "x-message-key" in found.reason
