@@ -170,6 +170,13 @@ class InboxConsumer:
                 await self._dead_letter(message, decoded.reason)
             else:
                 valid.append((message, decoded))
+        # A message that failed before is tried alone, first: coming back in a full batch
+        # it would fail the batch again, and the batch be redone one message at a time.
+        # First, because the batch's single ack would settle its earlier delivery too.
+        suspects = [v for v in valid if self._holding.last_failure(str(v[0].message_id))]
+        if suspects and len(suspects) < len(valid):
+            await self._apply_alone(suspects)
+            valid = [v for v in valid if not any(v is suspect for suspect in suspects)]
         if valid:
             await self._apply(valid, stop)
 
@@ -225,6 +232,19 @@ class InboxConsumer:
         seconds = time.perf_counter() - started
         log_consumer_batch(valid, outcomes, seconds)
         count_applied(self._name, valid, outcomes, seconds)
+
+    async def _apply_alone(self, messages: list[tuple[Delivery, Decoded]]) -> None:
+        """Each of ``messages`` in its own transaction (``failures.one_by_one``)."""
+        started = time.perf_counter()
+        applied, outcomes = await one_by_one(
+            messages,
+            None,
+            processor=self._processor,
+            holding=self._holding,
+            policy=self._policy,
+            dead_letter=self._dead_letter,
+        )
+        count_applied(self._name, applied, outcomes, time.perf_counter() - started)
 
     async def _ack(self, messages: list[Delivery]) -> None:
         """One ack for the batch when nothing earlier is held; else one per message.

@@ -32,7 +32,7 @@ DeadLetterer = Callable[[Delivery, str], Awaitable[None]]
 
 async def one_by_one(
     valid: list[tuple[Delivery, Decoded]],
-    batch_error: Exception,
+    batch_error: Exception | None,
     *,
     processor: BatchProcessor,
     holding: Holding,
@@ -41,18 +41,21 @@ async def one_by_one(
 ) -> tuple[list[tuple[Delivery, Decoded]], dict[uuid.UUID, str]]:
     """Isolate the failing message: the others commit alone and are acked. Returns those
     applied (acked) and their outcomes. One that fails alone with a deterministic data
-    error is handed to ``dead_letter`` with that error as its reason; others are held."""
-    logger.warning(
-        "batch failed; retrying its messages one by one",
-        extra={"error": repr(batch_error)[:300], "size": len(valid)},
-    )
+    error is handed to ``dead_letter`` with that error as its reason; others are held.
+    ``batch_error``: what failed their batch (None: they failed before, and are tried
+    alone from the start)."""
+    if batch_error is not None:
+        logger.warning(
+            "batch failed; retrying its messages one by one",
+            extra={"error": repr(batch_error)[:300], "size": len(valid)},
+        )
     applied: list[tuple[Delivery, Decoded]] = []
     outcomes: dict[uuid.UUID, str] = {}
     # Once a lock is known to be held for long (the batch, or one message, waited out a
     # lock timeout), the rest are tried with the short one: each blocked message then
     # costs the others that, not a whole lock timeout in turn (ABP #20020: 20 blocked
     # messages kept every other product waiting 20 lock timeouts).
-    probing = is_blocked(batch_error) or holding.blocked
+    probing = (batch_error is not None and is_blocked(batch_error)) or holding.blocked
     for message, decoded in valid:
         lock_timeout = policy.blocked_lock_timeout_seconds if probing else None
         try:

@@ -90,6 +90,10 @@ class GatePlan:
     stale: list[Decoded] = field(default_factory=list)
     given_up: list[Skip] = field(default_factory=list)
     applied_sequence: dict[str, int] = field(default_factory=dict)
+    # Moved keys whose parked rows up to their new place must go (none others have any),
+    # and those that moved past the dead letter noted on them.
+    clear_parked: list[str] = field(default_factory=list)
+    clear_dead_letter: list[str] = field(default_factory=list)
 
 
 class KeyGate:
@@ -109,6 +113,7 @@ class KeyGate:
         self._parked = tables.parked
         self._consumer = consumer
         self._subscriptions = subscriptions
+        self._noted: dict[str, int] = {}  # dead letters noted on the keys last locked
 
     async def admit(
         self, session: AsyncSession, messages: Sequence[Decoded], *, wake: Collection[str] = ()
@@ -130,7 +135,7 @@ class KeyGate:
             else:
                 plan.stale.append(message)
         moving = [k for k in keys if k in wake or self._may_move(arrived.get(k), applied_of[k])]
-        waiting = await self._parked_from(session, moving, applied_of) if moving else {}
+        waiting, unsure = await self._parked_from(session, moving) if moving else ({}, False)
         for key in keys:
             applied = applied_of[key]
             here, there = arrived.get(key, {}), waiting.get(key, {})
@@ -145,6 +150,10 @@ class KeyGate:
                 applied = place
             if applied != applied_of[key]:
                 plan.applied_sequence[key] = applied
+                if there or unsure:
+                    plan.clear_parked.append(key)
+                if self._noted.get(key, applied + 1) <= applied:
+                    plan.clear_dead_letter.append(key)
             plan.parked += [m for place, m in here.items() if place > applied]
         return plan
 
@@ -170,29 +179,29 @@ class KeyGate:
         """Record ``plan``: the keys' new applied sequences (a dead letter they moved past
         forgotten), their parked messages now applied removed, the early ones parked."""
         consumer = self._consumer
+        keys = self._keys.c
         if plan.applied_sequence:
-            moved = [{"k": key, "n": n} for key, n in plan.applied_sequence.items()]
-            passed = self._keys.c.dead_letter_sequence <= bindparam("n")
+            # One statement for the batch's keys, not one per key (a CASE of their places).
+            moved = list(plan.applied_sequence)
+            place = case(plan.applied_sequence, value=keys.message_key)
             await session.execute(
                 update(self._keys)
-                .where(self._keys.c.consumer == consumer)
-                .where(self._keys.c.message_key == bindparam("k"))
-                .values(
-                    applied_sequence=bindparam("n"),
-                    dead_letter_id=case((passed, None), else_=self._keys.c.dead_letter_id),
-                    dead_letter_sequence=case(
-                        (passed, None), else_=self._keys.c.dead_letter_sequence
-                    ),
-                    dead_lettered_at=case((passed, None), else_=self._keys.c.dead_lettered_at),
-                ),
-                moved,
+                .where(keys.consumer == consumer, keys.message_key.in_(moved))
+                .values(applied_sequence=place)
             )
+        if plan.clear_dead_letter:
+            await session.execute(
+                update(self._keys)
+                .where(keys.consumer == consumer, keys.message_key.in_(plan.clear_dead_letter))
+                .values(dead_letter_id=None, dead_letter_sequence=None, dead_lettered_at=None)
+            )
+        if plan.clear_parked:
+            parked = self._parked.c
+            places = {key: plan.applied_sequence[key] for key in plan.clear_parked}
             await session.execute(
                 delete(self._parked)
-                .where(self._parked.c.consumer == consumer)
-                .where(self._parked.c.message_key == bindparam("k"))
-                .where(self._parked.c.key_sequence <= bindparam("n")),
-                moved,
+                .where(parked.consumer == consumer, parked.message_key.in_(plan.clear_parked))
+                .where(parked.key_sequence <= case(places, value=parked.message_key))
             )
         if plan.parked:
             rows = [
@@ -358,22 +367,30 @@ class KeyGate:
 
     async def _lock(self, session: AsyncSession, keys: Sequence[str]) -> dict[str, int]:
         """Each key's applied sequence, its row made (at 0) when new and locked until the
-        transaction ends, keys in sorted order."""
+        transaction ends, keys in sorted order (the dead letters noted on them kept in
+        ``self._noted`` for ``admit``)."""
         await self._ensure_keys(session, keys)
         query = (
-            select(self._keys.c.message_key, self._keys.c.applied_sequence)
+            select(
+                self._keys.c.message_key,
+                self._keys.c.applied_sequence,
+                self._keys.c.dead_letter_sequence,
+            )
             .where(self._keys.c.consumer == self._consumer)
             .where(self._keys.c.message_key.in_(keys))
             .order_by(self._keys.c.message_key)
             .with_for_update()
         )
-        return {key: applied for key, applied in (await session.execute(query))}
+        rows = (await session.execute(query)).all()
+        self._noted = {key: noted for key, _, noted in rows if noted is not None}
+        return {key: applied for key, applied, _ in rows}
 
     async def _parked_from(
-        self, session: AsyncSession, keys: Sequence[str], applied_of: Mapping[str, int]
-    ) -> dict[str, dict[int, Decoded | Skip]]:
+        self, session: AsyncSession, keys: Sequence[str]
+    ) -> tuple[dict[str, dict[int, Decoded | Skip]], bool]:
         """The parked messages of ``keys`` after each key's applied sequence, up to
-        PARKED_WINDOW of them in all, read back as messages (or skips)."""
+        PARKED_WINDOW of them in all, read back as messages (or skips); and whether the
+        window was full (then a key may have parked rows not read)."""
         parked, known = self._parked.c, self._keys.c
         query = (
             select(self._parked)
@@ -389,7 +406,8 @@ class KeyGate:
         )
         found: dict[str, dict[int, Decoded | Skip]] = {}
         stopped: set[str] = set()
-        for row in await session.execute(query):
+        rows = (await session.execute(query)).all()
+        for row in rows:
             if row.message_key in stopped:
                 continue
             message = self._read_parked(row)
@@ -398,7 +416,7 @@ class KeyGate:
                 stopped.add(row.message_key)
                 continue
             found.setdefault(row.message_key, {})[row.key_sequence] = message
-        return found
+        return found, len(rows) >= PARKED_WINDOW
 
     def _read_parked(self, row: Any) -> Decoded | Skip | None:
         if row.event_type is None:
