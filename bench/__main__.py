@@ -27,6 +27,8 @@ from bench.e2e_latency import Run, highest_flat_rate, pipeline, pooled
 from bench.floors import one_message_inbox_transaction, quorum_publish_to_delivery
 from bench.growth import claim_beside_waiting, cleanup_over_retained, post_while_cleaning
 from bench.http_overhead import overhead, post_rates
+from bench.keyed_drain import keyed_vs_unordered
+from bench.keyed_latency import healthy_key_latency
 from bench.listing import listing_times
 from bench.memory import drain_backlog
 from bench.orders import product_id, run_orders
@@ -40,7 +42,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
 CHART = RESULTS.with_name("latency.png")
 PARTS = (
     "publish", "consume", "write", "latency", "memory", "scale", "growth", "listing", "curve",
-    "coldstart", "cli", "installsize",
+    "coldstart", "cli", "installsize", "keyed",
 )  # fmt: skip
 
 
@@ -74,6 +76,9 @@ def main() -> None:
     parser.add_argument(
         "--retained-for-cleanup", type=int, default=2_000_000, help="growth: published rows"
     )
+    parser.add_argument("--keyed-keys", type=int, default=10_000, help="keyed: backlog keys")
+    parser.add_argument("--keyed-rate", type=float, default=200, help="keyed: events/s offered")
+    parser.add_argument("--keyed-seconds", type=float, default=30, help="keyed: seconds a run")
     args = parser.parse_args()
 
     results: dict[str, object] = {}
@@ -93,6 +98,7 @@ def main() -> None:
         "coldstart": lambda: _cold_start_part(args),
         "cli": _cli_part,
         "installsize": _install_size_part,
+        "keyed": lambda: _keyed_part(args),
     }
     for name, measure in parts.items():
         if args.only in (None, name):
@@ -369,6 +375,31 @@ def _install_size_part() -> dict[str, object]:
         f"development (.venv) {sizes['development_venv_mb']:,} MB"
     )
     return sizes
+
+
+def _keyed_part(args: argparse.Namespace) -> dict[str, object]:
+    """Keyed events: a keyed backlog's drain against an unordered one (events/s, 2 relays
+    and 2 consumers), and healthy keys' commit -> inbox latency with 1% of keys poisoned
+    against none (open loop, ``--keyed-rate`` events/s)."""
+    drain = keyed_vs_unordered(keys=args.keyed_keys, repeat=args.repeat)
+    print(
+        f"keyed drain, {drain['events']:,} events ({args.keyed_keys:,} keys x 5), medians of "
+        f"{args.repeat}: keyed {drain['keyed_events_per_s']:,} events/s, unordered "
+        f"{drain['unordered_events_per_s']:,}: {drain['keyed_vs_unordered']}x"
+    )
+    latency = healthy_key_latency(
+        rate=args.keyed_rate, seconds=args.keyed_seconds, repeat=args.repeat
+    )
+    print(
+        f"healthy keys at {args.keyed_rate:g} events/s, {args.repeat} runs pooled: p99 "
+        f"{latency['poison_free_p99_ms']} ms poison-free, {latency['poisoned_p99_ms']} ms with "
+        f"1% of keys poisoned: {latency['p99_ratio']}x"
+    )
+    return {
+        "drain": drain,
+        "healthy_latency": latency,
+        "targets": {"keyed_vs_unordered": 0.8, "healthy_p99_ratio": 1.2},
+    }
 
 
 def _consume_part(args: argparse.Namespace) -> dict[str, object]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from bench.floors import IDLE_PAUSE_S
-from bench.infra import cpu_by_group, libpq, processes, service_env
+from bench.infra import cpu_by_group, libpq, processes, service_env, wait_for_inbox
 from bench.orders import (
     clock,
     install_clock,
@@ -154,18 +153,7 @@ class Pipeline:
 
     def _wait_for_inbox(self, message_ids: set[str], *, timeout: float) -> None:
         """Until every one of ``message_ids`` has its inbox row (the clock keeps stamping)."""
-        deadline = time.monotonic() + timeout
-        ids = list(message_ids)
-        with psycopg.connect(libpq(self.catalog_db), autocommit=True) as connection:
-            while True:
-                row = connection.execute(
-                    "SELECT count(*) FROM inbox WHERE message_id = ANY(%s::uuid[])", (ids,)
-                ).fetchone()
-                if row is not None and row[0] >= len(ids):
-                    return
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"only {row} of {len(ids)} orders reached the inbox")
-                time.sleep(0.2)
+        wait_for_inbox(self.catalog_db, list(message_ids), timeout=timeout, what="orders")
 
 
 def _run(rate: float, seconds: float, commits: dict[str, float], arrivals: dict[str, float]) -> Run:

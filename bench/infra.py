@@ -260,3 +260,19 @@ def cpu_calibration_ms() -> float:
             total += value
         best = min(best, time.perf_counter() - started)
     return round(best * 1000, 1)
+
+
+def wait_for_inbox(database_url: str, message_ids: list[str], *, timeout: float, what: str) -> None:
+    """Until every one of ``message_ids`` has its inbox row in ``database_url``'s inbox;
+    RuntimeError naming ``what`` (the things counted) after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(libpq(database_url), autocommit=True) as connection:
+        while True:
+            row = connection.execute(
+                "SELECT count(*) FROM inbox WHERE message_id = ANY(%s::uuid[])", (message_ids,)
+            ).fetchone()
+            if row is not None and row[0] >= len(message_ids):
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {row} of {len(message_ids)} {what} reached the inbox")
+            time.sleep(0.2)

@@ -118,7 +118,29 @@ def _rows(results: Mapping[str, Any]) -> list[Row]:
             for kind in ("relay", "consumer") for n in ("1", "2", "4")
         ],
     )  # fmt: skip
+    add("keyed", _keyed_rows)
     return rows
+
+
+def _keyed_rows(keyed: Mapping[str, Any]) -> list[Row]:
+    """Keyed events: the keyed backlog drains at >= 0.8x the unordered one's rate; with 1%
+    of keys poisoned, healthy keys' p99 stays within 1.2x of a poison-free run's."""
+    drain, latency = keyed["drain"], keyed["healthy_latency"]
+    rate = f"{latency['offered_per_s']:,.0f}/s"
+    return [
+        (f"drain, {drain['keys']:,} keys x 5 events, keyed (2 relays, 2 consumers)",
+         drain["keyed_events_per_s"], "events/s", "", None),
+        ("drain, the same events unordered", drain["unordered_events_per_s"], "events/s", "",
+         None),
+        ("keyed drain vs unordered", drain["keyed_vs_unordered"], "x", ">= 0.8",
+         drain["keyed_vs_unordered"] >= 0.8),
+        (f"healthy keys' e2e p99 at {rate}, no key poisoned", latency["poison_free_p99_ms"],
+         "ms", "", None),
+        (f"healthy keys' e2e p99 at {rate}, 1% of keys poisoned", latency["poisoned_p99_ms"],
+         "ms", "", None),
+        ("healthy keys' p99, 1% of keys poisoned vs none", latency["p99_ratio"], "x", "<= 1.2",
+         latency["p99_ratio"] <= 1.2),
+    ]  # fmt: skip
 
 
 def _cli_rows(cli: Mapping[str, Any]) -> list[Row]:
@@ -194,6 +216,7 @@ def print_summary(results: Mapping[str, Any]) -> None:
             "growth",
             "listing",
             "cli",
+            "keyed",
         )
         if part in results and "cpu_calibration_ms" in results[part]
     }
