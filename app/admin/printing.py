@@ -98,7 +98,8 @@ def print_dead_letters(data: dict[str, Any]) -> None:
             f"{(letter['message_id'] or '-')[:36]:<36}  {(letter['event_type'] or '-')[:24]:<24} "
             f"{letter['deaths']:>6}  {letter['first_death_at'] or '-':<24}  "
             f"{letter['reason'][:120]}"
-            + (f" [key {letter['message_key'][:60]} #{letter['key_sequence']}]"
+            + (f" [key {letter['message_key'][:60]}"
+               + (f" #{letter['key_sequence']}]" if letter.get("key_sequence") else "]")
                if letter.get("message_key") else "")
         ))  # fmt: skip
     print("\nby reason:")

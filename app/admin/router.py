@@ -216,7 +216,8 @@ async def inbox_show(service: ServiceName, message_id: uuid.UUID, db: Engine) ->
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
             f"{service} has no inbox row for message {message_id}: not received yet (in "
-            f"its queue, or dead-lettered: GET /admin/api/{service}/dlq), older than the "
+            f"its queue, or dead-lettered: GET /admin/api/{service}/dlq; or parked behind an "
+            f"earlier message of its key: GET /admin/api/{service}/inbox/keys), older than the "
             "inbox retention, or not a message id (an order's message ids: GET "
             "/admin/api/ordering/outbox/events?orderId=…)",
         )

@@ -234,7 +234,7 @@ async def _dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
     released = (
         f"; key {args.key!r} moves past {done['released_places']} place(s), its parked "
         "messages applied in order by the consumer"
-        if args.key is not None
+        if args.key is not None and done["released_places"]
         else ""
     )
     _output(args, done, lambda d: print(
@@ -262,7 +262,8 @@ async def _inbox_show(args: argparse.Namespace, settings: Settings) -> int:
     if entry is None:
         raise OperationError(
             f"{args.service} has no inbox row for message {args.message_id}: not received "
-            f"yet (in its queue, or dead-lettered: `dlq list {args.service}`), older than "
+            f"yet (in its queue, or dead-lettered: `dlq list {args.service}`), parked "
+            f"behind an earlier message of its key (`outbox status {args.service}`), older than "
             "the inbox retention, or not a message id (an order's message ids: "
             "`outbox events ordering --order ORDER_ID`)"
         )

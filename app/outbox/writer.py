@@ -19,14 +19,21 @@ _SHORT_STRING_BYTES = 255
 _EVENT_NAME_LENGTH = 200
 
 
-def _check_publishable(event: IntegrationEvent, correlation_id: str | None) -> None:
+def _check_publishable(
+    event: IntegrationEvent, correlation_id: str | None, *, keyed: bool = False
+) -> None:
     """ValueError (TypeError for a non-str) for what no broker could take, before anything
-    is staged: a row that can never be published would only fail hours later."""
+    is staged: a row that can never be published would only fail hours later. ``keyed``:
+    its routing key is the name and a partition (``.p63`` at most), which must fit too."""
     name = event.event_name
     if not isinstance(name, str) or not 1 <= len(name) <= _EVENT_NAME_LENGTH:
         raise ValueError(f"an event_name has 1 to {_EVENT_NAME_LENGTH} characters: {name!r:.80}")
-    if len(name.encode()) > _SHORT_STRING_BYTES:
-        raise ValueError(f"an event_name takes at most {_SHORT_STRING_BYTES} bytes (AMQP)")
+    room = _SHORT_STRING_BYTES - (len(".p63") if keyed else 0)
+    if len(name.encode()) > room:
+        raise ValueError(
+            f"an event_name takes at most {room} bytes (AMQP"
+            + ("; keyed: the routing key adds its partition)" if keyed else ")")
+        )
     if correlation_id is None:
         return
     if not isinstance(correlation_id, str):
@@ -36,9 +43,13 @@ def _check_publishable(event: IntegrationEvent, correlation_id: str | None) -> N
 
 
 def _headers(
-    event: IntegrationEvent, correlation_id: str | None, traceparent: str | None
+    event: IntegrationEvent,
+    correlation_id: str | None,
+    traceparent: str | None,
+    *,
+    keyed: bool = False,
 ) -> dict[str, str]:
-    _check_publishable(event, correlation_id)
+    _check_publishable(event, correlation_id, keyed=keyed)
     headers: dict[str, str] = {VERSION_HEADER: str(event.event_version)}
     if correlation_id is not None:
         headers["correlation_id"] = correlation_id
@@ -92,13 +103,14 @@ def add_event(
     """
     if traceparent is None:
         traceparent = current_traceparent()
+    chosen = message_key(event, key)
     row = outbox_tables(names).row(
         id=event.event_id,
         event_type=event.event_name,
         payload=event.body(),
-        headers=_headers(event, correlation_id, traceparent),
+        headers=_headers(event, correlation_id, traceparent, keyed=chosen is not None),
         attempts=0,
-        message_key=message_key(event, key),
+        message_key=chosen,
     )
     session.add(row)
     return row
@@ -120,12 +132,16 @@ async def write_events(
     as one statement, instead of one ORM object per event at flush. ``caused_by[i]``: the
     incoming event ``events[i]`` answers, whose trace it continues; ``keys[i]``: the key of
     ``events[i]`` (None: its ``key_field``'s, see ``message_key``). Events of one key are
-    numbered in the order given. ValueError when a list's length differs from
-    ``events``' or a key is bad."""
+    numbered in the order given; rows are inserted keys first, in key order (a stable sort:
+    each key's own order kept), so two writers of the same keys lock their counters in the
+    same order instead of deadlocking. ValueError when a list's length differs from
+    ``events``' or a key is bad; TypeError when ``keys`` is a str."""
     if not events:
         return
     if caused_by is not None and len(caused_by) != len(events):
         raise ValueError(f"{len(events)} events but {len(caused_by)} causes")
+    if isinstance(keys, str):
+        raise TypeError("keys is a sequence of keys, one per event, not a str")
     if keys is not None and len(keys) != len(events):
         raise ValueError(f"{len(events)} events but {len(keys)} keys")
     given = keys if keys is not None else [None] * len(events)
@@ -138,8 +154,13 @@ async def write_events(
     connection = await session.connection()
     rows = [
         NewOutboxRow(
-            event.event_id, event.event_name, event.body(), _headers(event, None, trace), key
+            event.event_id,
+            event.event_name,
+            event.body(),
+            _headers(event, None, trace, keyed=key is not None),
+            key,
         )
         for event, trace, key in zip(events, traces, chosen, strict=True)
     ]
+    rows.sort(key=lambda row: (row.message_key is None, row.message_key or ""))
     await store_for(connection.dialect).insert_outbox_rows(connection, table, rows)

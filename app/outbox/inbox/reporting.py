@@ -67,8 +67,11 @@ def count_applied(
     each message applied now, the batch's duration."""
     for outcome in outcomes.values():
         INBOX_PROCESSED.labels(consumer, outcome).inc()
-    if len(applied) > len(outcomes):
-        INBOX_DUPLICATES.labels(consumer).inc(len(applied) - len(outcomes))
+    # Those of the batch without an outcome (outcomes may also name parked messages of
+    # earlier batches, applied with it).
+    duplicates = _duplicates(applied, outcomes)
+    if duplicates:
+        INBOX_DUPLICATES.labels(consumer).inc(duplicates)
     observe_lag(consumer, (m.timestamp for m, d in applied if d.message_id in outcomes))
     INBOX_BATCH_DURATION.labels(consumer).observe(seconds)
 
@@ -84,7 +87,7 @@ def log_consumer_batch(
         "consumed batch",
         extra={
             "messages": len(applied),
-            "duplicates": len(applied) - len(outcomes),
+            "duplicates": _duplicates(applied, outcomes),
             "outcomes": counts,
             "duration_ms": round(seconds * 1000, 1),
             **ids_fields({d.message_id: _headers(m, d) for m, d in applied}),
@@ -102,6 +105,10 @@ def log_consumer_batch(
                     "trace_id": trace_id(decoded.traceparent),
                 },
             )
+
+
+def _duplicates(applied: Sequence[tuple[Delivery, Decoded]], outcomes: dict[uuid.UUID, str]) -> int:
+    return sum(1 for _, decoded in applied if decoded.message_id not in outcomes)
 
 
 def _headers(message: Delivery, decoded: Decoded) -> dict[str, Any]:
