@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel
 
+from cloudcrm_outbox.brokers.rabbitmq.consuming.consumer import amqp_consumer_connections
 from cloudcrm_outbox.brokers.rabbitmq.topology import declare_at
 from cloudcrm_outbox.errors import TopologyConflictError
+from cloudcrm_outbox.names import DEFAULT_NAMES, MessagingNames, QueueBindings
 from tests.support.events import all_bindings
 from tests.support.rabbit import queue_depth
 
@@ -104,3 +107,31 @@ async def test_declaring_twice_changes_nothing(broker: str) -> None:
     await declare_at(broker, all_bindings(), within=30)
     for name in ("catalog.events", "catalog.events.dlq", "ordering.events", "ordering.events.dlq"):
         assert await queue_depth(broker, name) == 0
+
+
+async def test_partition_queues_have_a_single_active_consumer(broker: str) -> None:
+    await declare_at(broker, all_bindings(), within=30)
+    async with await aio_pika.connect(broker) as connection:
+        channel = await connection.channel()
+        # Declared again with other arguments, RabbitMQ refuses (406): what it holds.
+        with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+            await channel.declare_queue("catalog.events.p0", durable=True,
+                                        arguments={"x-queue-type": "quorum"})  # fmt: skip
+
+
+async def test_a_consumer_with_fewer_partitions_than_a_relay_says_so(
+    broker: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A relay ran with PARTITIONS=8 (its consumers' queues .p0 to .p7 exist); a consumer
+    with 4 would never read .p4 to .p7: it says so, in one error line, at each connect."""
+    eight = MessagingNames(partitions=8)
+    await declare_at(broker, [QueueBindings.of("catalog", ["OrderPlaced"], eight)], within=30)
+    four = QueueBindings.of("catalog", ["OrderPlaced"], MessagingNames(partitions=4))
+    opener = amqp_consumer_connections(
+        broker, four, prefetch=10, timeout=10, exchange=DEFAULT_NAMES.exchange
+    )
+    with caplog.at_level(logging.ERROR):
+        async with opener():
+            pass
+    [said] = [r.getMessage() for r in caplog.records if "beyond this consumer" in r.getMessage()]
+    assert said.startswith("queue catalog.events.p4 exists, beyond this consumer's 4 partitions")

@@ -190,6 +190,7 @@ def amqp_consumer_connections(
                 channel = await connection.channel(publisher_confirms=False)
                 await channel.set_qos(prefetch_count=prefetch)
                 queues = [await _existing_queue(channel, name) for name in topology.queues]
+                await _say_if_more_partitions(connection, topology)
                 consuming = AmqpConsumerConnection(queues, connection, topology)
                 # aio-pika's closed() resolves only when close() is called; a connection
                 # the broker or the network dropped is reported to the close callbacks,
@@ -208,6 +209,28 @@ def amqp_consumer_connections(
                 await _close_quietly(connection)
 
     return open_connection
+
+
+async def _say_if_more_partitions(
+    connection: AbstractConnection, topology: ConsumerTopology
+) -> None:
+    """Log an error when a partition queue beyond this consumer's count exists: a relay
+    (or another consumer) runs with a larger PARTITIONS, and the keyed messages it routes
+    there reach no consumer that runs with this one's."""
+    beyond = f"{topology.queue}.p{len(topology.partition_queues)}"
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(beyond, durable=True, passive=True)
+    except ChannelNotFoundEntity:
+        return  # as it should be (the 404 closed that channel)
+    logger.error(
+        "queue %s exists, beyond this consumer's %d partitions: a process runs with a "
+        "larger PARTITIONS, and the keyed messages it routes there are not consumed here "
+        "(give every relay and consumer the same PARTITIONS)",
+        beyond,
+        len(topology.partition_queues),
+    )
+    await channel.close()
 
 
 async def _existing_queue(channel: AbstractChannel, name: str) -> AbstractQueue:
