@@ -186,13 +186,14 @@ class KeyGate:
             place = case(plan.applied_sequence, value=keys.message_key)
             await session.execute(
                 update(self._keys)
-                .where(keys.consumer == consumer, keys.message_key.in_(moved))
+                .where(keys.consumer == consumer, self._store.one_of(keys.message_key, moved))
                 .values(applied_sequence=place)
             )
         if plan.clear_dead_letter:
             await session.execute(
                 update(self._keys)
-                .where(keys.consumer == consumer, keys.message_key.in_(plan.clear_dead_letter))
+                .where(keys.consumer == consumer)
+                .where(self._store.one_of(keys.message_key, plan.clear_dead_letter))
                 .values(dead_letter_id=None, dead_letter_sequence=None, dead_lettered_at=None)
             )
         if plan.clear_parked:
@@ -200,7 +201,8 @@ class KeyGate:
             places = {key: plan.applied_sequence[key] for key in plan.clear_parked}
             await session.execute(
                 delete(self._parked)
-                .where(parked.consumer == consumer, parked.message_key.in_(plan.clear_parked))
+                .where(parked.consumer == consumer)
+                .where(self._store.one_of(parked.message_key, plan.clear_parked))
                 .where(parked.key_sequence <= case(places, value=parked.message_key))
             )
         if plan.parked:
@@ -366,10 +368,21 @@ class KeyGate:
         await session.execute(self._store.insert_ignoring_conflicts(self._keys), rows)
 
     async def _lock(self, session: AsyncSession, keys: Sequence[str]) -> dict[str, int]:
-        """Each key's applied sequence, its row made (at 0) when new and locked until the
-        transaction ends, keys in sorted order (the dead letters noted on them kept in
-        ``self._noted`` for ``admit``)."""
-        await self._ensure_keys(session, keys)
+        """Each key's applied sequence, its row locked until the transaction ends (made,
+        at 0, when the key is new), keys in sorted order (the dead letters noted on them
+        kept in ``self._noted`` for ``admit``). The rows that exist are locked first and
+        only the missing ones inserted: most batches meet keys they met before."""
+        found = await self._locked(session, keys)
+        missing = sorted(set(keys) - found.keys())
+        if missing:
+            await self._ensure_keys(session, missing)
+            found.update(await self._locked(session, missing))
+        self._noted = {key: noted for key, (_, noted) in found.items() if noted is not None}
+        return {key: applied for key, (applied, _) in found.items()}
+
+    async def _locked(
+        self, session: AsyncSession, keys: Sequence[str]
+    ) -> dict[str, tuple[int, int | None]]:
         query = (
             select(
                 self._keys.c.message_key,
@@ -377,13 +390,11 @@ class KeyGate:
                 self._keys.c.dead_letter_sequence,
             )
             .where(self._keys.c.consumer == self._consumer)
-            .where(self._keys.c.message_key.in_(keys))
+            .where(self._store.one_of(self._keys.c.message_key, keys))
             .order_by(self._keys.c.message_key)
             .with_for_update()
         )
-        rows = (await session.execute(query)).all()
-        self._noted = {key: noted for key, _, noted in rows if noted is not None}
-        return {key: applied for key, applied, _ in rows}
+        return {key: (applied, noted) for key, applied, noted in await session.execute(query)}
 
     async def _parked_from(
         self, session: AsyncSession, keys: Sequence[str]
@@ -399,7 +410,7 @@ class KeyGate:
                 and_(known.consumer == parked.consumer, known.message_key == parked.message_key),
             )
             .where(parked.consumer == self._consumer)
-            .where(parked.message_key.in_(keys))
+            .where(self._store.one_of(parked.message_key, keys))
             .where(parked.key_sequence > known.applied_sequence)
             .order_by(parked.message_key, parked.key_sequence)
             .limit(PARKED_WINDOW)

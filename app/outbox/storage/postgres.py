@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Executable, Table, func, select
+from sqlalchemy import Executable, String, Table, any_, cast, func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
@@ -212,6 +212,9 @@ class PostgresStore:
 
     def contains(self, column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
         return func.strpos(column, needle) > 0
+
+    def one_of(self, column: ColumnElement[Any], values: Sequence[str]) -> ColumnElement[bool]:
+        return column == any_(cast(list(values), postgresql.ARRAY(String)))
 
     def timestamp_bound(
         self, column: ColumnElement[Any], moment: datetime

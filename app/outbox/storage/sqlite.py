@@ -123,6 +123,9 @@ class SqliteStore:
     def contains(self, column: ColumnElement[Any], needle: str) -> ColumnElement[bool]:
         return func.instr(column, needle) > 0
 
+    def one_of(self, column: ColumnElement[Any], values: Sequence[str]) -> ColumnElement[bool]:
+        return column.in_(list(values))
+
     def timestamp_bound(
         self, column: ColumnElement[Any], moment: datetime
     ) -> tuple[ColumnElement[Any], Any]:
