@@ -115,11 +115,10 @@ def shell_word(text: str) -> str:
 
 @functools.cache
 def producers_of(service: str) -> tuple[str, ...]:
-    """The services whose events ``service`` consumes (where a gap's messages come from)."""
-    from app.messaging.registry import published_by, subscriptions_of
-
-    consumed = {subscription.name for subscription in subscriptions_of(service)}
-    return tuple(other for other in SERVICES if published_by(other) & consumed)
+    """The services whose events ``service`` may consume (where a gap's messages come
+    from): every other service (in the demo each consumes the other's events; the pages
+    sit below the registry of subscriptions, so they do not ask it)."""
+    return tuple(other for other in SERVICES if other != service)
 
 
 def _waiting(service: str, keys: list[dict[str, Any]]) -> list[WaitingKey]:
