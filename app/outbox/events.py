@@ -62,6 +62,17 @@ class IntegrationEvent(BaseModel):
 
     event_id: uuid.UUID = Field(default_factory=_new_event_id, exclude=True)
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse, when the class is defined, a ``key_field`` naming no field of it
+        (TypeError): a typo would otherwise fail only at the first ``add_event``."""
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.key_field is not None and cls.key_field not in cls.model_fields:
+            raise TypeError(
+                f"{cls.__name__}.key_field names no field of it: {cls.key_field!r} "
+                f"(its fields: {', '.join(sorted(cls.model_fields))})"
+            )
+
     def body(self) -> dict[str, Any]:
         """The JSON-ready message body (camelCase, without the id)."""
         return self.model_dump(mode="json", by_alias=True)

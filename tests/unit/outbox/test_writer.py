@@ -131,3 +131,12 @@ def test_what_no_broker_could_take_is_refused_before_it_is_staged(
     with pytest.raises(error, match=words):
         add_event(session, event, correlation_id=correlation_id)  # type: ignore[arg-type]
     assert not session.new
+
+
+def test_a_key_field_naming_no_field_is_refused_when_the_class_is_defined() -> None:
+    with pytest.raises(TypeError, match="key_field names no field of it: 'order'"):
+
+        class Misnamed(IntegrationEvent):
+            event_name: ClassVar[str] = "Misnamed"
+            key_field: ClassVar[str | None] = "order"
+            order_id: uuid.UUID
