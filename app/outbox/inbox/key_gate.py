@@ -35,7 +35,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, exists, func, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cloudcrm_outbox.inbox.decoding import Decoded
@@ -324,6 +324,13 @@ class KeyGate:
             update(self._keys)
             .where(self._keys.c.consumer == self._consumer, self._keys.c.message_key == key)
             .where(self._keys.c.applied_sequence < sequence)
+            # The earliest one is what the key stops at: a later one does not replace it.
+            .where(
+                or_(
+                    self._keys.c.dead_letter_sequence.is_(None),
+                    self._keys.c.dead_letter_sequence >= sequence,
+                )
+            )
             .values(
                 dead_letter_id=message_id,
                 dead_letter_sequence=sequence,

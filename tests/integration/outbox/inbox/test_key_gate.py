@@ -295,3 +295,16 @@ async def test_a_key_stopped_at_its_own_dead_letter_is_never_started_past_it(
     await asyncio.sleep(0.05)
     assert await inbox.start_waiting_keys(0.01) == 0  # the operator's to release
     assert handler.order_of(key) == []
+
+
+async def test_a_later_dead_letter_does_not_hide_the_one_its_key_stops_at(
+    engine: AsyncEngine,
+) -> None:
+    inbox = processor(engine, Applied())
+    key = new_key()
+    first, third = keyed(key, 1), keyed(key, 3)
+    await inbox.record_dead_letter(str(key), 1, first.message_id)
+    await inbox.record_dead_letter(str(key), 3, third.message_id)
+    async with make_sessionmaker(engine)() as session:
+        row = (await session.execute(select(TABLES.inbox_keys))).one()
+    assert (row.dead_letter_sequence, row.dead_letter_id) == (1, first.message_id)
