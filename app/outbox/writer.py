@@ -62,8 +62,9 @@ def message_key(event: IntegrationEvent, key: str | None = None) -> str | None:
     """The message key ``event`` is written under: ``key`` when given, else the value of
     the event's ``key_field`` as text, else None (unkeyed).
 
-    A key is 1 to ``MAX_KEY_LENGTH`` (200) characters without control characters (it
-    travels as an AMQP header and shows in logs and pages); ValueError otherwise, and
+    A key is 1 to ``MAX_KEY_LENGTH`` (200) characters of valid Unicode without control
+    characters (it travels as an AMQP header and shows in logs and pages); ValueError
+    otherwise, and
     TypeError for a ``key`` that is not a str."""
     if key is None:
         if event.key_field is None:
@@ -78,6 +79,10 @@ def message_key(event: IntegrationEvent, key: str | None = None) -> str | None:
         raise ValueError(f"a message key has 1 to {MAX_KEY_LENGTH} characters, not {len(key)}")
     if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in key):
         raise ValueError(f"a message key holds no control characters: {key!r:.80}")
+    try:
+        key.encode()
+    except UnicodeEncodeError:  # a lone surrogate: no database or broker can take it
+        raise ValueError(f"a message key is valid Unicode text: {key!r:.80}") from None
     return key
 
 

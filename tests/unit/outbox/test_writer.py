@@ -72,6 +72,7 @@ def test_a_key_is_given_or_taken_from_the_events_key_field() -> None:
         ("order\x00-1", ValueError, "no control characters"),
         ("order\n1", ValueError, "no control characters"),
         ("order\x851", ValueError, "no control characters"),
+        ("order\ud8001", ValueError, "valid Unicode"),
         (42, TypeError, "a str, not int"),
     ],
 )
