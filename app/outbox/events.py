@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -19,6 +21,40 @@ SEQUENCE_HEADER = "x-key-sequence"
 # And, per event type of the key, the last sequence of that type before this message
 # ({"OrderPlaced": 1}): a consumer of some of the types waits only for its own.
 PREVIOUS_HEADER = "x-key-previous"
+_SEQUENCE_TEXT = re.compile(r"[0-9]{1,18}")  # ASCII digits (isdecimal takes other scripts')
+
+
+def key_sequence_of(value: object) -> int | None:
+    """An ``x-key-sequence`` header's value as a sequence (an integer >= 1, sent as an AMQP
+    integer or as a decimal string), None when it is not one."""
+    if isinstance(value, str) and _SEQUENCE_TEXT.fullmatch(value):
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    return None
+
+
+def readable_previous(previous: object, sequence: int) -> TypeGuard[Mapping[str, int]]:
+    """Whether ``previous`` is an ``x-key-previous`` table for ``sequence``: a mapping of
+    event types to integers between 1 and ``sequence`` - 1."""
+    return isinstance(previous, Mapping) and all(
+        isinstance(place, int) and not isinstance(place, bool) and 0 < place < sequence
+        for place in previous.values()
+    )
+
+
+def predecessor_of(
+    previous: Mapping[str, object] | None, sequence: int, event_names: Iterable[str]
+) -> int:
+    """The sequence a consumer of ``event_names`` applies just before ``sequence`` of a
+    key: the latest of ``previous`` (``x-key-previous``: per event type, the key's last
+    sequence before this one) among its types, 0 for none. When ``previous`` is missing or
+    not ``readable_previous``, every earlier sequence is waited for: ``sequence - 1``."""
+    if previous is None or not readable_previous(previous, sequence):
+        return sequence - 1
+    return max((previous.get(name, 0) for name in event_names), default=0)
+
+
 # The largest body a message may have (64 KiB): the publisher refuses a bigger event, the
 # consumer dead-letters one.
 MAX_BODY_BYTES = 64 * 1024

@@ -14,18 +14,21 @@ letter is still listed.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cloudcrm_outbox.errors import BrokerUnavailableError
-from cloudcrm_outbox.events import KEY_HEADER, PREVIOUS_HEADER, SEQUENCE_HEADER
+from cloudcrm_outbox.events import (
+    KEY_HEADER,
+    PREVIOUS_HEADER,
+    SEQUENCE_HEADER,
+    key_sequence_of,
+    readable_previous,
+)
 from cloudcrm_outbox.times import as_utc, utc_text
 
-# A sequence sent as text: ASCII digits only (str.isdecimal takes other scripts' digits).
-_DECIMAL = re.compile(r"[0-9]{1,18}")
 DLQ_LIMIT = 10_000  # dead letters one operation looks at, at most
 POISON_REASON = "x-poison-reason"
 NO_MESSAGE_ID = "no message id: a second copy could not be recognised by the inbox"
@@ -87,26 +90,16 @@ class DeadLetter:
     @property
     def key_sequence(self) -> int | None:
         """Its place in its key's order (``x-key-sequence``), when it has a readable one."""
-        value = self.headers.get(SEQUENCE_HEADER)
-        if isinstance(value, str) and _DECIMAL.fullmatch(value):
-            value = int(value)
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
-            return value
-        return None
+        return key_sequence_of(self.headers.get(SEQUENCE_HEADER))
 
     @property
     def key_previous(self) -> dict[str, int] | None:
         """Its ``x-key-previous`` table (per event type, the key's last sequence before
         it), when it has a readable one."""
         value, sequence = self.headers.get(PREVIOUS_HEADER), self.key_sequence
-        if not isinstance(value, Mapping) or sequence is None:
+        if sequence is None or not readable_previous(value, sequence):
             return None
-        found = {
-            str(name): place
-            for name, place in value.items()
-            if isinstance(place, int) and not isinstance(place, bool) and 0 < place < sequence
-        }
-        return found if len(found) == len(value) else None
+        return {str(name): place for name, place in value.items()}
 
     def as_dict(self) -> dict[str, Any]:
         """The operator's view as JSON-ready values (no body or headers)."""

@@ -24,6 +24,9 @@ from cloudcrm_outbox.events import (
     SEQUENCE_HEADER,
     VERSION_HEADER,
     IntegrationEvent,
+    key_sequence_of,
+    predecessor_of,
+    readable_previous,
 )
 from cloudcrm_outbox.names import UNREADABLE_HEADERS
 from cloudcrm_outbox.storage.tables import MAX_KEY_LENGTH
@@ -70,10 +73,8 @@ class MessageKey:
 
     def predecessor(self, event_names: Iterable[str]) -> int:
         """The sequence a consumer of ``event_names`` applies just before this one: the
-        latest earlier message of one of its types (0: none)."""
-        if self.previous is None:
-            return self.sequence - 1
-        return max((self.previous.get(name, 0) for name in event_names), default=0)
+        latest earlier message of one of its types (0: none; ``events.predecessor_of``)."""
+        return predecessor_of(self.previous, self.sequence, event_names)
 
 
 def message_key(headers: Mapping[str, Any] | None) -> MessageKey | Poison | None:
@@ -96,25 +97,21 @@ def message_key(headers: Mapping[str, Any] | None) -> MessageKey | Poison | None
             f"invalid message key headers: {KEY_HEADER} {repr(key)[:100]} is not "
             f"1 to {MAX_KEY_LENGTH} characters of text without control characters"
         )
-    if isinstance(sequence, str) and _DECIMAL.fullmatch(sequence):
-        sequence = int(sequence)
-    if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
+    place = key_sequence_of(sequence)
+    if place is None:
         return Poison(
             f"invalid message key headers: {SEQUENCE_HEADER} {repr(sequence)[:100]} "
             "is not an integer >= 1"
         )
     previous = headers.get(PREVIOUS_HEADER)
     if previous is None:
-        return MessageKey(key, sequence)
-    if not isinstance(previous, Mapping) or not all(
-        isinstance(place, int) and not isinstance(place, bool) and 1 <= place < sequence
-        for place in previous.values()
-    ):
+        return MessageKey(key, place)
+    if not readable_previous(previous, place):
         return Poison(
             f"invalid message key headers: {PREVIOUS_HEADER} {repr(previous)[:100]} is not "
-            f"a table of sequences below {sequence}"
+            f"a table of sequences below {place}"
         )
-    return MessageKey(key, sequence, {str(name): place for name, place in previous.items()})
+    return MessageKey(key, place, {str(name): value for name, value in previous.items()})
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from cloudcrm_outbox.events import predecessor_of
 from cloudcrm_outbox.inbox.decoding import Decoded
 from cloudcrm_outbox.logs import library_logger
 from cloudcrm_outbox.storage.clock import db_now, db_now_plus
@@ -165,13 +166,7 @@ class KeyGate:
 
     def _predecessor(self, found: Decoded | Skip) -> int:
         if isinstance(found, Skip):
-            previous = found.previous
-            if previous is None or any(
-                not isinstance(place, int) or not 0 < place < found.sequence
-                for place in previous.values()
-            ):
-                return found.sequence - 1  # not known, or not readable: every earlier one
-            return max((previous.get(name, 0) for name in self._subscriptions), default=0)
+            return predecessor_of(found.previous, found.sequence, self._subscriptions)
         assert found.sequence is not None
         return found.sequence - 1 if found.predecessor is None else found.predecessor
 

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from cloudcrm_outbox.backoff import sleep_unless
@@ -80,30 +80,24 @@ class KeyStatus:
         return asdict(self)
 
 
-async def waiting_keys(
-    engine: AsyncEngine,
-    *,
-    names: MessagingNames = DEFAULT_NAMES,
-    consumer: str | None = None,
-    key: str | None = None,
-    limit: int = 100,
-) -> list[WaitingKey]:
-    """The keys with parked messages (of ``consumer``, or ``key``, when given), those
-    waiting longest first, at most ``limit``; ages on the database clock."""
+def _waiting_per_key(
+    names: MessagingNames, consumer: str | None, key: str | None = None
+) -> Select[Any]:
+    """One row per key with parked messages (of ``consumer``, or ``key``, when given):
+    consumer, key, applied sequence, the earliest predecessor waited for, parked count,
+    the oldest parked time, and the dead letter noted on the key."""
     tables = outbox_tables(names)
     parked, keys = tables.parked.c, tables.inbox_keys.c
-    oldest = func.min(parked.parked_at)
     query = (
         select(
             parked.consumer,
             parked.message_key,
             keys.applied_sequence,
-            func.min(parked.predecessor),
-            func.count(parked.event_type),
-            oldest,
+            func.min(parked.predecessor).label("waits_for"),
+            func.count(parked.event_type).label("parked"),
+            func.min(parked.parked_at).label("oldest"),
             keys.dead_letter_id,
             keys.dead_lettered_at,
-            db_now_plus(0),
         )
         .join(
             tables.inbox_keys,
@@ -117,26 +111,41 @@ async def waiting_keys(
             keys.dead_lettered_at,
         )
         .having(func.count(parked.event_type) > 0)
-        .order_by(oldest)
-        .limit(limit)
     )
     if consumer is not None:
         query = query.where(parked.consumer == consumer)
     if key is not None:
         query = query.where(parked.message_key == key)
+    return query
+
+
+async def waiting_keys(
+    engine: AsyncEngine,
+    *,
+    names: MessagingNames = DEFAULT_NAMES,
+    consumer: str | None = None,
+    key: str | None = None,
+    limit: int = 100,
+) -> list[WaitingKey]:
+    """The keys with parked messages (of ``consumer``, or ``key``, when given), those
+    waiting longest first, at most ``limit``; ages on the database clock."""
+    waiting = _waiting_per_key(names, consumer, key).subquery()
+    query = select(waiting, db_now_plus(0).label("now")).order_by(waiting.c.oldest).limit(limit)
     async with engine.connect() as connection:
         rows = (await connection.execute(query)).all()
     return [
         WaitingKey(
-            consumer=row[0],
-            key=row[1],
-            applied_sequence=row[2],
+            consumer=row.consumer,
+            key=row.message_key,
+            applied_sequence=row.applied_sequence,
             # The parked messages' earliest predecessor: the message missing.
-            next_sequence=row[3] if row[3] is not None else row[2] + 1,
-            parked=row[4],
-            waiting_seconds=round(max((as_utc(row[8]) - as_utc(row[5])).total_seconds(), 0), 3),
-            dead_letter_id=row[6],
-            dead_lettered_at=as_utc(row[7]) if row[7] else None,
+            next_sequence=row.waits_for if row.waits_for is not None else row.applied_sequence + 1,
+            parked=row.parked,
+            waiting_seconds=round(
+                max((as_utc(row.now) - as_utc(row.oldest)).total_seconds(), 0), 3
+            ),
+            dead_letter_id=row.dead_letter_id,
+            dead_lettered_at=as_utc(row.dead_lettered_at) if row.dead_lettered_at else None,
         )
         for row in rows
     ]
@@ -151,24 +160,7 @@ async def read_key_status(
 ) -> KeyStatus:
     """The figures of ``KeyStatus`` (of ``consumer``'s keys, when given), counted by the
     database (one row per waiting key is grouped there, none comes back)."""
-    tables = outbox_tables(names)
-    parked, keys = tables.parked.c, tables.inbox_keys.c
-    per_key = (
-        select(
-            func.count(parked.event_type).label("parked"),
-            func.min(parked.parked_at).label("oldest"),
-            keys.dead_letter_id.label("dead_letter_id"),
-        )
-        .join(
-            tables.inbox_keys,
-            and_(keys.consumer == parked.consumer, keys.message_key == parked.message_key),
-        )
-        .group_by(parked.consumer, parked.message_key, keys.dead_letter_id)
-        .having(func.count(parked.event_type) > 0)
-    )
-    if consumer is not None:
-        per_key = per_key.where(parked.consumer == consumer)
-    waiting = per_key.subquery()
+    waiting = _waiting_per_key(names, consumer).subquery()
     late = and_(
         waiting.c.dead_letter_id.is_(None), waiting.c.oldest < db_now_plus(-gap_alert_seconds)
     )

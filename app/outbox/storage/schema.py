@@ -177,14 +177,12 @@ def add_message_keys(names: MessagingNames = DEFAULT_NAMES) -> None:
         postgresql_where=KEYED_UNPUBLISHED,
         sqlite_where=KEYED_UNPUBLISHED,
     )
-    for statement in key_sequences.create_statements(_dialect(), outbox, keys, version=5):
-        op.execute(statement)
+    _create_key_trigger(outbox, keys, version=5)
 
 
 def drop_message_keys(names: MessagingNames = DEFAULT_NAMES) -> None:
     outbox = names.outbox_table
-    for statement in key_sequences.drop_statements(_dialect(), outbox):
-        op.execute(statement)
+    _drop_key_trigger(outbox)
     op.drop_index(f"ix_{outbox}_key_order", table_name=outbox)
     op.drop_table(f"{outbox}_keys")
     with op.batch_alter_table(outbox) as batch:
@@ -202,10 +200,8 @@ def add_inbox_key_order(names: MessagingNames = DEFAULT_NAMES) -> None:
     outbox, outbox_keys = names.outbox_table, f"{names.outbox_table}_keys"
     op.add_column(outbox, sa.Column("key_previous", JSON_MAP))
     op.add_column(outbox_keys, sa.Column("last_by_type", JSON_MAP))
-    for statement in key_sequences.drop_statements(_dialect(), outbox):
-        op.execute(statement)
-    for statement in key_sequences.create_statements(_dialect(), outbox, outbox_keys):
-        op.execute(statement)
+    _drop_key_trigger(outbox)
+    _create_key_trigger(outbox, outbox_keys, version=6)
     inbox = names.inbox_table
     keys, parked = f"{inbox}_keys", f"{inbox}_parked"
     op.create_table(
@@ -241,13 +237,22 @@ def drop_inbox_key_order(names: MessagingNames = DEFAULT_NAMES) -> None:
     outbox, outbox_keys = names.outbox_table, f"{names.outbox_table}_keys"
     # The trigger first: SQLite rebuilds the tables, which it refuses while a trigger
     # names one of them.
-    for statement in key_sequences.drop_statements(_dialect(), outbox):
-        op.execute(statement)
+    _drop_key_trigger(outbox)
     with op.batch_alter_table(outbox_keys) as batch:
         batch.drop_column("last_by_type")
     with op.batch_alter_table(outbox) as batch:
         batch.drop_column("key_previous")
-    for statement in key_sequences.create_statements(_dialect(), outbox, outbox_keys, version=5):
+    _create_key_trigger(outbox, outbox_keys, version=5)
+
+
+def _create_key_trigger(outbox: str, keys: str, *, version: int) -> None:
+    """The trigger numbering ``outbox``'s keyed rows, as schema ``version`` made it."""
+    for statement in key_sequences.create_statements(_dialect(), outbox, keys, version=version):
+        op.execute(statement)
+
+
+def _drop_key_trigger(outbox: str) -> None:
+    for statement in key_sequences.drop_statements(_dialect(), outbox):
         op.execute(statement)
 
 

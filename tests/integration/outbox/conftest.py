@@ -4,6 +4,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine
@@ -123,3 +124,22 @@ async def relay_for(
     finally:
         await publisher.close()
         await engine.dispose()
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def either_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database with the outbox tables: a fresh PostgreSQL one, or a new SQLite file."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("outbox_db"))
+    return f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
+
+
+@pytest.fixture
+async def either_engine(either_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on ``either_database`` (the SQLite file's tables made first)."""
+    engine = make_engine(either_database)
+    if engine.dialect.name == "sqlite":
+        async with engine.begin() as connection:
+            await connection.run_sync(create_outbox_schema)
+    yield engine
+    await engine.dispose()

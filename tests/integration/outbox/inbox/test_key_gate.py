@@ -10,9 +10,8 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select, text
@@ -24,7 +23,7 @@ from cloudcrm_outbox.inbox.key_gate import GivenUpPlace
 from cloudcrm_outbox.inbox.processor import PARKED, InboxProcessor
 from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
 from cloudcrm_outbox.storage.tables import outbox_tables
-from tests.support.events import OrderCancelled, create_outbox_schema
+from tests.support.events import OrderCancelled
 
 pytestmark = pytest.mark.postgres
 
@@ -57,22 +56,10 @@ def keyed(key: uuid.UUID, place: int) -> Decoded:
     return Decoded(uuid.uuid4(), OrderCancelled(order_id=order_id), None, str(key), place)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database with the outbox tables: a fresh PostgreSQL one, or a new SQLite file."""
-    if request.param == "postgresql":
-        return str(request.getfixturevalue("outbox_db"))
-    return f"sqlite+aiosqlite:///{tmp_path / 'inbox.db'}"
-
-
 @pytest.fixture
-async def engine(database: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database)
-    if engine.dialect.name == "sqlite":
-        async with engine.begin() as connection:
-            await connection.run_sync(create_outbox_schema)
-    yield engine
-    await engine.dispose()
+def engine(either_engine: AsyncEngine) -> AsyncEngine:
+    """On PostgreSQL and on SQLite (``either_engine``)."""
+    return either_engine
 
 
 def processor(engine: AsyncEngine, handler: Applied) -> InboxProcessor:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import pytest
 from sqlalchemy import text
@@ -21,9 +20,9 @@ from cloudcrm_outbox.brokers.publisher import OutgoingMessage, PublishResult
 from cloudcrm_outbox.events import KEY_HEADER, PREVIOUS_HEADER, SEQUENCE_HEADER
 from cloudcrm_outbox.relay.policy import RelayPolicy
 from cloudcrm_outbox.relay.relay import OutboxRelay
-from cloudcrm_outbox.storage.engine import make_engine, make_sessionmaker
+from cloudcrm_outbox.storage.engine import make_sessionmaker
 from tests.integration.outbox.conftest import placed
-from tests.support.events import OrderCancelled, create_outbox_schema
+from tests.support.events import OrderCancelled
 
 pytestmark = pytest.mark.postgres
 
@@ -71,22 +70,10 @@ class SimulatedKillError(BaseException):
     """Ends the batch as a kill -9 would: nothing after it runs, the transaction is gone."""
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A database with the outbox tables: a fresh PostgreSQL one, or a new SQLite file."""
-    if request.param == "postgresql":
-        return str(request.getfixturevalue("outbox_db"))
-    return f"sqlite+aiosqlite:///{tmp_path / 'outbox.db'}"
-
-
 @pytest.fixture
-async def engine(database: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(database)
-    if engine.dialect.name == "sqlite":
-        async with engine.begin() as connection:
-            await connection.run_sync(create_outbox_schema)
-    yield engine
-    await engine.dispose()
+def engine(either_engine: AsyncEngine) -> AsyncEngine:
+    """On PostgreSQL and on SQLite (``either_engine``)."""
+    return either_engine
 
 
 async def write(engine: AsyncEngine, key: str | None, count: int = 1) -> list[uuid.UUID]:
@@ -230,7 +217,7 @@ async def test_a_failed_row_holds_the_rest_of_its_key_until_it_is_replayed(
     assert broker.received[-1].message_id == later
 
 
-@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("either_database", ["postgresql"], indirect=True)
 async def test_a_second_writer_of_a_key_waits_and_takes_the_next_number(
     engine: AsyncEngine,
 ) -> None:
@@ -264,7 +251,7 @@ async def test_a_second_writer_of_a_key_waits_and_takes_the_next_number(
     assert numbered[third[0]] == ("order-2", 1)
 
 
-@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("either_database", ["postgresql"], indirect=True)
 async def test_two_relays_never_have_one_key_in_flight_at_once(engine: AsyncEngine) -> None:
     await write(engine, "order-1", 2)
     await write(engine, "order-2")
